@@ -1,0 +1,52 @@
+# statelab — the Makefile targets are the user interface; `make help` lists them.
+
+GO      ?= go
+BIN     := bin/statelab
+PKGS    := ./...
+# How long each fuzz target runs in `make test` (longer: make fuzz FUZZTIME=1m).
+FUZZTIME ?= 3s
+
+.PHONY: help build test unit fuzz bench lint run-stateful run-stateless demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/statelab
+	$(GO) build -o $(BIN) ./cmd/statelab
+
+test: lint unit fuzz ## everything CI runs: lint, the race-enabled tests, a short fuzz of each target
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+fuzz: ## run each fuzz target for FUZZTIME
+	@set -e; for t in $$($(GO) test -list '^Fuzz' $(PKGS) 2>/dev/null | grep -E '^(Fuzz|ok)' | awk '/^Fuzz/{f=f" "$$1} /^ok/{if(f!=""){print $$2":"f}; f=""}'); do \
+		pkg=$${t%%:*}; for f in $${t#*:}; do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+bench: ## run the benchmarks (numbers quoted in the README)
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+lint: ## gofmt, go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+run-stateful: build ## run the stateful server on 127.0.0.1:5001
+	$(BIN) stateful
+
+run-stateless: build ## run the stateless server on 127.0.0.1:5002
+	$(BIN) stateless
+
+demo: build ## run the lab (today: both servers side by side; the comparison runner comes next)
+	@echo "Starting both servers on one shared database (Ctrl-C stops both):"
+	@echo "  stateful  http://127.0.0.1:5001   (cookie sessions in process memory)"
+	@echo "  stateless http://127.0.0.1:5002   (bearer tokens, nothing kept between requests)"
+	@echo "Try the curl walk-through in README.md."
+	@trap 'kill 0' INT TERM; $(BIN) stateful & $(BIN) stateless & wait
+
+clean: ## remove the binary, the demo database and reports
+	rm -rf bin data reports

@@ -1,0 +1,283 @@
+// Command statelab runs the lab: the stateful and the stateless library
+// servers, each on its own or as replicas started by the comparison runner.
+//
+// Run "statelab -h" for the subcommands and "statelab SUBCOMMAND -h" for
+// their flags. Every flag can also be set from an environment variable named
+// STATELAB_ and the flag's name in capitals, e.g. STATELAB_ADDR.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/stateful"
+	"github.com/statelab/statelab/stateless"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "statelab: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `statelab — a hands-on lab for the REST stateless constraint.
+
+Usage:
+  statelab stateful  [flags]   the library server that keeps sessions in its memory (default 127.0.0.1:5001)
+  statelab stateless [flags]   the library server that keeps nothing between requests (default 127.0.0.1:5002)
+
+Run "statelab SUBCOMMAND -h" for a subcommand's flags. Every flag can also be
+set through its environment variable (shown in the help), e.g. STATELAB_ADDR.
+`
+
+// run is the whole program, with its inputs passed in so tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("name a subcommand: stateful or stateless")
+	}
+	switch cmd := args[1]; cmd {
+	case "stateful", "stateless":
+		return runServer(ctx, cmd, args[2:], getenv, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown subcommand %q", cmd)
+	}
+}
+
+// serverConfig is what the flags of a server subcommand say.
+type serverConfig struct {
+	addr            string
+	db              string
+	replica         string
+	logLevel        slog.Level
+	logFormat       string
+	shutdownTimeout time.Duration
+
+	sessionKey    string // stateful
+	secureCookies bool
+	sessionTTL    time.Duration
+
+	jwtSecret string // stateless
+	jwtTTL    time.Duration
+}
+
+func parseServerFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (serverConfig, error) {
+	c := serverConfig{}
+	fs := newFlagSet("statelab "+name, getenv, stderr)
+	defAddr := "127.0.0.1:5001"
+	if name == "stateless" {
+		defAddr = "127.0.0.1:5002"
+	}
+	fs.String(&c.addr, "addr", defAddr, "`host:port` to listen on (port 0 picks a free one)")
+	fs.String(&c.db, "db", "./data/library.db", "SQLite `file` of the shared resource state (created and seeded when missing)")
+	fs.String(&c.replica, "replica-id", strconv.Itoa(os.Getpid()), "this process's replica `id`, in logs, metrics and the "+api.ReplicaHeader+" header")
+	fs.Func("log-level", "log `level`: debug, info, warn or error (default info)", "STATELAB_LOG_LEVEL", c.logLevel.UnmarshalText)
+	fs.String(&c.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.Duration(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish after SIGTERM")
+	switch name {
+	case "stateful":
+		fs.Secret(&c.sessionKey, "session-key", "`secret` that signs session cookies, at least 32 bytes; give every replica the same one (default: random, so cookies die with the process)")
+		fs.Bool(&c.secureCookies, "secure-cookies", false, "mark the session cookie Secure (only sent over HTTPS)")
+		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long an idle session is kept")
+	case "stateless":
+		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
+		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return c, fmt.Errorf("-log-format %q: use text or json", c.logFormat)
+	}
+	if c.sessionTTL < 0 || c.jwtTTL < 0 || c.shutdownTimeout < 0 {
+		return c, errors.New("durations must not be negative")
+	}
+	for _, s := range []struct{ flag, value string }{{"session-key", c.sessionKey}, {"jwt-secret", c.jwtSecret}} {
+		if s.value != "" && len(s.value) < 32 {
+			return c, fmt.Errorf("-%s is %d bytes; use at least 32 (e.g. openssl rand -hex 32)", s.flag, len(s.value))
+		}
+	}
+	return c, nil
+}
+
+// runServer runs one replica of the stateful or stateless server until ctx
+// is cancelled, then drains it.
+func runServer(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) error {
+	c, err := parseServerFlags(name, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	opts := &slog.HandlerOptions{Level: c.logLevel}
+	var h slog.Handler = slog.NewTextHandler(stderr, opts)
+	if c.logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, opts)
+	}
+	logger := slog.New(h).With("server", name, "replica", c.replica)
+
+	store, err := sqlite.Open(ctx, c.db)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", c.db, err)
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	readiness := &api.Readiness{}
+	cfg := api.Config{Replica: c.replica, Store: store, Logger: logger, Registry: reg, Readiness: readiness}
+
+	var handler http.Handler
+	switch name {
+	case "stateful":
+		key, err := secretOrRandom(c.sessionKey, "session-key", logger)
+		if err != nil {
+			return err
+		}
+		sessStore := stateful.NewMemoryStore(key, sessions.Options{
+			Path: "/", MaxAge: int(c.sessionTTL.Seconds()), HttpOnly: true, Secure: c.secureCookies, SameSite: http.SameSiteLaxMode,
+		}, time.Now)
+		handler = stateful.NewServer(cfg, sessStore)
+	case "stateless":
+		secret, err := secretOrRandom(c.jwtSecret, "jwt-secret", logger)
+		if err != nil {
+			return err
+		}
+		handler = stateless.NewServer(cfg, stateless.NewTokens(secret, c.jwtTTL, time.Now), time.Now)
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another statelab running? pick another port with -addr)", c.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", "http://"+ln.Addr().String(), "db", c.db, "pid", os.Getpid())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining in-flight requests", "timeout", c.shutdownTimeout)
+	readiness.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// secretOrRandom returns the configured secret, or a random one with a
+// warning that says what that costs.
+func secretOrRandom(secret, flagName string, logger *slog.Logger) ([]byte, error) {
+	if secret != "" {
+		return []byte(secret), nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("make random %s: %w", flagName, err)
+	}
+	logger.Warn("no -"+flagName+" given: using a random one, so other replicas and a restarted process will not accept what this one signs",
+		"env", envName(flagName))
+	return b, nil
+}
+
+// flagSet is a flag.FlagSet whose every flag falls back to an environment
+// variable. The built-in default is what -h shows; a secret's value from the
+// environment is never shown.
+type flagSet struct {
+	*flag.FlagSet
+	getenv func(string) string
+}
+
+func newFlagSet(name string, getenv func(string) string, stderr io.Writer) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &flagSet{FlagSet: fs, getenv: getenv}
+}
+
+func envName(flagName string) string {
+	return "STATELAB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (f *flagSet) String(p *string, name, def, usage string) {
+	f.StringVar(p, name, def, usage+" [$"+envName(name)+"]")
+}
+
+func (f *flagSet) Secret(p *string, name, usage string) {
+	f.StringVar(p, name, "", usage+" [$"+envName(name)+"]")
+}
+
+func (f *flagSet) Bool(p *bool, name string, def bool, usage string) {
+	f.BoolVar(p, name, def, usage+" [$"+envName(name)+"]")
+}
+
+func (f *flagSet) Duration(p *time.Duration, name string, def time.Duration, usage string) {
+	f.DurationVar(p, name, def, usage+" [$"+envName(name)+"]")
+}
+
+func (f *flagSet) Func(name, usage, env string, fn func([]byte) error) {
+	f.FlagSet.Func(name, usage+" [$"+env+"]", func(s string) error { return fn([]byte(s)) })
+}
+
+// Parse parses the command line, then fills every flag the command line did
+// not set from its environment variable.
+func (f *flagSet) Parse(args []string) error {
+	if err := f.FlagSet.Parse(args); err != nil {
+		return err
+	}
+	if f.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags start with -; see -h)", f.Arg(0))
+	}
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	var err error
+	f.VisitAll(func(fl *flag.Flag) {
+		v := f.getenv(envName(fl.Name))
+		if set[fl.Name] || v == "" || err != nil {
+			return
+		}
+		if e := f.Set(fl.Name, v); e != nil {
+			err = fmt.Errorf("$%s=%q: %v", envName(fl.Name), v, e)
+		}
+	})
+	return err
+}

@@ -1,0 +1,159 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/statelab/statelab/internal/library"
+)
+
+// ReplicaHeader names the response header that tells which replica
+// answered. The walkthrough and the comparison runner read it to show
+// requests landing on different processes.
+const ReplicaHeader = "X-Statelab-Replica"
+
+// Readiness is a process's answer to "may I send you traffic?". It turns
+// false for good once Drain is called, so a balancer stops sending new
+// requests while the in-flight ones finish.
+type Readiness struct{ draining atomic.Bool }
+
+// Drain marks the process as shutting down.
+func (r *Readiness) Drain() { r.draining.Store(true) }
+
+// Draining reports whether Drain has been called.
+func (r *Readiness) Draining() bool { return r.draining.Load() }
+
+// Config is what the shared part of both servers needs.
+type Config struct {
+	Service   string // "stateful" or "stateless", shown by /api/health
+	Replica   string // this process's replica id
+	Store     library.Store
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry // this process's own registry, served at /metrics
+	Readiness *Readiness
+}
+
+// API is a router with the shared routes and the instrumentation every
+// route gets. A server builds one with New, adds its own routes with Handle,
+// mounts the library with HandleLibrary, and serves it.
+type API struct {
+	cfg        Config
+	router     *mux.Router
+	registerer prometheus.Registerer
+	requests   *prometheus.CounterVec
+	durations  *prometheus.HistogramVec
+}
+
+// New returns an API with the public routes (health, readiness, metrics)
+// and JSON answers for unknown paths and methods. Every metric registered
+// through it carries the constant labels server and replica.
+func New(cfg Config) *API {
+	if cfg.Readiness == nil {
+		cfg.Readiness = &Readiness{}
+	}
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"server": cfg.Service, "replica": cfg.Replica}, cfg.Registry)
+	a := &API{
+		cfg:        cfg,
+		router:     mux.NewRouter(),
+		registerer: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statelab_http_requests_total",
+			Help: "HTTP requests answered by this replica, by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "statelab_http_request_duration_seconds",
+			Help:    "Time this replica took to answer HTTP requests, by route template, method and status code.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"route", "method", "code"}),
+	}
+	reg.MustRegister(a.requests, a.durations)
+
+	a.router.NotFoundHandler = a.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Error(w, r, cfg.Logger, errorf(library.ENOTFOUND, "There is no %s on this server; see the API table in the README.", r.URL.Path))
+	}))
+	a.router.MethodNotAllowedHandler = a.instrument("unmatched", http.HandlerFunc(a.methodNotAllowed))
+
+	a.Handle("GET", "/api/health", a.handleHealth())
+	a.Handle("GET", "/api/ready", a.handleReady())
+	a.Handle("GET", "/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
+	return a
+}
+
+// Registerer returns the registerer a server uses for its own metrics; it
+// adds the server and replica labels.
+func (a *API) Registerer() prometheus.Registerer { return a.registerer }
+
+// Handle registers h for one method and path template, counted and timed
+// under that template (never the raw path, so ids don't explode the label
+// set).
+func (a *API) Handle(method, path string, h http.Handler) {
+	a.router.Handle(path, a.instrument(path, h)).Methods(method)
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(ReplicaHeader, a.cfg.Replica)
+	a.router.ServeHTTP(w, r)
+}
+
+func (a *API) instrument(route string, h http.Handler) http.Handler {
+	labels := prometheus.Labels{"route": route}
+	return promhttp.InstrumentHandlerDuration(a.durations.MustCurryWith(labels),
+		promhttp.InstrumentHandlerCounter(a.requests.MustCurryWith(labels), h))
+}
+
+// methodNotAllowed answers 405 with the Allow header that RFC 9110 asks
+// for, found by asking the router which methods would have matched.
+func (a *API) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		var match mux.RouteMatch
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if a.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	Error(w, r, a.cfg.Logger, errorf(library.EMETHODNOTALLOWED, "%s does not answer %s; it answers %s.", r.URL.Path, r.Method, strings.Join(allowed, ", ")))
+}
+
+// health is the body of /api/health.
+type health struct {
+	Success bool   `json:"success"`
+	Status  string `json:"status"`
+	Service string `json:"service"`
+	Replica string `json:"replica"`
+}
+
+func (a *API) handleHealth() http.Handler {
+	body := health{Success: true, Status: "healthy", Service: a.cfg.Service, Replica: a.cfg.Replica}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Encode(w, http.StatusOK, body)
+	})
+}
+
+func (a *API) handleReady() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.Readiness.Draining() {
+			Error(w, r, a.cfg.Logger, errorf(library.ENOTREADY, "This replica is shutting down; send requests elsewhere."))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := a.cfg.Store.Ping(ctx); err != nil {
+			a.cfg.Logger.Warn("store unreachable", "err", err)
+			Error(w, r, a.cfg.Logger, errorf(library.ENOTREADY, "This replica cannot reach the library database."))
+			return
+		}
+		Encode(w, http.StatusOK, health{Success: true, Status: "ready", Service: a.cfg.Service, Replica: a.cfg.Replica})
+	})
+}

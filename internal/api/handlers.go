@@ -1,0 +1,345 @@
+package api
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/statelab/statelab/internal/library"
+)
+
+// Page limits for GET /api/books.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// Member returns the request's member. The authentication middleware put it
+// there; its absence is a wiring bug, reported as an internal error.
+func Member(r *http.Request) (library.Member, error) {
+	m, ok := library.MemberFromContext(r.Context())
+	if !ok {
+		return m, fmt.Errorf("no member in the context of %s %s: the route is not behind authentication", r.Method, r.URL.Path)
+	}
+	return m, nil
+}
+
+// PathID parses the named path variable as a positive integer id.
+func PathID(r *http.Request, name string) (int64, error) {
+	raw := mux.Vars(r)[name]
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errorf(library.EINVALID, "%q is not a valid %s: use a positive whole number.", raw, name)
+	}
+	return id, nil
+}
+
+// me is the body of GET /api/me.
+type me struct {
+	library.Member
+	ServedBy string `json:"served_by"`
+}
+
+func handleMe(replica string, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := Member(r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		OK(w, http.StatusOK, me{Member: m, ServedBy: replica}, "You are "+m.Email+".")
+	})
+}
+
+// pageMeta is the "meta" of a list of books.
+type pageMeta struct {
+	Total  int `json:"total"`
+	Limit  int `json:"limit"`
+	Offset int `json:"offset"`
+}
+
+func handleListBooks(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := parseBookFilter(r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		books, total, err := store.FindBooks(r.Context(), f)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		if books == nil {
+			books = []library.Book{}
+		}
+		Encode(w, http.StatusOK, Envelope{
+			Success: true,
+			Data:    books,
+			Meta:    pageMeta{Total: total, Limit: f.Limit, Offset: f.Offset},
+			Message: fmt.Sprintf("%d of %d books.", len(books), total),
+		})
+	})
+}
+
+func parseBookFilter(r *http.Request) (library.BookFilter, error) {
+	q := r.URL.Query()
+	f := library.BookFilter{
+		Query:  strings.TrimSpace(q.Get("q")),
+		Author: strings.TrimSpace(q.Get("author")),
+		Limit:  DefaultPageSize,
+	}
+	if v := q.Get("available"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, errorf(library.EINVALID, "available=%q: use true or false.", v)
+		}
+		f.Available = &b
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return f, errorf(library.EINVALID, "limit=%q: use a whole number from 1 to %d.", v, MaxPageSize)
+		}
+		f.Limit = n
+	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return f, errorf(library.EINVALID, "offset=%q: use a whole number, 0 or more.", v)
+		}
+		f.Offset = n
+	}
+	return f, nil
+}
+
+func handleGetBook(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := PathID(r, "id")
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		b, err := store.FindBookByID(r.Context(), id)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		OK(w, http.StatusOK, b, "")
+	})
+}
+
+// bookInput is the body of POST /api/books and PUT /api/books/{id}. Pointer
+// fields tell "left out" from "set to zero".
+type bookInput struct {
+	Title  *string `json:"title"`
+	Author *string `json:"author"`
+	ISBN   *string `json:"isbn"`
+	Year   *int    `json:"year"`
+	Copies *int    `json:"copies"`
+}
+
+// requireLibrarian returns the member when it may change the catalog.
+func requireLibrarian(r *http.Request) (library.Member, error) {
+	m, err := Member(r)
+	if err != nil {
+		return m, err
+	}
+	if m.Role != library.RoleLibrarian {
+		return m, errorf(library.EFORBIDDEN, "Only a librarian may change the catalog; %s is a %s.", m.Email, m.Role)
+	}
+	return m, nil
+}
+
+func handleCreateBook(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := requireLibrarian(r); err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		in, err := Decode[bookInput](w, r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		if in.Title == nil || in.Author == nil {
+			Error(w, r, logger, errorf(library.EINVALID, "A new book needs at least a title and an author."))
+			return
+		}
+		b := library.Book{Title: *in.Title, Author: *in.Author, Copies: 1}
+		if in.ISBN != nil {
+			b.ISBN = *in.ISBN
+		}
+		if in.Year != nil {
+			b.Year = *in.Year
+		}
+		if in.Copies != nil {
+			b.Copies = *in.Copies
+		}
+		b, err = store.CreateBook(r.Context(), b)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		OK(w, http.StatusCreated, b, fmt.Sprintf("Added %q to the catalog.", b.Title))
+	})
+}
+
+func handleUpdateBook(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := requireLibrarian(r); err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		id, err := PathID(r, "id")
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		in, err := Decode[bookInput](w, r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		b, err := store.UpdateBook(r.Context(), id, library.BookUpdate{
+			Title: in.Title, Author: in.Author, ISBN: in.ISBN, Year: in.Year, Copies: in.Copies,
+		})
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		OK(w, http.StatusOK, b, fmt.Sprintf("Updated %q.", b.Title))
+	})
+}
+
+func handleDeleteBook(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := requireLibrarian(r); err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		id, err := PathID(r, "id")
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		if err := store.DeleteBook(r.Context(), id); err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		OK(w, http.StatusOK, nil, fmt.Sprintf("Book %d was removed from the catalog.", id))
+	})
+}
+
+// borrowInput is the optional body of POST /api/books/{id}/borrow.
+type borrowInput struct {
+	BorrowerName string `json:"borrower_name"`
+	Days         int    `json:"days"`
+}
+
+func handleBorrowBook(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := Member(r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		id, err := PathID(r, "id")
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		in, err := DecodeOptional[borrowInput](w, r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		recs, err := store.Borrow(r.Context(), library.BorrowRequest{
+			MemberID: m.ID, BookIDs: []int64{id}, BorrowerName: in.BorrowerName, Days: in.Days,
+		})
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		OK(w, http.StatusCreated, recs[0], fmt.Sprintf("You borrowed %q; it is due back on %s.", recs[0].BookTitle, recs[0].DueDate.Format("2006-01-02")))
+	})
+}
+
+// BorrowBooksInput is the body of POST /api/borrows: the stateless client's
+// own cart, sent whole.
+type BorrowBooksInput struct {
+	BookIDs      []int64 `json:"book_ids"`
+	BorrowerName string  `json:"borrower_name"`
+	Days         int     `json:"days"`
+}
+
+func handleBorrowBooks(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := Member(r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		in, err := Decode[BorrowBooksInput](w, r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		if len(in.BookIDs) == 0 {
+			Error(w, r, logger, errorf(library.EINVALID, "book_ids must list at least one book id."))
+			return
+		}
+		recs, err := store.Borrow(r.Context(), library.BorrowRequest{
+			MemberID: m.ID, BookIDs: in.BookIDs, BorrowerName: in.BorrowerName, Days: in.Days,
+		})
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		OK(w, http.StatusCreated, recs, fmt.Sprintf("You borrowed %d book(s).", len(recs)))
+	})
+}
+
+func handleListBorrows(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := Member(r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		recs, err := store.FindBorrows(r.Context(), m.ID)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		if recs == nil {
+			recs = []library.BorrowRecord{}
+		}
+		OK(w, http.StatusOK, recs, fmt.Sprintf("%d borrow record(s).", len(recs)))
+	})
+}
+
+func handleReturn(store library.Store, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := Member(r)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		id, err := PathID(r, "id")
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		rec, err := store.ReturnBorrow(r.Context(), m.ID, id)
+		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		OK(w, http.StatusOK, rec, fmt.Sprintf("You returned %q.", rec.BookTitle))
+	})
+}

@@ -1,0 +1,26 @@
+package api
+
+import "net/http"
+
+// HandleLibrary mounts the library's resource routes, each behind
+// authenticate: the one place where the two servers differ. authenticate
+// must put the request's member in its context with
+// library.NewContextWithMember, or answer the request itself.
+//
+// Together with the routes a server adds through Handle, this is the whole
+// API at a glance.
+func (a *API) HandleLibrary(authenticate func(http.Handler) http.Handler) {
+	s, l := a.cfg.Store, a.cfg.Logger
+	a.Handle("GET", "/api/me", authenticate(handleMe(a.cfg.Replica, l)))
+
+	a.Handle("GET", "/api/books", authenticate(handleListBooks(s, l)))
+	a.Handle("POST", "/api/books", authenticate(handleCreateBook(s, l)))
+	a.Handle("GET", "/api/books/{id}", authenticate(handleGetBook(s, l)))
+	a.Handle("PUT", "/api/books/{id}", authenticate(handleUpdateBook(s, l)))
+	a.Handle("DELETE", "/api/books/{id}", authenticate(handleDeleteBook(s, l)))
+	a.Handle("POST", "/api/books/{id}/borrow", authenticate(handleBorrowBook(s, l)))
+
+	a.Handle("GET", "/api/borrows", authenticate(handleListBorrows(s, l)))
+	a.Handle("POST", "/api/borrows", authenticate(handleBorrowBooks(s, l)))
+	a.Handle("POST", "/api/borrows/{id}/return", authenticate(handleReturn(s, l)))
+}

@@ -1,0 +1,143 @@
+package library
+
+import (
+	"context"
+	"time"
+)
+
+// Roles a member can have.
+const (
+	RoleMember    = "member"
+	RoleLibrarian = "librarian"
+)
+
+// Book is a title in the catalog. Copies is how many the library owns;
+// AvailableCopies how many are on the shelf now.
+type Book struct {
+	ID              int64  `json:"id"`
+	Title           string `json:"title"`
+	Author          string `json:"author"`
+	ISBN            string `json:"isbn"`
+	Year            int    `json:"year"`
+	Copies          int    `json:"copies"`
+	AvailableCopies int    `json:"available_copies"`
+	Available       bool   `json:"available"`
+}
+
+// BookFilter selects a page of the catalog. Empty fields match everything.
+type BookFilter struct {
+	Query     string // matched against title, author and ISBN
+	Author    string // matched against author only
+	Available *bool  // when set, only books with (or without) a copy on the shelf
+	Limit     int
+	Offset    int
+}
+
+// BookUpdate holds the fields of a book a librarian may change; nil fields
+// stay as they are.
+type BookUpdate struct {
+	Title  *string
+	Author *string
+	ISBN   *string
+	Year   *int
+	Copies *int
+}
+
+// BorrowRecord is one copy of one book lent to one member.
+type BorrowRecord struct {
+	ID            int64      `json:"id"`
+	BookID        int64      `json:"book_id"`
+	BookTitle     string     `json:"book_title"`
+	MemberID      int64      `json:"-"`
+	BorrowerEmail string     `json:"borrower_email"`
+	BorrowerName  string     `json:"borrower_name"`
+	BorrowDate    time.Time  `json:"borrow_date"`
+	DueDate       time.Time  `json:"due_date"`
+	Returned      bool       `json:"returned"`
+	ReturnDate    *time.Time `json:"return_date,omitempty"`
+}
+
+// BorrowRequest asks to lend one copy of each of BookIDs to a member, all or
+// none.
+type BorrowRequest struct {
+	MemberID     int64
+	BookIDs      []int64
+	BorrowerName string // defaults to the member's name
+	Days         int    // loan length; defaults to DefaultLoanDays
+}
+
+// Loan lengths, in days.
+const (
+	DefaultLoanDays = 14
+	MaxLoanDays     = 90
+)
+
+// Member is someone who can sign in. PasswordHash is a bcrypt hash, empty
+// for members registered by email alone (the original lab's key flow).
+type Member struct {
+	ID           int64     `json:"id"`
+	Email        string    `json:"email"`
+	Name         string    `json:"name"`
+	Role         string    `json:"role"`
+	PasswordHash string    `json:"-"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// APIKey is the stored half of an API key: its public id and the SHA-256
+// hash of the whole key. The key itself is shown to its owner once and never
+// stored.
+type APIKey struct {
+	ID        string
+	MemberID  int64
+	Hash      []byte
+	CreatedAt time.Time
+}
+
+// Store holds the resource state: everything both servers share through one
+// database. It holds no conversation state; that is the whole point.
+type Store interface {
+	// Ping reports whether the store can answer queries.
+	Ping(ctx context.Context) error
+
+	// FindBooks returns a page of books matching f and the total number of
+	// matches.
+	FindBooks(ctx context.Context, f BookFilter) ([]Book, int, error)
+	// FindBookByID returns ENOTFOUND when no book has the id.
+	FindBookByID(ctx context.Context, id int64) (Book, error)
+	// CreateBook stores b (its ID and availability are set by the store) and
+	// returns it as stored.
+	CreateBook(ctx context.Context, b Book) (Book, error)
+	// UpdateBook changes the given fields. Changing Copies changes the copies
+	// on the shelf by the same amount; it is a conflict to drop below the
+	// copies lent out.
+	UpdateBook(ctx context.Context, id int64, u BookUpdate) (Book, error)
+	// DeleteBook removes a book; a conflict while copies are lent out.
+	DeleteBook(ctx context.Context, id int64) error
+
+	// Borrow lends one copy of every requested book in one transaction, or
+	// none: EUNAVAILABLE (with the ids in Detail) when any has no copy left,
+	// ENOTFOUND when any does not exist.
+	Borrow(ctx context.Context, req BorrowRequest) ([]BorrowRecord, error)
+	// FindBorrows returns a member's borrow records, newest first.
+	FindBorrows(ctx context.Context, memberID int64) ([]BorrowRecord, error)
+	// ReturnBorrow marks a borrow returned: EFORBIDDEN when it is not the
+	// member's, ECONFLICT when already returned.
+	ReturnBorrow(ctx context.Context, memberID, borrowID int64) (BorrowRecord, error)
+
+	// FindMemberByEmail returns ENOTFOUND when no member has the email.
+	FindMemberByEmail(ctx context.Context, email string) (Member, error)
+	// FindMemberByID returns ENOTFOUND when no member has the id.
+	FindMemberByID(ctx context.Context, id int64) (Member, error)
+	// CreateMember stores m and returns it with its id; ECONFLICT when the
+	// email is taken.
+	CreateMember(ctx context.Context, m Member) (Member, error)
+
+	// CreateAPIKey stores a key's id and hash.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// FindAPIKey returns the key with the id and its member; ENOTFOUND
+	// when there is no such key or it has been revoked.
+	FindAPIKey(ctx context.Context, id string) (APIKey, Member, error)
+	// RevokeAPIKey deletes a key: ENOTFOUND when there is none, EFORBIDDEN
+	// when it belongs to another member.
+	RevokeAPIKey(ctx context.Context, memberID int64, id string) error
+}

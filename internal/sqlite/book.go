@@ -1,0 +1,273 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/statelab/statelab/internal/library"
+)
+
+// Limits on a book's fields.
+const (
+	maxCopies = 1000
+	maxYear   = 3000
+)
+
+// Page sizes of FindBooks.
+const (
+	defaultLimit = 20
+	maxLimit     = 100
+)
+
+// bookColumns are the columns scanBook reads, in order.
+const bookColumns = `id, title, author, COALESCE(isbn, ''), year, copies, available_copies`
+
+// scanBook reads one row of bookColumns.
+func scanBook(row interface{ Scan(...any) error }) (library.Book, error) {
+	var b library.Book
+	if err := row.Scan(&b.ID, &b.Title, &b.Author, &b.ISBN, &b.Year, &b.Copies, &b.AvailableCopies); err != nil {
+		return library.Book{}, err
+	}
+	b.Available = b.AvailableCopies > 0
+	return b, nil
+}
+
+// FindBooks returns a page of books matching f, ordered by id, and the total
+// number of matches. Both come from one snapshot, so the total agrees with
+// the page.
+func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Book, int, error) {
+	var where []string
+	var args []any
+	if q := strings.TrimSpace(f.Query); q != "" {
+		p := likePattern(q)
+		where = append(where, `(title LIKE ? ESCAPE '\' OR author LIKE ? ESCAPE '\' OR isbn LIKE ? ESCAPE '\')`)
+		args = append(args, p, p, p)
+	}
+	if a := strings.TrimSpace(f.Author); a != "" {
+		where = append(where, `author LIKE ? ESCAPE '\'`)
+		args = append(args, likePattern(a))
+	}
+	if f.Available != nil {
+		if *f.Available {
+			where = append(where, `available_copies > 0`)
+		} else {
+			where = append(where, `available_copies = 0`)
+		}
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+
+	limit, offset := f.Limit, f.Offset
+	if limit <= 0 {
+		limit = defaultLimit
+	} else if limit > maxLimit {
+		limit = maxLimit
+	}
+	if offset < 0 {
+		offset = 0
+	}
+
+	books := []library.Book{}
+	var total int
+	err := db.inReadTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM books`+cond, args...).Scan(&total); err != nil {
+			return fmt.Errorf("sqlite: count books: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx,
+			`SELECT `+bookColumns+` FROM books`+cond+` ORDER BY id LIMIT ? OFFSET ?`,
+			append(args, limit, offset)...)
+		if err != nil {
+			return fmt.Errorf("sqlite: find books: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			b, err := scanBook(rows)
+			if err != nil {
+				return fmt.Errorf("sqlite: find books: %w", err)
+			}
+			books = append(books, b)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite: find books: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return books, total, nil
+}
+
+// likePattern makes s a LIKE pattern matching any text that contains s,
+// with LIKE's own wildcards in s matched literally.
+func likePattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(s) + "%"
+}
+
+// FindBookByID returns ENOTFOUND when no book has the id.
+func (db *DB) FindBookByID(ctx context.Context, id int64) (library.Book, error) {
+	return findBook(ctx, db.read, id)
+}
+
+// findBook looks a book up on q, a pool or a transaction.
+func findBook(ctx context.Context, q querier, id int64) (library.Book, error) {
+	b, err := scanBook(q.QueryRowContext(ctx, `SELECT `+bookColumns+` FROM books WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return library.Book{}, library.Errorf(library.ENOTFOUND, "Book %d not found", id)
+	} else if err != nil {
+		return library.Book{}, fmt.Errorf("sqlite: find book %d: %w", id, err)
+	}
+	return b, nil
+}
+
+// validateBook checks the fields a client sets on a book.
+func validateBook(b library.Book) error {
+	switch {
+	case b.Title == "":
+		return library.Errorf(library.EINVALID, "Title is required")
+	case b.Author == "":
+		return library.Errorf(library.EINVALID, "Author is required")
+	case b.Copies < 0 || b.Copies > maxCopies:
+		return library.Errorf(library.EINVALID, "Copies must be between 0 and %d", maxCopies)
+	case b.Year < 0 || b.Year > maxYear:
+		return library.Errorf(library.EINVALID, "Year must be between 0 and %d", maxYear)
+	}
+	return nil
+}
+
+// checkISBNFree returns ECONFLICT when another book than id has the ISBN.
+func checkISBNFree(ctx context.Context, tx *sql.Tx, isbn string, id int64) error {
+	if isbn == "" {
+		return nil
+	}
+	var other int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM books WHERE isbn = ? AND id != ?`, isbn, id).Scan(&other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("sqlite: check isbn: %w", err)
+	}
+	return library.Errorf(library.ECONFLICT, "ISBN %s is already used by book %d", isbn, other)
+}
+
+// CreateBook stores b with all its copies on the shelf and returns it as
+// stored. Its ID and availability are set here, whatever b holds.
+func (db *DB) CreateBook(ctx context.Context, b library.Book) (library.Book, error) {
+	b.Title, b.Author, b.ISBN = strings.TrimSpace(b.Title), strings.TrimSpace(b.Author), strings.TrimSpace(b.ISBN)
+	if err := validateBook(b); err != nil {
+		return library.Book{}, err
+	}
+	b.AvailableCopies = b.Copies
+	b.Available = b.Copies > 0
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := checkISBNFree(ctx, tx, b.ISBN, 0); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO books (title, author, isbn, year, copies, available_copies) VALUES (?, ?, ?, ?, ?, ?)`,
+			b.Title, b.Author, nullString(b.ISBN), b.Year, b.Copies, b.AvailableCopies)
+		if isUniqueViolation(err) {
+			return library.Errorf(library.ECONFLICT, "ISBN %s is already in the catalog", b.ISBN)
+		} else if err != nil {
+			return fmt.Errorf("sqlite: create book: %w", err)
+		}
+		if b.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("sqlite: create book: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return library.Book{}, err
+	}
+	return b, nil
+}
+
+// UpdateBook changes the given fields. A change of Copies moves the copies
+// on the shelf by the same amount, and is a conflict when it would leave
+// fewer copies than are lent out.
+func (db *DB) UpdateBook(ctx context.Context, id int64, u library.BookUpdate) (library.Book, error) {
+	var b library.Book
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if b, err = findBook(ctx, tx, id); err != nil {
+			return err
+		}
+		if u.Title != nil {
+			b.Title = strings.TrimSpace(*u.Title)
+		}
+		if u.Author != nil {
+			b.Author = strings.TrimSpace(*u.Author)
+		}
+		if u.ISBN != nil {
+			b.ISBN = strings.TrimSpace(*u.ISBN)
+		}
+		if u.Year != nil {
+			b.Year = *u.Year
+		}
+		if u.Copies != nil {
+			lent := b.Copies - b.AvailableCopies
+			if *u.Copies >= 0 && *u.Copies < lent {
+				return library.Errorf(library.ECONFLICT,
+					"Book %d cannot have %d copies while %d are lent out", id, *u.Copies, lent)
+			}
+			b.AvailableCopies += *u.Copies - b.Copies
+			b.Copies = *u.Copies
+		}
+		if err := validateBook(b); err != nil {
+			return err
+		}
+		b.Available = b.AvailableCopies > 0
+		if u.ISBN != nil {
+			if err := checkISBNFree(ctx, tx, b.ISBN, id); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx,
+			`UPDATE books SET title = ?, author = ?, isbn = ?, year = ?, copies = ?, available_copies = ? WHERE id = ?`,
+			b.Title, b.Author, nullString(b.ISBN), b.Year, b.Copies, b.AvailableCopies, id)
+		if isUniqueViolation(err) {
+			return library.Errorf(library.ECONFLICT, "ISBN %s is already in the catalog", b.ISBN)
+		} else if err != nil {
+			return fmt.Errorf("sqlite: update book %d: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return library.Book{}, err
+	}
+	return b, nil
+}
+
+// DeleteBook removes a book and its past (returned) borrow records; it is a
+// conflict while any copy is lent out.
+func (db *DB) DeleteBook(ctx context.Context, id int64) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := findBook(ctx, tx, id); err != nil {
+			return err
+		}
+		var active int
+		if err := tx.QueryRowContext(ctx,
+			`SELECT count(*) FROM borrows WHERE book_id = ? AND returned_at IS NULL`, id,
+		).Scan(&active); err != nil {
+			return fmt.Errorf("sqlite: delete book %d: %w", id, err)
+		}
+		if active > 0 {
+			return library.Errorf(library.ECONFLICT, "Book %d cannot be deleted while %d of its copies are lent out", id, active)
+		}
+		// The foreign key would cascade too; saying it here keeps the
+		// behaviour visible to a reader of this method.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM borrows WHERE book_id = ?`, id); err != nil {
+			return fmt.Errorf("sqlite: delete book %d: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM books WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("sqlite: delete book %d: %w", id, err)
+		}
+		return nil
+	})
+}

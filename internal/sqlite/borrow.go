@@ -1,0 +1,243 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/statelab/statelab/internal/library"
+)
+
+// maxBorrowBooks is how many books one Borrow may ask for.
+const maxBorrowBooks = 50
+
+// borrowSelect reads the columns scanBorrow expects; callers add a WHERE.
+const borrowSelect = `
+SELECT b.id, b.book_id, bk.title, b.member_id, m.email, b.borrower_name,
+       b.borrow_date, b.due_date, b.returned_at
+FROM borrows b
+JOIN books bk ON bk.id = b.book_id
+JOIN members m ON m.id = b.member_id`
+
+// scanBorrow reads one row of borrowSelect.
+func scanBorrow(row interface{ Scan(...any) error }) (library.BorrowRecord, error) {
+	var (
+		r                 library.BorrowRecord
+		borrowed, due     string
+		returned          sql.NullString
+		errBorrow, errDue error
+		returnedAt        time.Time
+		errReturned       error
+	)
+	if err := row.Scan(&r.ID, &r.BookID, &r.BookTitle, &r.MemberID, &r.BorrowerEmail, &r.BorrowerName,
+		&borrowed, &due, &returned); err != nil {
+		return library.BorrowRecord{}, err
+	}
+	r.BorrowDate, errBorrow = parseTime(borrowed)
+	r.DueDate, errDue = parseTime(due)
+	if returned.Valid {
+		returnedAt, errReturned = parseTime(returned.String)
+		r.Returned, r.ReturnDate = true, &returnedAt
+	}
+	if err := errors.Join(errBorrow, errDue, errReturned); err != nil {
+		return library.BorrowRecord{}, err
+	}
+	return r, nil
+}
+
+// findBorrow looks a borrow record up on q, a pool or a transaction.
+func findBorrow(ctx context.Context, q querier, id int64) (library.BorrowRecord, error) {
+	r, err := scanBorrow(q.QueryRowContext(ctx, borrowSelect+` WHERE b.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return library.BorrowRecord{}, library.Errorf(library.ENOTFOUND, "Borrow %d not found", id)
+	} else if err != nil {
+		return library.BorrowRecord{}, fmt.Errorf("sqlite: find borrow %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// validateBorrow checks a request before any lock is taken and returns the
+// loan length in days.
+func validateBorrow(req library.BorrowRequest) (int, error) {
+	if len(req.BookIDs) == 0 || len(req.BookIDs) > maxBorrowBooks {
+		return 0, library.Errorf(library.EINVALID, "Borrow between 1 and %d books at a time", maxBorrowBooks)
+	}
+	seen := make(map[int64]bool, len(req.BookIDs))
+	for _, id := range req.BookIDs {
+		if seen[id] {
+			return 0, library.Errorf(library.EINVALID, "Book %d is listed more than once", id)
+		}
+		seen[id] = true
+	}
+	days := req.Days
+	if days == 0 {
+		days = library.DefaultLoanDays
+	}
+	if days < 1 || days > library.MaxLoanDays {
+		return 0, library.Errorf(library.EINVALID, "A loan lasts between 1 and %d days", library.MaxLoanDays)
+	}
+	return days, nil
+}
+
+// Borrow lends one copy of every requested book in one IMMEDIATE
+// transaction, or none. Each copy is taken with a conditional decrement, so
+// two processes can never both take the last one: the second sees zero rows
+// updated and the whole request is rolled back as EUNAVAILABLE.
+func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.BorrowRecord, error) {
+	days, err := validateBorrow(req)
+	if err != nil {
+		return nil, err
+	}
+	var records []library.BorrowRecord
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		m, err := findMember(ctx, tx, `id = ?`, req.MemberID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return library.Errorf(library.ENOTFOUND, "Member %d not found", req.MemberID)
+		} else if err != nil {
+			return err
+		}
+
+		titles := make(map[int64]string, len(req.BookIDs))
+		for _, id := range req.BookIDs {
+			var title string
+			err := tx.QueryRowContext(ctx, `SELECT title FROM books WHERE id = ?`, id).Scan(&title)
+			if errors.Is(err, sql.ErrNoRows) {
+				return library.Errorf(library.ENOTFOUND, "Book %d not found", id)
+			} else if err != nil {
+				return fmt.Errorf("sqlite: borrow: %w", err)
+			}
+			titles[id] = title
+		}
+
+		unavailable := []int64{}
+		for _, id := range req.BookIDs {
+			res, err := tx.ExecContext(ctx,
+				`UPDATE books SET available_copies = available_copies - 1 WHERE id = ? AND available_copies > 0`, id)
+			if err != nil {
+				return fmt.Errorf("sqlite: borrow: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("sqlite: borrow: %w", err)
+			}
+			if n == 0 {
+				unavailable = append(unavailable, id)
+			}
+		}
+		if len(unavailable) > 0 {
+			// Returning an error rolls back the decrements already made.
+			names := make([]string, len(unavailable))
+			for i, id := range unavailable {
+				names[i] = fmt.Sprintf("book %d (%s)", id, titles[id])
+			}
+			e := library.Errorf(library.EUNAVAILABLE, "No copy left of %s", strings.Join(names, ", "))
+			e.Detail = map[string]any{"unavailable_book_ids": unavailable}
+			return e
+		}
+
+		name := strings.TrimSpace(req.BorrowerName)
+		if name == "" {
+			name = m.Name
+		}
+		now := time.Now().UTC()
+		due := now.AddDate(0, 0, days)
+		stmt, err := tx.PrepareContext(ctx,
+			`INSERT INTO borrows (book_id, member_id, borrower_name, borrow_date, due_date) VALUES (?, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("sqlite: borrow: %w", err)
+		}
+		defer stmt.Close()
+		for _, id := range req.BookIDs {
+			res, err := stmt.ExecContext(ctx, id, m.ID, name, formatTime(now), formatTime(due))
+			if err != nil {
+				return fmt.Errorf("sqlite: borrow: %w", err)
+			}
+			rid, err := res.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("sqlite: borrow: %w", err)
+			}
+			records = append(records, library.BorrowRecord{
+				ID:            rid,
+				BookID:        id,
+				BookTitle:     titles[id],
+				MemberID:      m.ID,
+				BorrowerEmail: m.Email,
+				BorrowerName:  name,
+				BorrowDate:    now,
+				DueDate:       due,
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return records, nil
+}
+
+// FindBorrows returns a member's borrow records, newest first. Ids grow in
+// commit order, which every process agrees on, unlike their clocks.
+func (db *DB) FindBorrows(ctx context.Context, memberID int64) ([]library.BorrowRecord, error) {
+	rows, err := db.read.QueryContext(ctx, borrowSelect+` WHERE b.member_id = ? ORDER BY b.id DESC`, memberID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: find borrows: %w", err)
+	}
+	defer rows.Close()
+	records := []library.BorrowRecord{}
+	for rows.Next() {
+		r, err := scanBorrow(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: find borrows: %w", err)
+		}
+		records = append(records, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: find borrows: %w", err)
+	}
+	return records, nil
+}
+
+// ReturnBorrow marks a borrow returned and puts its copy back on the shelf,
+// in one transaction.
+func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (library.BorrowRecord, error) {
+	var r library.BorrowRecord
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if r, err = findBorrow(ctx, tx, borrowID); err != nil {
+			return err
+		}
+		if r.MemberID != memberID {
+			return library.Errorf(library.EFORBIDDEN, "Borrow %d belongs to another member", borrowID)
+		}
+		if r.Returned {
+			return library.Errorf(library.ECONFLICT, "Borrow %d was already returned", borrowID)
+		}
+		now := time.Now().UTC()
+		if _, err := tx.ExecContext(ctx, `UPDATE borrows SET returned_at = ? WHERE id = ?`, formatTime(now), borrowID); err != nil {
+			return fmt.Errorf("sqlite: return borrow %d: %w", borrowID, err)
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE books SET available_copies = available_copies + 1 WHERE id = ?`, r.BookID); err != nil {
+			return fmt.Errorf("sqlite: return borrow %d: %w", borrowID, err)
+		}
+		r.Returned, r.ReturnDate = true, &now
+		return nil
+	})
+	if err != nil {
+		return library.BorrowRecord{}, err
+	}
+	return r, nil
+}
+
+// BorrowExists reports whether a borrow record with the id exists, returned
+// or not.
+func (db *DB) BorrowExists(ctx context.Context, id int64) (bool, error) {
+	var exists bool
+	if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM borrows WHERE id = ?)`, id).Scan(&exists); err != nil {
+		return false, fmt.Errorf("sqlite: borrow exists: %w", err)
+	}
+	return exists, nil
+}

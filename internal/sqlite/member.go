@@ -1,0 +1,182 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/statelab/statelab/internal/library"
+)
+
+// memberColumns are the columns scanMember reads, in order.
+const memberColumns = `id, email, name, role, password_hash, created_at`
+
+// findMember returns the member matching cond (a WHERE clause with one
+// placeholder) on q, a pool or a transaction. It returns sql.ErrNoRows,
+// unwrapped, when there is none, so each caller can say what it looked for.
+func findMember(ctx context.Context, q querier, cond string, arg any) (library.Member, error) {
+	var (
+		m       library.Member
+		created string
+	)
+	err := q.QueryRowContext(ctx, `SELECT `+memberColumns+` FROM members WHERE `+cond, arg).
+		Scan(&m.ID, &m.Email, &m.Name, &m.Role, &m.PasswordHash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return library.Member{}, sql.ErrNoRows
+	} else if err != nil {
+		return library.Member{}, fmt.Errorf("sqlite: find member: %w", err)
+	}
+	if m.CreatedAt, err = parseTime(created); err != nil {
+		return library.Member{}, err
+	}
+	return m, nil
+}
+
+// FindMemberByEmail returns ENOTFOUND when no member has the email. Emails
+// match case-insensitively.
+func (db *DB) FindMemberByEmail(ctx context.Context, email string) (library.Member, error) {
+	email = strings.TrimSpace(email)
+	m, err := findMember(ctx, db.read, `email = ?`, email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return library.Member{}, library.Errorf(library.ENOTFOUND, "No member has the email %s", email)
+	}
+	return m, err
+}
+
+// FindMemberByID returns ENOTFOUND when no member has the id.
+func (db *DB) FindMemberByID(ctx context.Context, id int64) (library.Member, error) {
+	m, err := findMember(ctx, db.read, `id = ?`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return library.Member{}, library.Errorf(library.ENOTFOUND, "Member %d not found", id)
+	}
+	return m, err
+}
+
+// CreateMember stores m and returns it with its id. The role defaults to
+// member; ECONFLICT when the email is taken, whatever its case.
+func (db *DB) CreateMember(ctx context.Context, m library.Member) (library.Member, error) {
+	m.Email, m.Name = strings.TrimSpace(m.Email), strings.TrimSpace(m.Name)
+	if m.Role == "" {
+		m.Role = library.RoleMember
+	}
+	switch {
+	case m.Email == "" || !strings.Contains(m.Email, "@"):
+		return library.Member{}, library.Errorf(library.EINVALID, "A valid email is required")
+	case m.Role != library.RoleMember && m.Role != library.RoleLibrarian:
+		return library.Member{}, library.Errorf(library.EINVALID, "Role must be %q or %q", library.RoleMember, library.RoleLibrarian)
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now()
+	}
+	// Rounding through the stored form means the returned member equals
+	// the one a later lookup reads back.
+	var err error
+	if m.CreatedAt, err = parseTime(formatTime(m.CreatedAt)); err != nil {
+		return library.Member{}, err
+	}
+
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE email = ?)`, m.Email).Scan(&exists); err != nil {
+			return fmt.Errorf("sqlite: create member: %w", err)
+		}
+		if exists {
+			return library.Errorf(library.ECONFLICT, "The email %s is already registered", m.Email)
+		}
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO members (email, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+			m.Email, m.Name, m.Role, m.PasswordHash, formatTime(m.CreatedAt))
+		if isUniqueViolation(err) {
+			return library.Errorf(library.ECONFLICT, "The email %s is already registered", m.Email)
+		} else if err != nil {
+			return fmt.Errorf("sqlite: create member: %w", err)
+		}
+		if m.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("sqlite: create member: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return library.Member{}, err
+	}
+	return m, nil
+}
+
+// CreateAPIKey stores a key's id and hash. ENOTFOUND when the member does
+// not exist, ECONFLICT when the id is taken.
+func (db *DB) CreateAPIKey(ctx context.Context, k library.APIKey) error {
+	if k.ID == "" || len(k.Hash) == 0 {
+		return library.Errorf(library.EINVALID, "An API key needs an id and a hash")
+	}
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = time.Now()
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := findMember(ctx, tx, `id = ?`, k.MemberID); errors.Is(err, sql.ErrNoRows) {
+			return library.Errorf(library.ENOTFOUND, "Member %d not found", k.MemberID)
+		} else if err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO api_keys (id, member_id, hash, created_at) VALUES (?, ?, ?, ?)`,
+			k.ID, k.MemberID, k.Hash, formatTime(k.CreatedAt))
+		if isUniqueViolation(err) {
+			return library.Errorf(library.ECONFLICT, "An API key with this id already exists")
+		} else if err != nil {
+			return fmt.Errorf("sqlite: create api key: %w", err)
+		}
+		return nil
+	})
+}
+
+// FindAPIKey returns the key with the id and its member; ENOTFOUND when
+// there is no such key, which includes a revoked one: revoking deletes it.
+func (db *DB) FindAPIKey(ctx context.Context, id string) (library.APIKey, library.Member, error) {
+	var (
+		k                         library.APIKey
+		m                         library.Member
+		keyCreated, memberCreated string
+	)
+	err := db.read.QueryRowContext(ctx, `
+SELECT k.id, k.hash, k.created_at, m.id, m.email, m.name, m.role, m.password_hash, m.created_at
+FROM api_keys k JOIN members m ON m.id = k.member_id
+WHERE k.id = ?`, id).
+		Scan(&k.ID, &k.Hash, &keyCreated, &m.ID, &m.Email, &m.Name, &m.Role, &m.PasswordHash, &memberCreated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return library.APIKey{}, library.Member{}, library.Errorf(library.ENOTFOUND, "API key not found")
+	} else if err != nil {
+		return library.APIKey{}, library.Member{}, fmt.Errorf("sqlite: find api key: %w", err)
+	}
+	k.MemberID = m.ID
+	var errKey, errMember error
+	k.CreatedAt, errKey = parseTime(keyCreated)
+	m.CreatedAt, errMember = parseTime(memberCreated)
+	if err := errors.Join(errKey, errMember); err != nil {
+		return library.APIKey{}, library.Member{}, err
+	}
+	return k, m, nil
+}
+
+// RevokeAPIKey deletes a key: ENOTFOUND when there is none, EFORBIDDEN when
+// it belongs to another member.
+func (db *DB) RevokeAPIKey(ctx context.Context, memberID int64, id string) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		var owner int64
+		err := tx.QueryRowContext(ctx, `SELECT member_id FROM api_keys WHERE id = ?`, id).Scan(&owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			return library.Errorf(library.ENOTFOUND, "API key not found")
+		} else if err != nil {
+			return fmt.Errorf("sqlite: revoke api key: %w", err)
+		}
+		if owner != memberID {
+			return library.Errorf(library.EFORBIDDEN, "This API key belongs to another member")
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("sqlite: revoke api key: %w", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,244 @@
+package stateless
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/library"
+)
+
+// NewServer returns the stateless library server: the shared API behind
+// bearer-token authentication, plus the routes that hand out API keys and
+// JWTs.
+func NewServer(cfg api.Config, tokens *Tokens, now func() time.Time) http.Handler {
+	cfg.Service = "stateless"
+	a := api.New(cfg)
+	s := &server{cfg: cfg, tokens: tokens, now: now, logger: cfg.Logger}
+	s.auths = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "statelab_authentications_total",
+		Help: "Bearer-token checks by method (api_key, jwt, none) and result (ok, invalid, expired, unknown, missing). Every request pays one.",
+	}, []string{"method", "result"})
+	a.Registerer().MustRegister(s.auths)
+
+	a.Handle("POST", "/api/auth/generate-key", s.handleGenerateKey())
+	a.Handle("POST", "/api/auth/token", s.handleToken())
+	a.Handle("DELETE", "/api/auth/keys/{key_id}", s.requireToken(s.handleRevokeKey()))
+	a.HandleLibrary(s.requireToken)
+	return a
+}
+
+type server struct {
+	cfg    api.Config
+	tokens *Tokens
+	now    func() time.Time
+	logger *slog.Logger
+	auths  *prometheus.CounterVec
+}
+
+// challenge is the WWW-Authenticate header of every 401 (RFC 6750).
+const challenge = `Bearer realm="statelab", error="invalid_token"`
+
+// authenticate finds the member a bearer token names. The error is always
+// an EINVALIDTOKEN that says what was wrong, or an internal error.
+func (s *server) authenticate(r *http.Request) (library.Member, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		s.auths.WithLabelValues("none", "missing").Inc()
+		return library.Member{}, library.Errorf(library.EINVALIDTOKEN,
+			"No credentials: send Authorization: Bearer <api key or JWT> with every request (get one from POST /api/auth/generate-key or /api/auth/token).")
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		s.auths.WithLabelValues("none", "invalid").Inc()
+		return library.Member{}, library.Errorf(library.EINVALIDTOKEN, "The Authorization header must be \"Bearer <token>\".")
+	}
+
+	if keyID, ok := ParseAPIKey(token); ok {
+		key, m, err := s.cfg.Store.FindAPIKey(r.Context(), keyID)
+		switch {
+		case library.ErrorCode(err) == library.ENOTFOUND:
+			s.auths.WithLabelValues("api_key", "unknown").Inc()
+			return m, library.Errorf(library.EINVALIDTOKEN, "This API key is unknown or has been revoked.")
+		case err != nil:
+			return m, err
+		case !KeyMatches(token, key.Hash):
+			s.auths.WithLabelValues("api_key", "invalid").Inc()
+			return library.Member{}, library.Errorf(library.EINVALIDTOKEN, "This API key is unknown or has been revoked.")
+		}
+		s.auths.WithLabelValues("api_key", "ok").Inc()
+		return m, nil
+	}
+
+	if strings.Count(token, ".") == 2 {
+		m, err := s.tokens.Verify(token)
+		switch {
+		case errors.Is(err, ErrExpired):
+			s.auths.WithLabelValues("jwt", "expired").Inc()
+			return m, library.Errorf(library.EINVALIDTOKEN, "This JWT has expired; get a new one from POST /api/auth/token.")
+		case err != nil:
+			s.auths.WithLabelValues("jwt", "invalid").Inc()
+			return m, library.Errorf(library.EINVALIDTOKEN, "This JWT is not valid here (bad signature, algorithm, issuer or audience).")
+		}
+		s.auths.WithLabelValues("jwt", "ok").Inc()
+		return m, nil
+	}
+
+	s.auths.WithLabelValues("none", "invalid").Inc()
+	return library.Member{}, library.Errorf(library.EINVALIDTOKEN, "The bearer token is neither an API key (slk_…) nor a JWT.")
+}
+
+// requireToken is the stateless side's way of finding the request's
+// member: from the request's own token, every time.
+func (s *server) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := s.authenticate(r)
+		if err != nil {
+			if library.ErrorCode(err) == library.EINVALIDTOKEN {
+				w.Header().Set("WWW-Authenticate", challenge)
+			}
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(library.NewContextWithMember(r.Context(), m)))
+	})
+}
+
+// credentials is the body of generate-key and token requests.
+type credentials struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// keyIssued is the body of a 201 from generate-key.
+type keyIssued struct {
+	APIKey string `json:"api_key"`
+	KeyID  string `json:"key_id"`
+	Email  string `json:"email"`
+}
+
+// handleGenerateKey issues an API key. As in the original lab, an email with
+// no account yet is enough: it registers a member (with the password, if one
+// is given). An account that has a password needs it.
+func (s *server) handleGenerateKey() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := api.Decode[credentials](w, r)
+		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		m, err := s.keyOwner(r, c)
+		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		key, rec, err := NewAPIKey(m.ID, s.now())
+		if err == nil {
+			err = s.cfg.Store.CreateAPIKey(r.Context(), rec)
+		}
+		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		api.OK(w, http.StatusCreated, keyIssued{APIKey: key, KeyID: rec.ID, Email: m.Email},
+			"Keep this key: it is shown once and stored only as a hash. Send it as Authorization: Bearer <key> with every request.")
+	})
+}
+
+// keyOwner finds or registers the member a key is asked for.
+func (s *server) keyOwner(r *http.Request, c credentials) (library.Member, error) {
+	email, err := api.NormalizeEmail(c.Email)
+	if err != nil {
+		return library.Member{}, err
+	}
+	m, err := s.cfg.Store.FindMemberByEmail(r.Context(), email)
+	switch {
+	case library.ErrorCode(err) == library.ENOTFOUND:
+		return s.register(r, email, c.Password)
+	case err != nil:
+		return m, err
+	case m.PasswordHash == "":
+		return m, nil
+	}
+	return api.Authenticate(r.Context(), s.cfg.Store, email, c.Password)
+}
+
+func (s *server) register(r *http.Request, email, password string) (library.Member, error) {
+	m := library.Member{Email: email, Name: email, Role: library.RoleMember, CreatedAt: s.now()}
+	if password != "" {
+		if len(password) > 72 {
+			return m, library.Errorf(library.EINVALID, "A password may be at most 72 bytes long.")
+		}
+		h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+		if err != nil {
+			return m, fmt.Errorf("hash password: %w", err)
+		}
+		m.PasswordHash = string(h)
+	}
+	m, err := s.cfg.Store.CreateMember(r.Context(), m)
+	if library.ErrorCode(err) == library.ECONFLICT {
+		// Another request registered the email a moment ago; sign in as
+		// if it had been there all along.
+		return s.keyOwner(r, credentials{Email: email, Password: password})
+	}
+	return m, err
+}
+
+// tokenIssued is the body of a 200 from /api/auth/token (RFC 6749 names).
+type tokenIssued struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+func (s *server) handleToken() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := api.Decode[credentials](w, r)
+		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		m, err := api.Authenticate(r.Context(), s.cfg.Store, c.Email, c.Password)
+		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		tok, err := s.tokens.Issue(m)
+		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		ttl := s.tokens.TTL()
+		api.OK(w, http.StatusOK, tokenIssued{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(ttl.Seconds())},
+			fmt.Sprintf("This JWT is valid for %s on every replica; it cannot be revoked before then.", ttl))
+	})
+}
+
+func (s *server) handleRevokeKey() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := api.Member(r)
+		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		id := mux.Vars(r)["key_id"]
+		if len(id) != 2*keyIDBytes {
+			api.Error(w, r, s.logger, library.Errorf(library.EINVALID, "%q is not a key id.", id))
+			return
+		}
+		if err := s.cfg.Store.RevokeAPIKey(r.Context(), m.ID, id); err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		api.OK(w, http.StatusOK, nil, fmt.Sprintf("API key %s is revoked; it stops working on every replica at once.", id))
+	})
+}
