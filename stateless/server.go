@@ -168,6 +168,11 @@ func (s *server) keyOwner(r *http.Request, c credentials) (library.Member, error
 		return m, err
 	case m.PasswordHash == "":
 		return m, nil
+	case c.Password == "":
+		// Authenticate would call this a malformed request (400), but an
+		// empty password is valid here, for accounts that have none; for
+		// this account it is a wrong password.
+		return library.Member{}, library.Errorf(library.EUNAUTHORIZED, "%s has a password; send it with the email.", email)
 	}
 	return api.Authenticate(r.Context(), s.cfg.Store, email, c.Password)
 }

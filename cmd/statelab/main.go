@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/sqlite"
 	"github.com/statelab/statelab/stateful"
@@ -36,7 +39,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
@@ -50,20 +53,26 @@ const usage = `statelab — a hands-on lab for the REST stateless constraint.
 Usage:
   statelab stateful  [flags]   the library server that keeps sessions in its memory (default 127.0.0.1:5001)
   statelab stateless [flags]   the library server that keeps nothing between requests (default 127.0.0.1:5002)
+  statelab compare   [flags]   replicas of both behind load balancers, simulated users, a scenario of
+                               restarts, crashes and scaling, a live feed and a report (make demo)
 
 Run "statelab SUBCOMMAND -h" for a subcommand's flags. Every flag can also be
 set through its environment variable (shown in the help), e.g. STATELAB_ADDR.
 `
 
 // run is the whole program, with its inputs passed in so tests can call it.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// stdin is read only by a server started with -exit-with-stdin; nil counts as
+// an input that is already closed.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("name a subcommand: stateful or stateless")
+		return errors.New("name a subcommand: stateful, stateless or compare")
 	}
 	switch cmd := args[1]; cmd {
 	case "stateful", "stateless":
-		return runServer(ctx, cmd, args[2:], getenv, stderr)
+		return runServer(ctx, cmd, args[2:], getenv, stdin, stderr)
+	case "compare":
+		return runCompare(ctx, args[2:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -81,6 +90,7 @@ type serverConfig struct {
 	logLevel        slog.Level
 	logFormat       string
 	shutdownTimeout time.Duration
+	exitWithStdin   bool
 
 	sessionKey    string // stateful
 	secureCookies bool
@@ -103,6 +113,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	fs.Func("log-level", "log `level`: debug, info, warn or error (default info)", "STATELAB_LOG_LEVEL", c.logLevel.UnmarshalText)
 	fs.String(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Duration(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish after SIGTERM")
+	fs.Bool(&c.exitWithStdin, "exit-with-stdin", false, "exit (gracefully) when standard input closes: the comparison runner holds a pipe to every replica, so no replica outlives it, even when the runner is killed")
 	switch name {
 	case "stateful":
 		fs.Secret(&c.sessionKey, "session-key", "`secret` that signs session cookies, at least 32 bytes; give every replica the same one (default: random, so cookies die with the process)")
@@ -121,6 +132,11 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	if c.sessionTTL < 0 || c.jwtTTL < 0 || c.shutdownTimeout < 0 {
 		return c, errors.New("durations must not be negative")
 	}
+	if name == "stateless" && c.jwtTTL < time.Second {
+		// A JWT's expiry is in whole seconds: a shorter TTL issues tokens
+		// that are already expired, which would look like a lesson.
+		return c, fmt.Errorf("-jwt-ttl %s: use at least 1s", c.jwtTTL)
+	}
 	for _, s := range []struct{ flag, value string }{{"session-key", c.sessionKey}, {"jwt-secret", c.jwtSecret}} {
 		if s.value != "" && len(s.value) < 32 {
 			return c, fmt.Errorf("-%s is %d bytes; use at least 32 (e.g. openssl rand -hex 32)", s.flag, len(s.value))
@@ -131,17 +147,28 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 
 // runServer runs one replica of the stateful or stateless server until ctx
 // is cancelled, then drains it.
-func runServer(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) error {
+func runServer(ctx context.Context, name string, args []string, getenv func(string) string, stdin io.Reader, stderr io.Writer) error {
 	c, err := parseServerFlags(name, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	opts := &slog.HandlerOptions{Level: c.logLevel}
-	var h slog.Handler = slog.NewTextHandler(stderr, opts)
-	if c.logFormat == "json" {
-		h = slog.NewJSONHandler(stderr, opts)
+	logger := newLogger(stderr, c.logFormat, c.logLevel).With("server", name, "replica", c.replica)
+
+	// The runner holds the write end of this pipe. However the runner ends,
+	// even by SIGKILL, the kernel closes it, and the replica follows.
+	stdinClosed := make(chan struct{})
+	if c.exitWithStdin {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if stdin != nil {
+				_, _ = io.Copy(io.Discard, stdin)
+			}
+			close(stdinClosed)
+			cancel()
+		}()
 	}
-	logger := slog.New(h).With("server", name, "replica", c.replica)
 
 	store, err := sqlite.Open(ctx, c.db)
 	if err != nil {
@@ -183,7 +210,7 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -194,6 +221,11 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	select {
+	case <-stdinClosed:
+		logger.Info("standard input closed: the runner is gone")
+	default:
+	}
 	logger.Info("shutting down: draining in-flight requests", "timeout", c.shutdownTimeout)
 	readiness.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
@@ -203,6 +235,96 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// runCompare runs the comparison: replicas of both servers behind balancers,
+// simulated users, a scenario timeline, a report.
+func runCompare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("statelab compare", getenv, stderr)
+	var (
+		scenario, addr, sfAddr, slAddr, reportDir, workDir, logFormat string
+		users, replicas                                               int
+		seed                                                          int64
+		duration, think                                               time.Duration
+		hold                                                          bool
+		logLevel                                                      slog.Level
+	)
+	logLevel = slog.LevelWarn
+	fs.String(&scenario, "scenario", "default", "scenario `name or file`: built-in "+strings.Join(compare.BuiltinScenarios(), ", ")+", or a YAML/JSON file (see compare/scenarios/default.yaml)")
+	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
+	fs.Int(&users, "users", 20, "simulated users per side")
+	fs.Int(&replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
+	fs.Int64(&seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
+	fs.Duration(&think, "think", 150*time.Millisecond, "mean think time between a user's steps")
+	fs.String(&addr, "addr", "127.0.0.1:8080", "the runner's `host:port`: dashboard, /api/feed, /metrics")
+	fs.String(&sfAddr, "stateful-addr", "127.0.0.1:8001", "`host:port` of the stateful side's load balancer")
+	fs.String(&slAddr, "stateless-addr", "127.0.0.1:8002", "`host:port` of the stateless side's load balancer")
+	fs.String(&reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
+	fs.String(&workDir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
+	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
+	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
+	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sc, err := compare.LoadScenario(scenario)
+	if err != nil {
+		return err
+	}
+	if replicas > 0 {
+		sc.Replicas = replicas
+	}
+	if duration > 0 {
+		sc.Duration = compare.Duration(duration)
+		sc.Events = slices.DeleteFunc(sc.Events, func(e compare.Event) bool { return e.At.Std() >= duration })
+	}
+	if err := sc.Validate(); err != nil {
+		return fmt.Errorf("scenario %s: %w", scenario, err)
+	}
+	if think <= 0 {
+		return errors.New("-think must be positive")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the statelab binary to start replicas from: %w", err)
+	}
+	if reportDir == "" {
+		reportDir = filepath.Join("reports", time.Now().Format("20060102-150405"))
+	}
+	if workDir == "" {
+		workDir, err = os.MkdirTemp("", "statelab-compare-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(workDir)
+	}
+	logger := newLogger(stderr, logFormat, logLevel).With("component", "compare")
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another lab running? pick another address with -addr)", addr, err)
+	}
+	r, err := compare.New(ctx, compare.Config{
+		Binary: bin, Scenario: sc, Users: users, Seed: seed, Think: think,
+		Addr: addr, StatefulAddr: sfAddr, StatelessAddr: slAddr,
+		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Logger: logger,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	fmt.Fprintf(stdout, "statelab compare: scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", sc.Name, sc.Duration.Std(), users, sc.Replicas, ln.Addr())
+	_, err = r.Run(ctx, ln)
+	return err
+}
+
+// newLogger returns a slog logger writing text or JSON to w.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // secretOrRandom returns the configured secret, or a random one with a
@@ -248,6 +370,14 @@ func (f *flagSet) Secret(p *string, name, usage string) {
 
 func (f *flagSet) Bool(p *bool, name string, def bool, usage string) {
 	f.BoolVar(p, name, def, usage+" [$"+envName(name)+"]")
+}
+
+func (f *flagSet) Int(p *int, name string, def int, usage string) {
+	f.IntVar(p, name, def, usage+" [$"+envName(name)+"]")
+}
+
+func (f *flagSet) Int64(p *int64, name string, def int64, usage string) {
+	f.Int64Var(p, name, def, usage+" [$"+envName(name)+"]")
 }
 
 func (f *flagSet) Duration(p *time.Duration, name string, def time.Duration, usage string) {

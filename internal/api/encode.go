@@ -107,7 +107,7 @@ func decodeError(err error) error {
 		return library.Errorf(library.EINVALID, "The request body is not valid JSON (at byte %d).", syntaxErr.Offset)
 	case errors.As(err, &typeErr):
 		if typeErr.Field != "" {
-			return library.Errorf(library.EINVALID, "Field %q must be a %s, not a JSON %s.", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)
+			return library.Errorf(library.EINVALID, "Field %q must be a JSON %s, not a JSON %s.", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)
 		}
 		return library.Errorf(library.EINVALID, "The request body must be a JSON %s, not a JSON %s.", jsonKind(typeErr.Type.String()), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

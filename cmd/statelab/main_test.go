@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer that a running server may write its log to
+// while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env returns a getenv that sees only vars, never the real environment.
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// freeAddrs returns n distinct loopback addresses whose ports were free a
+// moment ago. All are held open together so no two are the same.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs
+}
+
+// newTestClient returns a client that opens a new connection per request,
+// so no request lands on a connection to a process that has since stopped.
+func newTestClient() *http.Client {
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+}
+
+func TestRunUsage(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help", "help"} {
+		t.Run(arg, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if err := run(t.Context(), []string{"statelab", arg}, env(nil), nil, &stdout, &stderr); err != nil {
+				t.Fatalf("run(statelab %s) = %v, want nil", arg, err)
+			}
+			for _, want := range []string{"statelab stateful", "statelab stateless", "STATELAB_ADDR"} {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("usage on stdout does not mention %q; got:\n%s", want, stdout.String())
+				}
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("stderr = %q, want nothing: asked-for help is not an error", stderr.String())
+			}
+		})
+	}
+}
+
+func TestRunNeedsAKnownSubcommand(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"none", []string{"statelab"}, "name a subcommand"},
+		{"unknown", []string{"statelab", "frobnicate"}, `unknown subcommand "frobnicate"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), tt.args, env(nil), nil, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("run(%q) = %v, want an error containing %q", tt.args, err, tt.wantErr)
+			}
+			if !strings.Contains(stderr.String(), "Usage:") {
+				t.Errorf("stderr does not show the usage; got:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+func TestRunServerHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
+	common := map[string]string{
+		"addr":             "STATELAB_ADDR",
+		"db":               "STATELAB_DB",
+		"replica-id":       "STATELAB_REPLICA_ID",
+		"log-level":        "STATELAB_LOG_LEVEL",
+		"log-format":       "STATELAB_LOG_FORMAT",
+		"shutdown-timeout": "STATELAB_SHUTDOWN_TIMEOUT",
+	}
+	for _, tt := range []struct {
+		cmd      string
+		own      map[string]string
+		notOwned []string
+	}{
+		{"stateful", map[string]string{
+			"session-key":    "STATELAB_SESSION_KEY",
+			"secure-cookies": "STATELAB_SECURE_COOKIES",
+			"session-ttl":    "STATELAB_SESSION_TTL",
+		}, []string{"jwt-secret", "jwt-ttl"}},
+		{"stateless", map[string]string{
+			"jwt-secret": "STATELAB_JWT_SECRET",
+			"jwt-ttl":    "STATELAB_JWT_TTL",
+		}, []string{"session-key", "secure-cookies", "session-ttl"}},
+	} {
+		t.Run(tt.cmd, func(t *testing.T) {
+			const secret = "never-print-this-secret-0123456789abcdef"
+			getenv := env(map[string]string{"STATELAB_SESSION_KEY": secret, "STATELAB_JWT_SECRET": secret})
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{"statelab", tt.cmd, "-h"}, getenv, nil, &stdout, &stderr)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("run(statelab %s -h) = %v, want flag.ErrHelp", tt.cmd, err)
+			}
+			help := stderr.String()
+			if strings.Contains(help, secret) {
+				t.Errorf("help shows a secret taken from the environment:\n%s", help)
+			}
+
+			// Split the help into one chunk per flag: "  -name ..." up to the next.
+			chunks := map[string]string{}
+			starts := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatchIndex(help, -1)
+			for i, s := range starts {
+				end := len(help)
+				if i+1 < len(starts) {
+					end = starts[i+1][0]
+				}
+				chunks[help[s[2]:s[3]]] = help[s[0]:end]
+			}
+			for name, chunk := range chunks {
+				if !strings.Contains(chunk, "[$STATELAB_") {
+					t.Errorf("flag -%s names no environment variable:\n%s", name, chunk)
+				}
+			}
+			want := map[string]string{}
+			for _, m := range []map[string]string{common, tt.own} {
+				for name, env := range m {
+					want[name] = env
+				}
+			}
+			for name, envName := range want {
+				chunk, ok := chunks[name]
+				switch {
+				case !ok:
+					t.Errorf("help does not list -%s; got:\n%s", name, help)
+				case !strings.Contains(chunk, "[$"+envName+"]"):
+					t.Errorf("help of -%s does not name [$%s]:\n%s", name, envName, chunk)
+				}
+			}
+			for _, name := range tt.notOwned {
+				if _, ok := chunks[name]; ok {
+					t.Errorf("statelab %s lists -%s, a flag of the other server", tt.cmd, name)
+				}
+			}
+		})
+	}
+}
+
+func TestParseServerFlagsEnvironmentAndCommandLine(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef" // 32 bytes
+	for _, tt := range []struct {
+		name string
+		cmd  string
+		args []string
+		env  map[string]string
+		get  func(serverConfig) any
+		want any
+	}{
+		{"stateful default addr", "stateful", nil, nil,
+			func(c serverConfig) any { return c.addr }, "127.0.0.1:5001"},
+		{"stateless default addr", "stateless", nil, nil,
+			func(c serverConfig) any { return c.addr }, "127.0.0.1:5002"},
+		{"addr from env", "stateful", nil, map[string]string{"STATELAB_ADDR": "127.0.0.1:7000"},
+			func(c serverConfig) any { return c.addr }, "127.0.0.1:7000"},
+		{"command line beats env", "stateful", []string{"--addr", "127.0.0.1:7001"}, map[string]string{"STATELAB_ADDR": "127.0.0.1:7000"},
+			func(c serverConfig) any { return c.addr }, "127.0.0.1:7001"},
+		{"single-dash flag beats env", "stateless", []string{"-replica-id=flag"}, map[string]string{"STATELAB_REPLICA_ID": "env"},
+			func(c serverConfig) any { return c.replica }, "flag"},
+		{"duration from env", "stateful", nil, map[string]string{"STATELAB_SHUTDOWN_TIMEOUT": "3s"},
+			func(c serverConfig) any { return c.shutdownTimeout }, 3 * time.Second},
+		{"bool from env", "stateful", nil, map[string]string{"STATELAB_SECURE_COOKIES": "true"},
+			func(c serverConfig) any { return c.secureCookies }, true},
+		{"log level from env", "stateless", nil, map[string]string{"STATELAB_LOG_LEVEL": "debug"},
+			func(c serverConfig) any { return c.logLevel }, slog.LevelDebug},
+		{"session key from env", "stateful", nil, map[string]string{"STATELAB_SESSION_KEY": key},
+			func(c serverConfig) any { return c.sessionKey }, key},
+		{"jwt secret from env", "stateless", nil, map[string]string{"STATELAB_JWT_SECRET": key},
+			func(c serverConfig) any { return c.jwtSecret }, key},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			c, err := parseServerFlags(tt.cmd, tt.args, env(tt.env), &stderr)
+			if err != nil {
+				t.Fatalf("parseServerFlags(%s, %q) = %v\n%s", tt.cmd, tt.args, err, stderr.String())
+			}
+			if got := tt.get(c); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunRejectsBadConfiguration(t *testing.T) {
+	// An already-cancelled context: should a case wrongly pass the checks,
+	// run fails at once instead of serving forever.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		name    string
+		cmd     string
+		args    []string
+		env     map[string]string
+		wantErr []string
+	}{
+		{"bad duration in env", "stateful", nil, map[string]string{"STATELAB_SHUTDOWN_TIMEOUT": "abc"},
+			[]string{"STATELAB_SHUTDOWN_TIMEOUT", "abc"}},
+		{"bad bool in env", "stateful", nil, map[string]string{"STATELAB_SECURE_COOKIES": "maybe"},
+			[]string{"STATELAB_SECURE_COOKIES", "maybe"}},
+		{"bad log level in env", "stateless", nil, map[string]string{"STATELAB_LOG_LEVEL": "loud"},
+			[]string{"STATELAB_LOG_LEVEL", "loud"}},
+		{"short session key", "stateful", []string{"--session-key", "tooshort"}, nil,
+			[]string{"session-key", "8 bytes", "at least 32"}},
+		{"short session key from env", "stateful", nil, map[string]string{"STATELAB_SESSION_KEY": "short"},
+			[]string{"session-key", "5 bytes"}},
+		{"short jwt secret", "stateless", []string{"--jwt-secret", "short"}, nil,
+			[]string{"jwt-secret", "5 bytes"}},
+		{"bad log format", "stateful", []string{"--log-format", "xml"}, nil,
+			[]string{"log-format", "xml"}},
+		{"negative duration", "stateful", []string{"--session-ttl", "-1s"}, nil,
+			[]string{"negative"}},
+		{"zero jwt ttl", "stateless", []string{"--jwt-ttl", "0"}, nil,
+			[]string{"jwt-ttl", "at least 1s"}},
+		{"sub-second jwt ttl from env", "stateless", nil, map[string]string{"STATELAB_JWT_TTL": "500ms"},
+			[]string{"jwt-ttl", "500ms"}},
+		{"stray argument", "stateless", []string{"extra"}, nil,
+			[]string{`unexpected argument "extra"`}},
+		{"the other server's flag", "stateless", []string{"--session-key", "0123456789abcdef0123456789abcdef"}, nil,
+			[]string{"not defined", "session-key"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"statelab", tt.cmd, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "library.db")}, tt.args...)
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, args, env(tt.env), nil, &stdout, &stderr)
+			if err == nil {
+				t.Fatalf("run(%q) = nil, want an error", args[1:])
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("run(%q) = %q, want it to mention %q", args[1:], err, want)
+				}
+			}
+		})
+	}
+}
+
+// waitHealthy polls url until it answers 200, failing the test when run
+// returns first or the deadline passes.
+func waitHealthy(t *testing.T, client *http.Client, url string, runErr <-chan error, log *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not healthy after 15s (last: %v)\nlog:\n%s", url, err, log)
+		}
+		select {
+		case err := <-runErr:
+			t.Fatalf("run returned %v before %s was healthy\nlog:\n%s", err, url, log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestRunServesAndShutsDownGracefully(t *testing.T) {
+	for _, name := range []string{"stateful", "stateless"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			addr := freeAddrs(t, 1)[0]
+			// The address and log format come from the environment, the
+			// replica id and log format also from the command line, which wins.
+			getenv := env(map[string]string{
+				"STATELAB_ADDR":       addr,
+				"STATELAB_REPLICA_ID": "from-env",
+				"STATELAB_LOG_FORMAT": "text",
+			})
+			args := []string{"statelab", name,
+				"--db", filepath.Join(t.TempDir(), "library.db"),
+				"--replica-id", "from-flag",
+				"--log-format", "json",
+				"--shutdown-timeout", "5s",
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout, stderr syncBuffer
+			runErr := make(chan error, 1)
+			go func() { runErr <- run(ctx, args, getenv, nil, &stdout, &stderr) }()
+
+			client := newTestClient()
+			base := "http://" + addr
+			waitHealthy(t, client, base+"/api/health", runErr, &stderr)
+
+			resp, err := client.Get(base + "/api/ready")
+			if err != nil {
+				t.Fatalf("GET /api/ready: %v", err)
+			}
+			var ready struct {
+				Status, Service, Replica string
+			}
+			err = json.NewDecoder(resp.Body).Decode(&ready)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("GET /api/ready: decode: %v", err)
+			}
+			if resp.StatusCode != http.StatusOK || ready.Status != "ready" || ready.Service != name || ready.Replica != "from-flag" {
+				t.Errorf("GET /api/ready = %d %+v, want 200 ready from %s replica from-flag", resp.StatusCode, ready, name)
+			}
+			if got := resp.Header.Get("X-Statelab-Replica"); got != "from-flag" {
+				t.Errorf("X-Statelab-Replica = %q, want from-flag", got)
+			}
+
+			cancel()
+			select {
+			case err := <-runErr:
+				if err != nil {
+					t.Fatalf("run after cancel = %v, want nil (a graceful stop)\nlog:\n%s", err, stderr.String())
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("run did not return within 15s of cancel\nlog:\n%s", stderr.String())
+			}
+
+			// Every log line is JSON (the flag beat the environment's
+			// "text") and names the server and replica.
+			log := stderr.String()
+			for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Errorf("log line is not JSON: %q", line)
+					continue
+				}
+				if rec["server"] != name || rec["replica"] != "from-flag" {
+					t.Errorf("log line lacks server=%s replica=from-flag: %q", name, line)
+				}
+			}
+			// With no secret given, the server warns which variable to set.
+			wantEnv := map[string]string{"stateful": "STATELAB_SESSION_KEY", "stateless": "STATELAB_JWT_SECRET"}[name]
+			for _, want := range []string{wantEnv, `"msg":"listening"`, `"msg":"stopped"`} {
+				if !strings.Contains(log, want) {
+					t.Errorf("log does not mention %s:\n%s", want, log)
+				}
+			}
+			if _, err := client.Get(base + "/api/health"); err == nil {
+				t.Errorf("%s still answers after run returned", base)
+			}
+		})
+	}
+}

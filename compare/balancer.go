@@ -1,0 +1,589 @@
+package compare
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/statelab/statelab/internal/api"
+)
+
+// Backend is one replica the balancer may send requests to.
+type Backend struct {
+	ID   string
+	Addr string // host:port
+}
+
+// BalancerConfig is what NewBalancer needs. Both sides of a comparison get
+// the same balancer; Side only labels its metrics, logs and error answers.
+type BalancerConfig struct {
+	Side        string                // "stateful" or "stateless": a label only
+	Logger      *slog.Logger          // nil: no logs
+	Registerer  prometheus.Registerer // nil: no metrics
+	HealthEvery time.Duration         // active health check interval; 0 means 250ms
+	// Transport carries requests and health checks to the replicas. nil
+	// means a tuned *http.Transport: keep-alives, 64 idle connections per
+	// replica, a one-second dial timeout, no proxy from the environment and
+	// no transparent gzip, so responses pass through exactly as sent.
+	Transport http.RoundTripper
+}
+
+// Balancer is a round-robin load balancer with no stickiness: consecutive
+// requests of one client go to different replicas, which is what exposes
+// state kept in one replica's memory.
+//
+// A request that could not connect to a replica (it never reached a server)
+// is retried on the next replica in rotation, and the replica that refused
+// leaves rotation until a health check passes. A request that reached a
+// replica is never retried: a POST may have been processed, and sending it
+// again could borrow a book twice. Request bodies up to 1 MiB are buffered
+// so they can be sent again; a larger body is streamed to one replica with
+// no retry: the replica rejects it with its own 413 anyway, and the
+// balancer stays out of that judgement.
+//
+// Answers from replicas pass through untouched, Set-Cookie included. The
+// balancer's own answers (503 no_backend, 502 bad_gateway) use the
+// project's JSON envelope and carry X-Statelab-Balancer: <side>.
+type Balancer struct {
+	side      string
+	logger    *slog.Logger
+	every     time.Duration
+	transport http.RoundTripper
+	health    *http.Client
+	metrics   *lbMetrics // nil: no metrics
+	errorLog  *log.Logger
+	buffers   lbBufferPool
+
+	next     atomic.Uint64                // the round-robin counter
+	rotation atomic.Pointer[[]*lbBackend] // ready and not draining, read without a lock per request
+
+	mu       sync.Mutex
+	backends []*lbBackend
+	early    map[string]bool // MarkReady calls for ids SetBackends has not brought yet
+}
+
+// lbBackend is a Backend and what the balancer knows about it. The fields
+// below the comment change under Balancer.mu only.
+type lbBackend struct {
+	Backend
+	inRotation atomic.Bool // a copy of ready && !draining for the request path
+
+	ready    bool
+	draining bool
+	// gen counts the decisions made outside health checks (MarkReady, a
+	// refused connection), so a check that started before one of them
+	// cannot undo it with a stale answer.
+	gen uint64
+}
+
+const (
+	lbMaxBody       = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
+	lbHealthTimeout = 500 * time.Millisecond
+	lbDefaultEvery  = 250 * time.Millisecond
+	lbReadyPath     = "/api/ready"
+	lbBalancerHdr   = "X-Statelab-Balancer"
+	lbMaxEarly      = 64 // early MarkReady ids remembered at most
+)
+
+// lbErrNoBackend means the request reached no replica: none was in
+// rotation, or every one tried refused the connection.
+var lbErrNoBackend = errors.New("no replica could be reached")
+
+// NewBalancer returns a balancer with no backends; SetBackends gives it
+// some and Run keeps their health current.
+func NewBalancer(cfg BalancerConfig) *Balancer {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("server", cfg.Side)
+	every := cfg.HealthEvery
+	if every <= 0 {
+		every = lbDefaultEvery
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		transport = &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       30 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+		}
+	}
+	b := &Balancer{
+		side:      cfg.Side,
+		logger:    logger,
+		every:     every,
+		transport: transport,
+		health: &http.Client{
+			Transport:     transport,
+			Timeout:       lbHealthTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		// ReverseProxy reports a replica that died mid-answer through this
+		// logger; that is one line per request, so only at debug level.
+		errorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		early:    map[string]bool{},
+	}
+	b.rotation.Store(&[]*lbBackend{})
+	if cfg.Registerer != nil {
+		b.metrics = lbNewMetrics(cfg.Registerer, cfg.Side, logger)
+		b.metrics.inRotation.Set(0)
+	}
+	return b
+}
+
+// SetBackends replaces the set of backends. A backend whose ID and Addr
+// were already known keeps its state (ready, draining); any other starts
+// out of rotation until a health check passes or MarkReady is called.
+func (b *Balancer) SetBackends(backends []Backend) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := make(map[string]*lbBackend, len(b.backends))
+	for _, be := range b.backends {
+		old[be.ID] = be
+	}
+	next := make([]*lbBackend, 0, len(backends))
+	for _, nb := range backends {
+		if be, ok := old[nb.ID]; ok && be.Addr == nb.Addr {
+			next = append(next, be)
+			delete(old, nb.ID)
+			continue
+		}
+		be := &lbBackend{Backend: nb}
+		if b.early[nb.ID] {
+			be.ready = true
+			delete(b.early, nb.ID)
+		}
+		next = append(next, be)
+	}
+	for _, gone := range old {
+		gone.inRotation.Store(false) // a request holding an old snapshot skips it on retry
+	}
+	b.backends = next
+	b.rebuildLocked()
+}
+
+// MarkReady puts a backend in rotation now: the supervisor has seen its
+// /api/ready answer 200 itself. It also ends a drain, since a replica that
+// answers ready again is a new process. A MarkReady that arrives before the
+// SetBackends that brings the backend is remembered for it.
+func (b *Balancer) MarkReady(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	be := b.findLocked(id)
+	if be == nil {
+		if len(b.early) >= lbMaxEarly { // only ids that never came can fill it: forget them
+			clear(b.early)
+		}
+		b.early[id] = true
+		return
+	}
+	be.gen++
+	be.ready, be.draining = true, false
+	b.rebuildLocked()
+}
+
+// Drain takes a backend out of rotation before a planned stop: new requests
+// go elsewhere, the ones in flight finish. It stays out, whatever the health
+// checks say, until MarkReady or a SetBackends that gives its ID a new Addr.
+func (b *Balancer) Drain(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if be := b.findLocked(id); be != nil && !be.draining {
+		be.draining = true
+		b.rebuildLocked()
+		b.logger.Info("backend draining", "replica", id)
+	}
+}
+
+// InRotation returns the backends new requests may go to: ready and not
+// draining.
+func (b *Balancer) InRotation() []Backend {
+	snap := *b.rotation.Load()
+	out := make([]Backend, len(snap))
+	for i, be := range snap {
+		out[i] = be.Backend
+	}
+	return out
+}
+
+// Run checks every backend's GET /api/ready each HealthEvery until ctx is
+// done. A failing check takes a backend out of rotation, a passing one puts
+// it back unless it is draining.
+func (b *Balancer) Run(ctx context.Context) {
+	t := time.NewTicker(b.every)
+	defer t.Stop()
+	for {
+		b.checkAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Balancer) checkAll(ctx context.Context) {
+	type probe struct {
+		be  *lbBackend
+		gen uint64
+	}
+	b.mu.Lock()
+	probes := make([]probe, len(b.backends))
+	for i, be := range b.backends {
+		probes[i] = probe{be, be.gen}
+	}
+	b.mu.Unlock()
+
+	results := make([]error, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Go(func() { results[i] = b.check(ctx, p.be.Addr) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return // a check cut short by shutdown says nothing about the replica
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	changed := false
+	for i, p := range probes {
+		be := p.be
+		if be.gen != p.gen || b.findLocked(be.ID) != be {
+			continue // decided since the check began, or no longer ours
+		}
+		ok := results[i] == nil
+		if ok == be.ready {
+			continue
+		}
+		be.ready, changed = ok, true
+		if ok {
+			b.logger.Info("backend healthy", "replica", be.ID, "addr", be.Addr)
+		} else {
+			b.logger.Info("backend out of rotation", "replica", be.ID, "addr", be.Addr, "reason", "health check", "err", results[i])
+		}
+	}
+	if changed {
+		b.rebuildLocked()
+	}
+}
+
+func (b *Balancer) check(ctx context.Context, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+lbReadyPath, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := b.health.Do(req)
+	if err != nil {
+		return err
+	}
+	// Read what is left so the connection goes back to the pool.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New("status " + strconv.Itoa(resp.StatusCode))
+	}
+	return nil
+}
+
+// markDown takes a backend out of rotation after it refused a connection.
+func (b *Balancer) markDown(be *lbBackend, cause error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	be.gen++
+	if !be.ready {
+		return
+	}
+	be.ready = false
+	if b.findLocked(be.ID) == be {
+		b.rebuildLocked()
+		b.logger.Info("backend out of rotation", "replica", be.ID, "addr", be.Addr, "reason", "connect failed", "err", cause)
+	}
+}
+
+func (b *Balancer) findLocked(id string) *lbBackend {
+	for _, be := range b.backends {
+		if be.ID == id {
+			return be
+		}
+	}
+	return nil
+}
+
+// rebuildLocked publishes a new rotation snapshot; b.mu must be held.
+func (b *Balancer) rebuildLocked() {
+	rot := make([]*lbBackend, 0, len(b.backends))
+	for _, be := range b.backends {
+		in := be.ready && !be.draining
+		be.inRotation.Store(in)
+		if in {
+			rot = append(rot, be)
+		}
+	}
+	b.rotation.Store(&rot)
+	if b.metrics != nil {
+		b.metrics.inRotation.Set(float64(len(rot)))
+	}
+}
+
+// ServeHTTP proxies r to the next backend in rotation.
+func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := &lbExchange{b: b}
+	// Deferred, so a request cut off by a replica dying mid-answer (which
+	// ReverseProxy ends with panic(http.ErrAbortHandler)) is counted too.
+	defer ex.count()
+
+	if err := ex.readBody(r); err != nil {
+		ex.status = http.StatusBadRequest
+		b.writeError(w, ex.status, "bad_request", "The balancer could not read the request body: the client stopped sending it.")
+		return
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite:      lbRewrite,
+		Transport:    ex,
+		ErrorHandler: ex.fail,
+		ErrorLog:     b.errorLog,
+		BufferPool:   &b.buffers,
+	}
+	proxy.ServeHTTP(w, r)
+}
+
+// lbRewrite keeps the path, query and Host of the inbound request; the
+// exchange fills in the replica's address for each try.
+func lbRewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "replica.invalid"
+	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	pr.SetXForwarded()
+}
+
+// lbExchange is one request's way through the balancer. It is the
+// ReverseProxy's Transport, which is where a try can fail and the next begin.
+type lbExchange struct {
+	b          *Balancer
+	body       []byte // the buffered body (or, when !replayable, its first part)
+	replayable bool   // body is all of it: a refused connection may be retried
+	backend    *lbBackend
+	status     int
+}
+
+func (ex *lbExchange) readBody(r *http.Request) error {
+	ex.replayable = true
+	switch {
+	case r.ContentLength == 0:
+		return nil
+	case r.ContentLength > lbMaxBody:
+		ex.replayable = false
+		return nil
+	case r.ContentLength > 0:
+		ex.body = make([]byte, r.ContentLength)
+		_, err := io.ReadFull(r.Body, ex.body)
+		return err
+	}
+	// Unknown length (chunked): read up to one byte over the limit.
+	body, err := io.ReadAll(io.LimitReader(r.Body, lbMaxBody+1))
+	ex.body = body
+	if err != nil {
+		return err
+	}
+	ex.replayable = len(body) <= lbMaxBody
+	return nil
+}
+
+// RoundTrip sends req to the backends in rotation, starting at the next one
+// in turn, until one is reached.
+func (ex *lbExchange) RoundTrip(req *http.Request) (*http.Response, error) {
+	b := ex.b
+	snap := *b.rotation.Load()
+	n := uint64(len(snap))
+	if n == 0 {
+		lbCloseBody(req)
+		return nil, lbErrNoBackend
+	}
+	start := b.next.Add(1) - 1
+	var failed *lbBackend // the last backend that refused, counted as a retry when another try follows
+	for i := range n {
+		be := snap[(start+i)%n]
+		if i > 0 && !be.inRotation.Load() {
+			continue // taken out since the snapshot, perhaps by another request's refusal
+		}
+		if failed != nil {
+			if !ex.replayable {
+				break // the body was handed to the first try and cannot be sent again
+			}
+			if b.metrics != nil {
+				b.metrics.retries.WithLabelValues(failed.ID).Inc()
+			}
+		}
+		ex.backend = be
+		resp, err := b.transport.RoundTrip(ex.try(req, be))
+		if err == nil {
+			ex.status = resp.StatusCode
+			return resp, nil
+		}
+		if !lbNeverSent(err) || req.Context().Err() != nil {
+			return nil, err
+		}
+		b.markDown(be, err)
+		failed = be
+	}
+	ex.backend = nil
+	lbCloseBody(req)
+	return nil, lbErrNoBackend
+}
+
+// try is req addressed to be, with a fresh copy of the buffered body.
+func (ex *lbExchange) try(req *http.Request, be *lbBackend) *http.Request {
+	out := req.WithContext(req.Context()) // a shallow copy the Transport may own
+	u := *req.URL
+	u.Host = be.Addr
+	out.URL = &u
+	switch {
+	case !ex.replayable:
+		out.Body = lbPrefixed{io.MultiReader(bytes.NewReader(ex.body), req.Body), req.Body}
+	case len(ex.body) == 0:
+		if req.Body != nil {
+			out.Body = http.NoBody
+		}
+		out.ContentLength = 0
+	default:
+		body := ex.body
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.TransferEncoding = nil
+		// GetBody lets the Transport itself resend the body when a pooled
+		// keep-alive connection turns out to be closed before anything was
+		// written, which happens after every replica restart.
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return out
+}
+
+// lbCloseBody honours the RoundTripper contract on paths that send nothing.
+func lbCloseBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// lbNeverSent reports whether err means the request reached no server: the
+// connection was never made. Everything else may have been processed.
+func lbNeverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// fail is the ReverseProxy's ErrorHandler: nothing has been written yet.
+func (ex *lbExchange) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, lbErrNoBackend) {
+		ex.status = http.StatusServiceUnavailable
+		ex.b.writeError(w, ex.status, "no_backend", "No "+ex.b.side+" replica could take the request; try again in a moment.")
+		return
+	}
+	ex.status = http.StatusBadGateway
+	ex.b.writeError(w, ex.status, "bad_gateway", "The "+ex.b.side+" replica failed before it finished answering; the request may or may not have been processed.")
+}
+
+func (ex *lbExchange) count() {
+	m := ex.b.metrics
+	if m == nil {
+		return
+	}
+	backend := "none"
+	if ex.backend != nil {
+		backend = ex.backend.ID
+	}
+	m.requests.WithLabelValues(backend, strconv.Itoa(ex.status)).Inc()
+}
+
+// writeError answers for the balancer itself, in the project's envelope,
+// with a header that tells it apart from a replica's answer.
+func (b *Balancer) writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set(lbBalancerHdr, b.side)
+	api.Encode(w, status, api.Envelope{Success: false, Code: code, Message: message})
+}
+
+// lbPrefixed is a body whose first part was already read from the client:
+// reading gives the whole body, closing closes the client's.
+type lbPrefixed struct {
+	io.Reader
+	io.Closer
+}
+
+// lbBufferPool reuses ReverseProxy's 32 KiB copy buffers, which it would
+// otherwise allocate for every response.
+type lbBufferPool struct{ p sync.Pool }
+
+func (p *lbBufferPool) Get() []byte {
+	if b, ok := p.p.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (p *lbBufferPool) Put(b []byte) { p.p.Put(&b) }
+
+// lbMetrics are the balancer's series, already curried with its side.
+type lbMetrics struct {
+	requests   *prometheus.CounterVec // backend, code
+	retries    *prometheus.CounterVec // backend
+	inRotation prometheus.Gauge
+}
+
+// lbNewMetrics registers the balancer's metrics. Both balancers of a run
+// share one registry, so the second finds the vectors already there and
+// uses them with its own side label.
+func lbNewMetrics(reg prometheus.Registerer, side string, logger *slog.Logger) *lbMetrics {
+	requests := lbRegister(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "statelab_balancer_requests_total",
+		Help: "Requests through the balancer, by server (side), backend (the replica the request went to, or none) and the status code sent to the client.",
+	}, []string{"server", "backend", "code"}))
+	retries := lbRegister(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "statelab_balancer_retries_total",
+		Help: "Requests sent on to the next replica because this backend refused the connection, by server and backend.",
+	}, []string{"server", "backend"}))
+	inRotation := lbRegister(reg, logger, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "statelab_balancer_backends_in_rotation",
+		Help: "Backends the balancer sends new requests to: ready and not draining, by server.",
+	}, []string{"server"}))
+	labels := prometheus.Labels{"server": side}
+	return &lbMetrics{
+		requests:   requests.MustCurryWith(labels),
+		retries:    retries.MustCurryWith(labels),
+		inRotation: inRotation.With(labels),
+	}
+}
+
+// lbRegister registers c, or returns the collector already registered under
+// its name. Any other failure is logged and c is used unregistered: the
+// balancer's job is to carry traffic, not to stop a run over a metric.
+func lbRegister[C prometheus.Collector](reg prometheus.Registerer, logger *slog.Logger, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	logger.Error("balancer metric not registered", "err", err)
+	return c
+}

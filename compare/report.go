@@ -1,0 +1,236 @@
+package compare
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a run found, as written to report.json.
+type Report struct {
+	Scenario    string            `json:"scenario"`
+	Description string            `json:"description"`
+	StartedAt   time.Time         `json:"started_at"`
+	DurationS   float64           `json:"duration_s"`
+	Users       int               `json:"users_per_side"`
+	Seed        int64             `json:"seed"`
+	Sides       map[string]Totals `json:"sides"`
+	Events      []EventRecord     `json:"events"`
+	Consistency Consistency       `json:"consistency"`
+	Timeline    TimelineStats     `json:"timeline"`
+}
+
+// TimelineStats says how well the runner kept to its schedule and how fast
+// replicas came up, both measured.
+type TimelineStats struct {
+	MaxLateMS    float64            `json:"max_late_ms"`
+	ReadyMSP50   map[string]float64 `json:"replica_ready_ms_p50"`
+	ReadyMSMax   map[string]float64 `json:"replica_ready_ms_max"`
+	ReplicaStart map[string]int     `json:"replica_starts"`
+}
+
+// Consistency is the end-of-run check of the shared database.
+type Consistency struct {
+	OK                     bool  `json:"ok"`
+	BorrowsExist           Check `json:"borrows_exist"`
+	NoNegativeAvailability Check `json:"no_negative_availability"`
+	CopiesAddUp            Check `json:"copies_add_up"`
+}
+
+// Check is one invariant.
+type Check struct {
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+func (r *Runner) report(ctx context.Context) *Report {
+	r.mu.Lock()
+	start, maxLate := r.start, r.maxLate
+	r.mu.Unlock()
+	rep := &Report{
+		Scenario:    r.cfg.Scenario.Name,
+		Description: r.cfg.Scenario.Description,
+		StartedAt:   start.UTC(),
+		DurationS:   r.elapsed().Seconds(),
+		Users:       r.cfg.Users,
+		Seed:        r.cfg.Seed,
+		Sides:       map[string]Totals{},
+		Events:      r.Events(),
+		Timeline: TimelineStats{
+			MaxLateMS:    float64(maxLate.Microseconds()) / 1000,
+			ReadyMSP50:   map[string]float64{},
+			ReadyMSMax:   map[string]float64{},
+			ReplicaStart: map[string]int{},
+		},
+	}
+	var borrowIDs []int64
+	for _, s := range r.sides {
+		rep.Sides[s.name] = s.stats.Totals()
+		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
+		d := s.sup.ReadyDurations()
+		rep.Timeline.ReplicaStart[s.name] = len(d)
+		if len(d) > 0 {
+			slices.Sort(d)
+			rep.Timeline.ReadyMSP50[s.name] = float64(d[len(d)/2].Microseconds()) / 1000
+			rep.Timeline.ReadyMSMax[s.name] = float64(d[len(d)-1].Microseconds()) / 1000
+		}
+	}
+	rep.Consistency = r.checkConsistency(context.WithoutCancel(ctx), borrowIDs)
+	return rep
+}
+
+// checkConsistency checks the shared database after the run: every borrow a
+// user was answered 201 for exists, and the copies add up.
+func (r *Runner) checkConsistency(ctx context.Context, borrowIDs []int64) Consistency {
+	var c Consistency
+	var missing []int64
+	var errs []string
+	for _, id := range borrowIDs {
+		ok, err := r.db.BorrowExists(ctx, id)
+		if err != nil {
+			errs = append(errs, err.Error())
+			break
+		}
+		if !ok {
+			missing = append(missing, id)
+		}
+	}
+	c.BorrowsExist = Check{OK: len(missing) == 0 && len(errs) == 0,
+		Detail: fmt.Sprintf("%d borrow(s) answered 201, %d missing from the database %v", len(borrowIDs), len(missing), missing)}
+	if len(errs) > 0 {
+		c.BorrowsExist.Detail += "; " + strings.Join(errs, "; ")
+	}
+	db, err := r.db.CheckConsistency(ctx)
+	if err != nil {
+		c.NoNegativeAvailability = Check{Detail: "could not check: " + err.Error()}
+		c.CopiesAddUp = c.NoNegativeAvailability
+	} else {
+		c.NoNegativeAvailability = Check{OK: len(db.NegativeAvailability) == 0,
+			Detail: fmt.Sprintf("%d books checked, %d with negative availability %v", db.Books, len(db.NegativeAvailability), db.NegativeAvailability)}
+		c.CopiesAddUp = Check{OK: len(db.Mismatched) == 0,
+			Detail: fmt.Sprintf("available copies + %d active borrows = copies for all but %d book(s) %v", db.ActiveBorrows, len(db.Mismatched), db.Mismatched)}
+	}
+	c.OK = c.BorrowsExist.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
+	return c
+}
+
+// Write puts report.json and report.md in dir.
+func (rep *Report) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report dir: %w", err)
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	var md strings.Builder
+	rep.markdown(&md)
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644)
+}
+
+// rows are the lines of the side-by-side table.
+var rows = []struct {
+	label string
+	value func(Totals) string
+}{
+	{"requests", func(t Totals) string { return fmt.Sprint(t.Requests) }},
+	{"ok (2xx)", func(t Totals) string { return fmt.Sprint(t.OK) }},
+	{"availability", func(t Totals) string { return fmt.Sprintf("%.4f", t.Availability) }},
+	{"401 session_lost", func(t Totals) string { return fmt.Sprint(t.SessionLost) }},
+	{"401 login_required", func(t Totals) string { return fmt.Sprint(t.LoginRequired) }},
+	{"409 conflict (lost a race)", func(t Totals) string { return fmt.Sprint(t.Conflicts) }},
+	{"other 4xx", func(t Totals) string { return fmt.Sprint(t.Errors4xx) }},
+	{"5xx", func(t Totals) string { return fmt.Sprint(t.Errors5xx) }},
+	{"connection errors", func(t Totals) string { return fmt.Sprint(t.ConnErrors) }},
+	{"sessions lost", func(t Totals) string { return fmt.Sprint(t.SessionsLost) }},
+	{"cart items lost", func(t Totals) string { return fmt.Sprint(t.CartItemsLost) }},
+	{"forced re-logins", func(t Totals) string { return fmt.Sprint(t.Relogins) }},
+	{"borrows (201)", func(t Totals) string { return fmt.Sprint(t.Borrows) }},
+	{"latency p50 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
+	{"latency p95 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
+	{"latency p99 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
+}
+
+// PrintSummary writes the side-by-side table and the consistency verdict.
+func (rep *Report) PrintSummary(w io.Writer) {
+	fmt.Fprintf(w, "\nscenario %s: %s (%.0f s, %d users per side)\n\n", rep.Scenario, rep.Description, rep.DurationS, rep.Users)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "\tstateful\tstateless\t\n")
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", row.label, row.value(rep.Sides[Stateful]), row.value(rep.Sides[Stateless]))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	if rep.Consistency.OK {
+		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database, and every book's copies add up")
+	} else {
+		fmt.Fprintln(w, "!!! CONSISTENCY CHECK FAILED !!!")
+		for _, c := range []Check{rep.Consistency.BorrowsExist, rep.Consistency.NoNegativeAvailability, rep.Consistency.CopiesAddUp} {
+			if !c.OK {
+				fmt.Fprintln(w, "  - "+c.Detail)
+			}
+		}
+	}
+}
+
+func (rep *Report) markdown(w io.Writer) {
+	fmt.Fprintf(w, "# statelab report: %s\n\n%s. Started %s, ran %.0f s with %d simulated users per side (seed %d).\n\n",
+		rep.Scenario, rep.Description, rep.StartedAt.Format(time.RFC3339), rep.DurationS, rep.Users, rep.Seed)
+	fmt.Fprintln(w, "Every number below was counted from what the simulated users' HTTP clients received through each side's load balancer. Availability is ok / (requests − 409 conflicts): a 409 is the library correctly refusing a borrow another user won, not an outage.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| | stateful | stateless |\n|---|---:|---:|")
+	for _, row := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", row.label, row.value(rep.Sides[Stateful]), row.value(rep.Sides[Stateless]))
+	}
+	sf, sl := rep.Sides[Stateful], rep.Sides[Stateless]
+	fmt.Fprintln(w, "\n## What the numbers say")
+	fmt.Fprintf(w, "\n- **Sessions.** The stateful side lost %d sessions (and %d cart items with them) and forced %d re-logins; the stateless side lost %d. ",
+		sf.SessionsLost, sf.CartItemsLost, sf.Relogins, sl.SessionsLost)
+	fmt.Fprintln(w, "A stateful session lives in the memory of one replica: a restart wipes it, and a round-robin balancer sends the next request to a replica that never had it. With N replicas about (N−1)/N of the requests after a login land on such a replica.")
+	if authed := sf.OK + sf.SessionLost; authed > 0 {
+		fmt.Fprintf(w, "  Measured here: %d of %d successful-or-lost stateful answers (%.0f%%, logins included) were session_lost.\n", sf.SessionLost, authed, 100*float64(sf.SessionLost)/float64(authed))
+	}
+	crashes := 0
+	for _, e := range rep.Events {
+		if e.Kind == ActionCrash {
+			crashes++
+		}
+	}
+	if crashes > 0 {
+		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%d kill(s) across both sides). A killed process cannot finish the requests it is working on: the balancer answers those with 502. They show as 5xx (stateful %d, stateless %d) or connection errors (stateful %d, stateless %d). Both sides pay this; only the stateful side also loses the sessions the process held.\n",
+			crashes, sf.Errors5xx, sl.Errors5xx, sf.ConnErrors, sl.ConnErrors)
+	} else {
+		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request should fail on either side: 5xx stateful %d, stateless %d; connection errors stateful %d, stateless %d.\n",
+			sf.Errors5xx, sl.Errors5xx, sf.ConnErrors, sl.ConnErrors)
+	}
+	fmt.Fprintf(w, "- **The cost of statelessness.** Every stateless request carries its credential and is authenticated again; latency p50 stateful %.1f ms, stateless %.1f ms (through the balancer, on one shared machine, so the stateful side's re-login storm, bcrypt on every login, slows both).\n",
+		sf.LatencyMS.P50, sl.LatencyMS.P50)
+	fmt.Fprintln(w, "\n## Consistency of the shared database")
+	fmt.Fprintln(w)
+	for _, c := range []struct {
+		name string
+		c    Check
+	}{{"every borrow answered 201 exists", rep.Consistency.BorrowsExist}, {"no negative availability", rep.Consistency.NoNegativeAvailability}, {"copies add up", rep.Consistency.CopiesAddUp}} {
+		mark := "ok"
+		if !c.c.OK {
+			mark = "**FAILED**"
+		}
+		fmt.Fprintf(w, "- %s: %s — %s\n", c.name, mark, c.c.Detail)
+	}
+	fmt.Fprintln(w, "\n## Events\n\n| at (s) | kind | side | replica | took (ms) | source | error |\n|---:|---|---|---|---:|---|---|")
+	for _, e := range rep.Events {
+		fmt.Fprintf(w, "| %.1f | %s | %s | %s | %.0f | %s | %s |\n", e.AtS, e.Kind, e.Side, e.Replica, e.TookMS, e.Source, e.Error)
+	}
+	fmt.Fprintf(w, "\nThe timeline ran at most %.1f ms behind schedule. Replica start to first ready answer: p50 %v ms, max %v ms.\n",
+		rep.Timeline.MaxLateMS, rep.Timeline.ReadyMSP50, rep.Timeline.ReadyMSMax)
+}

@@ -1,0 +1,494 @@
+package compare
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/statelab/statelab/internal/sqlite"
+)
+
+// Config is everything a comparison run needs. cmd/statelab fills it from
+// flags.
+type Config struct {
+	Binary        string // the statelab binary the replicas run (os.Executable())
+	Scenario      Scenario
+	Users         int // simulated users per side
+	Seed          int64
+	Think         time.Duration // mean think time between a user's steps
+	Addr          string        // the runner's own address: metrics, feed, controls, dashboard
+	StatefulAddr  string        // the stateful side's balancer
+	StatelessAddr string        // the stateless side's balancer
+	ReportDir     string        // where report.json and report.md go
+	WorkDir       string        // the shared database and the replicas' log
+	Hold          bool          // keep everything up after the timeline, until ctx is done
+	Stdout        io.Writer     // progress, summary
+	Logger        *slog.Logger
+	// Dashboard, when set, is served at / on the runner's address.
+	Dashboard http.Handler
+}
+
+// side is one half of the comparison: replicas, their balancer, the users'
+// counters.
+type side struct {
+	name     string
+	sup      *Supervisor
+	lb       *Balancer
+	stats    *SideStats
+	url      string
+	listener net.Listener
+}
+
+// Runner plays a scenario on both sides at once.
+type Runner struct {
+	cfg    Config
+	sides  []*side // stateful first
+	gate   *Gate
+	db     *sqlite.DB
+	reg    *prometheus.Registry
+	events *prometheus.CounterVec
+	feed   *Feed
+	start  time.Time
+
+	mu        sync.Mutex
+	log       []EventRecord
+	phase     string
+	maxLate   time.Duration
+	ctlCancel context.CancelFunc
+}
+
+// EventRecord is one thing the timeline or a live control did to one
+// replica of one side.
+type EventRecord struct {
+	AtS     float64 `json:"at_s"`
+	Kind    string  `json:"kind"`
+	Side    string  `json:"side"`
+	Replica string  `json:"replica"`
+	TookMS  float64 `json:"took_ms"`
+	Source  string  `json:"source"` // "scenario" or "control"
+	Note    string  `json:"note,omitempty"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// New prepares a run: the shared database, the listeners and the
+// supervisors. Nothing is started until Run.
+func New(ctx context.Context, cfg Config) (*Runner, error) {
+	if cfg.Users < 1 || cfg.Users > 500 {
+		return nil, fmt.Errorf("users is %d; use 1 to 500 per side (the seed has 1000 load-test members)", cfg.Users)
+	}
+	if err := cfg.Scenario.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("work dir: %w", err)
+	}
+	dbPath := filepath.Join(cfg.WorkDir, "library.db")
+	db, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return nil, fmt.Errorf("open the shared database: %w", err)
+	}
+	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting"}
+	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "statelab_scenario_events_total",
+		Help: "Events played on the replicas, by kind (restart, crash, scale-out, scale-in), server and source (scenario or control).",
+	}, []string{"kind", "server", "source"})
+	r.reg.MustRegister(r.events)
+
+	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	statsBySide := map[string]*SideStats{}
+	for _, name := range []string{Stateful, Stateless} {
+		addr := cfg.StatefulAddr
+		secretFlag := "--session-key"
+		if name == Stateless {
+			addr, secretFlag = cfg.StatelessAddr, "--jwt-secret"
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			r.closeListeners()
+			db.Close()
+			return nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s-addr)", name, addr, err, name)
+		}
+		// Every replica of a side gets the same secret, so a request that
+		// fails on another replica fails because the state is missing,
+		// never because a signature did not match.
+		secret := randomHex(32)
+		s := &side{name: name, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String()}
+		s.lb = NewBalancer(BalancerConfig{Side: name, Logger: cfg.Logger, Registerer: r.reg})
+		s.sup = NewSupervisor(SupervisorConfig{
+			Side:       name,
+			Binary:     cfg.Binary,
+			Args:       []string{"--db", dbPath, secretFlag, secret, "--log-format", "json", "--shutdown-timeout", "5s"},
+			Log:        logFile,
+			Logger:     cfg.Logger,
+			OnReady:    func(rep Replica) { s.lb.MarkReady(rep.ID) },
+			BeforeStop: func(rep Replica) { s.lb.Drain(rep.ID) },
+			OnChange:   func(reps []Replica) { s.lb.SetBackends(backendsOf(reps)) },
+		})
+		statsBySide[name] = s.stats
+		r.sides = append(r.sides, s)
+	}
+	r.reg.MustRegister(newStatsCollector(statsBySide))
+	for _, s := range r.sides {
+		sup := s.sup
+		r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "statelab_replicas_up",
+			Help:        "Replica processes running and ready, by server.",
+			ConstLabels: prometheus.Labels{"server": s.name},
+		}, func() float64 { return float64(len(sup.Replicas())) }))
+	}
+	r.feed = newFeed(r)
+	return r, nil
+}
+
+func backendsOf(reps []Replica) []Backend {
+	b := make([]Backend, len(reps))
+	for i, rep := range reps {
+		b[i] = Backend{ID: rep.ID, Addr: rep.Addr}
+	}
+	return b
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}
+
+func (r *Runner) closeListeners() {
+	for _, s := range r.sides {
+		s.listener.Close()
+	}
+}
+
+// Registry returns the runner's metrics registry.
+func (r *Runner) Registry() *prometheus.Registry { return r.reg }
+
+// Run starts the replicas, the balancers and the users, plays the timeline,
+// writes the report, and stops everything (after ctx is done, with Hold).
+// It returns the report even when a consistency check failed; the error then
+// says so.
+func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report, error) {
+	defer r.db.Close()
+	out := r.cfg.Stdout
+	sc := r.cfg.Scenario
+
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(runnerListener) }()
+	defer srv.Close()
+
+	lbCtx, stopLB := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLB()
+	var servers []*http.Server
+	for _, s := range r.sides {
+		go s.lb.Run(lbCtx)
+		hs := &http.Server{Handler: s.lb, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, hs)
+		go func() { _ = hs.Serve(s.listener) }()
+	}
+	defer func() {
+		for _, hs := range servers {
+			hs.Close()
+		}
+	}()
+
+	// Whatever happens from here on, no replica outlives the runner.
+	defer r.stopAll()
+
+	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", sc.Replicas)
+	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, sc.Replicas) }); err != nil {
+		return nil, fmt.Errorf("start replicas: %w", err)
+	}
+	fmt.Fprintf(out, "stateful balancer  %s\nstateless balancer %s\n", r.sides[0].url, r.sides[1].url)
+
+	usersCtx, stopUsers := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: r.cfg.Users, IdleConnTimeout: 30 * time.Second}}
+	for si, s := range r.sides {
+		for i := range r.cfg.Users {
+			u := NewUser(UserConfig{
+				Side:     s.name,
+				BaseURL:  s.url,
+				Email:    sqlite.LoadTestEmail(si*r.cfg.Users + i + 1),
+				Password: sqlite.LoadTestPassword,
+				UseJWT:   i%2 == 1,
+				Seed:     r.cfg.Seed*1_000_003 + int64(i),
+				Client:   client,
+				Stats:    s.stats,
+				Gate:     r.gate,
+				Think:    r.cfg.Think,
+			})
+			wg.Add(1)
+			go func() { defer wg.Done(); u.Run(usersCtx) }()
+		}
+	}
+
+	r.mu.Lock()
+	r.start = time.Now()
+	r.phase = "running"
+	r.mu.Unlock()
+	go r.feed.run(usersCtx)
+	progressDone := make(chan struct{})
+	go func() { defer close(progressDone); r.progress(usersCtx) }()
+
+	timelineErr := r.playTimeline(ctx)
+	stopUsers()
+	wg.Wait()
+	<-progressDone
+	r.setPhase("finished")
+	if timelineErr != nil && ctx.Err() == nil {
+		return nil, timelineErr
+	}
+
+	rep := r.report(ctx)
+	if err := rep.Write(r.cfg.ReportDir); err != nil {
+		return rep, err
+	}
+	rep.PrintSummary(out)
+	fmt.Fprintf(out, "report: %s\n", r.cfg.ReportDir)
+
+	if r.cfg.Hold && ctx.Err() == nil {
+		r.setPhase("holding")
+		fmt.Fprintf(out, "holding: replicas, balancers and %s stay up; Ctrl-C to stop\n", "http://"+runnerListener.Addr().String())
+		<-ctx.Done()
+	}
+	if !rep.Consistency.OK {
+		return rep, errors.New("CONSISTENCY CHECK FAILED: the shared database lost or invented a borrow; see the report")
+	}
+	return rep, nil
+}
+
+func (r *Runner) stopAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Stop(ctx) })
+}
+
+// bothSides runs fn on both sides at the same moment and waits for both.
+func (r *Runner) bothSides(ctx context.Context, fn func(context.Context, *side) error) error {
+	errs := make([]error, len(r.sides))
+	var wg sync.WaitGroup
+	for i, s := range r.sides {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = fn(ctx, s) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *Runner) setPhase(p string) {
+	r.mu.Lock()
+	r.phase = p
+	r.mu.Unlock()
+}
+
+// elapsed returns the time since the users started.
+func (r *Runner) elapsed() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.start.IsZero() {
+		return 0
+	}
+	return time.Since(r.start)
+}
+
+// playTimeline applies each event on both sides at its moment, then waits
+// for the end of the scenario.
+func (r *Runner) playTimeline(ctx context.Context) error {
+	sc := r.cfg.Scenario
+	for _, e := range sc.Events {
+		if err := sleepUntil(ctx, r.start.Add(e.At.Std())); err != nil {
+			return nil
+		}
+		late := time.Since(r.start.Add(e.At.Std()))
+		r.mu.Lock()
+		r.maxLate = max(r.maxLate, late)
+		r.mu.Unlock()
+		r.setPhase(e.Action)
+		if err := r.Apply(ctx, e, "scenario"); err != nil {
+			r.cfg.Logger.Warn("event failed", "action", e.Action, "err", err)
+		}
+		r.setPhase("running")
+	}
+	_ = sleepUntil(ctx, r.start.Add(sc.Duration.Std()))
+	return nil
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Apply plays one event on both sides at once and records what happened
+// to which replica.
+func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
+	switch e.Action {
+	case ActionPause:
+		r.gate.Pause()
+		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
+		return nil
+	case ActionResume:
+		r.gate.Resume()
+		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
+		return nil
+	}
+	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
+		before := s.sup.Replicas()
+		start := time.Now()
+		var err error
+		var touched []string
+		kind := e.Action
+		switch e.Action {
+		case ActionRestart, ActionCrash:
+			idx := max(e.Replica, 1) - 1
+			if idx >= len(before) {
+				err = fmt.Errorf("replica %d does not exist: %d running", idx+1, len(before))
+				break
+			}
+			id := before[idx].ID
+			touched = []string{id}
+			if e.Action == ActionRestart {
+				err = s.sup.Restart(ctx, id)
+			} else {
+				err = s.sup.Crash(ctx, id)
+			}
+		case ActionRollingRestart:
+			kind = ActionRestart
+			for _, rep := range before {
+				touched = append(touched, rep.ID)
+			}
+			err = s.sup.RollingRestart(ctx)
+		case ActionScale:
+			err = s.sup.Scale(ctx, e.Replicas)
+			after := s.sup.Replicas()
+			kind = "scale-out"
+			if len(after) < len(before) {
+				kind = "scale-in"
+				touched = diffIDs(before, after)
+			} else {
+				touched = diffIDs(after, before)
+			}
+		default:
+			err = fmt.Errorf("unknown action %q", e.Action)
+		}
+		took := time.Since(start)
+		if len(touched) == 0 {
+			touched = []string{""}
+		}
+		for _, id := range touched {
+			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: e.Note}
+			if err != nil {
+				rec.Error = err.Error()
+			}
+			r.events.WithLabelValues(kind, s.name, source).Inc()
+			r.record(rec)
+		}
+		return err
+	})
+}
+
+// diffIDs returns the ids in a that are not in b.
+func diffIDs(a, b []Replica) []string {
+	var ids []string
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y Replica) bool { return y.ID == x.ID }) {
+			ids = append(ids, x.ID)
+		}
+	}
+	return ids
+}
+
+// since returns t as seconds from the start of the run.
+func (r *Runner) since(t time.Time) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.start.IsZero() {
+		return 0
+	}
+	return t.Sub(r.start).Seconds()
+}
+
+func (r *Runner) record(rec EventRecord) {
+	r.mu.Lock()
+	r.log = append(r.log, rec)
+	r.mu.Unlock()
+}
+
+// Events returns what has happened so far.
+func (r *Runner) Events() []EventRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.log)
+}
+
+// progress prints a status line every second until ctx is done.
+func (r *Runner) progress(ctx context.Context) {
+	tty := isTerminal(r.cfg.Stdout)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(r.cfg.Stdout)
+			}
+			return
+		case <-t.C:
+		}
+		n++
+		line := r.statusLine()
+		if tty {
+			fmt.Fprintf(r.cfg.Stdout, "\r\033[K%s", line)
+		} else if n%5 == 0 {
+			fmt.Fprintln(r.cfg.Stdout, line)
+		}
+	}
+}
+
+func (r *Runner) statusLine() string {
+	r.mu.Lock()
+	phase := r.phase
+	r.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%3.0fs/%s] %-15s", r.elapsed().Seconds(), r.cfg.Scenario.Duration.Std(), phase)
+	for _, s := range r.sides {
+		t := s.stats.Totals()
+		fmt.Fprintf(&b, " | %s: ok %5.1f%% of %d, %d sessions lost, %d cart items lost", s.name, 100*t.Availability, t.Requests, t.SessionsLost, t.CartItemsLost)
+	}
+	return b.String()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,166 @@
+package compare
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed scenarios/*.yaml
+var builtinScenarios embed.FS
+
+// Actions a scenario event can take.
+const (
+	ActionRestart        = "restart"
+	ActionCrash          = "crash"
+	ActionScale          = "scale"
+	ActionRollingRestart = "rolling-restart"
+	ActionPause          = "pause"
+	ActionResume         = "resume"
+)
+
+// MaxReplicas bounds how many replicas a side may run: each is a real
+// process, and the machine the lab targets has two cores.
+const MaxReplicas = 16
+
+// Scenario is a timeline of events played on both sides at the same moments.
+type Scenario struct {
+	Name        string   `yaml:"name" json:"name"`
+	Description string   `yaml:"description" json:"description"`
+	Duration    Duration `yaml:"duration" json:"duration"`
+	Replicas    int      `yaml:"replicas" json:"replicas"`
+	Events      []Event  `yaml:"events" json:"events"`
+}
+
+// Event is one step of a scenario.
+type Event struct {
+	At       Duration `yaml:"at" json:"at"`
+	Action   string   `yaml:"action" json:"action"`
+	Replica  int      `yaml:"replica,omitempty" json:"replica,omitempty"`
+	Replicas int      `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	Note     string   `yaml:"note,omitempty" json:"note,omitempty"`
+}
+
+// Duration is a time.Duration written as "90s" or "2m" in scenario files.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like 30s or 2m", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 30s or 2m)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as Go does ("1m30s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// BuiltinScenarios lists the names of the scenarios compiled into the binary.
+func BuiltinScenarios() []string {
+	entries, _ := fs.ReadDir(builtinScenarios, "scenarios")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), path.Ext(e.Name())))
+	}
+	return names
+}
+
+// LoadScenario returns the built-in scenario with the name, or else reads
+// the file at nameOrPath (YAML, or JSON, which is YAML too).
+func LoadScenario(nameOrPath string) (Scenario, error) {
+	if b, err := builtinScenarios.ReadFile("scenarios/" + nameOrPath + ".yaml"); err == nil {
+		return ParseScenario(b, nameOrPath)
+	}
+	b, err := os.ReadFile(nameOrPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Scenario{}, fmt.Errorf("no scenario %q: name a built-in one (%s) or a YAML/JSON file", nameOrPath, strings.Join(BuiltinScenarios(), ", "))
+	} else if err != nil {
+		return Scenario{}, err
+	}
+	return ParseScenario(b, nameOrPath)
+}
+
+// ParseScenario reads and validates a scenario. source names it in errors.
+func ParseScenario(b []byte, source string) (Scenario, error) {
+	var s Scenario
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("scenario %s: %v", source, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("scenario %s: %w", source, err)
+	}
+	return s, nil
+}
+
+// Validate checks a scenario and says what to fix.
+func (s *Scenario) Validate() error {
+	var errs []error
+	if s.Name == "" {
+		errs = append(errs, errors.New("name is missing"))
+	}
+	if s.Duration.Std() <= 0 {
+		errs = append(errs, errors.New("duration must be positive, e.g. duration: 90s"))
+	}
+	if s.Replicas < 1 || s.Replicas > MaxReplicas {
+		errs = append(errs, fmt.Errorf("replicas is %d; use 1 to %d", s.Replicas, MaxReplicas))
+	}
+	n := s.Replicas
+	for i, e := range s.Events {
+		where := fmt.Sprintf("event %d (%s at %s)", i+1, e.Action, e.At.Std())
+		if e.At.Std() < 0 || e.At.Std() >= s.Duration.Std() {
+			errs = append(errs, fmt.Errorf("%s: at must be within the duration (0 to %s)", where, s.Duration.Std()))
+		}
+		if i > 0 && e.At.Std() < s.Events[i-1].At.Std() {
+			errs = append(errs, fmt.Errorf("%s: events must be in time order", where))
+		}
+		switch e.Action {
+		case ActionRestart, ActionCrash:
+			if e.Replicas != 0 {
+				errs = append(errs, fmt.Errorf("%s: use replica (which one), not replicas", where))
+			}
+			if e.Replica < 0 || e.Replica > n {
+				errs = append(errs, fmt.Errorf("%s: replica %d does not exist then (there are %d)", where, e.Replica, n))
+			}
+		case ActionScale:
+			if e.Replicas < 1 || e.Replicas > MaxReplicas {
+				errs = append(errs, fmt.Errorf("%s: replicas is %d; use 1 to %d", where, e.Replicas, MaxReplicas))
+			}
+			n = e.Replicas
+		case ActionRollingRestart, ActionPause, ActionResume:
+			if e.Replica != 0 || e.Replicas != 0 {
+				errs = append(errs, fmt.Errorf("%s: this action takes no replica or replicas", where))
+			}
+		default:
+			actions := []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume}
+			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, strings.Join(actions, ", ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PlannedStops reports whether the scenario only has planned stops
+// (graceful restarts and scale events), the case in which the stateless side
+// must lose nothing at all.
+func (s *Scenario) PlannedStops() bool {
+	return !slices.ContainsFunc(s.Events, func(e Event) bool { return e.Action == ActionCrash })
+}

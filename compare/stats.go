@@ -1,0 +1,277 @@
+package compare
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcome is what a simulated user saw of one request.
+type Outcome int
+
+// The outcomes, from what the client really received.
+const (
+	OutcomeOK            Outcome = iota // 2xx
+	OutcomeSessionLost                  // 401 session_lost: a valid cookie the replica held no session for
+	OutcomeLoginRequired                // 401 login_required: no cookie at all
+	OutcomeConflict                     // 409: a borrow lost the race for the last copy; the server answered correctly
+	OutcomeOther4xx                     // any other 4xx (invalid_token, 400, 404, …)
+	Outcome5xx                          // 5xx, from a replica or from the balancer (502: the replica died mid-request)
+	OutcomeConnError                    // no HTTP answer at all
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"ok", "session_lost", "login_required", "conflict", "error_4xx", "error_5xx", "conn_error"}
+
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// Classify turns a status and an envelope code into an outcome; err is the
+// transport error, if the client got no answer.
+func Classify(status int, code string, err error) Outcome {
+	switch {
+	case err != nil:
+		return OutcomeConnError
+	case status >= 200 && status < 300:
+		return OutcomeOK
+	case status == 401 && code == "session_lost":
+		return OutcomeSessionLost
+	case status == 401 && code == "login_required":
+		return OutcomeLoginRequired
+	case status == 409:
+		return OutcomeConflict
+	case status >= 400 && status < 500:
+		return OutcomeOther4xx
+	case status >= 500:
+		return Outcome5xx
+	default:
+		return OutcomeOther4xx
+	}
+}
+
+// latency buckets: upper bounds growing by 10% from 50 µs to about 2 min.
+// Percentiles are read from them, so they are within 10% of the truth.
+var latencyBounds = func() []float64 {
+	var b []float64
+	for v := 50e-6; v < 120; v *= 1.1 {
+		b = append(b, v)
+	}
+	return b
+}()
+
+// SideStats counts what one side's users saw. Every number in the lab's
+// terminal, report, feed and /metrics is read from here, so they can never
+// disagree.
+type SideStats struct {
+	outcomes      [numOutcomes]atomic.Int64
+	sessionsLost  atomic.Int64
+	cartItemsLost atomic.Int64
+	relogins      atomic.Int64
+	borrows       atomic.Int64
+	returns       atomic.Int64
+
+	mu        sync.Mutex
+	buckets   []uint64 // len(latencyBounds)+1, the last is +Inf
+	sum       float64
+	borrowIDs []int64 // every borrow the users were answered 201 for
+}
+
+// NewSideStats returns zeroed counters.
+func NewSideStats() *SideStats {
+	return &SideStats{buckets: make([]uint64, len(latencyBounds)+1)}
+}
+
+// Observe records one request.
+func (s *SideStats) Observe(o Outcome, d time.Duration) {
+	s.outcomes[o].Add(1)
+	sec := d.Seconds()
+	i := bucketOf(sec)
+	s.mu.Lock()
+	s.buckets[i]++
+	s.sum += sec
+	s.mu.Unlock()
+}
+
+func bucketOf(sec float64) int {
+	lo, hi := 0, len(latencyBounds)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if sec <= latencyBounds[m] {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo
+}
+
+// SessionLost records a session the server no longer held and the cart
+// items the user believed were in it.
+func (s *SideStats) SessionLost(cartItems int) {
+	s.sessionsLost.Add(1)
+	s.cartItemsLost.Add(int64(cartItems))
+}
+
+// Relogin records a sign-in forced by a lost session or credential.
+func (s *SideStats) Relogin() { s.relogins.Add(1) }
+
+// Borrowed records borrow records the server answered 201 for.
+func (s *SideStats) Borrowed(ids ...int64) {
+	s.borrows.Add(int64(len(ids)))
+	s.mu.Lock()
+	s.borrowIDs = append(s.borrowIDs, ids...)
+	s.mu.Unlock()
+}
+
+// Returned records a borrow returned with a 200.
+func (s *SideStats) Returned() { s.returns.Add(1) }
+
+// BorrowIDs returns every borrow id the users were answered 201 for.
+func (s *SideStats) BorrowIDs() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int64(nil), s.borrowIDs...)
+}
+
+// Totals is a snapshot of one side's counters.
+type Totals struct {
+	Requests      int64      `json:"requests"`
+	OK            int64      `json:"ok"`
+	SessionLost   int64      `json:"session_lost"`
+	LoginRequired int64      `json:"login_required"`
+	Conflicts     int64      `json:"conflicts"`
+	Errors4xx     int64      `json:"errors_4xx"`
+	Errors5xx     int64      `json:"errors_5xx"`
+	ConnErrors    int64      `json:"conn_errors"`
+	SessionsLost  int64      `json:"sessions_lost"`
+	Relogins      int64      `json:"relogins"`
+	CartItemsLost int64      `json:"cart_items_lost"`
+	Borrows       int64      `json:"borrows"`
+	Returns       int64      `json:"returns"`
+	Availability  float64    `json:"availability"` // ok / (requests − conflicts)
+	LatencyMS     Percentile `json:"latency_ms"`
+}
+
+// Percentile holds latency percentiles in milliseconds.
+type Percentile struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+}
+
+// Totals returns a snapshot.
+func (s *SideStats) Totals() Totals {
+	t := Totals{
+		OK:            s.outcomes[OutcomeOK].Load(),
+		SessionLost:   s.outcomes[OutcomeSessionLost].Load(),
+		LoginRequired: s.outcomes[OutcomeLoginRequired].Load(),
+		Conflicts:     s.outcomes[OutcomeConflict].Load(),
+		Errors4xx:     s.outcomes[OutcomeOther4xx].Load(),
+		Errors5xx:     s.outcomes[Outcome5xx].Load(),
+		ConnErrors:    s.outcomes[OutcomeConnError].Load(),
+		SessionsLost:  s.sessionsLost.Load(),
+		Relogins:      s.relogins.Load(),
+		CartItemsLost: s.cartItemsLost.Load(),
+		Borrows:       s.borrows.Load(),
+		Returns:       s.returns.Load(),
+	}
+	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.Errors4xx + t.Errors5xx + t.ConnErrors
+	// A 409 is the library answering correctly that another user got the
+	// last copy first: the service was there, so it does not count against
+	// availability.
+	if served := t.Requests - t.Conflicts; served > 0 {
+		t.Availability = float64(t.OK) / float64(served)
+	}
+	buckets, _, _ := s.histogram()
+	t.LatencyMS = Percentile{P50: quantile(buckets, .50) * 1000, P95: quantile(buckets, .95) * 1000, P99: quantile(buckets, .99) * 1000}
+	return t
+}
+
+func (s *SideStats) histogram() ([]uint64, float64, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for _, c := range s.buckets {
+		n += c
+	}
+	return append([]uint64(nil), s.buckets...), s.sum, n
+}
+
+// quantile returns the upper bound of the bucket holding the q-quantile.
+func quantile(buckets []uint64, q float64) float64 {
+	var n uint64
+	for _, c := range buckets {
+		n += c
+	}
+	if n == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(n)))
+	var seen uint64
+	for i, c := range buckets {
+		seen += c
+		if seen >= rank {
+			if i == len(latencyBounds) {
+				return latencyBounds[len(latencyBounds)-1]
+			}
+			return latencyBounds[i]
+		}
+	}
+	return latencyBounds[len(latencyBounds)-1]
+}
+
+// statsCollector exposes both sides' counters to Prometheus, read from the
+// same SideStats as everything else.
+type statsCollector struct {
+	sides    map[string]*SideStats
+	requests *prometheus.Desc
+	sessions *prometheus.Desc
+	cart     *prometheus.Desc
+	relogins *prometheus.Desc
+	borrows  *prometheus.Desc
+	latency  *prometheus.Desc
+}
+
+func newStatsCollector(sides map[string]*SideStats) *statsCollector {
+	return &statsCollector{
+		sides:    sides,
+		requests: prometheus.NewDesc("statelab_client_requests_total", "Requests the simulated users sent, by server and by the outcome they saw.", []string{"server", "outcome"}, nil),
+		sessions: prometheus.NewDesc("statelab_client_sessions_lost_total", "Sessions the simulated users lost: a 401 while they believed they were signed in.", []string{"server"}, nil),
+		cart:     prometheus.NewDesc("statelab_client_cart_items_lost_total", "Cart items the simulated users lost with their sessions.", []string{"server"}, nil),
+		relogins: prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", []string{"server"}, nil),
+		borrows:  prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", []string{"server"}, nil),
+		latency:  prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", []string{"server"}, nil),
+	}
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.latency} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	for side, s := range c.sides {
+		for o := range numOutcomes {
+			ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.outcomes[o].Load()), side, o.String())
+		}
+		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.CounterValue, float64(s.sessionsLost.Load()), side)
+		ch <- prometheus.MustNewConstMetric(c.cart, prometheus.CounterValue, float64(s.cartItemsLost.Load()), side)
+		ch <- prometheus.MustNewConstMetric(c.relogins, prometheus.CounterValue, float64(s.relogins.Load()), side)
+		ch <- prometheus.MustNewConstMetric(c.borrows, prometheus.CounterValue, float64(s.borrows.Load()), side)
+
+		buckets, sum, n := s.histogram()
+		cum := make(map[float64]uint64, len(latencyBounds))
+		var acc uint64
+		// Prometheus wants few buckets; expose every fourth bound.
+		for i, b := range latencyBounds {
+			acc += buckets[i]
+			if i%4 == 0 {
+				cum[b] = acc
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(c.latency, n, sum, cum, side)
+	}
+}

@@ -1,0 +1,686 @@
+package compare
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/statelab/statelab/internal/api"
+)
+
+// Replica is one running server process, as the supervisor last saw it.
+type Replica struct {
+	ID        string        // "<side>-<n>"; it stays with the slot across restarts and crashes
+	Addr      string        // host:port the process listens on
+	PID       int           // the current process
+	StartedAt time.Time     // when the current process was spawned
+	Restarts  int           // processes replaced under this ID by Restart or Crash since Scale added it
+	ReadyIn   time.Duration // from spawn to the first 200 from /api/ready
+	// LastExit is how the previous process under this ID ended: "exit
+	// status 0" after a Restart, "signal: killed" after a Crash; nil for
+	// the first process.
+	LastExit *os.ProcessState
+}
+
+// SupervisorConfig says which replicas a Supervisor runs and whom it tells.
+type SupervisorConfig struct {
+	Side   string    // "stateful" or "stateless": the subcommand every replica runs
+	Binary string    // the statelab binary (the runner passes os.Executable()); empty means this program
+	Args   []string  // extra flags for every replica (e.g. --db, --session-key/--jwt-secret, --log-format json)
+	Env    []string  // extra environment, appended to os.Environ()
+	Log    io.Writer // the replicas' stdout and stderr, whole lines at a time (nil discards them)
+	Logger *slog.Logger
+
+	ReadyTimeout time.Duration // how long a new process may take to answer /api/ready (default 10s)
+	StopTimeout  time.Duration // graceful stop: SIGTERM, then SIGKILL after this long (default 10s)
+
+	// Hooks, all optional. They are called synchronously, one at a time and
+	// in the order of the changes they report, so a hook must not call the
+	// Supervisor's operations (Replicas is fine).
+	OnReady    func(Replica)   // a new process answered 200 on /api/ready and joined the set
+	BeforeStop func(Replica)   // a planned, graceful stop is about to send SIGTERM: drain the replica here
+	OnChange   func([]Replica) // the set changed (start, stop, crash, restart, unexpected exit): the set now
+}
+
+// Supervisor starts, restarts, crashes and stops the replica processes of
+// one side of the comparison.
+//
+// The set of replicas holds the processes in service: spawned, answered
+// /api/ready, and not yet gone. A process joins it once ready and leaves it
+// when it exits; a Restart or a Crash therefore shows as a replica leaving
+// and coming back under the same ID, with a new PID, on the same address.
+//
+// IDs are "<side>-<n>". Scale adds the lowest free numbers and removes the
+// highest, so the IDs of n replicas are always <side>-1 … <side>-n after
+// Scale(n), and "replica 2" in a scenario means the same slot all run long.
+//
+// Operations (Scale, Restart, Crash, RollingRestart, Stop) run one at a
+// time; Replicas and ReadyDurations never wait for them.
+//
+// No replica outlives the runner: each one runs with -exit-with-stdin and a
+// pipe as its standard input whose write end only the supervisor holds, so
+// when the runner dies, however it dies, the kernel closes the pipe and the
+// replica shuts down; on Linux the kernel also SIGKILLs it (Pdeathsig).
+type Supervisor struct {
+	cfg    SupervisorConfig
+	logger *slog.Logger
+	log    *supLog
+	client *http.Client
+
+	op        sync.Mutex      // held by the operation in progress
+	stopping  context.Context // done once Stop has begun: operations in progress give up
+	beginStop context.CancelFunc
+
+	hooks sync.Mutex // held while a hook runs
+
+	mu    sync.Mutex
+	set   map[string]*supProc   // in service, by ID
+	live  map[*supProc]struct{} // every process spawned and not yet reaped
+	ready []time.Duration
+}
+
+// supProc is one spawned process.
+type supProc struct {
+	id       string
+	addr     string
+	cmd      *exec.Cmd
+	stdin    *os.File // the write end of the replica's standard input
+	out      *supOutput
+	spawned  time.Time
+	restarts int
+	lastExit *os.ProcessState
+	readyIn  time.Duration // set before the process joins the set
+
+	planned bool          // the supervisor ended it; guarded by Supervisor.mu
+	done    chan struct{} // closed once the process is reaped, logged and reported
+	state   *os.ProcessState
+}
+
+func (p *supProc) replica() Replica {
+	return Replica{
+		ID: p.id, Addr: p.addr, PID: p.cmd.Process.Pid, StartedAt: p.spawned,
+		Restarts: p.restarts, ReadyIn: p.readyIn, LastExit: p.lastExit,
+	}
+}
+
+func (p *supProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+const (
+	supPollEvery  = 20 * time.Millisecond    // readiness polling interval
+	supTailSize   = 2 << 10                  // how much of a replica's output an error quotes
+	supStartTries = 3                        // attempts when the chosen port was taken meanwhile
+	supPortTaken  = "address already in use" // what a replica says when its port was taken
+)
+
+// NewSupervisor returns a Supervisor that runs no replica yet: call Scale.
+func NewSupervisor(cfg SupervisorConfig) *Supervisor {
+	if cfg.Binary == "" {
+		cfg.Binary, _ = os.Executable() // an error shows when the first replica fails to start
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 10 * time.Second
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	stopping, beginStop := context.WithCancel(context.Background())
+	return &Supervisor{
+		cfg:    cfg,
+		logger: logger.With("server", cfg.Side),
+		log:    &supLog{w: cfg.Log},
+		// No keep-alives: a probe's idle connection would hold a replica's
+		// graceful shutdown back for nothing.
+		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		stopping:  stopping,
+		beginStop: beginStop,
+		set:       map[string]*supProc{},
+		live:      map[*supProc]struct{}{},
+	}
+}
+
+// Replicas returns the replicas in service, sorted by ID number.
+func (s *Supervisor) Replicas() []Replica {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reps := make([]Replica, 0, len(s.set))
+	for _, p := range s.set {
+		reps = append(reps, p.replica())
+	}
+	slices.SortFunc(reps, func(a, b Replica) int { return supNum(a.ID) - supNum(b.ID) })
+	return reps
+}
+
+// ReadyDurations returns, for every process that became ready, how long it
+// took from spawn to the first 200 from /api/ready, in the order they
+// became ready.
+func (s *Supervisor) ReadyDurations() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ready)
+}
+
+// Scale starts or stops replicas until n are in service. New replicas take
+// the lowest free ID numbers and start at the same time; Scale returns once
+// all are ready, or with the errors of those that failed (the others stay).
+// Scaling in stops the highest-numbered replicas gracefully: BeforeStop,
+// SIGTERM, and SIGKILL after StopTimeout.
+func (s *Supervisor) Scale(ctx context.Context, n int) error {
+	if n < 0 {
+		return fmt.Errorf("scale %s to %d: the number of replicas cannot be negative", s.cfg.Side, n)
+	}
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+
+	cur := s.inService()
+	switch {
+	case n < len(cur):
+		victims := cur[n:]
+		s.logger.Info("scaling in", "from", len(cur), "to", n, "stopping", supIDs(victims))
+		return s.halt(ctx, victims, true)
+	case n > len(cur):
+		ids := s.freeIDs(n - len(cur))
+		s.logger.Info("scaling out", "from", len(cur), "to", n, "starting", ids)
+		errs := make([]error, len(ids))
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.start(ctx, id, "", 0, nil)
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// Restart replaces a replica gracefully: BeforeStop, SIGTERM, wait for the
+// exit (SIGKILL after StopTimeout), then a new process with the same ID on
+// the same address, and wait until it is ready.
+func (s *Supervisor) Restart(ctx context.Context, id string) error {
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	return s.replace(ctx, id, true)
+}
+
+// Crash SIGKILLs a replica, with no BeforeStop and no drain (its in-flight
+// requests and, on the stateful side, its sessions die with it: that is the
+// point), then starts a new process with the same ID on the same address and
+// waits until it is ready.
+func (s *Supervisor) Crash(ctx context.Context, id string) error {
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	return s.replace(ctx, id, false)
+}
+
+// RollingRestart restarts every replica in service, one after the other,
+// each ready before the next one stops. It gives up at the first failure.
+func (s *Supervisor) RollingRestart(ctx context.Context) error {
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	for _, p := range s.inService() {
+		if err := s.replace(ctx, p.id, true); err != nil {
+			return fmt.Errorf("rolling restart: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stop stops every replica, gracefully first (BeforeStop, SIGTERM), then
+// with SIGKILL after StopTimeout or once ctx is done. An operation in
+// progress is abandoned. When Stop returns, no process it started is left;
+// the Supervisor refuses any later operation.
+func (s *Supervisor) Stop(ctx context.Context) error {
+	s.beginStop()
+	s.op.Lock()
+	defer s.op.Unlock()
+	s.mu.Lock()
+	ps := make([]*supProc, 0, len(s.live))
+	for p := range s.live {
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(ps, func(a, b *supProc) int { return supNum(a.id) - supNum(b.id) })
+	if len(ps) > 0 {
+		s.logger.Info("stopping all replicas", "replicas", supIDs(ps))
+	}
+	return s.halt(ctx, ps, true)
+}
+
+// begin waits for the operation in progress, then returns a context that
+// also ends when Stop begins, and the function that ends the operation.
+func (s *Supervisor) begin(ctx context.Context) (context.Context, func(), error) {
+	s.op.Lock()
+	if s.stopping.Err() != nil {
+		s.op.Unlock()
+		return nil, nil, fmt.Errorf("%s supervisor: stopped", s.cfg.Side)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.stopping, cancel)
+	return ctx, func() { stop(); cancel(); s.op.Unlock() }, nil
+}
+
+// replace stops one replica (gracefully or by SIGKILL) and starts its
+// successor. The caller holds the operation lock.
+func (s *Supervisor) replace(ctx context.Context, id string, graceful bool) error {
+	verb := "restart"
+	if !graceful {
+		verb = "crash"
+	}
+	s.mu.Lock()
+	old := s.set[id]
+	s.mu.Unlock()
+	if old == nil {
+		return fmt.Errorf("%s %s: no such replica (running: %s)", verb, id, strings.Join(supIDs(s.inService()), ", "))
+	}
+	began := time.Now()
+	if err := s.halt(ctx, []*supProc{old}, graceful); err != nil {
+		// The old process is gone all the same: its successor can start.
+		s.logger.Warn("replica did not stop cleanly", "id", id, "err", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s: stopped, not started again: %w", verb, id, err)
+	}
+	if err := s.start(ctx, id, old.addr, old.restarts+1, old.state); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, id, err)
+	}
+	s.mu.Lock()
+	pid := s.set[id].cmd.Process.Pid
+	s.mu.Unlock()
+	s.logger.Info("replica replaced", "how", verb, "id", id, "old_pid", old.cmd.Process.Pid, "pid", pid,
+		"old_exit", supStatus(old.state), "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// inService returns the processes in service, sorted by ID number.
+func (s *Supervisor) inService() []*supProc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := make([]*supProc, 0, len(s.set))
+	for _, p := range s.set {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *supProc) int { return supNum(a.id) - supNum(b.id) })
+	return ps
+}
+
+// freeIDs returns the k lowest ID numbers not in service.
+func (s *Supervisor) freeIDs(k int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for n := 1; len(ids) < k; n++ {
+		id := s.cfg.Side + "-" + strconv.Itoa(n)
+		if s.set[id] == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// start spawns a process for id and waits until it is ready; then it joins
+// the set. An empty addr picks a free port. Finding a free port means
+// listening on port 0 and closing the listener before the replica listens
+// there: another program can take the port in between. The replica then
+// fails with "address already in use", and start tries another port.
+func (s *Supervisor) start(ctx context.Context, id, addr string, restarts int, lastExit *os.ProcessState) error {
+	for try := 1; ; try++ {
+		a := addr
+		if a == "" {
+			var err error
+			if a, err = supFreeAddr(); err != nil {
+				return fmt.Errorf("start %s: find a free port: %w", id, err)
+			}
+		}
+		p, err := s.spawn(id, a, restarts, lastExit)
+		if err != nil {
+			return err
+		}
+		err = s.waitReady(ctx, p)
+		if err == nil {
+			s.mu.Lock()
+			s.set[id] = p
+			s.ready = append(s.ready, p.readyIn)
+			s.mu.Unlock()
+			s.logger.Info("replica ready", "id", id, "pid", p.cmd.Process.Pid, "addr", a, "ready_in", p.readyIn.Round(time.Microsecond))
+			s.changed()
+			s.call(s.cfg.OnReady, p.replica())
+			return nil
+		}
+		_ = s.halt(context.WithoutCancel(ctx), []*supProc{p}, false)
+		if try < supStartTries && strings.Contains(p.out.String(), supPortTaken) {
+			s.logger.Warn("port taken before the replica could listen: trying another", "id", id, "addr", a)
+			addr = ""
+			continue
+		}
+		return err
+	}
+}
+
+// spawn starts one process and the goroutine that reaps it.
+func (s *Supervisor) spawn(id, addr string, restarts int, lastExit *os.ProcessState) (*supProc, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", id, err)
+	}
+	args := append([]string{s.cfg.Side, "--addr", addr, "--replica-id", id, "--exit-with-stdin"}, s.cfg.Args...)
+	cmd := exec.Command(s.cfg.Binary, args...)
+	cmd.Env = append(os.Environ(), s.cfg.Env...)
+	cmd.Stdin = r
+	out := &supOutput{log: s.log}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = supSysProcAttr()
+	// A grandchild that kept the output pipe open must not keep Wait from
+	// returning once the replica itself has exited.
+	cmd.WaitDelay = time.Second
+	p := &supProc{id: id, addr: addr, cmd: cmd, stdin: w, out: out, restarts: restarts, lastExit: lastExit, done: make(chan struct{})}
+	p.spawned = time.Now()
+	err = cmd.Start()
+	r.Close() // the replica has its own copy; keeping ours would hide the runner's death from it
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("start %s: %w", id, err)
+	}
+	s.mu.Lock()
+	s.live[p] = struct{}{}
+	s.mu.Unlock()
+	go s.reap(p)
+	s.logger.Debug("replica spawned", "id", id, "pid", cmd.Process.Pid, "addr", addr)
+	return p, nil
+}
+
+// reap is the one goroutine that waits for a process. An exit the
+// supervisor did not cause takes the replica out of the set.
+func (s *Supervisor) reap(p *supProc) {
+	defer close(p.done)
+	_ = p.cmd.Wait() // the exit status is in ProcessState
+	p.stdin.Close()
+	p.out.flush()
+	p.state = p.cmd.ProcessState
+
+	s.mu.Lock()
+	delete(s.live, p)
+	unexpected := !p.planned && s.set[p.id] == p
+	if unexpected {
+		delete(s.set, p.id)
+	}
+	s.mu.Unlock()
+
+	if !unexpected {
+		s.logger.Debug("replica exited", "id", p.id, "pid", p.cmd.Process.Pid, "exit", supStatus(p.state))
+		return
+	}
+	s.logger.Warn("replica exited unexpectedly: it leaves the set", "id", p.id, "pid", p.cmd.Process.Pid,
+		"exit", supStatus(p.state), "output", p.out.String())
+	s.changed()
+}
+
+// waitReady polls /api/ready until the process answers 200 under its own
+// replica id (a 200 from whoever else holds the port does not count), the
+// process exits, ReadyTimeout passes, or ctx is done.
+func (s *Supervisor) waitReady(ctx context.Context, p *supProc) error {
+	tooSlow := errors.New("not ready in time")
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.ReadyTimeout, tooSlow)
+	defer cancel()
+	url := "http://" + p.addr + "/api/ready"
+	tick := time.NewTicker(supPollEvery)
+	defer tick.Stop()
+	for {
+		if s.probe(ctx, url, p.id) {
+			p.readyIn = time.Since(p.spawned)
+			return nil
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+		case <-tick.C:
+			continue
+		}
+		switch {
+		case p.exited():
+			return fmt.Errorf("replica %s (pid %d) exited before it was ready (%s); its last output:\n%s",
+				p.id, p.cmd.Process.Pid, supStatus(p.state), p.out.String())
+		case context.Cause(ctx) == tooSlow:
+			return fmt.Errorf("replica %s (pid %d) was not ready within %v; its last output:\n%s",
+				p.id, p.cmd.Process.Pid, s.cfg.ReadyTimeout, p.out.String())
+		default:
+			return fmt.Errorf("replica %s (pid %d) not ready: %w", p.id, p.cmd.Process.Pid, ctx.Err())
+		}
+	}
+}
+
+func (s *Supervisor) probe(ctx context.Context, url, id string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && resp.Header.Get(api.ReplicaHeader) == id
+}
+
+// halt ends the given processes and returns once all have exited.
+// Gracefully: BeforeStop for each one in service, SIGTERM, and SIGKILL for
+// those still running after StopTimeout or once ctx is done. Otherwise:
+// SIGKILL at once. Those in service leave the set, and OnChange hears of it
+// once.
+func (s *Supervisor) halt(ctx context.Context, ps []*supProc, graceful bool) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	for _, p := range ps {
+		p.planned = true
+	}
+	s.mu.Unlock()
+	began := time.Now()
+	if graceful {
+		for _, p := range ps {
+			s.mu.Lock()
+			inService := s.set[p.id] == p
+			s.mu.Unlock()
+			if inService {
+				s.call(s.cfg.BeforeStop, p.replica())
+			}
+		}
+		for _, p := range ps {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM) // os.ErrProcessDone: it is gone already
+		}
+		timer := time.NewTimer(s.cfg.StopTimeout)
+		defer timer.Stop()
+	wait:
+		for _, p := range ps {
+			select {
+			case <-p.done:
+			case <-timer.C:
+				break wait
+			case <-ctx.Done():
+				break wait
+			}
+		}
+	}
+	var errs []error
+	for _, p := range ps {
+		if !p.exited() {
+			_ = p.cmd.Process.Kill()
+			if graceful {
+				errs = append(errs, fmt.Errorf("replica %s (pid %d) did not stop within %v: killed", p.id, p.cmd.Process.Pid, time.Since(began).Round(time.Millisecond)))
+			}
+		}
+	}
+	removed := false
+	for _, p := range ps {
+		<-p.done
+		s.mu.Lock()
+		if s.set[p.id] == p {
+			delete(s.set, p.id)
+			removed = true
+		}
+		s.mu.Unlock()
+		s.logger.Info("replica stopped", "id", p.id, "pid", p.cmd.Process.Pid, "graceful", graceful,
+			"exit", supStatus(p.state), "took", time.Since(began).Round(time.Millisecond))
+	}
+	if removed {
+		s.changed()
+	}
+	return errors.Join(errs...)
+}
+
+// changed tells OnChange the set as it is now. Taking the snapshot inside
+// the hook lock makes the last call always carry the latest set.
+func (s *Supervisor) changed() {
+	s.hooks.Lock()
+	defer s.hooks.Unlock()
+	if s.cfg.OnChange != nil {
+		s.cfg.OnChange(s.Replicas())
+	}
+}
+
+func (s *Supervisor) call(hook func(Replica), r Replica) {
+	s.hooks.Lock()
+	defer s.hooks.Unlock()
+	if hook != nil {
+		hook(r)
+	}
+}
+
+// supNum is the number at the end of a replica ID.
+func supNum(id string) int {
+	n, _ := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
+	return n
+}
+
+func supIDs(ps []*supProc) []string {
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.id
+	}
+	return ids
+}
+
+func supStatus(st *os.ProcessState) string {
+	if st == nil {
+		return "still running"
+	}
+	return st.String()
+}
+
+func supFreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
+}
+
+// supLog is the writer all replicas' output goes to. Write errors are
+// dropped: a full disk must not block a replica on its own output.
+type supLog struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *supLog) write(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.w.Write(b)
+}
+
+// supOutput is one process's stdout and stderr: it keeps the last
+// supTailSize bytes for error messages and passes whole lines on to the
+// shared log, so the lines of different replicas never interleave.
+type supOutput struct {
+	mu      sync.Mutex
+	log     *supLog
+	tail    []byte
+	pending []byte
+}
+
+func (o *supOutput) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.tail = append(o.tail, b...)
+	if extra := len(o.tail) - supTailSize; extra > 0 {
+		o.tail = append(o.tail[:0], o.tail[extra:]...)
+	}
+	o.pending = append(o.pending, b...)
+	if i := bytes.LastIndexByte(o.pending, '\n'); i >= 0 {
+		o.log.write(o.pending[:i+1])
+		o.pending = append(o.pending[:0], o.pending[i+1:]...)
+	} else if len(o.pending) > 64<<10 {
+		o.log.write(o.pending)
+		o.pending = o.pending[:0]
+	}
+	return len(b), nil
+}
+
+// flush passes on a last line that did not end in a newline.
+func (o *supOutput) flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.pending) > 0 {
+		o.log.write(append(o.pending, '\n'))
+		o.pending = nil
+	}
+}
+
+// String returns the end of the output, from the start of a line.
+func (o *supOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t := o.tail
+	if len(t) == supTailSize {
+		if i := bytes.IndexByte(t, '\n'); i >= 0 {
+			t = t[i+1:]
+		}
+	}
+	return strings.TrimRight(string(t), "\n")
+}

@@ -1,0 +1,391 @@
+package compare
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/cookiejar"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Sides of the comparison.
+const (
+	Stateful  = "stateful"
+	Stateless = "stateless"
+)
+
+// searchWords are what simulated users type into the search box.
+var searchWords = []string{"the", "go", "war", "history", "love", "programming", "science", "night", "king", "world", "data", "man"}
+
+// Gate pauses and resumes the simulated users.
+type Gate struct {
+	mu     sync.Mutex
+	paused bool
+	resume chan struct{}
+}
+
+// Pause makes users wait before their next request.
+func (g *Gate) Pause() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.paused {
+		g.paused, g.resume = true, make(chan struct{})
+	}
+}
+
+// Resume lets users go on.
+func (g *Gate) Resume() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.paused {
+		g.paused = false
+		close(g.resume)
+	}
+}
+
+// Paused reports whether users are paused.
+func (g *Gate) Paused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.paused
+}
+
+// Wait returns when users may go on, or ctx is done.
+func (g *Gate) Wait(ctx context.Context) error {
+	g.mu.Lock()
+	paused, ch := g.paused, g.resume
+	g.mu.Unlock()
+	if !paused {
+		return ctx.Err()
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// UserConfig describes one simulated user.
+type UserConfig struct {
+	Side     string // Stateful or Stateless
+	BaseURL  string // the side's balancer
+	Email    string
+	Password string
+	UseJWT   bool  // stateless: sign in with a JWT instead of an API key
+	Seed     int64 // same seed, same decisions on both sides
+	Client   *http.Client
+	Stats    *SideStats
+	Gate     *Gate
+	// Think is the pause between steps; a user draws from [Think/2, Think*3/2].
+	Think time.Duration
+}
+
+// User is a simulated library user. It keeps its own record of what it
+// believes — signed in or not, what its cart holds, which books it has out —
+// and counts what it loses when the server forgets it.
+type User struct {
+	cfg    UserConfig
+	rng    *rand.Rand
+	client *http.Client
+
+	signedIn bool
+	token    string  // stateless: the bearer credential
+	cart     []int64 // what the user believes its cart holds
+	borrowed []int64 // borrow ids it has out
+	lostOnce bool    // the next sign-in is forced by a loss
+}
+
+// NewUser returns a user; a stateful user gets its own cookie jar.
+func NewUser(cfg UserConfig) *User {
+	u := &User{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)), client: cfg.Client}
+	if cfg.Side == Stateful {
+		jar, _ := cookiejar.New(nil) // cookiejar.New never fails without options
+		c := *cfg.Client
+		c.Jar = jar
+		u.client = &c
+	}
+	return u
+}
+
+// errLost ends a journey: the server no longer knows the user.
+type errLost struct{ code string }
+
+func (e errLost) Error() string { return "signed out by the server: " + e.code }
+
+// Run loops over journeys until ctx is done.
+func (u *User) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := u.cfg.Gate.Wait(ctx); err != nil {
+			return
+		}
+		if !u.signedIn {
+			if err := u.signIn(ctx); err != nil {
+				u.think(ctx, 4)
+				continue
+			}
+		}
+		u.journey(ctx)
+	}
+}
+
+// think pauses for a random think time times factor.
+func (u *User) think(ctx context.Context, factor float64) {
+	d := time.Duration(factor * float64(u.cfg.Think) * (0.5 + u.rng.Float64()))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// answer is the part of the JSON envelope the user reads.
+type answer struct {
+	status int
+	Code   string          `json:"code"`
+	Data   json.RawMessage `json:"data"`
+	Detail json.RawMessage `json:"detail"`
+}
+
+// do sends one request, counts its outcome, and turns a 401 into errLost.
+func (u *User) do(ctx context.Context, method, path string, body any) (answer, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return answer{}, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.cfg.BaseURL+path, rd)
+	if err != nil {
+		return answer{}, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if u.token != "" {
+		req.Header.Set("Authorization", "Bearer "+u.token)
+	}
+	start := time.Now()
+	resp, err := u.client.Do(req)
+	var a answer
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr != nil {
+			err = rerr
+		} else {
+			a.status = resp.StatusCode
+			_ = json.Unmarshal(b, &a) // a non-JSON body leaves the code empty
+		}
+	}
+	if ctx.Err() != nil {
+		// The run ended mid-request: that is not something the user saw.
+		return a, ctx.Err()
+	}
+	u.cfg.Stats.Observe(Classify(a.status, a.Code, err), time.Since(start))
+	if err != nil {
+		return a, err
+	}
+	if a.status == http.StatusUnauthorized && u.signedIn {
+		u.lose()
+		return a, errLost{a.Code}
+	}
+	return a, nil
+}
+
+// lose records what went with a session the server no longer has.
+func (u *User) lose() {
+	lostItems := 0
+	if u.cfg.Side == Stateful {
+		lostItems = len(u.cart) // the cart lived in the session
+		u.cart = nil
+	}
+	u.cfg.Stats.SessionLost(lostItems)
+	u.signedIn = false
+	u.token = ""
+	u.lostOnce = true
+}
+
+func (u *User) signIn(ctx context.Context) error {
+	creds := map[string]string{"email": u.cfg.Email, "password": u.cfg.Password}
+	var path string
+	switch {
+	case u.cfg.Side == Stateful:
+		path = "/api/auth/login"
+	case u.cfg.UseJWT:
+		path = "/api/auth/token"
+	default:
+		path = "/api/auth/generate-key"
+	}
+	a, err := u.do(ctx, http.MethodPost, path, creds)
+	if err != nil {
+		return err
+	}
+	if a.status != http.StatusOK && a.status != http.StatusCreated {
+		return fmt.Errorf("sign in: status %d %s", a.status, a.Code)
+	}
+	if u.cfg.Side == Stateless {
+		var tok struct {
+			APIKey      string `json:"api_key"`
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.Unmarshal(a.Data, &tok); err != nil {
+			return fmt.Errorf("sign in: %w", err)
+		}
+		u.token = tok.APIKey + tok.AccessToken
+	}
+	if u.lostOnce {
+		u.cfg.Stats.Relogin()
+		u.lostOnce = false
+	}
+	u.signedIn = true
+	return nil
+}
+
+// bookRef is the part of a book the user looks at.
+type bookRef struct {
+	ID        int64 `json:"id"`
+	Available bool  `json:"available"`
+}
+
+// journey is one visit: browse, search, pick books into the cart, check
+// out, look at the loans, return them. It stops at the first loss.
+func (u *User) journey(ctx context.Context) {
+	steps := []func(context.Context) error{u.browse, u.search, u.fillCart, u.checkout, u.listBorrows, u.returnAll}
+	for _, step := range steps {
+		if err := u.cfg.Gate.Wait(ctx); err != nil {
+			return
+		}
+		if err := step(ctx); err != nil {
+			if _, lost := err.(errLost); lost {
+				u.think(ctx, 3) // a person takes a moment to notice and log in again
+			}
+			return
+		}
+		u.think(ctx, 1)
+	}
+}
+
+func (u *User) browse(ctx context.Context) error {
+	_, err := u.do(ctx, http.MethodGet, "/api/books?limit=20&offset="+strconv.Itoa(u.rng.IntN(500)), nil)
+	return err
+}
+
+func (u *User) search(ctx context.Context) error {
+	_, err := u.do(ctx, http.MethodGet, "/api/books?available=true&q="+searchWords[u.rng.IntN(len(searchWords))], nil)
+	return err
+}
+
+func (u *User) fillCart(ctx context.Context) error {
+	a, err := u.do(ctx, http.MethodGet, "/api/books?available=true&limit=50&offset="+strconv.Itoa(u.rng.IntN(450)), nil)
+	if err != nil || a.status != http.StatusOK {
+		return err
+	}
+	var books []bookRef
+	if err := json.Unmarshal(a.Data, &books); err != nil || len(books) == 0 {
+		return nil
+	}
+	want := 1 + u.rng.IntN(3)
+	for _, i := range u.rng.Perm(len(books)) {
+		if len(u.cart) >= want {
+			break
+		}
+		id := books[i].ID
+		if _, err := u.do(ctx, http.MethodGet, "/api/books/"+strconv.FormatInt(id, 10), nil); err != nil {
+			return err
+		}
+		if u.cfg.Side == Stateful {
+			a, err := u.do(ctx, http.MethodPost, "/api/cart/items", map[string]int64{"book_id": id})
+			if err != nil {
+				return err
+			}
+			if a.status != http.StatusCreated {
+				continue
+			}
+		}
+		u.cart = append(u.cart, id)
+		u.think(ctx, 0.5)
+	}
+	if u.cfg.Side == Stateful {
+		_, err := u.do(ctx, http.MethodGet, "/api/cart", nil)
+		return err
+	}
+	return nil
+}
+
+func (u *User) checkout(ctx context.Context) error {
+	if len(u.cart) == 0 {
+		return nil
+	}
+	var a answer
+	var err error
+	if u.cfg.Side == Stateful {
+		a, err = u.do(ctx, http.MethodPost, "/api/cart/checkout", nil)
+	} else {
+		a, err = u.do(ctx, http.MethodPost, "/api/borrows", map[string][]int64{"book_ids": u.cart})
+	}
+	if err != nil {
+		return err
+	}
+	switch a.status {
+	case http.StatusCreated:
+		var recs []struct {
+			ID int64 `json:"id"`
+		}
+		if err := json.Unmarshal(a.Data, &recs); err != nil {
+			return err
+		}
+		ids := make([]int64, len(recs))
+		for i, r := range recs {
+			ids[i] = r.ID
+		}
+		u.cfg.Stats.Borrowed(ids...)
+		u.borrowed = append(u.borrowed, ids...)
+		u.cart = nil
+	case http.StatusConflict:
+		// Someone took the last copy first: empty the cart and move on.
+		if u.cfg.Side == Stateful {
+			for _, id := range u.cart {
+				if _, err := u.do(ctx, http.MethodDelete, "/api/cart/items/"+strconv.FormatInt(id, 10), nil); err != nil {
+					return err
+				}
+			}
+		}
+		u.cart = nil
+	}
+	return nil
+}
+
+func (u *User) listBorrows(ctx context.Context) error {
+	_, err := u.do(ctx, http.MethodGet, "/api/borrows", nil)
+	return err
+}
+
+func (u *User) returnAll(ctx context.Context) error {
+	for len(u.borrowed) > 0 {
+		id := u.borrowed[0]
+		a, err := u.do(ctx, http.MethodPost, "/api/borrows/"+strconv.FormatInt(id, 10)+"/return", nil)
+		if err != nil {
+			return err
+		}
+		if a.status == http.StatusOK {
+			u.cfg.Stats.Returned()
+		}
+		if a.status < 500 {
+			// Returned, or already returned (a retry after a lost answer):
+			// either way it is no longer out.
+			u.borrowed = u.borrowed[1:]
+		}
+		u.think(ctx, 0.5)
+	}
+	return nil
+}
