@@ -41,12 +41,9 @@ run-stateful: build ## run the stateful server on 127.0.0.1:5001
 run-stateless: build ## run the stateless server on 127.0.0.1:5002
 	$(BIN) stateless
 
-demo: build ## run the lab (today: both servers side by side; the comparison runner comes next)
-	@echo "Starting both servers on one shared database (Ctrl-C stops both):"
-	@echo "  stateful  http://127.0.0.1:5001   (cookie sessions in process memory)"
-	@echo "  stateless http://127.0.0.1:5002   (bearer tokens, nothing kept between requests)"
-	@echo "Try the curl walk-through in README.md."
-	@trap 'kill 0' INT TERM; $(BIN) stateful & $(BIN) stateless & wait
+demo: build ## run the lab: replicas of both servers, balancers, simulated users, the default scenario; stays up until Ctrl-C
+	@echo "statelab demo: open http://127.0.0.1:8080/ (feed and controls); the report is written when the timeline ends."
+	$(BIN) compare --hold $(DEMOFLAGS)
 
 clean: ## remove the binary, the demo database and reports
 	rm -rf bin data reports

@@ -1,7 +1,11 @@
 package compare
 
 import (
+	"bufio"
 	"context"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -30,6 +34,10 @@ type ReplicaInfo struct {
 	Addr     string `json:"addr"`
 	PID      int    `json:"pid"`
 	Restarts int    `json:"restarts"`
+	// Sessions is how many sessions the replica says it holds in memory
+	// (its statelab_sessions_active gauge); nil on the stateless side, or
+	// when the replica did not answer in time.
+	Sessions *float64 `json:"sessions,omitempty"`
 }
 
 // Feed takes a sample of the runner's counters once a second and keeps a
@@ -81,6 +89,21 @@ func (f *Feed) History(since float64) []Sample {
 	return out
 }
 
+// sessionsOf returns the sessions a replica reported in the newest sample.
+func (f *Feed) sessionsOf(side, id string) *float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.history) == 0 {
+		return nil
+	}
+	for _, rep := range f.history[len(f.history)-1].Sides[side].Replicas {
+		if rep.ID == id {
+			return rep.Sessions
+		}
+	}
+	return nil
+}
+
 // Latest returns the newest sample, or a fresh one before the first tick.
 func (f *Feed) Latest() Sample {
 	f.mu.Lock()
@@ -104,10 +127,48 @@ func (r *Runner) sample() Sample {
 	for _, sd := range r.sides {
 		reps := sd.sup.Replicas()
 		info := make([]ReplicaInfo, len(reps))
+		var wg sync.WaitGroup
 		for i, rep := range reps {
 			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts}
+			if sd.name == Stateful {
+				wg.Add(1)
+				go func() { defer wg.Done(); info[i].Sessions = r.scrapeSessions(rep.Addr) }()
+			}
 		}
+		wg.Wait()
 		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info}
 	}
 	return s
+}
+
+// scrapeSessions reads a stateful replica's own count of the sessions it
+// holds from its /metrics. The number is the replica's, not the runner's
+// guess: the drop to zero at a restart is a real process's empty memory.
+func (r *Runner) scrapeSessions(addr string) *float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := r.scrapeClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "statelab_sessions_active{") && !strings.HasPrefix(line, "statelab_sessions_active ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return nil
+		}
+		return &v
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -111,13 +112,21 @@ func describe(action string, recs []EventRecord) string {
 	case "resume":
 		return "The simulated users go on."
 	}
-	msg := ""
+	var msg strings.Builder
 	for _, rec := range recs {
-		if rec.Replica != "" {
-			msg += fmt.Sprintf("%s: %s %s in %.0f ms. ", rec.Side, rec.Kind, rec.Replica, rec.TookMS)
+		if rec.Replica == "" {
+			continue
 		}
+		fmt.Fprintf(&msg, "%s: %s %s in %.0f ms", rec.Side, rec.Kind, rec.Replica, rec.TookMS)
+		if rec.SessionsHeld != nil {
+			fmt.Fprintf(&msg, "; %.0f session(s) it held in memory went with it", *rec.SessionsHeld)
+		}
+		if rec.Error != "" {
+			fmt.Fprintf(&msg, " (failed: %s)", rec.Error)
+		}
+		msg.WriteString(". ")
 	}
-	return msg
+	return strings.TrimSpace(msg.String())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -64,6 +64,8 @@ type Runner struct {
 	events *prometheus.CounterVec
 	feed   *Feed
 	start  time.Time
+	// scrapeClient reads the replicas' own metrics for the feed.
+	scrapeClient *http.Client
 
 	mu        sync.Mutex
 	log       []EventRecord
@@ -81,6 +83,9 @@ type EventRecord struct {
 	Replica string  `json:"replica"`
 	TookMS  float64 `json:"took_ms"`
 	Source  string  `json:"source"` // "scenario" or "control"
+	// SessionsHeld is how many sessions the replica reported holding in
+	// its last sample before a restart or crash: what went with it.
+	SessionsHeld *float64 `json:"sessions_held,omitempty"`
 	Note    string  `json:"note,omitempty"`
 	Error   string  `json:"error,omitempty"`
 }
@@ -102,7 +107,8 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the shared database: %w", err)
 	}
-	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting"}
+	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting",
+		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_scenario_events_total",
@@ -142,7 +148,10 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			Logger:     cfg.Logger,
 			OnReady:    func(rep Replica) { s.lb.MarkReady(rep.ID) },
 			BeforeStop: func(rep Replica) { s.lb.Drain(rep.ID) },
-			OnChange:   func(reps []Replica) { s.lb.SetBackends(backendsOf(reps)) },
+			OnChange: func(reps []Replica) {
+				s.lb.SetBackends(backendsOf(reps))
+				r.targetsChanged()
+			},
 		})
 		statsBySide[name] = s.stats
 		r.sides = append(r.sides, s)
@@ -362,6 +371,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		start := time.Now()
 		var err error
 		var touched []string
+		var held *float64
 		kind := e.Action
 		switch e.Action {
 		case ActionRestart, ActionCrash:
@@ -372,6 +382,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			}
 			id := before[idx].ID
 			touched = []string{id}
+			held = r.feed.sessionsOf(s.name, id)
 			if e.Action == ActionRestart {
 				err = s.sup.Restart(ctx, id)
 			} else {
@@ -401,7 +412,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			touched = []string{""}
 		}
 		for _, id := range touched {
-			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: e.Note}
+			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: e.Note, SessionsHeld: held}
 			if err != nil {
 				rec.Error = err.Error()
 			}
