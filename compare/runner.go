@@ -86,8 +86,8 @@ type EventRecord struct {
 	// SessionsHeld is how many sessions the replica reported holding in
 	// its last sample before a restart or crash: what went with it.
 	SessionsHeld *float64 `json:"sessions_held,omitempty"`
-	Note    string  `json:"note,omitempty"`
-	Error   string  `json:"error,omitempty"`
+	Note         string   `json:"note,omitempty"`
+	Error        string   `json:"error,omitempty"`
 }
 
 // New prepares a run: the shared database, the listeners and the
