@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,11 @@ type lbBackend struct {
 
 	ready    bool
 	draining bool
+	// slow counts consecutive health checks that timed out. A replica
+	// leaves rotation after lbSlowChecks of them, not at the first: on a
+	// busy two-core machine one slow answer says little, and taking every
+	// replica out at once would turn a slow lab into a broken one.
+	slow int
 	// gen counts the decisions made outside health checks (MarkReady, a
 	// refused connection), so a check that started before one of them
 	// cannot undo it with a stale answer.
@@ -95,6 +101,7 @@ const (
 	lbReadyPath     = "/api/ready"
 	lbBalancerHdr   = "X-Statelab-Balancer"
 	lbMaxEarly      = 64 // early MarkReady ids remembered at most
+	lbSlowChecks    = 3  // timed-out health checks in a row that take a backend out
 )
 
 // lbErrNoBackend means the request reached no replica: none was in
@@ -269,6 +276,14 @@ func (b *Balancer) checkAll(ctx context.Context) {
 			continue // decided since the check began, or no longer ours
 		}
 		ok := results[i] == nil
+		if !ok && lbTimedOut(results[i]) {
+			be.slow++
+			if be.slow < lbSlowChecks {
+				continue
+			}
+		} else {
+			be.slow = 0
+		}
 		if ok == be.ready {
 			continue
 		}
@@ -440,7 +455,12 @@ func (ex *lbExchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !lbNeverSent(err) || req.Context().Err() != nil {
 			return nil, err
 		}
-		b.markDown(be, err)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// Nobody listens there: the process is gone. A dial that
+			// timed out only says the replica is slow to accept (an
+			// overloaded machine); the health checks judge that.
+			b.markDown(be, err)
+		}
 		failed = be
 	}
 	ex.backend = nil
@@ -480,6 +500,13 @@ func lbCloseBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
+}
+
+// lbTimedOut reports whether a health check failed by taking too long,
+// rather than by a refused connection or a status that says "not ready".
+func lbTimedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // lbNeverSent reports whether err means the request reached no server: the

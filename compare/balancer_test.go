@@ -34,6 +34,8 @@ type lbReplica struct {
 	srv         *httptest.Server
 	hits        atomic.Int64
 	readyStatus atomic.Int32
+	readyDelay  atomic.Int64 // nanoseconds /api/ready waits before answering
+	readyHits   atomic.Int64
 	status      atomic.Int32
 }
 
@@ -53,6 +55,12 @@ func lbStartReplica(t testing.TB, id string) *lbReplica {
 	rep.status.Store(http.StatusOK)
 	rep.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/ready" {
+			rep.readyHits.Add(1)
+			select {
+			case <-time.After(time.Duration(rep.readyDelay.Load())):
+			case <-r.Context().Done():
+				return
+			}
 			w.WriteHeader(int(rep.readyStatus.Load()))
 			return
 		}
@@ -507,6 +515,36 @@ func TestBalancerHealthCheck(t *testing.T) {
 	if got := lbIDs(lb.InRotation()); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("after checks, in rotation %v, want [a]", got)
 	}
+}
+
+// A replica that answers its health check too slowly stays in rotation for
+// a while: on a busy machine one slow answer is no reason to stop sending it
+// traffic. Only several in a row take it out.
+func TestBalancerSlowHealthChecks(t *testing.T) {
+	a, b := lbStartReplica(t, "a"), lbStartReplica(t, "b")
+	lb := compare.NewBalancer(compare.BalancerConfig{Side: compare.Stateless, HealthEvery: 10 * time.Millisecond})
+	lb.SetBackends([]compare.Backend{a.backend(), b.backend()})
+	lb.MarkReady("a")
+	lb.MarkReady("b")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); lb.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	a.readyDelay.Store(int64(2 * time.Second))
+	hits := a.readyHits.Load()
+	// The second slow check begins only after the first timed out.
+	lbEventually(t, "two slow health checks of a", func() bool { return a.readyHits.Load() >= hits+2 })
+	if got := lbIDs(lb.InRotation()); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("after one timed-out check, in rotation %v, want [a b]", got)
+	}
+	lbEventually(t, "a leaves rotation after several timed-out checks", func() bool {
+		return slices.Equal(lbIDs(lb.InRotation()), []string{"b"})
+	})
+	a.readyDelay.Store(0)
+	lbEventually(t, "a comes back once it answers in time", func() bool {
+		return slices.Equal(lbIDs(lb.InRotation()), []string{"a", "b"})
+	})
 }
 
 func TestBalancerMarkReadyBeforeSetBackends(t *testing.T) {

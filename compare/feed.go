@@ -46,6 +46,8 @@ type Feed struct {
 	r       *Runner
 	mu      sync.Mutex
 	history []Sample
+	last    time.Time     // when the newest sample was taken
+	maxGap  time.Duration // the longest time between two samples: "once a second", measured
 }
 
 func newFeed(r *Runner) *Feed { return &Feed{r: r} }
@@ -67,8 +69,13 @@ func (f *Feed) run(ctx context.Context) {
 // take appends a sample of now.
 func (f *Feed) take() {
 	s := f.r.sample()
+	now := time.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.last.IsZero() {
+		f.maxGap = max(f.maxGap, now.Sub(f.last))
+	}
+	f.last = now
 	if len(f.history) == HistoryLimit {
 		copy(f.history, f.history[1:])
 		f.history = f.history[:HistoryLimit-1]
@@ -87,6 +94,13 @@ func (f *Feed) History(since float64) []Sample {
 		}
 	}
 	return out
+}
+
+// MaxGap returns the longest time between two consecutive samples.
+func (f *Feed) MaxGap() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxGap
 }
 
 // sessionsOf returns the sessions a replica reported in the newest sample.

@@ -15,10 +15,13 @@ import (
 
 // Report is what a run found, as written to report.json.
 type Report struct {
-	Scenario    string            `json:"scenario"`
-	Description string            `json:"description"`
-	StartedAt   time.Time         `json:"started_at"`
-	DurationS   float64           `json:"duration_s"`
+	Scenario    string    `json:"scenario"`
+	Description string    `json:"description"`
+	StartedAt   time.Time `json:"started_at"`
+	DurationS   float64   `json:"duration_s"`
+	// Interrupted is true when the run was stopped (Ctrl-C) before the
+	// scenario's end: the numbers cover only the part that ran.
+	Interrupted bool              `json:"interrupted"`
 	Users       int               `json:"users_per_side"`
 	Seed        int64             `json:"seed"`
 	Sides       map[string]Totals `json:"sides"`
@@ -31,6 +34,7 @@ type Report struct {
 // replicas came up, both measured.
 type TimelineStats struct {
 	MaxLateMS    float64            `json:"max_late_ms"`
+	FeedMaxGapMS float64            `json:"feed_max_gap_ms"`
 	ReadyMSP50   map[string]float64 `json:"replica_ready_ms_p50"`
 	ReadyMSMax   map[string]float64 `json:"replica_ready_ms_max"`
 	ReplicaStart map[string]int     `json:"replica_starts"`
@@ -61,10 +65,12 @@ func (r *Runner) report(ctx context.Context) *Report {
 		DurationS:   r.elapsed().Seconds(),
 		Users:       r.cfg.Users,
 		Seed:        r.cfg.Seed,
+		Interrupted: ctx.Err() != nil,
 		Sides:       map[string]Totals{},
 		Events:      r.Events(),
 		Timeline: TimelineStats{
 			MaxLateMS:    float64(maxLate.Microseconds()) / 1000,
+			FeedMaxGapMS: float64(r.feed.MaxGap().Microseconds()) / 1000,
 			ReadyMSP50:   map[string]float64{},
 			ReadyMSMax:   map[string]float64{},
 			ReplicaStart: map[string]int{},
@@ -163,7 +169,11 @@ var rows = []struct {
 
 // PrintSummary writes the side-by-side table and the consistency verdict.
 func (rep *Report) PrintSummary(w io.Writer) {
-	fmt.Fprintf(w, "\nscenario %s: %s (%.0f s, %d users per side)\n\n", rep.Scenario, rep.Description, rep.DurationS, rep.Users)
+	fmt.Fprintf(w, "\nscenario %s: %s (%.0f s, %d users per side)\n", rep.Scenario, rep.Description, rep.DurationS, rep.Users)
+	if rep.Interrupted {
+		fmt.Fprintln(w, "(interrupted before the end of the scenario: the numbers cover only the part that ran)")
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\tstateful\tstateless\t\n")
 	for _, row := range rows {
@@ -231,6 +241,6 @@ func (rep *Report) markdown(w io.Writer) {
 	for _, e := range rep.Events {
 		fmt.Fprintf(w, "| %.1f | %s | %s | %s | %.0f | %s | %s |\n", e.AtS, e.Kind, e.Side, e.Replica, e.TookMS, e.Source, e.Error)
 	}
-	fmt.Fprintf(w, "\nThe timeline ran at most %.1f ms behind schedule. Replica start to first ready answer: p50 %v ms, max %v ms.\n",
-		rep.Timeline.MaxLateMS, rep.Timeline.ReadyMSP50, rep.Timeline.ReadyMSMax)
+	fmt.Fprintf(w, "\nThe timeline ran at most %.1f ms behind schedule; the feed's longest gap between two samples was %.0f ms. Replica start to first ready answer: p50 %v ms, max %v ms.\n",
+		rep.Timeline.MaxLateMS, rep.Timeline.FeedMaxGapMS, rep.Timeline.ReadyMSP50, rep.Timeline.ReadyMSMax)
 }
