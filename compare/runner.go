@@ -245,6 +245,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 				Stats:    s.stats,
 				Gate:     r.gate,
 				Think:    r.cfg.Think,
+				// Users arrive over the first two seconds, in the same
+				// order on both sides.
+				StartAfter: time.Duration(i) * 2 * time.Second / time.Duration(r.cfg.Users),
 			})
 			wg.Add(1)
 			go func() { defer wg.Done(); u.Run(usersCtx) }()

@@ -85,6 +85,9 @@ type UserConfig struct {
 	Gate     *Gate
 	// Think is the pause between steps; a user draws from [Think/2, Think*3/2].
 	Think time.Duration
+	// StartAfter delays the first sign-in, so a crowd of users does not
+	// hit the servers (and bcrypt) in the same millisecond.
+	StartAfter time.Duration
 }
 
 // User is a simulated library user. It keeps its own record of what it
@@ -121,6 +124,15 @@ func (e errLost) Error() string { return "signed out by the server: " + e.code }
 
 // Run loops over journeys until ctx is done.
 func (u *User) Run(ctx context.Context) {
+	if u.cfg.StartAfter > 0 {
+		t := time.NewTimer(u.cfg.StartAfter)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	for ctx.Err() == nil {
 		if err := u.cfg.Gate.Wait(ctx); err != nil {
 			return
