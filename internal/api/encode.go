@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -67,9 +68,20 @@ func Decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 // DecodeOptional is Decode for bodies a client may leave out: an empty body
 // gives the zero T.
 func DecodeOptional[T any](w http.ResponseWriter, r *http.Request) (T, error) {
+	var zero T
 	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-		var zero T
 		return zero, nil
+	}
+	if r.ContentLength < 0 {
+		// A chunked body of unknown length may still be empty: look.
+		br := bufio.NewReader(r.Body)
+		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+			return zero, nil
+		}
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{br, r.Body}
 	}
 	return Decode[T](w, r)
 }

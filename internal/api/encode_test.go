@@ -115,6 +115,7 @@ func TestDecodeOptional(t *testing.T) {
 		{name: "no body with a content type", ctype: "application/json", body: nil},
 		{name: "empty body", body: strings.NewReader("")},
 		{name: "a body", ctype: "application/json", body: strings.NewReader(`{"n":7}`), want: input{N: 7}},
+		{name: "an empty body of unknown length", body: io.MultiReader()},
 		{name: "a body of unknown length", ctype: "application/json", body: io.MultiReader(strings.NewReader(`{"n":8}`)), want: input{N: 8}},
 		{name: "a body without content type", body: strings.NewReader(`{"n":7}`), wantCode: library.EMEDIATYPE},
 		{name: "a malformed body", ctype: "application/json", body: strings.NewReader(`{"n":`), wantCode: library.EINVALID},
