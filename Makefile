@@ -45,5 +45,17 @@ demo: build ## run the lab: replicas of both servers, balancers, simulated users
 	@echo "statelab demo: open http://127.0.0.1:8080/ (feed and controls); the report is written when the timeline ends."
 	$(BIN) compare --hold $(DEMOFLAGS)
 
+.PHONY: screenshot
+screenshot: ## refresh docs/dashboard.png: headless Chromium on the default demo, about a minute
+	STATELAB_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -run '^TestScreenshot$$' -count=1 -timeout 5m -v ./web/
+
+.PHONY: walkthrough
+walkthrough: build ## the classroom walkthrough: every HTTP exchange, predictions, step by step (WALKFLAGS="--auto --step N --no-color")
+	$(BIN) walkthrough $(WALKFLAGS)
+
+.PHONY: prometheus
+prometheus: ## run Prometheus on 127.0.0.1:9090 against the running lab (make demo in another terminal); installs Debian's prometheus when missing
+	scripts/prometheus.sh $(PROMFLAGS)
+
 clean: ## remove the binary, the demo database and reports
 	rm -rf bin data reports

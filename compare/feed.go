@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +26,12 @@ type Sample struct {
 // SideSample is one side at one moment.
 type SideSample struct {
 	Totals
-	Replicas []ReplicaInfo `json:"replicas"`
+	// LatencyWindowMS holds the percentiles of the requests answered since
+	// the previous sample, nil when there were none. The totals' percentiles
+	// cover the whole run and hardly move after a minute; a restart's slow
+	// second shows only in a window.
+	LatencyWindowMS *Percentile   `json:"latency_window_ms,omitempty"`
+	Replicas        []ReplicaInfo `json:"replicas"`
 }
 
 // ReplicaInfo is one running replica.
@@ -46,8 +52,9 @@ type Feed struct {
 	r       *Runner
 	mu      sync.Mutex
 	history []Sample
-	last    time.Time     // when the newest sample was taken
-	maxGap  time.Duration // the longest time between two samples: "once a second", measured
+	last    time.Time           // when the newest sample was taken
+	maxGap  time.Duration       // the longest time between two samples: "once a second", measured
+	buckets map[string][]uint64 // each side's latency histogram at the newest sample
 }
 
 func newFeed(r *Runner) *Feed { return &Feed{r: r} }
@@ -76,6 +83,7 @@ func (f *Feed) take() {
 		f.maxGap = max(f.maxGap, now.Sub(f.last))
 	}
 	f.last = now
+	f.windowLatency(&s)
 	if len(f.history) == HistoryLimit {
 		copy(f.history, f.history[1:])
 		f.history = f.history[:HistoryLimit-1]
@@ -185,4 +193,30 @@ func (r *Runner) scrapeSessions(addr string) *float64 {
 		return &v
 	}
 	return nil
+}
+
+// windowLatency sets each side's percentiles of the requests answered since
+// the previous sample. The caller holds f.mu.
+func (f *Feed) windowLatency(s *Sample) {
+	if f.buckets == nil {
+		f.buckets = map[string][]uint64{}
+	}
+	for _, sd := range f.r.sides {
+		now, _, _ := sd.stats.histogram()
+		win := slices.Clone(now)
+		for i, prev := range f.buckets[sd.name] {
+			win[i] -= prev
+		}
+		f.buckets[sd.name] = now
+		var n uint64
+		for _, c := range win {
+			n += c
+		}
+		if n == 0 {
+			continue
+		}
+		ss := s.Sides[sd.name]
+		ss.LatencyWindowMS = &Percentile{P50: quantile(win, .50) * 1000, P95: quantile(win, .95) * 1000, P99: quantile(win, .99) * 1000}
+		s.Sides[sd.name] = ss
+	}
 }

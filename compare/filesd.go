@@ -1,5 +1,142 @@
 package compare
 
-// targetsChanged is called whenever a side's set of replicas changes. The
-// Prometheus file_sd writer hooks in here.
-func (r *Runner) targetsChanged() {}
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// The runner tells a real Prometheus what to scrape through file-based
+// service discovery (file_sd): a JSON file listing target groups, which
+// Prometheus re-reads whenever it changes. The runner rewrites it every time
+// a side's set of replicas changes, so a replica shows up in Prometheus once
+// it is ready and goes away once it has stopped. scripts/prometheus.yml
+// reads it.
+//
+// Labels. Every replica already stamps its own metrics with the constant
+// labels server and replica (internal/api), and the runner's per-side
+// metrics carry server. The targets carry the same names — role ("runner"
+// or "replica") and, for replicas, server and replica — because the series
+// Prometheus makes up itself (up, scrape_duration_seconds) and the
+// replicas' go_* and process_* metrics have no other way to say which
+// process they are about. Prometheus would rename a scraped label that a
+// target label of the same name also sets to exported_server, even when
+// the two agree; scripts/prometheus.yml therefore scrapes with
+// honor_labels: true, so the labels the process exposes win and the target
+// labels only fill in where the exposition has none. For a replica the two
+// always agree: both come from the ID the supervisor gave it.
+
+// TargetGroup is one entry of a Prometheus file_sd file: addresses to
+// scrape and the labels Prometheus attaches to what it scrapes from them.
+type TargetGroup struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels,omitempty"`
+}
+
+// TargetGroups returns the file_sd target groups for a runner listening on
+// runnerAddr (left out when empty) and the replicas in service, by server:
+// the runner first, then the servers in name order, each server's replicas
+// in the order given. Every process is a group of its own, because each
+// carries its own labels. An unspecified host (":8080", "0.0.0.0:8080") is
+// given as 127.0.0.1: Prometheus runs on this machine, and needs an
+// address it can connect to.
+func TargetGroups(runnerAddr string, replicas map[string][]Replica) []TargetGroup {
+	var groups []TargetGroup
+	if runnerAddr != "" {
+		groups = append(groups, TargetGroup{
+			Targets: []string{scrapeAddr(runnerAddr)},
+			Labels:  map[string]string{"role": "runner"},
+		})
+	}
+	for _, server := range slices.Sorted(maps.Keys(replicas)) {
+		for _, rep := range replicas[server] {
+			groups = append(groups, TargetGroup{
+				Targets: []string{scrapeAddr(rep.Addr)},
+				Labels:  map[string]string{"role": "replica", "server": server, "replica": rep.ID},
+			})
+		}
+	}
+	return groups
+}
+
+// scrapeAddr turns a listening address into one a local client can dial.
+func scrapeAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// WriteFileSD replaces the file at path with groups, creating its directory
+// when missing. It writes a temporary file in the same directory and renames
+// it over path, so Prometheus, which may read the file at any moment, sees
+// the old list or the new one, never half of one. The temporary file's name
+// ends in .tmp, so a file_sd glob like *.json never picks it up.
+func WriteFileSD(path string, groups []TargetGroup) error {
+	if groups == nil {
+		groups = []TargetGroup{} // an empty list, not null
+	}
+	b, err := json.MarshalIndent(groups, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("file_sd: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
+	if err != nil {
+		return fmt.Errorf("file_sd: %w", err)
+	}
+	tmp := f.Name()
+	// No fsync: the file is rewritten from the live replica set at every
+	// change, so losing the last version in a power cut costs nothing.
+	_, err = f.Write(b)
+	if err == nil {
+		// CreateTemp makes the file 0600; a Prometheus running as its own
+		// user (Debian's service does) must be able to read it.
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("file_sd: %w", err)
+	}
+	return nil
+}
+
+// targetsChanged is called whenever a side's set of replicas changes. It
+// rewrites Config.FileSD with the runner and the replicas in service now.
+//
+// The two sides' supervisors call it concurrently; r.mu makes one rewrite
+// wait for the other, and each reads both sides' sets inside the lock, so
+// the last file written holds every change. A failed write is logged and
+// the run goes on: Prometheus is an extra, the lab works without it.
+func (r *Runner) targetsChanged() {
+	if r.cfg.FileSD == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	replicas := make(map[string][]Replica, len(r.sides))
+	for _, s := range r.sides {
+		replicas[s.name] = s.sup.Replicas()
+	}
+	if err := WriteFileSD(r.cfg.FileSD, TargetGroups(r.cfg.Addr, replicas)); err != nil && r.cfg.Logger != nil {
+		r.cfg.Logger.Warn("prometheus targets not written", "path", r.cfg.FileSD, "err", err)
+	}
+}

@@ -41,6 +41,9 @@ type Config struct {
 	Logger        *slog.Logger
 	// Dashboard, when set, is served at / on the runner's address.
 	Dashboard http.Handler
+	// FileSD, when set, is the Prometheus file_sd file the runner keeps
+	// listing itself (at Addr) and every replica in service (see filesd.go).
+	FileSD string
 }
 
 // side is one half of the comparison: replicas, their balancer, the users'
@@ -258,7 +261,12 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	r.start = time.Now()
 	r.phase = "running"
 	r.mu.Unlock()
-	go r.feed.run(usersCtx)
+	// The feed samples until Run returns, not until the users stop: its
+	// last sample must carry the final numbers and the "finished" or
+	// "holding" phase, and the replicas live controls change while holding.
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	go r.feed.run(feedCtx)
 	progressDone := make(chan struct{})
 	go func() { defer close(progressDone); r.progress(usersCtx) }()
 
@@ -457,7 +465,7 @@ func (r *Runner) record(rec EventRecord) {
 func (r *Runner) Events() []EventRecord {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.log)
+	return append([]EventRecord{}, r.log...) // [] in JSON before the first event, never null
 }
 
 // progress prints a status line every second until ctx is done.

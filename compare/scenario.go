@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -103,7 +104,10 @@ func ParseScenario(b []byte, source string) (Scenario, error) {
 	var s Scenario
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil {
+	if err := dec.Decode(&s); errors.Is(err, io.EOF) {
+		// yaml says only "EOF" for a file with no document in it.
+		return s, fmt.Errorf("scenario %s: the file is empty; it needs at least name, duration and replicas", source)
+	} else if err != nil {
 		return s, fmt.Errorf("scenario %s: %v", source, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if err := s.Validate(); err != nil {

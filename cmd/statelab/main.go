@@ -32,8 +32,10 @@ import (
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/walkthrough"
 	"github.com/statelab/statelab/stateful"
 	"github.com/statelab/statelab/stateless"
+	"github.com/statelab/statelab/web"
 )
 
 func main() {
@@ -55,24 +57,29 @@ Usage:
   statelab stateless [flags]   the library server that keeps nothing between requests (default 127.0.0.1:5002)
   statelab compare   [flags]   replicas of both behind load balancers, simulated users, a scenario of
                                restarts, crashes and scaling, a live feed and a report (make demo)
+  statelab walkthrough [flags] the classroom guide: starts its own servers and goes through the lesson
+                               one HTTP exchange at a time, asking for predictions (make walkthrough)
 
 Run "statelab SUBCOMMAND -h" for a subcommand's flags. Every flag can also be
 set through its environment variable (shown in the help), e.g. STATELAB_ADDR.
 `
 
 // run is the whole program, with its inputs passed in so tests can call it.
-// stdin is read only by a server started with -exit-with-stdin; nil counts as
-// an input that is already closed.
+// stdin is read only by a server started with -exit-with-stdin and by the
+// walkthrough (the student's answers); nil counts as an input that is
+// already closed.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("name a subcommand: stateful, stateless or compare")
+		return errors.New("name a subcommand: stateful, stateless, compare or walkthrough")
 	}
 	switch cmd := args[1]; cmd {
 	case "stateful", "stateless":
 		return runServer(ctx, cmd, args[2:], getenv, stdin, stderr)
 	case "compare":
 		return runCompare(ctx, args[2:], getenv, stdout, stderr)
+	case "walkthrough":
+		return runWalkthrough(ctx, args[2:], getenv, stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -262,6 +269,8 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.String(&reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
 	fs.String(&workDir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
 	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
+	var fileSD string
+	fs.String(&fileSD, "file-sd", "./data/file_sd/statelab.json", "Prometheus file_sd `file` the runner keeps listing itself and every live replica, for scripts/prometheus.yml (make prometheus); -file-sd= writes none")
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -306,8 +315,10 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	r, err := compare.New(ctx, compare.Config{
 		Binary: bin, Scenario: sc, Users: users, Seed: seed, Think: think,
-		Addr: addr, StatefulAddr: sfAddr, StatelessAddr: slAddr,
+		Addr: ln.Addr().String(), StatefulAddr: sfAddr, StatelessAddr: slAddr,
 		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Logger: logger,
+		FileSD:    fileSD,
+		Dashboard: web.Handler(),
 	})
 	if err != nil {
 		ln.Close()
@@ -316,6 +327,56 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintf(stdout, "statelab compare: scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", sc.Name, sc.Duration.Std(), users, sc.Replicas, ln.Addr())
 	_, err = r.Run(ctx, ln)
 	return err
+}
+
+// runWalkthrough runs the classroom guide: it starts its own replicas from
+// this binary, and reads the student's answers from stdin.
+func runWalkthrough(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("statelab walkthrough", getenv, stderr)
+	var (
+		auto, noColor, verbose bool
+		step, requests         int
+	)
+	fs.Bool(&auto, "auto", false, "run without pauses and without asking for predictions (for CI and projecting)")
+	fs.Int(&step, "step", 1, "start at step `n` (1-"+strconv.Itoa(walkthrough.Steps)+"); the steps before it run silently")
+	fs.Bool(&noColor, "no-color", false, "print no ANSI colors (also when $NO_COLOR is set or stdout is not a terminal)")
+	fs.Int(&requests, "requests", walkthrough.DefaultRequests, "requests per credential when step 5 measures bytes and time")
+	fs.Bool(&verbose, "verbose", false, "show the servers' own logs on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if step < 1 || step > walkthrough.Steps {
+		return fmt.Errorf("-step %d: the steps are 1 to %d", step, walkthrough.Steps)
+	}
+	if requests < 1 {
+		return errors.New("-requests must be at least 1")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the statelab binary to start the servers from: %w", err)
+	}
+	cfg := walkthrough.Config{
+		Binary: bin, Out: stdout, In: stdin, Auto: auto, Step: step, Requests: requests,
+		Color: !noColor && getenv("NO_COLOR") == "" && isTerminal(stdout),
+	}
+	if verbose {
+		cfg.Log = stderr
+	}
+	err = walkthrough.Run(ctx, cfg)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil // Ctrl-C: the walkthrough said so, and stopped its servers
+	}
+	return err
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // newLogger returns a slog logger writing text or JSON to w.

@@ -1,0 +1,373 @@
+package walkthrough
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/statelab/statelab/compare"
+)
+
+// Steps is how many steps the walkthrough has.
+const Steps = 7
+
+// DefaultRequests is how many requests step 5 times per credential.
+const DefaultRequests = 200
+
+// Config is what Run needs.
+type Config struct {
+	// Binary is the statelab binary the replicas are started from (the
+	// command passes os.Executable()).
+	Binary string
+	// Out receives the transcript.
+	Out io.Writer
+	// In is where the student's answers come from, a line at a time. nil,
+	// or the end of it, means nobody is answering: the walkthrough carries
+	// on without pauses.
+	In io.Reader
+	// Auto runs without pauses and without asking for predictions (the
+	// questions are still shown, then the outcome): for CI and projecting.
+	Auto bool
+	// Color paints headings, requests and verdicts with ANSI colors.
+	Color bool
+	// Step is the first step shown (1 to Steps). The steps before it still
+	// run, silently, because later steps use what they built.
+	Step int
+	// Requests is how many requests step 5 times per credential (default
+	// DefaultRequests).
+	Requests int
+	// Log receives the replicas' output and the supervisors' log (nil
+	// discards both).
+	Log io.Writer
+}
+
+// Run runs the walkthrough: it starts the servers it needs, goes through
+// the steps, and stops every process it started before it returns, also
+// when ctx is cancelled or the student quits (which is not an error).
+func Run(ctx context.Context, cfg Config) (err error) {
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.Step == 0 {
+		cfg.Step = 1
+	}
+	if cfg.Step < 1 || cfg.Step > Steps {
+		return fmt.Errorf("there is no step %d: the steps are 1 to %d", cfg.Step, Steps)
+	}
+	if cfg.Requests <= 0 {
+		cfg.Requests = DefaultRequests
+	}
+	if cfg.Binary == "" {
+		return errors.New("walkthrough: no statelab binary to start the servers from")
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	w := &walk{cfg: cfg, t: newTerm(cfg.Out, cfg.In, cfg.Color, cfg.Auto, stop)}
+	w.client = newClient(&w.written)
+	defer w.client.CloseIdleConnections()
+
+	w.t.line(w.t.paint(styleTitle, "statelab walkthrough: the REST stateless constraint, one HTTP exchange at a time"))
+	w.t.blank()
+	if cfg.Auto {
+		w.t.note("Running with --auto: no pauses, and the predictions are asked but not answered.")
+	}
+	defer func() {
+		if ctx.Err() != nil {
+			w.t.quiet = false
+			w.t.blank()
+			w.t.blank()
+			w.t.line("  Interrupted.")
+		}
+		if cerr := w.close(); err == nil {
+			err = cerr
+		}
+	}()
+	if err := w.start(ctx); err != nil {
+		return err
+	}
+	if cfg.Step > 1 {
+		w.t.note(fmt.Sprintf("Catching up on steps 1 to %d quietly: step %d uses what they built.", cfg.Step-1, cfg.Step))
+	}
+	for i, s := range steps {
+		n := i + 1
+		w.t.quiet = n < cfg.Step
+		w.t.heading(n, Steps, s.title)
+		err := s.run(ctx, w)
+		w.t.quiet = false
+		if errors.Is(err, errQuit) {
+			w.t.blank()
+			w.t.line(fmt.Sprintf("  Stopped at step %d. Start here again with: statelab walkthrough --step %d", n, n))
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("step %d (%s): %w", n, s.title, err)
+		}
+		if n < Steps && n >= cfg.Step {
+			if err := w.t.pause(ctx, fmt.Sprintf("step %d", n+1)); errors.Is(err, errQuit) {
+				w.t.line(fmt.Sprintf("  Stopped after step %d. Go on from here with: statelab walkthrough --step %d", n, n+1))
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
+	}
+	if w.t.asked > 0 {
+		w.t.line(fmt.Sprintf("  Your predictions: %d of %d right.", w.t.right, w.t.asked))
+		w.t.blank()
+	}
+	return nil
+}
+
+// step is one step of the lesson.
+type step struct {
+	title string
+	run   func(ctx context.Context, w *walk) error
+}
+
+// walk is one run of the walkthrough: the processes it started and what
+// the client (this program) holds, which is all the state a stateless
+// server's client has.
+type walk struct {
+	cfg    Config
+	t      *term
+	client *http.Client
+	// written counts the bytes the client has sent, for step 5.
+	written atomic.Int64
+
+	workDir string // holds the shared database; removed at the end
+	db      string
+	sides   map[string]*compare.Supervisor
+	lbs     map[string]*balancer
+
+	// What the client holds, as the steps go.
+	aliceCookie string // the stateful side's session id, from the last login
+	bobKey      string // an API key
+	bobKeyID    string
+	bobJWT      string
+	bobCart     []int64 // the stateless client's own cart: it never leaves this program until it borrows
+}
+
+// The two sides, in the order they are shown.
+const (
+	stateful  = "stateful"
+	stateless = "stateless"
+)
+
+// balancer is one side's round-robin balancer, served on loopback.
+type balancer struct {
+	lb  *compare.Balancer
+	srv *http.Server
+	url string
+}
+
+// start starts one replica of each side on a fresh shared database, each
+// side with its own random secret, so every later replica of a side
+// accepts what the others signed.
+func (w *walk) start(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "statelab-walkthrough-")
+	if err != nil {
+		return err
+	}
+	w.workDir = dir
+	w.db = filepath.Join(dir, "library.db")
+
+	var logOut io.Writer = io.Discard
+	if w.cfg.Log != nil {
+		// The supervisors' loggers and the replicas' output write at once.
+		logOut = &lockedWriter{w: w.cfg.Log}
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, nil)).With("component", "walkthrough")
+	w.sides = map[string]*compare.Supervisor{}
+	w.lbs = map[string]*balancer{}
+	for _, side := range []string{stateful, stateless} {
+		secret, err := randomHex(32)
+		if err != nil {
+			return err
+		}
+		env := "STATELAB_SESSION_KEY="
+		if side == stateless {
+			env = "STATELAB_JWT_SECRET="
+		}
+		w.sides[side] = compare.NewSupervisor(compare.SupervisorConfig{
+			Side:   side,
+			Binary: w.cfg.Binary,
+			// The secret goes in the environment, not on the command
+			// line, where ps would show it.
+			Args:         []string{"--db", w.db, "--shutdown-timeout", "5s"},
+			Env:          []string{env + secret},
+			Log:          logOut,
+			Logger:       logger,
+			ReadyTimeout: 30 * time.Second,
+			StopTimeout:  5 * time.Second,
+		})
+	}
+
+	w.t.text("Starting one stateful and one stateless server: real processes, started from this " +
+		"binary, sharing one SQLite database.")
+	// One side first: the first process creates and seeds the database.
+	for _, side := range []string{stateful, stateless} {
+		if err := w.sides[side].Scale(ctx, 1); err != nil {
+			return fmt.Errorf("start the %s server: %w", side, err)
+		}
+	}
+	w.t.blank()
+	for _, side := range []string{stateful, stateless} {
+		r := w.replica(side, 1)
+		w.t.line(fmt.Sprintf("    %-12s http://%s (pid %d)", r.ID, r.Addr, r.PID))
+	}
+	w.t.line(fmt.Sprintf("    %-12s %s", "database", w.db))
+	w.t.blank()
+	return nil
+}
+
+// close stops every process and server the walkthrough started and removes
+// its database.
+func (w *walk) close() error {
+	if w.sides == nil && w.workDir == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var errs []error
+	for _, side := range []string{stateful, stateless} {
+		if lb := w.lbs[side]; lb != nil {
+			errs = append(errs, lb.srv.Shutdown(ctx))
+		}
+	}
+	n := 0
+	for _, side := range []string{stateful, stateless} {
+		if s := w.sides[side]; s != nil {
+			n += len(s.Replicas())
+			errs = append(errs, s.Stop(ctx))
+		}
+	}
+	if w.workDir != "" {
+		errs = append(errs, os.RemoveAll(w.workDir))
+	}
+	err := errors.Join(errs...)
+	if err == nil && n > 0 {
+		w.t.text(fmt.Sprintf("Stopped the %d server processes the walkthrough started, and removed its database.", n))
+	}
+	return err
+}
+
+// replica returns the n-th replica of a side in service now.
+func (w *walk) replica(side string, n int) compare.Replica {
+	id := fmt.Sprintf("%s-%d", side, n)
+	for _, r := range w.sides[side].Replicas() {
+		if r.ID == id {
+			return r
+		}
+	}
+	return compare.Replica{ID: id}
+}
+
+// url is the base URL of the n-th replica of a side.
+func (w *walk) url(side string, n int) string { return "http://" + w.replica(side, n).Addr }
+
+// show sends a request and prints the exchange.
+func (w *walk) show(ctx context.Context, r request) (response, error) {
+	resp, err := send(ctx, w.client, r)
+	if err != nil {
+		return resp, err
+	}
+	w.t.printExchange(r, resp)
+	return resp, nil
+}
+
+// must is show for a request whose status the next steps depend on: any
+// other status stops the walkthrough, since what follows would teach
+// nonsense.
+func (w *walk) must(ctx context.Context, r request, want int) (response, error) {
+	resp, err := w.show(ctx, r)
+	if err == nil && resp.status != want {
+		err = fmt.Errorf("%s %s answered %d %s, not %d: %s", r.method, r.path, resp.status, resp.outcome(), want, trim(string(resp.body), 300))
+	}
+	return resp, err
+}
+
+// startBalancer puts a round-robin balancer with no stickiness in front of
+// every replica of a side, served on a loopback port.
+func (w *walk) startBalancer(side string) (*balancer, error) {
+	lb := compare.NewBalancer(compare.BalancerConfig{Side: side})
+	var backends []compare.Backend
+	for _, r := range w.sides[side].Replicas() {
+		backends = append(backends, compare.Backend{ID: r.ID, Addr: r.Addr})
+	}
+	lb.SetBackends(backends)
+	for _, b := range backends {
+		// The supervisor saw every one answer /api/ready already.
+		lb.MarkReady(b.ID)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	b := &balancer{
+		lb:  lb,
+		srv: &http.Server{Handler: lb, ReadHeaderTimeout: 5 * time.Second},
+		url: "http://" + ln.Addr().String(),
+	}
+	go func() { _ = b.srv.Serve(ln) }() // ErrServerClosed when close shuts it down
+	w.lbs[side] = b
+	return b, nil
+}
+
+// lockedWriter lets several goroutines write to one writer, a whole
+// write at a time.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make a random secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// ms formats a duration in milliseconds with three decimals, the one way
+// the walkthrough prints a time it measured.
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
+}
+
+// plural returns "1 book" or "2 books".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// joinIDs writes ids as a JSON array would.
+func joinIDs(ids []int64) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}

@@ -1,0 +1,434 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/web"
+)
+
+// TestDashboard loads the page in a real headless Chromium against a running
+// runner, waits for both columns to fill, presses "restart a replica" and
+// checks what the class is meant to see: a marker on both sides, the
+// stateful replica's sessions gone, the stateless side clean. Then it stops
+// the runner and checks that the page says so.
+func TestDashboard(t *testing.T) {
+	chromium := findChromium(t)
+	bin := buildStatelab(t)
+
+	// The quick scenario without its timeline: the only restart is the one
+	// the test presses, and the users keep going until the test ends.
+	sc, err := compare.LoadScenario("quick")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Events = nil
+	sc.Duration = compare.Duration(3 * time.Minute)
+	lab := startLab(t, bin, sc, 8)
+
+	ctx := newTab(t, chromium, 1400, 950)
+	exceptions := watchExceptions(ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(lab.url)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Both columns fill with data.
+	waitFor(t, ctx, "both columns to draw at least 3 seconds of data", 30*time.Second, `
+		['stateful', 'stateless'].every((side) => {
+			const ok = document.querySelector('.cell[data-side="' + side + '"][data-chart="ok"] .plot > svg');
+			const req = document.querySelector('#totals tr[data-side="' + side + '"] td[data-k="requests"]');
+			return ok && +ok.dataset.n >= 3 && parseInt(req.textContent.replace(/,/g, ''), 10) > 0;
+		})`)
+	// Replica 1 of the stateful side holds sessions before the restart.
+	held := waitFor(t, ctx, "stateful replica #1 to report sessions", 20*time.Second, `
+		(() => {
+			const g = document.querySelector('.cell[data-side="stateful"][data-chart="sessions"] .strip');
+			return g && +g.dataset.last >= 2 ? g.dataset.replica + ' ' + g.dataset.last : '';
+		})()`)
+	firstID, before, _ := strings.Cut(held, " ")
+	heldBefore, _ := strconv.Atoi(before)
+	t.Logf("%s holds %d sessions before the restart", firstID, heldBefore)
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("btn-restart"))); err != nil {
+		t.Fatal(err)
+	}
+
+	// The marker, on both sides, at the same moment.
+	waitFor(t, ctx, "a restart marker from the control on both sides", 30*time.Second, `
+		['stateful', 'stateless'].every((side) =>
+			document.querySelector('.cell[data-side="' + side + '"][data-chart="events"] .marker[data-kind="restart"][data-source="control"]'))`)
+	what := waitFor(t, ctx, "the what-just-happened line to explain both sides", 10*time.Second, `
+		(() => {
+			const s = document.querySelector('#what').textContent;
+			return /replica stateful-\d+ restarted/.test(s) && /replica stateless-\d+ restarted/.test(s) ? s : '';
+		})()`)
+	t.Logf("what just happened: %s", what)
+
+	// The stateful loss: the line says how many sessions went, and the
+	// replica's own count drops.
+	m := regexp.MustCompile(`replica (stateful-\d+) restarted: (?:(\d+) sessions? (?:was|were) lost with it|how many sessions it held was not counted)`).FindStringSubmatch(what)
+	if m == nil {
+		t.Fatalf("the line does not say what the stateful side lost: %q", what)
+	}
+	restarted := m[1]
+	if restarted != firstID {
+		t.Errorf("restarted %s, want the first replica %s", restarted, firstID)
+	}
+	if m[2] != "" {
+		if n, _ := strconv.Atoi(m[2]); n < 1 {
+			t.Errorf("the line says %s sessions were lost; replica held %d a moment before", m[2], heldBefore)
+		}
+	} else {
+		t.Logf("the replica missed its last count before the restart, so the line gives no number")
+	}
+	waitFor(t, ctx, "the restarted replica's session count to drop", 15*time.Second, fmt.Sprintf(`
+		(() => {
+			const g = document.querySelector('.cell[data-side="stateful"][data-chart="sessions"] .strip[data-replica="%s"]');
+			return g && g.dataset.last !== '' && +g.dataset.last < %d;
+		})()`, restarted, heldBefore))
+	if !strings.Contains(what, "it holds no sessions, so none were lost") {
+		t.Errorf("the line does not say the stateless replica lost nothing: %q", what)
+	}
+
+	// The stateless side stays clean, as counted by the runner.
+	for _, k := range []string{"sessions_lost", "cart_items_lost", "relogins"} {
+		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('#totals tr[data-side="stateless"] td[data-k="%s"]').textContent`, k))
+		if got != "0" {
+			t.Errorf("stateless %s = %q, want 0", k, got)
+		}
+	}
+	if got := evalString(t, ctx, `document.querySelector('.cell[data-side="stateless"][data-chart="errors"] .cap .v').textContent`); strings.Contains(got, "401") {
+		t.Errorf("stateless errors: %q, want no 401", got)
+	}
+	if got := evalString(t, ctx, `document.querySelector('.cell[data-side="stateless"][data-chart="loss"] .plot > svg').dataset.sessionsLost`); got != "0" {
+		t.Errorf("stateless sessions-lost chart total = %q, want 0", got)
+	}
+	if got := evalString(t, ctx, `document.querySelector('.cell[data-side="stateful"][data-chart="loss"] .plot > svg').dataset.sessionsLost`); got == "0" || got == "" {
+		t.Errorf("stateful sessions-lost chart total = %q, want more than 0", got)
+	}
+
+	if ex := exceptions(); len(ex) > 0 {
+		t.Errorf("the page threw: %v", ex)
+	}
+
+	// When the runner goes, the page says so and keeps the last numbers.
+	lab.stop(t)
+	banner := waitFor(t, ctx, "the runner-gone banner", 15*time.Second, `
+		(() => { const b = document.querySelector('#banner'); return !b.hidden && /runner not answering since \d\d:\d\d:\d\d/.test(b.textContent) ? b.textContent : ''; })()`)
+	t.Logf("banner: %s", banner)
+	if got := evalString(t, ctx, `document.querySelector('#totals tr[data-side="stateful"] td[data-k="requests"]').textContent`); got == "–" {
+		t.Errorf("after the runner went, the totals were cleared; want them frozen")
+	}
+}
+
+// TestDashboardLongRun feeds the page what a 10-minute run with 8 replicas a
+// side looks like (900 samples of history, an event every 30 seconds) and
+// checks that it keeps only its window and still draws quickly.
+func TestDashboardLongRun(t *testing.T) {
+	chromium := findChromium(t)
+	const replicas = 8
+	start := time.Now()
+	elapsed := func() float64 { return 600 + float64(int(time.Since(start).Seconds())) }
+	sample := func(at float64) compare.Sample {
+		s := compare.Sample{ElapsedS: at, Phase: "running", Sides: map[string]compare.SideSample{}}
+		for _, side := range []string{compare.Stateful, compare.Stateless} {
+			var ss compare.SideSample
+			n := int64(at)
+			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20}}
+			ss.LatencyWindowMS = &compare.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
+			if side == compare.Stateful {
+				ss.OK, ss.SessionLost, ss.SessionsLost, ss.CartItemsLost, ss.Relogins = 100*n, 50*n, 50*n, 3*n, 50*n
+				ss.Availability = 2. / 3
+			}
+			for i := range replicas {
+				rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", side, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
+				if side == compare.Stateful {
+					v := float64((n+int64(7*i))%30) * 4
+					rep.Sessions = &v
+				}
+				ss.Replicas = append(ss.Replicas, rep)
+			}
+			s.Sides[side] = ss
+		}
+		return s
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/feed", func(w http.ResponseWriter, r *http.Request) {
+		now := elapsed()
+		since, _ := strconv.ParseFloat(r.URL.Query().Get("history"), 64)
+		body := struct {
+			Scenario  string                `json:"scenario"`
+			DurationS float64               `json:"duration_s"`
+			Users     int                   `json:"users"`
+			Now       compare.Sample        `json:"now"`
+			Events    []compare.EventRecord `json:"events"`
+			History   []compare.Sample      `json:"history"`
+		}{Scenario: "long", DurationS: 900, Users: 100, Now: sample(now), History: []compare.Sample{}}
+		for at := max(now-compare.HistoryLimit+1, 0); at <= now; at++ {
+			if at > since {
+				body.History = append(body.History, sample(at))
+			}
+		}
+		for at := 30.0; at < now; at += 30 {
+			for _, side := range []string{compare.Stateful, compare.Stateless} {
+				rec := compare.EventRecord{AtS: at, Kind: "restart", Side: side, Replica: side + "-1", TookMS: 900, Source: "scenario"}
+				if side == compare.Stateful {
+					held := 40.0
+					rec.SessionsHeld = &held
+				}
+				body.Events = append(body.Events, rec)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(body)
+	})
+	mux.Handle("/", web.Handler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	ctx := newTab(t, chromium, 1600, 1000)
+	exceptions := watchExceptions(ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the page to draw the backfill and three more seconds", 20*time.Second, `+document.body.dataset.elapsed >= 603`)
+	got := evalString(t, ctx, `JSON.stringify({samples: +document.body.dataset.samples, ms: +document.body.dataset.renderMs,
+		strips: document.querySelectorAll('.cell[data-side="stateful"][data-chart="sessions"] .strip').length,
+		markers: document.querySelectorAll('.cell[data-side="stateful"][data-chart="events"] .marker').length,
+		bands: document.querySelectorAll('.cell[data-side="stateful"][data-chart="ok"] rect.took').length})`)
+	var page struct {
+		Samples, Strips, Markers, Bands int
+		MS                              float64
+	}
+	if err := json.Unmarshal([]byte(got), &page); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("page: %+v", page)
+	// 300 s at one sample a second, plus the one just before the window.
+	if page.Samples < 290 || page.Samples > 302 {
+		t.Errorf("the page holds %d samples, want the last 300 s (about 300)", page.Samples)
+	}
+	if page.Strips != replicas {
+		t.Errorf("%d replica strips, want %d", page.Strips, replicas)
+	}
+	if page.Markers < 9 || page.Markers > 11 {
+		t.Errorf("%d markers in the window, want the 10 restarts of the last 300 s", page.Markers)
+	}
+	if page.Bands != page.Markers {
+		t.Errorf("%d bands of how long an event took, want one per marker (%d)", page.Bands, page.Markers)
+	}
+	if page.MS > 250 {
+		t.Errorf("a redraw took %.0f ms; the page must stay smooth at one a second", page.MS)
+	}
+	if ex := exceptions(); len(ex) > 0 {
+		t.Errorf("the page threw: %v", ex)
+	}
+}
+
+// TestScreenshot takes docs/dashboard.png for the README: the default demo
+// (as make demo runs it) 66 seconds in, once both sides have recorded its
+// rolling restart, after its restart, its crash and its scale-out. It runs
+// only when STATELAB_SCREENSHOT names the file to write: make screenshot.
+func TestScreenshot(t *testing.T) {
+	out := os.Getenv("STATELAB_SCREENSHOT")
+	if out == "" {
+		t.Skip("set STATELAB_SCREENSHOT=path/to/dashboard.png (make screenshot)")
+	}
+	chromium := findChromium(t)
+	bin := buildStatelab(t)
+	sc, err := compare.LoadScenario("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := startLab(t, bin, sc, 20)
+	ctx := newTab(t, chromium, 1600, 1000)
+	if err := chromedp.Do(ctx, chromedp.Navigate(lab.url)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the default scenario's rolling restart on both sides", 2*time.Minute, `
+		+document.body.dataset.elapsed >= 66 && /every stateful replica restarted.*every stateless replica restarted/.test(document.querySelector('#what').textContent)`)
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", out, len(png))
+}
+
+// findChromium returns the browser's path. Without one the test skips on a
+// developer's machine and fails in CI, which installs it (.ci/run).
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed; CI must install it (see .ci/run)")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); the dashboard test needs a real browser")
+	return ""
+}
+
+// buildStatelab builds the binary the runner starts replicas from.
+func buildStatelab(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "statelab")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/statelab/statelab/cmd/statelab")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type lab struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// stop ends the run as Ctrl-C does and waits until every replica is gone.
+func (l *lab) stop(t *testing.T) {
+	l.once.Do(func() {
+		l.cancel()
+		select {
+		case err := <-l.done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("runner: %v", err)
+			}
+		case <-time.After(45 * time.Second):
+			t.Errorf("the runner did not stop within 45s")
+		}
+	})
+}
+
+// startLab runs a comparison in this process, on free ports, with the
+// dashboard mounted, held up until the test ends.
+func startLab(t *testing.T, bin string, sc compare.Scenario, users int) *lab {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := compare.New(ctx, compare.Config{
+		Binary: bin, Scenario: sc, Users: users, Seed: 1, Think: 150 * time.Millisecond,
+		Addr: ln.Addr().String(), StatefulAddr: "127.0.0.1:0", StatelessAddr: "127.0.0.1:0",
+		ReportDir: filepath.Join(dir, "report"), WorkDir: filepath.Join(dir, "work"), Hold: true,
+		Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler), Dashboard: web.Handler(),
+	})
+	if err != nil {
+		cancel()
+		ln.Close()
+		t.Fatal(err)
+	}
+	l := &lab{url: "http://" + ln.Addr().String() + "/", cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		_, err := r.Run(ctx, ln)
+		l.done <- err
+	}()
+	t.Cleanup(func() { l.stop(t) })
+	return l
+}
+
+// newTab starts a headless Chromium with the flags that work as root in a
+// container, and opens a tab of the given size.
+func newTab(t *testing.T, chromium string, width, height int64) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(int(width), int(height)),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, height)); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// watchExceptions collects the page's uncaught exceptions.
+func watchExceptions(ctx context.Context) func() []string {
+	var mu sync.Mutex
+	var got []string
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				mu.Lock()
+				got = append(got, m.Text)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), got...)
+	}
+}
+
+// waitFor polls a JavaScript expression in the page until it is truthy and
+// returns its value as text.
+func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Duration, expr string) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Poll[any](expr,
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+	if err != nil {
+		state := evalString(t, ctx, `JSON.stringify({what: document.querySelector('#what').textContent, banner: document.querySelector('#banner').textContent, elapsed: document.body.dataset.elapsed})`)
+		t.Fatalf("waiting for %s: %v\npage: %s", what, err, state)
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+func evalString(t *testing.T, ctx context.Context, expr string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return s
+}

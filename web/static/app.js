@@ -1,0 +1,929 @@
+// statelab dashboard: polls the runner's feed once a second and draws the
+// stateful and the stateless side next to each other on the same scales.
+// Plain JavaScript and hand-written SVG: no libraries, nothing from the
+// internet, so it works in a classroom with no network.
+//
+// Honesty rules: every number drawn is one the runner counted. Rates are
+// differences of two counted totals divided by the time between the two
+// samples; nothing is interpolated or smoothed. A missing value (a replica
+// that did not answer its count) is drawn as a gap, not as zero.
+'use strict';
+
+(() => {
+  // The browser keeps the last HISTORY_S seconds of samples (the runner
+  // keeps 900, one a second). Bounded so a 10-minute run with 8 replicas a
+  // side redraws in a few milliseconds.
+  const HISTORY_S = 300;
+  const POLL_MS = 1000;
+  const FEED_TIMEOUT_MS = 4000;
+  const SIDES = ['stateful', 'stateless'];
+  const SIDE_NOTE = {
+    stateful: 'sessions live in each replica’s memory',
+    stateless: 'the token carries the user; replicas keep nothing',
+  };
+
+  // Okabe-Ito.
+  const C = {
+    blue: '#0072B2', vermillion: '#D55E00', orange: '#E69F00', green: '#009E73',
+    sky: '#56B4E9', purple: '#CC79A7', yellow: '#F0E442', black: '#000000', grey: '#6b6b6b',
+  };
+  // Errors by kind: a colour AND a fill pattern each, so they differ in grey too.
+  const ERR_KINDS = [
+    { k: 'session_lost', label: '401 session lost', color: C.vermillion, pat: 'solid' },
+    { k: 'login_required', label: '401 login required', color: C.orange, pat: 'hatch' },
+    { k: 'errors_4xx', label: 'other 4xx', color: C.purple, pat: 'dots' },
+    { k: 'errors_5xx', label: '5xx', color: C.black, pat: 'cross' },
+    { k: 'conn_errors', label: 'no answer', color: C.sky, pat: 'hlines' },
+  ];
+  // Event markers: a symbol and a word each, not only a colour.
+  const EVENT_STYLE = {
+    restart: { sym: '↻', word: 'restart', color: C.blue },
+    crash: { sym: '✖', word: 'crash', color: C.vermillion },
+    'scale-out': { sym: '▲', word: 'scale out', color: C.green },
+    'scale-in': { sym: '▼', word: 'scale in', color: C.green },
+    pause: { sym: '❚❚', word: 'pause', color: C.grey },
+    resume: { sym: '▶', word: 'resume', color: C.grey },
+  };
+  const eventStyle = (kind) => EVENT_STYLE[kind] || { sym: '•', word: kind, color: C.grey };
+
+  // The chart rows, top to bottom; each is drawn once per side.
+  // Heights share out the screen's height by weight, between min and max,
+  // so the page fills a projector and still fits a laptop.
+  const ROWS = [
+    { id: 'events' },
+    { id: 'ok', title: 'Successful requests / s', w: 1.25, min: 70, max: 190 },
+    { id: 'loss', title: 'Sessions lost / s', w: 1, min: 56, max: 160 },
+    { id: 'errors', title: 'Errors by kind / s', w: 0.9, min: 56, max: 150 },
+    { id: 'latency', title: 'Latency, each second', w: 1.05, min: 70, max: 170 },
+    { id: 'up', title: 'Replicas up', w: 0.5, min: 40, max: 80 },
+    { id: 'sessions', title: 'Sessions held in memory, per replica' },
+  ];
+  // The plots' text follows the page's type size (style.css sizes it by
+  // the screen's width), so a projector gets larger labels; k scales the
+  // room they need. Set by scaleToType().
+  let k = 1;
+  let LANE_H = 56;
+  const M = { l: 58, r: 54, t: 6, b: 6 }; // same margins everywhere: the x axes line up
+  function scaleToType() {
+    k = parseFloat(getComputedStyle(document.documentElement).fontSize) / 16.3 || 1;
+    M.l = Math.round(58 * k);
+    M.r = Math.round(54 * k);
+    LANE_H = Math.round(56 * k);
+  }
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+  const fmtInt = (v) => Math.round(v).toLocaleString('en-US');
+  const fmtRate = (v) => (v == null ? '–' : v >= 100 ? fmtInt(v) : v >= 10 ? v.toFixed(0) : v.toFixed(1).replace(/\.0$/, ''));
+  const fmtMS = (v) => (v == null ? '–' : v >= 1000 ? (v / 1000).toFixed(v >= 10000 ? 0 : 1) + ' s' : v >= 10 ? v.toFixed(0) + ' ms' : v.toFixed(1) + ' ms');
+  const fmtTick = (v) => (Number.isInteger(v) ? fmtInt(v) : v.toFixed(1));
+  const fmtClock = (d) => d.toTimeString().slice(0, 8);
+  const replicaNo = (id) => (String(id).match(/(\d+)$/) || [, id])[1];
+
+  const st = {
+    meta: null, // scenario, duration, users
+    now: null, // the newest sample
+    samples: [], // raw samples of the last HISTORY_S seconds
+    points: { stateful: [], stateless: [] }, // per-second values derived from consecutive samples
+    events: [], // every event record the runner returned
+    answeredAt: null,
+    failingSince: null, // the first failed poll of the current run of failures
+    busy: null, // the control in flight
+    override: null, // a control's failure, shown until the next event
+    runnerMsg: '',
+    timer: 0,
+    inFlight: false,
+    h: { ok: 100, loss: 80, errors: 80, latency: 90, up: 48 }, // plot heights, from layout()
+    stripH: 26,
+  };
+
+  // ---- layout --------------------------------------------------------------
+
+  const grid = $('#grid');
+  const cells = { stateful: {}, stateless: {} };
+  function buildGrid() {
+    for (const side of SIDES) {
+      const head = document.createElement('div');
+      head.className = 'col-head';
+      head.dataset.side = side;
+      head.innerHTML = `<h2>${side === 'stateful' ? 'Stateful' : 'Stateless'}</h2><span>${esc(SIDE_NOTE[side])}</span>`;
+      grid.append(head);
+    }
+    for (const row of ROWS) {
+      for (const side of SIDES) {
+        const cell = document.createElement('div');
+        cell.className = 'cell';
+        cell.dataset.side = side;
+        cell.dataset.chart = row.id;
+        cell.innerHTML = (row.title ? `<div class="cap"><span class="t">${esc(row.title)}</span><span class="v"></span></div>` : '') + '<div class="plot"></div>';
+        grid.append(cell);
+        cells[side][row.id] = cell;
+      }
+    }
+  }
+
+  // ---- the feed ------------------------------------------------------------
+
+  function reset() {
+    st.samples = [];
+    st.points = { stateful: [], stateless: [] };
+    st.events = [];
+    st.override = null;
+    st.runnerMsg = '';
+  }
+
+  function derive(a, b, side) {
+    const A = a.sides && a.sides[side];
+    const B = b.sides && b.sides[side];
+    const dt = b.elapsed_s - a.elapsed_s;
+    if (!A || !B || !(dt > 0)) return null;
+    const rate = (k) => Math.max(0, ((B[k] || 0) - (A[k] || 0)) / dt);
+    const err = {};
+    for (const e of ERR_KINDS) err[e.k] = rate(e.k);
+    const win = B.latency_window_ms;
+    return {
+      t: b.elapsed_s,
+      dt,
+      ok: rate('ok'),
+      sessions: rate('sessions_lost'),
+      cart: rate('cart_items_lost'),
+      err,
+      p50: win ? win.p50 : null,
+      p99: win ? win.p99 : null,
+      up: (B.replicas || []).length,
+      reps: (B.replicas || []).map((r) => ({ id: r.id, s: r.sessions == null ? null : r.sessions })),
+      paused: !!b.paused,
+    };
+  }
+
+  function ingest(body) {
+    const last = st.samples[st.samples.length - 1];
+    // A runner that started again begins at 0 s: forget the old run.
+    if (last && body.now && body.now.elapsed_s + 0.5 < last.elapsed_s) {
+      reset();
+      return false;
+    }
+    st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users };
+    for (const s of body.history || []) {
+      const prev = st.samples[st.samples.length - 1];
+      if (prev && s.elapsed_s <= prev.elapsed_s) continue;
+      st.samples.push(s);
+      if (prev) {
+        for (const side of SIDES) {
+          const p = derive(prev, s, side);
+          if (p) st.points[side].push(p);
+        }
+      }
+    }
+    st.now = body.now || st.now;
+    st.events = body.events || [];
+    const newest = st.samples.length ? st.samples[st.samples.length - 1].elapsed_s : 0;
+    const cutoff = newest - HISTORY_S;
+    while (st.samples.length > 1 && st.samples[0].elapsed_s < cutoff) st.samples.shift();
+    for (const side of SIDES) {
+      const pts = st.points[side];
+      while (pts.length && pts[0].t - pts[0].dt < cutoff) pts.shift();
+    }
+    return true;
+  }
+
+  async function poll() {
+    if (st.inFlight) return;
+    st.inFlight = true;
+    clearTimeout(st.timer);
+    const last = st.samples[st.samples.length - 1];
+    const url = '/api/feed?history=' + (last ? last.elapsed_s : 0);
+    let again = false;
+    try {
+      const res = await fetch(url, { cache: 'no-store', signal: AbortSignal.timeout(FEED_TIMEOUT_MS) });
+      if (!res.ok) throw new Error('HTTP ' + res.status);
+      const body = await res.json();
+      again = !ingest(body);
+      st.answeredAt = new Date();
+      st.failingSince = null;
+    } catch (err) {
+      if (!st.failingSince) st.failingSince = new Date();
+    }
+    st.inFlight = false;
+    render();
+    st.timer = setTimeout(poll, again ? 0 : POLL_MS);
+  }
+
+  // ---- controls ------------------------------------------------------------
+
+  const CONTROL_WORDS = {
+    restart: 'restarting replica %n on both sides…',
+    crash: 'killing replica %n on both sides…',
+    'scale-up': 'adding a replica on both sides…',
+    'scale-down': 'removing a replica on both sides…',
+    pause: 'pausing the simulated users…',
+    resume: 'resuming the simulated users…',
+  };
+
+  async function control(action) {
+    if (st.busy) return;
+    const n = $('#replica-pick').value || '1';
+    st.busy = CONTROL_WORDS[action].replace('%n', n);
+    st.override = null;
+    render();
+    const q = action === 'restart' || action === 'crash' ? '?replica=' + encodeURIComponent(n) : '';
+    try {
+      const res = await fetch('/api/control/' + action + q, { method: 'POST', signal: AbortSignal.timeout(75000) });
+      let body = {};
+      try { body = await res.json(); } catch (_) { /* not JSON: say the status */ }
+      if (res.ok && body.success) {
+        st.runnerMsg = body.message || '';
+      } else {
+        st.override = { text: body.message || 'the runner answered ' + res.status, events: st.events.length };
+        st.runnerMsg = '';
+      }
+    } catch (err) {
+      st.override = { text: 'the runner did not answer the control (' + err.message + ')', events: st.events.length };
+    }
+    st.busy = null;
+    render();
+    poll();
+  }
+
+  // ---- events in words -----------------------------------------------------
+
+  // groupEvents merges the records of one event (one per side and replica)
+  // into one marker: same kind, same source, started within two seconds.
+  function groupEvents(events) {
+    const groups = [];
+    for (const e of events) {
+      let g = groups.find((g) => g.kind === e.kind && g.source === e.source && Math.abs(g.at - e.at_s) < 2);
+      if (!g) {
+        g = { kind: e.kind, source: e.source, at: e.at_s, note: e.note || '', recs: [] };
+        groups.push(g);
+      }
+      g.recs.push(e);
+      g.at = Math.min(g.at, e.at_s);
+    }
+    groups.sort((a, b) => a.at - b.at);
+    return groups;
+  }
+
+  // lastSessions is the newest count a replica reported before t.
+  function lastSessions(id, t) {
+    for (let i = st.samples.length - 1; i >= 0; i--) {
+      const s = st.samples[i];
+      if (s.elapsed_s > t) continue;
+      for (const r of (s.sides.stateful || {}).replicas || []) {
+        if (r.id === id && r.sessions != null) return r.sessions;
+      }
+    }
+    return null;
+  }
+
+  const plural = (n, one, many) => (n === 1 ? one : many);
+
+  function sessionsClause(n) {
+    if (n == null) return 'how many sessions it held was not counted (it missed its last count)';
+    if (n === 0) return 'it held no sessions, so none were lost';
+    return `<b class="loss">${fmtInt(n)} ${plural(n, 'session was', 'sessions were')} lost with it</b>`;
+  }
+
+  function describeGroup(g) {
+    const when = `at ${g.at.toFixed(0)} s`;
+    const who = g.source === 'control' ? 'your button' : 'the scenario';
+    const head = `${when} (${who}${g.note && g.source !== 'control' ? ': ' + esc(g.note) : ''}) — `;
+    if (g.kind === 'pause') return head + 'the simulated users are paused on both sides.';
+    if (g.kind === 'resume') return head + 'the simulated users carry on.';
+    const bySide = { stateful: [], stateless: [] };
+    for (const r of g.recs) (bySide[r.side] || (bySide[r.side] = [])).push(r);
+    const parts = [];
+    for (const side of SIDES) {
+      if (!bySide[side].length) {
+        // The runner records a side when it is done with it; a rolling
+        // restart of the stateful side takes longer.
+        parts.push(`<span class="pending">${side}: still at it…</span>`);
+        continue;
+      }
+      const recs = bySide[side].filter((r) => r.replica);
+      const failed = bySide[side].filter((r) => r.error).map((r) => ' (failed: ' + esc(r.error) + ')').join('');
+      if (!recs.length) {
+        if (failed) parts.push(`${side}: nothing done${failed}`);
+        continue;
+      }
+      const ids = recs.length > 2
+        ? esc(side) + '-' + recs.map((r) => esc(replicaNo(r.replica))).join(', ')
+        : recs.map((r) => esc(r.replica)).join(', ');
+      if (g.kind === 'restart' || g.kind === 'crash') {
+        const verb = g.kind === 'restart' ? 'restarted' : 'was killed (SIGKILL) and started again';
+        if (recs.length > 1) {
+          parts.push(side === 'stateful'
+            ? `every stateful replica restarted in turn (${ids}): <b class="loss">the sessions each held went with it</b>`
+            : `every stateless replica restarted in turn (${ids}): <b class="kept">they hold no sessions, so nothing was lost</b>`);
+        } else if (side === 'stateful') {
+          const r = recs[0];
+          parts.push(`replica ${ids} ${verb}: ${sessionsClause(r.sessions_held == null ? null : r.sessions_held)}`);
+        } else {
+          parts.push(`replica ${ids} ${verb}: <b class="kept">it holds no sessions, so none were lost</b>`);
+        }
+      } else if (g.kind === 'scale-out') {
+        parts.push(`${ids} ${plural(recs.length, 'was', 'were')} added`);
+      } else if (g.kind === 'scale-in') {
+        if (side === 'stateful') {
+          const held = recs.map((r) => lastSessions(r.replica, g.at));
+          const known = held.filter((v) => v != null);
+          const sum = known.reduce((a, b) => a + b, 0);
+          parts.push(`${ids} ${plural(recs.length, 'was', 'were')} removed` + (known.length
+            ? `: <b class="loss">${fmtInt(sum)} ${plural(sum, 'session', 'sessions')} held there went with ${plural(recs.length, 'it', 'them')}</b> (its last count)`
+            : ''));
+        } else {
+          parts.push(`${ids} ${plural(recs.length, 'was', 'were')} removed: <b class="kept">no sessions to lose</b>`);
+        }
+      } else {
+        parts.push(`${side}: ${esc(g.kind)} ${ids}`);
+      }
+      if (failed) parts[parts.length - 1] += failed;
+    }
+    return head + (parts.length ? parts.join('; ') + '.' : esc(g.kind) + '.');
+  }
+
+  // ---- drawing helpers -----------------------------------------------------
+
+  function niceMax(v, floor) {
+    v = Math.max(v || 0, floor || 0);
+    if (v <= 0) return 1;
+    const e = Math.pow(10, Math.floor(Math.log10(v)));
+    const f = v / e;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * e;
+  }
+
+  function xDomain() {
+    const t = st.samples.length ? st.samples[st.samples.length - 1].elapsed_s : 0;
+    const dur = st.meta ? st.meta.duration : 0;
+    const x1 = Math.max(Math.min(dur, HISTORY_S), t, 10);
+    return [Math.max(0, x1 - HISTORY_S), x1];
+  }
+
+  function xTicks(x0, x1) {
+    const span = x1 - x0;
+    const step = [5, 10, 15, 30, 60, 120].find((s) => span / s <= 9) || 300;
+    const out = [];
+    for (let v = Math.ceil(x0 / step) * step; v <= x1 + 1e-9; v += step) out.push(v);
+    return out;
+  }
+
+  const fmtT = (v) => (v >= 120 && v % 60 === 0 ? v / 60 + ' min' : v + ' s');
+
+  // frame returns the scales of one plot of width w and height h.
+  function frame(w, h, yMax, opts = {}) {
+    const [x0, x1] = xDomain();
+    const pw = w - M.l - M.r;
+    const ph = h - M.t - M.b;
+    const sx = (t) => M.l + ((t - x0) / (x1 - x0)) * pw;
+    let sy;
+    if (opts.log) {
+      const l0 = Math.log10(opts.yMin), l1 = Math.log10(yMax);
+      sy = (v) => M.t + (1 - (Math.log10(Math.min(Math.max(v, opts.yMin), yMax)) - l0) / (l1 - l0)) * ph;
+    } else {
+      sy = (v) => M.t + (1 - Math.min(v, yMax) / yMax) * ph;
+    }
+    return { w, h, x0, x1, pw, ph, sx, sy, yMax, top: M.t, bottom: M.t + ph };
+  }
+
+  function axes(f, yTicks, yFmt) {
+    let s = '<g class="axis">';
+    for (const v of xTicks(f.x0, f.x1)) {
+      const x = f.sx(v).toFixed(1);
+      s += `<line class="grid-line" x1="${x}" x2="${x}" y1="${f.top}" y2="${f.bottom}"/>`;
+    }
+    for (const [i, v] of yTicks.entries()) {
+      const y = f.sy(v).toFixed(1);
+      s += `<line class="${v === 0 ? 'zero-line' : 'grid-line'}" x1="${M.l}" x2="${M.l + f.pw}" y1="${y}" y2="${y}"/>`;
+      s += `<text x="${M.l - 7}" y="${y}" dy=".35em" text-anchor="end">${esc(yFmt(v, i))}</text>`;
+    }
+    return s + '</g>';
+  }
+
+  function linePath(f, pts, get) {
+    let d = '';
+    let pen = false;
+    for (const p of pts) {
+      const v = get(p);
+      if (v == null || p.t < f.x0) { pen = false; continue; }
+      d += (pen ? 'L' : 'M') + f.sx(p.t).toFixed(1) + ' ' + f.sy(v).toFixed(1);
+      pen = true;
+    }
+    return d;
+  }
+
+  function areaPath(f, pts, get) {
+    let d = '';
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) {
+        d += 'M' + run[0][0] + ' ' + f.bottom + run.map(([x, y]) => 'L' + x + ' ' + y).join('') + 'L' + run[run.length - 1][0] + ' ' + f.bottom + 'Z';
+      }
+      run = [];
+    };
+    for (const p of pts) {
+      const v = get(p);
+      if (v == null || p.t < f.x0) { flush(); continue; }
+      run.push([f.sx(p.t).toFixed(1), f.sy(v).toFixed(1)]);
+    }
+    flush();
+    return d;
+  }
+
+  // bars draws one bar per sample interval, from the previous sample to this one.
+  function bars(f, pts, get, fill) {
+    let d = '';
+    for (const p of pts) {
+      const v = get(p);
+      if (!v) continue;
+      const xa = f.sx(Math.max(p.t - p.dt, f.x0));
+      const xb = f.sx(p.t);
+      const y = f.sy(v);
+      d += `M${xa.toFixed(1)} ${f.bottom}H${Math.max(xb - 0.5, xa + 1).toFixed(1)}V${y.toFixed(1)}H${xa.toFixed(1)}Z`;
+    }
+    return d ? `<path d="${d}" fill="${fill}"/>` : '';
+  }
+
+  function patternDefs(side) {
+    let s = '<defs>';
+    for (const e of ERR_KINDS) {
+      const id = `pat-${side}-${e.k}`;
+      const c = e.color;
+      let body;
+      switch (e.pat) {
+        case 'hatch': body = `<rect width="6" height="6" fill="#fff"/><path d="M-1 1l2-2M0 6l6-6M5 7l2-2" stroke="${c}" stroke-width="2.4"/>`; break;
+        case 'dots': body = `<rect width="6" height="6" fill="#fff"/><circle cx="3" cy="3" r="1.9" fill="${c}"/>`; break;
+        case 'cross': body = `<rect width="6" height="6" fill="${c}"/><path d="M0 0l6 6M6 0l-6 6" stroke="#fff" stroke-width="1"/>`; break;
+        case 'hlines': body = `<rect width="6" height="6" fill="#fff"/><path d="M0 1.5h6M0 4.5h6" stroke="${c}" stroke-width="1.8"/>`; break;
+        default: body = `<rect width="6" height="6" fill="${c}"/>`;
+      }
+      s += `<pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse">${body}</pattern>`;
+    }
+    return s + '</defs>';
+  }
+
+  function swatch(side, e) {
+    return `<svg viewBox="0 0 12 12" aria-hidden="true">${patternDefs(side + '-sw')}<rect x=".75" y=".75" width="10.5" height="10.5" fill="url(#pat-${side}-sw-${e.k})" stroke="${e.color}" stroke-width="1.5"/></svg>`;
+  }
+
+  // Paused spans and event markers, drawn under (bands) and over (lines) every chart.
+  function pausedSpans() {
+    const spans = [];
+    let start = null;
+    for (const s of st.samples) {
+      if (s.paused && start == null) start = s.elapsed_s;
+      if (!s.paused && start != null) { spans.push([start, s.elapsed_s]); start = null; }
+    }
+    if (start != null) spans.push([start, st.samples[st.samples.length - 1].elapsed_s]);
+    return spans;
+  }
+
+  function underlay(f, side, groups) {
+    let s = '';
+    for (const [a, b] of pausedSpans()) {
+      if (b < f.x0) continue;
+      const xa = f.sx(Math.max(a, f.x0));
+      s += `<rect x="${xa.toFixed(1)}" y="${f.top}" width="${Math.max(f.sx(b) - xa, 2).toFixed(1)}" height="${f.ph}" fill="#000" opacity=".07"/>`;
+    }
+    // How long each event took on this side: a graceful restart drains first.
+    for (const g of groups) {
+      // One band per side: the records of a rolling restart share a start.
+      const took = Math.max(0, ...g.recs.filter((r) => r.side === side).map((r) => r.took_ms || 0));
+      const r = g.recs.find((r) => r.side === side);
+      if (r && took > 0) {
+        const b = r.at_s + took / 1000;
+        if (b < f.x0) continue;
+        const xa = f.sx(Math.max(r.at_s, f.x0));
+        s += `<rect class="took" x="${xa.toFixed(1)}" y="${f.top}" width="${Math.max(f.sx(b) - xa, 1.5).toFixed(1)}" height="${f.ph}" fill="${eventStyle(g.kind).color}" opacity=".10"/>`;
+      }
+    }
+    return s;
+  }
+
+  function overlay(f, groups) {
+    let s = '';
+    for (const g of groups) {
+      if (g.at < f.x0) continue;
+      const x = f.sx(g.at).toFixed(1);
+      s += `<line class="marker-line" x1="${x}" x2="${x}" y1="${f.top - 2}" y2="${f.bottom + 2}" stroke="${eventStyle(g.kind).color}"/>`;
+    }
+    return s;
+  }
+
+  function svg(w, h, inner, attrs = '') {
+    return `<svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" ${attrs}>${inner}</svg>`;
+  }
+
+  function setCap(cell, html) {
+    const v = cell.querySelector('.cap .v');
+    if (v && v.innerHTML !== html) v.innerHTML = html;
+  }
+
+  // ---- the charts ----------------------------------------------------------
+
+  function visible(pts, x0) {
+    let i = 0;
+    while (i < pts.length && pts[i].t < x0) i++;
+    return pts.slice(i);
+  }
+
+  function maxOf(get, x0) {
+    let m = 0;
+    for (const side of SIDES) for (const p of visible(st.points[side], x0)) m = Math.max(m, get(p) || 0);
+    return m;
+  }
+
+  function drawEvents(side, cell, w, groups) {
+    const h = LANE_H;
+    const f = frame(w, h, 1);
+    let s = '<g class="axis">';
+    for (const v of xTicks(f.x0, f.x1)) {
+      const x = f.sx(v).toFixed(1);
+      s += `<line class="grid-line" x1="${x}" x2="${x}" y1="${h - 4}" y2="${h}"/><text x="${x}" y="${h - 6}" text-anchor="middle">${fmtT(v)}</text>`;
+    }
+    s += '</g>';
+    // Pills, staggered on two rows when they would overlap.
+    const rowsEnd = [-Infinity, -Infinity];
+    let markers = '';
+    for (const g of groups) {
+      if (g.at < f.x0) continue;
+      const es = eventStyle(g.kind);
+      const mine = g.recs.filter((r) => r.side === side && r.replica);
+      let label = es.sym + ' ' + es.word;
+      if (g.kind === 'restart' || g.kind === 'crash') label += mine.length > 1 ? ' all' : mine.length ? ' #' + replicaNo(mine[0].replica) : '';
+      else if (g.kind === 'scale-out') label += ' +' + mine.length;
+      else if (g.kind === 'scale-in') label += ' −' + mine.length;
+      if (g.source === 'control') label += ' · live';
+      const x = f.sx(g.at);
+      // The full label where it fits on one of two rows, else only the symbol.
+      const place = (text) => {
+        const tw = text.length * 8.2 * k + 12;
+        const left = Math.min(Math.max(x - 6, 0), w - tw);
+        const row = rowsEnd[0] < left ? 0 : rowsEnd[1] < left ? 1 : -1;
+        return { text, tw, left, row };
+      };
+      let p = place(label);
+      if (p.row < 0) {
+        p = place(es.sym);
+        if (p.row < 0) p.row = rowsEnd[0] <= rowsEnd[1] ? 0 : 1;
+      }
+      const { tw, left, row } = p;
+      label = p.text;
+      rowsEnd[row] = left + tw + 3;
+      const ph = Math.round(17 * k);
+      const y = 1 + row * (ph + 2);
+      const light = es.color === C.orange || es.color === C.sky || es.color === C.yellow;
+      markers += `<g class="marker pill${light ? ' light' : ''}" data-kind="${esc(g.kind)}" data-source="${esc(g.source)}" data-at="${g.at.toFixed(1)}">` +
+        `<line x1="${x.toFixed(1)}" x2="${x.toFixed(1)}" y1="${y + ph / 2}" y2="${h}" stroke="${es.color}" stroke-width="2" stroke-dasharray="5 3"/>` +
+        `<rect x="${left.toFixed(1)}" y="${y}" width="${tw.toFixed(1)}" height="${ph}" rx="4" fill="${es.color}"/>` +
+        `<text x="${(left + 6).toFixed(1)}" y="${(y + ph * 0.77).toFixed(1)}">${esc(label)}</text><title>${describeGroup(g).replace(/<[^>]+>/g, '')}</title></g>`;
+    }
+    let paused = '';
+    for (const [a, b] of pausedSpans()) {
+      if (b < f.x0) continue;
+      const xa = f.sx(Math.max(a, f.x0));
+      paused += `<rect x="${xa.toFixed(1)}" y="0" width="${Math.max(f.sx(b) - xa, 2).toFixed(1)}" height="${h}" fill="#000" opacity=".07"/>`;
+    }
+    cell.querySelector('.plot').innerHTML = svg(w, h, paused + s + markers, `data-n="${groups.length}"`);
+  }
+
+  function drawOK(side, cell, w, groups, yMax) {
+    const h = st.h.ok;
+    const f = frame(w, h, yMax);
+    const pts = visible(st.points[side], f.x0);
+    const last = pts[pts.length - 1];
+    let s = underlay(f, side, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
+    s += `<path d="${areaPath(f, pts, (p) => p.ok)}" fill="${C.blue}" opacity=".16"/>`;
+    s += `<path d="${linePath(f, pts, (p) => p.ok)}" fill="none" stroke="${C.blue}" stroke-width="2.6" stroke-linejoin="round"/>`;
+    if (last) s += `<text class="end-label" x="${f.sx(last.t) + 6}" y="${f.sy(last.ok)}" dy=".35em" fill="${C.blue}">${fmtRate(last.ok)}</text>`;
+    s += overlay(f, groups);
+    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
+    const tot = st.now && st.now.sides[side];
+    setCap(cell, last ? `now <b>${fmtRate(last.ok)}</b>/s · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>` : 'waiting for the first second…');
+  }
+
+  function drawLoss(side, cell, w, groups, yMax) {
+    const h = st.h.loss;
+    const f = frame(w, h, yMax);
+    const pts = visible(st.points[side], f.x0);
+    let s = underlay(f, side, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
+    s += bars(f, pts, (p) => p.sessions, C.vermillion);
+    // Cart items: a line with diamonds, where there were any.
+    if (pts.some((p) => p.cart > 0)) s += `<path d="${linePath(f, pts, (p) => p.cart)}" fill="none" stroke="${C.black}" stroke-width="1.6" stroke-dasharray="4 2"/>`;
+    for (const p of pts) {
+      if (!p.cart) continue;
+      const x = f.sx(p.t), y = f.sy(p.cart);
+      s += `<path d="M${x.toFixed(1)} ${(y - 5).toFixed(1)}l5 5-5 5-5-5z" fill="${C.orange}" stroke="#000" stroke-width="1.2"/>`;
+    }
+    s += overlay(f, groups);
+    const tot = st.now && st.now.sides[side];
+    const sl = tot ? tot.sessions_lost : 0, ci = tot ? tot.cart_items_lost : 0;
+    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-sessions-lost="${sl}" data-cart-items-lost="${ci}"`);
+    setCap(cell, `<span class="legend-item"><span style="color:${C.vermillion}">▮</span> sessions <b>${fmtInt(sl)}</b> total</span>` +
+      `<span class="legend-item"><span style="color:${C.orange};-webkit-text-stroke:1px #000">◆</span> cart items lost <b>${fmtInt(ci)}</b> total</span>`);
+  }
+
+  function drawErrors(side, cell, w, groups, yMax) {
+    const h = st.h.errors;
+    const f = frame(w, h, yMax);
+    const pts = visible(st.points[side], f.x0);
+    let s = patternDefs(side) + underlay(f, side, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
+    // Stacked bars, in the legend's order from the bottom up.
+    const paths = ERR_KINDS.map(() => '');
+    for (const p of pts) {
+      let base = 0;
+      const xa = f.sx(Math.max(p.t - p.dt, f.x0)).toFixed(1);
+      const xb = Math.max(f.sx(p.t) - 0.5, f.sx(Math.max(p.t - p.dt, f.x0)) + 1).toFixed(1);
+      ERR_KINDS.forEach((e, i) => {
+        const v = p.err[e.k];
+        if (!v) return;
+        const y0 = f.sy(base), y1 = f.sy(base + v);
+        base += v;
+        paths[i] += `M${xa} ${y0.toFixed(1)}H${xb}V${y1.toFixed(1)}H${xa}Z`;
+      });
+    }
+    ERR_KINDS.forEach((e, i) => {
+      if (paths[i]) s += `<path d="${paths[i]}" fill="url(#pat-${side}-${e.k})" stroke="${e.color}" stroke-width=".6"/>`;
+    });
+    s += overlay(f, groups);
+    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
+    const tot = st.now && st.now.sides[side];
+    const items = tot ? ERR_KINDS.filter((e) => tot[e.k] > 0) : [];
+    setCap(cell, items.length
+      ? items.map((e) => `<span class="legend-item">${swatch(side, e)}${esc(e.label)} <b>${fmtInt(tot[e.k])}</b></span>`).join('')
+      : tot ? '<b>none</b> counted' : '');
+  }
+
+  function drawLatency(side, cell, w, groups, yMin, yMax) {
+    const h = st.h.latency;
+    const f = frame(w, h, yMax, { log: true, yMin });
+    const pts = visible(st.points[side], f.x0);
+    const ticks = [];
+    for (let v = yMin; v <= yMax * 1.0001; v *= 10) ticks.push(v);
+    const crowded = f.ph / Math.max(ticks.length - 1, 1) < 18;
+    let s = underlay(f, side, groups) + axes(f, ticks, (v, i) => (crowded && i % 2 ? '' : fmtMS(v).replace('.0 ', ' ')));
+    s += `<path d="${linePath(f, pts, (p) => p.p50)}" fill="none" stroke="${C.blue}" stroke-width="2.6" stroke-linejoin="round"/>`;
+    s += `<path d="${linePath(f, pts, (p) => p.p99)}" fill="none" stroke="${C.vermillion}" stroke-width="2.6" stroke-dasharray="7 4" stroke-linejoin="round"/>`;
+    const last = [...pts].reverse().find((p) => p.p50 != null);
+    if (last) {
+      let y50 = f.sy(last.p50), y99 = f.sy(last.p99);
+      if (y50 - y99 < 15) { const mid = (y50 + y99) / 2; y50 = mid + 7.5; y99 = mid - 7.5; }
+      s += `<text class="end-label" x="${f.sx(last.t) + 6}" y="${y50}" dy=".35em" fill="${C.blue}">p50</text>`;
+      s += `<text class="end-label" x="${f.sx(last.t) + 6}" y="${y99}" dy=".35em" fill="${C.vermillion}">p99</text>`;
+    }
+    s += overlay(f, groups);
+    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
+    setCap(cell, last
+      ? `<span class="legend-item"><span style="color:${C.blue}">━</span> p50 <b>${fmtMS(last.p50)}</b></span><span class="legend-item"><span style="color:${C.vermillion}">╍</span> p99 <b>${fmtMS(last.p99)}</b></span>`
+      : '');
+  }
+
+  function drawUp(side, cell, w, groups, yMax) {
+    const h = st.h.up;
+    const f = frame(w, h, yMax);
+    const pts = visible(st.points[side], f.x0);
+    let s = underlay(f, side, groups) + axes(f, [0, yMax], (v) => String(v));
+    let d = '';
+    let prev = null;
+    for (const p of pts) {
+      const x = f.sx(p.t).toFixed(1), y = f.sy(p.up).toFixed(1);
+      d += prev == null ? `M${f.sx(Math.max(p.t - p.dt, f.x0)).toFixed(1)} ${y}H${x}` : `V${y}H${x}`;
+      prev = p;
+    }
+    s += `<path d="${d}" fill="none" stroke="${C.green}" stroke-width="3"/>`;
+    const last = pts[pts.length - 1];
+    if (last) s += `<text class="end-label" x="${f.sx(last.t) + 6}" y="${f.sy(last.up)}" dy=".35em" fill="${C.green}">${last.up}</text>`;
+    s += overlay(f, groups);
+    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
+    const now = st.now && st.now.sides[side];
+    setCap(cell, now ? `<b>${now.replicas.length}</b> now` : '');
+  }
+
+  // replicaOrder lists every replica seen in the window, by number.
+  function replicaOrder(side, x0) {
+    const ids = new Set();
+    for (const p of visible(st.points[side], x0)) for (const r of p.reps) ids.add(r.id);
+    for (const r of nowReplicas(side)) ids.add(r.id);
+    return [...ids].sort((a, b) => (+replicaNo(a) - +replicaNo(b)) || a.localeCompare(b));
+  }
+
+  const nowReplicas = (side) => (st.now && st.now.sides[side] ? st.now.sides[side].replicas : []);
+
+  function drawSessions(side, cell, w, groups, yMax) {
+    const [x0] = xDomain();
+    const pts = visible(st.points[side], x0);
+    const order = replicaOrder(side, x0);
+    const up = new Set(nowReplicas(side).map((r) => r.id));
+    const counted = pts.some((p) => p.reps.some((r) => r.s != null));
+    const h = Math.max(order.length, 1) * st.stripH + 4;
+    const f = frame(w, h, 1);
+    let s = underlay(f, side, groups);
+    if (!order.length) s += `<text class="note" x="${M.l}" y="18">no replica running</text>`;
+    order.forEach((id, i) => {
+      const top = 2 + i * st.stripH;
+      const sf = { ...f, top: top + 3, bottom: top + st.stripH - 2, ph: st.stripH - 5 };
+      sf.sy = (v) => sf.bottom - (Math.min(v, yMax) / yMax) * sf.ph;
+      const get = (p) => { const r = p.reps.find((r) => r.id === id); return r ? r.s : null; };
+      const gone = !up.has(id);
+      s += `<g class="strip" data-replica="${esc(id)}"`;
+      const lastVal = [...pts].reverse().map(get).find((v) => v != null);
+      s += ` data-last="${lastVal == null ? '' : lastVal}">`;
+      s += `<line class="zero-line" x1="${M.l}" x2="${M.l + f.pw}" y1="${sf.bottom}" y2="${sf.bottom}"/>`;
+      s += `<text class="strip-label${gone ? ' gone' : ''}" x="${M.l - 7}" y="${sf.bottom - 4}" text-anchor="end">#${esc(replicaNo(id))}</text>`;
+      if (counted || side === 'stateful') {
+        s += `<path d="${areaPath(sf, pts, get)}" fill="${C.green}" opacity=".35"/>`;
+        s += `<path d="${linePath(sf, pts, get)}" fill="none" stroke="${C.green}" stroke-width="2"/>`;
+        if (gone) s += `<text class="note" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}">gone</text>`;
+        else if (lastVal != null) s += `<text class="end-label" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}" fill="#006b4f">${fmtInt(lastVal)}</text>`;
+      } else if (i === 0) {
+        s += `<text class="note" x="${M.l + 8}" y="${sf.bottom - 5}">keeps no sessions in memory: each request carries its signed token</text>`;
+      } else {
+        s += `<text class="note" x="${M.l + 8}" y="${sf.bottom - 5}">${gone ? 'gone' : 'keeps no sessions'}</text>`;
+      }
+      s += '</g>';
+    });
+    s += overlay({ ...f, top: 2, bottom: h - 2 }, groups);
+    // What each restart, crash or removal took with it, counted by the
+    // replica itself just before: the number next to the drop.
+    for (const g of groups) {
+      if (g.at < f.x0 || !['restart', 'crash', 'scale-in'].includes(g.kind)) continue;
+      for (const r of g.recs) {
+        if (r.side !== side || !r.replica) continue;
+        const i = order.indexOf(r.replica);
+        const n = r.sessions_held != null ? r.sessions_held : g.kind === 'scale-in' ? lastSessions(r.replica, g.at) : null;
+        if (i < 0 || !n) continue;
+        const y = 2 + i * st.stripH + st.stripH / 2 + 5;
+        s += `<text class="loss-label" x="${(f.sx(g.at) + 4).toFixed(1)}" y="${y.toFixed(1)}" data-replica="${esc(r.replica)}">−${fmtInt(n)}</text>`;
+      }
+    }
+    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
+    setCap(cell, counted || side === 'stateful'
+      ? `each replica’s own count · scale 0–${fmtInt(yMax)}`
+      : 'nothing to count');
+  }
+
+  // ---- the whole page --------------------------------------------------------
+
+  function renderTotals() {
+    for (const side of SIDES) {
+      const row = $(`#totals tr[data-side="${side}"]`);
+      const t = st.now && st.now.sides[side];
+      for (const td of row.querySelectorAll('td')) {
+        const k = td.dataset.k;
+        let text = '–', cls = '';
+        if (t) {
+          if (k === 'availability') text = (t.requests - t.conflicts > 0) ? (100 * t.availability).toFixed(1) + ' %' : '–';
+          else text = fmtInt(t[k]);
+          if (k === 'sessions_lost' || k === 'cart_items_lost' || k === 'relogins') cls = t[k] > 0 ? 'bad' : 'good';
+        }
+        if (td.textContent !== text) td.textContent = text;
+        td.className = cls;
+      }
+    }
+  }
+
+  function renderHeader() {
+    const m = st.meta;
+    if (m) {
+      $('#scenario').innerHTML = `scenario <b>${esc(m.scenario)}</b> · ${esc(m.users)} users a side`;
+      const t = st.now ? st.now.elapsed_s : 0;
+      document.body.dataset.elapsed = t.toFixed(1);
+      $('#clock').textContent = `t = ${t.toFixed(0)} s` + (m.duration ? ` of ${m.duration.toFixed(0)} s` : '');
+    }
+    const phase = st.now ? st.now.phase : '';
+    const ph = $('#phase');
+    const done = phase === 'finished' || phase === 'holding';
+    ph.hidden = !phase || phase === 'running';
+    ph.textContent = done ? 'timeline over' : phase;
+    ph.className = 'badge' + (done ? ' done' : '');
+    $('#paused').hidden = !(st.now && st.now.paused);
+
+    const banner = $('#banner');
+    if (st.failingSince) {
+      banner.hidden = false;
+      banner.className = 'banner';
+      banner.textContent = `runner not answering since ${fmtClock(st.failingSince)} — numbers frozen` +
+        (st.answeredAt ? ` (last answer ${fmtClock(st.answeredAt)})` : '');
+    } else if (done) {
+      banner.hidden = false;
+      banner.className = 'banner info';
+      banner.textContent = 'The timeline is over: the users stopped, the numbers are final and the report is written. The runner holds the replicas up until Ctrl-C.';
+    } else {
+      banner.hidden = true;
+    }
+  }
+
+  function renderControls() {
+    const t = st.now;
+    const running = !!t && !st.failingSince && !['starting', 'finished', 'holding'].includes(t.phase);
+    const n = t && t.sides.stateful ? t.sides.stateful.replicas.length : 0;
+    const off = (id, cond) => { $(id).disabled = !running || !!st.busy || cond; };
+    off('#btn-restart', n < 1);
+    off('#btn-crash', n < 1);
+    off('#btn-scale-up', n >= 16);
+    off('#btn-scale-down', n <= 1);
+    off('#btn-pause', t && t.paused);
+    off('#btn-resume', !(t && t.paused));
+    const pick = $('#replica-pick');
+    if (n > 0 && pick.options.length !== n) {
+      const keep = Math.min(+pick.value || 1, n);
+      pick.innerHTML = Array.from({ length: n }, (_, i) => `<option value="${i + 1}">${i + 1}</option>`).join('');
+      pick.value = String(keep);
+    }
+  }
+
+  function renderWhat(groups) {
+    const box = $('.what-box');
+    let html, cls = '';
+    if (st.busy) {
+      html = esc(st.busy);
+      cls = 'pending';
+    } else if (st.override && st.override.events === st.events.length) {
+      html = esc(st.override.text);
+      cls = 'warn';
+    } else if (groups.length) {
+      html = describeGroup(groups[groups.length - 1]);
+    } else {
+      html = null;
+    }
+    if (html != null && $('#what').innerHTML !== html) $('#what').innerHTML = html;
+    box.className = 'what-box' + (cls ? ' ' + cls : '');
+    const detail = st.runnerMsg && !st.busy ? 'runner: ' + st.runnerMsg : '';
+    if ($('#what-detail').textContent !== detail) $('#what-detail').textContent = detail;
+  }
+
+  // layout shares the height left on the screen between the plots: what
+  // they have now plus the room left under the footer (or minus the
+  // overflow). The sessions strips come first, as that is the lesson's
+  // picture; then the charts by weight, each between its min and max.
+  function layout(x0) {
+    const n = Math.max(1, ...SIDES.map((side) => replicaOrder(side, x0).length));
+    let plots = 0;
+    for (const row of ROWS) {
+      const g = cells.stateful[row.id].querySelector('.plot > svg');
+      if (g) plots += g.height.baseVal.value;
+    }
+    const bottom = $('.foot').getBoundingClientRect().bottom + window.scrollY + 16;
+    const budget = plots + window.innerHeight - bottom - LANE_H - 4;
+    // A small screen scrolls a little rather than squash the charts flat.
+    const shrink = Math.min(1, Math.max(0.7, window.innerHeight / 1000));
+    const rows = ROWS.filter((r) => r.w);
+    const weights = rows.reduce((a, r) => a + r.w, 0);
+    const mins = rows.reduce((a, r) => a + r.min * shrink, 0);
+    st.stripH = Math.round(Math.min(40 * k, Math.max(18 * k, (budget - mins * 1.1) / n)));
+    const unit = (budget - n * st.stripH) / weights;
+    for (const r of rows) st.h[r.id] = Math.round(Math.min(r.max * k, Math.max(r.min * shrink, unit * r.w)));
+  }
+
+  function render() {
+    const started = performance.now();
+    scaleToType();
+    renderHeader();
+    renderTotals();
+    renderControls();
+    const groups = groupEvents(st.events);
+    renderWhat(groups);
+
+    const [x0] = xDomain();
+    layout(x0);
+    // Shared scales: one maximum for both sides of each row.
+    const yOK = niceMax(maxOf((p) => p.ok, x0), 10);
+    const yLoss = niceMax(Math.max(maxOf((p) => p.sessions, x0), maxOf((p) => p.cart, x0)), 5);
+    const yErr = niceMax(maxOf((p) => ERR_KINDS.reduce((a, e) => a + p.err[e.k], 0), x0), 5);
+    const latMax = maxOf((p) => p.p99, x0);
+    let latMin = Infinity;
+    for (const side of SIDES) for (const p of visible(st.points[side], x0)) if (p.p50 != null && p.p50 > 0) latMin = Math.min(latMin, p.p50);
+    const yLatMin = Math.pow(10, Math.floor(Math.log10(isFinite(latMin) ? Math.max(latMin, 0.01) : 1)));
+    const yLatMax = Math.max(Math.pow(10, Math.ceil(Math.log10(Math.max(latMax, yLatMin * 10)))), yLatMin * 100);
+    const yUp = Math.max(4, Math.ceil(maxOf((p) => p.up, x0)));
+    let ySess = 0;
+    for (const p of visible(st.points.stateful, x0)) for (const r of p.reps) ySess = Math.max(ySess, r.s || 0);
+    ySess = niceMax(ySess, 10);
+
+    for (const side of SIDES) {
+      const c = cells[side];
+      const w = Math.max(280, Math.floor(c.ok.clientWidth));
+      drawEvents(side, c.events, w, groups);
+      drawOK(side, c.ok, w, groups, yOK);
+      drawLoss(side, c.loss, w, groups, yLoss);
+      drawErrors(side, c.errors, w, groups, yErr);
+      drawLatency(side, c.latency, w, groups, yLatMin, yLatMax);
+      drawUp(side, c.up, w, groups, yUp);
+      drawSessions(side, c.sessions, w, groups, ySess);
+    }
+    // For the browser test: how much the page holds and how long a frame took.
+    document.body.dataset.samples = String(st.samples.length);
+    document.body.dataset.renderMs = (performance.now() - started).toFixed(1);
+  }
+
+  // ---- start -----------------------------------------------------------------
+
+  buildGrid();
+  $('#history-bound').textContent = String(HISTORY_S);
+  for (const b of document.querySelectorAll('button[data-action]')) {
+    b.addEventListener('click', () => control(b.dataset.action));
+  }
+  let resizeTimer = 0;
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(render, 100); });
+  render();
+  poll();
+})();
