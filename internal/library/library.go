@@ -80,7 +80,7 @@ type Member struct {
 	Name         string    `json:"name"`
 	Role         string    `json:"role"`
 	PasswordHash string    `json:"-"`
-	CreatedAt    time.Time `json:"created_at"`
+	CreatedAt    time.Time `json:"created_at,omitzero"`
 }
 
 // APIKey is the stored half of an API key: its public id and the SHA-256

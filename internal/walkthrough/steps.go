@@ -114,8 +114,8 @@ func stepStateless(ctx context.Context, w *walk) error {
 		return err
 	}
 	var created time.Time
-	if err := me.field("created_at", &created); err == nil && created.IsZero() {
-		w.t.para("Look at created_at in the second answer: year 1. With the JWT the server did not look " +
+	if err := me.field("created_at", &created); err != nil || created.IsZero() {
+		w.t.para("Look at the second answer: it has no created_at. With the JWT the server did not look " +
 			"bob up at all; it answered from the token's claims alone, and the token carries no creation date.")
 	}
 	w.bobCart = []int64{3, 4}
