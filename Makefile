@@ -20,10 +20,11 @@ unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 fuzz: ## run each fuzz target for FUZZTIME
-	@set -e; for t in $$($(GO) test -list '^Fuzz' $(PKGS) 2>/dev/null | grep -E '^(Fuzz|ok)' | awk '/^Fuzz/{f=f" "$$1} /^ok/{if(f!=""){print $$2":"f}; f=""}'); do \
-		pkg=$${t%%:*}; for f in $${t#*:}; do \
+	@$(GO) test -list '^Fuzz' $(PKGS) | awk '/^Fuzz/{f=f" "$$1} /^ok/{if(f!="")print $$2 f; f=""}' | \
+	while read -r pkg targets; do \
+		for f in $$targets; do \
 			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
 
