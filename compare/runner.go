@@ -38,6 +38,7 @@ type Config struct {
 	WorkDir       string        // the shared database and the replicas' log
 	Hold          bool          // keep everything up after the timeline, until ctx is done
 	Stdout        io.Writer     // progress, summary
+	Interactive   bool          // Stdout is a terminal: redraw the progress line in place
 	Logger        *slog.Logger
 	// Dashboard, when set, is served at / on the runner's address.
 	Dashboard http.Handler
@@ -470,7 +471,7 @@ func (r *Runner) Events() []EventRecord {
 
 // progress prints a status line every second until ctx is done.
 func (r *Runner) progress(ctx context.Context) {
-	tty := isTerminal(r.cfg.Stdout)
+	tty := r.cfg.Interactive
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	n := 0
@@ -504,13 +505,4 @@ func (r *Runner) statusLine() string {
 		fmt.Fprintf(&b, " | %s: ok %5.1f%% of %d, %d sessions lost, %d cart items lost", s.name, 100*t.Availability, t.Requests, t.SessionsLost, t.CartItemsLost)
 	}
 	return b.String()
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -102,15 +102,9 @@ func (s *server) requireSession(next http.Handler) http.Handler {
 	})
 }
 
-// Credentials is the body of a login.
-type Credentials struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
 func (s *server) handleLogin() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := api.Decode[Credentials](w, r)
+		c, err := api.Decode[api.Credentials](w, r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return

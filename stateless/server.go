@@ -113,12 +113,6 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 	})
 }
 
-// credentials is the body of generate-key and token requests.
-type credentials struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
 // keyIssued is the body of a 201 from generate-key.
 type keyIssued struct {
 	APIKey string `json:"api_key"`
@@ -131,7 +125,7 @@ type keyIssued struct {
 // is given). An account that has a password needs it.
 func (s *server) handleGenerateKey() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := api.Decode[credentials](w, r)
+		c, err := api.Decode[api.Credentials](w, r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
@@ -155,7 +149,7 @@ func (s *server) handleGenerateKey() http.Handler {
 }
 
 // keyOwner finds or registers the member a key is asked for.
-func (s *server) keyOwner(r *http.Request, c credentials) (library.Member, error) {
+func (s *server) keyOwner(r *http.Request, c api.Credentials) (library.Member, error) {
 	email, err := api.NormalizeEmail(c.Email)
 	if err != nil {
 		return library.Member{}, err
@@ -193,7 +187,7 @@ func (s *server) register(r *http.Request, email, password string) (library.Memb
 	if library.ErrorCode(err) == library.ECONFLICT {
 		// Another request registered the email a moment ago; sign in as
 		// if it had been there all along.
-		return s.keyOwner(r, credentials{Email: email, Password: password})
+		return s.keyOwner(r, api.Credentials{Email: email, Password: password})
 	}
 	return m, err
 }
@@ -207,7 +201,7 @@ type tokenIssued struct {
 
 func (s *server) handleToken() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := api.Decode[credentials](w, r)
+		c, err := api.Decode[api.Credentials](w, r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return

@@ -316,7 +316,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	r, err := compare.New(ctx, compare.Config{
 		Binary: bin, Scenario: sc, Users: users, Seed: seed, Think: think,
 		Addr: ln.Addr().String(), StatefulAddr: sfAddr, StatelessAddr: slAddr,
-		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Logger: logger,
+		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
 		Dashboard: web.Handler(),
 	})

@@ -16,6 +16,13 @@ import (
 // bytes that were thrown away.
 var dummyHash = []byte("$2a$10$nG5pT5soRhiutLCR6pmrnukLDcwqGratNhWf3FR8AUFotpWsP4Aaq")
 
+// Credentials is the body of every sign-in: a stateful login, a stateless
+// API key or JWT request.
+type Credentials struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
 // NormalizeEmail trims and lower-cases an email and checks that it is one.
 func NormalizeEmail(email string) (string, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
