@@ -125,7 +125,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	case "stateful":
 		fs.Secret(&c.sessionKey, "session-key", "`secret` that signs session cookies, at least 32 bytes; give every replica the same one (default: random, so cookies die with the process)")
 		fs.Bool(&c.secureCookies, "secure-cookies", false, "mark the session cookie Secure (only sent over HTTPS)")
-		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long an idle session is kept")
+		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long a session is kept after its last change (at least 1s)")
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
 		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
@@ -143,6 +143,11 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 		// A JWT's expiry is in whole seconds: a shorter TTL issues tokens
 		// that are already expired, which would look like a lesson.
 		return c, fmt.Errorf("-jwt-ttl %s: use at least 1s", c.jwtTTL)
+	}
+	if name == "stateful" && c.sessionTTL < time.Second {
+		// The cookie's Max-Age is in whole seconds, and 0 would mean
+		// "never expires": a sub-second TTL cannot say what it means.
+		return c, fmt.Errorf("-session-ttl %s: use at least 1s", c.sessionTTL)
 	}
 	for _, s := range []struct{ flag, value string }{{"session-key", c.sessionKey}, {"jwt-secret", c.jwtSecret}} {
 		if s.value != "" && len(s.value) < 32 {

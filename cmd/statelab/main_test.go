@@ -252,6 +252,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 			[]string{"log-format", "xml"}},
 		{"negative duration", "stateful", []string{"--session-ttl", "-1s"}, nil,
 			[]string{"negative"}},
+		{"sub-second session ttl", "stateful", []string{"--session-ttl", "500ms"}, nil,
+			[]string{"session-ttl", "at least 1s"}},
 		{"zero jwt ttl", "stateless", []string{"--jwt-ttl", "0"}, nil,
 			[]string{"jwt-ttl", "at least 1s"}},
 		{"sub-second jwt ttl from env", "stateless", nil, map[string]string{"STATELAB_JWT_TTL": "500ms"},
