@@ -1,0 +1,284 @@
+package compare_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/compare"
+)
+
+var rtUpdate = flag.Bool("update", false, "rewrite the testdata/*.golden files with what the code writes now")
+
+// rtReport returns a fixed report: a quick run with a restart (whose
+// replica held sessions), a scale-out and, with crash, a crash.
+func rtReport(consistent, crash bool) *compare.Report {
+	held := 7.0
+	rep := &compare.Report{
+		Scenario:    "quick",
+		Description: "2 replicas per side, one graceful restart, one scale-out, about 20 seconds",
+		StartedAt:   time.Date(2026, 3, 14, 15, 9, 26, 535000000, time.UTC),
+		DurationS:   20.0007,
+		Users:       8,
+		Seed:        1,
+		Sides: map[string]compare.Totals{
+			compare.Stateful: {
+				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
+				Borrows: 2, Returns: 1, Availability: 450.0 / 706.0,
+				LatencyMS: compare.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
+			},
+			compare.Stateless: {
+				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, Availability: 1,
+				LatencyMS: compare.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
+			},
+		},
+		Events: []compare.EventRecord{
+			{AtS: 6.0346, Kind: "restart", Side: compare.Stateful, Replica: "stateful-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, Note: "a deploy restarts one replica gracefully"},
+			{AtS: 6.0347, Kind: "restart", Side: compare.Stateless, Replica: "stateless-1", TookMS: 198.98, Source: "scenario", Note: "a deploy restarts one replica gracefully"},
+			{AtS: 12.0007, Kind: "scale-out", Side: compare.Stateful, Replica: "stateful-3", TookMS: 160.06, Source: "scenario"},
+			{AtS: 12.0008, Kind: "scale-out", Side: compare.Stateless, Replica: "stateless-3", TookMS: 150.5, Source: "scenario", Error: "replica stateless-3 (pid 42) was not ready within 10s"},
+		},
+		Consistency: compare.Consistency{
+			OK:                     true,
+			BorrowsExist:           compare.Check{OK: true, Detail: "252 borrow(s) answered 201, 0 missing from the database []"},
+			NoNegativeAvailability: compare.Check{OK: true, Detail: "1200 books checked, 0 with negative availability []"},
+			CopiesAddUp:            compare.Check{OK: true, Detail: "available copies + 3 active borrows = copies for all but 0 book(s) []"},
+		},
+		Timeline: compare.TimelineStats{
+			MaxLateMS:    0.7,
+			FeedMaxGapMS: 1003.5,
+			ReadyMSP50:   map[string]float64{compare.Stateful: 180.5, compare.Stateless: 150.25},
+			ReadyMSMax:   map[string]float64{compare.Stateful: 1400, compare.Stateless: 210},
+			ReplicaStart: map[string]int{compare.Stateful: 4, compare.Stateless: 4},
+		},
+	}
+	if !consistent {
+		rep.Consistency.OK = false
+		rep.Consistency.BorrowsExist = compare.Check{OK: false, Detail: "252 borrow(s) answered 201, 2 missing from the database [17 18]"}
+		rep.Consistency.CopiesAddUp = compare.Check{OK: false, Detail: "available copies + 3 active borrows = copies for all but 1 book(s) [99]"}
+	}
+	if crash {
+		rep.Events = append(rep.Events, compare.EventRecord{AtS: 15, Kind: compare.ActionCrash, Side: compare.Stateful, Replica: "stateful-2", TookMS: 300, Source: "control", Note: "live control"})
+	}
+	return rep
+}
+
+// rtKeys returns the paths of every key in a JSON value: "a.b" for
+// objects, "a[].b" for the elements of arrays.
+func rtKeys(prefix string, v any, into map[string]bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			into[p] = true
+			rtKeys(p, e, into)
+		}
+	case []any:
+		for _, e := range v {
+			rtKeys(prefix+"[]", e, into)
+		}
+	}
+}
+
+func TestReportWrite(t *testing.T) {
+	rep := rtReport(true, false)
+	dir := filepath.Join(t.TempDir(), "reports", "run") // Write makes the directory
+	if err := rep.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("report.json is not JSON: %v", err)
+	}
+	keys := map[string]bool{}
+	rtKeys("", doc, keys)
+
+	// Every key report.json has, so that a field added, renamed or
+	// dropped shows here: the dashboard, scripts and the walkthrough read
+	// these. The issue documents a subset (scenario, started_at, duration_s,
+	// sides.*.{requests … latency_ms}, events[].{at_s, kind, side, replica},
+	// consistency.{ok, borrows_exist, …}); the rest is there too.
+	want := []string{
+		"scenario", "description", "started_at", "duration_s", "interrupted", "users_per_side", "seed",
+		"sides", "events", "consistency", "timeline",
+		"events[].at_s", "events[].kind", "events[].side", "events[].replica", "events[].took_ms", "events[].source",
+		"events[].sessions_held", "events[].note", "events[].error",
+		"consistency.ok",
+		"timeline.max_late_ms", "timeline.feed_max_gap_ms", "timeline.replica_ready_ms_p50", "timeline.replica_ready_ms_max", "timeline.replica_starts",
+	}
+	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up"} {
+		want = append(want, "consistency."+check, "consistency."+check+".ok", "consistency."+check+".detail")
+	}
+	for _, side := range []string{compare.Stateful, compare.Stateless} {
+		want = append(want, "sides."+side, "timeline.replica_ready_ms_p50."+side, "timeline.replica_ready_ms_max."+side, "timeline.replica_starts."+side)
+		for _, k := range []string{
+			"requests", "ok", "session_lost", "login_required", "conflicts", "errors_4xx", "errors_5xx", "conn_errors",
+			"sessions_lost", "relogins", "cart_items_lost", "borrows", "returns", "availability",
+			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99",
+		} {
+			want = append(want, "sides."+side+"."+k)
+		}
+	}
+	sort.Strings(want)
+	got := make([]string, 0, len(keys))
+	for k := range keys {
+		got = append(got, k)
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		for _, k := range got {
+			if !slices.Contains(want, k) {
+				t.Errorf("report.json has %q, which the test does not know", k)
+			}
+		}
+		for _, k := range want {
+			if !keys[k] {
+				t.Errorf("report.json lacks %q", k)
+			}
+		}
+	}
+
+	// Every event carries at_s, kind, side and replica, even without a
+	// note, an error or a sessions count.
+	for i, e := range doc["events"].([]any) {
+		for _, k := range []string{"at_s", "kind", "side", "replica", "took_ms", "source"} {
+			if _, ok := e.(map[string]any)[k]; !ok {
+				t.Errorf("events[%d] lacks %q: %v", i, k, e)
+			}
+		}
+	}
+
+	// report.json reads back as the report that was written.
+	var back compare.Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&back, rep) {
+		t.Errorf("report.json reads back as\n%+v\nwant\n%+v", back, *rep)
+	}
+
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"# statelab report: quick\n",
+		"| requests | 706 | 1168 |",
+		"| availability | 0.6374 | 1.0000 |",
+		"| 401 session_lost | 256 | 0 |",
+		"| forced re-logins | 251 | 0 |",
+		"Measured here: 256 of 706 successful-or-lost stateful answers (36%, logins included) were session_lost.",
+		"**Planned stops only.**",
+		"- every borrow answered 201 exists: ok — 252 borrow(s) answered 201",
+		"| 6.0 | restart | stateful | stateful-1 | 1559 | scenario |  |",
+		"| 12.0 | scale-out | stateless | stateless-3 | 150 | scenario | replica stateless-3 (pid 42) was not ready within 10s |",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if strings.Contains(string(md), "**FAILED**") || strings.Contains(string(md), "**Crashes.**") {
+		t.Error("report.md of a consistent run with no crash speaks of a failure or a crash")
+	}
+}
+
+func TestReportMarkdownFailures(t *testing.T) {
+	dir := t.TempDir()
+	if err := rtReport(false, true).Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"- every borrow answered 201 exists: **FAILED** — 252 borrow(s) answered 201, 2 missing from the database [17 18]",
+		"- no negative availability: ok",
+		"- copies add up: **FAILED**",
+		"**Crashes.** The scenario killed replicas with SIGKILL (1 kill(s) across both sides)",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+}
+
+func TestReportWriteError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rtReport(true, false).Write(filepath.Join(file, "reports")); err == nil {
+		t.Error("Write under a regular file = nil error")
+	}
+}
+
+// TestPrintSummary compares the terminal summary with testdata/*.golden;
+// go test -run TestPrintSummary -update rewrites them.
+func TestPrintSummary(t *testing.T) {
+	tests := []struct {
+		golden      string
+		consistent  bool
+		interrupted bool
+	}{
+		{"summary.golden", true, false},
+		{"summary_inconsistent.golden", false, false},
+		{"summary_interrupted.golden", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			var buf bytes.Buffer
+			rep := rtReport(tt.consistent, false)
+			rep.Interrupted = tt.interrupted
+			rep.PrintSummary(&buf)
+			got := buf.Bytes()
+			path := filepath.Join("testdata", tt.golden)
+			if *rtUpdate {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestPrintSummary -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("PrintSummary differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
+			}
+
+			if said := strings.Contains(buf.String(), "(interrupted before the end of the scenario"); said != tt.interrupted {
+				t.Errorf("interrupted %v, the summary says so: %v", tt.interrupted, said)
+			}
+			banner := strings.Contains(buf.String(), "!!! CONSISTENCY CHECK FAILED !!!")
+			if banner == tt.consistent {
+				t.Errorf("consistent %v, the CONSISTENCY CHECK FAILED banner shown: %v", tt.consistent, banner)
+			}
+			if !tt.consistent {
+				for _, want := range []string{"  - 252 borrow(s) answered 201, 2 missing from the database [17 18]", "  - available copies + 3 active borrows = copies for all but 1 book(s) [99]"} {
+					if !strings.Contains(buf.String(), want+"\n") {
+						t.Errorf("the summary does not list the failed check %q", want)
+					}
+				}
+				if strings.Contains(buf.String(), "negative availability") || strings.Contains(buf.String(), "consistency: ok") {
+					t.Error("the summary lists a check that passed, or says all is well")
+				}
+			}
+		})
+	}
+}

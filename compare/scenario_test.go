@@ -1,0 +1,329 @@
+package compare_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/compare"
+)
+
+// rtDur turns a Go duration into a scenario Duration.
+func rtDur(d time.Duration) compare.Duration { return compare.Duration(d) }
+
+func TestParseScenario(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want compare.Scenario
+	}{
+		{
+			name: "no events",
+			in:   "name: calm\nduration: 30s\nreplicas: 1\n",
+			want: compare.Scenario{Name: "calm", Duration: rtDur(30 * time.Second), Replicas: 1},
+		},
+		{
+			name: "every action",
+			in: `name: all
+description: every action once
+duration: 2m
+replicas: 2
+events:
+  - {at: 5s, action: restart, replica: 2, note: a deploy}
+  - {at: 10s, action: crash}
+  - {at: 15s, action: scale, replicas: 4}
+  - {at: 15s, action: restart, replica: 4}
+  - {at: 20s, action: rolling-restart}
+  - {at: 25s, action: pause}
+  - {at: 30s, action: resume}
+  - {at: 1m, action: scale, replicas: 16}
+  - {at: 119s, action: scale, replicas: 1}
+`,
+			want: compare.Scenario{
+				Name: "all", Description: "every action once", Duration: rtDur(2 * time.Minute), Replicas: 2,
+				Events: []compare.Event{
+					{At: rtDur(5 * time.Second), Action: compare.ActionRestart, Replica: 2, Note: "a deploy"},
+					{At: rtDur(10 * time.Second), Action: compare.ActionCrash},
+					{At: rtDur(15 * time.Second), Action: compare.ActionScale, Replicas: 4},
+					{At: rtDur(15 * time.Second), Action: compare.ActionRestart, Replica: 4},
+					{At: rtDur(20 * time.Second), Action: compare.ActionRollingRestart},
+					{At: rtDur(25 * time.Second), Action: compare.ActionPause},
+					{At: rtDur(30 * time.Second), Action: compare.ActionResume},
+					{At: rtDur(time.Minute), Action: compare.ActionScale, Replicas: 16},
+					{At: rtDur(119 * time.Second), Action: compare.ActionScale, Replicas: 1},
+				},
+			},
+		},
+		{
+			name: "JSON is YAML too",
+			in:   `{"name": "j", "duration": "1m30s", "replicas": 16, "events": [{"at": "0s", "action": "crash", "replica": 16}]}`,
+			want: compare.Scenario{Name: "j", Duration: rtDur(90 * time.Second), Replicas: 16,
+				Events: []compare.Event{{At: 0, Action: compare.ActionCrash, Replica: 16}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := compare.ParseScenario([]byte(tt.in), "good.yaml")
+			if err != nil {
+				t.Fatalf("ParseScenario: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseScenarioErrors(t *testing.T) {
+	const head = "name: bad\nduration: 20s\nreplicas: 2\n"
+	tests := []struct {
+		name string
+		in   string
+		want []string // each must appear in the error
+	}{
+		{"empty file", "", []string{"the file is empty"}},
+		{"only comments", "# nothing yet\n", []string{"the file is empty"}},
+		{"not a mapping", "- a\n- b\n", []string{"line 1: cannot unmarshal !!seq"}},
+		{"missing name", "duration: 20s\nreplicas: 2\n", []string{"name is missing"}},
+		{"missing duration", "name: bad\nreplicas: 2\n", []string{"duration must be positive, e.g. duration: 90s"}},
+		{"zero duration", "name: bad\nduration: 0s\nreplicas: 2\n", []string{"duration must be positive"}},
+		{"negative duration", "name: bad\nduration: -5s\nreplicas: 2\n", []string{"duration must be positive"}},
+		{"bad duration", "name: bad\nduration: abc\nreplicas: 2\n", []string{`line 2: "abc" is not a duration (use e.g. 30s or 2m)`}},
+		{"duration without unit", "name: bad\nduration: 90\nreplicas: 2\n", []string{`line 2: "90" is not a duration`}},
+		{"duration is a list", "name: bad\nduration: [1]\nreplicas: 2\n", []string{"line 2: want a duration like 30s or 2m"}},
+		{"replicas 0", "name: bad\nduration: 20s\nreplicas: 0\n", []string{"replicas is 0; use 1 to 16"}},
+		{"replicas missing", "name: bad\nduration: 20s\n", []string{"replicas is 0; use 1 to 16"}},
+		{"replicas 17", "name: bad\nduration: 20s\nreplicas: 17\n", []string{"replicas is 17; use 1 to 16"}},
+		{"replicas not a number", "name: bad\nduration: 20s\nreplicas: two\n", []string{"line 3: cannot unmarshal !!str `two` into int"}},
+		{"unknown field", head + "replica: 3\n", []string{"line 4: field replica not found in type compare.Scenario"}},
+		{"unknown event field", head + "events:\n  - {at: 5s, action: restart, replcia: 1}\n", []string{"line 5: field replcia not found in type compare.Event"}},
+		{"bad event time", head + "events:\n  - {at: soon, action: restart}\n", []string{`line 5: "soon" is not a duration`}},
+		{
+			"unknown action", head + "events:\n  - {at: 5s, action: explode}\n",
+			[]string{`event 1: unknown action "explode"; use one of restart, crash, scale, rolling-restart, pause, resume`},
+		},
+		{"missing action", head + "events:\n  - {at: 5s}\n", []string{`event 1: unknown action ""; use one of restart, crash`}},
+		{
+			"events out of order", head + "events:\n  - {at: 10s, action: restart}\n  - {at: 5s, action: crash}\n",
+			[]string{"event 2 (crash at 5s): events must be in time order"},
+		},
+		{
+			"event at the end", head + "events:\n  - {at: 20s, action: restart}\n",
+			[]string{"event 1 (restart at 20s): at must be within the duration (0 to 20s)"},
+		},
+		{
+			"event after the end", head + "events:\n  - {at: 1m, action: pause}\n",
+			[]string{"event 1 (pause at 1m0s): at must be within the duration (0 to 20s)"},
+		},
+		{
+			"event before the start", head + "events:\n  - {at: -1s, action: pause}\n",
+			[]string{"event 1 (pause at -1s): at must be within the duration"},
+		},
+		{
+			"restart replica 3 of 2", head + "events:\n  - {at: 5s, action: restart, replica: 3}\n",
+			[]string{"event 1 (restart at 5s): replica 3 does not exist then (there are 2)"},
+		},
+		{
+			"crash a replica scaled in", head + "events:\n  - {at: 5s, action: scale, replicas: 3}\n  - {at: 6s, action: crash, replica: 3}\n  - {at: 7s, action: scale, replicas: 1}\n  - {at: 8s, action: crash, replica: 2}\n",
+			[]string{"event 4 (crash at 8s): replica 2 does not exist then (there are 1)"},
+		},
+		{
+			"restart with replicas", head + "events:\n  - {at: 5s, action: restart, replicas: 2}\n",
+			[]string{"event 1 (restart at 5s): use replica (which one), not replicas"},
+		},
+		{
+			"scale to 0", head + "events:\n  - {at: 5s, action: scale, replicas: 0}\n",
+			[]string{"event 1 (scale at 5s): replicas is 0; use 1 to 16"},
+		},
+		{
+			"scale to 17", head + "events:\n  - {at: 5s, action: scale, replicas: 17}\n",
+			[]string{"event 1 (scale at 5s): replicas is 17; use 1 to 16"},
+		},
+		{
+			"rolling restart with replica", head + "events:\n  - {at: 5s, action: rolling-restart, replica: 1}\n",
+			[]string{"event 1 (rolling-restart at 5s): this action takes no replica or replicas"},
+		},
+		{
+			"pause with replicas", head + "events:\n  - {at: 5s, action: pause, replicas: 2}\n",
+			[]string{"event 1 (pause at 5s): this action takes no replica or replicas"},
+		},
+		{
+			// Validation reports every problem at once, not the first.
+			"several problems", "duration: 0s\nreplicas: 17\nevents:\n  - {at: 5s, action: explode}\n",
+			[]string{"name is missing", "duration must be positive", "replicas is 17", "at must be within the duration", `unknown action "explode"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := compare.ParseScenario([]byte(tt.in), "bad.yaml")
+			if err == nil {
+				t.Fatalf("ParseScenario(%q) = nil error, want %q", tt.in, tt.want)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "scenario bad.yaml: ") {
+				t.Errorf("error %q does not name the file", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q\ndoes not say %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+// TestBuiltinScenarios checks that every scenario compiled into the binary
+// parses and validates, and pins what the end-to-end test relies on.
+func TestBuiltinScenarios(t *testing.T) {
+	names := compare.BuiltinScenarios()
+	for _, want := range []string{"default", "quick"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("BuiltinScenarios() = %v, want %q among them", names, want)
+		}
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			sc, err := compare.LoadScenario(name)
+			if err != nil {
+				t.Fatalf("LoadScenario(%q): %v", name, err)
+			}
+			if sc.Name != name {
+				t.Errorf("name: %q, want the file's name %q", sc.Name, name)
+			}
+			if sc.Description == "" {
+				t.Error("no description: the terminal, report and dashboard show it")
+			}
+			if err := sc.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+
+	// TestRunnerEndToEnd counts on these.
+	quick, err := compare.LoadScenario("quick")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantQuick := []compare.Event{
+		{At: rtDur(6 * time.Second), Action: compare.ActionRestart, Replica: 1},
+		{At: rtDur(12 * time.Second), Action: compare.ActionScale, Replicas: 3},
+	}
+	for i := range quick.Events {
+		quick.Events[i].Note = ""
+	}
+	if quick.Replicas != 2 || quick.Duration.Std() != 20*time.Second || !reflect.DeepEqual(quick.Events, wantQuick) || !quick.PlannedStops() {
+		t.Errorf("quick = %+v, want 2 replicas for 20s, a restart of replica 1 at 6s and a scale to 3 at 12s", quick)
+	}
+	def, err := compare.LoadScenario("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.PlannedStops() {
+		t.Error("default.PlannedStops() = true, want false: it crashes a replica")
+	}
+}
+
+func TestLoadScenarioFile(t *testing.T) {
+	dir := t.TempDir()
+	want := compare.Scenario{
+		Name: "mine", Description: "from a file", Duration: rtDur(45 * time.Second), Replicas: 3,
+		Events: []compare.Event{
+			{At: rtDur(10 * time.Second), Action: compare.ActionCrash, Replica: 3},
+			{At: rtDur(20 * time.Second), Action: compare.ActionScale, Replicas: 5},
+		},
+	}
+	files := map[string]string{
+		"mine.yaml": `name: mine
+description: from a file
+duration: 45s
+replicas: 3
+events:
+  - at: 10s
+    action: crash
+    replica: 3
+  - at: 20s
+    action: scale
+    replicas: 5
+`,
+		"mine.json": `{
+  "name": "mine",
+  "description": "from a file",
+  "duration": "45s",
+  "replicas": 3,
+  "events": [
+    {"at": "10s", "action": "crash", "replica": 3},
+    {"at": "20s", "action": "scale", "replicas": 5}
+  ]
+}
+`,
+	}
+	for name, body := range files {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := compare.LoadScenario(path)
+			if err != nil {
+				t.Fatalf("LoadScenario(%s): %v", path, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+		})
+	}
+
+	t.Run("invalid file", func(t *testing.T) {
+		path := filepath.Join(dir, "bad.yaml")
+		if err := os.WriteFile(path, []byte("name: bad\nduration: 20s\nreplicas: 2\nevents:\n  - {at: 5s, action: restart, replica: 3}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := compare.LoadScenario(path)
+		if err == nil || !strings.Contains(err.Error(), "scenario "+path+": ") || !strings.Contains(err.Error(), "replica 3 does not exist then") {
+			t.Errorf("LoadScenario(%s) = %v, want an error naming the file and the missing replica", path, err)
+		}
+	})
+
+	t.Run("missing", func(t *testing.T) {
+		for _, name := range []string{"nosuch", filepath.Join(dir, "nosuch.yaml")} {
+			_, err := compare.LoadScenario(name)
+			if err == nil {
+				t.Fatalf("LoadScenario(%q) = nil error", name)
+			}
+			msg := err.Error()
+			// The error lists the built-in scenarios, whatever they are.
+			for _, want := range append([]string{`no scenario "` + name + `"`, "YAML/JSON file"}, compare.BuiltinScenarios()...) {
+				if !strings.Contains(msg, want) {
+					t.Errorf("LoadScenario(%q) = %q, does not say %q", name, msg, want)
+				}
+			}
+		}
+	})
+}
+
+func TestPlannedStops(t *testing.T) {
+	tests := []struct {
+		name    string
+		actions []string
+		want    bool
+	}{
+		{"no events", nil, true},
+		{"restarts and scaling", []string{compare.ActionRestart, compare.ActionScale, compare.ActionRollingRestart, compare.ActionPause, compare.ActionResume}, true},
+		{"a crash", []string{compare.ActionRestart, compare.ActionCrash}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := compare.Scenario{Name: "p", Duration: rtDur(time.Minute), Replicas: 2}
+			for i, a := range tt.actions {
+				s.Events = append(s.Events, compare.Event{At: rtDur(time.Duration(i) * time.Second), Action: a})
+			}
+			if got := s.PlannedStops(); got != tt.want {
+				t.Errorf("PlannedStops() with %v = %v, want %v", tt.actions, got, tt.want)
+			}
+		})
+	}
+}
