@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,9 +26,12 @@ type Report struct {
 	Users       int               `json:"users_per_side"`
 	Seed        int64             `json:"seed"`
 	Sides       map[string]Totals `json:"sides"`
-	Events      []EventRecord     `json:"events"`
-	Consistency Consistency       `json:"consistency"`
-	Timeline    TimelineStats     `json:"timeline"`
+	// Unexpected lists, per side, what the 5xx answers and connection
+	// errors said, and how often.
+	Unexpected  map[string]map[string]int64 `json:"unexpected"`
+	Events      []EventRecord               `json:"events"`
+	Consistency Consistency                 `json:"consistency"`
+	Timeline    TimelineStats               `json:"timeline"`
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -67,6 +71,7 @@ func (r *Runner) report(ctx context.Context) *Report {
 		Seed:        r.cfg.Seed,
 		Interrupted: ctx.Err() != nil,
 		Sides:       map[string]Totals{},
+		Unexpected:  map[string]map[string]int64{},
 		Events:      r.Events(),
 		Timeline: TimelineStats{
 			MaxLateMS:    float64(maxLate.Microseconds()) / 1000,
@@ -79,6 +84,7 @@ func (r *Runner) report(ctx context.Context) *Report {
 	var borrowIDs []int64
 	for _, s := range r.sides {
 		rep.Sides[s.name] = s.stats.Totals()
+		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
 		d := s.sup.ReadyDurations()
 		rep.Timeline.ReplicaStart[s.name] = len(d)
@@ -180,6 +186,12 @@ func (rep *Report) PrintSummary(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", row.label, row.value(rep.Sides[Stateful]), row.value(rep.Sides[Stateless]))
 	}
 	tw.Flush()
+	for _, side := range []string{Stateful, Stateless} {
+		u := rep.Unexpected[side]
+		for _, m := range slices.Sorted(maps.Keys(u)) {
+			fmt.Fprintf(w, "%s: %d × %s\n", side, u[m], m)
+		}
+	}
 	fmt.Fprintln(w)
 	if rep.Consistency.OK {
 		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database, and every book's copies add up")
@@ -207,8 +219,8 @@ func (rep *Report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "\n- **Sessions.** The stateful side lost %d sessions (and %d cart items with them) and forced %d re-logins; the stateless side lost %d. ",
 		sf.SessionsLost, sf.CartItemsLost, sf.Relogins, sl.SessionsLost)
 	fmt.Fprintln(w, "A stateful session lives in the memory of one replica: a restart wipes it, and a round-robin balancer sends the next request to a replica that never had it. With N replicas about (N−1)/N of the requests after a login land on such a replica.")
-	if authed := sf.OK + sf.SessionLost; authed > 0 {
-		fmt.Fprintf(w, "  Measured here: %d of %d successful-or-lost stateful answers (%.0f%%, logins included) were session_lost.\n", sf.SessionLost, authed, 100*float64(sf.SessionLost)/float64(authed))
+	if authed := sf.OK - sf.SignIns + sf.SessionLost; authed > 0 {
+		fmt.Fprintf(w, "  Measured here: of %d stateful requests made with a session (sign-ins left out), %d (%.0f%%) were session_lost.\n", authed, sf.SessionLost, 100*float64(sf.SessionLost)/float64(authed))
 	}
 	crashes := 0
 	for _, e := range rep.Events {
@@ -225,6 +237,16 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "- **The cost of statelessness.** Every stateless request carries its credential and is authenticated again; latency p50 stateful %.1f ms, stateless %.1f ms (through the balancer, on one shared machine, so the stateful side's re-login storm, bcrypt on every login, slows both).\n",
 		sf.LatencyMS.P50, sl.LatencyMS.P50)
+	for _, side := range []string{Stateful, Stateless} {
+		if len(rep.Unexpected[side]) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nWhat the %s side's 5xx answers and connection errors said:\n\n", side)
+		msgs := slices.Sorted(maps.Keys(rep.Unexpected[side]))
+		for _, m := range msgs {
+			fmt.Fprintf(w, "- %d × %s\n", rep.Unexpected[side][m], m)
+		}
+	}
 	fmt.Fprintln(w, "\n## Consistency of the shared database")
 	fmt.Fprintln(w)
 	for _, c := range []struct {

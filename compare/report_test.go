@@ -32,11 +32,11 @@ func rtReport(consistent, crash bool) *compare.Report {
 		Sides: map[string]compare.Totals{
 			compare.Stateful: {
 				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
-				Borrows: 2, Returns: 1, Availability: 450.0 / 706.0,
+				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0,
 				LatencyMS: compare.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
 			},
 			compare.Stateless: {
-				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, Availability: 1,
+				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1,
 				LatencyMS: compare.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
 			},
 		},
@@ -119,7 +119,7 @@ func TestReportWrite(t *testing.T) {
 		"sides", "events", "consistency", "timeline",
 		"events[].at_s", "events[].kind", "events[].side", "events[].replica", "events[].took_ms", "events[].source",
 		"events[].sessions_held", "events[].note", "events[].error",
-		"consistency.ok",
+		"consistency.ok", "unexpected",
 		"timeline.max_late_ms", "timeline.feed_max_gap_ms", "timeline.replica_ready_ms_p50", "timeline.replica_ready_ms_max", "timeline.replica_starts",
 	}
 	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up"} {
@@ -129,7 +129,7 @@ func TestReportWrite(t *testing.T) {
 		want = append(want, "sides."+side, "timeline.replica_ready_ms_p50."+side, "timeline.replica_ready_ms_max."+side, "timeline.replica_starts."+side)
 		for _, k := range []string{
 			"requests", "ok", "session_lost", "login_required", "conflicts", "errors_4xx", "errors_5xx", "conn_errors",
-			"sessions_lost", "relogins", "cart_items_lost", "borrows", "returns", "availability",
+			"sessions_lost", "relogins", "cart_items_lost", "borrows", "returns", "sign_ins", "availability",
 			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99",
 		} {
 			want = append(want, "sides."+side+"."+k)
@@ -183,7 +183,7 @@ func TestReportWrite(t *testing.T) {
 		"| availability | 0.6374 | 1.0000 |",
 		"| 401 session_lost | 256 | 0 |",
 		"| forced re-logins | 251 | 0 |",
-		"Measured here: 256 of 706 successful-or-lost stateful answers (36%, logins included) were session_lost.",
+		"Measured here: of 448 stateful requests made with a session (sign-ins left out), 256 (57%) were session_lost.",
 		"**Planned stops only.**",
 		"- every borrow answered 201 exists: ok — 252 borrow(s) answered 201",
 		"| 6.0 | restart | stateful | stateful-1 | 1559 | scenario |  |",

@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -71,12 +72,43 @@ type SideStats struct {
 	relogins      atomic.Int64
 	borrows       atomic.Int64
 	returns       atomic.Int64
+	signIns       atomic.Int64
 
 	mu        sync.Mutex
 	buckets   []uint64 // len(latencyBounds)+1, the last is +Inf
 	sum       float64
 	borrowIDs []int64 // every borrow the users were answered 201 for
+	// unexpected counts the 5xx answers and transport errors by what they
+	// said, so a report can explain them instead of only counting them.
+	unexpected map[string]int64
 }
+
+// maxUnexpectedKinds bounds how many different messages are kept.
+const maxUnexpectedKinds = 20
+
+// Unexpected records what a 5xx answer or a transport error said.
+func (s *SideStats) Unexpected(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unexpected == nil {
+		s.unexpected = map[string]int64{}
+	}
+	if _, ok := s.unexpected[msg]; ok || len(s.unexpected) < maxUnexpectedKinds {
+		s.unexpected[msg]++
+	} else {
+		s.unexpected["(other messages)"]++
+	}
+}
+
+// UnexpectedSamples returns the recorded messages and how often each came.
+func (s *SideStats) UnexpectedSamples() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.unexpected)
+}
+
+// SignedIn records a successful sign-in (a login, a key or a JWT).
+func (s *SideStats) SignedIn() { s.signIns.Add(1) }
 
 // NewSideStats returns zeroed counters.
 func NewSideStats() *SideStats {
@@ -150,6 +182,7 @@ type Totals struct {
 	CartItemsLost int64      `json:"cart_items_lost"`
 	Borrows       int64      `json:"borrows"`
 	Returns       int64      `json:"returns"`
+	SignIns       int64      `json:"sign_ins"`     // successful sign-ins, part of ok
 	Availability  float64    `json:"availability"` // ok / (requests − conflicts)
 	LatencyMS     Percentile `json:"latency_ms"`
 }
@@ -176,6 +209,7 @@ func (s *SideStats) Totals() Totals {
 		CartItemsLost: s.cartItemsLost.Load(),
 		Borrows:       s.borrows.Load(),
 		Returns:       s.returns.Load(),
+		SignIns:       s.signIns.Load(),
 	}
 	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.Errors4xx + t.Errors5xx + t.ConnErrors
 	// A 409 is the library answering correctly that another user got the

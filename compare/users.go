@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -203,7 +204,14 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 		// The run ended mid-request: that is not something the user saw.
 		return a, ctx.Err()
 	}
-	u.cfg.Stats.Observe(Classify(a.status, a.Code, err), time.Since(start))
+	o := Classify(a.status, a.Code, err)
+	u.cfg.Stats.Observe(o, time.Since(start))
+	switch o {
+	case OutcomeConnError:
+		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: no answer: %v", method, routeOf(path), err))
+	case Outcome5xx:
+		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: %d %s", method, routeOf(path), a.status, a.Code))
+	}
 	if err != nil {
 		return a, err
 	}
@@ -255,6 +263,7 @@ func (u *User) signIn(ctx context.Context) error {
 		}
 		u.token = tok.APIKey + tok.AccessToken
 	}
+	u.cfg.Stats.SignedIn()
 	if u.lostOnce {
 		u.cfg.Stats.Relogin()
 		u.lostOnce = false
@@ -269,22 +278,58 @@ type bookRef struct {
 	Available bool  `json:"available"`
 }
 
+// Steps of a journey, in order.
+const (
+	stepBrowse = iota
+	stepSearch
+	stepFillCart
+	stepCheckout
+	stepListBorrows
+	stepReturnAll
+)
+
 // journey is one visit: browse, search, pick books into the cart, check
-// out, look at the loans, return them. It stops at the first loss.
+// out, look at the loans, return them. When the server forgets the user
+// half-way, the user does what a person does: signs in again and carries on
+// where it was. A stateful user finds its cart gone and fills it again.
 func (u *User) journey(ctx context.Context) {
-	steps := []func(context.Context) error{u.browse, u.search, u.fillCart, u.checkout, u.listBorrows, u.returnAll}
-	for _, step := range steps {
+	steps := [...]func(context.Context) error{
+		stepBrowse: u.browse, stepSearch: u.search, stepFillCart: u.fillCart,
+		stepCheckout: u.checkout, stepListBorrows: u.listBorrows, stepReturnAll: u.returnAll,
+	}
+	for i := 0; i < len(steps); {
 		if err := u.cfg.Gate.Wait(ctx); err != nil {
 			return
 		}
-		if err := step(ctx); err != nil {
-			if _, lost := err.(errLost); lost {
-				u.think(ctx, 3) // a person takes a moment to notice and log in again
+		err := steps[i](ctx)
+		if _, lost := err.(errLost); lost {
+			u.think(ctx, 3) // a person takes a moment to notice and log in again
+			if err := u.signIn(ctx); err != nil {
+				return // Run signs in again before the next journey
 			}
+			if i == stepCheckout && len(u.cart) == 0 {
+				i = stepFillCart
+			}
+			continue
+		} else if err != nil {
 			return
 		}
 		u.think(ctx, 1)
+		i++
 	}
+}
+
+// routeOf names a request path by its route, without ids or queries, so
+// error samples group.
+func routeOf(path string) string {
+	path, _, _ = strings.Cut(path, "?")
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		if p != "" && strings.Trim(p, "0123456789") == "" {
+			parts[i] = "{id}"
+		}
+	}
+	return strings.Join(parts, "/")
 }
 
 func (u *User) browse(ctx context.Context) error {

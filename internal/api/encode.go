@@ -177,7 +177,12 @@ func StatusOf(code string) int {
 // sentence for those.
 func Error(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	code := library.ErrorCode(err)
-	if code == library.EINTERNAL {
+	switch {
+	case code == library.EINTERNAL && r.Context().Err() != nil:
+		// The client hung up and its request's queries were cancelled:
+		// nothing went wrong here, and no one is left to answer.
+		logger.Debug("client went away", "method", r.Method, "path", r.URL.Path, "err", err)
+	case code == library.EINTERNAL:
 		logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	env := Envelope{Code: code, Message: library.ErrorMessage(err)}

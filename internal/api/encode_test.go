@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -247,6 +248,20 @@ func TestError(t *testing.T) {
 				t.Errorf("log: got %q, want the error's own text %q for the operator", logs.String(), tt.err.Error())
 			}
 		})
+	}
+}
+
+// A request whose client hung up cancels its queries; that is not an
+// internal error worth an operator's attention.
+func TestErrorClientGone(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("GET", "/api/books/7", nil).WithContext(ctx)
+	api.Error(httptest.NewRecorder(), r, slog.New(slog.NewTextHandler(&logs, nil)), fmt.Errorf("sqlite: find book: %w", context.Canceled))
+	if logs.Len() > 0 {
+		t.Errorf("logged at info or above: %q, want nothing", logs.String())
 	}
 }
 
