@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -80,6 +81,10 @@ type Balancer struct {
 type lbBackend struct {
 	Backend
 	inRotation atomic.Bool // a copy of ready && !draining for the request path
+
+	// inflight counts requests handed to this backend whose answers have
+	// not been read to the end: what a drain waits for.
+	inflight atomic.Int64
 
 	ready    bool
 	draining bool
@@ -216,6 +221,28 @@ func (b *Balancer) Drain(id string) {
 		b.rebuildLocked()
 		b.logger.Info("backend draining", "replica", id)
 	}
+}
+
+// WaitIdle waits until a drained backend has finished every request the
+// balancer handed it, so the process can be stopped with nothing in flight
+// on any of its connections. It returns early when ctx is done.
+func (b *Balancer) WaitIdle(ctx context.Context, id string) error {
+	b.mu.Lock()
+	be := b.findLocked(id)
+	b.mu.Unlock()
+	if be == nil {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for be.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replica %s still has %d request(s) in flight: %w", id, be.inflight.Load(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // InRotation returns the backends new requests may go to: ready and not
@@ -435,23 +462,28 @@ func (ex *lbExchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	var failed *lbBackend // the last backend that refused, counted as a retry when another try follows
 	for i := range n {
 		be := snap[(start+i)%n]
-		if i > 0 && !be.inRotation.Load() {
-			continue // taken out since the snapshot, perhaps by another request's refusal
+		if failed != nil && !ex.replayable {
+			break // the body was handed to the first try and cannot be sent again
 		}
-		if failed != nil {
-			if !ex.replayable {
-				break // the body was handed to the first try and cannot be sent again
-			}
-			if b.metrics != nil {
-				b.metrics.retries.WithLabelValues(failed.ID).Inc()
-			}
+		// Count the request in before looking at the backend's state, so a
+		// Drain that begins now either turns this request away here or
+		// finds it counted and waits for it (WaitIdle).
+		be.inflight.Add(1)
+		if !be.inRotation.Load() {
+			be.inflight.Add(-1)
+			continue // taken out since the snapshot: drained, or refused another request
+		}
+		if failed != nil && b.metrics != nil {
+			b.metrics.retries.WithLabelValues(failed.ID).Inc()
 		}
 		ex.backend = be
 		resp, err := b.transport.RoundTrip(ex.try(req, be))
 		if err == nil {
 			ex.status = resp.StatusCode
+			resp.Body = &lbCountedBody{ReadCloser: resp.Body, be: be}
 			return resp, nil
 		}
+		be.inflight.Add(-1)
 		if !lbNeverSent(err) || req.Context().Err() != nil {
 			return nil, err
 		}
@@ -493,6 +525,20 @@ func (ex *lbExchange) try(req *http.Request, be *lbBackend) *http.Request {
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	return out
+}
+
+// lbCountedBody is a response body that counts its request out of the
+// backend's in-flight requests when the ReverseProxy closes it, which it
+// does on every path, a client that went away included.
+type lbCountedBody struct {
+	io.ReadCloser
+	be   *lbBackend
+	once sync.Once
+}
+
+func (c *lbCountedBody) Close() error {
+	c.once.Do(func() { c.be.inflight.Add(-1) })
+	return c.ReadCloser.Close()
 }
 
 // lbCloseBody honours the RoundTripper contract on paths that send nothing.

@@ -294,9 +294,24 @@ func TestBalancerDrainLetsInFlightFinish(t *testing.T) {
 	}()
 	<-arrived
 	lb.Drain("slow")
+	idle := make(chan error)
+	go func() { idle <- lb.WaitIdle(context.Background(), "slow") }()
+	select {
+	case err := <-idle:
+		t.Fatalf("WaitIdle returned (%v) while a request was still in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
 	close(release)
 	if got := <-done; got != http.StatusOK {
 		t.Errorf("in-flight request status %d, want 200", got)
+	}
+	if err := <-idle; err != nil {
+		t.Errorf("WaitIdle: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if err := lb.WaitIdle(ctx, "slow"); err != nil {
+		t.Errorf("WaitIdle with nothing in flight: %v, want nil at once", err)
 	}
 }
 
@@ -675,6 +690,15 @@ func TestBalancerSetBackendsUnderLoad(t *testing.T) {
 	}
 	if statuses[http.StatusOK] == 0 {
 		t.Errorf("no request succeeded: %v", statuses)
+	}
+	// Every request was counted out again: a drain now has nothing to wait for.
+	lb.SetBackends([]compare.Backend{reps[0].backend(), reps[1].backend(), reps[2].backend(), dead})
+	for _, id := range []string{"a", "b", "c", "dead"} {
+		idleCtx, idleCancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		if err := lb.WaitIdle(idleCtx, id); err != nil {
+			t.Errorf("after the load, WaitIdle(%s): %v", id, err)
+		}
+		idleCancel()
 	}
 }
 

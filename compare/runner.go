@@ -145,13 +145,22 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		s := &side{name: name, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String()}
 		s.lb = NewBalancer(BalancerConfig{Side: name, Logger: cfg.Logger, Registerer: r.reg})
 		s.sup = NewSupervisor(SupervisorConfig{
-			Side:       name,
-			Binary:     cfg.Binary,
-			Args:       []string{"--db", dbPath, secretFlag, secret, "--log-format", "json", "--shutdown-timeout", "5s"},
-			Log:        logFile,
-			Logger:     cfg.Logger,
-			OnReady:    func(rep Replica) { s.lb.MarkReady(rep.ID) },
-			BeforeStop: func(rep Replica) { s.lb.Drain(rep.ID) },
+			Side:    name,
+			Binary:  cfg.Binary,
+			Args:    []string{"--db", dbPath, secretFlag, secret, "--log-format", "json", "--shutdown-timeout", "5s"},
+			Log:     logFile,
+			Logger:  cfg.Logger,
+			OnReady: func(rep Replica) { s.lb.MarkReady(rep.ID) },
+			BeforeStop: func(rep Replica) {
+				// Drain, then wait for the requests already handed to the
+				// replica, so a graceful stop interrupts nothing.
+				s.lb.Drain(rep.ID)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := s.lb.WaitIdle(ctx, rep.ID); err != nil {
+					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
+				}
+			},
 			OnChange: func(reps []Replica) {
 				s.lb.SetBackends(backendsOf(reps))
 				r.targetsChanged()
