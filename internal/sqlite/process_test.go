@@ -37,7 +37,12 @@ const helperBorrowers = 10
 // several goroutines at a given wall-clock time and prints how many
 // attempts ended with each error code.
 func TestHelperProcess(t *testing.T) {
-	if os.Getenv(envHelper) != "1" {
+	switch os.Getenv(envHelper) {
+	case "open":
+		helperOpen()
+		return
+	case "1":
+	default:
 		t.Skip("only runs as a child process")
 	}
 	ctx := context.Background()
@@ -79,6 +84,61 @@ func TestHelperProcess(t *testing.T) {
 	wg.Wait()
 	if err := json.NewEncoder(os.Stdout).Encode(codes); err != nil {
 		os.Exit(2)
+	}
+}
+
+// helperOpen opens the database at a given wall-clock time, as a replica
+// starting beside others does.
+func helperOpen() {
+	start, _ := time.Parse(time.RFC3339Nano, os.Getenv(envStart))
+	time.Sleep(time.Until(start))
+	db, err := sqlite.Open(context.Background(), os.Getenv(envPath))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	db.Close()
+}
+
+// TestOpen_FreshFile_Processes opens one brand-new file from several
+// processes at the same moment, as the replicas of a fresh lab do: every
+// one must succeed, and the seed must be there once.
+func TestOpen_FreshFile_Processes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "fresh.db")
+	start := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	const processes = 6
+	errs := make([]error, processes)
+	var wg sync.WaitGroup
+	for i := range processes {
+		cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), envHelper+"=open", envPath+"="+path, envStart+"="+start)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		wg.Go(func() {
+			if err := cmd.Run(); err != nil {
+				errs[i] = fmt.Errorf("%v: %s", err, stderr.String())
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("process %d could not open the fresh file: %v", i, err)
+		}
+	}
+	db := openDB(t, path)
+	if _, err := db.FindMemberByEmail(context.Background(), sqlite.LoadTestEmail(sqlite.LoadTestUsers)); err != nil {
+		t.Errorf("seed: %v", err)
+	}
+	if c := checkConsistent(t, db); c.Books == 0 {
+		t.Errorf("seeded books: got 0")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	db.write.SetMaxOpenConns(writeConns)
 	db.write.SetMaxIdleConns(writeConns)
 
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrateRetrying(ctx); err != nil {
 		db.write.Close()
 		return nil, err
 	}
@@ -130,6 +131,35 @@ func (db *DB) Ping(ctx context.Context) error {
 		return fmt.Errorf("sqlite: ping: %w", err)
 	}
 	return nil
+}
+
+// migrateRetrying runs migrate until it is not refused with SQLITE_BUSY.
+// Several processes opening a brand-new file at once race to turn it into
+// WAL mode, and SQLite refuses the losers at once, without waiting out the
+// busy timeout (waiting could deadlock). Each retry finds the file a little
+// further along; the winner's transaction takes a few milliseconds.
+func (db *DB) migrateRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeout * time.Millisecond)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := db.migrate(ctx)
+		if !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		// Throw away connections that may hold a half-made pragma state.
+		db.write.SetMaxIdleConns(0)
+		db.write.SetMaxIdleConns(writeConns)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait + time.Duration(rand.Int64N(int64(wait)))):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // migrate brings the schema up to date and seeds an empty database, all in
