@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/internal/labtest"
 )
 
 // The lab and a real Prometheus: the runner writes file_sd targets,
@@ -111,12 +112,7 @@ type psdLab struct {
 func psdStartLab(t *testing.T) *psdLab {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "statelab")
-	start := time.Now()
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/statelab").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("built statelab in %s", time.Since(start).Round(time.Millisecond))
+	bin := labtest.Binary(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/internal/labtest"
 )
 
 // TestRunnerEndToEnd runs the real statelab binary as a user would: the
@@ -38,15 +39,7 @@ func TestRunnerEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds statelab and runs a 20-second scenario with real replica processes")
 	}
-	bin := filepath.Join(t.TempDir(), "statelab")
-	start := time.Now()
-	// Not built with -race: the replicas and the runner are what a user
-	// runs, and the race detector would slow the lab to a crawl on two
-	// cores.
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/statelab").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	t.Logf("built statelab in %s", time.Since(start).Round(time.Millisecond))
+	bin := labtest.Binary(t)
 
 	t.Run("quick scenario then SIGINT", func(t *testing.T) { rtQuickScenario(t, bin) })
 	t.Run("runner killed", func(t *testing.T) { rtRunnerKilled(t, bin) })

@@ -31,6 +31,7 @@ import (
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -48,7 +49,7 @@ func TestMain(m *testing.M) {
 	case "runner":
 		os.Exit(supFakeRunner())
 	}
-	os.Exit(m.Run())
+	os.Exit(labtest.Main(m))
 }
 
 // supFakeServer is a replica with the real one's command line and
@@ -852,10 +853,7 @@ func TestSupervisorRealServer(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "statelab")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/statelab").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := labtest.Binary(t)
 	db := filepath.Join(dir, "library.db")
 	// Create and seed the database once, as the runner does, before
 	// replicas race to do it.

@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
 )
 
@@ -31,9 +32,11 @@ import (
 // checks what the class is meant to see: a marker on both sides, the
 // stateful replica's sessions gone, the stateless side clean. Then it stops
 // the runner and checks that the page says so.
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
+
 func TestDashboard(t *testing.T) {
 	chromium := findChromium(t)
-	bin := buildStatelab(t)
+	bin := labtest.Binary(t)
 
 	// The quick scenario without its timeline: the only restart is the one
 	// the test presses, and the users keep going until the test ends.
@@ -254,7 +257,7 @@ func TestScreenshot(t *testing.T) {
 		t.Skip("set STATELAB_SCREENSHOT=path/to/dashboard.png (make screenshot)")
 	}
 	chromium := findChromium(t)
-	bin := buildStatelab(t)
+	bin := labtest.Binary(t)
 	sc, err := compare.LoadScenario("default")
 	if err != nil {
 		t.Fatal(err)
@@ -296,17 +299,6 @@ func findChromium(t *testing.T) string {
 	}
 	t.Skip("chromium is not installed (apt-get install chromium); the dashboard test needs a real browser")
 	return ""
-}
-
-// buildStatelab builds the binary the runner starts replicas from.
-func buildStatelab(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "statelab")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/statelab/statelab/cmd/statelab")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 type lab struct {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -27,45 +28,15 @@ import (
 // codes in the JSON envelope, the session_id cookie and the
 // X-Statelab-Replica header.
 
-// built is the binary the end-to-end test runs, built at most once per test
-// binary and removed by TestMain.
-var built struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
-func TestMain(m *testing.M) {
-	defer func() {
-		if built.dir != "" {
-			os.RemoveAll(built.dir)
-		}
-	}()
-	m.Run()
-}
-
-// statelabBinary builds ./ (this command) once and returns the binary's path.
+// statelabBinary returns the statelab binary, built once per test process.
 func statelabBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: builds the binary and runs replicas as processes; skipped with -short")
 	}
-	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "statelab-e2e-")
-		if built.err != nil {
-			return
-		}
-		built.path = filepath.Join(built.dir, "statelab")
-		out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
+	return labtest.Binary(t)
 }
 
 // replica is one server process on a fixed address; restarting it starts a

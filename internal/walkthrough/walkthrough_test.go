@@ -8,37 +8,23 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/walkthrough"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/auto.golden from this run")
 
-// built is the statelab binary the tests start servers from, built at most
-// once per test binary and removed by TestMain.
-var built struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	flag.Parse()
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	os.Exit(code)
+	os.Exit(labtest.Main(m))
 }
 
 // statelabBinary builds cmd/statelab once and returns the binary's path.
@@ -48,21 +34,7 @@ func statelabBinary(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds the binary and runs servers as processes; skipped with -short")
 	}
-	built.once.Do(func() {
-		built.dir, built.err = os.MkdirTemp("", "statelab-walkthrough-test-")
-		if built.err != nil {
-			return
-		}
-		built.path = filepath.Join(built.dir, "statelab")
-		out, err := exec.Command("go", "build", "-o", built.path, "../../cmd/statelab").CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
+	return labtest.Binary(t)
 }
 
 // masks replace what changes from run to run (ports, pids, secrets, times,

@@ -1,0 +1,52 @@
+// Package labtest builds the statelab binary for the end-to-end tests of
+// several packages: once per test process, without the race detector (the
+// replicas are what a user runs, and -race would slow the lab to a crawl on
+// two cores), into a temporary directory that Main removes.
+package labtest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+var built struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// Binary returns the path of a statelab binary built from this checkout,
+// building it on first use.
+func Binary(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "statelab-test-bin-")
+		if built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "statelab")
+		out, err := exec.Command("go", "build", "-o", built.path, "github.com/statelab/statelab/cmd/statelab").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+// Main runs the tests, then removes the binary. Call it from TestMain:
+// os.Exit(labtest.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	return code
+}
