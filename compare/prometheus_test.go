@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,24 +45,6 @@ func psdNeed(t *testing.T, program string) string {
 	}
 	t.Fatalf("%s is not installed and CI is set, so this test must not skip: install Debian's prometheus package (apt-get install --no-install-recommends prometheus), which brings prometheus and promtool", program)
 	return ""
-}
-
-// psdBuffer is an io.Writer many goroutines may write to.
-type psdBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *psdBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *psdBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // psdEventually polls cond every 50ms until it holds, or fails the test
@@ -103,7 +84,7 @@ func psdGet(u string) ([]byte, error) {
 type psdLab struct {
 	runnerAddr string
 	fileSD     string
-	out        *psdBuffer // the runner's progress and log
+	out        *labtest.Buffer // the runner's progress and log
 }
 
 // psdStartLab builds the binary and starts a short run with Hold, so the lab
@@ -118,7 +99,7 @@ func psdStartLab(t *testing.T) *psdLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lab := &psdLab{runnerAddr: ln.Addr().String(), fileSD: filepath.Join(dir, "file_sd", "statelab.json"), out: &psdBuffer{}}
+	lab := &psdLab{runnerAddr: ln.Addr().String(), fileSD: filepath.Join(dir, "file_sd", "statelab.json"), out: &labtest.Buffer{}}
 	sc := compare.Scenario{
 		Name: "prometheus", Duration: compare.Duration(3 * time.Second), Replicas: 1,
 		Events: []compare.Event{{At: compare.Duration(time.Second), Action: compare.ActionScale, Replicas: 2, Note: "a replica is added"}},
@@ -534,7 +515,7 @@ func psdStartPrometheus(t, owner *testing.T, prom, fileSD string) psdPrometheusA
 			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprint("data-", attempt)),
 			"--web.listen-address="+addr,
 			"--log.level=warn")
-		out := &psdBuffer{}
+		out := &labtest.Buffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.WaitDelay = 10 * time.Second
 		start := time.Now()

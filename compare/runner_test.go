@@ -51,7 +51,7 @@ type rtRunner struct {
 	addr    string // the runner's own address: feed, metrics
 	workDir string // the replicas' --db is in here: it names them in /proc
 	report  string
-	out     *rtBuffer
+	out     *labtest.Buffer
 	exited  chan struct{}
 	err     error // Wait's answer, once exited is closed
 
@@ -64,23 +64,6 @@ type rtProc struct {
 	ppid  int
 	state string
 	start uint64 // clock ticks after boot: with the pid, it names one process for ever
-}
-
-type rtBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *rtBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *rtBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // rtFreeAddrs returns n loopback addresses nobody listens on. They are
@@ -108,7 +91,7 @@ func rtStartRunner(t *testing.T, bin string, args ...string) *rtRunner {
 	dir := t.TempDir()
 	r := &rtRunner{
 		addr: addrs[0], workDir: filepath.Join(dir, "work"), report: filepath.Join(dir, "report"),
-		out: &rtBuffer{}, exited: make(chan struct{}), procs: map[int]rtProc{},
+		out: &labtest.Buffer{}, exited: make(chan struct{}), procs: map[int]rtProc{},
 	}
 	r.cmd = exec.Command(bin, append([]string{"compare",
 		"--addr", addrs[0], "--stateful-addr", addrs[1], "--stateless-addr", addrs[2],

@@ -211,31 +211,12 @@ func (h *supHooks) lastChange() []compare.Replica {
 	return h.changes[len(h.changes)-1]
 }
 
-// supBuffer collects the supervisor's log and the replicas' output; a
-// failed test prints it.
-type supBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *supBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *supBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // supStart returns a supervisor of fake replicas whose hooks h records;
 // edit may change its config. The test's cleanup stops it.
-func supStart(t *testing.T, edit func(*compare.SupervisorConfig)) (*compare.Supervisor, *supHooks, *supBuffer) {
+func supStart(t *testing.T, edit func(*compare.SupervisorConfig)) (*compare.Supervisor, *supHooks, *labtest.Buffer) {
 	t.Helper()
 	h := &supHooks{}
-	logs := &supBuffer{}
+	logs := &labtest.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("supervisor log and replica output:\n%s", logs)
@@ -632,7 +613,7 @@ func TestSupervisorReplicaDiesWithRunner(t *testing.T) {
 	t.Parallel()
 	runner := exec.Command(os.Args[0])
 	runner.Env = append(os.Environ(), supHelperEnv+"=runner")
-	var stderr supBuffer
+	var stderr labtest.Buffer
 	runner.Stderr = &stderr
 	stdin, err := runner.StdinPipe()
 	if err != nil {
@@ -914,7 +895,7 @@ func TestSupervisorRealServer(t *testing.T) {
 
 	t.Run("exits when stdin closes", func(t *testing.T) {
 		cmd := exec.Command(bin, append([]string{"stateless", "--addr", "127.0.0.1:0", "--replica-id", "orphan", "--exit-with-stdin"}, args...)...)
-		var out supBuffer
+		var out labtest.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		stdin, err := cmd.StdinPipe()
 		if err != nil {

@@ -45,7 +45,7 @@ type replica struct {
 	bin, kind, id, addr string
 	args                []string
 	client              *http.Client
-	log                 syncBuffer // stdout and stderr of every run
+	log                 labtest.Buffer // stdout and stderr of every run
 	runs                int
 	proc                *process
 }

@@ -12,29 +12,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/labtest"
 )
-
-// syncBuffer is a bytes.Buffer that a running server may write its log to
-// while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // env returns a getenv that sees only vars, never the real environment.
 func env(vars map[string]string) func(string) string {
@@ -281,7 +263,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 
 // waitHealthy polls url until it answers 200, failing the test when run
 // returns first or the deadline passes.
-func waitHealthy(t *testing.T, client *http.Client, url string, runErr <-chan error, log *syncBuffer) {
+func waitHealthy(t *testing.T, client *http.Client, url string, runErr <-chan error, log *labtest.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -323,7 +305,7 @@ func TestRunServesAndShutsDownGracefully(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var stdout, stderr syncBuffer
+			var stdout, stderr labtest.Buffer
 			runErr := make(chan error, 1)
 			go func() { runErr <- run(ctx, args, getenv, nil, &stdout, &stderr) }()
 

@@ -1,10 +1,12 @@
-// Package labtest builds the statelab binary for the end-to-end tests of
-// several packages: once per test process, without the race detector (the
+// Package labtest holds what the end-to-end tests of several packages
+// share: a buffer processes may write their logs to, and the statelab
+// binary, built once per test process, without the race detector (the
 // replicas are what a user runs, and -race would slow the lab to a crawl on
 // two cores), into a temporary directory that Main removes.
 package labtest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -49,4 +51,25 @@ func Main(m *testing.M) int {
 		os.RemoveAll(built.dir)
 	}
 	return code
+}
+
+// Buffer is a bytes.Buffer that processes and goroutines may write to while
+// a test reads it: the log of a server under test, a runner's progress.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what has been written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -13,11 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/internal/labtest"
 )
 
 // needTool finds a program the script needs. On CI a missing one fails
@@ -54,7 +54,7 @@ func startScriptLab(t *testing.T, bin string) *scriptLab {
 	t.Helper()
 	ctx := t.Context()
 	db := filepath.Join(t.TempDir(), "library.db")
-	log := &lockedBuffer{}
+	log := &labtest.Buffer{}
 	sups := map[string]*compare.Supervisor{}
 	lbs := map[string]*httptest.Server{}
 	for side, env := range map[string]string{
@@ -173,23 +173,4 @@ func TestCurlScript(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer the replicas and the supervisor write to
-// at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
