@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/statelab/statelab/compare/supervisor"
 )
 
 // The runner tells a real Prometheus what to scrape through file-based
@@ -44,7 +46,7 @@ type TargetGroup struct {
 // carries its own labels. An unspecified host (":8080", "0.0.0.0:8080") is
 // given as 127.0.0.1: Prometheus runs on this machine, and needs an
 // address it can connect to.
-func TargetGroups(runnerAddr string, replicas map[string][]Replica) []TargetGroup {
+func TargetGroups(runnerAddr string, replicas map[string][]supervisor.Replica) []TargetGroup {
 	var groups []TargetGroup
 	if runnerAddr != "" {
 		groups = append(groups, TargetGroup{
@@ -132,7 +134,7 @@ func (r *Runner) targetsChanged() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	replicas := make(map[string][]Replica, len(r.sides))
+	replicas := make(map[string][]supervisor.Replica, len(r.sides))
 	for _, s := range r.sides {
 		replicas[s.name] = s.sup.Replicas()
 	}

@@ -11,10 +11,11 @@ import (
 	"testing"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/supervisor"
 )
 
 func TestTargetGroups(t *testing.T) {
-	replicas := map[string][]compare.Replica{
+	replicas := map[string][]supervisor.Replica{
 		compare.Stateless: {{ID: "stateless-1", Addr: "127.0.0.1:4001"}},
 		compare.Stateful:  {{ID: "stateful-1", Addr: "127.0.0.1:3001"}, {ID: "stateful-2", Addr: "127.0.0.1:3002"}},
 	}
@@ -29,7 +30,7 @@ func TestTargetGroups(t *testing.T) {
 	tests := []struct {
 		name       string
 		runnerAddr string
-		replicas   map[string][]compare.Replica
+		replicas   map[string][]supervisor.Replica
 		want       []compare.TargetGroup
 	}{
 		{"runner and replicas, stateful first", "127.0.0.1:8080", replicas, append(runner("127.0.0.1:8080"), wantReplicas...)},
@@ -82,7 +83,7 @@ func psdDirNames(t *testing.T, dir string) []string {
 func TestWriteFileSD(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "file_sd") // missing: WriteFileSD makes it
 	path := filepath.Join(dir, "statelab.json")
-	first := compare.TargetGroups("127.0.0.1:8080", map[string][]compare.Replica{
+	first := compare.TargetGroups("127.0.0.1:8080", map[string][]supervisor.Replica{
 		compare.Stateful:  {{ID: "stateful-1", Addr: "127.0.0.1:3001"}},
 		compare.Stateless: {{ID: "stateless-1", Addr: "127.0.0.1:4001"}},
 	})
@@ -147,11 +148,11 @@ func TestWriteFileSDAtomic(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "statelab.json")
 	var lists [][]compare.TargetGroup
 	for n := range 4 {
-		reps := make([]compare.Replica, n*8)
+		reps := make([]supervisor.Replica, n*8)
 		for i := range reps {
-			reps[i] = compare.Replica{ID: "stateful-" + string(rune('a'+i)), Addr: "127.0.0.1:3000"}
+			reps[i] = supervisor.Replica{ID: "stateful-" + string(rune('a'+i)), Addr: "127.0.0.1:3000"}
 		}
-		lists = append(lists, compare.TargetGroups("127.0.0.1:8080", map[string][]compare.Replica{compare.Stateful: reps}))
+		lists = append(lists, compare.TargetGroups("127.0.0.1:8080", map[string][]supervisor.Replica{compare.Stateful: reps}))
 	}
 	if err := compare.WriteFileSD(path, lists[0]); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -51,8 +53,8 @@ type Config struct {
 // counters.
 type side struct {
 	name     string
-	sup      *Supervisor
-	lb       *Balancer
+	sup      *supervisor.Supervisor
+	lb       *balancer.Balancer
 	stats    *SideStats
 	url      string
 	listener net.Listener
@@ -143,15 +145,15 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		// never because a signature did not match.
 		secret := randomHex(32)
 		s := &side{name: name, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String()}
-		s.lb = NewBalancer(BalancerConfig{Side: name, Logger: cfg.Logger, Registerer: r.reg})
-		s.sup = NewSupervisor(SupervisorConfig{
+		s.lb = balancer.New(balancer.Config{Side: name, Logger: cfg.Logger, Registerer: r.reg})
+		s.sup = supervisor.New(supervisor.Config{
 			Side:    name,
 			Binary:  cfg.Binary,
 			Args:    []string{"--db", dbPath, secretFlag, secret, "--log-format", "json", "--shutdown-timeout", "5s"},
 			Log:     logFile,
 			Logger:  cfg.Logger,
-			OnReady: func(rep Replica) { s.lb.MarkReady(rep.ID) },
-			BeforeStop: func(rep Replica) {
+			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
+			BeforeStop: func(rep supervisor.Replica) {
 				// Drain, then wait for the requests already handed to the
 				// replica, so a graceful stop interrupts nothing.
 				s.lb.Drain(rep.ID)
@@ -161,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
 				}
 			},
-			OnChange: func(reps []Replica) {
+			OnChange: func(reps []supervisor.Replica) {
 				s.lb.SetBackends(backendsOf(reps))
 				r.targetsChanged()
 			},
@@ -182,10 +184,10 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	return r, nil
 }
 
-func backendsOf(reps []Replica) []Backend {
-	b := make([]Backend, len(reps))
+func backendsOf(reps []supervisor.Replica) []balancer.Backend {
+	b := make([]balancer.Backend, len(reps))
 	for i, rep := range reps {
-		b[i] = Backend{ID: rep.ID, Addr: rep.Addr}
+		b[i] = balancer.Backend{ID: rep.ID, Addr: rep.Addr}
 	}
 	return b
 }
@@ -445,10 +447,10 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 }
 
 // diffIDs returns the ids in a that are not in b.
-func diffIDs(a, b []Replica) []string {
+func diffIDs(a, b []supervisor.Replica) []string {
 	var ids []string
 	for _, x := range a {
-		if !slices.ContainsFunc(b, func(y Replica) bool { return y.ID == x.ID }) {
+		if !slices.ContainsFunc(b, func(y supervisor.Replica) bool { return y.ID == x.ID }) {
 			ids = append(ids, x.ID)
 		}
 	}

@@ -16,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -55,13 +56,13 @@ func startScriptLab(t *testing.T, bin string) *scriptLab {
 	ctx := t.Context()
 	db := filepath.Join(t.TempDir(), "library.db")
 	log := &labtest.Buffer{}
-	sups := map[string]*compare.Supervisor{}
+	sups := map[string]*supervisor.Supervisor{}
 	lbs := map[string]*httptest.Server{}
 	for side, env := range map[string]string{
 		"stateful":  "STATELAB_SESSION_KEY=" + randomSecret(t),
 		"stateless": "STATELAB_JWT_SECRET=" + randomSecret(t),
 	} {
-		s := compare.NewSupervisor(compare.SupervisorConfig{
+		s := supervisor.New(supervisor.Config{
 			Side: side, Binary: bin, Args: []string{"--db", db, "--shutdown-timeout", "5s"},
 			Env: []string{env}, Log: log, ReadyTimeout: 30 * time.Second, StopTimeout: 5 * time.Second,
 		})
@@ -75,10 +76,10 @@ func startScriptLab(t *testing.T, bin string) *scriptLab {
 		if err := s.Scale(ctx, 2); err != nil {
 			t.Fatalf("start the %s replicas: %v\n%s", side, err, log.String())
 		}
-		lb := compare.NewBalancer(compare.BalancerConfig{Side: side})
-		var backends []compare.Backend
+		lb := balancer.New(balancer.Config{Side: side})
+		var backends []balancer.Backend
 		for _, r := range s.Replicas() {
-			backends = append(backends, compare.Backend{ID: r.ID, Addr: r.Addr})
+			backends = append(backends, balancer.Backend{ID: r.ID, Addr: r.Addr})
 		}
 		lb.SetBackends(backends)
 		for _, b := range backends {

@@ -17,7 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/supervisor"
 )
 
 // Steps is how many steps the walkthrough has.
@@ -151,8 +152,8 @@ type walk struct {
 
 	workDir string // holds the shared database; removed at the end
 	db      string
-	sides   map[string]*compare.Supervisor
-	lbs     map[string]*balancer
+	sides   map[string]*supervisor.Supervisor
+	lbs     map[string]*sideBalancer
 
 	// What the client holds, as the steps go.
 	aliceCookie string // the stateful side's session id, from the last login
@@ -168,9 +169,9 @@ const (
 	stateless = "stateless"
 )
 
-// balancer is one side's round-robin balancer, served on loopback.
-type balancer struct {
-	lb  *compare.Balancer
+// sideBalancer is one side's round-robin balancer, served on loopback.
+type sideBalancer struct {
+	lb  *balancer.Balancer
 	srv *http.Server
 	url string
 }
@@ -192,8 +193,8 @@ func (w *walk) start(ctx context.Context) error {
 		logOut = &lockedWriter{w: w.cfg.Log}
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, nil)).With("component", "walkthrough")
-	w.sides = map[string]*compare.Supervisor{}
-	w.lbs = map[string]*balancer{}
+	w.sides = map[string]*supervisor.Supervisor{}
+	w.lbs = map[string]*sideBalancer{}
 	for _, side := range []string{stateful, stateless} {
 		secret, err := randomHex(32)
 		if err != nil {
@@ -203,7 +204,7 @@ func (w *walk) start(ctx context.Context) error {
 		if side == stateless {
 			env = "STATELAB_JWT_SECRET="
 		}
-		w.sides[side] = compare.NewSupervisor(compare.SupervisorConfig{
+		w.sides[side] = supervisor.New(supervisor.Config{
 			Side:   side,
 			Binary: w.cfg.Binary,
 			// The secret goes in the environment, not on the command
@@ -267,14 +268,14 @@ func (w *walk) close() error {
 }
 
 // replica returns the n-th replica of a side in service now.
-func (w *walk) replica(side string, n int) compare.Replica {
+func (w *walk) replica(side string, n int) supervisor.Replica {
 	id := fmt.Sprintf("%s-%d", side, n)
 	for _, r := range w.sides[side].Replicas() {
 		if r.ID == id {
 			return r
 		}
 	}
-	return compare.Replica{ID: id}
+	return supervisor.Replica{ID: id}
 }
 
 // url is the base URL of the n-th replica of a side.
@@ -303,11 +304,11 @@ func (w *walk) must(ctx context.Context, r request, want int) (response, error) 
 
 // startBalancer puts a round-robin balancer with no stickiness in front of
 // every replica of a side, served on a loopback port.
-func (w *walk) startBalancer(side string) (*balancer, error) {
-	lb := compare.NewBalancer(compare.BalancerConfig{Side: side})
-	var backends []compare.Backend
+func (w *walk) startBalancer(side string) (*sideBalancer, error) {
+	lb := balancer.New(balancer.Config{Side: side})
+	var backends []balancer.Backend
 	for _, r := range w.sides[side].Replicas() {
-		backends = append(backends, compare.Backend{ID: r.ID, Addr: r.Addr})
+		backends = append(backends, balancer.Backend{ID: r.ID, Addr: r.Addr})
 	}
 	lb.SetBackends(backends)
 	for _, b := range backends {
@@ -318,7 +319,7 @@ func (w *walk) startBalancer(side string) (*balancer, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &balancer{
+	b := &sideBalancer{
 		lb:  lb,
 		srv: &http.Server{Handler: lb, ReadHeaderTimeout: 5 * time.Second},
 		url: "http://" + ln.Addr().String(),

@@ -1,4 +1,4 @@
-package compare_test
+package balancer_test
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
 )
 
 // lbReplica is a stand-in for one replica: it answers /api/ready with
@@ -84,13 +84,13 @@ func lbStartReplica(t testing.TB, id string) *lbReplica {
 	return rep
 }
 
-func (rep *lbReplica) backend() compare.Backend {
-	return compare.Backend{ID: rep.id, Addr: rep.srv.Listener.Addr().String()}
+func (rep *lbReplica) backend() balancer.Backend {
+	return balancer.Backend{ID: rep.id, Addr: rep.srv.Listener.Addr().String()}
 }
 
 // lbDeadBackend is an address that refuses connections: a listener that
 // was opened and closed.
-func lbDeadBackend(t testing.TB, id string) compare.Backend {
+func lbDeadBackend(t testing.TB, id string) balancer.Backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -98,14 +98,14 @@ func lbDeadBackend(t testing.TB, id string) compare.Backend {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	return compare.Backend{ID: id, Addr: addr}
+	return balancer.Backend{ID: id, Addr: addr}
 }
 
 // lbStartBalancer serves a stateful-side balancer over backends, all marked
 // ready, and returns it with its URL.
-func lbStartBalancer(t testing.TB, reg prometheus.Registerer, backends ...compare.Backend) (*compare.Balancer, string) {
+func lbStartBalancer(t testing.TB, reg prometheus.Registerer, backends ...balancer.Backend) (*balancer.Balancer, string) {
 	t.Helper()
-	lb := compare.NewBalancer(compare.BalancerConfig{Side: compare.Stateful, Registerer: reg, HealthEvery: 10 * time.Millisecond})
+	lb := balancer.New(balancer.Config{Side: "stateful", Registerer: reg, HealthEvery: 10 * time.Millisecond})
 	lb.SetBackends(backends)
 	for _, be := range backends {
 		lb.MarkReady(be.ID)
@@ -134,7 +134,7 @@ func lbDo(t testing.TB, method, url string, body io.Reader) (int, http.Header, [
 	return resp.StatusCode, resp.Header, b
 }
 
-func lbIDs(bs []compare.Backend) []string {
+func lbIDs(bs []balancer.Backend) []string {
 	ids := make([]string, len(bs))
 	for i, b := range bs {
 		ids[i] = b.ID
@@ -280,7 +280,7 @@ func TestBalancerDrainLetsInFlightFinish(t *testing.T) {
 		w.Write([]byte(`{"success":true}`))
 	}))
 	t.Cleanup(srv.Close)
-	lb, url := lbStartBalancer(t, nil, compare.Backend{ID: "slow", Addr: srv.Listener.Addr().String()})
+	lb, url := lbStartBalancer(t, nil, balancer.Backend{ID: "slow", Addr: srv.Listener.Addr().String()})
 
 	done := make(chan int)
 	go func() {
@@ -320,10 +320,10 @@ func TestBalancerRetriesRefusedConnection(t *testing.T) {
 		name string
 		// a returns the refusing backend a and a func that makes it
 		// refuse, called after one round of requests.
-		a func(t *testing.T) (compare.Backend, func())
+		a func(t *testing.T) (balancer.Backend, func())
 	}{
-		{"never listened", func(t *testing.T) (compare.Backend, func()) { return lbDeadBackend(t, "a"), func() {} }},
-		{"closed after serving (pooled connections)", func(t *testing.T) (compare.Backend, func()) {
+		{"never listened", func(t *testing.T) (balancer.Backend, func()) { return lbDeadBackend(t, "a"), func() {} }},
+		{"closed after serving (pooled connections)", func(t *testing.T) (balancer.Backend, func()) {
 			rep := lbStartReplica(t, "a")
 			return rep.backend(), rep.srv.Close
 		}},
@@ -400,7 +400,7 @@ func TestBalancerDoesNotRetryAfterSending(t *testing.T) {
 			t.Cleanup(broken.Close)
 			good := lbStartReplica(t, "good")
 			// The counter starts at the first backend: the POST lands on the broken one.
-			_, url := lbStartBalancer(t, reg, compare.Backend{ID: "broken", Addr: broken.Listener.Addr().String()}, good.backend())
+			_, url := lbStartBalancer(t, reg, balancer.Backend{ID: "broken", Addr: broken.Listener.Addr().String()}, good.backend())
 
 			status, h, body := lbDo(t, http.MethodPost, url+"/api/borrows", strings.NewReader(`{"book_id":1}`))
 			if status != tt.wantStatus {
@@ -431,7 +431,7 @@ func TestBalancerDoesNotRetryAfterSending(t *testing.T) {
 				}
 				return
 			}
-			if env.Success || env.Code != tt.wantCode || h.Get("X-Statelab-Balancer") != compare.Stateful {
+			if env.Success || env.Code != tt.wantCode || h.Get("X-Statelab-Balancer") != "stateful" {
 				t.Errorf("got %s with X-Statelab-Balancer %q, want code %s from the balancer", body, h.Get("X-Statelab-Balancer"), tt.wantCode)
 			}
 		})
@@ -504,8 +504,8 @@ func TestBalancerStreamsLargeBodyWithoutRetry(t *testing.T) {
 
 func TestBalancerHealthCheck(t *testing.T) {
 	a, b := lbStartReplica(t, "a"), lbStartReplica(t, "b")
-	lb := compare.NewBalancer(compare.BalancerConfig{Side: compare.Stateless, HealthEvery: 10 * time.Millisecond})
-	lb.SetBackends([]compare.Backend{a.backend(), b.backend()})
+	lb := balancer.New(balancer.Config{Side: "stateless", HealthEvery: 10 * time.Millisecond})
+	lb.SetBackends([]balancer.Backend{a.backend(), b.backend()})
 	if got := lb.InRotation(); len(got) != 0 {
 		t.Fatalf("new backends in rotation before any check: %v", got)
 	}
@@ -537,8 +537,8 @@ func TestBalancerHealthCheck(t *testing.T) {
 // traffic. Only several in a row take it out.
 func TestBalancerSlowHealthChecks(t *testing.T) {
 	a, b := lbStartReplica(t, "a"), lbStartReplica(t, "b")
-	lb := compare.NewBalancer(compare.BalancerConfig{Side: compare.Stateless, HealthEvery: 10 * time.Millisecond})
-	lb.SetBackends([]compare.Backend{a.backend(), b.backend()})
+	lb := balancer.New(balancer.Config{Side: "stateless", HealthEvery: 10 * time.Millisecond})
+	lb.SetBackends([]balancer.Backend{a.backend(), b.backend()})
 	lb.MarkReady("a")
 	lb.MarkReady("b")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -564,9 +564,9 @@ func TestBalancerSlowHealthChecks(t *testing.T) {
 
 func TestBalancerMarkReadyBeforeSetBackends(t *testing.T) {
 	a := lbStartReplica(t, "a")
-	lb := compare.NewBalancer(compare.BalancerConfig{Side: compare.Stateful})
+	lb := balancer.New(balancer.Config{Side: "stateful"})
 	lb.MarkReady("a") // the supervisor may announce a replica before the set that holds it
-	lb.SetBackends([]compare.Backend{a.backend()})
+	lb.SetBackends([]balancer.Backend{a.backend()})
 	if got := lbIDs(lb.InRotation()); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("in rotation %v, want [a]", got)
 	}
@@ -575,19 +575,19 @@ func TestBalancerMarkReadyBeforeSetBackends(t *testing.T) {
 func TestBalancerNoBackend(t *testing.T) {
 	tests := []struct {
 		name     string
-		backends func(t *testing.T) []compare.Backend
+		backends func(t *testing.T) []balancer.Backend
 		ready    bool
 	}{
-		{"no backends at all", func(*testing.T) []compare.Backend { return nil }, true},
-		{"none ready yet", func(t *testing.T) []compare.Backend { return []compare.Backend{lbStartReplica(t, "a").backend()} }, false},
-		{"all refuse", func(t *testing.T) []compare.Backend {
-			return []compare.Backend{lbDeadBackend(t, "a"), lbDeadBackend(t, "b")}
+		{"no backends at all", func(*testing.T) []balancer.Backend { return nil }, true},
+		{"none ready yet", func(t *testing.T) []balancer.Backend { return []balancer.Backend{lbStartReplica(t, "a").backend()} }, false},
+		{"all refuse", func(t *testing.T) []balancer.Backend {
+			return []balancer.Backend{lbDeadBackend(t, "a"), lbDeadBackend(t, "b")}
 		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			lb := compare.NewBalancer(compare.BalancerConfig{Side: compare.Stateless, Registerer: reg})
+			lb := balancer.New(balancer.Config{Side: "stateless", Registerer: reg})
 			bs := tt.backends(t)
 			lb.SetBackends(bs)
 			if tt.ready {
@@ -602,8 +602,8 @@ func TestBalancerNoBackend(t *testing.T) {
 			if status != http.StatusServiceUnavailable {
 				t.Errorf("status %d, want 503", status)
 			}
-			if got := h.Get("X-Statelab-Balancer"); got != compare.Stateless {
-				t.Errorf("X-Statelab-Balancer %q, want %q", got, compare.Stateless)
+			if got := h.Get("X-Statelab-Balancer"); got != "stateless" {
+				t.Errorf("X-Statelab-Balancer %q, want %q", got, "stateless")
 			}
 			if got := h.Get("Content-Type"); !strings.HasPrefix(got, "application/json") {
 				t.Errorf("Content-Type %q, want JSON", got)
@@ -657,7 +657,7 @@ func TestBalancerSetBackendsUnderLoad(t *testing.T) {
 	}
 	loadDone := make(chan struct{})
 	go func() { load.Wait(); close(loadDone) }()
-	sets := [][]compare.Backend{
+	sets := [][]balancer.Backend{
 		{reps[0].backend(), reps[1].backend()},
 		{reps[1].backend(), reps[2].backend(), dead},
 		{reps[2].backend()},
@@ -692,7 +692,7 @@ func TestBalancerSetBackendsUnderLoad(t *testing.T) {
 		t.Errorf("no request succeeded: %v", statuses)
 	}
 	// Every request was counted out again: a drain now has nothing to wait for.
-	lb.SetBackends([]compare.Backend{reps[0].backend(), reps[1].backend(), reps[2].backend(), dead})
+	lb.SetBackends([]balancer.Backend{reps[0].backend(), reps[1].backend(), reps[2].backend(), dead})
 	for _, id := range []string{"a", "b", "c", "dead"} {
 		idleCtx, idleCancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		if err := lb.WaitIdle(idleCtx, id); err != nil {
@@ -707,8 +707,8 @@ func TestBalancerMetricsLint(t *testing.T) {
 	a := lbStartReplica(t, "a")
 	// Both sides of a run share one registry.
 	_, statefulURL := lbStartBalancer(t, reg, lbDeadBackend(t, "dead"), a.backend())
-	stateless := compare.NewBalancer(compare.BalancerConfig{Side: compare.Stateless, Registerer: reg})
-	stateless.SetBackends([]compare.Backend{a.backend()})
+	stateless := balancer.New(balancer.Config{Side: "stateless", Registerer: reg})
+	stateless.SetBackends([]balancer.Backend{a.backend()})
 	stateless.MarkReady("a")
 	srv := httptest.NewServer(stateless)
 	t.Cleanup(srv.Close)
@@ -725,7 +725,7 @@ func TestBalancerMetricsLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	for _, side := range []string{compare.Stateful, compare.Stateless} {
+	for _, side := range []string{"stateful", "stateless"} {
 		if got := lbMetric(t, reg, "statelab_balancer_requests_total", map[string]string{"server": side, "backend": "a", "code": "200"}); got != 3 {
 			t.Errorf("requests_total{side=%s,backend=a,code=200} = %v, want 3", side, got)
 		}

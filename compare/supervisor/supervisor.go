@@ -1,4 +1,4 @@
-package compare
+package supervisor
 
 import (
 	"bytes"
@@ -35,8 +35,8 @@ type Replica struct {
 	LastExit *os.ProcessState
 }
 
-// SupervisorConfig says which replicas a Supervisor runs and whom it tells.
-type SupervisorConfig struct {
+// Config says which replicas a Supervisor runs and whom it tells.
+type Config struct {
 	Side   string    // "stateful" or "stateless": the subcommand every replica runs
 	Binary string    // the statelab binary (the runner passes os.Executable()); empty means this program
 	Args   []string  // extra flags for every replica (e.g. --db, --session-key/--jwt-secret, --log-format json)
@@ -75,9 +75,9 @@ type SupervisorConfig struct {
 // when the runner dies, however it dies, the kernel closes the pipe and the
 // replica shuts down; on Linux the kernel also SIGKILLs it (Pdeathsig).
 type Supervisor struct {
-	cfg    SupervisorConfig
+	cfg    Config
 	logger *slog.Logger
-	log    *supLog
+	log    *lineLog
 	client *http.Client
 
 	op        sync.Mutex      // held by the operation in progress
@@ -87,18 +87,18 @@ type Supervisor struct {
 	hooks sync.Mutex // held while a hook runs
 
 	mu    sync.Mutex
-	set   map[string]*supProc   // in service, by ID
-	live  map[*supProc]struct{} // every process spawned and not yet reaped
+	set   map[string]*proc   // in service, by ID
+	live  map[*proc]struct{} // every process spawned and not yet reaped
 	ready []time.Duration
 }
 
-// supProc is one spawned process.
-type supProc struct {
+// proc is one spawned process.
+type proc struct {
 	id       string
 	addr     string
 	cmd      *exec.Cmd
 	stdin    *os.File // the write end of the replica's standard input
-	out      *supOutput
+	out      *output
 	spawned  time.Time
 	restarts int
 	lastExit *os.ProcessState
@@ -109,14 +109,14 @@ type supProc struct {
 	state   *os.ProcessState
 }
 
-func (p *supProc) replica() Replica {
+func (p *proc) replica() Replica {
 	return Replica{
 		ID: p.id, Addr: p.addr, PID: p.cmd.Process.Pid, StartedAt: p.spawned,
 		Restarts: p.restarts, ReadyIn: p.readyIn, LastExit: p.lastExit,
 	}
 }
 
-func (p *supProc) exited() bool {
+func (p *proc) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -132,8 +132,8 @@ const (
 	supPortTaken  = "address already in use" // what a replica says when its port was taken
 )
 
-// NewSupervisor returns a Supervisor that runs no replica yet: call Scale.
-func NewSupervisor(cfg SupervisorConfig) *Supervisor {
+// New returns a Supervisor that runs no replica yet: call Scale.
+func New(cfg Config) *Supervisor {
 	if cfg.Binary == "" {
 		cfg.Binary, _ = os.Executable() // an error shows when the first replica fails to start
 	}
@@ -154,14 +154,14 @@ func NewSupervisor(cfg SupervisorConfig) *Supervisor {
 	return &Supervisor{
 		cfg:    cfg,
 		logger: logger.With("server", cfg.Side),
-		log:    &supLog{w: cfg.Log},
+		log:    &lineLog{w: cfg.Log},
 		// No keep-alives: a probe's idle connection would hold a replica's
 		// graceful shutdown back for nothing.
 		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		stopping:  stopping,
 		beginStop: beginStop,
-		set:       map[string]*supProc{},
-		live:      map[*supProc]struct{}{},
+		set:       map[string]*proc{},
+		live:      map[*proc]struct{}{},
 	}
 }
 
@@ -173,7 +173,7 @@ func (s *Supervisor) Replicas() []Replica {
 	for _, p := range s.set {
 		reps = append(reps, p.replica())
 	}
-	slices.SortFunc(reps, func(a, b Replica) int { return supNum(a.ID) - supNum(b.ID) })
+	slices.SortFunc(reps, func(a, b Replica) int { return slotNumber(a.ID) - slotNumber(b.ID) })
 	return reps
 }
 
@@ -205,7 +205,7 @@ func (s *Supervisor) Scale(ctx context.Context, n int) error {
 	switch {
 	case n < len(cur):
 		victims := cur[n:]
-		s.logger.Info("scaling in", "from", len(cur), "to", n, "stopping", supIDs(victims))
+		s.logger.Info("scaling in", "from", len(cur), "to", n, "stopping", idsOf(victims))
 		return s.halt(ctx, victims, true)
 	case n > len(cur):
 		ids := s.freeIDs(n - len(cur))
@@ -275,14 +275,14 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 	s.op.Lock()
 	defer s.op.Unlock()
 	s.mu.Lock()
-	ps := make([]*supProc, 0, len(s.live))
+	ps := make([]*proc, 0, len(s.live))
 	for p := range s.live {
 		ps = append(ps, p)
 	}
 	s.mu.Unlock()
-	slices.SortFunc(ps, func(a, b *supProc) int { return supNum(a.id) - supNum(b.id) })
+	slices.SortFunc(ps, func(a, b *proc) int { return slotNumber(a.id) - slotNumber(b.id) })
 	if len(ps) > 0 {
-		s.logger.Info("stopping all replicas", "replicas", supIDs(ps))
+		s.logger.Info("stopping all replicas", "replicas", idsOf(ps))
 	}
 	return s.halt(ctx, ps, true)
 }
@@ -311,10 +311,10 @@ func (s *Supervisor) replace(ctx context.Context, id string, graceful bool) erro
 	old := s.set[id]
 	s.mu.Unlock()
 	if old == nil {
-		return fmt.Errorf("%s %s: no such replica (running: %s)", verb, id, strings.Join(supIDs(s.inService()), ", "))
+		return fmt.Errorf("%s %s: no such replica (running: %s)", verb, id, strings.Join(idsOf(s.inService()), ", "))
 	}
 	began := time.Now()
-	if err := s.halt(ctx, []*supProc{old}, graceful); err != nil {
+	if err := s.halt(ctx, []*proc{old}, graceful); err != nil {
 		// The old process is gone all the same: its successor can start.
 		s.logger.Warn("replica did not stop cleanly", "id", id, "err", err)
 	}
@@ -328,19 +328,19 @@ func (s *Supervisor) replace(ctx context.Context, id string, graceful bool) erro
 	pid := s.set[id].cmd.Process.Pid
 	s.mu.Unlock()
 	s.logger.Info("replica replaced", "how", verb, "id", id, "old_pid", old.cmd.Process.Pid, "pid", pid,
-		"old_exit", supStatus(old.state), "took", time.Since(began).Round(time.Millisecond))
+		"old_exit", exitStatus(old.state), "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 
 // inService returns the processes in service, sorted by ID number.
-func (s *Supervisor) inService() []*supProc {
+func (s *Supervisor) inService() []*proc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ps := make([]*supProc, 0, len(s.set))
+	ps := make([]*proc, 0, len(s.set))
 	for _, p := range s.set {
 		ps = append(ps, p)
 	}
-	slices.SortFunc(ps, func(a, b *supProc) int { return supNum(a.id) - supNum(b.id) })
+	slices.SortFunc(ps, func(a, b *proc) int { return slotNumber(a.id) - slotNumber(b.id) })
 	return ps
 }
 
@@ -368,7 +368,7 @@ func (s *Supervisor) start(ctx context.Context, id, addr string, restarts int, l
 		a := addr
 		if a == "" {
 			var err error
-			if a, err = supFreeAddr(); err != nil {
+			if a, err = freeAddr(); err != nil {
 				return fmt.Errorf("start %s: find a free port: %w", id, err)
 			}
 		}
@@ -387,7 +387,7 @@ func (s *Supervisor) start(ctx context.Context, id, addr string, restarts int, l
 			s.call(s.cfg.OnReady, p.replica())
 			return nil
 		}
-		_ = s.halt(context.WithoutCancel(ctx), []*supProc{p}, false)
+		_ = s.halt(context.WithoutCancel(ctx), []*proc{p}, false)
 		if try < supStartTries && strings.Contains(p.out.String(), supPortTaken) {
 			s.logger.Warn("port taken before the replica could listen: trying another", "id", id, "addr", a)
 			addr = ""
@@ -398,7 +398,7 @@ func (s *Supervisor) start(ctx context.Context, id, addr string, restarts int, l
 }
 
 // spawn starts one process and the goroutine that reaps it.
-func (s *Supervisor) spawn(id, addr string, restarts int, lastExit *os.ProcessState) (*supProc, error) {
+func (s *Supervisor) spawn(id, addr string, restarts int, lastExit *os.ProcessState) (*proc, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", id, err)
@@ -407,13 +407,13 @@ func (s *Supervisor) spawn(id, addr string, restarts int, lastExit *os.ProcessSt
 	cmd := exec.Command(s.cfg.Binary, args...)
 	cmd.Env = append(os.Environ(), s.cfg.Env...)
 	cmd.Stdin = r
-	out := &supOutput{log: s.log}
+	out := &output{log: s.log}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = supSysProcAttr()
+	cmd.SysProcAttr = sysProcAttr()
 	// A grandchild that kept the output pipe open must not keep Wait from
 	// returning once the replica itself has exited.
 	cmd.WaitDelay = time.Second
-	p := &supProc{id: id, addr: addr, cmd: cmd, stdin: w, out: out, restarts: restarts, lastExit: lastExit, done: make(chan struct{})}
+	p := &proc{id: id, addr: addr, cmd: cmd, stdin: w, out: out, restarts: restarts, lastExit: lastExit, done: make(chan struct{})}
 	p.spawned = time.Now()
 	err = cmd.Start()
 	r.Close() // the replica has its own copy; keeping ours would hide the runner's death from it
@@ -431,7 +431,7 @@ func (s *Supervisor) spawn(id, addr string, restarts int, lastExit *os.ProcessSt
 
 // reap is the one goroutine that waits for a process. An exit the
 // supervisor did not cause takes the replica out of the set.
-func (s *Supervisor) reap(p *supProc) {
+func (s *Supervisor) reap(p *proc) {
 	defer close(p.done)
 	_ = p.cmd.Wait() // the exit status is in ProcessState
 	p.stdin.Close()
@@ -447,18 +447,18 @@ func (s *Supervisor) reap(p *supProc) {
 	s.mu.Unlock()
 
 	if !unexpected {
-		s.logger.Debug("replica exited", "id", p.id, "pid", p.cmd.Process.Pid, "exit", supStatus(p.state))
+		s.logger.Debug("replica exited", "id", p.id, "pid", p.cmd.Process.Pid, "exit", exitStatus(p.state))
 		return
 	}
 	s.logger.Warn("replica exited unexpectedly: it leaves the set", "id", p.id, "pid", p.cmd.Process.Pid,
-		"exit", supStatus(p.state), "output", p.out.String())
+		"exit", exitStatus(p.state), "output", p.out.String())
 	s.changed()
 }
 
 // waitReady polls /api/ready until the process answers 200 under its own
 // replica id (a 200 from whoever else holds the port does not count), the
 // process exits, ReadyTimeout passes, or ctx is done.
-func (s *Supervisor) waitReady(ctx context.Context, p *supProc) error {
+func (s *Supervisor) waitReady(ctx context.Context, p *proc) error {
 	tooSlow := errors.New("not ready in time")
 	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.ReadyTimeout, tooSlow)
 	defer cancel()
@@ -479,7 +479,7 @@ func (s *Supervisor) waitReady(ctx context.Context, p *supProc) error {
 		switch {
 		case p.exited():
 			return fmt.Errorf("replica %s (pid %d) exited before it was ready (%s); its last output:\n%s",
-				p.id, p.cmd.Process.Pid, supStatus(p.state), p.out.String())
+				p.id, p.cmd.Process.Pid, exitStatus(p.state), p.out.String())
 		case context.Cause(ctx) == tooSlow:
 			return fmt.Errorf("replica %s (pid %d) was not ready within %v; its last output:\n%s",
 				p.id, p.cmd.Process.Pid, s.cfg.ReadyTimeout, p.out.String())
@@ -510,7 +510,7 @@ func (s *Supervisor) probe(ctx context.Context, url, id string) bool {
 // those still running after StopTimeout or once ctx is done. Otherwise:
 // SIGKILL at once. Those in service leave the set, and OnChange hears of it
 // once.
-func (s *Supervisor) halt(ctx context.Context, ps []*supProc, graceful bool) error {
+func (s *Supervisor) halt(ctx context.Context, ps []*proc, graceful bool) error {
 	if len(ps) == 0 {
 		return nil
 	}
@@ -564,7 +564,7 @@ func (s *Supervisor) halt(ctx context.Context, ps []*supProc, graceful bool) err
 		}
 		s.mu.Unlock()
 		s.logger.Info("replica stopped", "id", p.id, "pid", p.cmd.Process.Pid, "graceful", graceful,
-			"exit", supStatus(p.state), "took", time.Since(began).Round(time.Millisecond))
+			"exit", exitStatus(p.state), "took", time.Since(began).Round(time.Millisecond))
 	}
 	if removed {
 		s.changed()
@@ -590,13 +590,13 @@ func (s *Supervisor) call(hook func(Replica), r Replica) {
 	}
 }
 
-// supNum is the number at the end of a replica ID.
-func supNum(id string) int {
+// slotNumber is the number at the end of a replica ID.
+func slotNumber(id string) int {
 	n, _ := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
 	return n
 }
 
-func supIDs(ps []*supProc) []string {
+func idsOf(ps []*proc) []string {
 	ids := make([]string, len(ps))
 	for i, p := range ps {
 		ids[i] = p.id
@@ -604,14 +604,14 @@ func supIDs(ps []*supProc) []string {
 	return ids
 }
 
-func supStatus(st *os.ProcessState) string {
+func exitStatus(st *os.ProcessState) string {
 	if st == nil {
 		return "still running"
 	}
 	return st.String()
 }
 
-func supFreeAddr() (string, error) {
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -621,30 +621,30 @@ func supFreeAddr() (string, error) {
 	return addr, nil
 }
 
-// supLog is the writer all replicas' output goes to. Write errors are
+// lineLog is the writer all replicas' output goes to. Write errors are
 // dropped: a full disk must not block a replica on its own output.
-type supLog struct {
+type lineLog struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-func (l *supLog) write(b []byte) {
+func (l *lineLog) write(b []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, _ = l.w.Write(b)
 }
 
-// supOutput is one process's stdout and stderr: it keeps the last
+// output is one process's stdout and stderr: it keeps the last
 // supTailSize bytes for error messages and passes whole lines on to the
 // shared log, so the lines of different replicas never interleave.
-type supOutput struct {
+type output struct {
 	mu      sync.Mutex
-	log     *supLog
+	log     *lineLog
 	tail    []byte
 	pending []byte
 }
 
-func (o *supOutput) Write(b []byte) (int, error) {
+func (o *output) Write(b []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.tail = append(o.tail, b...)
@@ -663,7 +663,7 @@ func (o *supOutput) Write(b []byte) (int, error) {
 }
 
 // flush passes on a last line that did not end in a newline.
-func (o *supOutput) flush() {
+func (o *output) flush() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.pending) > 0 {
@@ -673,7 +673,7 @@ func (o *supOutput) flush() {
 }
 
 // String returns the end of the output, from the start of a line.
-func (o *supOutput) String() string {
+func (o *output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	t := o.tail

@@ -1,6 +1,6 @@
 //go:build linux
 
-package compare_test
+package supervisor_test
 
 import (
 	"bufio"
@@ -29,7 +29,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/sqlite"
@@ -146,7 +146,7 @@ func supFakeServer(args []string) int {
 // supFakeRunner supervises one fake replica, prints its pid, and waits
 // until its standard input closes or it is killed.
 func supFakeRunner() int {
-	sup := compare.NewSupervisor(compare.SupervisorConfig{
+	sup := supervisor.New(supervisor.Config{
 		Side:   "stateless",
 		Binary: os.Args[0],
 		Env:    []string{supHelperEnv + "=server"},
@@ -165,20 +165,20 @@ func supFakeRunner() int {
 // supHooks records what the supervisor's hooks were told.
 type supHooks struct {
 	mu          sync.Mutex
-	ready       []compare.Replica
-	beforeStop  []compare.Replica
-	changes     [][]compare.Replica
-	onStop      func(compare.Replica) // run inside BeforeStop, if set
-	readyAtStop []bool                // did /api/ready answer 200 inside BeforeStop?
+	ready       []supervisor.Replica
+	beforeStop  []supervisor.Replica
+	changes     [][]supervisor.Replica
+	onStop      func(supervisor.Replica) // run inside BeforeStop, if set
+	readyAtStop []bool                   // did /api/ready answer 200 inside BeforeStop?
 }
 
-func (h *supHooks) onReady(r compare.Replica) {
+func (h *supHooks) onReady(r supervisor.Replica) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ready = append(h.ready, r)
 }
 
-func (h *supHooks) onBeforeStop(r compare.Replica) {
+func (h *supHooks) onBeforeStop(r supervisor.Replica) {
 	status, _ := supGet(r.Addr, "/api/ready")
 	h.mu.Lock()
 	h.beforeStop = append(h.beforeStop, r)
@@ -190,7 +190,7 @@ func (h *supHooks) onBeforeStop(r compare.Replica) {
 	}
 }
 
-func (h *supHooks) onChange(reps []compare.Replica) {
+func (h *supHooks) onChange(reps []supervisor.Replica) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.changes = append(h.changes, reps)
@@ -202,7 +202,7 @@ func (h *supHooks) stoppedIDs() []string {
 	return supIDs(h.beforeStop)
 }
 
-func (h *supHooks) lastChange() []compare.Replica {
+func (h *supHooks) lastChange() []supervisor.Replica {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.changes) == 0 {
@@ -213,7 +213,7 @@ func (h *supHooks) lastChange() []compare.Replica {
 
 // supStart returns a supervisor of fake replicas whose hooks h records;
 // edit may change its config. The test's cleanup stops it.
-func supStart(t *testing.T, edit func(*compare.SupervisorConfig)) (*compare.Supervisor, *supHooks, *labtest.Buffer) {
+func supStart(t *testing.T, edit func(*supervisor.Config)) (*supervisor.Supervisor, *supHooks, *labtest.Buffer) {
 	t.Helper()
 	h := &supHooks{}
 	logs := &labtest.Buffer{}
@@ -222,7 +222,7 @@ func supStart(t *testing.T, edit func(*compare.SupervisorConfig)) (*compare.Supe
 			t.Logf("supervisor log and replica output:\n%s", logs)
 		}
 	})
-	cfg := compare.SupervisorConfig{
+	cfg := supervisor.Config{
 		Side:         "stateless",
 		Binary:       os.Args[0],
 		Env:          []string{supHelperEnv + "=server"},
@@ -237,7 +237,7 @@ func supStart(t *testing.T, edit func(*compare.SupervisorConfig)) (*compare.Supe
 	if edit != nil {
 		edit(&cfg)
 	}
-	sup := compare.NewSupervisor(cfg)
+	sup := supervisor.New(cfg)
 	t.Cleanup(func() {
 		if err := sup.Stop(context.Background()); err != nil {
 			t.Errorf("Stop = %v", err)
@@ -246,7 +246,7 @@ func supStart(t *testing.T, edit func(*compare.SupervisorConfig)) (*compare.Supe
 	return sup, h, logs
 }
 
-func supScale(t *testing.T, sup *compare.Supervisor, n int) []compare.Replica {
+func supScale(t *testing.T, sup *supervisor.Supervisor, n int) []supervisor.Replica {
 	t.Helper()
 	if err := sup.Scale(t.Context(), n); err != nil {
 		t.Fatalf("Scale(%d) = %v", n, err)
@@ -258,7 +258,7 @@ func supScale(t *testing.T, sup *compare.Supervisor, n int) []compare.Replica {
 	return reps
 }
 
-func supIDs(reps []compare.Replica) []string {
+func supIDs(reps []supervisor.Replica) []string {
 	ids := make([]string, len(reps))
 	for i, r := range reps {
 		ids[i] = r.ID
@@ -266,7 +266,7 @@ func supIDs(reps []compare.Replica) []string {
 	return ids
 }
 
-func supPIDs(reps []compare.Replica) map[string]int {
+func supPIDs(reps []supervisor.Replica) map[string]int {
 	pids := map[string]int{}
 	for _, r := range reps {
 		pids[r.ID] = r.PID
@@ -289,7 +289,7 @@ func supGet(addr, path string) (int, map[string]any) {
 
 // supCheckHealth checks that each replica answers /api/health as itself,
 // from the process the supervisor says it is.
-func supCheckHealth(t *testing.T, reps []compare.Replica) {
+func supCheckHealth(t *testing.T, reps []supervisor.Replica) {
 	t.Helper()
 	for _, r := range reps {
 		status, body := supGet(r.Addr, "/api/health")
@@ -397,10 +397,10 @@ func TestSupervisorScaleOut(t *testing.T) {
 
 func TestSupervisorRestart(t *testing.T) {
 	t.Parallel()
-	var sup *compare.Supervisor
+	var sup *supervisor.Supervisor
 	var duringOp []int
 	sup, h, _ := supStart(t, nil)
-	h.onStop = func(compare.Replica) { duringOp = append(duringOp, len(sup.Replicas())) } // must not wait for the Restart in progress
+	h.onStop = func(supervisor.Replica) { duringOp = append(duringOp, len(sup.Replicas())) } // must not wait for the Restart in progress
 	old := supScale(t, sup, 1)[0]
 
 	if err := sup.Restart(t.Context(), old.ID); err != nil {
@@ -564,7 +564,7 @@ func TestSupervisorStop(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sup, h, _ := supStart(t, func(c *compare.SupervisorConfig) {
+			sup, h, _ := supStart(t, func(c *supervisor.Config) {
 				c.Args = tt.args
 				c.StopTimeout = tt.stopTimeout
 			})
@@ -665,19 +665,19 @@ func TestSupervisorStartFailure(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		edit     func(*compare.SupervisorConfig)
+		edit     func(*supervisor.Config)
 		wantErrs []string
 	}{
 		{
 			name: "replica exits at once",
-			edit: func(c *compare.SupervisorConfig) {
+			edit: func(c *supervisor.Config) {
 				c.Args = []string{"--fail", "open database /nowhere/library.db: permission denied"}
 			},
 			wantErrs: []string{"exited before it was ready", "exit status 1", "open database /nowhere/library.db: permission denied"},
 		},
 		{
 			name: "replica never ready",
-			edit: func(c *compare.SupervisorConfig) {
+			edit: func(c *supervisor.Config) {
 				c.Args = []string{"--never-ready"}
 				c.ReadyTimeout = 300 * time.Millisecond
 			},
@@ -685,7 +685,7 @@ func TestSupervisorStartFailure(t *testing.T) {
 		},
 		{
 			name:     "no such binary",
-			edit:     func(c *compare.SupervisorConfig) { c.Binary = filepath.Join(t.TempDir(), "no-statelab") },
+			edit:     func(c *supervisor.Config) { c.Binary = filepath.Join(t.TempDir(), "no-statelab") },
 			wantErrs: []string{"start stateless-1", "no such file"},
 		},
 	}
@@ -726,7 +726,7 @@ func TestSupervisorStartFailure(t *testing.T) {
 func TestSupervisorRetriesTakenPort(t *testing.T) {
 	t.Parallel()
 	once := filepath.Join(t.TempDir(), "failed-once")
-	sup, _, logs := supStart(t, func(c *compare.SupervisorConfig) { c.Args = []string{"--fail-once", once} })
+	sup, _, logs := supStart(t, func(c *supervisor.Config) { c.Args = []string{"--fail-once", once} })
 	reps := supScale(t, sup, 1)
 	if !strings.Contains(logs.String(), "port taken") {
 		t.Errorf("the log does not tell of the retry:\n%s", logs)
@@ -846,7 +846,7 @@ func TestSupervisorRealServer(t *testing.T) {
 	secret := strings.Repeat("0123456789abcdef", 4)
 	args := []string{"--db", db, "--jwt-secret", secret, "--log-format", "json", "--shutdown-timeout", "5s"}
 
-	sup, h, logs := supStart(t, func(c *compare.SupervisorConfig) {
+	sup, h, logs := supStart(t, func(c *supervisor.Config) {
 		c.Binary = bin
 		c.Env = nil
 		c.Args = args

@@ -1,4 +1,4 @@
-package compare_test
+package balancer_test
 
 import (
 	"io"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
 )
 
 // The balancer should add little to a request: the target is at
@@ -69,8 +69,8 @@ func BenchmarkDirect(b *testing.B) {
 
 func BenchmarkThroughBalancer(b *testing.B) {
 	rep := lbBenchReplica(b)
-	lb := compare.NewBalancer(compare.BalancerConfig{Side: compare.Stateless})
-	lb.SetBackends([]compare.Backend{{ID: "bench", Addr: rep.Listener.Addr().String()}})
+	lb := balancer.New(balancer.Config{Side: "stateless"})
+	lb.SetBackends([]balancer.Backend{{ID: "bench", Addr: rep.Listener.Addr().String()}})
 	lb.MarkReady("bench")
 	srv := httptest.NewServer(lb)
 	b.Cleanup(srv.Close)

@@ -1,4 +1,4 @@
-package compare
+package balancer
 
 import (
 	"bytes"
@@ -28,9 +28,9 @@ type Backend struct {
 	Addr string // host:port
 }
 
-// BalancerConfig is what NewBalancer needs. Both sides of a comparison get
+// Config is what New needs. Both sides of a comparison get
 // the same balancer; Side only labels its metrics, logs and error answers.
-type BalancerConfig struct {
+type Config struct {
 	Side        string                // "stateful" or "stateless": a label only
 	Logger      *slog.Logger          // nil: no logs
 	Registerer  prometheus.Registerer // nil: no metrics
@@ -64,21 +64,21 @@ type Balancer struct {
 	every     time.Duration
 	transport http.RoundTripper
 	health    *http.Client
-	metrics   *lbMetrics // nil: no metrics
+	metrics   *metrics // nil: no metrics
 	errorLog  *log.Logger
-	buffers   lbBufferPool
+	buffers   bufferPool
 
-	next     atomic.Uint64                // the round-robin counter
-	rotation atomic.Pointer[[]*lbBackend] // ready and not draining, read without a lock per request
+	next     atomic.Uint64              // the round-robin counter
+	rotation atomic.Pointer[[]*backend] // ready and not draining, read without a lock per request
 
 	mu       sync.Mutex
-	backends []*lbBackend
+	backends []*backend
 	early    map[string]bool // MarkReady calls for ids SetBackends has not brought yet
 }
 
-// lbBackend is a Backend and what the balancer knows about it. The fields
+// backend is a Backend and what the balancer knows about it. The fields
 // below the comment change under Balancer.mu only.
-type lbBackend struct {
+type backend struct {
 	Backend
 	inRotation atomic.Bool // a copy of ready && !draining for the request path
 
@@ -89,7 +89,7 @@ type lbBackend struct {
 	ready    bool
 	draining bool
 	// slow counts consecutive health checks that timed out. A replica
-	// leaves rotation after lbSlowChecks of them, not at the first: on a
+	// leaves rotation after slowChecks of them, not at the first: on a
 	// busy two-core machine one slow answer says little, and taking every
 	// replica out at once would turn a slow lab into a broken one.
 	slow int
@@ -100,22 +100,22 @@ type lbBackend struct {
 }
 
 const (
-	lbMaxBody       = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
-	lbHealthTimeout = 500 * time.Millisecond
-	lbDefaultEvery  = 250 * time.Millisecond
-	lbReadyPath     = "/api/ready"
-	lbBalancerHdr   = "X-Statelab-Balancer"
-	lbMaxEarly      = 64 // early MarkReady ids remembered at most
-	lbSlowChecks    = 3  // timed-out health checks in a row that take a backend out
+	maxBody        = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
+	healthTimeout  = 500 * time.Millisecond
+	defaultEvery   = 250 * time.Millisecond
+	readyPath      = "/api/ready"
+	balancerHeader = "X-Statelab-Balancer"
+	maxEarly       = 64 // early MarkReady ids remembered at most
+	slowChecks     = 3  // timed-out health checks in a row that take a backend out
 )
 
-// lbErrNoBackend means the request reached no replica: none was in
+// errNoBackend means the request reached no replica: none was in
 // rotation, or every one tried refused the connection.
-var lbErrNoBackend = errors.New("no replica could be reached")
+var errNoBackend = errors.New("no replica could be reached")
 
-// NewBalancer returns a balancer with no backends; SetBackends gives it
+// New returns a balancer with no backends; SetBackends gives it
 // some and Run keeps their health current.
-func NewBalancer(cfg BalancerConfig) *Balancer {
+func New(cfg Config) *Balancer {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -123,7 +123,7 @@ func NewBalancer(cfg BalancerConfig) *Balancer {
 	logger = logger.With("server", cfg.Side)
 	every := cfg.HealthEvery
 	if every <= 0 {
-		every = lbDefaultEvery
+		every = defaultEvery
 	}
 	transport := cfg.Transport
 	if transport == nil {
@@ -143,7 +143,7 @@ func NewBalancer(cfg BalancerConfig) *Balancer {
 		transport: transport,
 		health: &http.Client{
 			Transport:     transport,
-			Timeout:       lbHealthTimeout,
+			Timeout:       healthTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		// ReverseProxy reports a replica that died mid-answer through this
@@ -151,9 +151,9 @@ func NewBalancer(cfg BalancerConfig) *Balancer {
 		errorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		early:    map[string]bool{},
 	}
-	b.rotation.Store(&[]*lbBackend{})
+	b.rotation.Store(&[]*backend{})
 	if cfg.Registerer != nil {
-		b.metrics = lbNewMetrics(cfg.Registerer, cfg.Side, logger)
+		b.metrics = newMetrics(cfg.Registerer, cfg.Side, logger)
 		b.metrics.inRotation.Set(0)
 	}
 	return b
@@ -165,18 +165,18 @@ func NewBalancer(cfg BalancerConfig) *Balancer {
 func (b *Balancer) SetBackends(backends []Backend) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	old := make(map[string]*lbBackend, len(b.backends))
+	old := make(map[string]*backend, len(b.backends))
 	for _, be := range b.backends {
 		old[be.ID] = be
 	}
-	next := make([]*lbBackend, 0, len(backends))
+	next := make([]*backend, 0, len(backends))
 	for _, nb := range backends {
 		if be, ok := old[nb.ID]; ok && be.Addr == nb.Addr {
 			next = append(next, be)
 			delete(old, nb.ID)
 			continue
 		}
-		be := &lbBackend{Backend: nb}
+		be := &backend{Backend: nb}
 		if b.early[nb.ID] {
 			be.ready = true
 			delete(b.early, nb.ID)
@@ -199,7 +199,7 @@ func (b *Balancer) MarkReady(id string) {
 	defer b.mu.Unlock()
 	be := b.findLocked(id)
 	if be == nil {
-		if len(b.early) >= lbMaxEarly { // only ids that never came can fill it: forget them
+		if len(b.early) >= maxEarly { // only ids that never came can fill it: forget them
 			clear(b.early)
 		}
 		b.early[id] = true
@@ -274,7 +274,7 @@ func (b *Balancer) Run(ctx context.Context) {
 
 func (b *Balancer) checkAll(ctx context.Context) {
 	type probe struct {
-		be  *lbBackend
+		be  *backend
 		gen uint64
 	}
 	b.mu.Lock()
@@ -303,9 +303,9 @@ func (b *Balancer) checkAll(ctx context.Context) {
 			continue // decided since the check began, or no longer ours
 		}
 		ok := results[i] == nil
-		if !ok && lbTimedOut(results[i]) {
+		if !ok && timedOut(results[i]) {
 			be.slow++
-			if be.slow < lbSlowChecks {
+			if be.slow < slowChecks {
 				continue
 			}
 		} else {
@@ -327,7 +327,7 @@ func (b *Balancer) checkAll(ctx context.Context) {
 }
 
 func (b *Balancer) check(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+lbReadyPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+readyPath, nil)
 	if err != nil {
 		return err
 	}
@@ -345,7 +345,7 @@ func (b *Balancer) check(ctx context.Context, addr string) error {
 }
 
 // markDown takes a backend out of rotation after it refused a connection.
-func (b *Balancer) markDown(be *lbBackend, cause error) {
+func (b *Balancer) markDown(be *backend, cause error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	be.gen++
@@ -359,7 +359,7 @@ func (b *Balancer) markDown(be *lbBackend, cause error) {
 	}
 }
 
-func (b *Balancer) findLocked(id string) *lbBackend {
+func (b *Balancer) findLocked(id string) *backend {
 	for _, be := range b.backends {
 		if be.ID == id {
 			return be
@@ -370,7 +370,7 @@ func (b *Balancer) findLocked(id string) *lbBackend {
 
 // rebuildLocked publishes a new rotation snapshot; b.mu must be held.
 func (b *Balancer) rebuildLocked() {
-	rot := make([]*lbBackend, 0, len(b.backends))
+	rot := make([]*backend, 0, len(b.backends))
 	for _, be := range b.backends {
 		in := be.ready && !be.draining
 		be.inRotation.Store(in)
@@ -386,7 +386,7 @@ func (b *Balancer) rebuildLocked() {
 
 // ServeHTTP proxies r to the next backend in rotation.
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &lbExchange{b: b}
+	ex := &exchange{b: b}
 	// Deferred, so a request cut off by a replica dying mid-answer (which
 	// ReverseProxy ends with panic(http.ErrAbortHandler)) is counted too.
 	defer ex.count()
@@ -397,7 +397,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proxy := &httputil.ReverseProxy{
-		Rewrite:      lbRewrite,
+		Rewrite:      rewrite,
 		Transport:    ex,
 		ErrorHandler: ex.fail,
 		ErrorLog:     b.errorLog,
@@ -406,31 +406,31 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	proxy.ServeHTTP(w, r)
 }
 
-// lbRewrite keeps the path, query and Host of the inbound request; the
+// rewrite keeps the path, query and Host of the inbound request; the
 // exchange fills in the replica's address for each try.
-func lbRewrite(pr *httputil.ProxyRequest) {
+func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "replica.invalid"
 	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	pr.SetXForwarded()
 }
 
-// lbExchange is one request's way through the balancer. It is the
+// exchange is one request's way through the balancer. It is the
 // ReverseProxy's Transport, which is where a try can fail and the next begin.
-type lbExchange struct {
+type exchange struct {
 	b          *Balancer
 	body       []byte // the buffered body (or, when !replayable, its first part)
 	replayable bool   // body is all of it: a refused connection may be retried
-	backend    *lbBackend
+	backend    *backend
 	status     int
 }
 
-func (ex *lbExchange) readBody(r *http.Request) error {
+func (ex *exchange) readBody(r *http.Request) error {
 	ex.replayable = true
 	switch {
 	case r.ContentLength == 0:
 		return nil
-	case r.ContentLength > lbMaxBody:
+	case r.ContentLength > maxBody:
 		ex.replayable = false
 		return nil
 	case r.ContentLength > 0:
@@ -439,27 +439,27 @@ func (ex *lbExchange) readBody(r *http.Request) error {
 		return err
 	}
 	// Unknown length (chunked): read up to one byte over the limit.
-	body, err := io.ReadAll(io.LimitReader(r.Body, lbMaxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	ex.body = body
 	if err != nil {
 		return err
 	}
-	ex.replayable = len(body) <= lbMaxBody
+	ex.replayable = len(body) <= maxBody
 	return nil
 }
 
 // RoundTrip sends req to the backends in rotation, starting at the next one
 // in turn, until one is reached.
-func (ex *lbExchange) RoundTrip(req *http.Request) (*http.Response, error) {
+func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := ex.b
 	snap := *b.rotation.Load()
 	n := uint64(len(snap))
 	if n == 0 {
-		lbCloseBody(req)
-		return nil, lbErrNoBackend
+		closeBody(req)
+		return nil, errNoBackend
 	}
 	start := b.next.Add(1) - 1
-	var failed *lbBackend // the last backend that refused, counted as a retry when another try follows
+	var failed *backend // the last backend that refused, counted as a retry when another try follows
 	for i := range n {
 		be := snap[(start+i)%n]
 		if failed != nil && !ex.replayable {
@@ -480,11 +480,11 @@ func (ex *lbExchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := b.transport.RoundTrip(ex.try(req, be))
 		if err == nil {
 			ex.status = resp.StatusCode
-			resp.Body = &lbCountedBody{ReadCloser: resp.Body, be: be}
+			resp.Body = &countedBody{ReadCloser: resp.Body, be: be}
 			return resp, nil
 		}
 		be.inflight.Add(-1)
-		if !lbNeverSent(err) || req.Context().Err() != nil {
+		if !neverSent(err) || req.Context().Err() != nil {
 			return nil, err
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
@@ -496,19 +496,19 @@ func (ex *lbExchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		failed = be
 	}
 	ex.backend = nil
-	lbCloseBody(req)
-	return nil, lbErrNoBackend
+	closeBody(req)
+	return nil, errNoBackend
 }
 
 // try is req addressed to be, with a fresh copy of the buffered body.
-func (ex *lbExchange) try(req *http.Request, be *lbBackend) *http.Request {
+func (ex *exchange) try(req *http.Request, be *backend) *http.Request {
 	out := req.WithContext(req.Context()) // a shallow copy the Transport may own
 	u := *req.URL
 	u.Host = be.Addr
 	out.URL = &u
 	switch {
 	case !ex.replayable:
-		out.Body = lbPrefixed{io.MultiReader(bytes.NewReader(ex.body), req.Body), req.Body}
+		out.Body = prefixed{io.MultiReader(bytes.NewReader(ex.body), req.Body), req.Body}
 	case len(ex.body) == 0:
 		if req.Body != nil {
 			out.Body = http.NoBody
@@ -527,44 +527,44 @@ func (ex *lbExchange) try(req *http.Request, be *lbBackend) *http.Request {
 	return out
 }
 
-// lbCountedBody is a response body that counts its request out of the
+// countedBody is a response body that counts its request out of the
 // backend's in-flight requests when the ReverseProxy closes it, which it
 // does on every path, a client that went away included.
-type lbCountedBody struct {
+type countedBody struct {
 	io.ReadCloser
-	be   *lbBackend
+	be   *backend
 	once sync.Once
 }
 
-func (c *lbCountedBody) Close() error {
+func (c *countedBody) Close() error {
 	c.once.Do(func() { c.be.inflight.Add(-1) })
 	return c.ReadCloser.Close()
 }
 
-// lbCloseBody honours the RoundTripper contract on paths that send nothing.
-func lbCloseBody(req *http.Request) {
+// closeBody honours the RoundTripper contract on paths that send nothing.
+func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
 }
 
-// lbTimedOut reports whether a health check failed by taking too long,
+// timedOut reports whether a health check failed by taking too long,
 // rather than by a refused connection or a status that says "not ready".
-func lbTimedOut(err error) bool {
+func timedOut(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// lbNeverSent reports whether err means the request reached no server: the
+// neverSent reports whether err means the request reached no server: the
 // connection was never made. Everything else may have been processed.
-func lbNeverSent(err error) bool {
+func neverSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // fail is the ReverseProxy's ErrorHandler: nothing has been written yet.
-func (ex *lbExchange) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, lbErrNoBackend) {
+func (ex *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errNoBackend) {
 		ex.status = http.StatusServiceUnavailable
 		ex.b.writeError(w, ex.status, "no_backend", "No "+ex.b.side+" replica could take the request; try again in a moment.")
 		return
@@ -573,7 +573,7 @@ func (ex *lbExchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ex.b.writeError(w, ex.status, "bad_gateway", "The "+ex.b.side+" replica failed before it finished answering; the request may or may not have been processed.")
 }
 
-func (ex *lbExchange) count() {
+func (ex *exchange) count() {
 	m := ex.b.metrics
 	if m == nil {
 		return
@@ -588,65 +588,65 @@ func (ex *lbExchange) count() {
 // writeError answers for the balancer itself, in the project's envelope,
 // with a header that tells it apart from a replica's answer.
 func (b *Balancer) writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set(lbBalancerHdr, b.side)
+	w.Header().Set(balancerHeader, b.side)
 	api.Encode(w, status, api.Envelope{Success: false, Code: code, Message: message})
 }
 
-// lbPrefixed is a body whose first part was already read from the client:
+// prefixed is a body whose first part was already read from the client:
 // reading gives the whole body, closing closes the client's.
-type lbPrefixed struct {
+type prefixed struct {
 	io.Reader
 	io.Closer
 }
 
-// lbBufferPool reuses ReverseProxy's 32 KiB copy buffers, which it would
+// bufferPool reuses ReverseProxy's 32 KiB copy buffers, which it would
 // otherwise allocate for every response.
-type lbBufferPool struct{ p sync.Pool }
+type bufferPool struct{ p sync.Pool }
 
-func (p *lbBufferPool) Get() []byte {
+func (p *bufferPool) Get() []byte {
 	if b, ok := p.p.Get().(*[]byte); ok {
 		return *b
 	}
 	return make([]byte, 32<<10)
 }
 
-func (p *lbBufferPool) Put(b []byte) { p.p.Put(&b) }
+func (p *bufferPool) Put(b []byte) { p.p.Put(&b) }
 
-// lbMetrics are the balancer's series, already curried with its side.
-type lbMetrics struct {
+// metrics are the balancer's series, already curried with its side.
+type metrics struct {
 	requests   *prometheus.CounterVec // backend, code
 	retries    *prometheus.CounterVec // backend
 	inRotation prometheus.Gauge
 }
 
-// lbNewMetrics registers the balancer's metrics. Both balancers of a run
+// newMetrics registers the balancer's metrics. Both balancers of a run
 // share one registry, so the second finds the vectors already there and
 // uses them with its own side label.
-func lbNewMetrics(reg prometheus.Registerer, side string, logger *slog.Logger) *lbMetrics {
-	requests := lbRegister(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
+func newMetrics(reg prometheus.Registerer, side string, logger *slog.Logger) *metrics {
+	requests := register(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_balancer_requests_total",
 		Help: "Requests through the balancer, by server (side), backend (the replica the request went to, or none) and the status code sent to the client.",
 	}, []string{"server", "backend", "code"}))
-	retries := lbRegister(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
+	retries := register(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_balancer_retries_total",
 		Help: "Requests sent on to the next replica because this backend refused the connection, by server and backend.",
 	}, []string{"server", "backend"}))
-	inRotation := lbRegister(reg, logger, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	inRotation := register(reg, logger, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "statelab_balancer_backends_in_rotation",
 		Help: "Backends the balancer sends new requests to: ready and not draining, by server.",
 	}, []string{"server"}))
 	labels := prometheus.Labels{"server": side}
-	return &lbMetrics{
+	return &metrics{
 		requests:   requests.MustCurryWith(labels),
 		retries:    retries.MustCurryWith(labels),
 		inRotation: inRotation.With(labels),
 	}
 }
 
-// lbRegister registers c, or returns the collector already registered under
+// register registers c, or returns the collector already registered under
 // its name. Any other failure is logged and c is used unregistered: the
 // balancer's job is to carry traffic, not to stop a run over a metric.
-func lbRegister[C prometheus.Collector](reg prometheus.Registerer, logger *slog.Logger, c C) C {
+func register[C prometheus.Collector](reg prometheus.Registerer, logger *slog.Logger, c C) C {
 	err := reg.Register(c)
 	if err == nil {
 		return c

@@ -1,0 +1,11 @@
+package compare_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/statelab/statelab/internal/labtest"
+)
+
+// TestMain removes the statelab binary the end-to-end tests build.
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
