@@ -200,9 +200,9 @@ type apiCase struct {
 	on     string // the lab's server to send to; "" for its main one
 	who    string // "" for anonymous, else a credential of the lab ("alice", "bob", "librarian", ...)
 	method string
-	path   string // may hold {name} placeholders for values saved by earlier cases
-	body   string // sent as is, so it can be malformed; may hold placeholders
-	ctype  string // Content-Type; "" means application/json when there is a body; noContentType sends none
+	path   string            // may hold {name} placeholders for values saved by earlier cases
+	body   string            // sent as is, so it can be malformed; may hold placeholders
+	ctype  string            // Content-Type; "" means application/json when there is a body; noContentType sends none
 	header map[string]string // more request headers, such as a browser's Origin
 	// serial marks a case that changes state or depends on state earlier
 	// cases made. Serial cases run one by one, in table order, after all
