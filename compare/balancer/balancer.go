@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -277,7 +276,8 @@ func (b *Balancer) WaitIdle(ctx context.Context, id string) error {
 // InRotation returns the backends new requests may go to: ready and not
 // draining.
 func (b *Balancer) InRotation() []Backend {
-	return slices.Clone(b.rotation.Load().public)
+	public := b.rotation.Load().public
+	return append(make([]Backend, 0, len(public)), public...)
 }
 
 // Requests returns how many requests the balancer handed to each backend

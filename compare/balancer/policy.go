@@ -20,7 +20,9 @@ import (
 // nowhere.
 //
 // A Policy is called from many requests at once and must be safe for
-// concurrent use. It may be shared by several balancers.
+// concurrent use. Give each Balancer its own: sharing one is correct, but
+// HashAffinity keeps the ring of the last rotation it saw, and two
+// balancers would have it rebuild its ring on every request.
 type Policy interface {
 	// Order appends to dst the indexes into rotation that r should try,
 	// best first, and returns the extended slice. A refused connection
@@ -47,7 +49,9 @@ const (
 const (
 	// RouteCookie is the cookie CookieAffinity sets. Its value is the
 	// replica's ID, in plain sight: the lab wants the routing state to be
-	// visible in the browser's cookie jar.
+	// visible in the browser's cookie jar. So an ID must be a valid cookie
+	// value (the supervisor's "stateful-1" is); one that is not would be
+	// re-pinned on every request, which is round robin.
 	RouteCookie = "statelab_route"
 
 	// SessionCookie is the name of the stateful side's session cookie
@@ -154,7 +158,8 @@ func (*cookieAffinity) Answered(r *http.Request, resp *http.Response, chosen Bac
 // vnodes is the number of points each backend has on HashAffinity's ring.
 // With fewer, the shares of a few backends are uneven (one point each
 // would give shares as uneven as the gaps between random points); 160 is
-// ketama's choice and keeps each share within a few percent of 1/n.
+// ketama's choice and keeps each share within about a tenth of 1/n, at a
+// ring small enough to build on every rotation change.
 const vnodes = 160
 
 // HashAffinity returns the policy of ingress-nginx's "balanced" session
