@@ -40,22 +40,29 @@ type Config struct {
 	// replica, a one-second dial timeout, no proxy from the environment and
 	// no transparent gzip, so responses pass through exactly as sent.
 	Transport http.RoundTripper
+	// Policy chooses the replica for each request; nil means RoundRobin.
+	Policy Policy
 }
 
-// Balancer is a round-robin load balancer with no stickiness: consecutive
-// requests of one client go to different replicas, which is what exposes
-// state kept in one replica's memory.
+// Balancer is a load balancer whose Policy chooses the replica for each
+// request. With RoundRobin, the default, there is no stickiness:
+// consecutive requests of one client go to different replicas, which is
+// what exposes state kept in one replica's memory. CookieAffinity and
+// HashAffinity keep a client on one replica, the first with a routing
+// cookie the balancer sets, the second with a hash of the client's session
+// cookie, and so hide that state until its replica goes away.
 //
-// A request that could not connect to a replica (it never reached a server)
-// is retried on the next replica in rotation, and the replica that refused
-// leaves rotation until a health check passes. A request that reached a
-// replica is never retried: a POST may have been processed, and sending it
-// again could borrow a book twice. Request bodies up to 1 MiB are buffered
-// so they can be sent again; a larger body is streamed to one replica with
-// no retry: the replica rejects it with its own 413 anyway, and the
-// balancer stays out of that judgement.
+// Whatever the policy, a request that could not connect to a replica (it
+// never reached a server) is retried on the next replica in the policy's
+// order, and the replica that refused leaves rotation until a health check
+// passes. A request that reached a replica is never retried: a POST may
+// have been processed, and sending it again could borrow a book twice.
+// Request bodies up to 1 MiB are buffered so they can be sent again; a
+// larger body is streamed to one replica with no retry: the replica rejects
+// it with its own 413 anyway, and the balancer stays out of that judgement.
 //
-// Answers from replicas pass through untouched, Set-Cookie included. The
+// Answers from replicas pass through untouched, Set-Cookie included; a
+// policy may only add to them (CookieAffinity adds its cookie). The
 // balancer's own answers (503 no_backend, 502 bad_gateway) use the
 // project's JSON envelope and carry X-Statelab-Balancer: <side>.
 type Balancer struct {
@@ -67,13 +74,23 @@ type Balancer struct {
 	metrics   *metrics // nil: no metrics
 	errorLog  *log.Logger
 	buffers   bufferPool
+	policy    Policy
 
-	next     atomic.Uint64              // the round-robin counter
-	rotation atomic.Pointer[[]*backend] // ready and not draining, read without a lock per request
+	rotation atomic.Pointer[snapshot] // ready and not draining, read without a lock per request
 
 	mu       sync.Mutex
 	backends []*backend
 	early    map[string]bool // MarkReady calls for ids SetBackends has not brought yet
+	// requests counts the requests handed to each backend ID, kept by ID
+	// rather than in the backend so a replica restarted on a new address
+	// goes on counting where it left off.
+	requests map[string]*atomic.Uint64
+}
+
+// snapshot is the rotation as one request sees it.
+type snapshot struct {
+	backends []*backend
+	public   []Backend // the same backends, for the Policy; never modified once stored
 }
 
 // backend is a Backend and what the balancer knows about it. The fields
@@ -85,6 +102,8 @@ type backend struct {
 	// inflight counts requests handed to this backend whose answers have
 	// not been read to the end: what a drain waits for.
 	inflight atomic.Int64
+	// requests is the Balancer's counter for this ID, set once at creation.
+	requests *atomic.Uint64
 
 	ready    bool
 	draining bool
@@ -150,8 +169,13 @@ func New(cfg Config) *Balancer {
 		// logger; that is one line per request, so only at debug level.
 		errorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		early:    map[string]bool{},
+		requests: map[string]*atomic.Uint64{},
+		policy:   cfg.Policy,
 	}
-	b.rotation.Store(&[]*backend{})
+	if b.policy == nil {
+		b.policy = RoundRobin()
+	}
+	b.rotation.Store(&snapshot{})
 	if cfg.Registerer != nil {
 		b.metrics = newMetrics(cfg.Registerer, cfg.Side, logger)
 		b.metrics.inRotation.Set(0)
@@ -176,7 +200,11 @@ func (b *Balancer) SetBackends(backends []Backend) {
 			delete(old, nb.ID)
 			continue
 		}
-		be := &backend{Backend: nb}
+		be := &backend{Backend: nb, requests: b.requests[nb.ID]}
+		if be.requests == nil {
+			be.requests = new(atomic.Uint64)
+			b.requests[nb.ID] = be.requests
+		}
 		if b.early[nb.ID] {
 			be.ready = true
 			delete(b.early, nb.ID)
@@ -248,10 +276,21 @@ func (b *Balancer) WaitIdle(ctx context.Context, id string) error {
 // InRotation returns the backends new requests may go to: ready and not
 // draining.
 func (b *Balancer) InRotation() []Backend {
-	snap := *b.rotation.Load()
-	out := make([]Backend, len(snap))
-	for i, be := range snap {
-		out[i] = be.Backend
+	public := b.rotation.Load().public
+	return append(make([]Backend, 0, len(public)), public...)
+}
+
+// Requests returns how many requests the balancer handed to each backend
+// ID since it was made, for every ID it has been given: the same count as
+// statelab_balancer_requests_total summed over codes, kept whether or not
+// there is a Registerer, so that a runner can compute each replica's share
+// of the traffic after a scale event. A request is counted when it ends.
+func (b *Balancer) Requests() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]uint64, len(b.requests))
+	for id, n := range b.requests {
+		out[id] = n.Load()
 	}
 	return out
 }
@@ -370,23 +409,24 @@ func (b *Balancer) findLocked(id string) *backend {
 
 // rebuildLocked publishes a new rotation snapshot; b.mu must be held.
 func (b *Balancer) rebuildLocked() {
-	rot := make([]*backend, 0, len(b.backends))
+	snap := &snapshot{}
 	for _, be := range b.backends {
 		in := be.ready && !be.draining
 		be.inRotation.Store(in)
 		if in {
-			rot = append(rot, be)
+			snap.backends = append(snap.backends, be)
+			snap.public = append(snap.public, be.Backend)
 		}
 	}
-	b.rotation.Store(&rot)
+	b.rotation.Store(snap)
 	if b.metrics != nil {
-		b.metrics.inRotation.Set(float64(len(rot)))
+		b.metrics.inRotation.Set(float64(len(snap.backends)))
 	}
 }
 
-// ServeHTTP proxies r to the next backend in rotation.
+// ServeHTTP proxies r to the backend the policy chooses.
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{b: b}
+	ex := &exchange{b: b, in: r}
 	// Deferred, so a request cut off by a replica dying mid-answer (which
 	// ReverseProxy ends with panic(http.ErrAbortHandler)) is counted too.
 	defer ex.count()
@@ -419,8 +459,10 @@ func rewrite(pr *httputil.ProxyRequest) {
 // ReverseProxy's Transport, which is where a try can fail and the next begin.
 type exchange struct {
 	b          *Balancer
-	body       []byte // the buffered body (or, when !replayable, its first part)
-	replayable bool   // body is all of it: a refused connection may be retried
+	in         *http.Request // as the client sent it: what the policy sees
+	orderBuf   [8]int        // room for the policy's order without an allocation of its own
+	body       []byte        // the buffered body (or, when !replayable, its first part)
+	replayable bool          // body is all of it: a refused connection may be retried
 	backend    *backend
 	status     int
 }
@@ -448,20 +490,22 @@ func (ex *exchange) readBody(r *http.Request) error {
 	return nil
 }
 
-// RoundTrip sends req to the backends in rotation, starting at the next one
-// in turn, until one is reached.
+// RoundTrip sends req to the backends in rotation, in the policy's order,
+// until one is reached.
 func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := ex.b
-	snap := *b.rotation.Load()
-	n := uint64(len(snap))
-	if n == 0 {
+	snap := b.rotation.Load()
+	if len(snap.backends) == 0 {
 		closeBody(req)
 		return nil, errNoBackend
 	}
-	start := b.next.Add(1) - 1
+	order := b.policy.Order(ex.orderBuf[:0], ex.in, snap.public)
 	var failed *backend // the last backend that refused, counted as a retry when another try follows
-	for i := range n {
-		be := snap[(start+i)%n]
+	for _, i := range order {
+		if i < 0 || i >= len(snap.backends) {
+			continue // a policy's mistake costs it a try, not the balancer a panic
+		}
+		be := snap.backends[i]
 		if failed != nil && !ex.replayable {
 			break // the body was handed to the first try and cannot be sent again
 		}
@@ -481,6 +525,7 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			ex.status = resp.StatusCode
 			resp.Body = &countedBody{ReadCloser: resp.Body, be: be}
+			b.policy.Answered(ex.in, resp, be.Backend)
 			return resp, nil
 		}
 		be.inflight.Add(-1)
@@ -574,15 +619,14 @@ func (ex *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (ex *exchange) count() {
-	m := ex.b.metrics
-	if m == nil {
-		return
-	}
 	backend := "none"
 	if ex.backend != nil {
 		backend = ex.backend.ID
+		ex.backend.requests.Add(1)
 	}
-	m.requests.WithLabelValues(backend, strconv.Itoa(ex.status)).Inc()
+	if m := ex.b.metrics; m != nil {
+		m.requests.WithLabelValues(backend, strconv.Itoa(ex.status)).Inc()
+	}
 }
 
 // writeError answers for the balancer itself, in the project's envelope,

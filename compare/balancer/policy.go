@@ -1,0 +1,304 @@
+package balancer
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// Policy decides which replicas a request tries, in which order, and may
+// mark the answer so that the client's next request can find the same one.
+// The balancer owns everything else: the retry of a refused connection,
+// drains, in-flight accounting, health checks. A Policy is where the state
+// of "which replica is mine" lives, which is the lab's question: in a cookie
+// the balancer sets, in a hash of the client's own session cookie, or
+// nowhere.
+//
+// A Policy is called from many requests at once and must be safe for
+// concurrent use. Give each Balancer its own: sharing one is correct, but
+// HashAffinity keeps the ring of the last rotation it saw, and two
+// balancers would have it rebuild its ring on every request.
+type Policy interface {
+	// Order appends to dst the indexes into rotation that r should try,
+	// best first, and returns the extended slice. A refused connection
+	// moves the request on to the next index; when none is left the
+	// client gets 503. Indexes out of range are skipped. rotation holds
+	// the backends in rotation now, at least one; it belongs to the
+	// balancer and must not be modified. r is the request as the client
+	// sent it.
+	Order(dst []int, r *http.Request, rotation []Backend) []int
+
+	// Answered is told which backend answered r, before the answer goes
+	// back to the client, so that it can add a header or a cookie to
+	// resp. It is not called when no backend answered.
+	Answered(r *http.Request, resp *http.Response, chosen Backend)
+}
+
+// The names ParseAffinity accepts.
+const (
+	AffinityNone   = "none"   // RoundRobin
+	AffinityCookie = "cookie" // CookieAffinity
+	AffinityHash   = "hash"   // HashAffinity(SessionCookie)
+)
+
+const (
+	// RouteCookie is the cookie CookieAffinity sets. Its value is the
+	// replica's ID, in plain sight: the lab wants the routing state to be
+	// visible in the browser's cookie jar. So an ID must be a valid cookie
+	// value (the supervisor's "stateful-1" is); one that is not would be
+	// re-pinned on every request, which is round robin.
+	RouteCookie = "statelab_route"
+
+	// SessionCookie is the name of the stateful side's session cookie
+	// (stateful.CookieName), which ParseAffinity's "hash" policy hashes.
+	// The balancer cannot import the servers, so a test holds the two
+	// equal.
+	SessionCookie = "session_id"
+)
+
+// ParseAffinity returns the policy named by name: AffinityNone,
+// AffinityCookie or AffinityHash (keyed by SessionCookie). It exists so
+// that a flag can choose a policy.
+func ParseAffinity(name string) (Policy, error) {
+	switch name {
+	case AffinityNone:
+		return RoundRobin(), nil
+	case AffinityCookie:
+		return CookieAffinity(), nil
+	case AffinityHash:
+		return HashAffinity(SessionCookie), nil
+	}
+	return nil, fmt.Errorf("unknown affinity %q: want %s, %s or %s", name, AffinityNone, AffinityCookie, AffinityHash)
+}
+
+// RoundRobin returns the policy of a balancer with no stickiness:
+// consecutive requests go to consecutive replicas in rotation, whoever sent
+// them, and a retry takes the next one. It is what exposes state kept in
+// one replica's memory, and what a Config with no Policy gets.
+func RoundRobin() Policy {
+	return &roundRobin{}
+}
+
+type roundRobin struct {
+	next atomic.Uint64
+}
+
+func (p *roundRobin) Order(dst []int, _ *http.Request, rotation []Backend) []int {
+	return appendTurn(dst, len(rotation), p.next.Add(1)-1, -1)
+}
+
+func (*roundRobin) Answered(*http.Request, *http.Response, Backend) {}
+
+// appendTurn appends the indexes 0..n-1 to dst in turn from start, leaving
+// out skip.
+func appendTurn(dst []int, n int, start uint64, skip int) []int {
+	for i := range uint64(n) {
+		if j := int((start + i) % uint64(n)); j != skip {
+			dst = append(dst, j)
+		}
+	}
+	return dst
+}
+
+// CookieAffinity returns the policy of ingress-nginx's "persistent"
+// session affinity: the balancer pins each client to a replica with a
+// cookie of its own, RouteCookie (HttpOnly, SameSite=Lax, Path=/), that
+// names the replica. A request whose cookie names a replica in rotation
+// goes there; any other is sent round robin and its answer sets the cookie
+// to the replica that answered, so a client whose replica left rotation,
+// or that refused the connection, is pinned again elsewhere.
+//
+// The consequence the lab shows: after a scale-out, existing clients stay
+// where they are and only new clients reach the new replicas, so the new
+// replicas take load slowly. The state of "which replica is mine" lives in
+// the client, written by the balancer.
+func CookieAffinity() Policy {
+	return &cookieAffinity{}
+}
+
+type cookieAffinity struct {
+	next atomic.Uint64 // round robin for clients that are not pinned
+}
+
+func (p *cookieAffinity) Order(dst []int, r *http.Request, rotation []Backend) []int {
+	pinned := -1
+	if c, err := r.Cookie(RouteCookie); err == nil {
+		pinned = slices.IndexFunc(rotation, func(be Backend) bool { return be.ID == c.Value })
+	}
+	if pinned >= 0 {
+		// The other replicas are only there for a refused connection; that
+		// rare retry need not take a turn from the clients still unpinned.
+		return appendTurn(append(dst, pinned), len(rotation), uint64(pinned)+1, pinned)
+	}
+	return appendTurn(dst, len(rotation), p.next.Add(1)-1, -1)
+}
+
+func (*cookieAffinity) Answered(r *http.Request, resp *http.Response, chosen Backend) {
+	if c, err := r.Cookie(RouteCookie); err == nil && c.Value == chosen.ID {
+		return // pinned there already: no need to send the cookie again
+	}
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	// Add, not Set: the replica's own cookies (the session) pass through.
+	resp.Header.Add("Set-Cookie", (&http.Cookie{
+		Name:     RouteCookie,
+		Value:    chosen.ID,
+		Path:     "/",
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}).String())
+}
+
+// vnodes is the number of points each backend has on HashAffinity's ring.
+// With fewer, the shares of a few backends are uneven (one point each
+// would give shares as uneven as the gaps between random points); 160 is
+// ketama's choice and keeps each share within about a tenth of 1/n, at a
+// ring small enough to build on every rotation change.
+const vnodes = 160
+
+// HashAffinity returns the policy of ingress-nginx's "balanced" session
+// affinity: a consistent-hash ring with vnodes points per backend, each
+// placed by a hash of the backend's ID, and a request goes to the first
+// backend clockwise from the hash of its key. The key is the value of the
+// cookie named cookieName (the session cookie; "" means none), or, without
+// it, the client's address: the first entry of X-Forwarded-For if present,
+// else the host of RemoteAddr. A retry goes to the next distinct backend
+// on the ring.
+//
+// The policy sets no cookie: the state of "which replica is mine" is
+// recomputed from what the client already sends. Because a backend's points
+// depend on its ID alone, adding a backend moves to it only the keys that
+// now fall just before its points (about 1/n of them), and removing one
+// moves only the keys that were on it. The ring is built once per
+// rotation, not per request.
+func HashAffinity(cookieName string) Policy {
+	return &hashAffinity{cookie: cookieName}
+}
+
+type hashAffinity struct {
+	cookie string
+	ring   atomic.Pointer[ring] // the ring of the rotation seen last
+}
+
+// ring is a consistent-hash ring over one rotation.
+type ring struct {
+	ids    []string // the rotation it was built for, by ID, in order
+	points []uint64 // sorted
+	owners []int    // owners[i] is the rotation index of points[i]
+}
+
+func (p *hashAffinity) Order(dst []int, r *http.Request, rotation []Backend) []int {
+	rg := p.ring.Load()
+	if rg == nil || !rg.builtFor(rotation) {
+		// The rotation changed: a health check, a drain, a scale event.
+		// Concurrent requests may each build the same ring once; the
+		// last one stored wins, and they are all equal.
+		rg = newRing(rotation)
+		p.ring.Store(rg)
+	}
+	return rg.appendOrder(dst, hashString(p.key(r)))
+}
+
+func (*hashAffinity) Answered(*http.Request, *http.Response, Backend) {}
+
+// key is what p hashes for r: the session cookie, or the client's address.
+func (p *hashAffinity) key(r *http.Request) string {
+	if p.cookie != "" {
+		if c, err := r.Cookie(p.cookie); err == nil && c.Value != "" {
+			return c.Value
+		}
+	}
+	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+		first, _, _ := strings.Cut(xff, ",")
+		if first = strings.TrimSpace(first); first != "" {
+			return first
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func newRing(rotation []Backend) *ring {
+	type point struct {
+		hash  uint64
+		owner int
+	}
+	pts := make([]point, 0, len(rotation)*vnodes)
+	ids := make([]string, len(rotation))
+	buf := make([]byte, 0, 64)
+	for i, be := range rotation {
+		ids[i] = be.ID
+		for v := range vnodes {
+			buf = strconv.AppendInt(append(append(buf[:0], be.ID...), '#'), int64(v), 10)
+			pts = append(pts, point{hashString(string(buf)), i})
+		}
+	}
+	// Ties between backends are broken by ID, not by rotation order, so
+	// that a ring depends on the set of backends only.
+	slices.SortFunc(pts, func(a, b point) int {
+		return cmp.Or(cmp.Compare(a.hash, b.hash), strings.Compare(ids[a.owner], ids[b.owner]))
+	})
+	rg := &ring{ids: ids, points: make([]uint64, len(pts)), owners: make([]int, len(pts))}
+	for i, pt := range pts {
+		rg.points[i], rg.owners[i] = pt.hash, pt.owner
+	}
+	return rg
+}
+
+// builtFor reports whether rg is the ring of rotation. Comparing the IDs
+// costs a few string compares per request, and unlike remembering the
+// slice's address it stays right if a caller reuses a slice.
+func (rg *ring) builtFor(rotation []Backend) bool {
+	if len(rg.ids) != len(rotation) {
+		return false
+	}
+	for i, be := range rotation {
+		if rg.ids[i] != be.ID {
+			return false
+		}
+	}
+	return true
+}
+
+// appendOrder appends to dst the distinct backends met walking clockwise
+// from h.
+func (rg *ring) appendOrder(dst []int, h uint64) []int {
+	n := len(rg.ids)
+	start := len(dst)
+	i, _ := slices.BinarySearch(rg.points, h)
+	for step := 0; step < len(rg.points) && len(dst)-start < n; step++ {
+		o := rg.owners[(i+step)%len(rg.points)]
+		if !slices.Contains(dst[start:], o) {
+			dst = append(dst, o)
+		}
+	}
+	return dst
+}
+
+// hashString is 64-bit FNV-1a followed by murmur3's fmix64 finalizer. FNV
+// alone leaves keys that differ in their last byte ("a#1", "a#2") close
+// together, which would bunch a backend's points on the ring; the finalizer
+// spreads them. It is written out rather than taken from hash/fnv so that
+// hashing a key allocates nothing.
+func hashString(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9b34fe1a85a
+	h ^= h >> 33
+	return h
+}
