@@ -94,6 +94,12 @@ func TestRunServerHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 		"log-level":        "STATELAB_LOG_LEVEL",
 		"log-format":       "STATELAB_LOG_FORMAT",
 		"shutdown-timeout": "STATELAB_SHUTDOWN_TIMEOUT",
+
+		"sign-in-rate":           "STATELAB_SIGN_IN_RATE",
+		"sign-in-burst":          "STATELAB_SIGN_IN_BURST",
+		"sign-in-addr-rate":      "STATELAB_SIGN_IN_ADDR_RATE",
+		"sign-in-addr-burst":     "STATELAB_SIGN_IN_ADDR_BURST",
+		"sign-in-limit-loopback": "STATELAB_SIGN_IN_LIMIT_LOOPBACK",
 	}
 	for _, tt := range []struct {
 		cmd      string
@@ -104,10 +110,11 @@ func TestRunServerHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 			"session-key":    "STATELAB_SESSION_KEY",
 			"secure-cookies": "STATELAB_SECURE_COOKIES",
 			"session-ttl":    "STATELAB_SESSION_TTL",
-		}, []string{"jwt-secret", "jwt-ttl"}},
+		}, []string{"jwt-secret", "jwt-ttl", "insecure-email-only-keys"}},
 		{"stateless", map[string]string{
-			"jwt-secret": "STATELAB_JWT_SECRET",
-			"jwt-ttl":    "STATELAB_JWT_TTL",
+			"jwt-secret":               "STATELAB_JWT_SECRET",
+			"jwt-ttl":                  "STATELAB_JWT_TTL",
+			"insecure-email-only-keys": "STATELAB_INSECURE_EMAIL_ONLY_KEYS",
 		}, []string{"session-key", "secure-cookies", "session-ttl"}},
 	} {
 		t.Run(tt.cmd, func(t *testing.T) {
