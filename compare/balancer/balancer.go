@@ -31,7 +31,7 @@ type Backend struct {
 // Config is what New needs. Both sides of a comparison get
 // the same balancer; Side only labels its metrics, logs and error answers.
 type Config struct {
-	Side        string                // "stateful" or "stateless": a label only
+	Side        string                // the side's name (its strategy, e.g. "memory-sticky"): a label only
 	Logger      *slog.Logger          // nil: no logs
 	Registerer  prometheus.Registerer // nil: no metrics
 	HealthEvery time.Duration         // active health check interval; 0 means 250ms
@@ -139,7 +139,7 @@ func New(cfg Config) *Balancer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("server", cfg.Side)
+	logger = logger.With("strategy", cfg.Side)
 	every := cfg.HealthEvery
 	if every <= 0 {
 		every = defaultEvery
@@ -669,17 +669,17 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, side string, logger *slog.Logger) *metrics {
 	requests := register(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_balancer_requests_total",
-		Help: "Requests through the balancer, by server (side), backend (the replica the request went to, or none) and the status code sent to the client.",
-	}, []string{"server", "backend", "code"}))
+		Help: "Requests through the balancer, by strategy (the side), backend (the replica the request went to, or none) and the status code sent to the client.",
+	}, []string{"strategy", "backend", "code"}))
 	retries := register(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_balancer_retries_total",
-		Help: "Requests sent on to the next replica because this backend refused the connection, by server and backend.",
-	}, []string{"server", "backend"}))
+		Help: "Requests sent on to the next replica because this backend refused the connection, by strategy and backend.",
+	}, []string{"strategy", "backend"}))
 	inRotation := register(reg, logger, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "statelab_balancer_backends_in_rotation",
-		Help: "Backends the balancer sends new requests to: ready and not draining, by server.",
-	}, []string{"server"}))
-	labels := prometheus.Labels{"server": side}
+		Help: "Backends the balancer sends new requests to: ready and not draining, by strategy.",
+	}, []string{"strategy"}))
+	labels := prometheus.Labels{"strategy": side}
 	return &metrics{
 		requests:   requests.MustCurryWith(labels),
 		retries:    retries.MustCurryWith(labels),

@@ -347,13 +347,13 @@ func TestBalancerRetriesRefusedConnection(t *testing.T) {
 			if got, want := lbIDs(lb.InRotation()), []string{"b", "c"}; !slices.Equal(got, want) {
 				t.Errorf("in rotation %v, want %v", got, want)
 			}
-			if got := lbMetric(t, reg, "statelab_balancer_retries_total", map[string]string{"server": "stateful", "backend": "a"}); got != 1 {
+			if got := lbMetric(t, reg, "statelab_balancer_retries_total", map[string]string{"strategy": "stateful", "backend": "a"}); got != 1 {
 				t.Errorf("retries for a = %v, want 1 (it leaves rotation after the first refusal)", got)
 			}
 			if got := lbMetric(t, reg, "statelab_balancer_requests_total", map[string]string{"code": "200"}); got != 33 {
 				t.Errorf("requests with code 200 = %v, want 33", got)
 			}
-			if got := lbMetric(t, reg, "statelab_balancer_backends_in_rotation", map[string]string{"server": "stateful"}); got != 2 {
+			if got := lbMetric(t, reg, "statelab_balancer_backends_in_rotation", map[string]string{"strategy": "stateful"}); got != 2 {
 				t.Errorf("backends in rotation gauge = %v, want 2", got)
 			}
 		})
@@ -726,10 +726,10 @@ func TestBalancerMetricsLint(t *testing.T) {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 	for _, side := range []string{"stateful", "stateless"} {
-		if got := lbMetric(t, reg, "statelab_balancer_requests_total", map[string]string{"server": side, "backend": "a", "code": "200"}); got != 3 {
+		if got := lbMetric(t, reg, "statelab_balancer_requests_total", map[string]string{"strategy": side, "backend": "a", "code": "200"}); got != 3 {
 			t.Errorf("requests_total{side=%s,backend=a,code=200} = %v, want 3", side, got)
 		}
-		if got := lbMetric(t, reg, "statelab_balancer_backends_in_rotation", map[string]string{"server": side}); got != 1 {
+		if got := lbMetric(t, reg, "statelab_balancer_backends_in_rotation", map[string]string{"strategy": side}); got != 1 {
 			t.Errorf("backends_in_rotation{side=%s} = %v, want 1", side, got)
 		}
 	}

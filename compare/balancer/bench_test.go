@@ -107,7 +107,7 @@ func BenchmarkThroughBalancerPolicy(b *testing.B) {
 				b.Fatal(err)
 			}
 			u, _ := url.Parse(srv.URL)
-			jar.SetCookies(u, []*http.Cookie{{Name: balancer.SessionCookie, Value: "bench-session"}})
+			jar.SetCookies(u, []*http.Cookie{{Name: balancer.HashKeyCookie, Value: "bench-session"}})
 			lbBenchGet(b, srv.URL+"/api/books/1", jar)
 		})
 	}
@@ -125,7 +125,7 @@ func BenchmarkPolicyOrder(b *testing.B) {
 				b.Fatal(err)
 			}
 			r := httptest.NewRequest(http.MethodGet, "/api/books/1", nil)
-			r.AddCookie(&http.Cookie{Name: balancer.SessionCookie, Value: "bench-session"})
+			r.AddCookie(&http.Cookie{Name: balancer.HashKeyCookie, Value: "bench-session"})
 			r.AddCookie(&http.Cookie{Name: balancer.RouteCookie, Value: "r2"})
 			dst := make([]int, 0, 8)
 			b.ReportAllocs()

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"cmp"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"net/http"
@@ -43,7 +44,7 @@ type Policy interface {
 const (
 	AffinityNone   = "none"   // RoundRobin
 	AffinityCookie = "cookie" // CookieAffinity
-	AffinityHash   = "hash"   // HashAffinity(SessionCookie)
+	AffinityHash   = "hash"   // HashAffinity(HashKeyCookie)
 )
 
 const (
@@ -54,15 +55,17 @@ const (
 	// re-pinned on every request, which is round robin.
 	RouteCookie = "statelab_route"
 
-	// SessionCookie is the name of the stateful side's session cookie
-	// (stateful.CookieName), which ParseAffinity's "hash" policy hashes.
-	// The balancer cannot import the servers, so a test holds the two
-	// equal.
-	SessionCookie = "session_id"
+	// HashKeyCookie is the cookie ParseAffinity's "hash" policy hashes: a
+	// random client key the balancer hands out with a client's first
+	// answer, as ingress-nginx's balanced mode does. Hashing the session
+	// cookie instead cannot work: the session is made on the replica the
+	// login landed on, and the cookie that names it, minted there, hashes
+	// to any replica at all.
+	HashKeyCookie = "statelab_hash_key"
 )
 
 // ParseAffinity returns the policy named by name: AffinityNone,
-// AffinityCookie or AffinityHash (keyed by SessionCookie). It exists so
+// AffinityCookie or AffinityHash (keyed by HashKeyCookie). It exists so
 // that a flag can choose a policy.
 func ParseAffinity(name string) (Policy, error) {
 	switch name {
@@ -71,7 +74,7 @@ func ParseAffinity(name string) (Policy, error) {
 	case AffinityCookie:
 		return CookieAffinity(), nil
 	case AffinityHash:
-		return HashAffinity(SessionCookie), nil
+		return HashAffinity(HashKeyCookie), nil
 	}
 	return nil, fmt.Errorf("unknown affinity %q: want %s, %s or %s", name, AffinityNone, AffinityCookie, AffinityHash)
 }
@@ -166,13 +169,16 @@ const vnodes = 160
 // affinity: a consistent-hash ring with vnodes points per backend, each
 // placed by a hash of the backend's ID, and a request goes to the first
 // backend clockwise from the hash of its key. The key is the value of the
-// cookie named cookieName (the session cookie; "" means none), or, without
-// it, the client's address: the first entry of X-Forwarded-For if present,
-// else the host of RemoteAddr. A retry goes to the next distinct backend
-// on the ring.
+// cookie named cookieName ("" means none), or, without it, the client's
+// address: the first entry of X-Forwarded-For if present, else the host of
+// RemoteAddr. A retry goes to the next distinct backend on the ring.
 //
-// The policy sets no cookie: the state of "which replica is mine" is
-// recomputed from what the client already sends. Because a backend's points
+// A client that sends no such cookie is given one with its first answer: a
+// random key that the ring maps, now, to the backend that answered, so the
+// client stays where its first request (a login, say) left state. The
+// balancer remembers nothing per client: "which replica is mine" is
+// recomputed from the key on every request, which is why a change of the
+// ring moves clients. Because a backend's points
 // depend on its ID alone, adding a backend moves to it only the keys that
 // now fall just before its points (about 1/n of them), and removing one
 // moves only the keys that were on it. The ring is built once per
@@ -205,7 +211,31 @@ func (p *hashAffinity) Order(dst []int, r *http.Request, rotation []Backend) []i
 	return rg.appendOrder(dst, hashString(p.key(r)))
 }
 
-func (*hashAffinity) Answered(*http.Request, *http.Response, Backend) {}
+// Answered gives a client without a key one that the current ring maps to
+// the backend that answered it.
+func (p *hashAffinity) Answered(r *http.Request, resp *http.Response, chosen Backend) {
+	if p.cookie == "" {
+		return
+	}
+	if c, err := r.Cookie(p.cookie); err == nil && c.Value != "" {
+		return
+	}
+	rg := p.ring.Load()
+	if rg == nil {
+		return
+	}
+	var buf [1]int
+	// Each try lands on the chosen backend with probability about 1/n;
+	// 64 tries per backend make a miss vanishingly rare, and a miss only
+	// means no cookie this time.
+	for range 64 * len(rg.ids) {
+		key := rand.Text()
+		if order := rg.appendOrder(buf[:0], hashString(key)); len(order) > 0 && rg.ids[order[0]] == chosen.ID {
+			resp.Header.Add("Set-Cookie", (&http.Cookie{Name: p.cookie, Value: key, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}).String())
+			return
+		}
+	}
+}
 
 // key is what p hashes for r: the session cookie, or the client's address.
 func (p *hashAffinity) key(r *http.Request) string {

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/statelab/statelab/compare/balancer"
-	"github.com/statelab/statelab/stateful"
 )
 
 // lbStartPolicy is lbStartBalancer with a policy.
@@ -51,7 +50,7 @@ func lbWithSession(t testing.TB, base, session string) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Jar.SetCookies(u, []*http.Cookie{{Name: balancer.SessionCookie, Value: session}})
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: balancer.HashKeyCookie, Value: session}})
 	return c
 }
 
@@ -150,7 +149,7 @@ func TestParseAffinity(t *testing.T) {
 				t.Fatalf("ParseAffinity(%q) = %v, %v", tt.name, p, err)
 			}
 			r := httptest.NewRequest(http.MethodGet, "/api/books", nil)
-			r.AddCookie(&http.Cookie{Name: balancer.SessionCookie, Value: "s1"})
+			r.AddCookie(&http.Cookie{Name: balancer.HashKeyCookie, Value: "s1"})
 			resp := &http.Response{Header: http.Header{}}
 			first := p.Order(nil, r, rotation)[0]
 			p.Answered(r, resp, rotation[first])
@@ -170,14 +169,6 @@ func TestParseAffinity(t *testing.T) {
 				t.Errorf("same client to same replica: %v, want %v", sticky, tt.wantSticky)
 			}
 		})
-	}
-}
-
-// The hash policy and the stateful server must agree on which cookie is the
-// session; the balancer cannot import the server, so the test holds them equal.
-func TestSessionCookieIsStatefuls(t *testing.T) {
-	if balancer.SessionCookie != stateful.CookieName {
-		t.Errorf("balancer.SessionCookie %q, stateful.CookieName %q", balancer.SessionCookie, stateful.CookieName)
 	}
 }
 
@@ -325,7 +316,7 @@ func TestAffinityRetriesRefusedPinnedBackend(t *testing.T) {
 		cookie bool // the answer re-pins with RouteCookie
 	}{
 		{"cookie", balancer.CookieAffinity(), true},
-		{"hash", balancer.HashAffinity(balancer.SessionCookie), false},
+		{"hash", balancer.HashAffinity(balancer.HashKeyCookie), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,7 +329,7 @@ func TestAffinityRetriesRefusedPinnedBackend(t *testing.T) {
 			if !tt.cookie {
 				// What the ring says comes after pinned for this session.
 				r := httptest.NewRequest(http.MethodGet, "/api/books", nil)
-				r.AddCookie(&http.Cookie{Name: balancer.SessionCookie, Value: "alice"})
+				r.AddCookie(&http.Cookie{Name: balancer.HashKeyCookie, Value: "alice"})
 				rot := lb.InRotation()
 				order := tt.policy.Order(nil, r, rot)
 				if rot[order[0]].ID != pinned {
@@ -373,7 +364,7 @@ func TestAffinityRetriesRefusedPinnedBackend(t *testing.T) {
 
 func TestHashAffinitySameSession(t *testing.T) {
 	reps := []*lbReplica{lbStartReplica(t, "a"), lbStartReplica(t, "b"), lbStartReplica(t, "c")}
-	_, base := lbStartPolicy(t, balancer.HashAffinity(balancer.SessionCookie), nil, lbBackends(reps...)...)
+	_, base := lbStartPolicy(t, balancer.HashAffinity(balancer.HashKeyCookie), nil, lbBackends(reps...)...)
 	placed := map[string]int{}
 	for i := range 60 {
 		c := lbWithSession(t, base, fmt.Sprintf("session-%d", i))
@@ -429,12 +420,12 @@ func TestHashAffinityRemapsOnlyTheChangedShare(t *testing.T) {
 			for _, id := range tt.before {
 				start = append(start, reps[id])
 			}
-			lb, base := lbStartPolicy(t, balancer.HashAffinity(balancer.SessionCookie), nil, lbBackends(start...)...)
+			lb, base := lbStartPolicy(t, balancer.HashAffinity(balancer.HashKeyCookie), nil, lbBackends(start...)...)
 			client := &http.Client{}
 			place := func() []string {
 				out := make([]string, keys)
 				for i := range keys {
-					h := http.Header{"Cookie": {balancer.SessionCookie + "=" + fmt.Sprintf("key-%d", i)}}
+					h := http.Header{"Cookie": {balancer.HashKeyCookie + "=" + fmt.Sprintf("key-%d", i)}}
 					out[i], _ = lbVisit(t, client, base, h)
 				}
 				return out
@@ -475,7 +466,7 @@ func TestHashAffinityRemapsOnlyTheChangedShare(t *testing.T) {
 // entry of X-Forwarded-For, else the connection's address.
 func TestHashAffinityClientAddress(t *testing.T) {
 	reps := []*lbReplica{lbStartReplica(t, "a"), lbStartReplica(t, "b"), lbStartReplica(t, "c")}
-	_, base := lbStartPolicy(t, balancer.HashAffinity(balancer.SessionCookie), nil, lbBackends(reps...)...)
+	_, base := lbStartPolicy(t, balancer.HashAffinity(balancer.HashKeyCookie), nil, lbBackends(reps...)...)
 	client := &http.Client{}
 	visit := func(h http.Header) string {
 		got, _ := lbVisit(t, client, base, h)
@@ -500,11 +491,11 @@ func TestHashAffinityClientAddress(t *testing.T) {
 			b:    xff("127.0.0.1"),
 		},
 		{
-			name: "the session cookie wins over the address",
-			a:    http.Header{"Cookie": {"session_id=alice"}, "X-Forwarded-For": {"203.0.113.7"}},
-			b:    http.Header{"Cookie": {"session_id=alice"}, "X-Forwarded-For": {"203.0.113.8"}},
+			name: "the key cookie wins over the address",
+			a:    http.Header{"Cookie": {balancer.HashKeyCookie + "=alice"}, "X-Forwarded-For": {"203.0.113.7"}},
+			b:    http.Header{"Cookie": {balancer.HashKeyCookie + "=alice"}, "X-Forwarded-For": {"203.0.113.8"}},
 			spread: func(i int) http.Header {
-				return http.Header{"Cookie": {fmt.Sprintf("session_id=s%d", i)}, "X-Forwarded-For": {"203.0.113.7"}}
+				return http.Header{"Cookie": {fmt.Sprintf("%s=s%d", balancer.HashKeyCookie, i)}, "X-Forwarded-For": {"203.0.113.7"}}
 			},
 		},
 	}
@@ -565,5 +556,53 @@ func TestBalancerRequests(t *testing.T) {
 	want = map[string]uint64{"a": 19, "b": 15, "dead": 0}
 	if got := lb.Requests(); !maps.Equal(got, want) {
 		t.Errorf("after a restart, Requests() = %v, want %v", got, want)
+	}
+}
+
+// TestHashAffinityKeysNewClients checks that a client without a key is
+// given one that keeps it on the replica its first request reached, where
+// that request (a login) may have left state; and that a scale-out moves a
+// share of those clients, which is the price of the ring.
+func TestHashAffinityKeysNewClients(t *testing.T) {
+	reps := []*lbReplica{lbStartReplica(t, "a"), lbStartReplica(t, "b"), lbStartReplica(t, "c")}
+	lb, base := lbStartPolicy(t, balancer.HashAffinity(balancer.HashKeyCookie), nil, lbBackends(reps...)...)
+	const clients = 60
+	first := make([]string, clients)
+	cs := make([]*http.Client, clients)
+	seen := map[string]int{}
+	for i := range clients {
+		cs[i] = lbClient(t)
+		first[i], _ = lbVisit(t, cs[i], base, nil)
+		u, _ := url.Parse(base)
+		if !slices.ContainsFunc(cs[i].Jar.Cookies(u), func(c *http.Cookie) bool { return c.Name == balancer.HashKeyCookie }) {
+			t.Fatalf("client %d: no %s cookie after its first answer", i, balancer.HashKeyCookie)
+		}
+		for range 5 {
+			if got, _ := lbVisit(t, cs[i], base, nil); got != first[i] {
+				t.Fatalf("client %d: first answered by %s, then by %s: the key does not keep it there", i, first[i], got)
+			}
+		}
+		seen[first[i]]++
+	}
+	// The clients all come from one address, so their first requests all
+	// go to one replica, and so do they after it: that is the lesson of
+	// keying on the address, and why the key is handed out.
+	t.Logf("first answers by replica: %v", seen)
+
+	d := lbStartReplica(t, "d")
+	lb.SetBackends(lbBackends(append(reps, d)...))
+	lb.MarkReady("d")
+	moved := 0
+	for i := range clients {
+		got, _ := lbVisit(t, cs[i], base, nil)
+		if got != first[i] {
+			if got != "d" {
+				t.Errorf("client %d moved from %s to %s at a scale-out to d: only moves to the new replica are allowed", i, first[i], got)
+			}
+			moved++
+		}
+	}
+	if moved == 0 || moved == clients {
+		t.Errorf("%d of %d clients moved at the scale-out, want a share (about a quarter)", moved, clients)
 	}
 }
