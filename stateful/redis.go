@@ -48,8 +48,12 @@ func NewRedisStore(addr string, key []byte, options sessions.Options) *RedisStor
 		PoolTimeout:  RedisTimeout,
 		// One retry covers a pooled connection that a restarted redis
 		// closed; more would only make an outage slower to answer.
-		MaxRetries:      1,
-		DisableIdentity: true,
+		MaxRetries: 1,
+		// The client would otherwise dial a refused address five times,
+		// 100ms apart, per command: most of a second to say redis is down.
+		DialerRetries:      1,
+		DialerRetryTimeout: 10 * time.Millisecond,
+		DisableIdentity:    true,
 	})
 	return &RedisStore{client: client, ids: newIDCodec(key, options), ttl: time.Duration(options.MaxAge) * time.Second}
 }
