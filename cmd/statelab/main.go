@@ -131,9 +131,10 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 		fs.Secret(&c.sessionKey, "session-key", "`secret` that signs session cookies, at least 32 bytes; give every replica the same one (default: random, so cookies die with the process)")
 		fs.Bool(&c.secureCookies, "secure-cookies", false, "mark the session cookie Secure (only sent over HTTPS)")
 		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long a session is kept after its last change (at least 1s)")
-		fs.String(&c.sessions, "sessions", "memory", "where sessions are kept: `store` memory (this process's memory; the cookie holds a signed id), "+
-			"redis (a redis server every replica shares, see -redis-addr; the cookie holds a signed id), "+
-			"or cookie (the whole session sealed in the cookie; nothing kept on the server)")
+		fs.String(&c.sessions, "sessions", "memory", "the `store` that keeps sessions between requests:\n"+
+			"  memory  this process's memory; the cookie holds a signed id (lost on restart and on other replicas)\n"+
+			"  redis   a redis server every replica shares (-redis-addr); the cookie holds a signed id\n"+
+			"  cookie  the whole session encrypted into the cookie; nothing kept on the server, logout cannot revoke a copy")
 		fs.String(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "`host:port` of the redis server that keeps sessions with -sessions redis")
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
