@@ -102,10 +102,15 @@ type serverConfig struct {
 	sessionKey    string // stateful
 	secureCookies bool
 	sessionTTL    time.Duration
+	sessions      string
+	redisAddr     string
 
 	jwtSecret string // stateless
 	jwtTTL    time.Duration
 }
+
+// sessionStores are the values of -sessions.
+var sessionStores = []string{"memory", "redis", "cookie"}
 
 func parseServerFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (serverConfig, error) {
 	c := serverConfig{}
@@ -126,12 +131,20 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 		fs.Secret(&c.sessionKey, "session-key", "`secret` that signs session cookies, at least 32 bytes; give every replica the same one (default: random, so cookies die with the process)")
 		fs.Bool(&c.secureCookies, "secure-cookies", false, "mark the session cookie Secure (only sent over HTTPS)")
 		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long a session is kept after its last change (at least 1s)")
+		fs.String(&c.sessions, "sessions", "memory", "the `store` that keeps sessions between requests:\n"+
+			"  memory  this process's memory; the cookie holds a signed id (lost on restart and on other replicas)\n"+
+			"  redis   a redis server every replica shares (-redis-addr); the cookie holds a signed id\n"+
+			"  cookie  the whole session encrypted into the cookie; nothing kept on the server, logout cannot revoke a copy")
+		fs.String(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "`host:port` of the redis server that keeps sessions with -sessions redis")
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
 		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if name == "stateful" && !slices.Contains(sessionStores, c.sessions) {
+		return c, fmt.Errorf("-sessions %q: use %s", c.sessions, strings.Join(sessionStores, ", "))
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("-log-format %q: use text or json", c.logFormat)
@@ -200,9 +213,22 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		if err != nil {
 			return err
 		}
-		sessStore := stateful.NewMemoryStore(key, sessions.Options{
+		opts := sessions.Options{
 			Path: "/", MaxAge: int(c.sessionTTL.Seconds()), HttpOnly: true, Secure: c.secureCookies, SameSite: http.SameSiteLaxMode,
-		}, time.Now)
+		}
+		var sessStore stateful.SessionStore
+		switch c.sessions {
+		case "memory":
+			sessStore = stateful.NewMemoryStore(key, opts, time.Now)
+		case "redis":
+			rs := stateful.NewRedisStore(c.redisAddr, key, opts)
+			defer rs.Close()
+			sessStore = rs
+			logger.Info("sessions kept in redis", "redis_addr", c.redisAddr)
+		case "cookie":
+			sessStore = stateful.NewCookieStore(key, opts, stateful.MaxCookieBytes, time.Now)
+			logger.Info("sessions sealed in the cookie: nothing is kept on the server")
+		}
 		handler = stateful.NewServer(cfg, sessStore)
 	case "stateless":
 		secret, err := secretOrRandom(c.jwtSecret, "jwt-secret", logger)

@@ -161,6 +161,8 @@ var statusOf = map[string]int{
 	library.ETOOLARGE:         http.StatusRequestEntityTooLarge,
 	library.EMEDIATYPE:        http.StatusUnsupportedMediaType,
 	library.ENOTREADY:         http.StatusServiceUnavailable,
+	library.ESESSIONSTORE:     http.StatusServiceUnavailable,
+	library.ECOOKIETOOLARGE:   http.StatusBadRequest,
 	library.EINTERNAL:         http.StatusInternalServerError,
 }
 
