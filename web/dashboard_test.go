@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
 )
@@ -337,9 +338,13 @@ func startLab(t *testing.T, bin string, sc compare.Scenario, users int) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sides, err := strategy.ParsePair("memory-sticky,apikey") // the demo's default pair
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := compare.New(ctx, compare.Config{
-		Binary: bin, Scenario: sc, Users: users, Seed: 1, Think: 150 * time.Millisecond,
-		Addr: ln.Addr().String(), StatefulAddr: "127.0.0.1:0", StatelessAddr: "127.0.0.1:0",
+		Binary: bin, Scenario: sc, Sides: sides, Users: users, Seed: 1, Think: 150 * time.Millisecond,
+		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(dir, "report"), WorkDir: filepath.Join(dir, "work"), Hold: true,
 		Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler), Dashboard: web.Handler(),
 	})
