@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 // newControlRunner returns a runner that is prepared but not run (no
@@ -30,9 +31,13 @@ func newControlRunner(t *testing.T, timeouts compare.Timeouts) (*compare.Runner,
 	if err != nil {
 		t.Fatal(err)
 	}
+	sides, err := strategy.ParsePair("memory,apikey")
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := compare.New(t.Context(), compare.Config{
-		Binary: "/nonexistent/statelab", Scenario: sc, Users: 1, Seed: 1, Think: time.Second,
-		Addr: ln.Addr().String(), StatefulAddr: "127.0.0.1:0", StatelessAddr: "127.0.0.1:0",
+		Binary: "/nonexistent/statelab", Scenario: sc, Sides: sides, Users: 1, Seed: 1, Think: time.Second,
+		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(t.TempDir(), "report"), WorkDir: t.TempDir(), Stdout: io.Discard,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Timeouts: timeouts,
 	})

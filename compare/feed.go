@@ -1,14 +1,16 @@
 package compare
 
 import (
-	"bufio"
 	"context"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 // HistoryLimit bounds the feed's history: at one sample a second, the last
@@ -32,6 +34,9 @@ type SideSample struct {
 	// second shows only in a window.
 	LatencyWindowMS *Percentile   `json:"latency_window_ms,omitempty"`
 	Replicas        []ReplicaInfo `json:"replicas"`
+	// buckets is the side's latency histogram at this moment, from which
+	// the feed works out LatencyWindowMS.
+	buckets []uint64
 }
 
 // ReplicaInfo is one running replica.
@@ -40,24 +45,26 @@ type ReplicaInfo struct {
 	Addr     string `json:"addr"`
 	PID      int    `json:"pid"`
 	Restarts int    `json:"restarts"`
-	// Sessions is how many sessions the replica says it holds in memory
-	// (its statelab_sessions_active gauge); nil on the stateless side, or
-	// when the replica did not answer in time.
+	// Sessions is how many sessions the replica says it holds (its
+	// statelab_sessions_active gauge); nil where the replica keeps no
+	// sessions it can count (a stateless server, a session sealed in the
+	// cookie), or when it did not answer in time.
 	Sessions *float64 `json:"sessions,omitempty"`
 }
 
-// Feed takes a sample of the runner's counters once a second and keeps a
-// bounded history of them. It reads the same SideStats as /metrics.
+// Feed takes a sample once a second and keeps a bounded history of them.
+// The samples come from a snapshot function (the runner's, which reads the
+// same SideStats as /metrics), so the feed knows nothing of what it samples.
 type Feed struct {
-	r       *Runner
-	mu      sync.Mutex
-	history []Sample
-	last    time.Time           // when the newest sample was taken
-	maxGap  time.Duration       // the longest time between two samples: "once a second", measured
-	buckets map[string][]uint64 // each side's latency histogram at the newest sample
+	snapshot func() Sample
+	mu       sync.Mutex
+	history  []Sample
+	last     time.Time           // when the newest sample was taken
+	maxGap   time.Duration       // the longest time between two samples: "once a second", measured
+	buckets  map[string][]uint64 // each side's latency histogram at the newest sample
 }
 
-func newFeed(r *Runner) *Feed { return &Feed{r: r} }
+func newFeed(snapshot func() Sample) *Feed { return &Feed{snapshot: snapshot} }
 
 func (f *Feed) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
@@ -75,7 +82,7 @@ func (f *Feed) run(ctx context.Context) {
 
 // take appends a sample of now.
 func (f *Feed) take() {
-	s := f.r.sample()
+	s := f.snapshot()
 	now := time.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -136,11 +143,12 @@ func (f *Feed) Latest() Sample {
 	}
 	f.mu.Unlock()
 	if n == 0 {
-		return f.r.sample()
+		return f.snapshot()
 	}
 	return s
 }
 
+// sample is the runner's snapshot function for the feed.
 func (r *Runner) sample() Sample {
 	r.mu.Lock()
 	phase := r.phase
@@ -152,13 +160,13 @@ func (r *Runner) sample() Sample {
 		var wg sync.WaitGroup
 		for i, rep := range reps {
 			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts}
-			if sd.name == Stateful {
-				wg.Add(1)
-				go func() { defer wg.Done(); info[i].Sessions = r.scrapeSessions(rep.Addr) }()
+			if sd.st.Server == strategy.Stateful {
+				wg.Go(func() { info[i].Sessions = r.scrapeSessions(rep.Addr) })
 			}
 		}
 		wg.Wait()
-		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info}
+		buckets, _, _ := sd.stats.histogram()
+		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets}
 	}
 	return s
 }
@@ -166,6 +174,7 @@ func (r *Runner) sample() Sample {
 // scrapeSessions reads a stateful replica's own count of the sessions it
 // holds from its /metrics. The number is the replica's, not the runner's
 // guess: the drop to zero at a restart is a real process's empty memory.
+// It is nil when the replica's store does not count its sessions.
 func (r *Runner) scrapeSessions(addr string) *float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -178,21 +187,17 @@ func (r *Runner) scrapeSessions(addr string) *float64 {
 		return nil
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "statelab_sessions_active{") && !strings.HasPrefix(line, "statelab_sessions_active ") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return nil
-		}
-		return &v
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil
 	}
-	return nil
+	mf := families["statelab_sessions_active"]
+	if mf == nil || len(mf.GetMetric()) == 0 {
+		return nil
+	}
+	v := mf.GetMetric()[0].GetGauge().GetValue()
+	return &v
 }
 
 // windowLatency sets each side's percentiles of the requests answered since
@@ -201,13 +206,13 @@ func (f *Feed) windowLatency(s *Sample) {
 	if f.buckets == nil {
 		f.buckets = map[string][]uint64{}
 	}
-	for _, sd := range f.r.sides {
-		now, _, _ := sd.stats.histogram()
+	for name, ss := range s.Sides {
+		now := ss.buckets
 		win := slices.Clone(now)
-		for i, prev := range f.buckets[sd.name] {
+		for i, prev := range f.buckets[name] {
 			win[i] -= prev
 		}
-		f.buckets[sd.name] = now
+		f.buckets[name] = now
 		var n uint64
 		for _, c := range win {
 			n += c
@@ -215,8 +220,7 @@ func (f *Feed) windowLatency(s *Sample) {
 		if n == 0 {
 			continue
 		}
-		ss := s.Sides[sd.name]
 		ss.LatencyWindowMS = &Percentile{P50: quantile(win, .50) * 1000, P95: quantile(win, .95) * 1000, P99: quantile(win, .99) * 1000}
-		s.Sides[sd.name] = ss
+		s.Sides[name] = ss
 	}
 }

@@ -3,11 +3,9 @@ package compare
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/statelab/statelab/compare/supervisor"
 )
@@ -39,14 +37,20 @@ type TargetGroup struct {
 	Labels  map[string]string `json:"labels,omitempty"`
 }
 
+// TargetSide is one side's replicas, as TargetGroups lists them.
+type TargetSide struct {
+	Strategy string // the side's strategy name
+	Server   string // the subcommand its replicas run: stateful or stateless
+	Replicas []supervisor.Replica
+}
+
 // TargetGroups returns the file_sd target groups for a runner listening on
-// runnerAddr (left out when empty) and the replicas in service, by server:
-// the runner first, then the servers in name order, each server's replicas
-// in the order given. Every process is a group of its own, because each
-// carries its own labels. An unspecified host (":8080", "0.0.0.0:8080") is
-// given as 127.0.0.1: Prometheus runs on this machine, and needs an
-// address it can connect to.
-func TargetGroups(runnerAddr string, replicas map[string][]supervisor.Replica) []TargetGroup {
+// runnerAddr (left out when empty) and the replicas in service: the runner
+// first, then each side's replicas in the order given. Every process is a
+// group of its own, because each carries its own labels. An unspecified
+// host (":8080", "0.0.0.0:8080") is given as 127.0.0.1: Prometheus runs on
+// this machine, and needs an address it can connect to.
+func TargetGroups(runnerAddr string, sides []TargetSide) []TargetGroup {
 	var groups []TargetGroup
 	if runnerAddr != "" {
 		groups = append(groups, TargetGroup{
@@ -54,11 +58,11 @@ func TargetGroups(runnerAddr string, replicas map[string][]supervisor.Replica) [
 			Labels:  map[string]string{"role": "runner"},
 		})
 	}
-	for _, server := range slices.Sorted(maps.Keys(replicas)) {
-		for _, rep := range replicas[server] {
+	for _, side := range sides {
+		for _, rep := range side.Replicas {
 			groups = append(groups, TargetGroup{
 				Targets: []string{scrapeAddr(rep.Addr)},
-				Labels:  map[string]string{"role": "replica", "server": server, "replica": rep.ID},
+				Labels:  map[string]string{"role": "replica", "server": side.Server, "strategy": side.Strategy, "replica": rep.ID},
 			})
 		}
 	}
@@ -134,9 +138,9 @@ func (r *Runner) targetsChanged() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	replicas := make(map[string][]supervisor.Replica, len(r.sides))
+	var replicas []TargetSide
 	for _, s := range r.sides {
-		replicas[s.name] = s.sup.Replicas()
+		replicas = append(replicas, TargetSide{Strategy: s.name, Server: s.st.Server, Replicas: s.sup.Replicas()})
 	}
 	if err := WriteFileSD(r.cfg.FileSD, TargetGroups(r.cfg.Addr, replicas)); err != nil && r.cfg.Logger != nil {
 		r.cfg.Logger.Warn("prometheus targets not written", "path", r.cfg.FileSD, "err", err)

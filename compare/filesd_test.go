@@ -15,14 +15,14 @@ import (
 )
 
 func TestTargetGroups(t *testing.T) {
-	replicas := map[string][]supervisor.Replica{
-		compare.Stateless: {{ID: "stateless-1", Addr: "127.0.0.1:4001"}},
-		compare.Stateful:  {{ID: "stateful-1", Addr: "127.0.0.1:3001"}, {ID: "stateful-2", Addr: "127.0.0.1:3002"}},
+	replicas := []compare.TargetSide{
+		{Strategy: "memory-sticky", Server: "stateful", Replicas: []supervisor.Replica{{ID: "memory-sticky-1", Addr: "127.0.0.1:3001"}, {ID: "memory-sticky-2", Addr: "127.0.0.1:3002"}}},
+		{Strategy: "apikey", Server: "stateless", Replicas: []supervisor.Replica{{ID: "apikey-1", Addr: "127.0.0.1:4001"}}},
 	}
 	wantReplicas := []compare.TargetGroup{
-		{Targets: []string{"127.0.0.1:3001"}, Labels: map[string]string{"role": "replica", "server": "stateful", "replica": "stateful-1"}},
-		{Targets: []string{"127.0.0.1:3002"}, Labels: map[string]string{"role": "replica", "server": "stateful", "replica": "stateful-2"}},
-		{Targets: []string{"127.0.0.1:4001"}, Labels: map[string]string{"role": "replica", "server": "stateless", "replica": "stateless-1"}},
+		{Targets: []string{"127.0.0.1:3001"}, Labels: map[string]string{"role": "replica", "server": "stateful", "strategy": "memory-sticky", "replica": "memory-sticky-1"}},
+		{Targets: []string{"127.0.0.1:3002"}, Labels: map[string]string{"role": "replica", "server": "stateful", "strategy": "memory-sticky", "replica": "memory-sticky-2"}},
+		{Targets: []string{"127.0.0.1:4001"}, Labels: map[string]string{"role": "replica", "server": "stateless", "strategy": "apikey", "replica": "apikey-1"}},
 	}
 	runner := func(addr string) []compare.TargetGroup {
 		return []compare.TargetGroup{{Targets: []string{addr}, Labels: map[string]string{"role": "runner"}}}
@@ -30,10 +30,10 @@ func TestTargetGroups(t *testing.T) {
 	tests := []struct {
 		name       string
 		runnerAddr string
-		replicas   map[string][]supervisor.Replica
+		replicas   []compare.TargetSide
 		want       []compare.TargetGroup
 	}{
-		{"runner and replicas, stateful first", "127.0.0.1:8080", replicas, append(runner("127.0.0.1:8080"), wantReplicas...)},
+		{"runner and replicas, in the sides' order", "127.0.0.1:8080", replicas, append(runner("127.0.0.1:8080"), wantReplicas...)},
 		{"no runner address", "", replicas, wantReplicas},
 		{"no replicas yet", "127.0.0.1:8080", nil, runner("127.0.0.1:8080")},
 		{"empty host", ":8080", nil, runner("127.0.0.1:8080")},
@@ -83,9 +83,9 @@ func psdDirNames(t *testing.T, dir string) []string {
 func TestWriteFileSD(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "file_sd") // missing: WriteFileSD makes it
 	path := filepath.Join(dir, "statelab.json")
-	first := compare.TargetGroups("127.0.0.1:8080", map[string][]supervisor.Replica{
-		compare.Stateful:  {{ID: "stateful-1", Addr: "127.0.0.1:3001"}},
-		compare.Stateless: {{ID: "stateless-1", Addr: "127.0.0.1:4001"}},
+	first := compare.TargetGroups("127.0.0.1:8080", []compare.TargetSide{
+		{Strategy: "memory", Server: "stateful", Replicas: []supervisor.Replica{{ID: "memory-1", Addr: "127.0.0.1:3001"}}},
+		{Strategy: "jwt", Server: "stateless", Replicas: []supervisor.Replica{{ID: "jwt-1", Addr: "127.0.0.1:4001"}}},
 	})
 	second := compare.TargetGroups("127.0.0.1:8080", nil)
 
@@ -152,7 +152,7 @@ func TestWriteFileSDAtomic(t *testing.T) {
 		for i := range reps {
 			reps[i] = supervisor.Replica{ID: "stateful-" + string(rune('a'+i)), Addr: "127.0.0.1:3000"}
 		}
-		lists = append(lists, compare.TargetGroups("127.0.0.1:8080", map[string][]supervisor.Replica{compare.Stateful: reps}))
+		lists = append(lists, compare.TargetGroups("127.0.0.1:8080", []compare.TargetSide{{Strategy: "memory", Server: "stateful", Replicas: reps}}))
 	}
 	if err := compare.WriteFileSD(path, lists[0]); err != nil {
 		t.Fatal(err)

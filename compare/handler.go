@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/library"
 )
 
@@ -27,7 +28,7 @@ func (r *Runner) Handler() http.Handler {
 		mux.Handle("/", r.cfg.Dashboard)
 	} else {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, pause, resume (both sides at once)\n")
+			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, pause, resume (both sides at once)\n")
 		})
 	}
 	return mux
@@ -127,16 +128,20 @@ func NewHTTPServer(h http.Handler, t Timeouts) *http.Server {
 
 // feedBody is what GET /api/feed answers.
 type feedBody struct {
-	Scenario  string        `json:"scenario"`
-	DurationS float64       `json:"duration_s"`
-	Users     int           `json:"users"`
-	Now       Sample        `json:"now"`
-	Events    []EventRecord `json:"events"`
-	History   []Sample      `json:"history,omitempty"`
+	// Sides are the two strategies, in column order; Now, History and
+	// Events name a side by its strategy's name.
+	Sides     []strategy.Strategy `json:"sides"`
+	Scenario  string              `json:"scenario"`
+	DurationS float64             `json:"duration_s"`
+	Users     int                 `json:"users"`
+	Now       Sample              `json:"now"`
+	Events    []EventRecord       `json:"events"`
+	History   []Sample            `json:"history,omitempty"`
 }
 
 func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 	body := feedBody{
+		Sides:     r.cfg.Sides[:],
 		Scenario:  r.cfg.Scenario.Name,
 		DurationS: r.cfg.Scenario.Duration.Std().Seconds(),
 		Users:     r.cfg.Users,
@@ -182,10 +187,10 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 			writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": fmt.Sprintf("each side already runs %d replica(s); the lab allows 1 to %d", n, MaxReplicas)})
 			return
 		}
-	case "pause", "resume":
+	case "pause", "resume", ActionRestartStore:
 		e.Action = action
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use restart, crash, scale-up, scale-down, pause or resume"})
+		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use restart, crash, scale-up, scale-down, restart-store, pause or resume"})
 		return
 	}
 	before := len(r.Events())
@@ -210,6 +215,10 @@ func describe(action string, recs []EventRecord) string {
 	}
 	var msg strings.Builder
 	for _, rec := range recs {
+		if rec.Kind == ActionRestartStore {
+			fmt.Fprintf(&msg, "%s: %s. ", rec.Side, strings.TrimSuffix(rec.Note, "; live control"))
+			continue
+		}
 		if rec.Replica == "" {
 			continue
 		}

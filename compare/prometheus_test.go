@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -107,7 +108,7 @@ func psdStartLab(t *testing.T) *psdLab {
 	ctx, cancel := context.WithCancel(context.Background())
 	r, err := compare.New(ctx, compare.Config{
 		Binary: bin, Scenario: sc, Users: 4, Seed: 1, Think: 50 * time.Millisecond,
-		Addr: lab.runnerAddr, StatefulAddr: "127.0.0.1:0", StatelessAddr: "127.0.0.1:0",
+		Sides: psdSides(t), Addr: lab.runnerAddr, BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(dir, "report"), WorkDir: filepath.Join(dir, "work"), Hold: true,
 		Stdout: lab.out, Logger: slog.New(slog.NewTextHandler(lab.out, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		FileSD: lab.fileSD,
@@ -136,6 +137,19 @@ func psdStartLab(t *testing.T) *psdLab {
 	return lab
 }
 
+// The lab's sides: the runner's names are the strategies', while the
+// replicas' own server label says stateful or stateless.
+const psdLeft, psdRight = "memory", "apikey"
+
+func psdSides(t *testing.T) [2]strategy.Strategy {
+	t.Helper()
+	pair, err := strategy.ParsePair(psdLeft + "," + psdRight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
+}
+
 // psdFeed is the part of the runner's /api/feed the test reads.
 type psdFeed struct {
 	Now compare.Sample `json:"now"`
@@ -154,7 +168,7 @@ func (lab *psdLab) waitReady(t *testing.T) psdFeed {
 		if err := json.Unmarshal(body, &feed); err != nil {
 			return false, err.Error()
 		}
-		for _, side := range []string{compare.Stateful, compare.Stateless} {
+		for _, side := range []string{psdLeft, psdRight} {
 			s := feed.Now.Sides[side]
 			if len(s.Replicas) != 2 || s.OK == 0 {
 				return false, string(body)
@@ -188,11 +202,11 @@ func TestPrometheus(t *testing.T) {
 	// The file must list the runner and exactly the replicas the feed
 	// shows, with the labels scripts/prometheus.yml documents.
 	want := []compare.TargetGroup{{Targets: []string{lab.runnerAddr}, Labels: map[string]string{"role": "runner"}}}
-	for _, side := range []string{compare.Stateful, compare.Stateless} {
-		for _, rep := range feed.Now.Sides[side].Replicas {
+	for _, side := range []struct{ strategy, server string }{{psdLeft, strategy.Stateful}, {psdRight, strategy.Stateless}} {
+		for _, rep := range feed.Now.Sides[side.strategy].Replicas {
 			want = append(want, compare.TargetGroup{
 				Targets: []string{rep.Addr},
-				Labels:  map[string]string{"role": "replica", "server": side, "replica": rep.ID},
+				Labels:  map[string]string{"role": "replica", "server": side.server, "strategy": side.strategy, "replica": rep.ID},
 			})
 		}
 	}
@@ -279,7 +293,7 @@ func TestPrometheus(t *testing.T) {
 				t.Errorf("%v: want the runner target's role=\"runner\"", s.Metric)
 			}
 		}
-		if !servers[compare.Stateful] || !servers[compare.Stateless] || len(servers) != 2 {
+		if !servers[strategy.Stateful] || !servers[strategy.Stateless] || len(servers) != 2 {
 			t.Errorf("statelab_client_requests_total has servers %v, want stateful and stateless", slices.Sorted(maps.Keys(servers)))
 		}
 
@@ -287,13 +301,13 @@ func TestPrometheus(t *testing.T) {
 		var ids []string
 		for _, s := range sessions {
 			ids = append(ids, s.Metric["replica"])
-			if s.Metric["server"] != compare.Stateful || s.Metric["role"] != "replica" {
+			if s.Metric["server"] != strategy.Stateful || s.Metric["role"] != "replica" {
 				t.Errorf("%v: want server=\"stateful\" (the replica's own label) and role=\"replica\" (the target's)", s.Metric)
 			}
 		}
 		slices.Sort(ids)
-		if !slices.Equal(ids, []string{"stateful-1", "stateful-2"}) {
-			t.Errorf("statelab_sessions_active comes from replicas %q, want stateful-1 and stateful-2", ids)
+		if !slices.Equal(ids, []string{"memory-1", "memory-2"}) {
+			t.Errorf("statelab_sessions_active comes from replicas %q, want memory-1 and memory-2", ids)
 		}
 
 		// Metrics the replicas expose without labels get the target's.
@@ -341,7 +355,7 @@ func TestPrometheus(t *testing.T) {
 		for _, g := range psdReadFileSD(t, lab.fileSD) {
 			replicas = append(replicas, g.Labels["replica"])
 		}
-		if want := []string{"", "stateful-1", "stateless-1"}; !slices.Equal(replicas, want) {
+		if want := []string{"", psdLeft + "-1", psdRight + "-1"}; !slices.Equal(replicas, want) {
 			t.Errorf("after a scale-in, the file lists replicas %q, want %q (\"\": the runner)", replicas, want)
 		}
 		if prom == nil {
@@ -699,7 +713,7 @@ func TestGrafanaDashboard(t *testing.T) {
 			t.Errorf("panel %d %q: datasource %+v, want %+v", p.ID, p.Title, p.Datasource, wantDS)
 		}
 		side, rest, ok := strings.Cut(p.Title, " · ")
-		if !ok || (side != compare.Stateful && side != compare.Stateless) {
+		if !ok || (side != strategy.Stateful && side != strategy.Stateless) {
 			t.Errorf("panel %d %q: the title should start with its side, \"stateful · \" or \"stateless · \"", p.ID, p.Title)
 			continue
 		}
@@ -714,8 +728,8 @@ func TestGrafanaDashboard(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(titles[compare.Stateful], titles[compare.Stateless]) || len(titles[compare.Stateful]) == 0 {
-		t.Errorf("the sides differ: stateful has %q, stateless %q", titles[compare.Stateful], titles[compare.Stateless])
+	if !slices.Equal(titles[strategy.Stateful], titles[strategy.Stateless]) || len(titles[strategy.Stateful]) == 0 {
+		t.Errorf("the sides differ: stateful has %q, stateless %q", titles[strategy.Stateful], titles[strategy.Stateless])
 	}
 
 	// The page's panels, by the metric each needs.

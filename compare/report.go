@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 // Report is what a run found, as written to report.json.
@@ -22,16 +24,27 @@ type Report struct {
 	DurationS   float64   `json:"duration_s"`
 	// Interrupted is true when the run was stopped (Ctrl-C) before the
 	// scenario's end: the numbers cover only the part that ran.
-	Interrupted bool              `json:"interrupted"`
-	Users       int               `json:"users_per_side"`
-	Seed        int64             `json:"seed"`
-	Sides       map[string]Totals `json:"sides"`
+	Interrupted bool  `json:"interrupted"`
+	Users       int   `json:"users_per_side"`
+	Seed        int64 `json:"seed"`
+	// Sides holds each side's strategy and totals, keyed by the strategy's
+	// name; SideOrder gives the columns' order.
+	Sides     map[string]SideReport `json:"sides"`
+	SideOrder []string              `json:"side_order"`
 	// Unexpected lists, per side, what the 5xx answers and connection
 	// errors said, and how often.
 	Unexpected  map[string]map[string]int64 `json:"unexpected"`
 	Events      []EventRecord               `json:"events"`
 	Consistency Consistency                 `json:"consistency"`
 	Timeline    TimelineStats               `json:"timeline"`
+}
+
+// SideReport is one side of a run: the strategy, what its users counted,
+// and how its balancer shared the requests out after each scale event.
+type SideReport struct {
+	strategy.Strategy
+	Totals
+	Balance []BalanceWindow `json:"balance"`
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -70,7 +83,7 @@ func (r *Runner) report(ctx context.Context) *Report {
 		Users:       r.cfg.Users,
 		Seed:        r.cfg.Seed,
 		Interrupted: ctx.Err() != nil,
-		Sides:       map[string]Totals{},
+		Sides:       map[string]SideReport{},
 		Unexpected:  map[string]map[string]int64{},
 		Events:      r.Events(),
 		Timeline: TimelineStats{
@@ -83,7 +96,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 	}
 	var borrowIDs []int64
 	for _, s := range r.sides {
-		rep.Sides[s.name] = s.stats.Totals()
+		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows()}
+		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
 		d := s.sup.ReadyDurations()
@@ -161,6 +175,7 @@ var rows = []struct {
 	{"401 session_lost", func(t Totals) string { return fmt.Sprint(t.SessionLost) }},
 	{"401 login_required", func(t Totals) string { return fmt.Sprint(t.LoginRequired) }},
 	{"409 conflict (lost a race)", func(t Totals) string { return fmt.Sprint(t.Conflicts) }},
+	{"401 invalid token/session", func(t Totals) string { return fmt.Sprint(t.InvalidCredential) }},
 	{"other 4xx", func(t Totals) string { return fmt.Sprint(t.Errors4xx) }},
 	{"5xx", func(t Totals) string { return fmt.Sprint(t.Errors5xx) }},
 	{"connection errors", func(t Totals) string { return fmt.Sprint(t.ConnErrors) }},
@@ -173,6 +188,15 @@ var rows = []struct {
 	{"latency p99 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
 }
 
+// columns returns the two sides in column order.
+func (rep *Report) columns() []SideReport {
+	cols := make([]SideReport, 0, len(rep.SideOrder))
+	for _, name := range rep.SideOrder {
+		cols = append(cols, rep.Sides[name])
+	}
+	return cols
+}
+
 // PrintSummary writes the side-by-side table and the consistency verdict.
 func (rep *Report) PrintSummary(w io.Writer) {
 	fmt.Fprintf(w, "\nscenario %s: %s (%.0f s, %d users per side)\n", rep.Scenario, rep.Description, rep.DurationS, rep.Users)
@@ -180,16 +204,30 @@ func (rep *Report) PrintSummary(w io.Writer) {
 		fmt.Fprintln(w, "(interrupted before the end of the scenario: the numbers cover only the part that ran)")
 	}
 	fmt.Fprintln(w)
+	cols := rep.columns()
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\tstateful\tstateless\t\n")
+	fmt.Fprint(tw, "\t")
+	for _, c := range cols {
+		fmt.Fprintf(tw, "%s\t", c.Name)
+	}
+	fmt.Fprintln(tw)
 	for _, row := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t\n", row.label, row.value(rep.Sides[Stateful]), row.value(rep.Sides[Stateless]))
+		fmt.Fprintf(tw, "%s\t", row.label)
+		for _, c := range cols {
+			fmt.Fprintf(tw, "%s\t", row.value(c.Totals))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
-	for _, side := range []string{Stateful, Stateless} {
-		u := rep.Unexpected[side]
+	for _, c := range cols {
+		u := rep.Unexpected[c.Name]
 		for _, m := range slices.Sorted(maps.Keys(u)) {
-			fmt.Fprintf(w, "%s: %d × %s\n", side, u[m], m)
+			fmt.Fprintf(w, "%s: %d × %s\n", c.Name, u[m], m)
+		}
+	}
+	for _, c := range cols {
+		for _, b := range c.Balance {
+			fmt.Fprintf(w, "%s: after the %s at %.0f s, %s\n", c.Name, b.After, b.FromS, b.describe())
 		}
 	}
 	fmt.Fprintln(w)
@@ -205,22 +243,54 @@ func (rep *Report) PrintSummary(w io.Writer) {
 	}
 }
 
+// describe says in words how the window's requests were shared out.
+func (b BalanceWindow) describe() string {
+	var parts []string
+	for _, id := range slices.Sorted(maps.Keys(b.Shares)) {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", id, 100*b.Shares[id]))
+	}
+	if len(parts) == 0 {
+		return "no requests reached a replica before the next event"
+	}
+	return fmt.Sprintf("requests until %.0f s: %s (imbalance %.2f: the busiest replica's share ÷ a fair share)", b.ToS, strings.Join(parts, ", "), b.Imbalance)
+}
+
 func (rep *Report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "# statelab report: %s\n\n%s. Started %s, ran %.0f s with %d simulated users per side (seed %d).\n\n",
 		rep.Scenario, rep.Description, rep.StartedAt.Format(time.RFC3339), rep.DurationS, rep.Users, rep.Seed)
+	cols := rep.columns()
+	for _, c := range cols {
+		fmt.Fprintf(w, "- **%s** (%s server, balancer affinity %s): the sign-in lives %s.\n", c.Name, c.Server, c.Affinity, c.Where)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Every number below was counted from what the simulated users' HTTP clients received through each side's load balancer. Availability is ok / (requests − 409 conflicts): a 409 is the library correctly refusing a borrow another user won, not an outage.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| | stateful | stateless |\n|---|---:|---:|")
-	for _, row := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s |\n", row.label, row.value(rep.Sides[Stateful]), row.value(rep.Sides[Stateless]))
+	fmt.Fprint(w, "|")
+	for _, c := range cols {
+		fmt.Fprintf(w, " | %s", c.Name)
 	}
-	sf, sl := rep.Sides[Stateful], rep.Sides[Stateless]
+	fmt.Fprint(w, " |\n|---|")
+	for range cols {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w)
+	for _, row := range rows {
+		fmt.Fprintf(w, "| %s", row.label)
+		for _, c := range cols {
+			fmt.Fprintf(w, " | %s", row.value(c.Totals))
+		}
+		fmt.Fprintln(w, " |")
+	}
 	fmt.Fprintln(w, "\n## What the numbers say")
-	fmt.Fprintf(w, "\n- **Sessions.** The stateful side lost %d sessions (and %d cart items with them) and forced %d re-logins; the stateless side lost %d. ",
-		sf.SessionsLost, sf.CartItemsLost, sf.Relogins, sl.SessionsLost)
-	fmt.Fprintln(w, "A stateful session lives in the memory of one replica: a restart wipes it, and a round-robin balancer sends the next request to a replica that never had it. With N replicas about (N−1)/N of the requests after a login land on such a replica.")
-	if authed := sf.OK - sf.SignIns + sf.SessionLost; authed > 0 {
-		fmt.Fprintf(w, "  Measured here: of %d stateful requests made with a session (sign-ins left out), %d (%.0f%%) were session_lost.\n", authed, sf.SessionLost, 100*float64(sf.SessionLost)/float64(authed))
+	fmt.Fprintln(w)
+	for _, c := range cols {
+		fmt.Fprintf(w, "- **%s.** %d sessions lost (%d cart items with them), %d forced re-logins, %d answers of 401 invalid_token or invalid_session. ",
+			c.Name, c.SessionsLost, c.CartItemsLost, c.Relogins, c.InvalidCredential)
+		fmt.Fprintf(w, "What breaks it: %s.", c.Breaks)
+		if authed := c.OK - c.SignIns + c.SessionLost; c.SessionLost > 0 && authed > 0 {
+			fmt.Fprintf(w, " Of %d requests made with a session (sign-ins left out), %d (%.0f%%) were session_lost.", authed, c.SessionLost, 100*float64(c.SessionLost)/float64(authed))
+		}
+		fmt.Fprintln(w)
 	}
 	crashes := 0
 	for _, e := range rep.Events {
@@ -228,23 +298,30 @@ func (rep *Report) markdown(w io.Writer) {
 			crashes++
 		}
 	}
-	if crashes > 0 {
-		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%d kill(s) across both sides). A killed process cannot finish the requests it is working on: the balancer answers those with 502. They show as 5xx (stateful %d, stateless %d) or connection errors (stateful %d, stateless %d). Both sides pay this; only the stateful side also loses the sessions the process held.\n",
-			crashes, sf.Errors5xx, sl.Errors5xx, sf.ConnErrors, sl.ConnErrors)
-	} else {
-		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request should fail on either side: 5xx stateful %d, stateless %d; connection errors stateful %d, stateless %d.\n",
-			sf.Errors5xx, sl.Errors5xx, sf.ConnErrors, sl.ConnErrors)
+	var fivexx, conn []string
+	for _, c := range cols {
+		fivexx = append(fivexx, fmt.Sprintf("%s %d", c.Name, c.Errors5xx))
+		conn = append(conn, fmt.Sprintf("%s %d", c.Name, c.ConnErrors))
 	}
-	fmt.Fprintf(w, "- **The cost of statelessness.** Every stateless request carries its credential and is authenticated again; latency p50 stateful %.1f ms, stateless %.1f ms (through the balancer, on one shared machine, so the stateful side's re-login storm, bcrypt on every login, slows both).\n",
-		sf.LatencyMS.P50, sl.LatencyMS.P50)
-	for _, side := range []string{Stateful, Stateless} {
-		if len(rep.Unexpected[side]) == 0 {
+	if crashes > 0 {
+		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%d kill(s) across both sides). A killed process cannot finish the requests it is working on: the balancer answers those with 502. They show as 5xx (%s) or connection errors (%s). Every strategy pays this; a strategy that keeps sessions in the process also loses the sessions it held.\n",
+			crashes, strings.Join(fivexx, ", "), strings.Join(conn, ", "))
+	} else {
+		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request should fail on either side: 5xx %s; connection errors %s.\n",
+			strings.Join(fivexx, ", "), strings.Join(conn, ", "))
+	}
+	for _, c := range cols {
+		for _, b := range c.Balance {
+			fmt.Fprintf(w, "- **Balance, %s, after the %s at %.0f s.** %s.\n", c.Name, b.After, b.FromS, strings.ToUpper(b.describe()[:1])+b.describe()[1:])
+		}
+	}
+	for _, c := range cols {
+		if len(rep.Unexpected[c.Name]) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\nWhat the %s side's 5xx answers and connection errors said:\n\n", side)
-		msgs := slices.Sorted(maps.Keys(rep.Unexpected[side]))
-		for _, m := range msgs {
-			fmt.Fprintf(w, "- %d × %s\n", rep.Unexpected[side][m], m)
+		fmt.Fprintf(w, "\nWhat %s's 5xx answers and connection errors said:\n\n", c.Name)
+		for _, m := range slices.Sorted(maps.Keys(rep.Unexpected[c.Name])) {
+			fmt.Fprintf(w, "- %d × %s\n", rep.Unexpected[c.Name][m], m)
 		}
 	}
 	fmt.Fprintln(w, "\n## Consistency of the shared database")
@@ -259,10 +336,15 @@ func (rep *Report) markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "- %s: %s — %s\n", c.name, mark, c.c.Detail)
 	}
-	fmt.Fprintln(w, "\n## Events\n\n| at (s) | kind | side | replica | took (ms) | source | error |\n|---:|---|---|---|---:|---|---|")
+	fmt.Fprintln(w, "\n## Events\n\n| at (s) | kind | side | replica | took (ms) | source | note | error |\n|---:|---|---|---|---:|---|---|---|")
 	for _, e := range rep.Events {
-		fmt.Fprintf(w, "| %.1f | %s | %s | %s | %.0f | %s | %s |\n", e.AtS, e.Kind, e.Side, e.Replica, e.TookMS, e.Source, e.Error)
+		fmt.Fprintf(w, "| %.1f | %s | %s | %s | %.0f | %s | %s | %s |\n", e.AtS, e.Kind, e.Side, e.Replica, e.TookMS, e.Source, e.Note, e.Error)
 	}
-	fmt.Fprintf(w, "\nThe timeline ran at most %.1f ms behind schedule; the feed's longest gap between two samples was %.0f ms. Replica start to first ready answer: p50 %v ms, max %v ms.\n",
-		rep.Timeline.MaxLateMS, rep.Timeline.FeedMaxGapMS, rep.Timeline.ReadyMSP50, rep.Timeline.ReadyMSMax)
+	fmt.Fprintf(w, "\nThe timeline ran at most %.1f ms behind schedule; the feed's longest gap between two samples was %.0f ms.", rep.Timeline.MaxLateMS, rep.Timeline.FeedMaxGapMS)
+	for _, c := range cols {
+		if _, ok := rep.Timeline.ReadyMSP50[c.Name]; ok {
+			fmt.Fprintf(w, " %s replicas answered ready %.0f ms after they were started (median; slowest %.0f ms).", c.Name, rep.Timeline.ReadyMSP50[c.Name], rep.Timeline.ReadyMSMax[c.Name])
+		}
+	}
+	fmt.Fprintln(w)
 }

@@ -14,9 +14,21 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 var rtUpdate = flag.Bool("update", false, "rewrite the testdata/*.golden files with what the code writes now")
+
+// The fixed report's sides: the default pair.
+const rtLeft, rtRight = "memory-sticky", "apikey"
+
+func rtStrategy(name string) strategy.Strategy {
+	s, err := strategy.Parse(name)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
 
 // rtReport returns a fixed report: a quick run with a restart (whose
 // replica held sessions), a scale-out and, with crash, a crash.
@@ -29,22 +41,28 @@ func rtReport(consistent, crash bool) *compare.Report {
 		DurationS:   20.0007,
 		Users:       8,
 		Seed:        1,
-		Sides: map[string]compare.Totals{
-			compare.Stateful: {
+		SideOrder:   []string{rtLeft, rtRight},
+		Sides: map[string]compare.SideReport{
+			rtLeft: {Strategy: rtStrategy(rtLeft), Balance: []compare.BalanceWindow{{
+				FromS: 12.2, ToS: 20, After: "scale-out",
+				Requests:  map[string]uint64{"memory-sticky-1": 180, "memory-sticky-2": 170, "memory-sticky-3": 12},
+				Shares:    map[string]float64{"memory-sticky-1": 180.0 / 362, "memory-sticky-2": 170.0 / 362, "memory-sticky-3": 12.0 / 362},
+				Imbalance: 3 * 180.0 / 362,
+			}}, Totals: compare.Totals{
 				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
 				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0,
 				LatencyMS: compare.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
-			},
-			compare.Stateless: {
+			}},
+			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1,
 				LatencyMS: compare.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
-			},
+			}},
 		},
 		Events: []compare.EventRecord{
-			{AtS: 6.0346, Kind: "restart", Side: compare.Stateful, Replica: "stateful-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, Note: "a deploy restarts one replica gracefully"},
-			{AtS: 6.0347, Kind: "restart", Side: compare.Stateless, Replica: "stateless-1", TookMS: 198.98, Source: "scenario", Note: "a deploy restarts one replica gracefully"},
-			{AtS: 12.0007, Kind: "scale-out", Side: compare.Stateful, Replica: "stateful-3", TookMS: 160.06, Source: "scenario"},
-			{AtS: 12.0008, Kind: "scale-out", Side: compare.Stateless, Replica: "stateless-3", TookMS: 150.5, Source: "scenario", Error: "replica stateless-3 (pid 42) was not ready within 10s"},
+			{AtS: 6.0346, Kind: "restart", Side: rtLeft, Replica: "memory-sticky-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, Note: "a deploy restarts one replica gracefully"},
+			{AtS: 6.0347, Kind: "restart", Side: rtRight, Replica: "apikey-1", TookMS: 198.98, Source: "scenario", Note: "a deploy restarts one replica gracefully"},
+			{AtS: 12.0007, Kind: "scale-out", Side: rtLeft, Replica: "memory-sticky-3", TookMS: 160.06, Source: "scenario"},
+			{AtS: 12.0008, Kind: "scale-out", Side: rtRight, Replica: "apikey-3", TookMS: 150.5, Source: "scenario", Error: "replica apikey-3 (pid 42) was not ready within 10s"},
 		},
 		Consistency: compare.Consistency{
 			OK:                     true,
@@ -55,9 +73,9 @@ func rtReport(consistent, crash bool) *compare.Report {
 		Timeline: compare.TimelineStats{
 			MaxLateMS:    0.7,
 			FeedMaxGapMS: 1003.5,
-			ReadyMSP50:   map[string]float64{compare.Stateful: 180.5, compare.Stateless: 150.25},
-			ReadyMSMax:   map[string]float64{compare.Stateful: 1400, compare.Stateless: 210},
-			ReplicaStart: map[string]int{compare.Stateful: 4, compare.Stateless: 4},
+			ReadyMSP50:   map[string]float64{rtLeft: 180.5, rtRight: 150.25},
+			ReadyMSMax:   map[string]float64{rtLeft: 1400, rtRight: 210},
+			ReplicaStart: map[string]int{rtLeft: 4, rtRight: 4},
 		},
 	}
 	if !consistent {
@@ -66,7 +84,7 @@ func rtReport(consistent, crash bool) *compare.Report {
 		rep.Consistency.CopiesAddUp = compare.Check{OK: false, Detail: "available copies + 3 active borrows = copies for all but 1 book(s) [99]"}
 	}
 	if crash {
-		rep.Events = append(rep.Events, compare.EventRecord{AtS: 15, Kind: compare.ActionCrash, Side: compare.Stateful, Replica: "stateful-2", TookMS: 300, Source: "control", Note: "live control"})
+		rep.Events = append(rep.Events, compare.EventRecord{AtS: 15, Kind: compare.ActionCrash, Side: rtLeft, Replica: "memory-sticky-2", TookMS: 300, Source: "control", Note: "live control"})
 	}
 	return rep
 }
@@ -116,7 +134,7 @@ func TestReportWrite(t *testing.T) {
 	// consistency.{ok, borrows_exist, …}); the rest is there too.
 	want := []string{
 		"scenario", "description", "started_at", "duration_s", "interrupted", "users_per_side", "seed",
-		"sides", "events", "consistency", "timeline",
+		"sides", "side_order", "events", "consistency", "timeline",
 		"events[].at_s", "events[].kind", "events[].side", "events[].replica", "events[].took_ms", "events[].source",
 		"events[].sessions_held", "events[].note", "events[].error",
 		"consistency.ok", "unexpected",
@@ -125,15 +143,24 @@ func TestReportWrite(t *testing.T) {
 	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up"} {
 		want = append(want, "consistency."+check, "consistency."+check+".ok", "consistency."+check+".detail")
 	}
-	for _, side := range []string{compare.Stateful, compare.Stateless} {
+	for _, side := range []string{rtLeft, rtRight} {
 		want = append(want, "sides."+side, "timeline.replica_ready_ms_p50."+side, "timeline.replica_ready_ms_max."+side, "timeline.replica_starts."+side)
 		for _, k := range []string{
 			"requests", "ok", "session_lost", "login_required", "conflicts", "errors_4xx", "errors_5xx", "conn_errors",
 			"sessions_lost", "relogins", "cart_items_lost", "borrows", "returns", "sign_ins", "availability",
-			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99",
+			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "invalid_credential",
+			// what the issue asks each side to say of its strategy
+			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
+			"balance",
 		} {
 			want = append(want, "sides."+side+"."+k)
 		}
+	}
+	for _, k := range []string{"from_s", "to_s", "after", "requests", "shares", "imbalance"} {
+		want = append(want, "sides."+rtLeft+".balance[]."+k)
+	}
+	for _, id := range []string{"memory-sticky-1", "memory-sticky-2", "memory-sticky-3"} {
+		want = append(want, "sides."+rtLeft+".balance[].requests."+id, "sides."+rtLeft+".balance[].shares."+id)
 	}
 	sort.Strings(want)
 	got := make([]string, 0, len(keys))
@@ -183,11 +210,13 @@ func TestReportWrite(t *testing.T) {
 		"| availability | 0.6374 | 1.0000 |",
 		"| 401 session_lost | 256 | 0 |",
 		"| forced re-logins | 251 | 0 |",
-		"Measured here: of 448 stateful requests made with a session (sign-ins left out), 256 (57%) were session_lost.",
+		"Of 448 requests made with a session (sign-ins left out), 256 (57%) were session_lost.",
+		"- **memory-sticky** (stateful server, balancer affinity cookie): the sign-in lives in the memory of one replica",
+		"- **Balance, memory-sticky, after the scale-out at 12 s.** Requests until 20 s: memory-sticky-1 50%, memory-sticky-2 47%, memory-sticky-3 3% (imbalance 1.49",
 		"**Planned stops only.**",
 		"- every borrow answered 201 exists: ok — 252 borrow(s) answered 201",
-		"| 6.0 | restart | stateful | stateful-1 | 1559 | scenario |  |",
-		"| 12.0 | scale-out | stateless | stateless-3 | 150 | scenario | replica stateless-3 (pid 42) was not ready within 10s |",
+		"| 6.0 | restart | memory-sticky | memory-sticky-1 | 1559 | scenario | a deploy restarts one replica gracefully |  |",
+		"| 12.0 | scale-out | apikey | apikey-3 | 150 | scenario |  | replica apikey-3 (pid 42) was not ready within 10s |",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)

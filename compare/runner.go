@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,26 +22,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
 // Config is everything a comparison run needs. cmd/statelab fills it from
 // flags.
 type Config struct {
-	Binary        string // the statelab binary the replicas run (os.Executable())
-	Scenario      Scenario
-	Users         int // simulated users per side
-	Seed          int64
-	Think         time.Duration // mean think time between a user's steps
-	Addr          string        // the runner's own address: metrics, feed, controls, dashboard
-	StatefulAddr  string        // the stateful side's balancer
-	StatelessAddr string        // the stateless side's balancer
-	ReportDir     string        // where report.json and report.md go
-	WorkDir       string        // the shared database and the replicas' log
-	Hold          bool          // keep everything up after the timeline, until ctx is done
-	Stdout        io.Writer     // progress, summary
-	Interactive   bool          // Stdout is a terminal: redraw the progress line in place
+	Binary   string // the statelab binary the replicas run (os.Executable())
+	Scenario Scenario
+	// Sides are the two strategies put side by side, left column first.
+	Sides [2]strategy.Strategy
+	Users int // simulated users per side
+	Seed  int64
+	Think time.Duration // mean think time between a user's steps
+	Addr  string        // the runner's own address: metrics, feed, controls, dashboard
+	// BalancerAddrs are the two sides' balancers, in the order of Sides.
+	BalancerAddrs [2]string
+	ReportDir     string    // where report.json and report.md go
+	WorkDir       string    // the shared database, the replicas' log, redis-server's directory
+	Hold          bool      // keep everything up after the timeline, until ctx is done
+	Stdout        io.Writer // progress, summary
+	Interactive   bool      // Stdout is a terminal: redraw the progress line in place
 	Logger        *slog.Logger
 	// Dashboard, when set, is served at / on the runner's address.
 	Dashboard http.Handler
@@ -52,21 +57,28 @@ type Config struct {
 	Timeouts Timeouts
 }
 
-// side is one half of the comparison: replicas, their balancer, the users'
-// counters.
+// side is one half of the comparison: one strategy's replicas, their
+// balancer, the users' counters.
 type side struct {
-	name     string
+	name     string // the strategy's name: the side's key everywhere
+	st       strategy.Strategy
 	sup      *supervisor.Supervisor
 	lb       *balancer.Balancer
 	stats    *SideStats
 	url      string
 	listener net.Listener
+	// redis is the side's private redis-server when its sessions live
+	// there; nil otherwise.
+	redis *redisserver.Server
+	// balance follows each replica's share of the requests after every
+	// scale event.
+	balance balanceLog
 }
 
 // Runner plays a scenario on both sides at once.
 type Runner struct {
 	cfg    Config
-	sides  []*side // stateful first
+	sides  []*side // in the order of Config.Sides
 	gate   *Gate
 	db     *sqlite.DB
 	reg    *prometheus.Registry
@@ -84,7 +96,7 @@ type Runner struct {
 }
 
 // EventRecord is one thing the timeline or a live control did to one
-// replica of one side.
+// replica (or the session store) of one side.
 type EventRecord struct {
 	AtS     float64 `json:"at_s"`
 	Kind    string  `json:"kind"`
@@ -99,14 +111,25 @@ type EventRecord struct {
 	Error        string   `json:"error,omitempty"`
 }
 
-// New prepares a run: the shared database, the listeners and the
-// supervisors. Nothing is started until Run.
+// New prepares a run: the shared database, the listeners, the supervisors,
+// and the private redis-server of a side whose sessions live there (which
+// Run stops). No replica starts until Run.
 func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if cfg.Users < 1 || cfg.Users > 500 {
 		return nil, fmt.Errorf("users is %d; use 1 to 500 per side (the seed has 1000 load-test members)", cfg.Users)
 	}
 	if err := cfg.Scenario.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Sides[0].Name == "" || cfg.Sides[0].Name == cfg.Sides[1].Name {
+		return nil, errors.New("name two different strategies for the sides (statelab strategies lists them)")
+	}
+	for _, st := range cfg.Sides {
+		if st.NeedsRedis() {
+			if _, err := redisserver.LookPath(); err != nil {
+				return nil, fmt.Errorf("strategy %s keeps its sessions in redis: %w", st.Name, err)
+			}
+		}
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
@@ -121,38 +144,45 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_scenario_events_total",
-		Help: "Events played on the replicas, by kind (restart, crash, scale-out, scale-in), server and source (scenario or control).",
-	}, []string{"kind", "server", "source"})
+		Help: "Events played on the replicas, by kind (restart, crash, scale-out, scale-in, restart-store), strategy, server and source (scenario or control).",
+	}, []string{"kind", "strategy", "server", "source"})
 	r.reg.MustRegister(r.events)
 
-	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	fail := func(err error) (*Runner, error) {
+		r.closeSides()
 		db.Close()
 		return nil, err
 	}
-	statsBySide := map[string]*SideStats{}
-	for _, name := range []string{Stateful, Stateless} {
-		addr := cfg.StatefulAddr
-		secretFlag := "--session-key"
-		if name == Stateless {
-			addr, secretFlag = cfg.StatelessAddr, "--jwt-secret"
-		}
+	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fail(err)
+	}
+	for i, st := range cfg.Sides {
+		addr := cfg.BalancerAddrs[i]
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			r.closeListeners()
-			db.Close()
-			return nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s-addr)", name, addr, err, name)
+			flagName := [2]string{"left-addr", "right-addr"}[i]
+			return fail(fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName))
 		}
-		// Every replica of a side gets the same secret, so a request that
-		// fails on another replica fails because the state is missing,
-		// never because a signature did not match.
-		secret := randomHex(32)
-		s := &side{name: name, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String()}
-		s.lb = balancer.New(balancer.Config{Side: name, Logger: cfg.Logger, Registerer: r.reg})
+		s := &side{name: st.Name, st: st, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String()}
+		r.sides = append(r.sides, s)
+		if st.NeedsRedis() {
+			dir := filepath.Join(cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
+			if s.redis, err = redisserver.Start(ctx, dir); err != nil {
+				return fail(fmt.Errorf("%s: start redis-server: %w", st.Name, err))
+			}
+		}
+		policy, err := balancer.ParseAffinity(st.Affinity)
+		if err != nil {
+			return fail(err)
+		}
+		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy})
 		s.sup = supervisor.New(supervisor.Config{
-			Side:    name,
+			Side:    st.Name,
+			Command: st.Server,
 			Binary:  cfg.Binary,
-			Args:    []string{"--db", dbPath, secretFlag, secret, "--log-format", "json", "--shutdown-timeout", "5s"},
+			Args:    replicaArgs(st, dbPath, s.redis),
+			Env:     replicaEnv(st),
 			Log:     logFile,
 			Logger:  cfg.Logger,
 			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
@@ -171,20 +201,45 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 				r.targetsChanged()
 			},
 		})
-		statsBySide[name] = s.stats
-		r.sides = append(r.sides, s)
 	}
-	r.reg.MustRegister(newStatsCollector(statsBySide))
+	r.reg.MustRegister(newStatsCollector(r.sides))
 	for _, s := range r.sides {
 		sup := s.sup
 		r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "statelab_replicas_up",
-			Help:        "Replica processes running and ready, by server.",
-			ConstLabels: prometheus.Labels{"server": s.name},
+			Help:        "Replica processes running and ready, by strategy and server.",
+			ConstLabels: prometheus.Labels{"strategy": s.name, "server": s.st.Server},
 		}, func() float64 { return float64(len(sup.Replicas())) }))
 	}
-	r.feed = newFeed(r)
+	r.feed = newFeed(r.sample)
 	return r, nil
+}
+
+// replicaArgs are the flags every replica of a strategy runs with. Secrets
+// are not among them: argv is readable by every local user (ps), so they go
+// through the environment (replicaEnv).
+func replicaArgs(st strategy.Strategy, dbPath string, redis *redisserver.Server) []string {
+	args := []string{"--db", dbPath, "--log-format", "json", "--shutdown-timeout", "5s"}
+	if st.Server == strategy.Stateful {
+		args = append(args, "--sessions", st.Sessions)
+		if redis != nil {
+			args = append(args, "--redis-addr", redis.Addr())
+		}
+	}
+	return args
+}
+
+// replicaEnv gives every replica of a side the same secret, so a request
+// that fails on another replica fails because the state is missing, never
+// because a signature did not match — unless the strategy is one of the
+// +own-secrets mistakes, whose replicas each make a random one. The empty
+// value then overrides a secret the runner's own environment may hold.
+func replicaEnv(st strategy.Strategy) []string {
+	name := "STATELAB_" + strings.ToUpper(strings.ReplaceAll(st.Secret(), "-", "_"))
+	if st.OwnSecrets {
+		return []string{name + "="}
+	}
+	return []string{name + "=" + randomHex(32)}
 }
 
 func backendsOf(reps []supervisor.Replica) []balancer.Backend {
@@ -201,9 +256,13 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (r *Runner) closeListeners() {
+// closeSides undoes what New set up for the sides when it fails half-way.
+func (r *Runner) closeSides() {
 	for _, s := range r.sides {
 		s.listener.Close()
+		if s.redis != nil {
+			_ = s.redis.Stop()
+		}
 	}
 }
 
@@ -238,14 +297,17 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 		}
 	}()
 
-	// Whatever happens from here on, no replica outlives the runner.
+	// Whatever happens from here on, no replica (and no redis-server)
+	// outlives the runner.
 	defer r.stopAll()
 
 	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", sc.Replicas)
 	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, sc.Replicas) }); err != nil {
 		return nil, fmt.Errorf("start replicas: %w", err)
 	}
-	fmt.Fprintf(out, "stateful balancer  %s\nstateless balancer %s\n", r.sides[0].url, r.sides[1].url)
+	for _, s := range r.sides {
+		fmt.Fprintf(out, "%-14s balancer %s (%s)\n", s.name, s.url, s.st.Where)
+	}
 
 	usersCtx, stopUsers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -253,16 +315,15 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	for si, s := range r.sides {
 		for i := range r.cfg.Users {
 			u := NewUser(UserConfig{
-				Side:     s.name,
-				BaseURL:  s.url,
-				Email:    sqlite.LoadTestEmail(si*r.cfg.Users + i + 1),
-				Password: sqlite.LoadTestPassword,
-				UseJWT:   i%2 == 1,
-				Seed:     r.cfg.Seed*1_000_003 + int64(i),
-				Client:   client,
-				Stats:    s.stats,
-				Gate:     r.gate,
-				Think:    r.cfg.Think,
+				Credential: s.st.Credential,
+				BaseURL:    s.url,
+				Email:      sqlite.LoadTestEmail(si*r.cfg.Users + i + 1),
+				Password:   sqlite.LoadTestPassword,
+				Seed:       r.cfg.Seed*1_000_003 + int64(i),
+				Client:     client,
+				Stats:      s.stats,
+				Gate:       r.gate,
+				Think:      r.cfg.Think,
 				// Users arrive over the first two seconds, in the same
 				// order on both sides.
 				StartAfter: time.Duration(i) * 2 * time.Second / time.Duration(r.cfg.Users),
@@ -290,6 +351,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	wg.Wait()
 	<-progressDone
 	r.setPhase("finished")
+	for _, s := range r.sides {
+		s.balance.close(r.elapsed().Seconds(), s.lb.Requests())
+	}
 	if timelineErr != nil && ctx.Err() == nil {
 		return nil, timelineErr
 	}
@@ -315,7 +379,13 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 func (r *Runner) stopAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Stop(ctx) })
+	_ = r.bothSides(ctx, func(ctx context.Context, s *side) error {
+		err := s.sup.Stop(ctx)
+		if s.redis != nil {
+			err = errors.Join(err, s.redis.Stop())
+		}
+		return err
+	})
 }
 
 // bothSides runs fn on both sides at the same moment and waits for both.
@@ -395,9 +465,13 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
 		before := s.sup.Replicas()
 		start := time.Now()
+		// Whatever this event does changes who gets the requests: the share
+		// window of an earlier scale event ends here.
+		s.balance.close(r.since(start), s.lb.Requests())
 		var err error
 		var touched []string
 		var held *float64
+		var note string
 		kind := e.Action
 		switch e.Action {
 		case ActionRestart, ActionCrash:
@@ -430,19 +504,37 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			} else {
 				touched = diffIDs(after, before)
 			}
+		case ActionRestartStore:
+			if s.redis == nil {
+				note = "no session store to restart: " + s.st.Where
+				break
+			}
+			touched = []string{"redis-server"}
+			err = s.redis.Restart(ctx)
+			note = "redis-server restarted without persistence: every session it held is gone"
 		default:
 			err = fmt.Errorf("unknown action %q", e.Action)
 		}
 		took := time.Since(start)
+		if kind == "scale-out" || kind == "scale-in" {
+			var ids []string
+			for _, rep := range s.sup.Replicas() {
+				ids = append(ids, rep.ID)
+			}
+			s.balance.open(r.since(time.Now()), kind, s.lb.Requests(), ids)
+		}
 		if len(touched) == 0 {
 			touched = []string{""}
 		}
+		if e.Note != "" {
+			note = strings.TrimPrefix(note+"; "+e.Note, "; ")
+		}
 		for _, id := range touched {
-			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: e.Note, SessionsHeld: held}
+			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note, SessionsHeld: held}
 			if err != nil {
 				rec.Error = err.Error()
 			}
-			r.events.WithLabelValues(kind, s.name, source).Inc()
+			r.events.WithLabelValues(kind, s.name, s.st.Server, source).Inc()
 			r.record(rec)
 		}
 		return err

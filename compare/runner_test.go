@@ -94,7 +94,7 @@ func rtStartRunner(t *testing.T, bin string, args ...string) *rtRunner {
 		out: &labtest.Buffer{}, exited: make(chan struct{}), procs: map[int]rtProc{},
 	}
 	r.cmd = exec.Command(bin, append([]string{"compare",
-		"--addr", addrs[0], "--stateful-addr", addrs[1], "--stateless-addr", addrs[2],
+		"--addr", addrs[0], "--left-addr", addrs[1], "--right-addr", addrs[2],
 		"--report", r.report, "--work-dir", r.workDir, "--log-level", "info"}, args...)...)
 	// Relative defaults (./reports, ./data/...) land in the temporary
 	// directory, not in the source tree.
@@ -325,9 +325,14 @@ func (m rtMetrics) value(name string, labels map[string]string) (float64, bool) 
 	return 0, false
 }
 
+// The sides of the quick-scenario run.
+const rtMemory, rtAPIKey = "memory", "apikey"
+
 func rtQuickScenario(t *testing.T, bin string) {
 	const users = 8
-	r := rtStartRunner(t, bin, "--scenario", "quick", "--users", strconv.Itoa(users), "--hold")
+	// Round robin in front of sessions in memory against API keys: the
+	// lab's first contrast, whose numbers follow from N alone.
+	r := rtStartRunner(t, bin, "--sides", rtMemory+","+rtAPIKey, "--scenario", "quick", "--users", strconv.Itoa(users), "--hold")
 
 	// The feed answers as soon as the runner listens, before the replicas
 	// are up.
@@ -394,8 +399,8 @@ func rtQuickScenario(t *testing.T, bin string) {
 	t.Run("report.json", func(t *testing.T) { rtCheckReport(t, rep, users) })
 	t.Run("metrics", func(t *testing.T) { rtCheckMetrics(t, exposition, rep) })
 	t.Run("feed", func(t *testing.T) {
-		for _, side := range []string{compare.Stateful, compare.Stateless} {
-			if got, want := feed.Now.Sides[side].Totals, rep.Sides[side]; got != want {
+		for _, side := range []string{rtMemory, rtAPIKey} {
+			if got, want := feed.Now.Sides[side].Totals, rep.Sides[side].Totals; got != want {
 				t.Errorf("%s: the feed says\n%+v\nreport.json says\n%+v", side, got, want)
 			}
 			if n := len(feed.Now.Sides[side].Replicas); n != 3 {
@@ -424,7 +429,7 @@ func rtQuickScenario(t *testing.T, bin string) {
 		for k := range perSide {
 			counts[strings.Fields(k)[0]]++
 		}
-		for _, side := range []string{compare.Stateful, compare.Stateless} {
+		for _, side := range []string{rtMemory, rtAPIKey} {
 			if counts[side] != 4 || rep.Timeline.ReplicaStart[side] != 4 {
 				t.Errorf("%s: %d replica pids in the feed's history, %d starts in report.json; want 4 (2, a restart, a scale-out)", side, counts[side], rep.Timeline.ReplicaStart[side])
 			}
@@ -451,7 +456,7 @@ func rtQuickScenario(t *testing.T, bin string) {
 
 // rtCheckReport checks the lesson in report.json.
 func rtCheckReport(t *testing.T, rep compare.Report, users int) {
-	sf, sl := rep.Sides[compare.Stateful], rep.Sides[compare.Stateless]
+	sf, sl := rep.Sides[rtMemory], rep.Sides[rtAPIKey]
 	t.Logf("stateful:  %+v", sf)
 	t.Logf("stateless: %+v", sl)
 	if rep.Scenario != "quick" || rep.Interrupted || rep.Users != users {
@@ -524,7 +529,7 @@ func rtCheckReport(t *testing.T, rep compare.Report, users int) {
 			t.Errorf("event %+v failed", e)
 		}
 		seen[e.Kind+" "+e.Side] = true
-		if e.Kind == "restart" && e.Side == compare.Stateful {
+		if e.Kind == "restart" && e.Side == rtMemory {
 			if e.SessionsHeld == nil {
 				t.Logf("the stateful replica's session count was not measured before its restart")
 			} else if *e.SessionsHeld <= 0 {
@@ -532,7 +537,7 @@ func rtCheckReport(t *testing.T, rep compare.Report, users int) {
 			}
 		}
 	}
-	for _, want := range []string{"restart stateful", "restart stateless", "scale-out stateful", "scale-out stateless"} {
+	for _, want := range []string{"restart memory", "restart apikey", "scale-out memory", "scale-out apikey"} {
 		if !seen[want] {
 			t.Errorf("report.json has no %s event: %+v", want, rep.Events)
 		}
@@ -557,32 +562,32 @@ func rtCheckMetrics(t *testing.T, exposition []byte, rep compare.Report) {
 	}
 
 	for _, line := range []string{
-		`statelab_client_requests_total{outcome="session_lost",server="stateless"} 0`,
-		`statelab_client_requests_total{outcome="error_5xx",server="stateless"} 0`,
-		`statelab_client_requests_total{outcome="conn_error",server="stateless"} 0`,
-		`statelab_client_sessions_lost_total{server="stateless"} 0`,
-		`statelab_client_relogins_total{server="stateless"} 0`,
-		`statelab_client_cart_items_lost_total{server="stateless"} 0`,
+		`statelab_client_requests_total{outcome="session_lost",server="stateless",strategy="apikey"} 0`,
+		`statelab_client_requests_total{outcome="error_5xx",server="stateless",strategy="apikey"} 0`,
+		`statelab_client_requests_total{outcome="conn_error",server="stateless",strategy="apikey"} 0`,
+		`statelab_client_sessions_lost_total{server="stateless",strategy="apikey"} 0`,
+		`statelab_client_relogins_total{server="stateless",strategy="apikey"} 0`,
+		`statelab_client_cart_items_lost_total{server="stateless",strategy="apikey"} 0`,
 	} {
 		if !bytes.Contains(exposition, []byte("\n"+line+"\n")) {
 			t.Errorf("/metrics lacks the line %s", line)
 		}
 	}
 	for _, name := range []string{"statelab_client_sessions_lost_total", "statelab_client_relogins_total"} {
-		if v, _ := m.value(name, map[string]string{"server": compare.Stateful}); v <= 0 {
+		if v, _ := m.value(name, map[string]string{"strategy": rtMemory}); v <= 0 {
 			t.Errorf(`%s{server="stateful"} = %v, want > 0`, name, v)
 		}
 	}
-	if v, _ := m.value("statelab_client_requests_total", map[string]string{"server": compare.Stateful, "outcome": "session_lost"}); v <= 0 {
+	if v, _ := m.value("statelab_client_requests_total", map[string]string{"strategy": rtMemory, "outcome": "session_lost"}); v <= 0 {
 		t.Errorf(`statelab_client_requests_total{outcome="session_lost",server="stateful"} = %v, want > 0`, v)
 	}
-	for _, side := range []string{compare.Stateful, compare.Stateless} {
+	for _, side := range []string{rtMemory, rtAPIKey} {
 		for _, kind := range []string{"restart", "scale-out"} {
-			if v, ok := m.value("statelab_scenario_events_total", map[string]string{"kind": kind, "server": side, "source": "scenario"}); v != 1 {
+			if v, ok := m.value("statelab_scenario_events_total", map[string]string{"kind": kind, "strategy": side, "source": "scenario"}); v != 1 {
 				t.Errorf(`statelab_scenario_events_total{kind=%q,server=%q,source="scenario"} = %v (present %v), want 1`, kind, side, v, ok)
 			}
 		}
-		if v, _ := m.value("statelab_replicas_up", map[string]string{"server": side}); v != 3 {
+		if v, _ := m.value("statelab_replicas_up", map[string]string{"strategy": side}); v != 3 {
 			t.Errorf(`statelab_replicas_up{server=%q} = %v while holding, want 3`, side, v)
 		}
 	}
@@ -593,7 +598,7 @@ func rtCheckMetrics(t *testing.T, exposition []byte, rep compare.Report) {
 			"ok": tot.OK, "session_lost": tot.SessionLost, "login_required": tot.LoginRequired, "conflict": tot.Conflicts,
 			"error_4xx": tot.Errors4xx, "error_5xx": tot.Errors5xx, "conn_error": tot.ConnErrors,
 		} {
-			if v, ok := m.value("statelab_client_requests_total", map[string]string{"server": side, "outcome": name}); !ok || v != float64(want) {
+			if v, ok := m.value("statelab_client_requests_total", map[string]string{"strategy": side, "outcome": name}); !ok || v != float64(want) {
 				t.Errorf(`statelab_client_requests_total{outcome=%q,server=%q} = %v, report.json says %d`, name, side, v, want)
 			}
 		}
@@ -604,7 +609,7 @@ func rtCheckMetrics(t *testing.T, exposition []byte, rep compare.Report) {
 			"statelab_client_borrows_total":            tot.Borrows,
 			"statelab_client_request_duration_seconds": tot.Requests,
 		} {
-			if v, ok := m.value(name, map[string]string{"server": side}); !ok || v != float64(want) {
+			if v, ok := m.value(name, map[string]string{"strategy": side}); !ok || v != float64(want) {
 				t.Errorf(`%s{server=%q} = %v, report.json says %d`, name, side, v, want)
 			}
 		}
@@ -615,15 +620,15 @@ func rtCheckMetrics(t *testing.T, exposition []byte, rep compare.Report) {
 // to stop anything, and checks that its replicas go all the same: each
 // watches a pipe from the runner, and the kernel kills it (Pdeathsig).
 func rtRunnerKilled(t *testing.T, bin string) {
-	r := rtStartRunner(t, bin, "--scenario", "default", "--users", "2")
+	r := rtStartRunner(t, bin, "--sides", rtMemory+","+rtAPIKey, "--scenario", "default", "--users", "2")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		feed, err := r.feed(-1)
 		if err == nil {
 			r.observe(t, feed)
 			// Mid-run: both sides up, users at work.
-			if len(feed.Now.Sides[compare.Stateful].Replicas) == 2 && len(feed.Now.Sides[compare.Stateless].Replicas) == 2 &&
-				feed.Now.Sides[compare.Stateful].Requests > 0 && feed.Now.Sides[compare.Stateless].Requests > 0 {
+			if len(feed.Now.Sides[rtMemory].Replicas) == 2 && len(feed.Now.Sides[rtAPIKey].Replicas) == 2 &&
+				feed.Now.Sides[rtMemory].Requests > 0 && feed.Now.Sides[rtAPIKey].Requests > 0 {
 				break
 			}
 		}

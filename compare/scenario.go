@@ -27,6 +27,10 @@ const (
 	ActionRollingRestart = "rolling-restart"
 	ActionPause          = "pause"
 	ActionResume         = "resume"
+	// ActionRestartStore restarts a side's shared session store (its
+	// redis-server, which keeps nothing on disk); on a side without one it
+	// is recorded as a no-op.
+	ActionRestartStore = "restart-store"
 )
 
 // MaxReplicas bounds how many replicas a side may run: each is a real
@@ -150,12 +154,12 @@ func (s *Scenario) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: replicas is %d; use 1 to %d", where, e.Replicas, MaxReplicas))
 			}
 			n = e.Replicas
-		case ActionRollingRestart, ActionPause, ActionResume:
+		case ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore:
 			if e.Replica != 0 || e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: this action takes no replica or replicas", where))
 			}
 		default:
-			actions := []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume}
+			actions := []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore}
 			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, strings.Join(actions, ", ")))
 		}
 	}

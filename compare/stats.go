@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/statelab/statelab/internal/library"
 )
 
 // Outcome is what a simulated user saw of one request.
@@ -15,17 +17,18 @@ type Outcome int
 
 // The outcomes, from what the client really received.
 const (
-	OutcomeOK            Outcome = iota // 2xx
-	OutcomeSessionLost                  // 401 session_lost: a valid cookie the replica held no session for
-	OutcomeLoginRequired                // 401 login_required: no cookie at all
-	OutcomeConflict                     // 409: a borrow lost the race for the last copy; the server answered correctly
-	OutcomeOther4xx                     // any other 4xx (invalid_token, 400, 404, …)
-	Outcome5xx                          // 5xx, from a replica or from the balancer (502: the replica died mid-request)
-	OutcomeConnError                    // no HTTP answer at all
+	OutcomeOK                Outcome = iota // 2xx
+	OutcomeSessionLost                      // 401 session_lost: a valid cookie the replica held no session for
+	OutcomeLoginRequired                    // 401 login_required: no cookie at all
+	OutcomeConflict                         // 409: a borrow lost the race for the last copy; the server answered correctly
+	OutcomeInvalidCredential                // 401 invalid_token or invalid_session: a credential this replica cannot verify
+	OutcomeOther4xx                         // any other 4xx (400, 404, …)
+	Outcome5xx                              // 5xx, from a replica or from the balancer (502: the replica died mid-request)
+	OutcomeConnError                        // no HTTP answer at all
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"ok", "session_lost", "login_required", "conflict", "error_4xx", "error_5xx", "conn_error"}
+var outcomeNames = [numOutcomes]string{"ok", "session_lost", "login_required", "conflict", "invalid_credential", "error_4xx", "error_5xx", "conn_error"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 
@@ -37,10 +40,12 @@ func Classify(status int, code string, err error) Outcome {
 		return OutcomeConnError
 	case status >= 200 && status < 300:
 		return OutcomeOK
-	case status == 401 && code == "session_lost":
+	case status == 401 && code == library.ESESSIONLOST:
 		return OutcomeSessionLost
-	case status == 401 && code == "login_required":
+	case status == 401 && code == library.ELOGINREQUIRED:
 		return OutcomeLoginRequired
+	case status == 401 && (code == library.EINVALIDTOKEN || code == library.EINVALIDSESSION):
+		return OutcomeInvalidCredential
 	case status == 409:
 		return OutcomeConflict
 	case status >= 400 && status < 500:
@@ -169,22 +174,26 @@ func (s *SideStats) BorrowIDs() []int64 {
 
 // Totals is a snapshot of one side's counters.
 type Totals struct {
-	Requests      int64      `json:"requests"`
-	OK            int64      `json:"ok"`
-	SessionLost   int64      `json:"session_lost"`
-	LoginRequired int64      `json:"login_required"`
-	Conflicts     int64      `json:"conflicts"`
-	Errors4xx     int64      `json:"errors_4xx"`
-	Errors5xx     int64      `json:"errors_5xx"`
-	ConnErrors    int64      `json:"conn_errors"`
-	SessionsLost  int64      `json:"sessions_lost"`
-	Relogins      int64      `json:"relogins"`
-	CartItemsLost int64      `json:"cart_items_lost"`
-	Borrows       int64      `json:"borrows"`
-	Returns       int64      `json:"returns"`
-	SignIns       int64      `json:"sign_ins"`     // successful sign-ins, part of ok
-	Availability  float64    `json:"availability"` // ok / (requests − conflicts)
-	LatencyMS     Percentile `json:"latency_ms"`
+	Requests      int64 `json:"requests"`
+	OK            int64 `json:"ok"`
+	SessionLost   int64 `json:"session_lost"`
+	LoginRequired int64 `json:"login_required"`
+	Conflicts     int64 `json:"conflicts"`
+	// InvalidCredential counts 401 invalid_token and invalid_session: a
+	// signature the replica could not verify (another replica's secret, a
+	// tampered cookie, an expired or revoked token).
+	InvalidCredential int64      `json:"invalid_credential"`
+	Errors4xx         int64      `json:"errors_4xx"`
+	Errors5xx         int64      `json:"errors_5xx"`
+	ConnErrors        int64      `json:"conn_errors"`
+	SessionsLost      int64      `json:"sessions_lost"`
+	Relogins          int64      `json:"relogins"`
+	CartItemsLost     int64      `json:"cart_items_lost"`
+	Borrows           int64      `json:"borrows"`
+	Returns           int64      `json:"returns"`
+	SignIns           int64      `json:"sign_ins"`     // successful sign-ins, part of ok
+	Availability      float64    `json:"availability"` // ok / (requests − conflicts)
+	LatencyMS         Percentile `json:"latency_ms"`
 }
 
 // Percentile holds latency percentiles in milliseconds.
@@ -197,21 +206,22 @@ type Percentile struct {
 // Totals returns a snapshot.
 func (s *SideStats) Totals() Totals {
 	t := Totals{
-		OK:            s.outcomes[OutcomeOK].Load(),
-		SessionLost:   s.outcomes[OutcomeSessionLost].Load(),
-		LoginRequired: s.outcomes[OutcomeLoginRequired].Load(),
-		Conflicts:     s.outcomes[OutcomeConflict].Load(),
-		Errors4xx:     s.outcomes[OutcomeOther4xx].Load(),
-		Errors5xx:     s.outcomes[Outcome5xx].Load(),
-		ConnErrors:    s.outcomes[OutcomeConnError].Load(),
-		SessionsLost:  s.sessionsLost.Load(),
-		Relogins:      s.relogins.Load(),
-		CartItemsLost: s.cartItemsLost.Load(),
-		Borrows:       s.borrows.Load(),
-		Returns:       s.returns.Load(),
-		SignIns:       s.signIns.Load(),
+		OK:                s.outcomes[OutcomeOK].Load(),
+		SessionLost:       s.outcomes[OutcomeSessionLost].Load(),
+		LoginRequired:     s.outcomes[OutcomeLoginRequired].Load(),
+		Conflicts:         s.outcomes[OutcomeConflict].Load(),
+		InvalidCredential: s.outcomes[OutcomeInvalidCredential].Load(),
+		Errors4xx:         s.outcomes[OutcomeOther4xx].Load(),
+		Errors5xx:         s.outcomes[Outcome5xx].Load(),
+		ConnErrors:        s.outcomes[OutcomeConnError].Load(),
+		SessionsLost:      s.sessionsLost.Load(),
+		Relogins:          s.relogins.Load(),
+		CartItemsLost:     s.cartItemsLost.Load(),
+		Borrows:           s.borrows.Load(),
+		Returns:           s.returns.Load(),
+		SignIns:           s.signIns.Load(),
 	}
-	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.Errors4xx + t.Errors5xx + t.ConnErrors
+	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.InvalidCredential + t.Errors4xx + t.Errors5xx + t.ConnErrors
 	// A 409 is the library answering correctly that another user got the
 	// last copy first: the service was there, so it does not count against
 	// availability.
@@ -257,9 +267,10 @@ func quantile(buckets []uint64, q float64) float64 {
 }
 
 // statsCollector exposes both sides' counters to Prometheus, read from the
-// same SideStats as everything else.
+// same SideStats as everything else, labelled with each side's strategy and
+// the server its replicas run.
 type statsCollector struct {
-	sides    map[string]*SideStats
+	sides    []*side
 	requests *prometheus.Desc
 	sessions *prometheus.Desc
 	cart     *prometheus.Desc
@@ -268,15 +279,16 @@ type statsCollector struct {
 	latency  *prometheus.Desc
 }
 
-func newStatsCollector(sides map[string]*SideStats) *statsCollector {
+func newStatsCollector(sides []*side) *statsCollector {
+	labels := []string{"strategy", "server"}
 	return &statsCollector{
 		sides:    sides,
-		requests: prometheus.NewDesc("statelab_client_requests_total", "Requests the simulated users sent, by server and by the outcome they saw.", []string{"server", "outcome"}, nil),
-		sessions: prometheus.NewDesc("statelab_client_sessions_lost_total", "Sessions the simulated users lost: a 401 while they believed they were signed in.", []string{"server"}, nil),
-		cart:     prometheus.NewDesc("statelab_client_cart_items_lost_total", "Cart items the simulated users lost with their sessions.", []string{"server"}, nil),
-		relogins: prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", []string{"server"}, nil),
-		borrows:  prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", []string{"server"}, nil),
-		latency:  prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", []string{"server"}, nil),
+		requests: prometheus.NewDesc("statelab_client_requests_total", "Requests the simulated users sent, by strategy, server and the outcome they saw.", append(labels, "outcome"), nil),
+		sessions: prometheus.NewDesc("statelab_client_sessions_lost_total", "Sessions the simulated users lost: a 401 while they believed they were signed in.", labels, nil),
+		cart:     prometheus.NewDesc("statelab_client_cart_items_lost_total", "Cart items the simulated users lost with their sessions.", labels, nil),
+		relogins: prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", labels, nil),
+		borrows:  prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", labels, nil),
+		latency:  prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
 	}
 }
 
@@ -287,14 +299,15 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
-	for side, s := range c.sides {
+	for _, sd := range c.sides {
+		s, name, server := sd.stats, sd.name, sd.st.Server
 		for o := range numOutcomes {
-			ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.outcomes[o].Load()), side, o.String())
+			ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.outcomes[o].Load()), name, server, o.String())
 		}
-		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.CounterValue, float64(s.sessionsLost.Load()), side)
-		ch <- prometheus.MustNewConstMetric(c.cart, prometheus.CounterValue, float64(s.cartItemsLost.Load()), side)
-		ch <- prometheus.MustNewConstMetric(c.relogins, prometheus.CounterValue, float64(s.relogins.Load()), side)
-		ch <- prometheus.MustNewConstMetric(c.borrows, prometheus.CounterValue, float64(s.borrows.Load()), side)
+		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.CounterValue, float64(s.sessionsLost.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.cart, prometheus.CounterValue, float64(s.cartItemsLost.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.relogins, prometheus.CounterValue, float64(s.relogins.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.borrows, prometheus.CounterValue, float64(s.borrows.Load()), name, server)
 
 		buckets, sum, n := s.histogram()
 		cum := make(map[float64]uint64, len(latencyBounds))
@@ -306,6 +319,6 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 				cum[b] = acc
 			}
 		}
-		ch <- prometheus.MustNewConstHistogram(c.latency, n, sum, cum, side)
+		ch <- prometheus.MustNewConstHistogram(c.latency, n, sum, cum, name, server)
 	}
 }

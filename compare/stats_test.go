@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 func TestClassify(t *testing.T) {
@@ -32,8 +34,10 @@ func TestClassify(t *testing.T) {
 		{"204", 204, "", nil, OutcomeOK},
 		{"401 session_lost", 401, "session_lost", nil, OutcomeSessionLost},
 		{"401 login_required", 401, "login_required", nil, OutcomeLoginRequired},
-		{"401 invalid_token", 401, "invalid_token", nil, OutcomeOther4xx},
-		{"401 invalid_session", 401, "invalid_session", nil, OutcomeOther4xx},
+		{"401 invalid_token", 401, "invalid_token", nil, OutcomeInvalidCredential},
+		{"401 invalid_session", 401, "invalid_session", nil, OutcomeInvalidCredential},
+		{"invalid_token code on a 403", 403, "invalid_token", nil, OutcomeOther4xx},
+		{"503 session store down", 503, "session_store_unavailable", nil, Outcome5xx},
 		{"401 unauthorized", 401, "unauthorized", nil, OutcomeOther4xx},
 		{"401 without a code", 401, "", nil, OutcomeOther4xx},
 		{"session_lost code on a 400", 400, "session_lost", nil, OutcomeOther4xx},
@@ -60,7 +64,7 @@ func TestClassify(t *testing.T) {
 // TestOutcomeNames pins the outcome label values: dashboards and
 // Prometheus queries use them.
 func TestOutcomeNames(t *testing.T) {
-	want := []string{"ok", "session_lost", "login_required", "conflict", "error_4xx", "error_5xx", "conn_error"}
+	want := []string{"ok", "session_lost", "login_required", "conflict", "invalid_credential", "error_4xx", "error_5xx", "conn_error"}
 	for o := range numOutcomes {
 		if o.String() != want[o] {
 			t.Errorf("Outcome(%d).String() = %q, want %q", o, o.String(), want[o])
@@ -155,12 +159,31 @@ func TestLatencyPercentiles(t *testing.T) {
 	}
 }
 
+// The servers the tests count for, and the strategy each side runs.
+const (
+	Stateful  = strategy.Stateful
+	Stateless = strategy.Stateless
+)
+
+// sidesOf makes the runner's sides of SideStats keyed by server: the
+// stateful one runs memory, the stateless one apikey.
+func sidesOf(m map[string]*SideStats) []*side {
+	var out []*side
+	for _, server := range []string{Stateful, Stateless} {
+		if st, ok := m[server]; ok {
+			name := map[string]string{Stateful: "memory", Stateless: "apikey"}[server]
+			out = append(out, &side{name: name, st: strategy.Strategy{Name: name, Server: server}, stats: st})
+		}
+	}
+	return out
+}
+
 // TestSideStatsConcurrent is for -race: users record while the feed,
 // the terminal and /metrics read.
 func TestSideStatsConcurrent(t *testing.T) {
 	s := NewSideStats()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newStatsCollector(map[string]*SideStats{Stateful: s}))
+	reg.MustRegister(newStatsCollector(sidesOf(map[string]*SideStats{Stateful: s})))
 	const writers, each = 8, 500
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -236,7 +259,7 @@ func TestStatsCollector(t *testing.T) {
 	sides[Stateless].Borrowed(3, 4, 5, 6)
 
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newStatsCollector(sides))
+	reg.MustRegister(newStatsCollector(sidesOf(sides)))
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -278,6 +301,7 @@ func TestStatsCollector(t *testing.T) {
 			"statelab_client_requests_total": {
 				"ok": tot.OK, "session_lost": tot.SessionLost, "login_required": tot.LoginRequired, "conflict": tot.Conflicts,
 				"error_4xx": tot.Errors4xx, "error_5xx": tot.Errors5xx, "conn_error": tot.ConnErrors,
+				"invalid_credential": tot.InvalidCredential,
 			},
 			"statelab_client_sessions_lost_total":   {"": tot.SessionsLost},
 			"statelab_client_cart_items_lost_total": {"": tot.CartItemsLost},
@@ -329,8 +353,8 @@ func TestStatsCollector(t *testing.T) {
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP statelab_client_sessions_lost_total Sessions the simulated users lost: a 401 while they believed they were signed in.
 # TYPE statelab_client_sessions_lost_total counter
-statelab_client_sessions_lost_total{server="stateful"} 12
-statelab_client_sessions_lost_total{server="stateless"} 0
+statelab_client_sessions_lost_total{server="stateful",strategy="memory"} 12
+statelab_client_sessions_lost_total{server="stateless",strategy="apikey"} 0
 `), "statelab_client_sessions_lost_total"); err != nil {
 		t.Error(err)
 	}

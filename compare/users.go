@@ -13,12 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Sides of the comparison.
-const (
-	Stateful  = "stateful"
-	Stateless = "stateless"
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 // searchWords are what simulated users type into the search box.
@@ -75,15 +71,18 @@ func (g *Gate) Wait(ctx context.Context) error {
 
 // UserConfig describes one simulated user.
 type UserConfig struct {
-	Side     string // Stateful or Stateless
-	BaseURL  string // the side's balancer
-	Email    string
-	Password string
-	UseJWT   bool  // stateless: sign in with a JWT instead of an API key
-	Seed     int64 // same seed, same decisions on both sides
-	Client   *http.Client
-	Stats    *SideStats
-	Gate     *Gate
+	// Credential is what the user signs in for and sends on every request:
+	// strategy.CredentialCookie (a session, and a cart the server keeps),
+	// CredentialAPIKey or CredentialJWT (a bearer token, and a cart the user
+	// keeps itself).
+	Credential string
+	BaseURL    string // the side's balancer
+	Email      string
+	Password   string
+	Seed       int64 // same seed, same decisions on both sides
+	Client     *http.Client
+	Stats      *SideStats
+	Gate       *Gate
 	// Think is the pause between steps; a user draws from [Think/2, Think*3/2].
 	Think time.Duration
 	// StartAfter delays the first sign-in, so a crowd of users does not
@@ -106,10 +105,11 @@ type User struct {
 	lostOnce bool    // the next sign-in is forced by a loss
 }
 
-// NewUser returns a user; a stateful user gets its own cookie jar.
+// NewUser returns a user; a user with a session gets its own cookie jar,
+// which also keeps a balancer's routing cookie.
 func NewUser(cfg UserConfig) *User {
 	u := &User{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)), client: cfg.Client}
-	if cfg.Side == Stateful {
+	if u.sessionCart() {
 		jar, _ := cookiejar.New(nil) // cookiejar.New never fails without options
 		c := *cfg.Client
 		c.Jar = jar
@@ -117,6 +117,11 @@ func NewUser(cfg UserConfig) *User {
 	}
 	return u
 }
+
+// sessionCart reports whether the user signs in for a session, whose cart
+// the server keeps (in its memory, in redis or sealed in the cookie), rather
+// than for a bearer token with a cart of its own.
+func (u *User) sessionCart() bool { return u.cfg.Credential == strategy.CredentialCookie }
 
 // errLost ends a journey: the server no longer knows the user.
 type errLost struct{ code string }
@@ -225,7 +230,7 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 // lose records what went with a session the server no longer has.
 func (u *User) lose() {
 	lostItems := 0
-	if u.cfg.Side == Stateful {
+	if u.sessionCart() {
 		lostItems = len(u.cart) // the cart lived in the session
 		u.cart = nil
 	}
@@ -238,10 +243,10 @@ func (u *User) lose() {
 func (u *User) signIn(ctx context.Context) error {
 	creds := map[string]string{"email": u.cfg.Email, "password": u.cfg.Password}
 	var path string
-	switch {
-	case u.cfg.Side == Stateful:
+	switch u.cfg.Credential {
+	case strategy.CredentialCookie:
 		path = "/api/auth/login"
-	case u.cfg.UseJWT:
+	case strategy.CredentialJWT:
 		path = "/api/auth/token"
 	default:
 		path = "/api/auth/generate-key"
@@ -253,7 +258,7 @@ func (u *User) signIn(ctx context.Context) error {
 	if a.status != http.StatusOK && a.status != http.StatusCreated {
 		return fmt.Errorf("sign in: status %d %s", a.status, a.Code)
 	}
-	if u.cfg.Side == Stateless {
+	if !u.sessionCart() {
 		var tok struct {
 			APIKey      string `json:"api_key"`
 			AccessToken string `json:"access_token"`
@@ -360,7 +365,7 @@ func (u *User) fillCart(ctx context.Context) error {
 		if _, err := u.do(ctx, http.MethodGet, "/api/books/"+strconv.FormatInt(id, 10), nil); err != nil {
 			return err
 		}
-		if u.cfg.Side == Stateful {
+		if u.sessionCart() {
 			a, err := u.do(ctx, http.MethodPost, "/api/cart/items", map[string]int64{"book_id": id})
 			if err != nil {
 				return err
@@ -372,7 +377,7 @@ func (u *User) fillCart(ctx context.Context) error {
 		u.cart = append(u.cart, id)
 		u.think(ctx, 0.5)
 	}
-	if u.cfg.Side == Stateful {
+	if u.sessionCart() {
 		_, err := u.do(ctx, http.MethodGet, "/api/cart", nil)
 		return err
 	}
@@ -385,7 +390,7 @@ func (u *User) checkout(ctx context.Context) error {
 	}
 	var a answer
 	var err error
-	if u.cfg.Side == Stateful {
+	if u.sessionCart() {
 		a, err = u.do(ctx, http.MethodPost, "/api/cart/checkout", nil)
 	} else {
 		a, err = u.do(ctx, http.MethodPost, "/api/borrows", map[string][]int64{"book_ids": u.cart})
@@ -410,7 +415,7 @@ func (u *User) checkout(ctx context.Context) error {
 		u.cart = nil
 	case http.StatusConflict:
 		// Someone took the last copy first: empty the cart and move on.
-		if u.cfg.Side == Stateful {
+		if u.sessionCart() {
 			for _, id := range u.cart {
 				if _, err := u.do(ctx, http.MethodDelete, "/api/cart/items/"+strconv.FormatInt(id, 10), nil); err != nil {
 					return err

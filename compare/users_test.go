@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 // rtFake is one replica of one side reduced to what a simulated user
@@ -107,7 +108,7 @@ func (f *rtFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var key string
 	lostCode := "session_lost"
-	if f.side == compare.Stateful {
+	if f.side == strategy.CredentialCookie {
 		c, err := r.Cookie("statelab_session")
 		if err != nil {
 			rtAnswer(w, http.StatusUnauthorized, "login_required", nil)
@@ -125,7 +126,7 @@ func (f *rtFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sess.n++
 	if f.loss == nil && f.loseOn != nil && f.loseOn(sess.n, r.Method, r.URL.Path) {
 		cart := slices.Clone(sess.cart)
-		if f.side == compare.Stateless {
+		if f.side == strategy.CredentialAPIKey {
 			cart = slices.Clone(body.BookIDs)
 		}
 		f.loss = &rtLoss{cart: cart, logins: f.logins, before: f.stats.Totals(), request: route}
@@ -152,12 +153,12 @@ func (f *rtFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/books/"):
 		id, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/api/books/"))
 		rtAnswer(w, http.StatusOK, "", map[string]any{"id": id, "available": true})
-	case route == "POST /api/cart/items" && f.side == compare.Stateful:
+	case route == "POST /api/cart/items" && f.side == strategy.CredentialCookie:
 		sess.cart = append(sess.cart, body.BookID)
 		rtAnswer(w, http.StatusCreated, "", sess.cart)
-	case route == "GET /api/cart" && f.side == compare.Stateful:
+	case route == "GET /api/cart" && f.side == strategy.CredentialCookie:
 		rtAnswer(w, http.StatusOK, "", sess.cart)
-	case route == "POST /api/cart/checkout" && f.side == compare.Stateful:
+	case route == "POST /api/cart/checkout" && f.side == strategy.CredentialCookie:
 		rtAnswer(w, http.StatusCreated, "", f.borrow(sess.cart))
 		sess.cart = nil
 	case route == "POST /api/borrows":
@@ -194,7 +195,7 @@ func (f *rtFake) snapshot() (seen []string, logins int, loss *rtLoss, checkouts 
 func rtRunUser(t *testing.T, side, url string, seed int64, stats *compare.SideStats, gate *compare.Gate) func() {
 	t.Helper()
 	u := compare.NewUser(compare.UserConfig{
-		Side: side, BaseURL: url, Email: "u@example.org", Password: "pw", Seed: seed,
+		Credential: side, BaseURL: url, Email: "u@example.org", Password: "pw", Seed: seed,
 		Client: &http.Client{Timeout: 5 * time.Second}, Stats: stats, Gate: gate, Think: time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -229,12 +230,12 @@ func TestUserLosesSession(t *testing.T) {
 		// wantCart: the user had chosen books when it was forgotten.
 		wantCart bool
 	}{
-		{name: "stateful, first request", side: compare.Stateful, loseOn: func(n int, _, _ string) bool { return n == 1 }},
-		{name: "stateful, after 5 requests", side: compare.Stateful, loseOn: func(n int, _, _ string) bool { return n == 6 }},
-		{name: "stateful, after 10 requests", side: compare.Stateful, loseOn: func(n int, _, _ string) bool { return n == 11 }},
-		{name: "stateful, at checkout", side: compare.Stateful, loseOn: func(_ int, m, p string) bool { return p == "/api/cart/checkout" }, wantCart: true},
-		{name: "stateless, first request", side: compare.Stateless, loseOn: func(n int, _, _ string) bool { return n == 1 }},
-		{name: "stateless, at checkout", side: compare.Stateless, loseOn: func(_ int, m, p string) bool { return m == "POST" && p == "/api/borrows" }, wantCart: true},
+		{name: "stateful, first request", side: strategy.CredentialCookie, loseOn: func(n int, _, _ string) bool { return n == 1 }},
+		{name: "stateful, after 5 requests", side: strategy.CredentialCookie, loseOn: func(n int, _, _ string) bool { return n == 6 }},
+		{name: "stateful, after 10 requests", side: strategy.CredentialCookie, loseOn: func(n int, _, _ string) bool { return n == 11 }},
+		{name: "stateful, at checkout", side: strategy.CredentialCookie, loseOn: func(_ int, m, p string) bool { return p == "/api/cart/checkout" }, wantCart: true},
+		{name: "stateless, first request", side: strategy.CredentialAPIKey, loseOn: func(n int, _, _ string) bool { return n == 1 }},
+		{name: "stateless, at checkout", side: strategy.CredentialAPIKey, loseOn: func(_ int, m, p string) bool { return m == "POST" && p == "/api/borrows" }, wantCart: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,7 +245,7 @@ func TestUserLosesSession(t *testing.T) {
 			rtEventually(t, 10*time.Second, "a loss and the sign-in after it", func() bool {
 				_, _, loss, checkouts := f.snapshot()
 				done := loss != nil && f.stats.Totals().Relogins == 1
-				if tt.side == compare.Stateless && tt.wantCart {
+				if tt.side == strategy.CredentialAPIKey && tt.wantCart {
 					// Wait for the checkout after the new sign-in too.
 					done = done && len(checkouts) > 0
 				}
@@ -265,17 +266,17 @@ func TestUserLosesSession(t *testing.T) {
 				t.Errorf("%d sign-ins, want the first and the forced one", logins)
 			}
 
-			wantItems, wantSessionLost, want4xx := int64(len(loss.cart)), int64(1), int64(0)
-			if tt.side == compare.Stateless {
+			wantItems, wantSessionLost, wantInvalid := int64(len(loss.cart)), int64(1), int64(0)
+			if tt.side == strategy.CredentialAPIKey {
 				// A stateless user's cart is its own: it loses its
 				// credential, never its cart. The server says
 				// invalid_token, which is no session_lost outcome.
-				wantItems, wantSessionLost, want4xx = 0, 0, 1
+				wantItems, wantSessionLost, wantInvalid = 0, 0, 1
 			}
 			if got.SessionsLost != 1 || got.Relogins != 1 || got.CartItemsLost != wantItems ||
-				got.SessionLost != wantSessionLost || got.Errors4xx != want4xx || got.LoginRequired != 0 {
-				t.Errorf("after a loss at %s holding %v: %d sessions lost, %d re-logins, %d cart items lost, %d session_lost, %d other 4xx, %d login_required;\nwant 1, 1, %d, %d, %d, 0",
-					loss.request, loss.cart, got.SessionsLost, got.Relogins, got.CartItemsLost, got.SessionLost, got.Errors4xx, got.LoginRequired, wantItems, wantSessionLost, want4xx)
+				got.SessionLost != wantSessionLost || got.InvalidCredential != wantInvalid || got.Errors4xx != 0 || got.LoginRequired != 0 {
+				t.Errorf("after a loss at %s holding %v: %d sessions lost, %d re-logins, %d cart items lost, %d session_lost, %d invalid credential, %d other 4xx, %d login_required;\nwant 1, 1, %d, %d, %d, 0, 0",
+					loss.request, loss.cart, got.SessionsLost, got.Relogins, got.CartItemsLost, got.SessionLost, got.InvalidCredential, got.Errors4xx, got.LoginRequired, wantItems, wantSessionLost, wantInvalid)
 			}
 			// A request cut short by stop() is seen by the fake but not
 			// counted: the user never saw its answer.
@@ -283,7 +284,7 @@ func TestUserLosesSession(t *testing.T) {
 				t.Errorf("the user counted %d requests, the fake saw %d", got.Requests, len(seen))
 			}
 
-			if tt.side == compare.Stateless && tt.wantCart {
+			if tt.side == strategy.CredentialAPIKey && tt.wantCart {
 				// The first checkout after the new sign-in carries the
 				// books chosen before the loss.
 				if next := checkouts[0]; len(next) < len(loss.cart) || !slices.Equal(next[:len(loss.cart)], loss.cart) {
@@ -296,9 +297,9 @@ func TestUserLosesSession(t *testing.T) {
 
 func TestGate(t *testing.T) {
 	t.Run("pause and resume the users", func(t *testing.T) {
-		f, url := rtStartFake(t, compare.Stateless, nil)
+		f, url := rtStartFake(t, strategy.CredentialAPIKey, nil)
 		gate := &compare.Gate{}
-		rtRunUser(t, compare.Stateless, url, 3, f.stats, gate)
+		rtRunUser(t, strategy.CredentialAPIKey, url, 3, f.stats, gate)
 		count := func() int { seen, _, _, _ := f.snapshot(); return len(seen) }
 		rtEventually(t, 5*time.Second, "10 requests", func() bool { return count() >= 10 })
 
@@ -357,7 +358,7 @@ func TestGate(t *testing.T) {
 // with the same seed, each against its own fake, send the same requests.
 func TestUserSameSeed(t *testing.T) {
 	const n = 60
-	for _, side := range []string{compare.Stateful, compare.Stateless} {
+	for _, side := range []string{strategy.CredentialCookie, strategy.CredentialAPIKey} {
 		t.Run(side, func(t *testing.T) {
 			t.Parallel()
 			paths := map[int64][][]string{}

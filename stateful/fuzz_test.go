@@ -8,14 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/sessions"
-
 	"github.com/statelab/statelab/stateful"
 )
 
-// fuzzHeldID is the one session the fuzzed store holds. A chosen id (Save
-// keeps an id that is already set) and a fixed signing time make its cookie
-// the same in every fuzz worker and in the committed corpus.
+// fuzzHeldID is the one session the fuzzed store holds. A chosen id (put
+// there by the test-only MemoryStore.Put) and a fixed signing time make its
+// cookie the same in every fuzz worker and in the committed corpus.
 const fuzzHeldID = "fuzz-held-session"
 
 // fuzzSignedAt is when the seed cookies were signed; the store judges age
@@ -23,24 +21,15 @@ const fuzzHeldID = "fuzz-held-session"
 const fuzzSignedAt = 1700000000
 
 // FuzzSessionCookie sends arbitrary session cookie values to
-// MemoryStore.New. It must never panic, must say which of the three ways
+// MemoryStore.Load. It must never panic, must say which of the three ways
 // there is no session, and must find a session only for a cookie genuinely
 // signed for the id it holds.
 func FuzzSessionCookie(f *testing.F) {
-	clock := msNewClock()
-	opts := sessions.Options{Path: "/", MaxAge: 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode}
-	store := stateful.NewMemoryStore(msKey, opts, clock.Now)
-	held := sessions.NewSession(store, stateful.CookieName)
-	held.ID = fuzzHeldID
-	held.Options = &opts
-	held.Values["member"] = msAlice
-	held.Values["cart"] = []int64{1, 2}
-	if err := store.Save(httptest.NewRequest("POST", "/", nil), httptest.NewRecorder(), held); err != nil {
-		f.Fatalf("Save: %v", err)
-	}
+	store := stateful.NewMemoryStore(msKey, msOptions, msNewClock().Now)
+	store.Put(stateful.Session{ID: fuzzHeldID, Member: msAlice, Cart: []int64{1, 2}})
 
 	valid := msSignedAt(msKey, stateful.CookieName, fuzzHeldID, fuzzSignedAt)
-	if _, err := store.New(msRequest(&http.Cookie{Name: stateful.CookieName, Value: valid}), stateful.CookieName); err != nil {
+	if _, err := store.Load(msRequest(&http.Cookie{Name: stateful.CookieName, Value: valid})); err != nil {
 		f.Fatalf("the seed cookie finds no session: %v", err)
 	}
 	for _, seed := range []string{
@@ -65,32 +54,29 @@ func FuzzSessionCookie(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string) {
 		r := httptest.NewRequest("GET", "/api/cart", nil)
 		r.Header.Set("Cookie", stateful.CookieName+"="+value)
-		sess, err := store.New(r, stateful.CookieName)
-		if sess == nil {
-			t.Fatalf("New(%q) returned a nil session (error %v)", value, err)
-		}
+		sess, err := store.Load(r)
 		if err != nil {
 			if !errors.Is(err, stateful.ErrNoCookie) && !errors.Is(err, stateful.ErrInvalidCookie) && !errors.Is(err, stateful.ErrSessionLost) {
-				t.Fatalf("New(%q): got error %v, want ErrNoCookie, ErrInvalidCookie or ErrSessionLost", value, err)
+				t.Fatalf("Load(%q): got error %v, want ErrNoCookie, ErrInvalidCookie or ErrSessionLost", value, err)
 			}
-			if !sess.IsNew || len(sess.Values) != 0 {
-				t.Fatalf("New(%q) failed with %v but returned IsNew %v and values %v", value, err, sess.IsNew, sess.Values)
+			if sess != nil {
+				t.Fatalf("Load(%q) failed with %v but returned session %+v", value, err, sess)
 			}
 			if _, cerr := r.Cookie(stateful.CookieName); errors.Is(err, stateful.ErrNoCookie) != (cerr != nil) {
-				t.Fatalf("New(%q): got error %v, but the request's cookie lookup says %v", value, err, cerr)
+				t.Fatalf("Load(%q): got error %v, but the request's cookie lookup says %v", value, err, cerr)
 			}
 		} else {
 			// base64 lets several spellings decode to one signed id, so
 			// the oracle is the signed id, not the cookie's bytes.
-			if sess.IsNew || sess.ID != fuzzHeldID {
-				t.Fatalf("New(%q) found session %q (IsNew %v); the store holds only %q", value, sess.ID, sess.IsNew, fuzzHeldID)
+			if sess.ID != fuzzHeldID {
+				t.Fatalf("Load(%q) found session %q; the store holds only %q", value, sess.ID, fuzzHeldID)
 			}
-			if sess.Values["member"] != msAlice {
-				t.Fatalf("New(%q): got member %v, want %v", value, sess.Values["member"], msAlice)
+			if sess.Member != msAlice {
+				t.Fatalf("Load(%q): got member %v, want %v", value, sess.Member, msAlice)
 			}
 		}
 		if got := store.Len(); got != 1 {
-			t.Fatalf("after New(%q): got Len %v, want 1: a lookup must not add or drop sessions", value, got)
+			t.Fatalf("after Load(%q): got Len %v, want 1: a lookup must not add or drop sessions", value, got)
 		}
 	})
 }

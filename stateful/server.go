@@ -1,13 +1,14 @@
 package stateful
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
-	"github.com/gorilla/sessions"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/statelab/statelab/internal/api"
@@ -17,31 +18,45 @@ import (
 // CookieName is the name of the session cookie.
 const CookieName = "session_id"
 
-// MaxCartItems bounds a cart, so one session cannot grow without limit.
+// MaxCartItems bounds a cart. Every store pays for a cart's size on every
+// request (memory and redis keep it, the cookie store makes the client send
+// it), so one session must not grow without limit; 20 books also keep the
+// cookie store's cookie far below the MaxCookieBytes a browser keeps.
 const MaxCartItems = 20
 
-// Keys of the values a session holds.
-const (
-	memberValue = "member"
-	cartValue   = "cart"
-)
-
 // NewServer returns the stateful library server: the shared API behind
-// session authentication, plus login, logout and the server-side cart.
-func NewServer(cfg api.Config, store *MemoryStore) http.Handler {
+// session authentication, plus login, logout and the cart, all kept in
+// store. A store that can count its sessions (SessionCounter) feeds the
+// statelab_sessions_active gauge; one that can be unreachable (Pinger)
+// makes GET /api/ready answer 503 while it is.
+func NewServer(cfg api.Config, store SessionStore) http.Handler {
 	cfg.Service = "stateful"
-	a := api.New(cfg)
 	s := &server{cfg: cfg, store: store, logger: cfg.Logger}
+	if p, ok := store.(Pinger); ok {
+		cfg.Ready = s.ready(cfg.Ready, p)
+	}
+	a := api.New(cfg)
 	s.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_session_lookups_total",
 		Help: "Session lookups by result: found (this process holds it), lost (a valid cookie this process holds no session for), none (no cookie), invalid (bad signature).",
 	}, []string{"result"})
-	a.Registerer().MustRegister(s.lookups, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "statelab_sessions_active",
-		Help: "Sessions held in this process's memory now.",
-	}, func() float64 { return float64(store.Len()) }))
+	s.storeSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "statelab_session_store_seconds",
+		Help:    "Time the session store took per call, by store (memory, redis, cookie) and operation (load, save, destroy).",
+		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"store", "operation"})
+	a.Registerer().MustRegister(s.lookups, s.storeSeconds)
+	if c, ok := store.(SessionCounter); ok {
+		a.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "statelab_sessions_active",
+			Help: "Sessions held by this process's session store now.",
+		}, func() float64 { return float64(c.Len()) }))
+	}
 	for _, r := range []string{"found", "lost", "none", "invalid"} {
 		s.lookups.WithLabelValues(r)
+	}
+	for _, op := range []string{"load", "save", "destroy"} {
+		s.storeSeconds.WithLabelValues(store.Name(), op)
 	}
 
 	a.Handle("POST", "/api/auth/login", s.handleLogin())
@@ -55,50 +70,127 @@ func NewServer(cfg api.Config, store *MemoryStore) http.Handler {
 }
 
 type server struct {
-	cfg     api.Config
-	store   *MemoryStore
-	logger  *slog.Logger
-	lookups *prometheus.CounterVec
+	cfg          api.Config
+	store        SessionStore
+	logger       *slog.Logger
+	lookups      *prometheus.CounterVec
+	storeSeconds *prometheus.HistogramVec
 }
 
-// session returns the request's held session and its member, or the error
-// that tells the client which of the three ways it has none.
-func (s *server) session(r *http.Request) (*sessions.Session, library.Member, error) {
-	sess, err := s.store.Get(r, CookieName)
+// ready chains the store's ping after the readiness check the caller gave,
+// if any.
+func (s *server) ready(next func(context.Context) error, p Pinger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if next != nil {
+			if err := next(ctx); err != nil {
+				return err
+			}
+		}
+		if err := p.Ping(ctx); err != nil {
+			// The *library.Error gives the client its sentence; the
+			// cause stays in the log.
+			return fmt.Errorf("%w: %v", library.Errorf(library.ENOTREADY,
+				"This replica cannot reach its session store (%s), so it cannot tell who anyone is.", s.store.Name()), err)
+		}
+		return nil
+	}
+}
+
+// load, save and destroy call the store and time it.
+func (s *server) load(r *http.Request) (*Session, error) {
+	defer s.observe("load", time.Now())
+	return s.store.Load(r)
+}
+
+func (s *server) save(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	defer s.observe("save", time.Now())
+	return s.store.Save(w, r, sess)
+}
+
+func (s *server) destroy(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	defer s.observe("destroy", time.Now())
+	return s.store.Destroy(w, r, sess)
+}
+
+func (s *server) observe(op string, start time.Time) {
+	s.storeSeconds.WithLabelValues(s.store.Name(), op).Observe(time.Since(start).Seconds())
+}
+
+// where says where the store keeps a session, to finish a sentence such as
+// "Your cart is kept ...".
+func (s *server) where() string {
+	switch s.store.Name() {
+	case "memory":
+		return "in the memory of replica " + s.cfg.Replica
+	case "redis":
+		return "in redis, shared by every replica"
+	case "cookie":
+		return "sealed in your cookie; no server holds it"
+	default:
+		return "in the " + s.store.Name() + " session store"
+	}
+}
+
+// session returns the request's session, or the error that tells the
+// client which way it has none.
+func (s *server) session(r *http.Request) (*Session, error) {
+	sess, err := s.load(r)
+	if err != nil {
+		return nil, s.sessionError(err)
+	}
+	s.lookups.WithLabelValues("found").Inc()
+	return sess, nil
+}
+
+// sessionError turns a store's error into the client's answer, and counts
+// the lookups that found no session.
+func (s *server) sessionError(err error) error {
 	switch {
 	case errors.Is(err, ErrNoCookie):
 		s.lookups.WithLabelValues("none").Inc()
-		return nil, library.Member{}, library.Errorf(library.ELOGINREQUIRED,
+		return library.Errorf(library.ELOGINREQUIRED,
 			"You are not logged in: there is no session cookie. Log in with POST /api/auth/login.")
 	case errors.Is(err, ErrInvalidCookie):
 		s.lookups.WithLabelValues("invalid").Inc()
-		return nil, library.Member{}, library.Errorf(library.EINVALIDSESSION,
+		return library.Errorf(library.EINVALIDSESSION,
 			"Your session cookie failed its signature check (tampered with, or signed with another key). Log in again.")
 	case errors.Is(err, ErrSessionLost):
 		s.lookups.WithLabelValues("lost").Inc()
-		return nil, library.Member{}, library.Errorf(library.ESESSIONLOST,
-			"Your session cookie is genuine, but replica %s holds no session for it: the session lived in the memory of another process, or of this one before it restarted. Your cart went with it. Log in again.", s.cfg.Replica)
-	case err != nil:
-		return nil, library.Member{}, err
+		return library.Errorf(library.ESESSIONLOST, "%s", s.lostMessage())
+	case errors.Is(err, ErrStoreUnavailable):
+		return fmt.Errorf("%w: %v", library.Errorf(library.ESESSIONSTORE,
+			"The session store (%s) cannot be reached, so replica %s cannot tell who you are. Your session is not lost; try again in a moment.",
+			s.store.Name(), s.cfg.Replica), err)
+	case errors.Is(err, ErrCookieTooLarge):
+		return library.Errorf(library.ECOOKIETOOLARGE,
+			"The cookie holding your session would exceed the %d bytes a browser keeps, so nothing was changed. Check out or remove books from your cart first.", MaxCookieBytes)
 	}
-	m, ok := sess.Values[memberValue].(library.Member)
-	if !ok {
-		return nil, library.Member{}, fmt.Errorf("session %.8s… holds no member", sess.ID)
+	return err
+}
+
+func (s *server) lostMessage() string {
+	switch s.store.Name() {
+	case "memory":
+		return fmt.Sprintf("Your session cookie is genuine, but replica %s holds no session for it: the session lived in the memory of another process, or of this one before it restarted. Your cart went with it. Log in again.", s.cfg.Replica)
+	case "redis":
+		return "Your session cookie is genuine, but redis holds no session for it: you logged out, it expired, or redis restarted without keeping its data. Your cart went with it. Log in again."
+	case "cookie":
+		return "Your session cookie is genuine, but the session sealed in it has expired. Log in again."
+	default:
+		return "Your session cookie is genuine, but the session store holds no session for it. Log in again."
 	}
-	s.lookups.WithLabelValues("found").Inc()
-	return sess, m, nil
 }
 
 // requireSession is the stateful side's way of finding the request's
-// member: look the session up in this process's memory.
+// member: look the session up in the store.
 func (s *server) requireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, m, err := s.session(r)
+		sess, err := s.session(r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(library.NewContextWithMember(r.Context(), m)))
+		next.ServeHTTP(w, r.WithContext(library.NewContextWithMember(r.Context(), sess.Member)))
 	})
 }
 
@@ -120,35 +212,37 @@ func (s *server) handleLogin() http.Handler {
 		}
 		// A new session id at every login: an id someone planted or saw
 		// before the login is worth nothing after it.
-		if old, _ := s.store.Get(r, CookieName); old.ID != "" {
-			s.store.Delete(old.ID)
+		if old, err := s.load(r); err == nil {
+			if err := s.destroy(w, r, old); err != nil {
+				api.Error(w, r, s.logger, s.sessionError(err))
+				return
+			}
 		}
-		sess := sessions.NewSession(s.store, CookieName)
-		opts := s.store.options
-		sess.Options = &opts
-		sess.Values[memberValue] = m
-		sess.Values[cartValue] = []int64{}
-		if err := sess.Save(r, w); err != nil {
-			api.Error(w, r, s.logger, err)
+		sess := &Session{Member: m, Cart: []int64{}}
+		if err := s.save(w, r, sess); err != nil {
+			api.Error(w, r, s.logger, s.sessionError(err))
 			return
 		}
-		api.OK(w, http.StatusOK, m, fmt.Sprintf("Logged in as %s. Your session lives in the memory of replica %s.", m.Email, s.cfg.Replica))
+		api.OK(w, http.StatusOK, m, fmt.Sprintf("Logged in as %s. Your session is kept %s.", m.Email, s.where()))
 	})
 }
 
 func (s *server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, _, err := s.session(r)
+		sess, err := s.session(r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		sess.Options.MaxAge = -1
-		if err := sess.Save(r, w); err != nil {
-			api.Error(w, r, s.logger, err)
+		if err := s.destroy(w, r, sess); err != nil {
+			api.Error(w, r, s.logger, s.sessionError(err))
 			return
 		}
-		api.OK(w, http.StatusOK, nil, "Logged out; the session is gone from the server.")
+		msg := "Logged out; the session is gone from the server."
+		if s.store.Name() == "cookie" {
+			msg = "Logged out: your browser drops its cookie. No server keeps the session, so none can strike it off: a copy of the old cookie still works until it expires."
+		}
+		api.OK(w, http.StatusOK, nil, msg)
 	})
 }
 
@@ -164,12 +258,6 @@ type cartItem struct {
 type cart struct {
 	Items []cartItem `json:"items"`
 	Count int        `json:"count"`
-}
-
-// cartOf reads the cart out of a session.
-func cartOf(sess *sessions.Session) []int64 {
-	ids, _ := sess.Values[cartValue].([]int64)
-	return ids
 }
 
 // describe turns the cart's ids into lines with titles, read from the
@@ -200,13 +288,12 @@ func (s *server) writeCart(w http.ResponseWriter, r *http.Request, status int, i
 
 func (s *server) handleCart() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, _, err := s.session(r)
+		sess, err := s.session(r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		ids := cartOf(sess)
-		s.writeCart(w, r, http.StatusOK, ids, fmt.Sprintf("Your cart holds %d book(s), kept in the memory of replica %s.", len(ids), s.cfg.Replica))
+		s.writeCart(w, r, http.StatusOK, sess.Cart, fmt.Sprintf("Your cart holds %d book(s), kept %s.", len(sess.Cart), s.where()))
 	})
 }
 
@@ -217,7 +304,7 @@ type cartInput struct {
 
 func (s *server) handleAddToCart() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, _, err := s.session(r)
+		sess, err := s.session(r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
@@ -231,12 +318,11 @@ func (s *server) handleAddToCart() http.Handler {
 			api.Error(w, r, s.logger, library.Errorf(library.EINVALID, "book_id must be a positive whole number."))
 			return
 		}
-		ids := cartOf(sess)
-		if slices.Contains(ids, in.BookID) {
+		if slices.Contains(sess.Cart, in.BookID) {
 			api.Error(w, r, s.logger, library.Errorf(library.ECONFLICT, "Book %d is already in your cart.", in.BookID))
 			return
 		}
-		if len(ids) >= MaxCartItems {
+		if len(sess.Cart) >= MaxCartItems {
 			api.Error(w, r, s.logger, library.Errorf(library.EINVALID, "A cart holds at most %d books; check out first.", MaxCartItems))
 			return
 		}
@@ -245,19 +331,18 @@ func (s *server) handleAddToCart() http.Handler {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		ids = append(ids, b.ID)
-		sess.Values[cartValue] = ids
-		if err := sess.Save(r, w); err != nil {
-			api.Error(w, r, s.logger, err)
+		sess.Cart = append(sess.Cart, b.ID)
+		if err := s.save(w, r, sess); err != nil {
+			api.Error(w, r, s.logger, s.sessionError(err))
 			return
 		}
-		s.writeCart(w, r, http.StatusCreated, ids, fmt.Sprintf("Added %q to your cart.", b.Title))
+		s.writeCart(w, r, http.StatusCreated, sess.Cart, fmt.Sprintf("Added %q to your cart.", b.Title))
 	})
 }
 
 func (s *server) handleRemoveFromCart() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, _, err := s.session(r)
+		sess, err := s.session(r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
@@ -267,41 +352,38 @@ func (s *server) handleRemoveFromCart() http.Handler {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		ids := cartOf(sess)
-		i := slices.Index(ids, id)
+		i := slices.Index(sess.Cart, id)
 		if i < 0 {
 			api.Error(w, r, s.logger, library.Errorf(library.ENOTFOUND, "Book %d is not in your cart.", id))
 			return
 		}
-		ids = slices.Delete(ids, i, i+1)
-		sess.Values[cartValue] = ids
-		if err := sess.Save(r, w); err != nil {
-			api.Error(w, r, s.logger, err)
+		sess.Cart = slices.Delete(sess.Cart, i, i+1)
+		if err := s.save(w, r, sess); err != nil {
+			api.Error(w, r, s.logger, s.sessionError(err))
 			return
 		}
-		s.writeCart(w, r, http.StatusOK, ids, fmt.Sprintf("Removed book %d from your cart.", id))
+		s.writeCart(w, r, http.StatusOK, sess.Cart, fmt.Sprintf("Removed book %d from your cart.", id))
 	})
 }
 
 func (s *server) handleCheckout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, m, err := s.session(r)
+		sess, err := s.session(r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		ids := cartOf(sess)
-		if len(ids) == 0 {
+		if len(sess.Cart) == 0 {
 			api.Error(w, r, s.logger, library.Errorf(library.EINVALID, "Your cart is empty; add books with POST /api/cart/items first."))
 			return
 		}
-		recs, err := s.cfg.Store.Borrow(r.Context(), library.BorrowRequest{MemberID: m.ID, BookIDs: ids})
+		recs, err := s.cfg.Store.Borrow(r.Context(), library.BorrowRequest{MemberID: sess.Member.ID, BookIDs: sess.Cart})
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		sess.Values[cartValue] = []int64{}
-		if err := sess.Save(r, w); err != nil {
+		sess.Cart = []int64{}
+		if err := s.save(w, r, sess); err != nil {
 			// The borrows are committed; the client must hear of them even
 			// if the cart could not be emptied.
 			s.logger.Error("empty cart after checkout", "err", err)

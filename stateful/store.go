@@ -1,44 +1,25 @@
 package stateful
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 )
 
-// Errors MemoryStore.New returns beside a fresh session, so a caller can
-// tell the three ways of not having a session apart.
-var (
-	// ErrNoCookie means the request carries no session cookie.
-	ErrNoCookie = errors.New("no session cookie")
-	// ErrSessionLost means the cookie is validly signed, but this process
-	// holds no session under its id: it was made by another process, or by
-	// this one before a restart, or it expired.
-	ErrSessionLost = errors.New("session not held by this process")
-	// ErrInvalidCookie means the cookie failed its signature check: it was
-	// tampered with, or signed with another key.
-	ErrInvalidCookie = errors.New("session cookie failed its signature check")
-)
-
-// MemoryStore is a gorilla/sessions Store that keeps every session's values
-// in this process's memory and puts only a signed, random session id in the
-// cookie. It is the opposite of sessions.CookieStore, which would carry the
-// values in the cookie and so keep the server stateless in secret.
+// MemoryStore keeps every session in this process's memory and puts only a
+// signed, random session id in the cookie. It is what many web applications
+// do and what the stateless constraint forbids: another replica, or this
+// process after a restart, holds no such session.
 //
-// Values are copied in and out, so concurrent requests of one session never
-// share a map.
+// Sessions are copied in and out, so concurrent requests of one session
+// never share a cart.
 type MemoryStore struct {
-	codecs  []securecookie.Codec
-	options sessions.Options
-	now     func() time.Time
+	ids idCodec
+	ttl time.Duration // 0: kept as long as the process
+	now func() time.Time
 
 	mu        sync.Mutex
 	sessions  map[string]entry
@@ -46,8 +27,8 @@ type MemoryStore struct {
 }
 
 type entry struct {
-	values  map[any]any
-	expires time.Time // zero when MaxAge is 0: kept as long as the process
+	sess    Session
+	expires time.Time // zero when the TTL is 0
 }
 
 func (e entry) expired(now time.Time) bool {
@@ -55,49 +36,29 @@ func (e entry) expired(now time.Time) bool {
 }
 
 // NewMemoryStore returns a store whose cookies are signed with key (HMAC-
-// SHA256), so every replica given the same key accepts the same cookies, and
-// a cookie that fails there fails because its session is missing, not
-// because of its signature. options sets the cookie's attributes; MaxAge is
-// also how long a session is kept after its last Save (0: until the process
-// ends, like the browser-session cookie it then sets).
+// SHA256), so every replica given the same key accepts the same cookies.
+// options sets the cookie's attributes; MaxAge is also how long a session is
+// kept after its last Save (0: until the process ends, like the
+// browser-session cookie it then sets).
 func NewMemoryStore(key []byte, options sessions.Options, now func() time.Time) *MemoryStore {
-	codec := securecookie.New(key, nil)
-	// The held session's own expiry decides; a signature check that also
-	// judged age would call an expired session's genuine cookie "invalid"
-	// instead of "lost".
-	codec.MaxAge(0)
 	return &MemoryStore{
-		codecs:   []securecookie.Codec{codec},
-		options:  options,
+		ids:      newIDCodec(key, options),
+		ttl:      time.Duration(options.MaxAge) * time.Second,
 		now:      now,
 		sessions: make(map[string]entry),
 	}
 }
 
-// Get returns the request's session; see New.
-func (s *MemoryStore) Get(r *http.Request, name string) (*sessions.Session, error) {
-	return s.New(r, name)
-}
+// Name returns "memory".
+func (s *MemoryStore) Name() string { return "memory" }
 
-// New returns the session the request's cookie names. It always returns a
-// usable session; when there is no held session the session is new and the
-// error is ErrNoCookie, ErrInvalidCookie or ErrSessionLost.
-func (s *MemoryStore) New(r *http.Request, name string) (*sessions.Session, error) {
-	sess := sessions.NewSession(s, name)
-	opts := s.options
-	sess.Options = &opts
-	sess.IsNew = true
-
-	c, err := r.Cookie(name)
+// Load returns a copy of the session the request's cookie names, or
+// ErrNoCookie, ErrInvalidCookie or ErrSessionLost.
+func (s *MemoryStore) Load(r *http.Request) (*Session, error) {
+	id, err := s.ids.id(r)
 	if err != nil {
-		return sess, ErrNoCookie
+		return nil, err
 	}
-	var id string
-	if err := securecookie.DecodeMulti(name, c.Value, &id, s.codecs...); err != nil {
-		return sess, fmt.Errorf("%w: %v", ErrInvalidCookie, err)
-	}
-	sess.ID = id
-
 	s.mu.Lock()
 	e, ok := s.sessions[id]
 	if ok && e.expired(s.now()) {
@@ -106,53 +67,54 @@ func (s *MemoryStore) New(r *http.Request, name string) (*sessions.Session, erro
 	}
 	s.mu.Unlock()
 	if !ok {
-		return sess, ErrSessionLost
+		return nil, ErrSessionLost
 	}
-	sess.Values = cloneValues(e.values)
-	sess.IsNew = false
-	return sess, nil
+	return clone(e.sess), nil
 }
 
-// Save stores the session's values under its id (making a new random id for
-// a new session) and sets the cookie. A negative MaxAge deletes the session
-// and the cookie.
-func (s *MemoryStore) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
-	if sess.Options.MaxAge < 0 {
-		s.Delete(sess.ID)
-		http.SetCookie(w, sessions.NewCookie(sess.Name(), "", sess.Options))
-		return nil
-	}
-	if sess.ID == "" {
+// Save keeps a copy of the session and sets the cookie. A session without
+// an ID gets a fresh random one. A session with an ID is only updated while
+// the store still holds it: one that was destroyed or expired since it was
+// loaded stays gone, and Save returns ErrSessionLost. Ids are never reused,
+// so that rule is all a logout needs to stay a logout.
+func (s *MemoryStore) Save(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	isNew := sess.ID == ""
+	if isNew {
 		id, err := newSessionID()
 		if err != nil {
 			return err
 		}
 		sess.ID = id
 	}
-	encoded, err := securecookie.EncodeMulti(sess.Name(), sess.ID, s.codecs...)
-	if err != nil {
-		return fmt.Errorf("sign session cookie: %w", err)
-	}
 	now := s.now()
-	e := entry{values: cloneValues(sess.Values)}
-	if sess.Options.MaxAge > 0 {
-		e.expires = now.Add(time.Duration(sess.Options.MaxAge) * time.Second)
+	e := entry{sess: *clone(*sess)}
+	if s.ttl > 0 {
+		e.expires = now.Add(s.ttl)
 	}
 	s.mu.Lock()
+	if !isNew {
+		if old, ok := s.sessions[sess.ID]; !ok || old.expired(now) {
+			delete(s.sessions, sess.ID)
+			s.mu.Unlock()
+			return ErrSessionLost
+		}
+	}
 	s.sessions[sess.ID] = e
 	if now.Sub(s.lastSweep) > time.Minute {
 		s.sweepLocked(now)
 	}
 	s.mu.Unlock()
-	http.SetCookie(w, sessions.NewCookie(sess.Name(), encoded, sess.Options))
-	return nil
+	return s.ids.set(w, sess.ID)
 }
 
-// Delete forgets the session with the id, if this process holds it.
-func (s *MemoryStore) Delete(id string) {
+// Destroy forgets the session and tells the browser to drop the cookie. A
+// copy of the cookie is worth nothing afterwards.
+func (s *MemoryStore) Destroy(w http.ResponseWriter, r *http.Request, sess *Session) error {
 	s.mu.Lock()
-	delete(s.sessions, id)
+	delete(s.sessions, sess.ID)
 	s.mu.Unlock()
+	clearCookie(w, s.ids.options)
+	return nil
 }
 
 // Len returns the number of sessions this process holds now.
@@ -172,23 +134,12 @@ func (s *MemoryStore) sweepLocked(now time.Time) {
 	s.lastSweep = now
 }
 
-func newSessionID() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("make session id: %w", err)
+// clone copies a session, cart included, so that a handler changing its
+// copy cannot change the kept one.
+func clone(s Session) *Session {
+	s.Cart = slices.Clone(s.Cart)
+	if s.Cart == nil {
+		s.Cart = []int64{}
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// cloneValues copies a session's values deeply enough for the value types
-// this package stores (scalars, structs and []int64 carts).
-func cloneValues(in map[any]any) map[any]any {
-	out := make(map[any]any, len(in))
-	for k, v := range in {
-		if ids, ok := v.([]int64); ok {
-			v = slices.Clone(ids)
-		}
-		out[k] = v
-	}
-	return out
+	return &s
 }

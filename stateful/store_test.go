@@ -52,18 +52,16 @@ func (c *msClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// msSave saves a new session holding values and returns its id and cookie.
-func msSave(t testing.TB, store *stateful.MemoryStore, values map[any]any) (string, *http.Cookie) {
+// msSave saves a new session holding cart and returns its id and cookie.
+func msSave(t testing.TB, store stateful.SessionStore, cart ...int64) (string, *http.Cookie) {
 	t.Helper()
-	sess := sessions.NewSession(store, stateful.CookieName)
-	opts := msOptions
-	sess.Options = &opts
-	for k, v := range values {
-		sess.Values[k] = v
-	}
+	sess := &stateful.Session{Member: msAlice, Cart: cart}
 	rec := httptest.NewRecorder()
-	if err := store.Save(httptest.NewRequest("POST", "/api/auth/login", nil), rec, sess); err != nil {
+	if err := store.Save(rec, httptest.NewRequest("POST", "/api/auth/login", nil), sess); err != nil {
 		t.Fatalf("Save: %v", err)
+	}
+	if sess.ID == "" {
+		t.Fatalf("Save left the new session without an id")
 	}
 	return sess.ID, msCookie(t, rec)
 }
@@ -71,13 +69,19 @@ func msSave(t testing.TB, store *stateful.MemoryStore, values map[any]any) (stri
 // msCookie returns the session cookie a response set.
 func msCookie(t testing.TB, rec *httptest.ResponseRecorder) *http.Cookie {
 	t.Helper()
+	var found *http.Cookie
 	for _, c := range rec.Result().Cookies() {
 		if c.Name == stateful.CookieName {
-			return c
+			if found != nil {
+				t.Fatalf("response set %s twice; Set-Cookie: %q", stateful.CookieName, rec.Header().Values("Set-Cookie"))
+			}
+			found = c
 		}
 	}
-	t.Fatalf("response set no %s cookie; Set-Cookie: %q", stateful.CookieName, rec.Header().Values("Set-Cookie"))
-	return nil
+	if found == nil {
+		t.Fatalf("response set no %s cookie; Set-Cookie: %q", stateful.CookieName, rec.Header().Values("Set-Cookie"))
+	}
+	return found
 }
 
 // msRequest returns a request that carries the cookies.
@@ -104,61 +108,58 @@ func msSignedAt(key []byte, name, id string, ts int64) string {
 	return base64.URLEncoding.EncodeToString(b)
 }
 
-func TestMemoryStoreNew(t *testing.T) {
-	clock := msNewClock()
-	store := stateful.NewMemoryStore(msKey, msOptions, clock.Now)
-	id, cookie := msSave(t, store, map[any]any{"member": msAlice})
-
-	// Another replica: the same key, its own memory.
-	replica := stateful.NewMemoryStore(msKey, msOptions, clock.Now)
-	_, replicaCookie := msSave(t, replica, map[any]any{"member": msAlice})
-	// A server signing with another key.
-	foreign := stateful.NewMemoryStore(msOtherKey, msOptions, clock.Now)
-	_, foreignCookie := msSave(t, foreign, map[any]any{"member": msAlice})
-
-	tampered := *cookie
-	raw, err := base64.URLEncoding.DecodeString(cookie.Value)
+// msTampered returns the cookie with one bit of its last byte flipped.
+func msTampered(t testing.TB, c *http.Cookie) *http.Cookie {
+	t.Helper()
+	raw, err := base64.URLEncoding.DecodeString(c.Value)
 	if err != nil {
 		t.Fatalf("cookie value is not base64: %v", err)
 	}
-	raw[len(raw)-1] ^= 1 // one bit of the MAC
-	tampered.Value = base64.URLEncoding.EncodeToString(raw)
+	raw[len(raw)-1] ^= 1
+	return &http.Cookie{Name: c.Name, Value: base64.URLEncoding.EncodeToString(raw)}
+}
+
+func TestMemoryStoreLoad(t *testing.T) {
+	clock := msNewClock()
+	store := stateful.NewMemoryStore(msKey, msOptions, clock.Now)
+	id, cookie := msSave(t, store)
+
+	// Another replica: the same key, its own memory.
+	_, replicaCookie := msSave(t, stateful.NewMemoryStore(msKey, msOptions, clock.Now))
+	// A server signing with another key.
+	_, foreignCookie := msSave(t, stateful.NewMemoryStore(msOtherKey, msOptions, clock.Now))
 	old := &http.Cookie{Name: stateful.CookieName, Value: msSignedAt(msKey, stateful.CookieName, "gone", time.Now().Add(-30*24*time.Hour).Unix())}
 
 	tests := []struct {
 		name    string
 		cookies []*http.Cookie
 		want    error
-		wantID  string
 	}{
-		{"no cookie", nil, stateful.ErrNoCookie, ""},
-		{"another cookie only", []*http.Cookie{{Name: "theme", Value: "dark"}}, stateful.ErrNoCookie, ""},
-		{"own cookie", []*http.Cookie{cookie}, nil, id},
-		{"another replica's cookie", []*http.Cookie{replicaCookie}, stateful.ErrSessionLost, ""},
-		{"another key's cookie", []*http.Cookie{foreignCookie}, stateful.ErrInvalidCookie, ""},
-		{"tampered cookie", []*http.Cookie{&tampered}, stateful.ErrInvalidCookie, ""},
-		{"garbage cookie", []*http.Cookie{{Name: stateful.CookieName, Value: "not-a-cookie"}}, stateful.ErrInvalidCookie, ""},
-		{"empty cookie", []*http.Cookie{{Name: stateful.CookieName, Value: ""}}, stateful.ErrInvalidCookie, ""},
+		{"no cookie", nil, stateful.ErrNoCookie},
+		{"another cookie only", []*http.Cookie{{Name: "theme", Value: "dark"}}, stateful.ErrNoCookie},
+		{"own cookie", []*http.Cookie{cookie}, nil},
+		{"another replica's cookie", []*http.Cookie{replicaCookie}, stateful.ErrSessionLost},
+		{"another key's cookie", []*http.Cookie{foreignCookie}, stateful.ErrInvalidCookie},
+		{"tampered cookie", []*http.Cookie{msTampered(t, cookie)}, stateful.ErrInvalidCookie},
+		{"garbage cookie", []*http.Cookie{{Name: stateful.CookieName, Value: "not-a-cookie"}}, stateful.ErrInvalidCookie},
+		{"empty cookie", []*http.Cookie{{Name: stateful.CookieName, Value: ""}}, stateful.ErrInvalidCookie},
 		// An old genuine cookie whose session is gone is lost, not forged.
-		{"month-old cookie", []*http.Cookie{old}, stateful.ErrSessionLost, "gone"},
+		{"month-old cookie", []*http.Cookie{old}, stateful.ErrSessionLost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sess, err := store.New(msRequest(tt.cookies...), stateful.CookieName)
+			sess, err := store.Load(msRequest(tt.cookies...))
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
-				t.Fatalf("New: got error %v, want %v", err, tt.want)
+				t.Fatalf("Load: got error %v, want %v", err, tt.want)
 			}
-			if sess == nil {
-				t.Fatalf("New returned a nil session")
+			if tt.want != nil {
+				if sess != nil {
+					t.Errorf("Load failed with %v but returned session %+v", err, sess)
+				}
+				return
 			}
-			if got, want := sess.IsNew, tt.want != nil; got != want {
-				t.Errorf("IsNew: got %v, want %v", got, want)
-			}
-			if tt.wantID != "" && sess.ID != tt.wantID {
-				t.Errorf("ID: got %q, want %q", sess.ID, tt.wantID)
-			}
-			if tt.want != nil && len(sess.Values) != 0 {
-				t.Errorf("Values of a new session: got %v, want none", sess.Values)
+			if sess.ID != id || sess.Member != msAlice {
+				t.Errorf("Load: got id %q member %v, want %q %v", sess.ID, sess.Member, id, msAlice)
 			}
 		})
 	}
@@ -166,84 +167,73 @@ func TestMemoryStoreNew(t *testing.T) {
 
 func TestMemoryStoreRoundTrip(t *testing.T) {
 	store := stateful.NewMemoryStore(msKey, msOptions, msNewClock().Now)
-	id, cookie := msSave(t, store, map[any]any{"member": msAlice, "cart": []int64{3, 1, 4}})
+	id, cookie := msSave(t, store, 3, 1, 4)
 
-	sess, err := store.Get(msRequest(cookie), stateful.CookieName)
+	sess, err := store.Load(msRequest(cookie))
 	if err != nil {
-		t.Fatalf("Get: %v", err)
-	}
-	if sess.IsNew {
-		t.Errorf("IsNew: got %v, want %v", sess.IsNew, false)
+		t.Fatalf("Load: %v", err)
 	}
 	if sess.ID != id {
 		t.Errorf("ID: got %q, want %q", sess.ID, id)
 	}
-	if got := sess.Values["member"]; got != msAlice {
-		t.Errorf("member: got %v, want %v", got, msAlice)
+	if sess.Member != msAlice {
+		t.Errorf("member: got %v, want %v", sess.Member, msAlice)
 	}
-	if got, want := sess.Values["cart"], []int64{3, 1, 4}; !slices.Equal(got.([]int64), want) {
-		t.Errorf("cart: got %v, want %v", got, want)
-	}
-	if got, want := sess.Options.MaxAge, msOptions.MaxAge; got != want {
-		t.Errorf("Options.MaxAge: got %v, want %v", got, want)
+	if want := []int64{3, 1, 4}; !slices.Equal(sess.Cart, want) {
+		t.Errorf("cart: got %v, want %v", sess.Cart, want)
 	}
 
-	// Saving the found session again keeps its id and its cookie working.
-	sess.Values["cart"] = []int64{2}
+	// Saving the loaded session again keeps its id and its cookie working.
+	sess.Cart = []int64{2}
 	rec := httptest.NewRecorder()
-	if err := store.Save(msRequest(cookie), rec, sess); err != nil {
+	if err := store.Save(rec, msRequest(cookie), sess); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
-	again, err := store.New(msRequest(msCookie(t, rec)), stateful.CookieName)
+	again, err := store.Load(msRequest(msCookie(t, rec)))
 	if err != nil {
-		t.Fatalf("New after a second Save: %v", err)
+		t.Fatalf("Load after a second Save: %v", err)
 	}
 	if again.ID != id {
 		t.Errorf("ID after a second Save: got %q, want %q", again.ID, id)
 	}
-	if got, want := again.Values["cart"], []int64{2}; !slices.Equal(got.([]int64), want) {
-		t.Errorf("cart after a second Save: got %v, want %v", got, want)
+	if want := []int64{2}; !slices.Equal(again.Cart, want) {
+		t.Errorf("cart after a second Save: got %v, want %v", again.Cart, want)
 	}
 	if got, want := store.Len(), 1; got != want {
 		t.Errorf("Len: got %v, want %v", got, want)
 	}
 }
 
-func TestMemoryStoreValuesAreCopies(t *testing.T) {
+func TestMemoryStoreSessionsAreCopies(t *testing.T) {
 	store := stateful.NewMemoryStore(msKey, msOptions, msNewClock().Now)
-	sess := sessions.NewSession(store, stateful.CookieName)
-	opts := msOptions
-	sess.Options = &opts
 	in := []int64{10, 20}
-	sess.Values["cart"] = in
+	sess := &stateful.Session{Member: msAlice, Cart: in}
 	rec := httptest.NewRecorder()
-	if err := store.Save(httptest.NewRequest("POST", "/", nil), rec, sess); err != nil {
+	if err := store.Save(rec, httptest.NewRequest("POST", "/", nil), sess); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
 	cookie := msCookie(t, rec)
 
 	// Changing what was saved, after the Save, must not reach the store.
 	in[0] = -1
-	sess.Values["extra"] = true
 
-	first, err := store.New(msRequest(cookie), stateful.CookieName)
+	first, err := store.Load(msRequest(cookie))
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
-	cart := first.Values["cart"].([]int64)
-	cart[1] = -2                           // a handler changing its copy in place
-	first.Values["cart"] = append(cart, 3) // and growing it without saving
-	delete(first.Values, "cart")
+	first.Cart[1] = -2                  // a handler changing its copy in place
+	first.Cart = append(first.Cart, 3)  // and growing it without saving
+	first.Member.Name = "The Red Queen" // or changing the member
 
-	second, err := store.New(msRequest(cookie), stateful.CookieName)
+	second, err := store.Load(msRequest(cookie))
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
-	if got, want := second.Values["cart"], []int64{10, 20}; !slices.Equal(got.([]int64), want) {
-		t.Errorf("stored cart: got %v, want %v", got, want)
+	if want := []int64{10, 20}; !slices.Equal(second.Cart, want) {
+		t.Errorf("stored cart: got %v, want %v", second.Cart, want)
 	}
-	if _, ok := second.Values["extra"]; ok {
-		t.Errorf("stored values: got %v, want no \"extra\"", second.Values)
+	if second.Member != msAlice {
+		t.Errorf("stored member: got %v, want %v", second.Member, msAlice)
 	}
 }
 
@@ -251,8 +241,8 @@ func TestMemoryStoreExpiry(t *testing.T) {
 	clock := msNewClock()
 	store := stateful.NewMemoryStore(msKey, msOptions, clock.Now)
 	ttl := time.Duration(msOptions.MaxAge) * time.Second
-	_, cookie := msSave(t, store, map[any]any{"member": msAlice})
-	_, other := msSave(t, store, map[any]any{"member": msAlice})
+	_, cookie := msSave(t, store)
+	_, other := msSave(t, store)
 
 	steps := []struct {
 		advance time.Duration
@@ -261,17 +251,14 @@ func TestMemoryStoreExpiry(t *testing.T) {
 	}{
 		{0, nil, 2},
 		{ttl - time.Second, nil, 2},
-		{time.Second, stateful.ErrSessionLost, 1}, // New drops the expired session it found
+		{time.Second, stateful.ErrSessionLost, 1}, // Load drops the expired session it found
 		{time.Hour, stateful.ErrSessionLost, 1},
 	}
 	for i, s := range steps {
 		clock.Advance(s.advance)
-		sess, err := store.New(msRequest(cookie), stateful.CookieName)
+		_, err := store.Load(msRequest(cookie))
 		if !errors.Is(err, s.want) || (s.want == nil && err != nil) {
 			t.Fatalf("step %d: got error %v, want %v", i, err, s.want)
-		}
-		if got, want := sess.IsNew, s.want != nil; got != want {
-			t.Errorf("step %d: IsNew: got %v, want %v", i, got, want)
 		}
 		if got := store.Len(); got != s.wantLen {
 			t.Errorf("step %d: Len: got %v, want %v", i, got, s.wantLen)
@@ -280,12 +267,31 @@ func TestMemoryStoreExpiry(t *testing.T) {
 
 	// The other expired session is never asked for again; the sweep of
 	// the next Save (more than a minute after the last) drops it.
-	msSave(t, store, map[any]any{"member": msAlice})
+	msSave(t, store)
 	if got, want := store.Len(), 1; got != want {
 		t.Errorf("Len after the sweep: got %v, want %v", got, want)
 	}
-	if _, err := store.New(msRequest(other), stateful.CookieName); !errors.Is(err, stateful.ErrSessionLost) {
+	if _, err := store.Load(msRequest(other)); !errors.Is(err, stateful.ErrSessionLost) {
 		t.Errorf("swept session: got error %v, want %v", err, stateful.ErrSessionLost)
+	}
+}
+
+// TestMemoryStoreSaveAfterExpiry: a request that loaded a session just
+// before it expired cannot bring it back by saving it.
+func TestMemoryStoreSaveAfterExpiry(t *testing.T) {
+	clock := msNewClock()
+	store := stateful.NewMemoryStore(msKey, msOptions, clock.Now)
+	_, cookie := msSave(t, store)
+	sess, err := store.Load(msRequest(cookie))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	clock.Advance(time.Duration(msOptions.MaxAge) * time.Second)
+	if err := store.Save(httptest.NewRecorder(), msRequest(cookie), sess); !errors.Is(err, stateful.ErrSessionLost) {
+		t.Errorf("Save of an expired session: got error %v, want %v", err, stateful.ErrSessionLost)
+	}
+	if got := store.Len(); got != 0 {
+		t.Errorf("Len: got %d, want 0", got)
 	}
 }
 
@@ -294,33 +300,31 @@ func TestMemoryStoreMaxAgeZeroKeepsSession(t *testing.T) {
 	opts := msOptions
 	opts.MaxAge = 0 // a browser-session cookie
 	store := stateful.NewMemoryStore(msKey, opts, clock.Now)
-	sess := sessions.NewSession(store, stateful.CookieName)
-	sess.Options = &opts
-	sess.Values["member"] = msAlice
-	rec := httptest.NewRecorder()
-	if err := store.Save(httptest.NewRequest("POST", "/", nil), rec, sess); err != nil {
-		t.Fatalf("Save: %v", err)
-	}
+	_, cookie := msSave(t, store)
 	clock.Advance(48 * time.Hour)
-	msSave(t, store, nil) // sweeps
-	if _, err := store.New(msRequest(msCookie(t, rec)), stateful.CookieName); err != nil {
-		t.Errorf("New two days later with MaxAge 0: got error %v, want %v", err, nil)
+	msSave(t, store) // sweeps
+	if _, err := store.Load(msRequest(cookie)); err != nil {
+		t.Errorf("Load two days later with MaxAge 0: got error %v, want %v", err, nil)
 	}
 }
 
-func TestMemoryStoreSaveNegativeMaxAgeDeletes(t *testing.T) {
+func TestMemoryStoreDestroy(t *testing.T) {
 	store := stateful.NewMemoryStore(msKey, msOptions, msNewClock().Now)
-	_, cookie := msSave(t, store, map[any]any{"member": msAlice})
-	_, keep := msSave(t, store, map[any]any{"member": msAlice})
+	_, cookie := msSave(t, store)
+	_, keep := msSave(t, store)
 
-	sess, err := store.New(msRequest(cookie), stateful.CookieName)
+	sess, err := store.Load(msRequest(cookie))
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
-	sess.Options.MaxAge = -1
+	// A request in flight loaded the session before the logout.
+	inFlight, err := store.Load(msRequest(cookie))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
 	rec := httptest.NewRecorder()
-	if err := store.Save(msRequest(cookie), rec, sess); err != nil {
-		t.Fatalf("Save with MaxAge -1: %v", err)
+	if err := store.Destroy(rec, msRequest(cookie), sess); err != nil {
+		t.Fatalf("Destroy: %v", err)
 	}
 	gone := msCookie(t, rec)
 	if gone.Value != "" || gone.MaxAge >= 0 {
@@ -329,11 +333,19 @@ func TestMemoryStoreSaveNegativeMaxAgeDeletes(t *testing.T) {
 	if got, want := store.Len(), 1; got != want {
 		t.Errorf("Len: got %v, want %v", got, want)
 	}
-	if _, err := store.New(msRequest(cookie), stateful.CookieName); !errors.Is(err, stateful.ErrSessionLost) {
-		t.Errorf("New with the deleted session's cookie: got error %v, want %v", err, stateful.ErrSessionLost)
+	if _, err := store.Load(msRequest(cookie)); !errors.Is(err, stateful.ErrSessionLost) {
+		t.Errorf("Load with the destroyed session's cookie: got error %v, want %v", err, stateful.ErrSessionLost)
 	}
-	if _, err := store.New(msRequest(keep), stateful.CookieName); err != nil {
-		t.Errorf("New with another session's cookie: got error %v, want %v", err, nil)
+	// Its Save must not bring the session back.
+	inFlight.Cart = append(inFlight.Cart, 7)
+	if err := store.Save(httptest.NewRecorder(), msRequest(cookie), inFlight); !errors.Is(err, stateful.ErrSessionLost) {
+		t.Errorf("Save after Destroy: got error %v, want %v", err, stateful.ErrSessionLost)
+	}
+	if _, err := store.Load(msRequest(cookie)); !errors.Is(err, stateful.ErrSessionLost) {
+		t.Errorf("Load after Save after Destroy: got error %v, want %v", err, stateful.ErrSessionLost)
+	}
+	if _, err := store.Load(msRequest(keep)); err != nil {
+		t.Errorf("Load with another session's cookie: got error %v, want %v", err, nil)
 	}
 }
 
@@ -348,16 +360,7 @@ func TestMemoryStoreCookie(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := stateful.NewMemoryStore(msKey, tt.opts, msNewClock().Now)
-			sess := sessions.NewSession(store, stateful.CookieName)
-			opts := tt.opts
-			sess.Options = &opts
-			sess.Values["member"] = msAlice
-			sess.Values["cart"] = []int64{1, 2, 3}
-			rec := httptest.NewRecorder()
-			if err := store.Save(httptest.NewRequest("POST", "/", nil), rec, sess); err != nil {
-				t.Fatalf("Save: %v", err)
-			}
-			c := msCookie(t, rec)
+			id, c := msSave(t, store, 1, 2, 3)
 			checks := []struct {
 				what      string
 				got, want any
@@ -375,12 +378,12 @@ func TestMemoryStoreCookie(t *testing.T) {
 				}
 			}
 			// The cookie carries the signed id and nothing else.
-			var id string
-			if err := securecookie.New(msKey, nil).Decode(stateful.CookieName, c.Value, &id); err != nil {
+			var got string
+			if err := securecookie.New(msKey, nil).Decode(stateful.CookieName, c.Value, &got); err != nil {
 				t.Fatalf("decode cookie: %v", err)
 			}
-			if id != sess.ID {
-				t.Errorf("cookie holds: got %q, want the session id %q", id, sess.ID)
+			if got != id {
+				t.Errorf("cookie holds: got %q, want the session id %q", got, id)
 			}
 		})
 	}
@@ -392,9 +395,13 @@ func TestMemoryStoreLen(t *testing.T) {
 		t.Errorf("Len of a new store: got %v, want %v", got, want)
 	}
 	var ids []string
+	var first *http.Cookie
 	for i := range 5 {
-		id, _ := msSave(t, store, map[any]any{"n": i})
+		id, c := msSave(t, store, int64(i))
 		ids = append(ids, id)
+		if first == nil {
+			first = c
+		}
 	}
 	if got, want := store.Len(), 5; got != want {
 		t.Errorf("Len after 5 saves: got %v, want %v", got, want)
@@ -402,10 +409,14 @@ func TestMemoryStoreLen(t *testing.T) {
 	if got, want := len(slices.Compact(slices.Sorted(slices.Values(ids)))), 5; got != want {
 		t.Errorf("distinct session ids: got %v, want %v", got, want)
 	}
-	store.Delete(ids[0])
-	store.Delete("no such id")
+	if err := store.Destroy(httptest.NewRecorder(), msRequest(first), &stateful.Session{ID: ids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Destroy(httptest.NewRecorder(), msRequest(), &stateful.Session{ID: "no such id"}); err != nil {
+		t.Fatal(err)
+	}
 	if got, want := store.Len(), 4; got != want {
-		t.Errorf("Len after Delete: got %v, want %v", got, want)
+		t.Errorf("Len after Destroy: got %v, want %v", got, want)
 	}
 }
 
@@ -413,7 +424,7 @@ func TestMemoryStoreLen(t *testing.T) {
 // their own sessions and one shared session at once.
 func TestMemoryStoreConcurrent(t *testing.T) {
 	store := stateful.NewMemoryStore(msKey, msOptions, msNewClock().Now)
-	_, shared := msSave(t, store, map[any]any{"member": msAlice, "cart": []int64{1}})
+	_, shared := msSave(t, store, 1)
 
 	const workers, rounds = 16, 50
 	var wg sync.WaitGroup
@@ -422,40 +433,39 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range rounds {
 				// The shared session: read it, change the copy, save it.
-				sess, err := store.New(msRequest(shared), stateful.CookieName)
+				sess, err := store.Load(msRequest(shared))
 				if err != nil {
 					errs <- fmt.Errorf("worker %d: shared session: %w", w, err)
 					return
 				}
-				cart := sess.Values["cart"].([]int64)
-				cart[0] = int64(w)
-				sess.Values["cart"] = append(cart, int64(i))
-				if err := store.Save(msRequest(shared), httptest.NewRecorder(), sess); err != nil {
+				sess.Cart[0] = int64(w)
+				sess.Cart = append(sess.Cart, int64(i))
+				if err := store.Save(httptest.NewRecorder(), msRequest(shared), sess); err != nil {
 					errs <- err
 					return
 				}
 
-				// An own session: saved, then found with its own values.
-				own := sessions.NewSession(store, stateful.CookieName)
-				opts := msOptions
-				own.Options = &opts
-				own.Values["n"] = w*rounds + i
+				// An own session: saved, then found with its own cart.
+				own := &stateful.Session{Member: msAlice, Cart: []int64{int64(w*rounds + i)}}
 				rec := httptest.NewRecorder()
-				if err := store.Save(httptest.NewRequest("POST", "/", nil), rec, own); err != nil {
+				if err := store.Save(rec, httptest.NewRequest("POST", "/", nil), own); err != nil {
 					errs <- err
 					return
 				}
-				got, err := store.New(msRequest(rec.Result().Cookies()...), stateful.CookieName)
+				got, err := store.Load(msRequest(rec.Result().Cookies()...))
 				if err != nil {
 					errs <- fmt.Errorf("worker %d: own session: %w", w, err)
 					return
 				}
-				if got.Values["n"] != w*rounds+i {
-					errs <- fmt.Errorf("worker %d: got n %v, want %v", w, got.Values["n"], w*rounds+i)
+				if got.Cart[0] != int64(w*rounds+i) {
+					errs <- fmt.Errorf("worker %d: got cart %v, want [%v]", w, got.Cart, w*rounds+i)
 					return
 				}
 				if i%10 == 0 {
-					store.Delete(got.ID)
+					if err := store.Destroy(httptest.NewRecorder(), msRequest(), got); err != nil {
+						errs <- err
+						return
+					}
 				}
 				_ = store.Len()
 			}
@@ -466,7 +476,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	// Every worker deleted 5 of its 50 own sessions; the shared one stays.
+	// Every worker destroyed 5 of its 50 own sessions; the shared one stays.
 	if got, want := store.Len(), workers*(rounds-rounds/10)+1; got != want {
 		t.Errorf("Len: got %v, want %v", got, want)
 	}

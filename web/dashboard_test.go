@@ -23,16 +23,20 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
 )
 
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
+
 // TestDashboard loads the page in a real headless Chromium against a running
 // runner, waits for both columns to fill, presses "restart a replica" and
-// checks what the class is meant to see: a marker on both sides, the
-// stateful replica's sessions gone, the stateless side clean. Then it stops
-// the runner and checks that the page says so.
-func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
+// checks what the class is meant to see: a marker on both sides, the left
+// side's replica (sessions in its memory) losing its sessions, the right
+// side (no sessions on the server) clean. Then it stops the runner and
+// checks that the page says so. The sides are read from the page, which
+// names them after the feed: the runner's default pair.
 
 func TestDashboard(t *testing.T) {
 	chromium := findChromium(t)
@@ -55,16 +59,21 @@ func TestDashboard(t *testing.T) {
 	}
 
 	// Both columns fill with data.
-	waitFor(t, ctx, "both columns to draw at least 3 seconds of data", 30*time.Second, `
-		['stateful', 'stateless'].every((side) => {
-			const ok = document.querySelector('.cell[data-side="' + side + '"][data-chart="ok"] .plot > svg');
-			const req = document.querySelector('#totals tr[data-side="' + side + '"] td[data-k="requests"]');
-			return ok && +ok.dataset.n >= 3 && parseInt(req.textContent.replace(/,/g, ''), 10) > 0;
-		})`)
-	// Replica 1 of the stateful side holds sessions before the restart.
-	held := waitFor(t, ctx, "stateful replica #1 to report sessions", 20*time.Second, `
+	names := waitFor(t, ctx, "both columns to draw at least 3 seconds of data", 30*time.Second, `
 		(() => {
-			const g = document.querySelector('.cell[data-side="stateful"][data-chart="sessions"] .strip');
+			const heads = [...document.querySelectorAll('.col-head')];
+			return heads.length === 2 && heads.every((h) => {
+				const ok = document.querySelector('.cell[data-col="' + h.dataset.col + '"][data-chart="ok"] .plot > svg');
+				const req = document.querySelector('#totals tr[data-col="' + h.dataset.col + '"] td[data-k="requests"]');
+				return ok && +ok.dataset.n >= 3 && parseInt(req.textContent.replace(/,/g, ''), 10) > 0;
+			}) ? heads.map((h) => h.dataset.side).join(' ') : '';
+		})()`)
+	left, right, _ := strings.Cut(names, " ")
+	t.Logf("sides: %s (left), %s (right)", left, right)
+	// Replica 1 of the left side holds sessions before the restart.
+	held := waitFor(t, ctx, left+" replica #1 to report sessions", 20*time.Second, `
+		(() => {
+			const g = document.querySelector('.cell[data-col="0"][data-chart="sessions"] svg[data-counted="1"] .strip');
 			return g && +g.dataset.last >= 2 ? g.dataset.replica + ' ' + g.dataset.last : '';
 		})()`)
 	firstID, before, _ := strings.Cut(held, " ")
@@ -77,20 +86,21 @@ func TestDashboard(t *testing.T) {
 
 	// The marker, on both sides, at the same moment.
 	waitFor(t, ctx, "a restart marker from the control on both sides", 30*time.Second, `
-		['stateful', 'stateless'].every((side) =>
-			document.querySelector('.cell[data-side="' + side + '"][data-chart="events"] .marker[data-kind="restart"][data-source="control"]'))`)
-	what := waitFor(t, ctx, "the what-just-happened line to explain both sides", 10*time.Second, `
+		[0, 1].every((col) =>
+			document.querySelector('.cell[data-col="' + col + '"][data-chart="events"] .marker[data-kind="restart"][data-source="control"]'))`)
+	restartedRE := func(name string) string { return "replica " + regexp.QuoteMeta(name) + `-\d+ restarted` }
+	what := waitFor(t, ctx, "the what-just-happened line to explain both sides", 10*time.Second, fmt.Sprintf(`
 		(() => {
 			const s = document.querySelector('#what').textContent;
-			return /replica stateful-\d+ restarted/.test(s) && /replica stateless-\d+ restarted/.test(s) ? s : '';
-		})()`)
+			return new RegExp(%q).test(s) && new RegExp(%q).test(s) ? s : '';
+		})()`, restartedRE(left), restartedRE(right)))
 	t.Logf("what just happened: %s", what)
 
-	// The stateful loss: the line says how many sessions went, and the
+	// The left side's loss: the line says how many sessions went, and the
 	// replica's own count drops.
-	m := regexp.MustCompile(`replica (stateful-\d+) restarted: (?:(\d+) sessions? (?:was|were) lost with it|how many sessions it held was not counted)`).FindStringSubmatch(what)
+	m := regexp.MustCompile(`replica (` + regexp.QuoteMeta(left) + `-\d+) restarted: (?:(\d+) sessions? (?:was|were) lost with it|the sessions it held went with it)`).FindStringSubmatch(what)
 	if m == nil {
-		t.Fatalf("the line does not say what the stateful side lost: %q", what)
+		t.Fatalf("the line does not say what the %s side lost: %q", left, what)
 	}
 	restarted := m[1]
 	if restarted != firstID {
@@ -105,28 +115,28 @@ func TestDashboard(t *testing.T) {
 	}
 	waitFor(t, ctx, "the restarted replica's session count to drop", 15*time.Second, fmt.Sprintf(`
 		(() => {
-			const g = document.querySelector('.cell[data-side="stateful"][data-chart="sessions"] .strip[data-replica="%s"]');
+			const g = document.querySelector('.cell[data-col="0"][data-chart="sessions"] .strip[data-replica="%s"]');
 			return g && g.dataset.last !== '' && +g.dataset.last < %d;
 		})()`, restarted, heldBefore))
-	if !strings.Contains(what, "it holds no sessions, so none were lost") {
-		t.Errorf("the line does not say the stateless replica lost nothing: %q", what)
+	if !regexp.MustCompile(restartedRE(right) + `: it holds no sessions, so nothing was lost`).MatchString(what) {
+		t.Errorf("the line does not say the %s replica lost nothing: %q", right, what)
 	}
 
-	// The stateless side stays clean, as counted by the runner.
+	// The right side stays clean, as counted by the runner.
 	for _, k := range []string{"sessions_lost", "cart_items_lost", "relogins"} {
-		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('#totals tr[data-side="stateless"] td[data-k="%s"]').textContent`, k))
+		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('#totals tr[data-col="1"] td[data-k="%s"]').textContent`, k))
 		if got != "0" {
-			t.Errorf("stateless %s = %q, want 0", k, got)
+			t.Errorf("%s %s = %q, want 0", right, k, got)
 		}
 	}
-	if got := evalString(t, ctx, `document.querySelector('.cell[data-side="stateless"][data-chart="errors"] .cap .v').textContent`); strings.Contains(got, "401") {
-		t.Errorf("stateless errors: %q, want no 401", got)
+	if got := evalString(t, ctx, `document.querySelector('.cell[data-col="1"][data-chart="errors"] .cap .v').textContent`); strings.Contains(got, "401") {
+		t.Errorf("%s errors: %q, want no 401", right, got)
 	}
-	if got := evalString(t, ctx, `document.querySelector('.cell[data-side="stateless"][data-chart="loss"] .plot > svg').dataset.sessionsLost`); got != "0" {
-		t.Errorf("stateless sessions-lost chart total = %q, want 0", got)
+	if got := evalString(t, ctx, `document.querySelector('.cell[data-col="1"][data-chart="loss"] .plot > svg').dataset.sessionsLost`); got != "0" {
+		t.Errorf("%s sessions-lost chart total = %q, want 0", right, got)
 	}
-	if got := evalString(t, ctx, `document.querySelector('.cell[data-side="stateful"][data-chart="loss"] .plot > svg').dataset.sessionsLost`); got == "0" || got == "" {
-		t.Errorf("stateful sessions-lost chart total = %q, want more than 0", got)
+	if got := evalString(t, ctx, `document.querySelector('.cell[data-col="0"][data-chart="loss"] .plot > svg').dataset.sessionsLost`); got == "0" || got == "" {
+		t.Errorf("%s sessions-lost chart total = %q, want more than 0", left, got)
 	}
 
 	if ex := exceptions(); len(ex) > 0 {
@@ -138,7 +148,7 @@ func TestDashboard(t *testing.T) {
 	banner := waitFor(t, ctx, "the runner-gone banner", 15*time.Second, `
 		(() => { const b = document.querySelector('#banner'); return !b.hidden && /runner not answering since \d\d:\d\d:\d\d/.test(b.textContent) ? b.textContent : ''; })()`)
 	t.Logf("banner: %s", banner)
-	if got := evalString(t, ctx, `document.querySelector('#totals tr[data-side="stateful"] td[data-k="requests"]').textContent`); got == "–" {
+	if got := evalString(t, ctx, `document.querySelector('#totals tr[data-col="0"] td[data-k="requests"]').textContent`); got == "–" {
 		t.Errorf("after the runner went, the totals were cleared; want them frozen")
 	}
 }
@@ -149,22 +159,24 @@ func TestDashboard(t *testing.T) {
 func TestDashboardLongRun(t *testing.T) {
 	chromium := findChromium(t)
 	const replicas = 8
+	sides := []feedSide{sideMemorySticky, sideAPIKey}
 	start := time.Now()
 	elapsed := func() float64 { return 600 + float64(int(time.Since(start).Seconds())) }
 	sample := func(at float64) compare.Sample {
 		s := compare.Sample{ElapsedS: at, Phase: "running", Sides: map[string]compare.SideSample{}}
-		for _, side := range []string{compare.Stateful, compare.Stateless} {
+		for _, sd := range sides {
+			side := sd.Name
 			var ss compare.SideSample
 			n := int64(at)
 			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20}}
 			ss.LatencyWindowMS = &compare.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
-			if side == compare.Stateful {
+			if sd.Sessions == "memory" {
 				ss.OK, ss.SessionLost, ss.SessionsLost, ss.CartItemsLost, ss.Relogins = 100*n, 50*n, 50*n, 3*n, 50*n
 				ss.Availability = 2. / 3
 			}
 			for i := range replicas {
 				rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", side, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
-				if side == compare.Stateful {
+				if sd.Sessions == "memory" {
 					v := float64((n+int64(7*i))%30) * 4
 					rep.Sessions = &v
 				}
@@ -178,23 +190,16 @@ func TestDashboardLongRun(t *testing.T) {
 	mux.HandleFunc("GET /api/feed", func(w http.ResponseWriter, r *http.Request) {
 		now := elapsed()
 		since, _ := strconv.ParseFloat(r.URL.Query().Get("history"), 64)
-		body := struct {
-			Scenario  string                `json:"scenario"`
-			DurationS float64               `json:"duration_s"`
-			Users     int                   `json:"users"`
-			Now       compare.Sample        `json:"now"`
-			Events    []compare.EventRecord `json:"events"`
-			History   []compare.Sample      `json:"history"`
-		}{Scenario: "long", DurationS: 900, Users: 100, Now: sample(now), History: []compare.Sample{}}
+		body := feedBody{Scenario: "long", DurationS: 900, Users: 100, Sides: sides, Now: sample(now), History: []compare.Sample{}}
 		for at := max(now-compare.HistoryLimit+1, 0); at <= now; at++ {
 			if at > since {
 				body.History = append(body.History, sample(at))
 			}
 		}
 		for at := 30.0; at < now; at += 30 {
-			for _, side := range []string{compare.Stateful, compare.Stateless} {
-				rec := compare.EventRecord{AtS: at, Kind: "restart", Side: side, Replica: side + "-1", TookMS: 900, Source: "scenario"}
-				if side == compare.Stateful {
+			for _, sd := range sides {
+				rec := compare.EventRecord{AtS: at, Kind: "restart", Side: sd.Name, Replica: sd.Name + "-1", TookMS: 900, Source: "scenario"}
+				if sd.Sessions == "memory" {
 					held := 40.0
 					rec.SessionsHeld = &held
 				}
@@ -215,9 +220,9 @@ func TestDashboardLongRun(t *testing.T) {
 	}
 	waitFor(t, ctx, "the page to draw the backfill and three more seconds", 20*time.Second, `+document.body.dataset.elapsed >= 603`)
 	got := evalString(t, ctx, `JSON.stringify({samples: +document.body.dataset.samples, ms: +document.body.dataset.renderMs,
-		strips: document.querySelectorAll('.cell[data-side="stateful"][data-chart="sessions"] .strip').length,
-		markers: document.querySelectorAll('.cell[data-side="stateful"][data-chart="events"] .marker').length,
-		bands: document.querySelectorAll('.cell[data-side="stateful"][data-chart="ok"] rect.took').length})`)
+		strips: document.querySelectorAll('.cell[data-col="0"][data-chart="sessions"] .strip').length,
+		markers: document.querySelectorAll('.cell[data-col="0"][data-chart="events"] .marker').length,
+		bands: document.querySelectorAll('.cell[data-col="0"][data-chart="ok"] rect.took').length})`)
 	var page struct {
 		Samples, Strips, Markers, Bands int
 		MS                              float64
@@ -268,7 +273,7 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "the default scenario's rolling restart on both sides", 2*time.Minute, `
-		+document.body.dataset.elapsed >= 66 && /every stateful replica restarted.*every stateless replica restarted/.test(document.querySelector('#what').textContent)`)
+		+document.body.dataset.elapsed >= 66 && /every .+ replica restarted in turn.*every .+ replica restarted in turn/.test(document.querySelector('#what').textContent)`)
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
@@ -333,9 +338,13 @@ func startLab(t *testing.T, bin string, sc compare.Scenario, users int) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sides, err := strategy.ParsePair("memory-sticky,apikey") // the demo's default pair
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := compare.New(ctx, compare.Config{
-		Binary: bin, Scenario: sc, Users: users, Seed: 1, Think: 150 * time.Millisecond,
-		Addr: ln.Addr().String(), StatefulAddr: "127.0.0.1:0", StatelessAddr: "127.0.0.1:0",
+		Binary: bin, Scenario: sc, Sides: sides, Users: users, Seed: 1, Think: 150 * time.Millisecond,
+		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(dir, "report"), WorkDir: filepath.Join(dir, "work"), Hold: true,
 		Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler), Dashboard: web.Handler(),
 	})

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/sqlite"
 	"github.com/statelab/statelab/internal/walkthrough"
@@ -56,8 +57,9 @@ const usage = `statelab — a hands-on lab for the REST stateless constraint.
 Usage:
   statelab stateful  [flags]   the library server that keeps sessions in its memory (default 127.0.0.1:5001)
   statelab stateless [flags]   the library server that keeps nothing between requests (default 127.0.0.1:5002)
-  statelab compare   [flags]   replicas of both behind load balancers, simulated users, a scenario of
-                               restarts, crashes and scaling, a live feed and a report (make demo)
+  statelab compare   [flags]   two strategies side by side: replicas behind load balancers, simulated users,
+                               a scenario of restarts, crashes and scaling, a live feed and a report (make demo)
+  statelab strategies          the ways the lab can keep a sign-in, where each keeps it, what it costs, what breaks it
   statelab walkthrough [flags] the classroom guide: starts its own servers and goes through the lesson
                                one HTTP exchange at a time, asking for predictions (make walkthrough)
 
@@ -72,7 +74,7 @@ set through its environment variable (shown in the help), e.g. STATELAB_ADDR.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("name a subcommand: stateful, stateless, compare or walkthrough")
+		return errors.New("name a subcommand: stateful, stateless, compare, strategies or walkthrough")
 	}
 	switch cmd := args[1]; cmd {
 	case "stateful", "stateless":
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runCompare(ctx, args[2:], getenv, stdout, stderr)
 	case "walkthrough":
 		return runWalkthrough(ctx, args[2:], getenv, stdin, stdout, stderr)
+	case "strategies":
+		return runStrategies(args[2:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -103,6 +107,8 @@ type serverConfig struct {
 	sessionKey    string // stateful
 	secureCookies bool
 	sessionTTL    time.Duration
+	sessions      string
+	redisAddr     string
 
 	jwtSecret     string // stateless
 	jwtTTL        time.Duration
@@ -110,6 +116,9 @@ type serverConfig struct {
 
 	signIn api.SignInLimits
 }
+
+// sessionStores are the values of -sessions.
+var sessionStores = []string{"memory", "redis", "cookie"}
 
 func parseServerFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (serverConfig, error) {
 	c := serverConfig{}
@@ -137,6 +146,11 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 		fs.Secret(&c.sessionKey, "session-key", "`secret` that signs session cookies, at least 32 bytes; give every replica the same one (default: random, so cookies die with the process)")
 		fs.Bool(&c.secureCookies, "secure-cookies", false, "mark the session cookie Secure (only sent over HTTPS)")
 		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long a session is kept after its last change (at least 1s)")
+		fs.String(&c.sessions, "sessions", "memory", "the `store` that keeps sessions between requests:\n"+
+			"  memory  this process's memory; the cookie holds a signed id (lost on restart and on other replicas)\n"+
+			"  redis   a redis server every replica shares (-redis-addr); the cookie holds a signed id\n"+
+			"  cookie  the whole session encrypted into the cookie; nothing kept on the server, logout cannot revoke a copy")
+		fs.String(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "`host:port` of the redis server that keeps sessions with -sessions redis")
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
 		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
@@ -148,6 +162,9 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	c.signIn.AccountRate, c.signIn.AddrRate = rate.Limit(accountRate), rate.Limit(addrRate)
 	if accountRate <= 0 || addrRate <= 0 || c.signIn.AccountBurst < 1 || c.signIn.AddrBurst < 1 {
 		return c, errors.New("sign-in rates must be positive and bursts at least 1")
+	}
+	if name == "stateful" && !slices.Contains(sessionStores, c.sessions) {
+		return c, fmt.Errorf("-sessions %q: use %s", c.sessions, strings.Join(sessionStores, ", "))
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("-log-format %q: use text or json", c.logFormat)
@@ -219,9 +236,22 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		if err != nil {
 			return err
 		}
-		sessStore := stateful.NewMemoryStore(key, sessions.Options{
+		opts := sessions.Options{
 			Path: "/", MaxAge: int(c.sessionTTL.Seconds()), HttpOnly: true, Secure: c.secureCookies, SameSite: http.SameSiteLaxMode,
-		}, time.Now)
+		}
+		var sessStore stateful.SessionStore
+		switch c.sessions {
+		case "memory":
+			sessStore = stateful.NewMemoryStore(key, opts, time.Now)
+		case "redis":
+			rs := stateful.NewRedisStore(c.redisAddr, key, opts)
+			defer rs.Close()
+			sessStore = rs
+			logger.Info("sessions kept in redis", "redis_addr", c.redisAddr)
+		case "cookie":
+			sessStore = stateful.NewCookieStore(key, opts, stateful.MaxCookieBytes, time.Now)
+			logger.Info("sessions sealed in the cookie: nothing is kept on the server")
+		}
 		handler = stateful.NewServer(cfg, sessStore)
 	case "stateless":
 		secret, err := secretOrRandom(c.jwtSecret, "jwt-secret", logger)
@@ -279,14 +309,16 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 func runCompare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("statelab compare", getenv, stderr)
 	var (
-		scenario, addr, sfAddr, slAddr, reportDir, workDir, logFormat string
-		users, replicas                                               int
-		seed                                                          int64
-		duration, think                                               time.Duration
-		hold                                                          bool
-		logLevel                                                      slog.Level
+		scenario, addr, leftAddr, rightAddr, reportDir, workDir, logFormat string
+		sides                                                              string
+		users, replicas                                                    int
+		seed                                                               int64
+		duration, think                                                    time.Duration
+		hold                                                               bool
+		logLevel                                                           slog.Level
 	)
 	logLevel = slog.LevelWarn
+	fs.String(&sides, "sides", "memory-sticky,apikey", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them)")
 	fs.String(&scenario, "scenario", "default", "scenario `name or file`: built-in "+strings.Join(compare.BuiltinScenarios(), ", ")+", or a YAML/JSON file (see compare/scenarios/default.yaml)")
 	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
 	fs.Int(&users, "users", 20, "simulated users per side")
@@ -294,8 +326,8 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Int64(&seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
 	fs.Duration(&think, "think", 150*time.Millisecond, "mean think time between a user's steps")
 	fs.String(&addr, "addr", "127.0.0.1:8080", "the runner's `host:port`: dashboard, /api/feed, /metrics")
-	fs.String(&sfAddr, "stateful-addr", "127.0.0.1:8001", "`host:port` of the stateful side's load balancer")
-	fs.String(&slAddr, "stateless-addr", "127.0.0.1:8002", "`host:port` of the stateless side's load balancer")
+	fs.String(&leftAddr, "left-addr", "127.0.0.1:8001", "`host:port` of the first side's load balancer")
+	fs.String(&rightAddr, "right-addr", "127.0.0.1:8002", "`host:port` of the second side's load balancer")
 	fs.String(&reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
 	fs.String(&workDir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
 	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
@@ -304,6 +336,10 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pair, err := strategy.ParsePair(sides)
+	if err != nil {
 		return err
 	}
 	sc, err := compare.LoadScenario(scenario)
@@ -344,8 +380,8 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("listen on %s: %w (is another lab running? pick another address with -addr)", addr, err)
 	}
 	r, err := compare.New(ctx, compare.Config{
-		Binary: bin, Scenario: sc, Users: users, Seed: seed, Think: think,
-		Addr: ln.Addr().String(), StatefulAddr: sfAddr, StatelessAddr: slAddr,
+		Binary: bin, Scenario: sc, Sides: pair, Users: users, Seed: seed, Think: think,
+		Addr: ln.Addr().String(), BalancerAddrs: [2]string{leftAddr, rightAddr},
 		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
 		Dashboard: web.Handler(),
@@ -354,9 +390,23 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(stdout, "statelab compare: scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", sc.Name, sc.Duration.Std(), users, sc.Replicas, ln.Addr())
+	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), users, sc.Replicas, ln.Addr())
 	_, err = r.Run(ctx, ln)
 	return err
+}
+
+// runStrategies prints the table of strategies: the names every place that
+// picks a side takes.
+func runStrategies(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("statelab strategies", getenv, stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: statelab strategies\n\nPrints the ways the lab can keep a sign-in: the names statelab compare --sides takes.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	strategy.WriteTable(stdout)
+	return nil
 }
 
 // runWalkthrough runs the classroom guide: it starts its own replicas from

@@ -110,12 +110,14 @@ func TestRunServerHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 			"session-key":    "STATELAB_SESSION_KEY",
 			"secure-cookies": "STATELAB_SECURE_COOKIES",
 			"session-ttl":    "STATELAB_SESSION_TTL",
+			"sessions":       "STATELAB_SESSIONS",
+			"redis-addr":     "STATELAB_REDIS_ADDR",
 		}, []string{"jwt-secret", "jwt-ttl", "insecure-email-only-keys"}},
 		{"stateless", map[string]string{
 			"jwt-secret":               "STATELAB_JWT_SECRET",
 			"jwt-ttl":                  "STATELAB_JWT_TTL",
 			"insecure-email-only-keys": "STATELAB_INSECURE_EMAIL_ONLY_KEYS",
-		}, []string{"session-key", "secure-cookies", "session-ttl"}},
+		}, []string{"session-key", "secure-cookies", "session-ttl", "sessions", "redis-addr"}},
 	} {
 		t.Run(tt.cmd, func(t *testing.T) {
 			const secret = "never-print-this-secret-0123456789abcdef"
@@ -199,6 +201,16 @@ func TestParseServerFlagsEnvironmentAndCommandLine(t *testing.T) {
 			func(c serverConfig) any { return c.sessionKey }, key},
 		{"jwt secret from env", "stateless", nil, map[string]string{"STATELAB_JWT_SECRET": key},
 			func(c serverConfig) any { return c.jwtSecret }, key},
+		{"sessions in memory by default", "stateful", nil, nil,
+			func(c serverConfig) any { return c.sessions }, "memory"},
+		{"sessions from env", "stateful", nil, map[string]string{"STATELAB_SESSIONS": "cookie"},
+			func(c serverConfig) any { return c.sessions }, "cookie"},
+		{"sessions from the command line", "stateful", []string{"--sessions", "redis"}, map[string]string{"STATELAB_SESSIONS": "cookie"},
+			func(c serverConfig) any { return c.sessions }, "redis"},
+		{"default redis addr", "stateful", nil, nil,
+			func(c serverConfig) any { return c.redisAddr }, "127.0.0.1:6379"},
+		{"redis addr from env", "stateful", nil, map[string]string{"STATELAB_REDIS_ADDR": "10.0.0.7:6380"},
+			func(c serverConfig) any { return c.redisAddr }, "10.0.0.7:6380"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -251,6 +263,12 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 			[]string{`unexpected argument "extra"`}},
 		{"the other server's flag", "stateless", []string{"--session-key", "0123456789abcdef0123456789abcdef"}, nil,
 			[]string{"not defined", "session-key"}},
+		{"unknown session store", "stateful", []string{"--sessions", "disk"}, nil,
+			[]string{`-sessions "disk"`, "memory, redis, cookie"}},
+		{"unknown session store from env", "stateful", nil, map[string]string{"STATELAB_SESSIONS": "Redis"},
+			[]string{`-sessions "Redis"`}},
+		{"sessions on the stateless server", "stateless", []string{"--sessions", "redis"}, nil,
+			[]string{"not defined", "sessions"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"statelab", tt.cmd, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "library.db")}, tt.args...)
@@ -373,5 +391,87 @@ func TestRunServesAndShutsDownGracefully(t *testing.T) {
 				t.Errorf("%s still answers after run returned", base)
 			}
 		})
+	}
+}
+
+// TestRunStatefulWithRedisSessions runs the stateful server with
+// -sessions redis on a private redis-server: a session made there lives in
+// redis, and while redis is down the replica is not ready and answers 503
+// session_store_unavailable.
+func TestRunStatefulWithRedisSessions(t *testing.T) {
+	t.Parallel()
+	rs := labtest.Redis(t)
+	addr := freeAddrs(t, 1)[0]
+	args := []string{"statelab", "stateful", "--addr", addr, "--db", filepath.Join(t.TempDir(), "library.db"),
+		"--sessions", "redis", "--replica-id", "r1"}
+	getenv := env(map[string]string{
+		"STATELAB_REDIS_ADDR":  rs.Addr(),
+		"STATELAB_SESSION_KEY": "redis-run-test-session-key-0123456789",
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr labtest.Buffer
+	runErr := make(chan error, 1)
+	go func() { runErr <- run(ctx, args, getenv, nil, &stdout, &stderr) }()
+	client := newTestClient()
+	base := "http://" + addr
+	waitHealthy(t, client, base+"/api/health", runErr, &stderr)
+
+	call := func(method, path, body string, cookie *http.Cookie) (int, string, *http.Cookie) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		var env struct{ Code string }
+		json.NewDecoder(resp.Body).Decode(&env)
+		var set *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "session_id" {
+				set = c
+			}
+		}
+		return resp.StatusCode, env.Code, set
+	}
+
+	status, _, cookie := call("POST", "/api/auth/login", `{"email":"alice@example.com","password":"wonderland"}`, nil)
+	if status != http.StatusOK || cookie == nil {
+		t.Fatalf("login: got %d and cookie %v, want 200 and a cookie\nlog:\n%s", status, cookie, stderr.String())
+	}
+	if status, code, _ := call("GET", "/api/me", "", cookie); status != http.StatusOK {
+		t.Errorf("GET /api/me: got %d %q, want 200", status, code)
+	}
+	if err := rs.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if status, code, _ := call("GET", "/api/me", "", cookie); status != http.StatusServiceUnavailable || code != "session_store_unavailable" {
+		t.Errorf("GET /api/me with redis down: got %d %q, want 503 session_store_unavailable", status, code)
+	}
+	if status, code, _ := call("GET", "/api/ready", "", nil); status != http.StatusServiceUnavailable || code != "not_ready" {
+		t.Errorf("GET /api/ready with redis down: got %d %q, want 503 not_ready", status, code)
+	}
+
+	cancel()
+	select {
+	case err := <-runErr:
+		if err != nil {
+			t.Fatalf("run after cancel = %v, want nil\nlog:\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("run did not return within 15s of cancel")
+	}
+	if log := stderr.String(); strings.Contains(log, "redis-run-test-session-key") {
+		t.Errorf("the log shows the session key:\n%s", log)
 	}
 }

@@ -173,9 +173,10 @@ const vnodes = 160
 // address: the first entry of X-Forwarded-For if present, else the host of
 // RemoteAddr. A retry goes to the next distinct backend on the ring.
 //
-// A client that sends no such cookie is given one with its first answer: a
-// random key that the ring maps, now, to the backend that answered, so the
-// client stays where its first request (a login, say) left state. The
+// A client that sends no such cookie is sent round robin, and given one
+// with its answer: a random key that the ring maps, now, to the backend that
+// answered, so the client stays where its first request (a login, say) left
+// state. With cookieName "" every request is hashed, by address when need be. The
 // balancer remembers nothing per client: "which replica is mine" is
 // recomputed from the key on every request, which is why a change of the
 // ring moves clients. Because a backend's points
@@ -190,6 +191,7 @@ func HashAffinity(cookieName string) Policy {
 type hashAffinity struct {
 	cookie string
 	ring   atomic.Pointer[ring] // the ring of the rotation seen last
+	next   atomic.Uint64        // round robin for clients that have no key yet
 }
 
 // ring is a consistent-hash ring over one rotation.
@@ -207,6 +209,12 @@ func (p *hashAffinity) Order(dst []int, r *http.Request, rotation []Backend) []i
 		// last one stored wins, and they are all equal.
 		rg = newRing(rotation)
 		p.ring.Store(rg)
+	}
+	if p.cookie != "" && !hasCookie(r, p.cookie) {
+		// A client with no key yet is about to be given one that maps to
+		// whichever replica answers it, so spread those first requests
+		// evenly rather than by an address that many clients may share.
+		return appendTurn(dst, len(rotation), p.next.Add(1)-1, -1)
 	}
 	return rg.appendOrder(dst, hashString(p.key(r)))
 }
@@ -235,6 +243,12 @@ func (p *hashAffinity) Answered(r *http.Request, resp *http.Response, chosen Bac
 			return
 		}
 	}
+}
+
+// hasCookie reports whether r carries a non-empty cookie with the name.
+func hasCookie(r *http.Request, name string) bool {
+	c, err := r.Cookie(name)
+	return err == nil && c.Value != ""
 }
 
 // key is what p hashes for r: the session cookie, or the client's address.

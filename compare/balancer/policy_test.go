@@ -462,20 +462,19 @@ func TestHashAffinityRemapsOnlyTheChangedShare(t *testing.T) {
 	}
 }
 
-// Without the session cookie the key is the client's address: the first
-// entry of X-Forwarded-For, else the connection's address.
+// With no key cookie (HashAffinity("")) the key is the client's address:
+// the first entry of X-Forwarded-For, else the connection's address; with
+// one, the cookie wins.
 func TestHashAffinityClientAddress(t *testing.T) {
 	reps := []*lbReplica{lbStartReplica(t, "a"), lbStartReplica(t, "b"), lbStartReplica(t, "c")}
-	_, base := lbStartPolicy(t, balancer.HashAffinity(balancer.HashKeyCookie), nil, lbBackends(reps...)...)
+	_, byAddr := lbStartPolicy(t, balancer.HashAffinity(""), nil, lbBackends(reps...)...)
+	_, byKey := lbStartPolicy(t, balancer.HashAffinity(balancer.HashKeyCookie), nil, lbBackends(reps...)...)
 	client := &http.Client{}
-	visit := func(h http.Header) string {
-		got, _ := lbVisit(t, client, base, h)
-		return got
-	}
 	xff := func(v string) http.Header { return http.Header{"X-Forwarded-For": {v}} }
 
 	tests := []struct {
 		name   string
+		keyed  bool        // the policy hashes HashKeyCookie
 		a, b   http.Header // two requests that must meet on one replica
 		spread func(i int) http.Header
 	}{
@@ -491,9 +490,10 @@ func TestHashAffinityClientAddress(t *testing.T) {
 			b:    xff("127.0.0.1"),
 		},
 		{
-			name: "the key cookie wins over the address",
-			a:    http.Header{"Cookie": {balancer.HashKeyCookie + "=alice"}, "X-Forwarded-For": {"203.0.113.7"}},
-			b:    http.Header{"Cookie": {balancer.HashKeyCookie + "=alice"}, "X-Forwarded-For": {"203.0.113.8"}},
+			name:  "the key cookie wins over the address",
+			keyed: true,
+			a:     http.Header{"Cookie": {balancer.HashKeyCookie + "=alice"}, "X-Forwarded-For": {"203.0.113.7"}},
+			b:     http.Header{"Cookie": {balancer.HashKeyCookie + "=alice"}, "X-Forwarded-For": {"203.0.113.8"}},
 			spread: func(i int) http.Header {
 				return http.Header{"Cookie": {fmt.Sprintf("%s=s%d", balancer.HashKeyCookie, i)}, "X-Forwarded-For": {"203.0.113.7"}}
 			},
@@ -501,6 +501,14 @@ func TestHashAffinityClientAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			base := byAddr
+			if tt.keyed {
+				base = byKey
+			}
+			visit := func(h http.Header) string {
+				got, _ := lbVisit(t, client, base, h)
+				return got
+			}
 			want := visit(tt.a)
 			for range 5 {
 				if got := visit(tt.a); got != want {
@@ -584,10 +592,11 @@ func TestHashAffinityKeysNewClients(t *testing.T) {
 		}
 		seen[first[i]]++
 	}
-	// The clients all come from one address, so their first requests all
-	// go to one replica, and so do they after it: that is the lesson of
-	// keying on the address, and why the key is handed out.
-	t.Logf("first answers by replica: %v", seen)
+	// The clients all come from one address; their first requests go
+	// round robin, so they spread over every replica and stay there.
+	if len(seen) != len(reps) {
+		t.Errorf("first answers by replica: %v, want every replica", seen)
+	}
 
 	d := lbStartReplica(t, "d")
 	lb.SetBackends(lbBackends(append(reps, d)...))

@@ -37,12 +37,15 @@ type Replica struct {
 
 // Config says which replicas a Supervisor runs and whom it tells.
 type Config struct {
-	Side   string    // "stateful" or "stateless": the subcommand every replica runs
-	Binary string    // the statelab binary (the runner passes os.Executable()); empty means this program
-	Args   []string  // extra flags for every replica (e.g. --db, --session-key/--jwt-secret, --log-format json)
-	Env    []string  // extra environment, appended to os.Environ()
-	Log    io.Writer // the replicas' stdout and stderr, whole lines at a time (nil discards them)
-	Logger *slog.Logger
+	Side string // names the replicas ("<side>-<n>") and labels the logs
+	// Command is the subcommand every replica runs ("stateful" or
+	// "stateless"); empty means Side.
+	Command string
+	Binary  string    // the statelab binary (the runner passes os.Executable()); empty means this program
+	Args    []string  // extra flags for every replica (e.g. --db, --session-key/--jwt-secret, --log-format json)
+	Env     []string  // extra environment, appended to os.Environ()
+	Log     io.Writer // the replicas' stdout and stderr, whole lines at a time (nil discards them)
+	Logger  *slog.Logger
 
 	ReadyTimeout time.Duration // how long a new process may take to answer /api/ready (default 10s)
 	StopTimeout  time.Duration // graceful stop: SIGTERM, then SIGKILL after this long (default 10s)
@@ -142,6 +145,9 @@ func New(cfg Config) *Supervisor {
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.Command == "" {
+		cfg.Command = cfg.Side
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
@@ -403,7 +409,7 @@ func (s *Supervisor) spawn(id, addr string, restarts int, lastExit *os.ProcessSt
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", id, err)
 	}
-	args := append([]string{s.cfg.Side, "--addr", addr, "--replica-id", id, "--exit-with-stdin"}, s.cfg.Args...)
+	args := append([]string{s.cfg.Command, "--addr", addr, "--replica-id", id, "--exit-with-stdin"}, s.cfg.Args...)
 	cmd := exec.Command(s.cfg.Binary, args...)
 	cmd.Env = append(os.Environ(), s.cfg.Env...)
 	cmd.Stdin = r

@@ -42,6 +42,12 @@ type Config struct {
 	// SignIn limits sign-in attempts per client and per account; nil
 	// limits nothing.
 	SignIn *SignInLimiter
+	// Ready, when set, is asked after the library database whether the
+	// process may take traffic: a server whose sessions live in a shared
+	// store (redis) is not ready while it cannot reach it. An error that is
+	// a *library.Error gives the client its message; any other error is
+	// logged and the client hears a fixed sentence.
+	Ready func(context.Context) error
 }
 
 // API is a router with the shared routes and the instrumentation every
@@ -191,6 +197,17 @@ func (a *API) handleReady() http.Handler {
 			a.cfg.Logger.Warn("store unreachable", "err", err)
 			Error(w, r, a.cfg.Logger, errorf(library.ENOTREADY, "This replica cannot reach the library database."))
 			return
+		}
+		if a.cfg.Ready != nil {
+			if err := a.cfg.Ready(ctx); err != nil {
+				a.cfg.Logger.Warn("not ready", "err", err)
+				msg := "This replica cannot reach a service it depends on."
+				if library.ErrorCode(err) != library.EINTERNAL {
+					msg = library.ErrorMessage(err)
+				}
+				Error(w, r, a.cfg.Logger, errorf(library.ENOTREADY, "%s", msg))
+				return
+			}
 		}
 		Encode(w, http.StatusOK, health{Success: true, Status: "ready", Service: a.cfg.Service, Replica: a.cfg.Replica})
 	})

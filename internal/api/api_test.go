@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/sqlite"
 	"github.com/statelab/statelab/stateful"
@@ -109,8 +110,14 @@ func serve(t *testing.T, h http.Handler, cfg api.Config, service, anonymousCode 
 // newStateful starts a stateful replica on db whose cookies are signed with key.
 func newStateful(t *testing.T, db *sqlite.DB, key []byte, replica string) *server {
 	t.Helper()
+	return newStatefulWith(t, db, stateful.NewMemoryStore(key, sessionOptions, time.Now), replica)
+}
+
+// newStatefulWith starts a stateful replica on db that keeps its sessions
+// in store.
+func newStatefulWith(t *testing.T, db *sqlite.DB, store stateful.SessionStore, replica string) *server {
+	t.Helper()
 	cfg := newConfig(t, db, replica)
-	store := stateful.NewMemoryStore(key, sessionOptions, time.Now)
 	return serve(t, stateful.NewServer(cfg, store), cfg, "stateful", library.ELOGINREQUIRED)
 }
 
@@ -505,6 +512,23 @@ var variants = []struct {
 		l.signIn(t, login)
 		return l
 	}},
+	{"stateful-cookie", func(t *testing.T) *lab {
+		db := newDB(t)
+		store := stateful.NewCookieStore(testKey, sessionOptions, 0, time.Now)
+		l := newLab(t, db, map[string]*server{"": newStatefulWith(t, db, store, "stateful-1")})
+		l.signIn(t, login)
+		return l
+	}},
+	// The redis variant runs where redis-server is installed, and in CI,
+	// where a missing one fails it (see labtest.Redis).
+	{"stateful-redis", func(t *testing.T) *lab {
+		db := newDB(t)
+		store := stateful.NewRedisStore(labtest.Redis(t).Addr(), testKey, sessionOptions)
+		t.Cleanup(func() { store.Close() })
+		l := newLab(t, db, map[string]*server{"": newStatefulWith(t, db, store, "stateful-1")})
+		l.signIn(t, login)
+		return l
+	}},
 	{"stateless-apikey", func(t *testing.T) *lab {
 		db := newDB(t)
 		l := newLab(t, db, map[string]*server{"": newStateless(t, db, testKey, "stateless-1")})
@@ -519,7 +543,8 @@ var variants = []struct {
 	}},
 }
 
-// TestAPI runs the shared table against both servers, three ways.
+// TestAPI runs the shared table against both servers: the stateful one
+// with each of its session stores, the stateless one with each credential.
 func TestAPI(t *testing.T) {
 	t.Parallel()
 	for _, v := range variants {

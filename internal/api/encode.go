@@ -173,6 +173,8 @@ var statusOf = map[string]int{
 	library.ENOTREADY:         http.StatusServiceUnavailable,
 	library.ETOOMANYREQUESTS:  http.StatusTooManyRequests,
 	library.EMISDIRECTED:      http.StatusMisdirectedRequest,
+	library.ESESSIONSTORE:     http.StatusServiceUnavailable,
+	library.ECOOKIETOOLARGE:   http.StatusBadRequest,
 	library.EINTERNAL:         http.StatusInternalServerError,
 }
 

@@ -282,6 +282,8 @@ func TestStatusOf(t *testing.T) {
 		library.ETOOLARGE:         http.StatusRequestEntityTooLarge,
 		library.EMEDIATYPE:        http.StatusUnsupportedMediaType,
 		library.ENOTREADY:         http.StatusServiceUnavailable,
+		library.ESESSIONSTORE:     http.StatusServiceUnavailable,
+		library.ECOOKIETOOLARGE:   http.StatusBadRequest,
 		library.EINTERNAL:         http.StatusInternalServerError,
 		"":                        http.StatusInternalServerError,
 		"no_such_code":            http.StatusInternalServerError,

@@ -1,5 +1,6 @@
 // Package labtest holds what the end-to-end tests of several packages
-// share: a buffer processes may write their logs to, and the statelab
+// share: a buffer processes may write their logs to, a private redis-server
+// for the redis session store, and the statelab
 // binary, built once per test process, without the race detector (the
 // replicas are what a user runs, and -race would slow the lab to a crawl on
 // two cores), into a temporary directory that Main removes.
@@ -7,12 +8,16 @@ package labtest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/statelab/statelab/internal/redisserver"
 )
 
 var built struct {
@@ -72,4 +77,30 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Redis starts a private redis-server for the test and stops it when the
+// test ends. Without redis-server on PATH the test is skipped, unless the
+// environment variable CI is set: there a missing redis-server is a broken
+// CI image, and the test fails instead of passing by not running.
+func Redis(t testing.TB) *redisserver.Server {
+	t.Helper()
+	if _, err := redisserver.LookPath(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v (CI is set, so a missing redis-server fails the test)", err)
+		}
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv, err := redisserver.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("stop redis-server: %v", err)
+		}
+	})
+	return srv
 }

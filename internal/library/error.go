@@ -28,6 +28,14 @@ const (
 	EINTERNAL         = "internal"               // a bug or an outage; details go to the log, never to the client
 )
 
+// Error codes that only some of the stateful server's session stores
+// produce: redis can be unreachable, and a cookie can outgrow what a browser
+// keeps.
+const (
+	ESESSIONSTORE   = "session_store_unavailable" // stateful: the shared session store (redis) cannot be reached
+	ECOOKIETOOLARGE = "cookie_too_large"          // stateful: the session would outgrow the cookie a browser keeps
+)
+
 // Error is a domain error: a code from the list above and a sentence meant
 // for the client. Anything that is not an *Error is treated as internal.
 type Error struct {

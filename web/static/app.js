@@ -1,5 +1,8 @@
-// statelab dashboard: polls the runner's feed once a second and draws the
-// stateful and the stateless side next to each other on the same scales.
+// statelab dashboard: polls the runner's feed once a second and draws its
+// two sides (two strategies of keeping a sign-in) next to each other on the
+// same scales. Which sides they are comes from the feed: the page keys every
+// number by the side's name and words every event from the side's
+// properties (where its sessions live), never from the name.
 // Plain JavaScript and hand-written SVG: no libraries, nothing from the
 // internet, so it works in a classroom with no network.
 //
@@ -16,11 +19,11 @@
   const HISTORY_S = 300;
   const POLL_MS = 1000;
   const FEED_TIMEOUT_MS = 4000;
-  const SIDES = ['stateful', 'stateless'];
-  const SIDE_NOTE = {
-    stateful: 'sessions live in each replica’s memory',
-    stateless: 'the token carries the user; replicas keep nothing',
-  };
+  // A feed from before strategies has no `sides`: it always ran these two.
+  const LEGACY_SIDES = [
+    { name: 'stateful', strategy: 'stateful', server: 'stateful', sessions: 'memory', affinity: 'none', credential: 'cookie', own_secrets: false, where: 'sessions live in each replica’s memory' },
+    { name: 'stateless', strategy: 'stateless', server: 'stateless', sessions: '', affinity: 'none', credential: '', own_secrets: false, where: 'the token carries the user; replicas keep nothing' },
+  ];
 
   // Okabe-Ito.
   const C = {
@@ -38,6 +41,7 @@
   // Event markers: a symbol and a word each, not only a colour.
   const EVENT_STYLE = {
     restart: { sym: '↻', word: 'restart', color: C.blue },
+    'restart-store': { sym: '⟲', word: 'store restart', color: C.purple },
     crash: { sym: '✖', word: 'crash', color: C.vermillion },
     'scale-out': { sym: '▲', word: 'scale out', color: C.green },
     'scale-in': { sym: '▼', word: 'scale in', color: C.green },
@@ -84,7 +88,9 @@
     meta: null, // scenario, duration, users
     now: null, // the newest sample
     samples: [], // raw samples of the last HISTORY_S seconds
-    points: { stateful: [], stateless: [] }, // per-second values derived from consecutive samples
+    sides: [], // the feed's sides in column order, each with its column index i
+    sidesKey: '', // their names, to notice a runner started with other sides
+    points: [], // per column: per-second values derived from consecutive samples
     events: [], // every event record the runner returned
     answeredAt: null,
     failingSince: null, // the first failed poll of the current run of failures
@@ -100,41 +106,77 @@
   // ---- layout --------------------------------------------------------------
 
   const grid = $('#grid');
-  const cells = { stateful: {}, stateless: {} };
+  let cells = []; // per column: the chart cells by row id
+
+  // sidesOf returns the feed's sides in column order, each with its index.
+  function sidesOf(body) {
+    const given = Array.isArray(body.sides) && body.sides.length ? body.sides : LEGACY_SIDES;
+    return given.map((d, i) => ({
+      name: String(d.name), strategy: d.strategy || d.name, server: d.server || '', sessions: d.sessions || '',
+      affinity: d.affinity || '', credential: d.credential || '', own_secrets: !!d.own_secrets, where: d.where || '', i,
+    }));
+  }
+
+  // properties says a side's strategy in one line, for the heading's tooltip.
+  function properties(sd) {
+    const p = [sd.server || 'unknown server'];
+    if (sd.sessions) p.push('sessions: ' + sd.sessions);
+    if (sd.credential) p.push('credential: ' + sd.credential);
+    if (sd.affinity) p.push('balancer affinity: ' + sd.affinity);
+    if (sd.own_secrets) p.push('each replica has its own secret');
+    return (sd.strategy !== sd.name ? sd.strategy + ' — ' : '') + p.join(' · ');
+  }
+
+  // buildGrid lays out one column per side, and the totals' rows, from the
+  // feed's sides. Each side's colour and shape follow its column, not its
+  // name, so any pair reads the same way.
   function buildGrid() {
-    for (const side of SIDES) {
+    grid.replaceChildren();
+    cells = st.sides.map(() => ({}));
+    for (const sd of st.sides) {
       const head = document.createElement('div');
-      head.className = 'col-head';
-      head.dataset.side = side;
-      head.innerHTML = `<h2>${side === 'stateful' ? 'Stateful' : 'Stateless'}</h2><span>${esc(SIDE_NOTE[side])}</span>`;
+      head.className = `col-head col-${sd.i}`;
+      head.dataset.side = sd.name;
+      head.dataset.col = String(sd.i);
+      head.title = properties(sd);
+      head.innerHTML = `<h2>${esc(sd.name)}</h2>` +
+        (sd.own_secrets ? '<b class="own-secrets" title="a deliberate misconfiguration">own secrets</b>' : '') +
+        `<span>${esc(sd.where)}</span>`;
       grid.append(head);
     }
     for (const row of ROWS) {
-      for (const side of SIDES) {
+      for (const sd of st.sides) {
         const cell = document.createElement('div');
         cell.className = 'cell';
-        cell.dataset.side = side;
+        cell.dataset.side = sd.name;
+        cell.dataset.col = String(sd.i);
         cell.dataset.chart = row.id;
         cell.innerHTML = (row.title ? `<div class="cap"><span class="t">${esc(row.title)}</span><span class="v"></span></div>` : '') + '<div class="plot"></div>';
         grid.append(cell);
-        cells[side][row.id] = cell;
+        cells[sd.i][row.id] = cell;
       }
     }
+    $('#totals tbody').innerHTML = st.sides.map((sd) =>
+      `<tr data-side="${esc(sd.name)}" data-col="${sd.i}"><th scope="row"><span class="side-tag col-${sd.i}" title="${esc(properties(sd))}">${esc(sd.name)}</span></th>` +
+      ['requests', 'availability', 'sessions_lost', 'cart_items_lost', 'relogins'].map((k) => `<td data-k="${k}">–</td>`).join('') + '</tr>').join('');
+    const pair = st.sides.map((sd) => sd.name).join(' vs ');
+    $('#subtitle').textContent = pair + ', live';
+    document.title = 'statelab — ' + pair + ', live';
   }
 
   // ---- the feed ------------------------------------------------------------
 
   function reset() {
     st.samples = [];
-    st.points = { stateful: [], stateless: [] };
+    st.points = st.sides.map(() => []);
     st.events = [];
     st.override = null;
     st.runnerMsg = '';
   }
 
-  function derive(a, b, side) {
-    const A = a.sides && a.sides[side];
-    const B = b.sides && b.sides[side];
+  function derive(a, b, name) {
+    const A = a.sides && a.sides[name];
+    const B = b.sides && b.sides[name];
     const dt = b.elapsed_s - a.elapsed_s;
     if (!A || !B || !(dt > 0)) return null;
     const rate = (k) => Math.max(0, ((B[k] || 0) - (A[k] || 0)) / dt);
@@ -163,15 +205,26 @@
       reset();
       return false;
     }
+    const sides = sidesOf(body);
+    const key = JSON.stringify(sides);
+    if (key !== st.sidesKey) {
+      const had = st.sidesKey !== '';
+      st.sides = sides;
+      st.sidesKey = key;
+      reset();
+      buildGrid();
+      // Other sides mid-run: a new runner; fetch its history from the start.
+      if (had && last) return false;
+    }
     st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users };
     for (const s of body.history || []) {
       const prev = st.samples[st.samples.length - 1];
       if (prev && s.elapsed_s <= prev.elapsed_s) continue;
       st.samples.push(s);
       if (prev) {
-        for (const side of SIDES) {
-          const p = derive(prev, s, side);
-          if (p) st.points[side].push(p);
+        for (const sd of st.sides) {
+          const p = derive(prev, s, sd.name);
+          if (p) st.points[sd.i].push(p);
         }
       }
     }
@@ -180,8 +233,7 @@
     const newest = st.samples.length ? st.samples[st.samples.length - 1].elapsed_s : 0;
     const cutoff = newest - HISTORY_S;
     while (st.samples.length > 1 && st.samples[0].elapsed_s < cutoff) st.samples.shift();
-    for (const side of SIDES) {
-      const pts = st.points[side];
+    for (const pts of st.points) {
       while (pts.length && pts[0].t - pts[0].dt < cutoff) pts.shift();
     }
     return true;
@@ -249,6 +301,8 @@
 
   // groupEvents merges the records of one event (one per side and replica)
   // into one marker: same kind, same source, started within two seconds.
+  // The heading quotes the scenario's note only when every record carries
+  // the same one (a side may add its own, "no session store: …").
   function groupEvents(events) {
     const groups = [];
     for (const e of events) {
@@ -256,6 +310,8 @@
       if (!g) {
         g = { kind: e.kind, source: e.source, at: e.at_s, note: e.note || '', recs: [] };
         groups.push(g);
+      } else if (g.note !== (e.note || '')) {
+        g.note = '';
       }
       g.recs.push(e);
       g.at = Math.min(g.at, e.at_s);
@@ -264,12 +320,12 @@
     return groups;
   }
 
-  // lastSessions is the newest count a replica reported before t.
-  function lastSessions(id, t) {
+  // lastSessions is the newest count a replica of the named side reported before t.
+  function lastSessions(name, id, t) {
     for (let i = st.samples.length - 1; i >= 0; i--) {
       const s = st.samples[i];
       if (s.elapsed_s > t) continue;
-      for (const r of (s.sides.stateful || {}).replicas || []) {
+      for (const r of ((s.sides || {})[name] || {}).replicas || []) {
         if (r.id === id && r.sessions != null) return r.sessions;
       }
     }
@@ -278,10 +334,87 @@
 
   const plural = (n, one, many) => (n === 1 ? one : many);
 
-  function sessionsClause(n) {
-    if (n == null) return 'how many sessions it held was not counted (it missed its last count)';
+  // inProcess: the side keeps its sessions in its replicas' memory, so a
+  // replica that goes takes them along. Decided by the side's properties,
+  // never by its name.
+  const inProcess = (sd) => sd.server === 'stateful' && (sd.sessions === 'memory' || !sd.sessions);
+
+  // carried says what each request brings instead of a server-side session.
+  function carried(sd) {
+    switch (sd.credential) {
+      case 'apikey': return 'each request carries its API key';
+      case 'jwt': return 'each request carries its signed JWT';
+      case 'cookie': return 'each request carries its cookie';
+      default: return 'each request carries its signed token';
+    }
+  }
+
+  // nothingWent says why a replica's going cost no session on this side,
+  // or returns '' when it held them (sessions in process memory).
+  function nothingWent(sd, many) {
+    const it = many ? 'them' : 'it';
+    if (sd.server === 'stateless') return `<b class="kept">${many ? 'they hold' : 'it holds'} no sessions, so nothing was lost</b>`;
+    if (sd.sessions === 'redis') return `<b class="kept">sessions live outside the process, in the shared redis-server, so nothing went with ${it}</b>`;
+    if (sd.sessions === 'cookie') return `<b class="kept">sessions live outside the process, sealed in each client’s cookie, so nothing went with ${it}</b>`;
+    return '';
+  }
+
+  // heldClause says what went with one replica that kept sessions in memory.
+  function heldClause(n) {
+    if (n == null) return '<b class="loss">the sessions it held went with it</b> (how many was not counted: it missed its last count)';
     if (n === 0) return 'it held no sessions, so none were lost';
     return `<b class="loss">${fmtInt(n)} ${plural(n, 'session was', 'sessions were')} lost with it</b>`;
+  }
+
+  const OWN_SECRETS = ' (and each replica signs with its own secret, so what one replica signed the others reject)';
+
+  // describeSide says what one event did to one side, from that side's
+  // records and properties; '' when there is nothing to say.
+  function describeSide(g, sd, all) {
+    const name = esc(sd.name);
+    const failed = all.filter((r) => r.error).map((r) => ' (failed: ' + esc(r.error) + ')').join('');
+    if (g.kind === 'restart-store') {
+      if (sd.sessions !== 'redis') {
+        const note = all.map((r) => r.note).find(Boolean) || 'no session store: nothing to restart';
+        return `${name}: ${esc(note)}${failed}`;
+      }
+      const n = all.map((r) => r.sessions_held).find((v) => v != null);
+      return `${name}: the shared redis-server restarted: <b class="loss">every session in redis${n != null ? ' (' + fmtInt(n) + ')' : ''} was lost</b>${failed}`;
+    }
+    const recs = all.filter((r) => r.replica);
+    if (!recs.length) return failed ? `${name}: nothing done${failed}` : '';
+    const ids = recs.length > 2
+      ? name + '-' + recs.map((r) => esc(replicaNo(r.replica))).join(', ')
+      : recs.map((r) => esc(r.replica)).join(', ');
+    const many = recs.length > 1;
+    const kept = nothingWent(sd, many);
+    let out;
+    if (g.kind === 'restart' || g.kind === 'crash') {
+      const verb = g.kind === 'restart' ? 'restarted' : 'was killed (SIGKILL) and started again';
+      if (many) {
+        out = `every ${name} replica restarted in turn (${ids}): ` + (kept || '<b class="loss">the sessions each held went with it</b>');
+      } else {
+        const r = recs[0];
+        out = `replica ${ids} ${verb}: ` + (kept || heldClause(r.sessions_held == null ? null : r.sessions_held));
+      }
+    } else if (g.kind === 'scale-out') {
+      out = `${ids} ${plural(recs.length, 'was', 'were')} added`;
+    } else if (g.kind === 'scale-in') {
+      out = `${ids} ${plural(recs.length, 'was', 'were')} removed: `;
+      if (kept) {
+        out += kept;
+      } else {
+        const known = recs.map((r) => lastSessions(sd.name, r.replica, g.at)).filter((v) => v != null);
+        const sum = known.reduce((a, b) => a + b, 0);
+        out += known.length
+          ? `<b class="loss">${fmtInt(sum)} ${plural(sum, 'session', 'sessions')} held there went with ${plural(recs.length, 'it', 'them')}</b> (its last count)`
+          : `<b class="loss">the sessions held there went with ${plural(recs.length, 'it', 'them')}</b> (how many was not counted)`;
+      }
+    } else {
+      out = `${name}: ${esc(g.kind)} ${ids}`;
+    }
+    if (sd.own_secrets && g.kind !== 'scale-out') out += OWN_SECRETS;
+    return out + failed;
   }
 
   function describeGroup(g) {
@@ -290,54 +423,17 @@
     const head = `${when} (${who}${g.note && g.source !== 'control' ? ': ' + esc(g.note) : ''}) — `;
     if (g.kind === 'pause') return head + 'the simulated users are paused on both sides.';
     if (g.kind === 'resume') return head + 'the simulated users carry on.';
-    const bySide = { stateful: [], stateless: [] };
-    for (const r of g.recs) (bySide[r.side] || (bySide[r.side] = [])).push(r);
     const parts = [];
-    for (const side of SIDES) {
-      if (!bySide[side].length) {
+    for (const sd of st.sides) {
+      const mine = g.recs.filter((r) => r.side === sd.name);
+      if (!mine.length) {
         // The runner records a side when it is done with it; a rolling
-        // restart of the stateful side takes longer.
-        parts.push(`<span class="pending">${side}: still at it…</span>`);
+        // restart of a side that drains its sessions takes longer.
+        parts.push(`<span class="pending">${esc(sd.name)}: still at it…</span>`);
         continue;
       }
-      const recs = bySide[side].filter((r) => r.replica);
-      const failed = bySide[side].filter((r) => r.error).map((r) => ' (failed: ' + esc(r.error) + ')').join('');
-      if (!recs.length) {
-        if (failed) parts.push(`${side}: nothing done${failed}`);
-        continue;
-      }
-      const ids = recs.length > 2
-        ? esc(side) + '-' + recs.map((r) => esc(replicaNo(r.replica))).join(', ')
-        : recs.map((r) => esc(r.replica)).join(', ');
-      if (g.kind === 'restart' || g.kind === 'crash') {
-        const verb = g.kind === 'restart' ? 'restarted' : 'was killed (SIGKILL) and started again';
-        if (recs.length > 1) {
-          parts.push(side === 'stateful'
-            ? `every stateful replica restarted in turn (${ids}): <b class="loss">the sessions each held went with it</b>`
-            : `every stateless replica restarted in turn (${ids}): <b class="kept">they hold no sessions, so nothing was lost</b>`);
-        } else if (side === 'stateful') {
-          const r = recs[0];
-          parts.push(`replica ${ids} ${verb}: ${sessionsClause(r.sessions_held == null ? null : r.sessions_held)}`);
-        } else {
-          parts.push(`replica ${ids} ${verb}: <b class="kept">it holds no sessions, so none were lost</b>`);
-        }
-      } else if (g.kind === 'scale-out') {
-        parts.push(`${ids} ${plural(recs.length, 'was', 'were')} added`);
-      } else if (g.kind === 'scale-in') {
-        if (side === 'stateful') {
-          const held = recs.map((r) => lastSessions(r.replica, g.at));
-          const known = held.filter((v) => v != null);
-          const sum = known.reduce((a, b) => a + b, 0);
-          parts.push(`${ids} ${plural(recs.length, 'was', 'were')} removed` + (known.length
-            ? `: <b class="loss">${fmtInt(sum)} ${plural(sum, 'session', 'sessions')} held there went with ${plural(recs.length, 'it', 'them')}</b> (its last count)`
-            : ''));
-        } else {
-          parts.push(`${ids} ${plural(recs.length, 'was', 'were')} removed: <b class="kept">no sessions to lose</b>`);
-        }
-      } else {
-        parts.push(`${side}: ${esc(g.kind)} ${ids}`);
-      }
-      if (failed) parts[parts.length - 1] += failed;
+      const part = describeSide(g, sd, mine);
+      if (part) parts.push(part);
     }
     return head + (parts.length ? parts.join('; ') + '.' : esc(g.kind) + '.');
   }
@@ -443,10 +539,12 @@
     return d ? `<path d="${d}" fill="${fill}"/>` : '';
   }
 
-  function patternDefs(side) {
+  // patternDefs defines the error fills under ids made from prefix: the
+  // column's number, as a side's name may hold characters an id should not.
+  function patternDefs(prefix) {
     let s = '<defs>';
     for (const e of ERR_KINDS) {
-      const id = `pat-${side}-${e.k}`;
+      const id = `pat-${prefix}-${e.k}`;
       const c = e.color;
       let body;
       switch (e.pat) {
@@ -461,8 +559,8 @@
     return s + '</defs>';
   }
 
-  function swatch(side, e) {
-    return `<svg viewBox="0 0 12 12" aria-hidden="true">${patternDefs(side + '-sw')}<rect x=".75" y=".75" width="10.5" height="10.5" fill="url(#pat-${side}-sw-${e.k})" stroke="${e.color}" stroke-width="1.5"/></svg>`;
+  function swatch(sd, e) {
+    return `<svg viewBox="0 0 12 12" aria-hidden="true">${patternDefs('c' + sd.i + '-sw')}<rect x=".75" y=".75" width="10.5" height="10.5" fill="url(#pat-c${sd.i}-sw-${e.k})" stroke="${e.color}" stroke-width="1.5"/></svg>`;
   }
 
   // Paused spans and event markers, drawn under (bands) and over (lines) every chart.
@@ -477,7 +575,7 @@
     return spans;
   }
 
-  function underlay(f, side, groups) {
+  function underlay(f, sd, groups) {
     let s = '';
     for (const [a, b] of pausedSpans()) {
       if (b < f.x0) continue;
@@ -487,8 +585,8 @@
     // How long each event took on this side: a graceful restart drains first.
     for (const g of groups) {
       // One band per side: the records of a rolling restart share a start.
-      const took = Math.max(0, ...g.recs.filter((r) => r.side === side).map((r) => r.took_ms || 0));
-      const r = g.recs.find((r) => r.side === side);
+      const took = Math.max(0, ...g.recs.filter((r) => r.side === sd.name).map((r) => r.took_ms || 0));
+      const r = g.recs.find((r) => r.side === sd.name);
       if (r && took > 0) {
         const b = r.at_s + took / 1000;
         if (b < f.x0) continue;
@@ -528,11 +626,11 @@
 
   function maxOf(get, x0) {
     let m = 0;
-    for (const side of SIDES) for (const p of visible(st.points[side], x0)) m = Math.max(m, get(p) || 0);
+    for (const pts of st.points) for (const p of visible(pts, x0)) m = Math.max(m, get(p) || 0);
     return m;
   }
 
-  function drawEvents(side, cell, w, groups) {
+  function drawEvents(sd, cell, w, groups) {
     const h = LANE_H;
     const f = frame(w, h, 1);
     let s = '<g class="axis">';
@@ -547,7 +645,7 @@
     for (const g of groups) {
       if (g.at < f.x0) continue;
       const es = eventStyle(g.kind);
-      const mine = g.recs.filter((r) => r.side === side && r.replica);
+      const mine = g.recs.filter((r) => r.side === sd.name && r.replica);
       let label = es.sym + ' ' + es.word;
       if (g.kind === 'restart' || g.kind === 'crash') label += mine.length > 1 ? ' all' : mine.length ? ' #' + replicaNo(mine[0].replica) : '';
       else if (g.kind === 'scale-out') label += ' +' + mine.length;
@@ -586,26 +684,26 @@
     cell.querySelector('.plot').innerHTML = svg(w, h, paused + s + markers, `data-n="${groups.length}"`);
   }
 
-  function drawOK(side, cell, w, groups, yMax) {
+  function drawOK(sd, cell, w, groups, yMax) {
     const h = st.h.ok;
     const f = frame(w, h, yMax);
-    const pts = visible(st.points[side], f.x0);
+    const pts = visible(st.points[sd.i], f.x0);
     const last = pts[pts.length - 1];
-    let s = underlay(f, side, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
+    let s = underlay(f, sd, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
     s += `<path d="${areaPath(f, pts, (p) => p.ok)}" fill="${C.blue}" opacity=".16"/>`;
     s += `<path d="${linePath(f, pts, (p) => p.ok)}" fill="none" stroke="${C.blue}" stroke-width="2.6" stroke-linejoin="round"/>`;
     if (last) s += `<text class="end-label" x="${f.sx(last.t) + 6}" y="${f.sy(last.ok)}" dy=".35em" fill="${C.blue}">${fmtRate(last.ok)}</text>`;
     s += overlay(f, groups);
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
-    const tot = st.now && st.now.sides[side];
+    const tot = nowOf(sd);
     setCap(cell, last ? `now <b>${fmtRate(last.ok)}</b>/s · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>` : 'waiting for the first second…');
   }
 
-  function drawLoss(side, cell, w, groups, yMax) {
+  function drawLoss(sd, cell, w, groups, yMax) {
     const h = st.h.loss;
     const f = frame(w, h, yMax);
-    const pts = visible(st.points[side], f.x0);
-    let s = underlay(f, side, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
+    const pts = visible(st.points[sd.i], f.x0);
+    let s = underlay(f, sd, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
     s += bars(f, pts, (p) => p.sessions, C.vermillion);
     // Cart items: a line with diamonds, where there were any.
     if (pts.some((p) => p.cart > 0)) s += `<path d="${linePath(f, pts, (p) => p.cart)}" fill="none" stroke="${C.black}" stroke-width="1.6" stroke-dasharray="4 2"/>`;
@@ -615,18 +713,18 @@
       s += `<path d="M${x.toFixed(1)} ${(y - 5).toFixed(1)}l5 5-5 5-5-5z" fill="${C.orange}" stroke="#000" stroke-width="1.2"/>`;
     }
     s += overlay(f, groups);
-    const tot = st.now && st.now.sides[side];
+    const tot = nowOf(sd);
     const sl = tot ? tot.sessions_lost : 0, ci = tot ? tot.cart_items_lost : 0;
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-sessions-lost="${sl}" data-cart-items-lost="${ci}"`);
     setCap(cell, `<span class="legend-item"><span style="color:${C.vermillion}">▮</span> sessions <b>${fmtInt(sl)}</b> total</span>` +
       `<span class="legend-item"><span style="color:${C.orange};-webkit-text-stroke:1px #000">◆</span> cart items lost <b>${fmtInt(ci)}</b> total</span>`);
   }
 
-  function drawErrors(side, cell, w, groups, yMax) {
+  function drawErrors(sd, cell, w, groups, yMax) {
     const h = st.h.errors;
     const f = frame(w, h, yMax);
-    const pts = visible(st.points[side], f.x0);
-    let s = patternDefs(side) + underlay(f, side, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
+    const pts = visible(st.points[sd.i], f.x0);
+    let s = patternDefs('c' + sd.i) + underlay(f, sd, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
     // Stacked bars, in the legend's order from the bottom up.
     const paths = ERR_KINDS.map(() => '');
     for (const p of pts) {
@@ -642,25 +740,25 @@
       });
     }
     ERR_KINDS.forEach((e, i) => {
-      if (paths[i]) s += `<path d="${paths[i]}" fill="url(#pat-${side}-${e.k})" stroke="${e.color}" stroke-width=".6"/>`;
+      if (paths[i]) s += `<path d="${paths[i]}" fill="url(#pat-c${sd.i}-${e.k})" stroke="${e.color}" stroke-width=".6"/>`;
     });
     s += overlay(f, groups);
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
-    const tot = st.now && st.now.sides[side];
+    const tot = nowOf(sd);
     const items = tot ? ERR_KINDS.filter((e) => tot[e.k] > 0) : [];
     setCap(cell, items.length
-      ? items.map((e) => `<span class="legend-item">${swatch(side, e)}${esc(e.label)} <b>${fmtInt(tot[e.k])}</b></span>`).join('')
+      ? items.map((e) => `<span class="legend-item">${swatch(sd, e)}${esc(e.label)} <b>${fmtInt(tot[e.k])}</b></span>`).join('')
       : tot ? '<b>none</b> counted' : '');
   }
 
-  function drawLatency(side, cell, w, groups, yMin, yMax) {
+  function drawLatency(sd, cell, w, groups, yMin, yMax) {
     const h = st.h.latency;
     const f = frame(w, h, yMax, { log: true, yMin });
-    const pts = visible(st.points[side], f.x0);
+    const pts = visible(st.points[sd.i], f.x0);
     const ticks = [];
     for (let v = yMin; v <= yMax * 1.0001; v *= 10) ticks.push(v);
     const crowded = f.ph / Math.max(ticks.length - 1, 1) < 18;
-    let s = underlay(f, side, groups) + axes(f, ticks, (v, i) => (crowded && i % 2 ? '' : fmtMS(v).replace('.0 ', ' ')));
+    let s = underlay(f, sd, groups) + axes(f, ticks, (v, i) => (crowded && i % 2 ? '' : fmtMS(v).replace('.0 ', ' ')));
     s += `<path d="${linePath(f, pts, (p) => p.p50)}" fill="none" stroke="${C.blue}" stroke-width="2.6" stroke-linejoin="round"/>`;
     s += `<path d="${linePath(f, pts, (p) => p.p99)}" fill="none" stroke="${C.vermillion}" stroke-width="2.6" stroke-dasharray="7 4" stroke-linejoin="round"/>`;
     const last = [...pts].reverse().find((p) => p.p50 != null);
@@ -677,11 +775,11 @@
       : '');
   }
 
-  function drawUp(side, cell, w, groups, yMax) {
+  function drawUp(sd, cell, w, groups, yMax) {
     const h = st.h.up;
     const f = frame(w, h, yMax);
-    const pts = visible(st.points[side], f.x0);
-    let s = underlay(f, side, groups) + axes(f, [0, yMax], (v) => String(v));
+    const pts = visible(st.points[sd.i], f.x0);
+    let s = underlay(f, sd, groups) + axes(f, [0, yMax], (v) => String(v));
     let d = '';
     let prev = null;
     for (const p of pts) {
@@ -694,29 +792,41 @@
     if (last) s += `<text class="end-label" x="${f.sx(last.t) + 6}" y="${f.sy(last.up)}" dy=".35em" fill="${C.green}">${last.up}</text>`;
     s += overlay(f, groups);
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
-    const now = st.now && st.now.sides[side];
-    setCap(cell, now ? `<b>${now.replicas.length}</b> now` : '');
+    const now = nowOf(sd);
+    setCap(cell, now ? `<b>${(now.replicas || []).length}</b> now` : '');
   }
 
   // replicaOrder lists every replica seen in the window, by number.
-  function replicaOrder(side, x0) {
+  function replicaOrder(sd, x0) {
     const ids = new Set();
-    for (const p of visible(st.points[side], x0)) for (const r of p.reps) ids.add(r.id);
-    for (const r of nowReplicas(side)) ids.add(r.id);
+    for (const p of visible(st.points[sd.i], x0)) for (const r of p.reps) ids.add(r.id);
+    for (const r of nowReplicas(sd)) ids.add(r.id);
     return [...ids].sort((a, b) => (+replicaNo(a) - +replicaNo(b)) || a.localeCompare(b));
   }
 
-  const nowReplicas = (side) => (st.now && st.now.sides[side] ? st.now.sides[side].replicas : []);
+  const nowOf = (sd) => (st.now && st.now.sides && st.now.sides[sd.name]) || null;
+  const nowReplicas = (sd) => (nowOf(sd) || {}).replicas || [];
 
-  function drawSessions(side, cell, w, groups, yMax) {
+  // noSessionsNote says, in a replica's strip, why there is nothing to count.
+  function noSessionsNote(sd) {
+    if (sd.server === 'stateless') return 'keeps no sessions: ' + carried(sd);
+    if (sd.sessions === 'redis') return 'keeps no sessions in memory: they live in the shared redis-server';
+    if (sd.sessions === 'cookie') return 'keeps no sessions in memory: each client’s cookie carries its sealed session';
+    return 'reports no session count';
+  }
+
+  function drawSessions(sd, cell, w, groups, yMax) {
     const [x0] = xDomain();
-    const pts = visible(st.points[side], x0);
-    const order = replicaOrder(side, x0);
-    const up = new Set(nowReplicas(side).map((r) => r.id));
-    const counted = pts.some((p) => p.reps.some((r) => r.s != null));
+    const pts = visible(st.points[sd.i], x0);
+    const order = replicaOrder(sd, x0);
+    const up = new Set(nowReplicas(sd).map((r) => r.id));
+    // A strip for every side whose replicas count their sessions; a side
+    // that keeps them in memory gets one even before its first count, so
+    // a missed count shows as a gap.
+    const counted = pts.some((p) => p.reps.some((r) => r.s != null)) || nowReplicas(sd).some((r) => r.sessions != null) || inProcess(sd);
     const h = Math.max(order.length, 1) * st.stripH + 4;
     const f = frame(w, h, 1);
-    let s = underlay(f, side, groups);
+    let s = underlay(f, sd, groups);
     if (!order.length) s += `<text class="note" x="${M.l}" y="18">no replica running</text>`;
     order.forEach((id, i) => {
       const top = 2 + i * st.stripH;
@@ -729,13 +839,13 @@
       s += ` data-last="${lastVal == null ? '' : lastVal}">`;
       s += `<line class="zero-line" x1="${M.l}" x2="${M.l + f.pw}" y1="${sf.bottom}" y2="${sf.bottom}"/>`;
       s += `<text class="strip-label${gone ? ' gone' : ''}" x="${M.l - 7}" y="${sf.bottom - 4}" text-anchor="end">#${esc(replicaNo(id))}</text>`;
-      if (counted || side === 'stateful') {
+      if (counted) {
         s += `<path d="${areaPath(sf, pts, get)}" fill="${C.green}" opacity=".35"/>`;
         s += `<path d="${linePath(sf, pts, get)}" fill="none" stroke="${C.green}" stroke-width="2"/>`;
         if (gone) s += `<text class="note" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}">gone</text>`;
         else if (lastVal != null) s += `<text class="end-label" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}" fill="#006b4f">${fmtInt(lastVal)}</text>`;
       } else if (i === 0) {
-        s += `<text class="note" x="${M.l + 8}" y="${sf.bottom - 5}">keeps no sessions in memory: each request carries its signed token</text>`;
+        s += `<text class="note" x="${M.l + 8}" y="${sf.bottom - 5}">${esc(noSessionsNote(sd))}</text>`;
       } else {
         s += `<text class="note" x="${M.l + 8}" y="${sf.bottom - 5}">${gone ? 'gone' : 'keeps no sessions'}</text>`;
       }
@@ -747,16 +857,16 @@
     for (const g of groups) {
       if (g.at < f.x0 || !['restart', 'crash', 'scale-in'].includes(g.kind)) continue;
       for (const r of g.recs) {
-        if (r.side !== side || !r.replica) continue;
+        if (r.side !== sd.name || !r.replica) continue;
         const i = order.indexOf(r.replica);
-        const n = r.sessions_held != null ? r.sessions_held : g.kind === 'scale-in' ? lastSessions(r.replica, g.at) : null;
+        const n = r.sessions_held != null ? r.sessions_held : g.kind === 'scale-in' ? lastSessions(sd.name, r.replica, g.at) : null;
         if (i < 0 || !n) continue;
         const y = 2 + i * st.stripH + st.stripH / 2 + 5;
         s += `<text class="loss-label" x="${(f.sx(g.at) + 4).toFixed(1)}" y="${y.toFixed(1)}" data-replica="${esc(r.replica)}">−${fmtInt(n)}</text>`;
       }
     }
-    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
-    setCap(cell, counted || side === 'stateful'
+    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-counted="${counted ? 1 : 0}"`);
+    setCap(cell, counted
       ? `each replica’s own count · scale 0–${fmtInt(yMax)}`
       : 'nothing to count');
   }
@@ -764,9 +874,10 @@
   // ---- the whole page --------------------------------------------------------
 
   function renderTotals() {
-    for (const side of SIDES) {
-      const row = $(`#totals tr[data-side="${side}"]`);
-      const t = st.now && st.now.sides[side];
+    for (const sd of st.sides) {
+      const row = $(`#totals tr[data-col="${sd.i}"]`);
+      if (!row) continue;
+      const t = nowOf(sd);
       for (const td of row.querySelectorAll('td')) {
         const k = td.dataset.k;
         let text = '–', cls = '';
@@ -815,7 +926,8 @@
   function renderControls() {
     const t = st.now;
     const running = !!t && !st.failingSince && !['starting', 'finished', 'holding'].includes(t.phase);
-    const n = t && t.sides.stateful ? t.sides.stateful.replicas.length : 0;
+    // The controls act on both sides alike; the first side's count stands for both.
+    const n = st.sides.length ? nowReplicas(st.sides[0]).length : 0;
     const off = (id, cond) => { $(id).disabled = !running || !!st.busy || cond; };
     off('#btn-restart', n < 1);
     off('#btn-crash', n < 1);
@@ -856,10 +968,10 @@
   // overflow). The sessions strips come first, as that is the lesson's
   // picture; then the charts by weight, each between its min and max.
   function layout(x0) {
-    const n = Math.max(1, ...SIDES.map((side) => replicaOrder(side, x0).length));
+    const n = Math.max(1, ...st.sides.map((sd) => replicaOrder(sd, x0).length));
     let plots = 0;
     for (const row of ROWS) {
-      const g = cells.stateful[row.id].querySelector('.plot > svg');
+      const g = cells[0] && cells[0][row.id].querySelector('.plot > svg');
       if (g) plots += g.height.baseVal.value;
     }
     const bottom = $('.foot').getBoundingClientRect().bottom + window.scrollY + 16;
@@ -891,24 +1003,24 @@
     const yErr = niceMax(maxOf((p) => ERR_KINDS.reduce((a, e) => a + p.err[e.k], 0), x0), 5);
     const latMax = maxOf((p) => p.p99, x0);
     let latMin = Infinity;
-    for (const side of SIDES) for (const p of visible(st.points[side], x0)) if (p.p50 != null && p.p50 > 0) latMin = Math.min(latMin, p.p50);
+    for (const pts of st.points) for (const p of visible(pts, x0)) if (p.p50 != null && p.p50 > 0) latMin = Math.min(latMin, p.p50);
     const yLatMin = Math.pow(10, Math.floor(Math.log10(isFinite(latMin) ? Math.max(latMin, 0.01) : 1)));
     const yLatMax = Math.max(Math.pow(10, Math.ceil(Math.log10(Math.max(latMax, yLatMin * 10)))), yLatMin * 100);
     const yUp = Math.max(4, Math.ceil(maxOf((p) => p.up, x0)));
     let ySess = 0;
-    for (const p of visible(st.points.stateful, x0)) for (const r of p.reps) ySess = Math.max(ySess, r.s || 0);
+    for (const pts of st.points) for (const p of visible(pts, x0)) for (const r of p.reps) ySess = Math.max(ySess, r.s || 0);
     ySess = niceMax(ySess, 10);
 
-    for (const side of SIDES) {
-      const c = cells[side];
+    for (const sd of st.sides) {
+      const c = cells[sd.i];
       const w = Math.max(280, Math.floor(c.ok.clientWidth));
-      drawEvents(side, c.events, w, groups);
-      drawOK(side, c.ok, w, groups, yOK);
-      drawLoss(side, c.loss, w, groups, yLoss);
-      drawErrors(side, c.errors, w, groups, yErr);
-      drawLatency(side, c.latency, w, groups, yLatMin, yLatMax);
-      drawUp(side, c.up, w, groups, yUp);
-      drawSessions(side, c.sessions, w, groups, ySess);
+      drawEvents(sd, c.events, w, groups);
+      drawOK(sd, c.ok, w, groups, yOK);
+      drawLoss(sd, c.loss, w, groups, yLoss);
+      drawErrors(sd, c.errors, w, groups, yErr);
+      drawLatency(sd, c.latency, w, groups, yLatMin, yLatMax);
+      drawUp(sd, c.up, w, groups, yUp);
+      drawSessions(sd, c.sessions, w, groups, ySess);
     }
     // For the browser test: how much the page holds and how long a frame took.
     document.body.dataset.samples = String(st.samples.length);
@@ -917,7 +1029,6 @@
 
   // ---- start -----------------------------------------------------------------
 
-  buildGrid();
   $('#history-bound').textContent = String(HISTORY_S);
   for (const b of document.querySelectorAll('button[data-action]')) {
     b.addEventListener('click', () => control(b.dataset.action));

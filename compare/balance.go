@@ -1,0 +1,79 @@
+package compare
+
+import (
+	"maps"
+	"slices"
+	"sync"
+)
+
+// BalanceWindow is how one side's balancer shared the requests out among
+// the replicas in the stretch after a scale event, until the next event on
+// that side or the end of the run. Counted by the balancer as it handed
+// requests over, so it is what really happened, not what the policy
+// promises.
+type BalanceWindow struct {
+	FromS float64 `json:"from_s"`
+	ToS   float64 `json:"to_s"`
+	After string  `json:"after"` // the event that opened the window: scale-out or scale-in
+	// Requests counts the requests each replica in service at FromS was
+	// handed during the window.
+	Requests map[string]uint64 `json:"requests"`
+	// Shares are each replica's part of those requests.
+	Shares map[string]float64 `json:"shares"`
+	// Imbalance is the largest share divided by the fair share (1/replicas):
+	// 1 is an even spread, 2 means one replica carried twice its part.
+	Imbalance float64 `json:"imbalance"`
+}
+
+// balanceLog keeps a side's balance windows.
+type balanceLog struct {
+	mu      sync.Mutex
+	current *BalanceWindow
+	start   map[string]uint64 // the balancer's counts when the current window began
+	done    []BalanceWindow
+}
+
+// open starts a window after a scale event; counts are the balancer's
+// per-replica request counts now, ids the replicas in service.
+func (l *balanceLog) open(at float64, after string, counts map[string]uint64, ids []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.current = &BalanceWindow{FromS: at, After: after, Requests: map[string]uint64{}}
+	l.start = map[string]uint64{}
+	for _, id := range ids {
+		l.current.Requests[id] = 0
+		l.start[id] = counts[id]
+	}
+}
+
+// close ends the open window, if any, at the balancer's counts now.
+func (l *balanceLog) close(at float64, counts map[string]uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.current
+	if w == nil {
+		return
+	}
+	l.current = nil
+	w.ToS = at
+	var total uint64
+	for id, n := range l.start {
+		w.Requests[id] = counts[id] - n
+		total += w.Requests[id]
+	}
+	w.Shares = map[string]float64{}
+	if total > 0 && len(w.Requests) > 0 {
+		for id, n := range w.Requests {
+			w.Shares[id] = float64(n) / float64(total)
+		}
+		w.Imbalance = slices.Max(slices.Collect(maps.Values(w.Shares))) * float64(len(w.Shares))
+	}
+	l.done = append(l.done, *w)
+}
+
+// windows returns the finished windows.
+func (l *balanceLog) windows() []BalanceWindow {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.done)
+}

@@ -1,0 +1,225 @@
+package compare_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/internal/redisserver"
+)
+
+// A window of the strategies scenario: from one event to the next.
+type stWindow struct {
+	name     string
+	from, to float64 // seconds from the start
+}
+
+// stWindows are the stretches of testdata/strategies.yaml. The quiet one
+// starts at 2 s: the users arrive over the first two seconds and sign in.
+var stWindows = []stWindow{
+	{"none", 2, 5}, {"scale-out", 5, 8}, {"restart", 8, 10}, {"crash", 10, 12},
+	{"rolling-restart", 12, 16}, {"scale-in", 16, 18}, {"restart-store", 18, 21},
+}
+
+// stRun is one finished run of two strategies through the scenario.
+type stRun struct {
+	rep  compare.Report
+	feed rtFeedBody
+}
+
+// lost returns what side lost in a window: sessions (a 401 while signed in)
+// and answers of 401 invalid_token or invalid_session. It reads the feed's
+// samples, taken once a second from the same counters as the report, and
+// takes the difference between the last sample before each end.
+func (r stRun) lost(side string, w stWindow) (sessions, invalid int64) {
+	at := func(s float64) compare.Totals {
+		var t compare.Totals
+		for _, smp := range r.feed.History {
+			if smp.ElapsedS <= s {
+				t = smp.Sides[side].Totals
+			}
+		}
+		return t
+	}
+	a, b := at(w.from), at(w.to)
+	return b.SessionsLost - a.SessionsLost, b.InvalidCredential - a.InvalidCredential
+}
+
+// stCompare runs statelab compare with two strategies through the
+// strategies scenario and returns its report and the feed's whole history.
+func stCompare(t *testing.T, bin, sides string, users int) stRun {
+	t.Helper()
+	scenario, err := filepath.Abs(filepath.Join("testdata", "strategies.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rtStartRunner(t, bin, "--sides", sides, "--scenario", scenario, "--users", strconv.Itoa(users), "--hold")
+	var run stRun
+	reportPath := filepath.Join(r.report, "report.json")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if b, err := os.ReadFile(reportPath); err == nil && json.Unmarshal(b, &run.rep) == nil {
+			break
+		}
+		select {
+		case <-r.exited:
+			t.Fatalf("the runner exited before it wrote %s: %v", reportPath, r.err)
+		case <-time.After(250 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 90s", reportPath)
+		}
+	}
+	for {
+		f, err := r.feed(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Now.Phase == "holding" {
+			run.feed = f
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the feed's phase is %q, not holding", f.Now.Phase)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, e := range run.rep.Events {
+		if e.Error != "" {
+			t.Errorf("event %+v failed", e)
+		}
+	}
+	if !run.rep.Consistency.OK {
+		t.Errorf("consistency: %+v", run.rep.Consistency)
+	}
+	if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	<-r.exited
+	for _, side := range run.rep.SideOrder {
+		var line string
+		for _, w := range stWindows {
+			s, i := run.lost(side, w)
+			line += " " + w.name + "=" + strconv.FormatInt(s, 10) + "/" + strconv.FormatInt(i, 10)
+		}
+		t.Logf("%s: sessions lost/invalid credentials by window:%s; totals %+v", side, line, run.rep.Sides[side].Totals)
+	}
+	return run
+}
+
+// TestStrategiesEndToEnd checks, on real processes, what issue "Where the
+// state goes" says each strategy must show: where it loses sign-ins, and
+// where it does not. Each run puts two strategies side by side through the
+// same scenario of faults.
+func TestStrategiesEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds statelab and runs four 21-second comparisons with real replica processes")
+	}
+	bin := labtest.Binary(t)
+	labtest.NeedProgram(t, "redis-server", redisserver.LookPath)
+
+	var runs sync.Map // sides → stRun
+	pairs := []struct {
+		sides string
+		users int
+	}{
+		{"memory,memory-sticky", 8},
+		// 16 users, so that the scale-out's remap of a third of the ring
+		// moves somebody: with 8, nobody moves once in 25 runs.
+		{"memory-hash,redis", 16},
+		{"cookie,jwt+own-secrets", 8},
+		{"apikey+own-secrets,memory-sticky+own-secrets", 8},
+	}
+	for _, p := range pairs {
+		t.Run(p.sides, func(t *testing.T) {
+			runs.Store(p.sides, stCompare(t, bin, p.sides, p.users))
+		})
+	}
+	get := func(sides string) (stRun, bool) {
+		v, ok := runs.Load(sides)
+		if !ok {
+			return stRun{}, false
+		}
+		return v.(stRun), true
+	}
+	win := func(name string) stWindow {
+		for _, w := range stWindows {
+			if w.name == name {
+				return w
+			}
+		}
+		panic(name)
+	}
+
+	if r, ok := get("memory,memory-sticky"); ok {
+		if s, _ := r.lost("memory", win("none")); s == 0 {
+			t.Error("memory: no session lost with no event; round robin over 2 replicas should lose them all the time")
+		}
+		if s, _ := r.lost("memory-sticky", win("none")); s != 0 {
+			t.Errorf("memory-sticky: %d sessions lost with no event, want 0", s)
+		}
+		if s, _ := r.lost("memory-sticky", win("scale-out")); s != 0 {
+			t.Errorf("memory-sticky: %d sessions lost at a scale-out that stopped nobody, want 0", s)
+		}
+		for _, fault := range []string{"restart", "crash"} {
+			if s, _ := r.lost("memory-sticky", win(fault)); s == 0 {
+				t.Errorf("memory-sticky: no session lost at the %s: the replica's memory went with it", fault)
+			}
+		}
+		bal := r.rep.Sides["memory-sticky"].Balance
+		if len(bal) == 0 || bal[0].After != "scale-out" {
+			t.Fatalf("memory-sticky: no balance window after the scale-out: %+v", bal)
+		}
+		if share, fair := bal[0].Shares["memory-sticky-3"], 1.0/3; share >= fair {
+			t.Errorf("memory-sticky: the new replica took %.2f of the requests after the scale-out, want below its fair share %.2f: pinned clients stay where they are", share, fair)
+		}
+	}
+	if r, ok := get("memory-hash,redis"); ok {
+		if s, _ := r.lost("memory-hash", win("none")); s != 0 {
+			t.Errorf("memory-hash: %d sessions lost with no event, want 0", s)
+		}
+		if s, _ := r.lost("memory-hash", win("scale-out")); s == 0 {
+			t.Error("memory-hash: no session lost at the scale-out; the ring remaps a share of the clients to the new replica")
+		}
+		for _, fault := range []string{"restart", "crash"} {
+			if s, _ := r.lost("memory-hash", win(fault)); s == 0 {
+				t.Errorf("memory-hash: no session lost at the %s", fault)
+			}
+		}
+		for _, w := range stWindows[:len(stWindows)-1] {
+			if s, i := r.lost("redis", w); s != 0 || i != 0 {
+				t.Errorf("redis: %d sessions lost, %d invalid credentials in the %s window, want 0: the sessions live outside the replicas", s, i, w.name)
+			}
+		}
+		if s, _ := r.lost("redis", win("restart-store")); s < 16/2 {
+			t.Errorf("redis: %d sessions lost when redis-server restarted, want about all 16 users' sessions", s)
+		}
+	}
+	if r, ok := get("cookie,jwt+own-secrets"); ok {
+		if tot := r.rep.Sides["cookie"].Totals; tot.SessionsLost != 0 || tot.InvalidCredential != 0 {
+			t.Errorf("cookie: %d sessions lost, %d invalid credentials; want 0 anywhere: the session travels with the client", tot.SessionsLost, tot.InvalidCredential)
+		}
+		if _, i := r.lost("jwt+own-secrets", win("none")); i == 0 {
+			t.Error("jwt+own-secrets: no invalid_token with no event; a JWT signed by one replica's own secret fails on the other")
+		}
+	}
+	if r, ok := get("apikey+own-secrets,memory-sticky+own-secrets"); ok {
+		if tot := r.rep.Sides["apikey+own-secrets"].Totals; tot.SessionsLost != 0 || tot.InvalidCredential != 0 {
+			t.Errorf("apikey+own-secrets: %d sign-ins lost, %d invalid credentials; want 0: an API key is checked against the shared database, not a secret", tot.SessionsLost, tot.InvalidCredential)
+		}
+		for _, w := range []string{"none", "scale-out"} {
+			if _, i := r.lost("memory-sticky+own-secrets", win(w)); i != 0 {
+				t.Errorf("memory-sticky+own-secrets: %d invalid_session before the first restart (%s), want 0: each client stays on the replica that signed its cookie", i, w)
+			}
+		}
+		if _, i := r.lost("memory-sticky+own-secrets", stWindow{"after the first restart", 8, 21}); i == 0 {
+			t.Error("memory-sticky+own-secrets: no invalid_session after the first restart; the new process signs with a new secret")
+		}
+	}
+}

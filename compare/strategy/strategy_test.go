@@ -1,0 +1,106 @@
+package strategy_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/statelab/statelab/compare/strategy"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name                          string
+		server, sessions, cred, affin string
+		own                           bool
+		redis, inProcess              bool
+	}{
+		{"memory", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityNone, false, false, true},
+		{"memory-sticky", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityCookie, false, false, true},
+		{"memory-hash", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityHash, false, false, true},
+		{"redis", strategy.Stateful, strategy.SessionsRedis, strategy.CredentialCookie, strategy.AffinityNone, false, true, false},
+		{"cookie", strategy.Stateful, strategy.SessionsCookie, strategy.CredentialCookie, strategy.AffinityNone, false, false, false},
+		{"apikey", strategy.Stateless, "", strategy.CredentialAPIKey, strategy.AffinityNone, false, false, false},
+		{"jwt", strategy.Stateless, "", strategy.CredentialJWT, strategy.AffinityNone, false, false, false},
+		{"jwt+own-secrets", strategy.Stateless, "", strategy.CredentialJWT, strategy.AffinityNone, true, false, false},
+		{"memory-sticky+own-secrets", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityCookie, true, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := strategy.Parse(tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Name != tt.name || s.Server != tt.server || s.Sessions != tt.sessions || s.Credential != tt.cred || s.Affinity != tt.affin || s.OwnSecrets != tt.own {
+				t.Errorf("got %+v", s)
+			}
+			if got := s.NeedsRedis(); got != tt.redis {
+				t.Errorf("NeedsRedis() = %v, want %v", got, tt.redis)
+			}
+			if got := s.HoldsSessionsInProcess(); got != tt.inProcess {
+				t.Errorf("HoldsSessionsInProcess() = %v, want %v", got, tt.inProcess)
+			}
+			if base, _ := strings.CutSuffix(tt.name, strategy.OwnSecretsSuffix); s.Base != base {
+				t.Errorf("Base = %q, want %q", s.Base, base)
+			}
+			if s.Where == "" || s.Pays == "" || s.Breaks == "" || s.Keeps == "" {
+				t.Errorf("a strategy must say where, what it pays and what breaks it: %+v", s)
+			}
+		})
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for _, name := range []string{"", "stateful", "Memory", "jwt+own", "+own-secrets", "apikey+own-secrets+own-secrets"} {
+		if _, err := strategy.Parse(name); err == nil {
+			t.Errorf("Parse(%q): no error", name)
+		} else if !strings.Contains(err.Error(), "memory-sticky") {
+			t.Errorf("Parse(%q): the error should list the names: %v", name, err)
+		}
+	}
+}
+
+func TestParsePair(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    [2]string
+		wantErr string
+	}{
+		{in: "memory-sticky,apikey", want: [2]string{"memory-sticky", "apikey"}},
+		{in: "redis, memory-sticky", want: [2]string{"redis", "memory-sticky"}},
+		{in: "jwt,jwt+own-secrets", want: [2]string{"jwt", "jwt+own-secrets"}},
+		{in: "jwt,jwt", wantErr: "must differ"},
+		{in: "jwt", wantErr: "two strategies"},
+		{in: "jwt,apikey,memory", wantErr: "two strategies"},
+		{in: "jwt,nope", wantErr: "unknown strategy"},
+	}
+	for _, tt := range tests {
+		got, err := strategy.ParsePair(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParsePair(%q) error = %v, want one saying %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParsePair(%q): %v", tt.in, err)
+			continue
+		}
+		if got[0].Name != tt.want[0] || got[1].Name != tt.want[1] {
+			t.Errorf("ParsePair(%q) = %s,%s, want %s,%s", tt.in, got[0].Name, got[1].Name, tt.want[0], tt.want[1])
+		}
+	}
+}
+
+func TestWriteTableNamesEveryStrategy(t *testing.T) {
+	var b bytes.Buffer
+	strategy.WriteTable(&b)
+	for _, name := range strategy.Names() {
+		if !strings.Contains(b.String(), "\n"+name+" ") && !strings.Contains(b.String(), "\n"+name+"\n") {
+			t.Errorf("the table does not name %s:\n%s", name, b.String())
+		}
+	}
+	if !strings.Contains(b.String(), strategy.OwnSecretsSuffix) {
+		t.Error("the table does not explain the +own-secrets suffix")
+	}
+}

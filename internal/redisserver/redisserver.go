@@ -1,0 +1,228 @@
+package redisserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// stopGrace is how long Stop waits after SIGTERM before it sends SIGKILL.
+// Without persistence redis has nothing to write, so it exits at once.
+const stopGrace = 2 * time.Second
+
+// LookPath returns the path of redis-server, or an error that says how to
+// install it.
+func LookPath() (string, error) {
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", errors.New("redis-server not found on PATH; install it (Debian/Ubuntu: sudo apt-get install redis-server)")
+	}
+	return p, nil
+}
+
+// Server is one redis-server process and the port it keeps across restarts.
+type Server struct {
+	bin  string
+	dir  string
+	port int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed once cmd has exited
+}
+
+// Start runs redis-server on 127.0.0.1 and a free port, with dir as its
+// working directory and log, no RDB snapshots and no append-only file, and
+// returns once it answers PING. ctx bounds the start, not the process's
+// life: Stop ends it.
+func Start(ctx context.Context, dir string) (*Server, error) {
+	bin, err := LookPath()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// Another process may take the free port between our probe and
+	// redis's bind; a few tries make that race harmless.
+	for try := 0; ; try++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{bin: bin, dir: dir, port: port}
+		err = s.start(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if try == 2 || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+// Addr returns the host:port redis listens on, the same after a Restart.
+func (s *Server) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// PID returns the process id of the running redis-server, or 0 when it is
+// stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	select {
+	case <-s.done:
+		return 0
+	default:
+		return s.cmd.Process.Pid
+	}
+}
+
+// Restart stops the process (SIGTERM, then SIGKILL) and starts a new one on
+// the same port. Every key is gone afterwards: there is no persistence.
+func (s *Server) Restart(ctx context.Context) error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	// The port is free once the old process is gone; redis binds with
+	// SO_REUSEADDR, so connections it left in TIME_WAIT don't matter. A
+	// retry covers a process that took the port meanwhile and let it go.
+	var err error
+	for try := 0; try < 3; try++ {
+		if err = s.start(ctx); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// Stop ends the process: SIGTERM, then SIGKILL if it has not exited after
+// a grace period. Stopping a stopped server does nothing.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(stopGrace):
+	}
+	if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill redis-server %d: %w", cmd.Process.Pid, err)
+	}
+	<-done
+	return nil
+}
+
+// start runs the process on s.port and waits for its PING.
+func (s *Server) start(ctx context.Context) error {
+	logPath := filepath.Join(s.dir, "redis.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin,
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(s.port),
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+		"--daemonize", "no",
+		"--protected-mode", "yes",
+	)
+	cmd.Dir = s.dir
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+
+	for {
+		if ping(s.Addr()) == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("redis-server on port %d exited before it answered PING: %s", s.port, lastLine(logPath))
+		case <-ctx.Done():
+			_ = s.Stop()
+			return fmt.Errorf("redis-server on port %d did not answer PING: %w", s.port, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// ping sends one PING in the RESP inline form and wants +PONG back.
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// freePort asks the kernel for a port no one listens on now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lastLine returns the last line of the log, which says why redis stopped.
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
