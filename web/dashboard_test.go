@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
 )
@@ -158,7 +159,7 @@ func TestDashboard(t *testing.T) {
 func TestDashboardLongRun(t *testing.T) {
 	chromium := findChromium(t)
 	const replicas = 8
-	sides := []feedSide{sideMemorySticky, sideAPIKey}
+	sides := pair(t, "memory-sticky,apikey")
 	start := time.Now()
 	elapsed := func() float64 { return 600 + float64(int(time.Since(start).Seconds())) }
 	sample := func(at float64) compare.Sample {
@@ -169,13 +170,13 @@ func TestDashboardLongRun(t *testing.T) {
 			n := int64(at)
 			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20}}
 			ss.LatencyWindowMS = &compare.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
-			if sd.Sessions == "memory" {
+			if sd.HoldsSessionsInProcess() {
 				ss.OK, ss.SessionLost, ss.SessionsLost, ss.CartItemsLost, ss.Relogins = 100*n, 50*n, 50*n, 3*n, 50*n
 				ss.Availability = 2. / 3
 			}
 			for i := range replicas {
 				rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", side, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
-				if sd.Sessions == "memory" {
+				if sd.HoldsSessionsInProcess() {
 					v := float64((n+int64(7*i))%30) * 4
 					rep.Sessions = &v
 				}
@@ -198,7 +199,7 @@ func TestDashboardLongRun(t *testing.T) {
 		for at := 30.0; at < now; at += 30 {
 			for _, sd := range sides {
 				rec := compare.EventRecord{AtS: at, Kind: "restart", Side: sd.Name, Replica: sd.Name + "-1", TookMS: 900, Source: "scenario"}
-				if sd.Sessions == "memory" {
+				if sd.HoldsSessionsInProcess() {
 					held := 40.0
 					rec.SessionsHeld = &held
 				}
@@ -337,9 +338,13 @@ func startLab(t *testing.T, bin string, sc compare.Scenario, users int) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sides, err := strategy.ParsePair("memory-sticky,apikey") // statelab compare's default
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := compare.New(ctx, compare.Config{
-		Binary: bin, Scenario: sc, Users: users, Seed: 1, Think: 150 * time.Millisecond,
-		Addr: ln.Addr().String(), StatefulAddr: "127.0.0.1:0", StatelessAddr: "127.0.0.1:0",
+		Binary: bin, Scenario: sc, Sides: sides, Users: users, Seed: 1, Think: 150 * time.Millisecond,
+		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(dir, "report"), WorkDir: filepath.Join(dir, "work"), Hold: true,
 		Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler), Dashboard: web.Handler(),
 	})
