@@ -338,7 +338,7 @@ func startLab(t *testing.T, bin string, sc compare.Scenario, users int) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sides, err := strategy.ParsePair("memory-sticky,apikey") // statelab compare's default
+	sides, err := strategy.ParsePair("memory-sticky,apikey") // the demo's default pair
 	if err != nil {
 		t.Fatal(err)
 	}
