@@ -159,7 +159,7 @@ func TestDashboard(t *testing.T) {
 func TestDashboardLongRun(t *testing.T) {
 	chromium := findChromium(t)
 	const replicas = 8
-	sides := []feedSide{sideMemorySticky, sideAPIKey}
+	sides := pair(t, "memory-sticky,apikey")
 	start := time.Now()
 	elapsed := func() float64 { return 600 + float64(int(time.Since(start).Seconds())) }
 	sample := func(at float64) compare.Sample {
@@ -170,13 +170,13 @@ func TestDashboardLongRun(t *testing.T) {
 			n := int64(at)
 			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20}}
 			ss.LatencyWindowMS = &compare.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
-			if sd.Sessions == "memory" {
+			if sd.HoldsSessionsInProcess() {
 				ss.OK, ss.SessionLost, ss.SessionsLost, ss.CartItemsLost, ss.Relogins = 100*n, 50*n, 50*n, 3*n, 50*n
 				ss.Availability = 2. / 3
 			}
 			for i := range replicas {
 				rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", side, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
-				if sd.Sessions == "memory" {
+				if sd.HoldsSessionsInProcess() {
 					v := float64((n+int64(7*i))%30) * 4
 					rep.Sessions = &v
 				}
@@ -199,7 +199,7 @@ func TestDashboardLongRun(t *testing.T) {
 		for at := 30.0; at < now; at += 30 {
 			for _, sd := range sides {
 				rec := compare.EventRecord{AtS: at, Kind: "restart", Side: sd.Name, Replica: sd.Name + "-1", TookMS: 900, Source: "scenario"}
-				if sd.Sessions == "memory" {
+				if sd.HoldsSessionsInProcess() {
 					held := 40.0
 					rec.SessionsHeld = &held
 				}
