@@ -88,11 +88,10 @@ type Runner struct {
 	// scrapeClient reads the replicas' own metrics for the feed.
 	scrapeClient *http.Client
 
-	mu        sync.Mutex
-	log       []EventRecord
-	phase     string
-	maxLate   time.Duration
-	ctlCancel context.CancelFunc
+	mu      sync.Mutex
+	log     []EventRecord
+	phase   string
+	maxLate time.Duration
 }
 
 // EventRecord is one thing the timeline or a live control did to one
