@@ -14,16 +14,23 @@ import (
 // maxBorrowBooks is how many books one Borrow may ask for.
 const maxBorrowBooks = 50
 
-// borrowSelect reads the columns scanBorrow expects; callers add a WHERE.
-const borrowSelect = `
-SELECT b.id, b.book_id, bk.title, b.member_id, m.email, b.borrower_name,
-       b.borrow_date, b.due_date, b.returned_at
+// borrowColumns are the columns scanBorrow reads, in order, from
+// borrowFrom.
+const (
+	borrowColumns = `b.id, b.book_id, bk.title, b.member_id, m.email, b.borrower_name,
+       b.borrow_date, b.due_date, b.returned_at`
+	borrowFrom = `
 FROM borrows b
 JOIN books bk ON bk.id = b.book_id
 JOIN members m ON m.id = b.member_id`
+)
 
-// scanBorrow reads one row of borrowSelect.
-func scanBorrow(row interface{ Scan(...any) error }) (library.BorrowRecord, error) {
+// borrowSelect reads the columns scanBorrow expects; callers add a WHERE.
+const borrowSelect = `SELECT ` + borrowColumns + borrowFrom
+
+// scanBorrow reads one row of borrowColumns, after the columns that lead
+// points to, if any (a page's total).
+func scanBorrow(row interface{ Scan(...any) error }, lead ...any) (library.BorrowRecord, error) {
 	var (
 		r                 library.BorrowRecord
 		borrowed, due     string
@@ -32,8 +39,8 @@ func scanBorrow(row interface{ Scan(...any) error }) (library.BorrowRecord, erro
 		returnedAt        time.Time
 		errReturned       error
 	)
-	if err := row.Scan(&r.ID, &r.BookID, &r.BookTitle, &r.MemberID, &r.BorrowerEmail, &r.BorrowerName,
-		&borrowed, &due, &returned); err != nil {
+	if err := row.Scan(append(lead, &r.ID, &r.BookID, &r.BookTitle, &r.MemberID, &r.BorrowerEmail, &r.BorrowerName,
+		&borrowed, &due, &returned)...); err != nil {
 		return library.BorrowRecord{}, err
 	}
 	r.BorrowDate, errBorrow = parseTime(borrowed)
@@ -182,35 +189,14 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 }
 
 // FindBorrows returns a page of a member's borrow records, newest first,
-// and how many there are in all, from one snapshot. Ids grow in commit
-// order, which every process agrees on, unlike their clocks.
+// and how many there are in all, from one snapshot (see readPage). Ids grow
+// in commit order, which every process agrees on, unlike their clocks.
 func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]library.BorrowRecord, int, error) {
 	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
-	records := []library.BorrowRecord{}
-	var total int
-	err := db.inReadTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM borrows WHERE member_id = ?`, f.MemberID).Scan(&total); err != nil {
-			return fmt.Errorf("sqlite: count borrows: %w", err)
-		}
-		rows, err := tx.QueryContext(ctx, borrowSelect+` WHERE b.member_id = ? ORDER BY b.id DESC LIMIT ? OFFSET ?`, f.MemberID, limit, offset)
-		if err != nil {
-			return fmt.Errorf("sqlite: find borrows: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r, err := scanBorrow(rows)
-			if err != nil {
-				return fmt.Errorf("sqlite: find borrows: %w", err)
-			}
-			records = append(records, r)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("sqlite: find borrows: %w", err)
-		}
-		return nil
-	})
+	records, total, err := readPage(ctx, db.stmts.borrowPage, db.stmts.borrowCount,
+		[]any{f.MemberID, f.MemberID, limit, offset}, []any{f.MemberID}, offset, scanBorrow)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("sqlite: find borrows: %w", err)
 	}
 	return records, total, nil
 }
