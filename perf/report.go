@@ -1,0 +1,64 @@
+package perf
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteTable prints the report as a table people read, with what the
+// columns mean and how the run was made.
+func (r *Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "statelab perf: %d connections, %d round(s) of %s per row (after %s of warm-up), %s\n",
+		r.Conns, r.Rounds, r.Duration, r.Warmup, r.Load)
+	fmt.Fprintf(w, "%s; %d CPUs; %s", r.Pinning, r.CPUs, r.GoVersion)
+	if r.LoadAvg != "" {
+		fmt.Fprintf(w, "; load average at the start %s", r.LoadAvg)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	// Names left, numbers right: text/tabwriter aligns every column alike.
+	fmt.Fprintf(w, "%-14s %-24s %9s %7s %7s %7s %14s %12s %6s %7s\n",
+		"strategy", "request", "req/s", "× bare", "p50 ms", "p99 ms", "server µs/req", "server busy", "failed", "redis")
+	for _, row := range r.Rows {
+		req := "GET " + row.Target
+		if row.Strategy == Bare {
+			req = "any (one fixed book)"
+		}
+		redis := ""
+		if row.StoreCPUMicros > 0 {
+			redis = fmt.Sprintf("%.1f µs", row.StoreCPUMicros)
+		}
+		fmt.Fprintf(w, "%-14s %-24s %9s %7.2f %7.2f %7.2f %14.1f %11.0f%% %6d %7s\n",
+			row.Strategy, req, thousands(row.PerSecond), row.Ratio, row.P50Ms, row.P99Ms, row.ServerCPUMicros, 100*row.ServerBusy, row.Failed, redis)
+	}
+	fmt.Fprintln(w)
+	for _, row := range r.Rows {
+		if row.Failed > 0 {
+			fmt.Fprintf(w, "%s %s: %d failed; the first: %s\n", row.Strategy, row.Path, row.Failed, row.FirstFailure)
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "skipped %s\n", s)
+	}
+	fmt.Fprint(w, `req/s: 200 answers per second, the median of the rounds. × bare: against the bare net/http
+server in this same run. p50/p99: of every answer in every round, as the load generator timed it.
+server µs/req: the server process's own CPU time (user + system, /proc/PID/stat) per answer; redis: the
+redis-server's, per answer, on the server's CPU too. server busy: the share of its CPU the server used; well under 100% means something
+else (the load generator, a lock) was the limit. One replica per strategy, measured directly:
+memory-sticky stands for memory and memory-hash too, which run the same replica behind other balancers.
+`)
+}
+
+// thousands formats n with no decimals and commas between thousands.
+func thousands(n float64) string {
+	s := fmt.Sprintf("%.0f", n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
