@@ -122,9 +122,12 @@ type Row struct {
 	// StoreCPUMicros is the session store's (redis-server's) CPU time per
 	// answer; 0 for strategies without one.
 	StoreCPUMicros float64 `json:"store_cpu_us_per_request,omitempty"`
-	OK             int     `json:"ok"`
-	Failed         int     `json:"failed"`
-	FirstFailure   string  `json:"first_failure,omitempty"`
+	// LoadCPUMicros is the load generator's (this process's) CPU time per
+	// answer: what asking cost, next to what answering did.
+	LoadCPUMicros float64 `json:"load_cpu_us_per_request"`
+	OK            int     `json:"ok"`
+	Failed        int     `json:"failed"`
+	FirstFailure  string  `json:"first_failure,omitempty"`
 }
 
 // server is one process Run measures, and its credential.
@@ -265,6 +268,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		row  *Row
 		cpu  time.Duration
 		rcpu time.Duration
+		lcpu time.Duration
 		lats []time.Duration
 	}
 	var jobs []*job
@@ -296,7 +300,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if j.s.redis != nil {
 				rcpu0, _ = cpuTime(j.s.redis.PID())
 			}
+			lcpu0, _ := cpuTime(os.Getpid())
 			res := j.t.run(ctx, cfg.Conns, cfg.Duration)
+			lcpu1, _ := cpuTime(os.Getpid())
+			j.lcpu += lcpu1 - lcpu0
 			cpu1, err := cpuTime(j.s.pid)
 			if err != nil {
 				return nil, fmt.Errorf("perf: CPU time of %s: %w", j.s.name, err)
@@ -333,6 +340,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if n := r.OK + r.Failed; n > 0 {
 			r.ServerCPUMicros = float64(j.cpu.Microseconds()) / float64(n)
 			r.StoreCPUMicros = float64(j.rcpu.Microseconds()) / float64(n)
+			r.LoadCPUMicros = float64(j.lcpu.Microseconds()) / float64(n)
 		}
 		rep.Rows = append(rep.Rows, *r)
 	}

@@ -18,8 +18,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
 	// Names left, numbers right: text/tabwriter aligns every column alike.
-	fmt.Fprintf(w, "%-14s %-24s %9s %7s %7s %7s %14s %12s %6s %7s\n",
-		"strategy", "request", "req/s", "× bare", "p50 ms", "p99 ms", "server µs/req", "server busy", "failed", "redis")
+	fmt.Fprintf(w, "%-14s %-24s %9s %7s %7s %7s %14s %12s %9s %12s %6s\n",
+		"strategy", "request", "req/s", "× bare", "p50 ms", "p99 ms", "server µs/req", "server busy", "redis µs", "load µs/req", "failed")
 	for _, row := range r.Rows {
 		req := "GET " + row.Target
 		if row.Strategy == Bare {
@@ -27,12 +27,12 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		redis := ""
 		if row.StoreCPUMicros > 0 {
-			redis = fmt.Sprintf("%.1f µs", row.StoreCPUMicros)
+			redis = fmt.Sprintf("%.1f", row.StoreCPUMicros)
 		}
-		fmt.Fprintf(w, "%-14s %-24s %9s %7.2f %7.2f %7.2f %14.1f %11.0f%% %6d %7s\n",
-			row.Strategy, req, thousands(row.PerSecond), row.Ratio, row.P50Ms, row.P99Ms, row.ServerCPUMicros, 100*row.ServerBusy, row.Failed, redis)
+		fmt.Fprintf(w, "%-14s %-24s %9s %7.2f %7.2f %7.2f %14.1f %11.0f%% %9s %12.1f %6d\n",
+			row.Strategy, req, thousands(row.PerSecond), row.Ratio, row.P50Ms, row.P99Ms, row.ServerCPUMicros,
+			100*row.ServerBusy, redis, row.LoadCPUMicros, row.Failed)
 	}
-	fmt.Fprintln(w)
 	for _, row := range r.Rows {
 		if row.Failed > 0 {
 			fmt.Fprintf(w, "%s %s: %d failed; the first: %s\n", row.Strategy, row.Path, row.Failed, row.FirstFailure)
@@ -41,12 +41,14 @@ func (r *Report) WriteTable(w io.Writer) {
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "skipped %s\n", s)
 	}
-	fmt.Fprint(w, `req/s: 200 answers per second, the median of the rounds. × bare: against the bare net/http
-server in this same run. p50/p99: of every answer in every round, as the load generator timed it.
-server µs/req: the server process's own CPU time (user + system, /proc/PID/stat) per answer; redis: the
-redis-server's, per answer, on the server's CPU too. server busy: the share of its CPU the server used; well under 100% means something
-else (the load generator, a lock) was the limit. One replica per strategy, measured directly:
-memory-sticky stands for memory and memory-hash too, which run the same replica behind other balancers.
+	fmt.Fprint(w, `
+req/s: 200 answers per second, the median of the rounds; × bare: against the bare net/http server
+in this same run; p50/p99: of every answer in every round, as the load generator timed it.
+server µs/req: the server process's own CPU time (user + system, from /proc/PID/stat) per answer;
+server busy: the share of its CPU the server used (well under 100%: something else was the limit,
+the load generator or other work on the machine); redis µs: redis-server's CPU time per answer, on
+the server's CPU too; load µs/req: the load generator's. One replica per strategy, measured directly:
+memory-sticky stands for memory and memory-hash too, the same replica behind other balancers.
 `)
 }
 
