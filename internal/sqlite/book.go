@@ -66,7 +66,7 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 
 	// The filter's values appear twice: in the total and in the page.
 	pageArgs := append(append(slices.Clip(args), args...), limit, offset)
-	books, total, err := readPage(ctx, db.stmts.bookPage[shape], db.stmts.bookCount[shape], pageArgs, args, offset, scanBook)
+	books, total, err := readPage(ctx, db.stmts.bookPage[shape], db.stmts.bookCount[shape], pageArgs, args, limit, offset, scanBook)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: find books: %w", err)
 	}

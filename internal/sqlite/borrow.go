@@ -194,7 +194,7 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]library.BorrowRecord, int, error) {
 	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
 	records, total, err := readPage(ctx, db.stmts.borrowPage, db.stmts.borrowCount,
-		[]any{f.MemberID, f.MemberID, limit, offset}, []any{f.MemberID}, offset, scanBorrow)
+		[]any{f.MemberID, f.MemberID, limit, offset}, []any{f.MemberID}, limit, offset, scanBorrow)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: find borrows: %w", err)
 	}

@@ -160,14 +160,14 @@ func (s *stmts) close() error {
 // total. One statement reads one snapshot, so the total agrees with the
 // page. A page past the end has no row to carry the total: then count,
 // run with countArgs, says it, a moment later.
-func readPage[T any](ctx context.Context, page, count *sql.Stmt, pageArgs, countArgs []any, offset int,
+func readPage[T any](ctx context.Context, page, count *sql.Stmt, pageArgs, countArgs []any, limit, offset int,
 	scan func(row interface{ Scan(...any) error }, lead ...any) (T, error)) ([]T, int, error) {
 	rows, err := page.QueryContext(ctx, pageArgs...)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer rows.Close()
-	items := []T{}
+	items := make([]T, 0, limit)
 	var total int
 	for rows.Next() {
 		item, err := scan(rows, &total)
