@@ -64,7 +64,8 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	}
 	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBookPageSize, library.MaxBookPageSize)
 
-	// The filter's values appear twice: in the total and in the page.
+	// The filter's values appear twice: in the total and in the page. A
+	// page of the catalog is full, as a rule: room for all of it at once.
 	pageArgs := append(append(slices.Clip(args), args...), limit, offset)
 	books, total, err := readPage(ctx, db.stmts.bookPage[shape], db.stmts.bookCount[shape], pageArgs, args, limit, offset, scanBook)
 	if err != nil {

@@ -190,11 +190,13 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 
 // FindBorrows returns a page of a member's borrow records, newest first,
 // and how many there are in all, from one snapshot (see readPage). Ids grow
-// in commit order, which every process agrees on, unlike their clocks.
+// in commit order, which every process agrees on, unlike their clocks. A
+// member has far fewer records than a page holds, as a rule, so the page
+// grows as it fills.
 func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]library.BorrowRecord, int, error) {
 	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
 	records, total, err := readPage(ctx, db.stmts.borrowPage, db.stmts.borrowCount,
-		[]any{f.MemberID, f.MemberID, limit, offset}, []any{f.MemberID}, limit, offset, scanBorrow)
+		[]any{f.MemberID, f.MemberID, limit, offset}, []any{f.MemberID}, 0, offset, scanBorrow)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: find borrows: %w", err)
 	}

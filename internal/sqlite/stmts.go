@@ -159,15 +159,16 @@ func (s *stmts) close() error {
 // matches and whose other columns scan reads, and returns its rows and the
 // total. One statement reads one snapshot, so the total agrees with the
 // page. A page past the end has no row to carry the total: then count,
-// run with countArgs, says it, a moment later.
-func readPage[T any](ctx context.Context, page, count *sql.Stmt, pageArgs, countArgs []any, limit, offset int,
+// run with countArgs, says it, a moment later. sizeHint is how many rows
+// to make room for at once.
+func readPage[T any](ctx context.Context, page, count *sql.Stmt, pageArgs, countArgs []any, sizeHint, offset int,
 	scan func(row interface{ Scan(...any) error }, lead ...any) (T, error)) ([]T, int, error) {
 	rows, err := page.QueryContext(ctx, pageArgs...)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer rows.Close()
-	items := make([]T, 0, limit)
+	items := make([]T, 0, sizeHint)
 	var total int
 	for rows.Next() {
 		item, err := scan(rows, &total)
