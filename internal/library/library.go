@@ -138,8 +138,10 @@ type Store interface {
 	// CreateAPIKey stores a key's id and hash. When the member then holds
 	// more than MaxAPIKeysPerMember keys, the oldest are revoked.
 	CreateAPIKey(ctx context.Context, k APIKey) error
-	// FindAPIKey returns the key with the id and its member; ENOTFOUND
-	// when there is no such key or it has been revoked.
+	// FindAPIKey returns what checking a bearer key needs: the key's id,
+	// member and hash, and the member's id, email, name and role (no
+	// creation times, no password hash); ENOTFOUND when there is no such
+	// key or it has been revoked.
 	FindAPIKey(ctx context.Context, id string) (APIKey, Member, error)
 	// RevokeAPIKey deletes a key: ENOTFOUND when there is none, EFORBIDDEN
 	// when it belongs to another member.

@@ -148,29 +148,21 @@ DELETE FROM api_keys WHERE member_id = ? AND id NOT IN (
 	})
 }
 
-// FindAPIKey returns the key with the id and its member, without the
-// member's password hash, in one query; ENOTFOUND when there is no such
-// key, which includes a revoked one: revoking deletes it.
+// FindAPIKey returns what checking a bearer key needs, in one query: the
+// key's hash and the member it names (id, email, name and role). It reads
+// nothing else: no creation times to parse, no password hash, on a path
+// every stateless request takes. ENOTFOUND when there is no such key,
+// which includes a revoked one: revoking deletes it.
 func (db *DB) FindAPIKey(ctx context.Context, id string) (library.APIKey, library.Member, error) {
-	var (
-		k                         library.APIKey
-		m                         library.Member
-		keyCreated, memberCreated string
-	)
-	err := db.stmts.apiKey.QueryRowContext(ctx, id).
-		Scan(&k.ID, &k.Hash, &keyCreated, &m.ID, &m.Email, &m.Name, &m.Role, &memberCreated)
+	k := library.APIKey{ID: id}
+	var m library.Member
+	err := db.stmts.apiKey.QueryRowContext(ctx, id).Scan(&k.Hash, &m.ID, &m.Email, &m.Name, &m.Role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return library.APIKey{}, library.Member{}, library.Errorf(library.ENOTFOUND, "API key not found")
 	} else if err != nil {
 		return library.APIKey{}, library.Member{}, fmt.Errorf("sqlite: find api key: %w", err)
 	}
 	k.MemberID = m.ID
-	var errKey, errMember error
-	k.CreatedAt, errKey = parseTime(keyCreated)
-	m.CreatedAt, errMember = parseTime(memberCreated)
-	if err := errors.Join(errKey, errMember); err != nil {
-		return library.APIKey{}, library.Member{}, err
-	}
 	return k, m, nil
 }
 

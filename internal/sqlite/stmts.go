@@ -90,10 +90,9 @@ func bookShapes() []bookShape {
 const (
 	bookByIDSQL = `SELECT ` + bookColumns + ` FROM books WHERE id = ?`
 
-	// apiKeySQL finds a key and the member it names in one query. The
-	// password hash stays out: a request's identity needs none.
+	// apiKeySQL finds a key's hash and the member it names in one query.
 	apiKeySQL = `
-SELECT k.id, k.hash, k.created_at, m.id, m.email, m.name, m.role, m.created_at
+SELECT k.hash, m.id, m.email, m.name, m.role
 FROM api_keys k JOIN members m ON m.id = k.member_id
 WHERE k.id = ?`
 
