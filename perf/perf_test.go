@@ -130,6 +130,25 @@ func TestBareHandler(t *testing.T) {
 	}
 }
 
+func TestWriteTableWarnsOfABusyMachine(t *testing.T) {
+	for _, tt := range []struct {
+		load string
+		cpus int
+		warn bool
+	}{
+		{"0.52 0.80 1.10", 2, false},
+		{"2.00 3.00 3.00", 2, false},
+		{"7.31 8.00 6.00", 2, true},
+		{"", 2, false},
+	} {
+		var b bytes.Buffer
+		(&perf.Report{LoadAvg: tt.load, CPUs: tt.cpus}).WriteTable(&b)
+		if got := strings.Contains(b.String(), "warning: the machine was busy"); got != tt.warn {
+			t.Errorf("load %q on %d CPUs: warned %v, want %v:\n%s", tt.load, tt.cpus, got, tt.warn, &b)
+		}
+	}
+}
+
 func TestPercentileAndMedian(t *testing.T) {
 	ms := func(ns ...int) []time.Duration {
 		var d []time.Duration

@@ -16,6 +16,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "; load average at the start %s", r.LoadAvg)
 	}
 	fmt.Fprintln(w)
+	if busy := r.busyMachine(); busy != "" {
+		fmt.Fprintln(w, busy)
+	}
 	fmt.Fprintln(w)
 	// Names left, numbers right: text/tabwriter aligns every column alike.
 	fmt.Fprintf(w, "%-14s %-24s %9s %7s %7s %7s %14s %12s %9s %12s %6s\n",
@@ -50,6 +53,19 @@ the load generator or other work on the machine); redis µs: redis-server's CPU 
 the server's CPU too; load µs/req: the load generator's. One replica per strategy, measured directly:
 memory-sticky stands for memory and memory-hash too, the same replica behind other balancers.
 `)
+}
+
+// busyMachine warns when other work kept the machine's CPUs busy as the
+// run began: the load average over the last minute above the number of
+// CPUs means processes were waiting for one, and every number here then
+// counts some of that waiting.
+func (r *Report) busyMachine() string {
+	var one float64
+	if _, err := fmt.Sscan(r.LoadAvg, &one); err != nil || one <= float64(r.CPUs) {
+		return ""
+	}
+	return fmt.Sprintf("warning: the machine was busy with other work (load average %.1f on %d CPUs): req/s and latencies\n"+
+		"count the wait for a CPU; server µs/req suffers least. Run again when the machine is quiet.", one, r.CPUs)
 }
 
 // thousands formats n with no decimals and commas between thousands.
