@@ -110,6 +110,10 @@ type Row struct {
 	PerSecond float64 `json:"requests_per_second"`
 	// Ratio is PerSecond over the bare server's PerSecond in this run.
 	Ratio float64 `json:"ratio_to_bare"`
+	// CPURatio is the bare server's CPU time per answer over this row's:
+	// the ratio of what one CPU could answer, whoever was the limit in
+	// this run (the load generator, other work on the machine).
+	CPURatio float64 `json:"cpu_ratio_to_bare"`
 	P50Ms float64 `json:"p50_ms"`
 	P99Ms float64 `json:"p99_ms"`
 	// ServerCPUMicros is the server process's CPU time (user and
@@ -327,13 +331,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
-	var bareRate float64
+	var bareRate, bareCPU float64
 	for _, j := range jobs {
 		r := j.row
 		r.PerSecond = median(r.PerRound)
-		if r.Strategy == Bare {
-			bareRate = r.PerSecond
-		}
 		slices.Sort(j.lats)
 		r.P50Ms = ms(percentile(j.lats, 50))
 		r.P99Ms = ms(percentile(j.lats, 99))
@@ -342,11 +343,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			r.StoreCPUMicros = float64(j.rcpu.Microseconds()) / float64(n)
 			r.LoadCPUMicros = float64(j.lcpu.Microseconds()) / float64(n)
 		}
+		if r.Strategy == Bare {
+			bareRate, bareCPU = r.PerSecond, r.ServerCPUMicros
+		}
 		rep.Rows = append(rep.Rows, *r)
 	}
 	for i := range rep.Rows {
+		r := &rep.Rows[i]
 		if bareRate > 0 {
-			rep.Rows[i].Ratio = rep.Rows[i].PerSecond / bareRate
+			r.Ratio = r.PerSecond / bareRate
+		}
+		if r.ServerCPUMicros > 0 {
+			r.CPURatio = bareCPU / r.ServerCPUMicros
 		}
 	}
 	return rep, nil

@@ -90,8 +90,11 @@ func TestRunMeasuresEveryStrategy(t *testing.T) {
 			if r.Strategy != "redis" && r.StoreCPUMicros != 0 {
 				t.Errorf("session store CPU per request %v µs for a strategy without one", r.StoreCPUMicros)
 			}
-			if r.Strategy == perf.Bare && r.Ratio != 1 {
-				t.Errorf("the bare server's ratio to itself: got %v, want 1", r.Ratio)
+			if r.Strategy == perf.Bare && (r.Ratio != 1 || r.CPURatio != 1) {
+				t.Errorf("the bare server's ratios to itself: got %v and %v by CPU, want 1", r.Ratio, r.CPURatio)
+			}
+			if r.CPURatio <= 0 {
+				t.Errorf("ratio by CPU time: got %v, want > 0", r.CPURatio)
 			}
 		})
 	}

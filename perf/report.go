@@ -21,8 +21,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	// Names left, numbers right: text/tabwriter aligns every column alike.
-	fmt.Fprintf(w, "%-14s %-24s %9s %7s %7s %7s %14s %12s %9s %12s %6s\n",
-		"strategy", "request", "req/s", "× bare", "p50 ms", "p99 ms", "server µs/req", "server busy", "redis µs", "load µs/req", "failed")
+	fmt.Fprintf(w, "%-14s %-24s %9s %7s %7s %7s %14s %10s %12s %9s %12s %6s\n",
+		"strategy", "request", "req/s", "× bare", "p50 ms", "p99 ms", "server µs/req", "× bare CPU", "server busy", "redis µs", "load µs/req", "failed")
 	for _, row := range r.Rows {
 		req := "GET " + row.Target
 		if row.Strategy == Bare {
@@ -32,9 +32,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		if row.StoreCPUMicros > 0 {
 			redis = fmt.Sprintf("%.1f", row.StoreCPUMicros)
 		}
-		fmt.Fprintf(w, "%-14s %-24s %9s %7.2f %7.2f %7.2f %14.1f %11.0f%% %9s %12.1f %6d\n",
+		fmt.Fprintf(w, "%-14s %-24s %9s %7.2f %7.2f %7.2f %14.1f %10.2f %11.0f%% %9s %12.1f %6d\n",
 			row.Strategy, req, thousands(row.PerSecond), row.Ratio, row.P50Ms, row.P99Ms, row.ServerCPUMicros,
-			100*row.ServerBusy, redis, row.LoadCPUMicros, row.Failed)
+			row.CPURatio, 100*row.ServerBusy, redis, row.LoadCPUMicros, row.Failed)
 	}
 	for _, row := range r.Rows {
 		if row.Failed > 0 {
@@ -48,6 +48,7 @@ func (r *Report) WriteTable(w io.Writer) {
 req/s: 200 answers per second, the median of the rounds; × bare: against the bare net/http server
 in this same run; p50/p99: of every answer in every round, as the load generator timed it.
 server µs/req: the server process's own CPU time (user + system, from /proc/PID/stat) per answer;
+× bare CPU: the bare server's µs/req over this row's, what one CPU could answer, whoever was the limit;
 server busy: the share of its CPU the server used (well under 100%: something else was the limit,
 the load generator or other work on the machine); redis µs: redis-server's CPU time per answer, on
 the server's CPU too; load µs/req: the load generator's. One replica per strategy, measured directly:
