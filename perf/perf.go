@@ -114,8 +114,8 @@ type Row struct {
 	// the ratio of what one CPU could answer, whoever was the limit in
 	// this run (the load generator, other work on the machine).
 	CPURatio float64 `json:"cpu_ratio_to_bare"`
-	P50Ms float64 `json:"p50_ms"`
-	P99Ms float64 `json:"p99_ms"`
+	P50Ms    float64 `json:"p50_ms"`
+	P99Ms    float64 `json:"p99_ms"`
 	// ServerCPUMicros is the server process's CPU time (user and
 	// system) per answer over every round, in microseconds.
 	ServerCPUMicros float64 `json:"server_cpu_us_per_request"`
