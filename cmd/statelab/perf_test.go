@@ -66,7 +66,7 @@ func TestRunPerfAndBaselineHelpNameTheirEnvironment(t *testing.T) {
 			}
 			help := stderr.String()
 			for _, name := range tt.flags {
-				chunk := regexp.MustCompile(`(?ms)^  -`+name+`\b.*?(?:^  -|\z)`).FindString(help)
+				chunk := regexp.MustCompile(`(?ms)^  -` + name + `\b.*?(?:^  -|\z)`).FindString(help)
 				want := "[$" + envName(name) + "]"
 				if !strings.Contains(chunk, want) {
 					t.Errorf("help of -%s does not name %s:\n%s", name, want, help)
