@@ -150,7 +150,7 @@ func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
 	if err := db.CreateAPIKey(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	read := func() (title string, keyErr error, total int) {
+	read := func() (title string, total int, keyErr error) {
 		b, err := db.FindBookByID(ctx, book.ID)
 		if err != nil {
 			t.Fatalf("FindBookByID: %v", err)
@@ -159,7 +159,7 @@ func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
 		if _, total, err = db.FindBooks(ctx, library.BookFilter{Limit: 1}); err != nil {
 			t.Fatalf("FindBooks: %v", err)
 		}
-		return b.Title, keyErr, total
+		return b.Title, total, keyErr
 	}
 	// Read from several goroutines at once, so every pooled connection
 	// prepares its statements and holds them when the other process writes.
@@ -167,7 +167,7 @@ func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
 	totals := make([]int, 8)
 	for i := range totals {
 		wg.Go(func() {
-			title, keyErr, total := read()
+			title, total, keyErr := read()
 			if title != "As It Was" || keyErr != nil {
 				t.Errorf("before: got %q, key %v; want the title as created and the key", title, keyErr)
 			}
@@ -185,7 +185,7 @@ func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
 
 	for range 2 * len(totals) {
 		wg.Go(func() {
-			title, keyErr, total := read()
+			title, total, keyErr := read()
 			if title != "Changed by another process" {
 				t.Errorf("title after the other process changed it: got %q", title)
 			}
