@@ -52,6 +52,18 @@ type Config struct {
 	// FileSD, when set, is the Prometheus file_sd file the runner keeps
 	// listing itself (at Addr) and every replica in service (see filesd.go).
 	FileSD string
+	// OnEvent, when set, is called by the timeline just before it plays
+	// each scenario event, with the time since the users started and every
+	// side's counters at that instant, keyed by strategy name: what a caller needs to cut the run into windows that
+	// begin exactly where their events begin (the matrix does). It must not
+	// block for long: the timeline waits for it.
+	OnEvent func(at time.Duration, e Event, totals map[string]Totals)
+	// Probe, when set, is called once the users have stopped and the
+	// report's numbers are taken, while the replicas and balancers are still
+	// up, with each side's balancer URL keyed by strategy name. Its requests
+	// are not counted in the report. The matrix asks its revocation
+	// questions here.
+	Probe func(ctx context.Context, balancers map[string]string)
 }
 
 // side is one half of the comparison: one strategy's replicas, their
@@ -70,6 +82,8 @@ type side struct {
 	// balance follows each replica's share of the requests after every
 	// scale event.
 	balance balanceLog
+	// ident keeps what every replica process spent identifying callers.
+	ident identLog
 }
 
 // Runner plays a scenario on both sides at once.
@@ -192,6 +206,8 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 				if err := s.lb.WaitIdle(ctx, rep.ID); err != nil {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
 				}
+				// Its last word on what it spent identifying callers.
+				r.readReplica(s, rep)
 			},
 			OnChange: func(reps []supervisor.Replica) {
 				s.lb.SetBackends(backendsOf(reps))
@@ -308,9 +324,11 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 
 	usersCtx, stopUsers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: r.cfg.Users, IdleConnTimeout: 30 * time.Second}}
+	var clients []*http.Client
 	for si, s := range r.sides {
 		for i := range r.cfg.Users {
+			client, sent := NewUserClient(15 * time.Second)
+			clients = append(clients, client)
 			u := NewUser(UserConfig{
 				Credential: s.st.Credential,
 				BaseURL:    s.url,
@@ -318,6 +336,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 				Password:   sqlite.LoadTestPassword,
 				Seed:       r.cfg.Seed*1_000_003 + int64(i),
 				Client:     client,
+				Sent:       sent,
 				Stats:      s.stats,
 				Gate:       r.gate,
 				Think:      r.cfg.Think,
@@ -346,6 +365,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	timelineErr := r.playTimeline(ctx)
 	stopUsers()
 	wg.Wait()
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
 	<-progressDone
 	r.setPhase("finished")
 	for _, s := range r.sides {
@@ -356,6 +378,13 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	}
 
 	rep := r.report(ctx)
+	if r.cfg.Probe != nil && ctx.Err() == nil {
+		urls := map[string]string{}
+		for _, s := range r.sides {
+			urls[s.name] = s.url
+		}
+		r.cfg.Probe(ctx, urls)
+	}
 	if err := rep.Write(r.cfg.ReportDir); err != nil {
 		return rep, err
 	}
@@ -425,6 +454,9 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 		r.mu.Lock()
 		r.maxLate = max(r.maxLate, late)
 		r.mu.Unlock()
+		if r.cfg.OnEvent != nil {
+			r.cfg.OnEvent(r.elapsed(), e, r.Totals())
+		}
 		r.setPhase(e.Action)
 		if err := r.Apply(ctx, e, "scenario"); err != nil {
 			r.cfg.Logger.Warn("event failed", "action", e.Action, "err", err)
@@ -456,6 +488,9 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		return nil
 	case ActionResume:
 		r.gate.Resume()
+		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
+		return nil
+	case ActionMark:
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	}
@@ -564,6 +599,19 @@ func (r *Runner) record(rec EventRecord) {
 	r.log = append(r.log, rec)
 	r.mu.Unlock()
 }
+
+// Totals returns every side's counters now, keyed by strategy name.
+func (r *Runner) Totals() map[string]Totals {
+	t := make(map[string]Totals, len(r.sides))
+	for _, s := range r.sides {
+		t[s.name] = s.stats.Totals()
+	}
+	return t
+}
+
+// History returns the feed's samples taken after elapsed second since: the
+// numbers the dashboard drew, for a caller that wants them after Run.
+func (r *Runner) History(since float64) []Sample { return r.feed.History(since) }
 
 // Events returns what has happened so far.
 func (r *Runner) Events() []EventRecord {

@@ -22,7 +22,8 @@ import (
 func NewServer(cfg api.Config, tokens *Tokens, now func() time.Time) http.Handler {
 	cfg.Service = "stateless"
 	a := api.New(cfg)
-	s := &server{cfg: cfg, tokens: tokens, now: now, logger: cfg.Logger}
+	s := &server{cfg: cfg, tokens: tokens, now: now, logger: cfg.Logger,
+		identifyKey: a.Identify(api.IdentifyAPIKey), identifyJWT: a.Identify(api.IdentifyJWT)}
 	s.auths = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_authentications_total",
 		Help: "Bearer-token checks by method (api_key, jwt, none) and result (ok, invalid, expired, unknown, missing). Every request pays one.",
@@ -42,6 +43,9 @@ type server struct {
 	now    func() time.Time
 	logger *slog.Logger
 	auths  *prometheus.CounterVec
+	// identifyKey and identifyJWT time authenticate, found or not, by the
+	// kind of token; a header that is neither is not timed.
+	identifyKey, identifyJWT prometheus.Observer
 }
 
 // challenge is the WWW-Authenticate header of every 401 (RFC 6750).
@@ -50,6 +54,7 @@ const challenge = `Bearer realm="statelab", error="invalid_token"`
 // authenticate finds the member a bearer token names. The error is always
 // an EINVALIDTOKEN that says what was wrong, or an internal error.
 func (s *server) authenticate(r *http.Request) (library.Member, error) {
+	start := time.Now()
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		s.auths.WithLabelValues("none", "missing").Inc()
@@ -64,6 +69,7 @@ func (s *server) authenticate(r *http.Request) (library.Member, error) {
 	}
 
 	if keyID, ok := ParseAPIKey(token); ok {
+		defer func() { s.identifyKey.Observe(time.Since(start).Seconds()) }()
 		key, m, err := s.cfg.Store.FindAPIKey(r.Context(), keyID)
 		switch {
 		case library.ErrorCode(err) == library.ENOTFOUND:
@@ -80,6 +86,7 @@ func (s *server) authenticate(r *http.Request) (library.Member, error) {
 	}
 
 	if strings.Count(token, ".") == 2 {
+		defer func() { s.identifyJWT.Observe(time.Since(start).Seconds()) }()
 		m, err := s.tokens.Verify(token)
 		switch {
 		case errors.Is(err, ErrExpired):
