@@ -198,7 +198,8 @@ var costRows = []struct {
 }{
 	{"request bytes, median", func(c Costs) string { return fmt.Sprintf("%.0f", c.RequestBytesP50) }},
 	{"bytes per whole journey, median", func(c Costs) string { return fmt.Sprintf("%.0f", c.JourneyBytesP50) }},
-	{"identifying the caller, µs per request", func(c Costs) string { return fmt.Sprintf("%.1f", c.IdentifyUS) }},
+	{"identifying the caller, µs per request (median)", func(c Costs) string { return fmt.Sprintf("%.1f", c.IdentifyUSP50) }},
+	{"identifying the caller, µs per request (mean)", func(c Costs) string { return fmt.Sprintf("%.1f", c.IdentifyUS) }},
 	{"server CPU per request, µs", func(c Costs) string { return fmt.Sprintf("%.0f", c.CPUPerRequestUS) }},
 	{"authenticated reads p50 ms", func(c Costs) string { return fmt.Sprintf("%.1f", c.ReadLatencyMS.P50) }},
 	{"authenticated reads p99 ms", func(c Costs) string { return fmt.Sprintf("%.1f", c.ReadLatencyMS.P99) }},

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/proccpu"
 )
 
 // Replica is one running server process, as the supervisor last saw it.
@@ -211,7 +212,7 @@ func (s *Supervisor) CPUTime() (total time.Duration, ok bool) {
 	s.mu.Unlock()
 	ok = true
 	for _, pid := range pids {
-		d, err := processCPU(pid)
+		d, err := proccpu.Of(pid)
 		if err != nil {
 			ok = false
 			continue
