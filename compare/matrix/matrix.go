@@ -245,10 +245,10 @@ func failsAtRest(st strategy.Strategy) bool {
 	return st.OwnSecrets && st.Credential != strategy.CredentialAPIKey
 }
 
-// pairs groups the strategies two by two for the runs: those that fail at
+// Pairs groups the strategies two by two for the runs: those that fail at
 // rest first, with each other, then the rest in the order given. An odd one
 // out is paired with a filler whose numbers are dropped.
-func pairs(sts []strategy.Strategy) [][2]strategy.Strategy {
+func Pairs(sts []strategy.Strategy) [][2]strategy.Strategy {
 	var order []strategy.Strategy
 	for _, st := range sts {
 		if failsAtRest(st) {
@@ -354,7 +354,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		return m, errors.New("no strategy can run")
 	}
 
-	runs := pairs(rows)
+	runs := Pairs(rows)
 	prog := newProgress(cfg, len(runs), sc.Duration.Std(), windows)
 	fmt.Fprintf(cfg.Stdout, "statelab matrix: %d strategies × %d faults in %d runs of %s (%d users and %d replicas per strategy, %s windows), about %s\n",
 		len(rows), len(cfg.Faults), len(runs), sc.Duration.Std(), cfg.Users, cfg.Replicas, cfg.Window, prog.estimate().Round(time.Second))
@@ -421,7 +421,7 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 				if !kept[st.Name] {
 					continue
 				}
-				rev := probeRevocation(ctx, st, balancers[st.Name], probeMember(i), cfg.Replicas)
+				rev := ProbeRevocation(ctx, st, balancers[st.Name], probeMember(i), cfg.Replicas)
 				mu.Lock()
 				revocations[st.Name] = rev
 				mu.Unlock()
@@ -472,7 +472,7 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 			if k >= len(ends) {
 				break
 			}
-			c := cellOf(marks[k].totals[st.Name], ends[k].totals[st.Name])
+			c := CellOf(marks[k].totals[st.Name], ends[k].totals[st.Name])
 			c.Applies = w.fault.Applies(st)
 			c.Run = idx
 			c.FromS, c.ToS = marks[k].at.Seconds(), ends[k].at.Seconds()
@@ -499,8 +499,9 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 	return run, err
 }
 
-// cellOf turns the counters at a window's start and end into its cell.
-func cellOf(a, b compare.Totals) *Cell {
+// CellOf turns the users' counters at a window's start and end into the
+// window's cell (Applies and the window's bounds are the caller's to set).
+func CellOf(a, b compare.Totals) *Cell {
 	c := &Cell{
 		Requests:          b.Requests - a.Requests,
 		SessionsLost:      b.SessionsLost - a.SessionsLost,

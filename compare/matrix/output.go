@@ -76,16 +76,22 @@ func (m *Matrix) PrintTable(w io.Writer) {
 	fmt.Fprintln(tw, "\t")
 	for _, st := range m.Strategies {
 		fmt.Fprint(tw, st)
-		if why, ok := m.Skipped[st]; ok {
-			fmt.Fprintf(tw, "\tskipped: %s\t\n", why)
-			continue
-		}
+		_, skipped := m.Skipped[st]
 		for _, f := range m.Faults {
+			if skipped {
+				fmt.Fprint(tw, "\tskipped")
+				continue
+			}
 			fmt.Fprintf(tw, "\t%s", cellText(m.Cells[st][f]))
 		}
 		fmt.Fprintln(tw, "\t")
 	}
 	tw.Flush()
+	for _, st := range m.Strategies {
+		if why, ok := m.Skipped[st]; ok {
+			fmt.Fprintf(w, "%s was skipped: %s\n", st, why)
+		}
+	}
 	fmt.Fprintf(w, "\n%s no request failed, nobody signed out   %s requests failed, nobody signed out   %s sign-ins lost   %s the fault cannot touch it   ? not measured\n",
 		GlyphClean, GlyphFailures, GlyphLost, GlyphNA)
 	fmt.Fprintln(w, "number: failed requests per 1000 in the window (any answer but 2xx or a 409 lost race, and no answer at all); (n): sessions lost")
@@ -172,6 +178,14 @@ func (m *Matrix) Finished() []string {
 	return out
 }
 
+// sentence ends s with a full stop, unless it ends with a question mark.
+func sentence(s string) string {
+	if strings.HasSuffix(s, "?") || strings.HasSuffix(s, ".") {
+		return s
+	}
+	return s + "."
+}
+
 func seconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond).String()
 }
@@ -227,14 +241,20 @@ func (m *Matrix) Markdown(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, st := range m.Strategies {
 		fmt.Fprintf(w, "| %s |", st)
-		if why, ok := m.Skipped[st]; ok {
-			fmt.Fprintf(w, " skipped: %s |\n", why)
-			continue
-		}
+		_, skipped := m.Skipped[st]
 		for _, f := range m.Faults {
+			if skipped {
+				fmt.Fprint(w, " skipped |")
+				continue
+			}
 			fmt.Fprintf(w, " %s |", cellText(m.Cells[st][f]))
 		}
 		fmt.Fprintln(w)
+	}
+	for _, st := range m.Strategies {
+		if why, ok := m.Skipped[st]; ok {
+			fmt.Fprintf(w, "\n**%s** was skipped: %s.\n", st, why)
+		}
 	}
 	fmt.Fprintln(w, "\n## What each strategy pays, on every request")
 	fmt.Fprintln(w)
@@ -261,7 +281,7 @@ func (m *Matrix) Markdown(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, c := range costColumns {
 		if c.help != "" {
-			fmt.Fprintf(w, "- **%s**: %s.\n", c.head, c.help)
+			fmt.Fprintf(w, "- **%s**: %s\n", c.head, sentence(c.help))
 		}
 	}
 	if line := m.balanceLine(); line != "" {

@@ -45,12 +45,12 @@ type probeCredential struct {
 	expires       time.Duration
 }
 
-// probeRevocation signs in as email through the strategy's balancer, uses
+// ProbeRevocation signs in as email through the strategy's balancer, uses
 // the credential, revokes it the only way the strategy offers (logout,
 // DELETE of the API key, or nothing for a JWT), then sends a copy of the
 // old credential again, several times, so that it reaches every replica a
 // round-robin balancer has. tries bounds the attempts at each step.
-func probeRevocation(ctx context.Context, st strategy.Strategy, base, email string, replicas int) Revocation {
+func ProbeRevocation(ctx context.Context, st strategy.Strategy, base, email string, replicas int) Revocation {
 	tries := 3 * replicas
 	p := &prober{base: base, client: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	defer p.client.CloseIdleConnections()
