@@ -159,7 +159,7 @@ type Cell struct {
 const (
 	GlyphClean    = "✓" // no failed request, no sign-in lost
 	GlyphFailures = "!" // requests failed, but nobody was signed out
-	GlyphLost     = "✗" // sign-ins lost: users had to sign in again
+	GlyphLost     = "✗" // sign-ins lost: users found themselves signed out
 	GlyphNA       = "–" // the fault cannot touch this strategy
 )
 
@@ -168,7 +168,10 @@ func (c *Cell) Glyph() string {
 	switch {
 	case !c.Applies:
 		return GlyphNA
-	case c.SessionsLost > 0 || c.Relogins > 0:
+	case c.SessionsLost > 0:
+		// By the losses in the window, not the re-logins: a user signs in
+		// again a moment after its loss, and that moment may fall in the
+		// next window, whose fault did not cause it.
 		return GlyphLost
 	case c.Failures > 0:
 		return GlyphFailures

@@ -165,7 +165,9 @@ func TestCellOf(t *testing.T) {
 	}{
 		{matrix.Cell{Applies: true, Requests: 10}, matrix.GlyphClean},
 		{matrix.Cell{Applies: true, Requests: 10, Failures: 1}, matrix.GlyphFailures},
-		{matrix.Cell{Applies: true, Requests: 10, Relogins: 1}, matrix.GlyphLost},
+		{matrix.Cell{Applies: true, Requests: 10, SessionsLost: 1, Failures: 1}, matrix.GlyphLost},
+		// A re-login forced by a loss in the window before.
+		{matrix.Cell{Applies: true, Requests: 10, Relogins: 1}, matrix.GlyphClean},
 		{matrix.Cell{Applies: false, Requests: 10, SessionsLost: 3}, matrix.GlyphNA},
 	}
 	for _, tt := range tests {
@@ -203,7 +205,7 @@ func fixed() *matrix.Matrix {
 		},
 		Costs: map[string]*matrix.Costs{
 			"memory-sticky": {Costs: compare.Costs{
-				UserCosts:   compare.UserCosts{RequestBytesP50: 327, JourneyBytesP50: 3950, ReadLatencyMS: compare.Percentile{P50: 1.5, P99: 35.2}},
+				UserCosts:   compare.UserCosts{RequestBytesP50: 327, JourneyBytesP50: 3950, Journeys: 40, ReadLatencyMS: compare.Percentile{P50: 1.5, P99: 35.2}},
 				ServerCosts: compare.ServerCosts{IdentifyUSP50: 4.2, IdentifyUS: 9.1, CPUPerRequestUS: 812},
 			}, Revocation: matrix.Revocation{Verdict: matrix.RevokedAtOnce, How: "log in, log out, send the old cookies", Saw: "refused 6 times out of 6 (6 × 401 session_lost)"}},
 		},

@@ -49,7 +49,12 @@ var costColumns = []struct {
 	value      func(*Costs) string
 }{
 	{"req B", "median request size on the wire (request line, headers, body)", func(c *Costs) string { return fmt.Sprintf("%.0f", c.RequestBytesP50) }},
-	{"B/journey", "median bytes one whole user journey sent", func(c *Costs) string { return fmt.Sprintf("%.0f", c.JourneyBytesP50) }},
+	{"B/journey", "median bytes one whole user journey sent, sign-ins it was forced into included (– no user finished a journey)", func(c *Costs) string {
+		if c.Journeys == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f", c.JourneyBytesP50)
+	}},
 	{"identify µs", "median server time finding the caller, per request, from the replicas' statelab_identify_seconds (matrix.json also has the mean)", func(c *Costs) string { return fmt.Sprintf("%.1f", c.IdentifyUSP50) }},
 	{"CPU µs/req", "replica CPU time (user+system, the kernel's account) per request the balancer handed them; + the session store's own", func(c *Costs) string {
 		s := fmt.Sprintf("%.0f", c.CPUPerRequestUS)
@@ -94,7 +99,7 @@ func (m *Matrix) PrintTable(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n%s no request failed, nobody signed out   %s requests failed, nobody signed out   %s sign-ins lost   %s the fault cannot touch it   ? not measured\n",
 		GlyphClean, GlyphFailures, GlyphLost, GlyphNA)
-	fmt.Fprintln(w, "number: failed requests per 1000 in the window (any answer but 2xx or a 409 lost race, and no answer at all); (n): sessions lost")
+	fmt.Fprintln(w, "number: failed requests per 1000 in the window (any answer but 2xx or a 409 lost race, and no answer at all); (n): sessions lost in it")
 	fmt.Fprintln(w)
 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
