@@ -52,11 +52,15 @@ type Config struct {
 	// FileSD, when set, is the Prometheus file_sd file the runner keeps
 	// listing itself (at Addr) and every replica in service (see filesd.go).
 	FileSD string
+	// Timeouts of the runner's and the balancers' servers; zero fields
+	// are DefaultTimeouts.
+	Timeouts Timeouts
 	// OnEvent, when set, is called by the timeline just before it plays
 	// each scenario event, with the time since the users started and every
-	// side's counters at that instant, keyed by strategy name: what a caller needs to cut the run into windows that
-	// begin exactly where their events begin (the matrix does). It must not
-	// block for long: the timeline waits for it.
+	// side's counters at that instant, keyed by strategy name: what a
+	// caller needs to cut the run into windows that begin exactly where
+	// their events begin (the matrix does). It must not block for long: the
+	// timeline waits for it.
 	OnEvent func(at time.Duration, e Event, totals map[string]Totals)
 	// Probe, when set, is called once the users have stopped and the
 	// report's numbers are taken, while the replicas and balancers are still
@@ -99,11 +103,10 @@ type Runner struct {
 	// scrapeClient reads the replicas' own metrics for the feed.
 	scrapeClient *http.Client
 
-	mu        sync.Mutex
-	log       []EventRecord
-	phase     string
-	maxLate   time.Duration
-	ctlCancel context.CancelFunc
+	mu      sync.Mutex
+	log     []EventRecord
+	phase   string
+	maxLate time.Duration
 }
 
 // EventRecord is one thing the timeline or a live control did to one
@@ -291,7 +294,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	out := r.cfg.Stdout
 	sc := r.cfg.Scenario
 
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := NewHTTPServer(r.Handler(), r.cfg.Timeouts)
 	go func() { _ = srv.Serve(runnerListener) }()
 	defer srv.Close()
 
@@ -300,7 +303,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	var servers []*http.Server
 	for _, s := range r.sides {
 		go s.lb.Run(lbCtx)
-		hs := &http.Server{Handler: s.lb, ReadHeaderTimeout: 5 * time.Second}
+		hs := NewHTTPServer(s.lb, r.cfg.Timeouts)
 		servers = append(servers, hs)
 		go func() { _ = hs.Serve(s.listener) }()
 	}
