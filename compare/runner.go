@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -62,12 +63,31 @@ type Config struct {
 	// their events begin (the matrix does). It must not block for long: the
 	// timeline waits for it.
 	OnEvent func(at time.Duration, e Event, totals map[string]Totals)
+	// Pace, when set, lets the timeline wait rather than keep to the
+	// scenario's clock; without it every event starts at its time,
+	// however long the one before took.
+	Pace *Pace
 	// Probe, when set, is called once the users have stopped and the
 	// report's numbers are taken, while the replicas and balancers are still
 	// up, with each side's balancer URL keyed by strategy name. Its requests
 	// are not counted in the report. The matrix asks its revocation
 	// questions here.
 	Probe func(ctx context.Context, balancers map[string]string)
+}
+
+// Pace makes a timeline wait for its users and its events, so that the
+// stretch after each event keeps its length however busy the machine is.
+// Whatever it waits, it moves every later event, and the end of the run,
+// later by as much.
+type Pace struct {
+	// Ready, when set, holds the first event until it returns true for
+	// every side's counters (polled every 20 ms), or MaxWait has passed
+	// (default 30 s): the matrix waits until every user has signed in.
+	Ready   func(map[string]Totals) bool
+	MaxWait time.Duration
+	// MinGap is the least time from the end of one event to the start of
+	// the next, and from the last one to the end of the run.
+	MinGap time.Duration
 }
 
 // side is one half of the comparison: one strategy's replicas, their
@@ -449,11 +469,23 @@ func (r *Runner) elapsed() time.Duration {
 // for the end of the scenario.
 func (r *Runner) playTimeline(ctx context.Context) error {
 	sc := r.cfg.Scenario
-	for _, e := range sc.Events {
-		if err := sleepUntil(ctx, r.start.Add(e.At.Std())); err != nil {
+	pace := r.cfg.Pace
+	// shift is how far the timeline has moved later than the scenario's
+	// clock, when a Pace made it wait.
+	var shift time.Duration
+	for i, e := range sc.Events {
+		due := r.start.Add(e.At.Std() + shift)
+		if err := sleepUntil(ctx, due); err != nil {
 			return nil
 		}
-		late := time.Since(r.start.Add(e.At.Std()))
+		if i == 0 && pace != nil && pace.Ready != nil {
+			if err := r.waitReady(ctx, pace); err != nil {
+				return nil
+			}
+			shift += max(0, time.Since(due))
+			due = time.Now()
+		}
+		late := time.Since(due)
 		r.mu.Lock()
 		r.maxLate = max(r.maxLate, late)
 		r.mu.Unlock()
@@ -465,8 +497,35 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 			r.cfg.Logger.Warn("event failed", "action", e.Action, "err", err)
 		}
 		r.setPhase("running")
+		if pace != nil && pace.MinGap > 0 {
+			// The next event, or the end, comes no sooner than MinGap
+			// after this one ended.
+			next := sc.Duration.Std()
+			if i+1 < len(sc.Events) {
+				next = sc.Events[i+1].At.Std()
+			}
+			if earliest := time.Now().Add(pace.MinGap); earliest.After(r.start.Add(next + shift)) {
+				shift = earliest.Sub(r.start.Add(next))
+			}
+		}
 	}
-	_ = sleepUntil(ctx, r.start.Add(sc.Duration.Std()))
+	_ = sleepUntil(ctx, r.start.Add(sc.Duration.Std()+shift))
+	return nil
+}
+
+// waitReady holds the timeline until the pace's Ready is satisfied, or
+// MaxWait has passed, or ctx is done.
+func (r *Runner) waitReady(ctx context.Context, pace *Pace) error {
+	limit := time.Now().Add(cmp.Or(pace.MaxWait, 30*time.Second))
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !pace.Ready(r.Totals()) && time.Now().Before(limit) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	return nil
 }
 

@@ -48,15 +48,19 @@ var faults = []Fault{
 		},
 	},
 	{
-		Name: "scale-out", Does: "one replica added",
+		Name: "scale-out", Does: "two replicas added",
 		event: func(n int) (compare.Event, int) {
-			return compare.Event{Action: compare.ActionScale, Replicas: n + 1, Note: "matrix: a scale-out"}, n + 1
+			return compare.Event{Action: compare.ActionScale, Replicas: n + 2, Note: "matrix: a scale-out"}, n + 2
 		},
 	},
 	{
-		Name: "scale-in", Does: "one replica taken away, drained first",
+		Name: "scale-in", Does: "two replicas taken away (one, from two), drained first",
 		event: func(n int) (compare.Event, int) {
-			return compare.Event{Action: compare.ActionScale, Replicas: n - 1, Note: "matrix: a scale-in"}, n - 1
+			to := n - 2
+			if to < 1 {
+				to = n - 1
+			}
+			return compare.Event{Action: compare.ActionScale, Replicas: to, Note: "matrix: a scale-in"}, to
 		},
 	},
 	{

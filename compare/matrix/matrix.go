@@ -27,8 +27,8 @@ const (
 	DefaultUsers  = 20
 	DefaultWindow = 8 * time.Second
 	DefaultWarmup = 3 * time.Second
-	QuickUsers    = 16 // fewer would let a hash ring's scale-out move nobody now and then
-	QuickWindow   = 2200 * time.Millisecond
+	QuickUsers    = 12 // with fewer, a hash ring's scale-out could now and then move nobody
+	QuickWindow   = 2 * time.Second
 	QuickWarmup   = 2 * time.Second
 	// MaxUsers bounds the users per side: both sides' users and the
 	// revocation probes' members must fit among the seed's load-test
@@ -135,7 +135,8 @@ type Cell struct {
 	Applies bool `json:"applies"`
 	Run     int  `json:"run"` // index in Matrix.Runs
 	// FromS and ToS bound the window, in seconds since the run's users
-	// started: from the fault's start to the next fault's start.
+	// started: from the fault's start to the next fault's start, which
+	// comes at least three quarters of a window after the fault ended.
 	FromS    float64 `json:"from_s"`
 	ToS      float64 `json:"to_s"`
 	Requests int64   `json:"requests"`
@@ -411,6 +412,20 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(cfg.ReportDir, "runs", dirName), WorkDir: filepath.Join(cfg.WorkDir, dirName),
 		Stdout: io.Discard, Logger: cfg.Logger, Dashboard: cfg.Dashboard,
+		// On a busy machine the first sign-ins (bcrypt) and a slow event
+		// (a rolling restart waiting for its requests) would eat into the
+		// windows after them: the timeline waits instead.
+		Pace: &compare.Pace{
+			Ready: func(t map[string]compare.Totals) bool {
+				for _, st := range pair {
+					if t[st.Name].SignIns < int64(cfg.Users) {
+						return false
+					}
+				}
+				return true
+			},
+			MinGap: cfg.Window * 3 / 4,
+		},
 		OnEvent: func(at time.Duration, _ compare.Event, totals map[string]compare.Totals) {
 			mu.Lock()
 			marks = append(marks, mark{at: at, totals: totals})

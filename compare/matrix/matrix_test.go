@@ -89,7 +89,7 @@ func TestScenario(t *testing.T) {
 		{2 * time.Second, compare.ActionMark, 0, 0},
 		{5 * time.Second, compare.ActionRestart, 1, 0},
 		{8 * time.Second, compare.ActionCrash, 2, 0},
-		{11 * time.Second, compare.ActionScale, 0, 3},
+		{11 * time.Second, compare.ActionScale, 0, 4},
 		{14 * time.Second, compare.ActionScale, 0, 2},
 		{17 * time.Second, compare.ActionRollingRestart, 0, 0},
 		{20 * time.Second, compare.ActionRestartStore, 0, 0},
@@ -105,9 +105,14 @@ func TestScenario(t *testing.T) {
 		t.Errorf("duration %s with %d replicas, want 23s with 2", sc.Duration.Std(), sc.Replicas)
 	}
 
-	// One replica and a scale-in with nothing to take away cannot be
-	// played: the scenario says so.
+	// Without a scale-out before it, a scale-in from two replicas takes
+	// one away; from one, there is nothing to take, and the scenario says
+	// so.
 	in, _ := matrix.ParseFaults("scale-in")
+	sc, err = matrix.Scenario(matrix.Config{Faults: in, Replicas: 2, Warmup: time.Second, Window: time.Second})
+	if err != nil || sc.Events[0].Replicas != 1 {
+		t.Errorf("a scale-in from 2 replicas: %v, %+v; want a scale to 1", err, sc.Events)
+	}
 	if _, err := matrix.Scenario(matrix.Config{Faults: in, Replicas: 1, Warmup: time.Second, Window: time.Second}); err == nil {
 		t.Error("a scale-in from 1 replica: no error")
 	}

@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -143,14 +145,24 @@ func (m *Matrix) balanceLine() string {
 		if c == nil || c.Balance == nil || len(c.Balance.Shares) == 0 {
 			continue
 		}
-		ids := slices.Sorted(maps.Keys(c.Balance.Shares))
-		newest := ids[len(ids)-1]
-		parts = append(parts, fmt.Sprintf("%s %.2f (the new replica took %.0f%%)", st, c.Balance.Imbalance, 100*c.Balance.Shares[newest]))
+		// The replicas the scale-out added are the highest-numbered ones.
+		ids := slices.SortedFunc(maps.Keys(c.Balance.Shares), func(a, b string) int { return cmp.Compare(slot(a), slot(b)) })
+		var added []string
+		for _, id := range ids[min(m.Replicas, len(ids)):] {
+			added = append(added, fmt.Sprintf("%.0f%%", 100*c.Balance.Shares[id]))
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f (the new replicas took %s)", st, c.Balance.Imbalance, strings.Join(added, " and ")))
 	}
 	if len(parts) == 0 {
 		return ""
 	}
 	return "after the scale-out, the busiest replica's share ÷ a fair share: " + strings.Join(parts, ", ")
+}
+
+// slot is the number at the end of a replica id ("memory-sticky-3": 3).
+func slot(id string) int {
+	n, _ := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
+	return n
 }
 
 // missing counts the cells of strategies that ran but were not measured.
