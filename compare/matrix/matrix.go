@@ -208,7 +208,7 @@ func Scenario(cfg Config) (compare.Scenario, error) {
 func plan(cfg Config) (compare.Scenario, []window, error) {
 	sc := compare.Scenario{
 		Name:        "matrix",
-		Description: fmt.Sprintf("a %s window per fault (%s), after %s of sign-ins", cfg.Window, faultList(cfg.Faults), cfg.Warmup),
+		Description: fmt.Sprintf("one window of %s per fault (%s), after %s of sign-ins", cfg.Window, faultList(cfg.Faults), cfg.Warmup),
 		Replicas:    cfg.Replicas,
 	}
 	n := cfg.Replicas

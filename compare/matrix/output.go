@@ -234,7 +234,7 @@ func (m *Matrix) Write(dir string) error {
 // Markdown writes matrix.md: the table, the costs, how to read them, and
 // every cell in detail.
 func (m *Matrix) Markdown(w io.Writer) {
-	fmt.Fprintf(w, "# statelab matrix\n\nStarted %s; %d users and %d replicas per strategy, a %s window per fault after %s of sign-ins, seed %d; %s in all",
+	fmt.Fprintf(w, "# statelab matrix\n\nStarted %s; %d users and %d replicas per strategy, one window of %s per fault after %s of sign-ins, seed %d; %s in all",
 		m.StartedAt.Format(time.RFC3339), m.Users, m.Replicas, seconds(m.WindowS), seconds(m.WarmupS), m.Seed, seconds(m.DurationS))
 	if m.Quick {
 		fmt.Fprint(w, " (--quick)")
