@@ -292,6 +292,10 @@ func filler(lone strategy.Strategy, sts []strategy.Strategy) strategy.Strategy {
 	return strategy.All()[0]
 }
 
+// probeTimeout bounds the revocation probes of one run: a few sign-ins and
+// a few dozen requests, which a busy machine may slow to seconds.
+const probeTimeout = time.Minute
+
 // mark is the users' counters at the start of one window.
 type mark struct {
 	at     time.Duration
@@ -435,6 +439,8 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 		},
 		Probe: func(ctx context.Context, balancers map[string]string) {
 			prog.probing()
+			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
 			for i, st := range pair {
 				if !kept[st.Name] {
 					continue

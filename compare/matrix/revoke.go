@@ -49,10 +49,12 @@ type probeCredential struct {
 // the credential, revokes it the only way the strategy offers (logout,
 // DELETE of the API key, or nothing for a JWT), then sends a copy of the
 // old credential again, several times, so that it reaches every replica a
-// round-robin balancer has. tries bounds the attempts at each step.
+// round-robin balancer has. ctx bounds the whole probe.
 func ProbeRevocation(ctx context.Context, st strategy.Strategy, base, email string, replicas int) Revocation {
 	tries := 3 * replicas
-	p := &prober{base: base, client: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	// No timeout of its own: ctx bounds the whole probe, and a sign-in
+	// (bcrypt) on a busy machine may take seconds.
+	p := &prober{base: base, client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	defer p.client.CloseIdleConnections()
 	cred, err := p.signIn(ctx, st, email)
 	if err != nil {
