@@ -430,6 +430,10 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 		cfg.Progress = nil
 	}
 	rep, err := perf.Run(ctx, cfg)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		fmt.Fprintln(stderr, "statelab perf: interrupted; the servers it started are stopped")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
