@@ -113,6 +113,10 @@ type serverConfig struct {
 	jwtTTL    time.Duration
 }
 
+// keySweepEvery is how often a server forgets the idempotency keys older
+// than library.IdempotencyKeyTTL.
+const keySweepEvery = 10 * time.Minute
+
 // sessionStores are the values of -sessions.
 var sessionStores = []string{"memory", "redis", "cookie"}
 
@@ -204,6 +208,12 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		return fmt.Errorf("open database %s: %w", c.db, err)
 	}
 	defer store.Close()
+	// Every replica sweeps the idempotency keys past their day; it stops
+	// before the store closes (defers run last in, first out).
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() { defer close(swept); api.SweepIdempotencyKeys(sweepCtx, store, keySweepEvery, logger) }()
+	defer func() { stopSweep(); <-swept }()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

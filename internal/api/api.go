@@ -56,6 +56,7 @@ type API struct {
 	registerer prometheus.Registerer
 	requests   *prometheus.CounterVec
 	durations  *prometheus.HistogramVec
+	idem       *idempotency
 }
 
 // New returns an API with the public routes (health, readiness, metrics)
@@ -81,6 +82,7 @@ func New(cfg Config) *API {
 		}, []string{"route", "method", "code"}),
 	}
 	reg.MustRegister(a.requests, a.durations)
+	a.idem = newIdempotency(reg)
 
 	a.router.NotFoundHandler = a.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, cfg.Logger, errorf(library.ENOTFOUND, "There is no %s on this server; see the API table in the README.", r.URL.Path))

@@ -210,6 +210,9 @@ type apiCase struct {
 	path   string // may hold {name} placeholders for values saved by earlier cases
 	body   string // sent as is, so it can be malformed; may hold placeholders
 	ctype  string // Content-Type; "" means application/json when there is a body; noContentType sends none
+
+	// header holds more request headers; their values may hold placeholders.
+	header http.Header
 	// serial marks a case that changes state or depends on state earlier
 	// cases made. Serial cases run one by one, in table order, after all
 	// the others have run in parallel.
@@ -279,6 +282,11 @@ func (l *lab) do(t *testing.T, c apiCase) *result {
 		req.Header.Set("Content-Type", c.ctype)
 	case body != "":
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for name, vals := range c.header {
+		for _, v := range vals {
+			req.Header.Add(name, l.expand(t, v))
+		}
 	}
 	if c.who != "" {
 		l.mu.Lock()

@@ -163,6 +163,8 @@ var statusOf = map[string]int{
 	library.ENOTREADY:         http.StatusServiceUnavailable,
 	library.ESESSIONSTORE:     http.StatusServiceUnavailable,
 	library.ECOOKIETOOLARGE:   http.StatusBadRequest,
+	library.EKEYREUSED:        http.StatusUnprocessableEntity,
+	library.EKEYINUSE:         http.StatusConflict,
 	library.EINTERNAL:         http.StatusInternalServerError,
 }
 
