@@ -57,7 +57,7 @@ var idempotencyCases = []apiCase{
 		wantStatus: 201, save: "ibook", check: all(saveBody("create"), notReplayed)},
 	{name: "the same book again under the key is the first answer", who: "librarian", method: "POST", path: "/api/books",
 		body: `{"title":"Retry Me","author":"A. Key","copies":2}`, header: key("create-1"), serial: true,
-		before: noteCounter("replays", "", idemCounter, idemMetric(api.KeyReplayed)),
+		before:     noteCounter("replays", "", idemCounter, idemMetric(api.KeyReplayed)),
 		wantStatus: 201, check: all(replayOf("create"), counterRose("replays", "", idemCounter, idemMetric(api.KeyReplayed), 1))},
 	{name: "so the catalog holds it once", who: "alice", method: "GET", path: "/api/books?q=Retry+Me", serial: true,
 		wantStatus: 200, check: wantPage(1, 1, 20, 0, nil)},
