@@ -185,16 +185,22 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
 			BeforeStop: func(rep supervisor.Replica) {
 				// Drain, then wait for the requests already handed to the
-				// replica, so a graceful stop interrupts nothing.
-				s.lb.Drain(rep.ID)
+				// replica, so a graceful stop interrupts nothing. A replica
+				// a surge restart replaced is out of rotation already, on
+				// its old address: only the wait is left.
+				be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
+				s.lb.Drain(be)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if err := s.lb.WaitIdle(ctx, rep.ID); err != nil {
+				if err := s.lb.WaitIdle(ctx, be); err != nil {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
 				}
 			},
 			OnChange: func(reps []supervisor.Replica) {
-				s.lb.SetBackends(backendsOf(reps))
+				// The supervisor's set holds only replicas it has seen
+				// ready, so they join the rotation at once: a replacement
+				// takes over from the process it replaces in one step.
+				s.lb.SetReadyBackends(backendsOf(reps))
 				r.targetsChanged()
 			},
 		})
