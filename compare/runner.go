@@ -112,8 +112,8 @@ type EventRecord struct {
 // and the private redis-server of a side whose sessions live there (which
 // Run stops). No replica starts until Run.
 func New(ctx context.Context, cfg Config) (*Runner, error) {
-	if cfg.Users < 1 || cfg.Users > 500 {
-		return nil, fmt.Errorf("users is %d; use 1 to 500 per side (the seed has 1000 load-test members)", cfg.Users)
+	if cfg.Users < 1 || cfg.Users > MaxUsers {
+		return nil, fmt.Errorf("users is %d; use 1 to %d per side (the seed has 1000 load-test members)", cfg.Users, MaxUsers)
 	}
 	if err := cfg.Scenario.Validate(); err != nil {
 		return nil, err
@@ -174,6 +174,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			return fail(err)
 		}
 		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy})
+		s.stats.CountRetries(s.lb.Retries)
 		s.sup = supervisor.New(supervisor.Config{
 			Side:    st.Name,
 			Command: st.Server,
@@ -423,7 +424,7 @@ func (r *Runner) elapsed() time.Duration {
 // for the end of the scenario.
 func (r *Runner) playTimeline(ctx context.Context) error {
 	sc := r.cfg.Scenario
-	for _, e := range sc.Events {
+	for _, e := range sc.Expand(r.cfg.Seed) {
 		if err := sleepUntil(ctx, r.start.Add(e.At.Std())); err != nil {
 			return nil
 		}

@@ -168,14 +168,18 @@ const (
 	// is better told than kept waiting for a second try.
 	defaultRetryWithin = 5 * time.Second
 
-	maxBody        = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
-	healthTimeout  = 500 * time.Millisecond
-	defaultEvery   = 250 * time.Millisecond
-	readyPath      = "/api/ready"
-	balancerHeader = "X-Statelab-Balancer"
-	maxEarly       = 64 // early MarkReady ids remembered at most
-	slowChecks     = 3  // timed-out health checks in a row that take a backend out
+	maxBody       = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
+	healthTimeout = 500 * time.Millisecond
+	defaultEvery  = 250 * time.Millisecond
+	readyPath     = "/api/ready"
+	maxEarly      = 64 // early MarkReady ids remembered at most
+	slowChecks    = 3  // timed-out health checks in a row that take a backend out
 )
+
+// Header is set on the balancer's own answers (503 no_backend, 502
+// bad_gateway), to the side's name, so a client can tell them from a
+// replica's.
+const Header = "X-Statelab-Balancer"
 
 // errNoBackend means the request reached no replica: none was in
 // rotation, or every one tried refused the connection.
@@ -808,7 +812,7 @@ func (ex *exchange) count() {
 // writeError answers for the balancer itself, in the project's envelope,
 // with a header that tells it apart from a replica's answer.
 func (b *Balancer) writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set(balancerHeader, b.side)
+	w.Header().Set(Header, b.side)
 	api.Encode(w, status, api.Envelope{Success: false, Code: code, Message: message})
 }
 
