@@ -206,6 +206,18 @@ func (s *Scenario) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Shorten makes the scenario end at d: events at d or later are dropped,
+// and a crash-random that would go on past d stops there.
+func (s *Scenario) Shorten(d time.Duration) {
+	s.Duration = Duration(d)
+	s.Events = slices.DeleteFunc(s.Events, func(e Event) bool { return e.At.Std() >= d })
+	for i, e := range s.Events {
+		if e.Action == ActionCrashRandom && e.Until.Std() > d {
+			s.Events[i].Until = Duration(d)
+		}
+	}
+}
+
 // PlannedStops reports whether the scenario only has planned stops
 // (graceful restarts and scale events), the case in which the stateless side
 // must lose nothing at all.

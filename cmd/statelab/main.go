@@ -340,8 +340,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		users = sc.Users
 	}
 	if duration > 0 {
-		sc.Duration = compare.Duration(duration)
-		sc.Events = slices.DeleteFunc(sc.Events, func(e compare.Event) bool { return e.At.Std() >= duration })
+		sc.Shorten(duration)
 	}
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenario, err)
