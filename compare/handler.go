@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/library"
 )
 
 // Handler serves the runner's address: /metrics, the JSON feed, the live
@@ -20,7 +23,7 @@ func (r *Runner) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/feed", r.handleFeed)
-	mux.HandleFunc("POST /api/control/{action}", r.handleControl)
+	mux.Handle("POST /api/control/{action}", r.guardControl(http.HandlerFunc(r.handleControl)))
 	if r.cfg.Dashboard != nil {
 		mux.Handle("/", r.cfg.Dashboard)
 	} else {
@@ -29,6 +32,98 @@ func (r *Runner) Handler() http.Handler {
 		})
 	}
 	return mux
+}
+
+// guardControl lets only the runner's own pages and programs on this
+// machine press the buttons. A control crashes replicas, so two browser
+// attacks matter: a page on another origin posting to the runner
+// (cross-origin protection refuses it), and DNS rebinding, where
+// attacker.example is made to resolve to 127.0.0.1 so that the browser
+// thinks the runner is same-origin with the attacker's page; the Host
+// header still says attacker.example, and only the Host check catches it.
+func (r *Runner) guardControl(next http.Handler) http.Handler {
+	csrf := http.NewCrossOriginProtection()
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !r.hostAllowed(req.Host) {
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]any{"success": false, "code": library.EMISDIRECTED,
+				"message": fmt.Sprintf("This runner answers controls only for its own address (%s) or localhost, 127.0.0.1 or [::1] on its port, not for Host %q: a page that reached it under another name (DNS rebinding) may not press its buttons.", r.cfg.Addr, req.Host)})
+			return
+		}
+		if err := csrf.Check(req); err != nil {
+			writeJSON(w, http.StatusForbidden, map[string]any{"success": false, "code": library.EFORBIDDEN,
+				"message": "Cross-origin request refused: only the runner's own dashboard may press its controls, not a page from another origin."})
+			return
+		}
+		if ct := req.Header.Get("Content-Type"); req.ContentLength != 0 && !strings.HasPrefix(ct, "application/json") {
+			// A control reads no body; a form or text/plain body is what a
+			// page's form would send.
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]any{"success": false, "code": library.EMEDIATYPE,
+				"message": fmt.Sprintf("A control takes no body, or a JSON one; this one is %q.", ct)})
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+// hostAllowed reports whether a request's Host names this runner: its own
+// address, or a loopback name with its port. When the runner listens on
+// every interface (0.0.0.0, ::), any IP literal with its port is its own
+// address too; DNS rebinding needs a name, never a literal.
+func (r *Runner) hostAllowed(host string) bool {
+	own, port, err := net.SplitHostPort(r.cfg.Addr)
+	if err != nil {
+		return false
+	}
+	h, p, err := net.SplitHostPort(host)
+	if err != nil {
+		h, p = host, "80" // no port: the default one, which is the runner's only if it listens there
+	}
+	if p != port {
+		return false
+	}
+	h = strings.TrimSuffix(strings.ToLower(strings.Trim(h, "[]")), ".")
+	if h == strings.ToLower(strings.Trim(own, "[]")) || h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	ownIP, err := netip.ParseAddr(strings.Trim(own, "[]"))
+	return err == nil && ownIP.IsUnspecified()
+}
+
+// Timeouts bound how long the runner's and the balancers' servers wait on
+// a client. Without them a body trickled one byte every few seconds, or an
+// idle keep-alive, holds a connection (and a goroutine) for ever.
+type Timeouts struct {
+	ReadHeader time.Duration // the request line and headers
+	Read       time.Duration // the whole request, body included
+	// Write bounds writing the answer. The feed is polled once a second
+	// and answers at once, so a minute leaves a proxied request as long as
+	// the replicas' own 30 s and the balancer's retry.
+	Write time.Duration
+	Idle  time.Duration // a keep-alive connection between requests
+}
+
+// DefaultTimeouts returns the timeouts Run uses when Config.Timeouts is zero.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: 2 * time.Minute}
+}
+
+// NewHTTPServer returns the http.Server Run serves h with: t's timeouts,
+// each zero field taken from DefaultTimeouts.
+func NewHTTPServer(h http.Handler, t Timeouts) *http.Server {
+	d := DefaultTimeouts()
+	for _, f := range []struct{ got, def *time.Duration }{{&t.ReadHeader, &d.ReadHeader}, {&t.Read, &d.Read}, {&t.Write, &d.Write}, {&t.Idle, &d.Idle}} {
+		if *f.got <= 0 {
+			*f.got = *f.def
+		}
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle}
 }
 
 // feedBody is what GET /api/feed answers.

@@ -52,6 +52,9 @@ type Config struct {
 	// FileSD, when set, is the Prometheus file_sd file the runner keeps
 	// listing itself (at Addr) and every replica in service (see filesd.go).
 	FileSD string
+	// Timeouts of the runner's and the balancers' servers; zero fields
+	// are DefaultTimeouts.
+	Timeouts Timeouts
 }
 
 // side is one half of the comparison: one strategy's replicas, their
@@ -85,11 +88,10 @@ type Runner struct {
 	// scrapeClient reads the replicas' own metrics for the feed.
 	scrapeClient *http.Client
 
-	mu        sync.Mutex
-	log       []EventRecord
-	phase     string
-	maxLate   time.Duration
-	ctlCancel context.CancelFunc
+	mu      sync.Mutex
+	log     []EventRecord
+	phase   string
+	maxLate time.Duration
 }
 
 // EventRecord is one thing the timeline or a live control did to one
@@ -282,7 +284,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	out := r.cfg.Stdout
 	sc := r.cfg.Scenario
 
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := NewHTTPServer(r.Handler(), r.cfg.Timeouts)
 	go func() { _ = srv.Serve(runnerListener) }()
 	defer srv.Close()
 
@@ -291,7 +293,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	var servers []*http.Server
 	for _, s := range r.sides {
 		go s.lb.Run(lbCtx)
-		hs := &http.Server{Handler: s.lb, ReadHeaderTimeout: 5 * time.Second}
+		hs := NewHTTPServer(s.lb, r.cfg.Timeouts)
 		servers = append(servers, hs)
 		go func() { _ = hs.Serve(s.listener) }()
 	}

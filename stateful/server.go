@@ -204,6 +204,10 @@ func (s *server) handleLogin() http.Handler {
 			api.Error(w, r, s.logger, err)
 			return
 		}
+		if err := s.cfg.SignIn.Allow(r, c.Email); err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
 		m, err := api.Authenticate(r.Context(), s.cfg.Store, c.Email, c.Password)
 		if err != nil {
 			api.Error(w, r, s.logger, err)

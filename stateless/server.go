@@ -16,13 +16,28 @@ import (
 	"github.com/statelab/statelab/internal/library"
 )
 
+// Option changes how a stateless server behaves; see InsecureEmailOnlyKeys.
+type Option func(*server)
+
+// InsecureEmailOnlyKeys brings back the original lab's key flow: an email
+// alone gets an API key, registering an account without a password when
+// none exists, and an account without a password gives a key to anyone who
+// names it. It is unsafe: whoever knows (or guesses) an email holds that
+// account, and the different answers for known and unknown emails tell
+// which accounts exist. The lab keeps it only to show what the seed did.
+func InsecureEmailOnlyKeys() Option { return func(s *server) { s.emailOnlyKeys = true } }
+
 // NewServer returns the stateless library server: the shared API behind
 // bearer-token authentication, plus the routes that hand out API keys and
-// JWTs.
-func NewServer(cfg api.Config, tokens *Tokens, now func() time.Time) http.Handler {
+// JWTs. By default a key, like a JWT, needs the account's email and
+// password.
+func NewServer(cfg api.Config, tokens *Tokens, now func() time.Time, opts ...Option) http.Handler {
 	cfg.Service = "stateless"
 	a := api.New(cfg)
 	s := &server{cfg: cfg, tokens: tokens, now: now, logger: cfg.Logger}
+	for _, o := range opts {
+		o(s)
+	}
 	s.auths = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_authentications_total",
 		Help: "Bearer-token checks by method (api_key, jwt, none) and result (ok, invalid, expired, unknown, missing). Every request pays one.",
@@ -42,6 +57,8 @@ type server struct {
 	now    func() time.Time
 	logger *slog.Logger
 	auths  *prometheus.CounterVec
+	// emailOnlyKeys is InsecureEmailOnlyKeys.
+	emailOnlyKeys bool
 }
 
 // challenge is the WWW-Authenticate header of every 401 (RFC 6750).
@@ -120,9 +137,10 @@ type keyIssued struct {
 	Email  string `json:"email"`
 }
 
-// handleGenerateKey issues an API key. As in the original lab, an email with
-// no account yet is enough: it registers a member (with the password, if one
-// is given). An account that has a password needs it.
+// handleGenerateKey issues an API key to a member who signs in with email
+// and password: one answer, at one bcrypt cost, whether the account is
+// missing or the password wrong. Only with InsecureEmailOnlyKeys does an
+// email alone do, as in the original lab.
 func (s *server) handleGenerateKey() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := api.Decode[api.Credentials](w, r)
@@ -130,7 +148,16 @@ func (s *server) handleGenerateKey() http.Handler {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		m, err := s.keyOwner(r, c)
+		if err := s.cfg.SignIn.Allow(r, c.Email); err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		var m library.Member
+		if s.emailOnlyKeys {
+			m, err = s.keyOwner(r, c)
+		} else {
+			m, err = api.Authenticate(r.Context(), s.cfg.Store, c.Email, c.Password)
+		}
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
@@ -148,7 +175,8 @@ func (s *server) handleGenerateKey() http.Handler {
 	})
 }
 
-// keyOwner finds or registers the member a key is asked for.
+// keyOwner finds or registers the member a key is asked for, the
+// original lab's way (InsecureEmailOnlyKeys).
 func (s *server) keyOwner(r *http.Request, c api.Credentials) (library.Member, error) {
 	email, err := api.NormalizeEmail(c.Email)
 	if err != nil {
@@ -203,6 +231,10 @@ func (s *server) handleToken() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := api.Decode[api.Credentials](w, r)
 		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		if err := s.cfg.SignIn.Allow(r, c.Email); err != nil {
 			api.Error(w, r, s.logger, err)
 			return
 		}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -39,7 +38,7 @@ func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 // names them after the feed: the runner's default pair.
 
 func TestDashboard(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	bin := labtest.Binary(t)
 
 	// The quick scenario without its timeline: the only restart is the one
@@ -157,9 +156,9 @@ func TestDashboard(t *testing.T) {
 // side looks like (900 samples of history, an event every 30 seconds) and
 // checks that it keeps only its window and still draws quickly.
 func TestDashboardLongRun(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	const replicas = 8
-	sides := []feedSide{sideMemorySticky, sideAPIKey}
+	sides := pair(t, "memory-sticky,apikey")
 	start := time.Now()
 	elapsed := func() float64 { return 600 + float64(int(time.Since(start).Seconds())) }
 	sample := func(at float64) compare.Sample {
@@ -170,13 +169,13 @@ func TestDashboardLongRun(t *testing.T) {
 			n := int64(at)
 			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20}}
 			ss.LatencyWindowMS = &compare.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
-			if sd.Sessions == "memory" {
+			if sd.HoldsSessionsInProcess() {
 				ss.OK, ss.SessionLost, ss.SessionsLost, ss.CartItemsLost, ss.Relogins = 100*n, 50*n, 50*n, 3*n, 50*n
 				ss.Availability = 2. / 3
 			}
 			for i := range replicas {
 				rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", side, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
-				if sd.Sessions == "memory" {
+				if sd.HoldsSessionsInProcess() {
 					v := float64((n+int64(7*i))%30) * 4
 					rep.Sessions = &v
 				}
@@ -199,7 +198,7 @@ func TestDashboardLongRun(t *testing.T) {
 		for at := 30.0; at < now; at += 30 {
 			for _, sd := range sides {
 				rec := compare.EventRecord{AtS: at, Kind: "restart", Side: sd.Name, Replica: sd.Name + "-1", TookMS: 900, Source: "scenario"}
-				if sd.Sessions == "memory" {
+				if sd.HoldsSessionsInProcess() {
 					held := 40.0
 					rec.SessionsHeld = &held
 				}
@@ -261,7 +260,7 @@ func TestScreenshot(t *testing.T) {
 	if out == "" {
 		t.Skip("set STATELAB_SCREENSHOT=path/to/dashboard.png (make screenshot)")
 	}
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	bin := labtest.Binary(t)
 	sc, err := compare.LoadScenario("default")
 	if err != nil {
@@ -285,25 +284,6 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s (%d bytes)", out, len(png))
-}
-
-// findChromium returns the browser's path. Without one the test skips on a
-// developer's machine and fails in CI, which installs it (.ci/run).
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed; CI must install it (see .ci/run)")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); the dashboard test needs a real browser")
-	return ""
 }
 
 type lab struct {

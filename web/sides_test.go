@@ -14,21 +14,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
 )
-
-// feedSide is one entry of the feed's "sides": a strategy and where it keeps
-// a sign-in. The page words every event from these properties.
-type feedSide struct {
-	Name       string `json:"name"`
-	Strategy   string `json:"strategy"`
-	Server     string `json:"server"`
-	Sessions   string `json:"sessions"`
-	Affinity   string `json:"affinity"`
-	Credential string `json:"credential"`
-	OwnSecrets bool   `json:"own_secrets"`
-	Where      string `json:"where"`
-}
 
 // feedBody is what GET /api/feed answers; Sides is empty in a feed from
 // before strategies, which the page must still draw.
@@ -36,41 +25,40 @@ type feedBody struct {
 	Scenario  string                `json:"scenario"`
 	DurationS float64               `json:"duration_s"`
 	Users     int                   `json:"users"`
-	Sides     []feedSide            `json:"sides,omitempty"`
+	Sides     []strategy.Strategy   `json:"sides,omitempty"`
 	Now       compare.Sample        `json:"now"`
 	Events    []compare.EventRecord `json:"events"`
 	History   []compare.Sample      `json:"history"`
 }
 
-// The strategies the lab runs, as the runner describes them.
-var (
-	sideMemory = feedSide{Name: "memory", Strategy: "memory", Server: "stateful", Sessions: "memory", Affinity: "none", Credential: "cookie",
-		Where: "process memory of the one replica that made the session"}
-	sideMemorySticky = feedSide{Name: "memory-sticky", Strategy: "memory-sticky", Server: "stateful", Sessions: "memory", Affinity: "cookie", Credential: "cookie",
-		Where: "process memory of one replica; the balancer pins each client to it"}
-	sideRedis = feedSide{Name: "redis", Strategy: "redis", Server: "stateful", Sessions: "redis", Affinity: "none", Credential: "cookie",
-		Where: "one redis-server every replica shares"}
-	sideCookie = feedSide{Name: "cookie", Strategy: "cookie", Server: "stateful", Sessions: "cookie", Affinity: "none", Credential: "cookie",
-		Where: "the client's cookie, encrypted and signed"}
-	sideAPIKey = feedSide{Name: "apikey", Strategy: "apikey", Server: "stateless", Affinity: "none", Credential: "apikey",
-		Where: "nowhere on the server: each request carries an API key, checked against the shared database"}
-	sideJWTOwn = feedSide{Name: "jwt+own-secrets", Strategy: "jwt", Server: "stateless", Affinity: "none", Credential: "jwt", OwnSecrets: true,
-		Where: "nowhere on the server: each request carries an HS256 JWT"}
-	// legacy stands for a feed without "sides": the page falls back to the
-	// two sides such a runner always ran.
-	legacy = []feedSide{{Name: "stateful", Sessions: "memory"}, {Name: "stateless"}}
-)
+// pair returns the two strategies of "A,B", as statelab compare --sides
+// reads them.
+func pair(t *testing.T, sides string) []strategy.Strategy {
+	t.Helper()
+	p, err := strategy.ParsePair(sides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p[:]
+}
+
+// legacy stands for a runner from before strategies: its feed has no
+// "sides", and the page falls back to the two sides such a runner ran.
+var legacy = []strategy.Strategy{
+	{Name: "stateful", Server: strategy.Stateful, Sessions: strategy.SessionsMemory},
+	{Name: "stateless", Server: strategy.Stateless},
+}
 
 // fakeFeed is a test double of the runner's feed: a fixed 30 seconds of a
 // run of two sides with three replicas each, and the events the test
 // gives it. Set swaps the whole run, as a runner started again would.
 type fakeFeed struct {
 	mu     sync.Mutex
-	sides  []feedSide
+	sides  []strategy.Strategy
 	events []compare.EventRecord
 }
 
-func (f *fakeFeed) Set(sides []feedSide, events []compare.EventRecord) {
+func (f *fakeFeed) Set(sides []strategy.Strategy, events []compare.EventRecord) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sides, f.events = sides, events
@@ -88,7 +76,7 @@ func (f *fakeFeed) sample(at float64) compare.Sample {
 		for i := range 3 {
 			rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", sd.Name, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
 			// Only a replica that keeps sessions in its memory counts them.
-			if sd.Sessions == "memory" {
+			if sd.HoldsSessionsInProcess() {
 				v := float64(10 + i)
 				rep.Sessions = &v
 			}
@@ -104,7 +92,7 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	since, _ := strconv.ParseFloat(r.URL.Query().Get("history"), 64)
 	body := feedBody{Scenario: "fake", DurationS: 120, Users: 10, Now: f.sample(fakeElapsed), Events: f.events, History: []compare.Sample{}}
-	if f.sides[0].Server != "" { // the legacy feed has no sides
+	if f.sides[0].Name != legacy[0].Name {
 		body.Sides = f.sides
 	}
 	for at := 0.0; at <= fakeElapsed; at++ {
@@ -116,19 +104,24 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// on returns one event at second at: a record per side, on replica 1 of
-// each (replica 3 for a scale-in, none for a store restart).
-func on(at float64, kind string, sides []feedSide, held map[string]float64) []compare.EventRecord {
+// on returns one event at second at, as the runner records it: a record
+// per side, on replica 1 of each (replica 3 for a scale-in; for a store
+// restart, the redis-server or none, each side's words before the
+// scenario's note).
+func on(at float64, kind string, sides []strategy.Strategy, held map[string]float64) []compare.EventRecord {
+	const note = "the scenario's note"
 	var recs []compare.EventRecord
 	for _, sd := range sides {
-		rec := compare.EventRecord{AtS: at, Kind: kind, Side: sd.Name, Replica: sd.Name + "-1", TookMS: 300, Source: "scenario"}
-		if kind == "scale-in" {
+		rec := compare.EventRecord{AtS: at, Kind: kind, Side: sd.Name, Replica: sd.Name + "-1", TookMS: 300, Source: "scenario", Note: note}
+		switch kind {
+		case "scale-in":
 			rec.Replica = sd.Name + "-3"
-		}
-		if kind == "restart-store" {
-			rec.Replica = ""
-			if sd.Sessions != "redis" {
-				rec.Note = "no session store: nothing to restart"
+		case "restart-store":
+			rec.Replica = "redis-server"
+			rec.Note = "redis-server restarted without persistence: every session it held is gone; " + note
+			if !sd.NeedsRedis() {
+				rec.Replica = ""
+				rec.Note = "no session store to restart: " + sd.Where + "; " + note
 			}
 		}
 		if v, ok := held[sd.Name]; ok {
@@ -145,7 +138,7 @@ func on(at float64, kind string, sides []feedSide, held map[string]float64) []co
 // happened" says what an event cost each side from where that side keeps
 // its sessions, not from its name.
 func TestDashboardSides(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	feed := &fakeFeed{}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/feed", feed)
@@ -155,14 +148,14 @@ func TestDashboardSides(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		sides  []feedSide
+		sides  []strategy.Strategy
 		kind   string
 		held   map[string]float64
 		want   []string // in the what-just-happened line, in this order
 		strips [2]bool  // a counted sessions strip, per column
 	}{
 		{
-			name: "memory-sticky vs apikey, crash", sides: []feedSide{sideMemorySticky, sideAPIKey}, kind: "crash",
+			name: "memory-sticky vs apikey, crash", sides: pair(t, "memory-sticky,apikey"), kind: "crash",
 			held: map[string]float64{"memory-sticky": 12},
 			want: []string{
 				"replica memory-sticky-1 was killed (SIGKILL) and started again: 12 sessions were lost with it",
@@ -171,7 +164,7 @@ func TestDashboardSides(t *testing.T) {
 			strips: [2]bool{true, false},
 		},
 		{
-			name: "memory-sticky vs apikey, crash not counted", sides: []feedSide{sideMemorySticky, sideAPIKey}, kind: "crash",
+			name: "memory-sticky vs apikey, crash not counted", sides: pair(t, "memory-sticky,apikey"), kind: "crash",
 			want: []string{
 				"replica memory-sticky-1 was killed (SIGKILL) and started again: the sessions it held went with it (how many was not counted",
 				"replica apikey-1 was killed (SIGKILL) and started again: it holds no sessions, so nothing was lost",
@@ -179,21 +172,30 @@ func TestDashboardSides(t *testing.T) {
 			strips: [2]bool{true, false},
 		},
 		{
-			name: "redis vs jwt with own secrets, restart", sides: []feedSide{sideRedis, sideJWTOwn}, kind: "restart",
+			name: "redis vs jwt with own secrets, restart", sides: pair(t, "redis,jwt+own-secrets"), kind: "restart",
 			want: []string{
 				"replica redis-1 restarted: sessions live outside the process, in the shared redis-server, so nothing went with it",
 				"replica jwt+own-secrets-1 restarted: it holds no sessions, so nothing was lost (and each replica signs with its own secret",
 			},
 		},
 		{
-			name: "redis vs cookie, restart-store", sides: []feedSide{sideRedis, sideCookie}, kind: "restart-store",
+			name: "redis vs cookie, restart-store", sides: pair(t, "redis,cookie"), kind: "restart-store",
 			want: []string{
+				"(the scenario: the scenario's note) — ",
 				"redis: the shared redis-server restarted: every session in redis was lost",
-				"cookie: no session store: nothing to restart",
+				"cookie: no session store to restart: each session is sealed in its client’s cookie",
 			},
 		},
 		{
-			name: "memory vs cookie, scale-in", sides: []feedSide{sideMemory, sideCookie}, kind: "scale-in",
+			name: "memory-hash vs apikey, restart-store", sides: pair(t, "memory-hash,apikey"), kind: "restart-store",
+			want: []string{
+				"memory-hash: no session store to restart: each replica holds its sessions in its own memory",
+				"apikey: no session store to restart: its replicas hold no sessions; each request carries its API key",
+			},
+			strips: [2]bool{true, false},
+		},
+		{
+			name: "memory vs cookie, scale-in", sides: pair(t, "memory,cookie"), kind: "scale-in",
 			want: []string{
 				"memory-3 was removed: 12 sessions held there went with it",
 				"cookie-3 was removed: sessions live outside the process, sealed in each client’s cookie, so nothing went with it",

@@ -28,6 +28,7 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/strategy"
@@ -109,8 +110,11 @@ type serverConfig struct {
 	sessions      string
 	redisAddr     string
 
-	jwtSecret string // stateless
-	jwtTTL    time.Duration
+	jwtSecret     string // stateless
+	jwtTTL        time.Duration
+	emailOnlyKeys bool
+
+	signIn api.SignInLimits
 }
 
 // keySweepEvery is how often a server forgets the idempotency keys older
@@ -134,6 +138,13 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	fs.String(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Duration(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish after SIGTERM")
 	fs.Bool(&c.exitWithStdin, "exit-with-stdin", false, "exit (gracefully) when standard input closes: the comparison runner holds a pipe to every replica, so no replica outlives it, even when the runner is killed")
+	def := api.DefaultSignInLimits()
+	var accountRate, addrRate float64
+	fs.Float64(&accountRate, "sign-in-rate", float64(def.AccountRate), "sign-ins per second allowed per account on this replica (429 too_many_requests with Retry-After beyond it)")
+	fs.Int(&c.signIn.AccountBurst, "sign-in-burst", def.AccountBurst, "sign-ins per account allowed at once before -sign-in-rate applies")
+	fs.Float64(&addrRate, "sign-in-addr-rate", float64(def.AddrRate), "sign-ins per second allowed per client address (IPv4 or IPv6 /64) on this replica")
+	fs.Int(&c.signIn.AddrBurst, "sign-in-addr-burst", def.AddrBurst, "sign-ins per client address allowed at once before -sign-in-addr-rate applies")
+	fs.Bool(&c.signIn.LimitLoopback, "sign-in-limit-loopback", false, "apply the per-address limit to loopback clients too; off by default because the simulated users and every request through the lab's balancers come from 127.0.0.1 (the per-account limit always applies)")
 	switch name {
 	case "stateful":
 		fs.Secret(&c.sessionKey, "session-key", "`secret` that signs session cookies, at least 32 bytes; give every replica the same one (default: random, so cookies die with the process)")
@@ -147,9 +158,14 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
 		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
+		fs.Bool(&c.emailOnlyKeys, "insecure-email-only-keys", false, "UNSAFE, for the seed lesson only: POST /api/auth/generate-key gives a key for an email alone and registers unknown emails without a password, so anyone who knows an email gets that account, and the answers tell which accounts exist. Never on a shared machine")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	c.signIn.AccountRate, c.signIn.AddrRate = rate.Limit(accountRate), rate.Limit(addrRate)
+	if accountRate <= 0 || addrRate <= 0 || c.signIn.AccountBurst < 1 || c.signIn.AddrBurst < 1 {
+		return c, errors.New("sign-in rates must be positive and bursts at least 1")
 	}
 	if name == "stateful" && !slices.Contains(sessionStores, c.sessions) {
 		return c, fmt.Errorf("-sessions %q: use %s", c.sessions, strings.Join(sessionStores, ", "))
@@ -218,7 +234,10 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	readiness := &api.Readiness{}
-	cfg := api.Config{Replica: c.replica, Store: store, Logger: logger, Registry: reg, Readiness: readiness}
+	cfg := api.Config{
+		Replica: c.replica, Store: store, Logger: logger, Registry: reg, Readiness: readiness,
+		SignIn: api.NewSignInLimiter(c.signIn, time.Now),
+	}
 
 	var handler http.Handler
 	switch name {
@@ -249,7 +268,13 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		if err != nil {
 			return err
 		}
-		handler = stateless.NewServer(cfg, stateless.NewTokens(secret, c.jwtTTL, time.Now), time.Now)
+		var opts []stateless.Option
+		if c.emailOnlyKeys {
+			logger.Warn("-insecure-email-only-keys is on: an email alone gets an API key and registers an account without a password; anyone who knows an email can act as that member. Use it only to show the seed's original flow, never on a shared machine",
+				"env", envName("insecure-email-only-keys"))
+			opts = append(opts, stateless.InsecureEmailOnlyKeys())
+		}
+		handler = stateless.NewServer(cfg, stateless.NewTokens(secret, c.jwtTTL, time.Now), time.Now, opts...)
 	}
 
 	ln, err := net.Listen("tcp", c.addr)
@@ -504,6 +529,10 @@ func (f *flagSet) Bool(p *bool, name string, def bool, usage string) {
 
 func (f *flagSet) Int(p *int, name string, def int, usage string) {
 	f.IntVar(p, name, def, usage+" [$"+envName(name)+"]")
+}
+
+func (f *flagSet) Float64(p *float64, name string, def float64, usage string) {
+	f.Float64Var(p, name, def, usage+" [$"+envName(name)+"]")
 }
 
 func (f *flagSet) Int64(p *int64, name string, def int64, usage string) {

@@ -94,6 +94,12 @@ func TestRunServerHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 		"log-level":        "STATELAB_LOG_LEVEL",
 		"log-format":       "STATELAB_LOG_FORMAT",
 		"shutdown-timeout": "STATELAB_SHUTDOWN_TIMEOUT",
+
+		"sign-in-rate":           "STATELAB_SIGN_IN_RATE",
+		"sign-in-burst":          "STATELAB_SIGN_IN_BURST",
+		"sign-in-addr-rate":      "STATELAB_SIGN_IN_ADDR_RATE",
+		"sign-in-addr-burst":     "STATELAB_SIGN_IN_ADDR_BURST",
+		"sign-in-limit-loopback": "STATELAB_SIGN_IN_LIMIT_LOOPBACK",
 	}
 	for _, tt := range []struct {
 		cmd      string
@@ -106,10 +112,11 @@ func TestRunServerHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 			"session-ttl":    "STATELAB_SESSION_TTL",
 			"sessions":       "STATELAB_SESSIONS",
 			"redis-addr":     "STATELAB_REDIS_ADDR",
-		}, []string{"jwt-secret", "jwt-ttl"}},
+		}, []string{"jwt-secret", "jwt-ttl", "insecure-email-only-keys"}},
 		{"stateless", map[string]string{
-			"jwt-secret": "STATELAB_JWT_SECRET",
-			"jwt-ttl":    "STATELAB_JWT_TTL",
+			"jwt-secret":               "STATELAB_JWT_SECRET",
+			"jwt-ttl":                  "STATELAB_JWT_TTL",
+			"insecure-email-only-keys": "STATELAB_INSECURE_EMAIL_ONLY_KEYS",
 		}, []string{"session-key", "secure-cookies", "session-ttl", "sessions", "redis-addr"}},
 	} {
 		t.Run(tt.cmd, func(t *testing.T) {

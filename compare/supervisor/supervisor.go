@@ -252,7 +252,23 @@ func (s *Supervisor) Restart(ctx context.Context, id string) error {
 		return err
 	}
 	defer end()
-	return s.replace(ctx, id, true)
+	return s.replace(ctx, id, surgeRestart)
+}
+
+// RestartInPlace replaces a replica the way a person restarts a server by
+// hand: BeforeStop, SIGTERM, wait for the exit (SIGKILL after
+// StopTimeout), then a new process with the same ID on the same address,
+// and wait until it is ready. The replica is out of the set meanwhile, so
+// a side with one replica has none for that moment; Restart has no such
+// gap. The walkthrough uses it, because its lesson shows the same address
+// answering differently after a restart.
+func (s *Supervisor) RestartInPlace(ctx context.Context, id string) error {
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	return s.replace(ctx, id, inPlaceRestart)
 }
 
 // Crash SIGKILLs a replica, with no BeforeStop and no drain (its in-flight
@@ -265,7 +281,7 @@ func (s *Supervisor) Crash(ctx context.Context, id string) error {
 		return err
 	}
 	defer end()
-	return s.replace(ctx, id, false)
+	return s.replace(ctx, id, crashRestart)
 }
 
 // RollingRestart restarts every replica in service, one after the other,
@@ -278,7 +294,7 @@ func (s *Supervisor) RollingRestart(ctx context.Context) error {
 	}
 	defer end()
 	for _, p := range s.inService() {
-		if err := s.replace(ctx, p.id, true); err != nil {
+		if err := s.replace(ctx, p.id, surgeRestart); err != nil {
 			return fmt.Errorf("rolling restart: %w", err)
 		}
 	}
@@ -319,11 +335,20 @@ func (s *Supervisor) begin(ctx context.Context) (context.Context, func(), error)
 	return ctx, func() { stop(); cancel(); s.op.Unlock() }, nil
 }
 
-// replace stops one replica (gracefully or by SIGKILL) and starts its
-// successor. The caller holds the operation lock.
-func (s *Supervisor) replace(ctx context.Context, id string, graceful bool) error {
+// How replace replaces a replica.
+type replacement int
+
+const (
+	surgeRestart   replacement = iota // Restart: the successor first, on a new address
+	inPlaceRestart                    // RestartInPlace: stop, then start on the same address
+	crashRestart                      // Crash: SIGKILL, then start on the same address
+)
+
+// replace stops one replica and starts its successor, as how says. The
+// caller holds the operation lock.
+func (s *Supervisor) replace(ctx context.Context, id string, how replacement) error {
 	verb := "restart"
-	if !graceful {
+	if how == crashRestart {
 		verb = "crash"
 	}
 	s.mu.Lock()
@@ -332,11 +357,11 @@ func (s *Supervisor) replace(ctx context.Context, id string, graceful bool) erro
 	if old == nil {
 		return fmt.Errorf("%s %s: no such replica (running: %s)", verb, id, strings.Join(idsOf(s.inService()), ", "))
 	}
-	began := time.Now()
-	if graceful {
+	if how == surgeRestart {
 		return s.surge(ctx, old)
 	}
-	if err := s.halt(ctx, []*proc{old}, graceful); err != nil {
+	began := time.Now()
+	if err := s.halt(ctx, []*proc{old}, how == inPlaceRestart); err != nil {
 		// The old process is gone all the same: its successor can start.
 		s.logger.Warn("replica did not stop cleanly", "id", id, "err", err)
 	}

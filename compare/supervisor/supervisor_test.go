@@ -451,6 +451,33 @@ func TestSupervisorRestart(t *testing.T) {
 	}
 }
 
+// TestSupervisorRestartInPlace restarts a replica as a person does by
+// hand: the old process stops, then the new one starts on its address.
+func TestSupervisorRestartInPlace(t *testing.T) {
+	t.Parallel()
+	sup, h, _ := supStart(t, nil)
+	old := supScale(t, sup, 1)[0]
+	if err := sup.RestartInPlace(t.Context(), old.ID); err != nil {
+		t.Fatalf("RestartInPlace = %v", err)
+	}
+	reps := sup.Replicas()
+	if len(reps) != 1 || reps[0].Addr != old.Addr || reps[0].PID == old.PID || reps[0].Restarts != 1 || reps[0].LastExit == nil || !reps[0].LastExit.Success() {
+		t.Fatalf("after RestartInPlace: %+v; want %s on %s with a new pid, 1 restart, a clean exit of the old one", reps, old.ID, old.Addr)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var sizes []int
+	for _, c := range h.changes {
+		sizes = append(sizes, len(c))
+	}
+	if want := []int{1, 0, 1}; !slices.Equal(sizes, want) {
+		t.Errorf("OnChange set sizes %v, want %v (started, left, back)", sizes, want)
+	}
+	if len(h.beforeStop) != 1 || h.beforeStop[0].PID != old.PID || !h.readyAtStop[0] {
+		t.Errorf("BeforeStop got %+v (ready then: %v), want the old process once, still ready", h.beforeStop, h.readyAtStop)
+	}
+}
+
 // TestSupervisorRestartFails starts a successor that never becomes ready:
 // the old process goes on serving, and Restart says why.
 func TestSupervisorRestartFails(t *testing.T) {

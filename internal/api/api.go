@@ -39,6 +39,9 @@ type Config struct {
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry // this process's own registry, served at /metrics
 	Readiness *Readiness
+	// SignIn limits sign-in attempts per client and per account; nil
+	// limits nothing.
+	SignIn *SignInLimiter
 	// Ready, when set, is asked after the library database whether the
 	// process may take traffic: a server whose sessions live in a shared
 	// store (redis) is not ready while it cannot reach it. An error that is
@@ -52,6 +55,7 @@ type Config struct {
 // mounts the library with HandleLibrary, and serves it.
 type API struct {
 	cfg        Config
+	csrf       *http.CrossOriginProtection
 	router     *mux.Router
 	registerer prometheus.Registerer
 	requests   *prometheus.CounterVec
@@ -69,6 +73,7 @@ func New(cfg Config) *API {
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"server": cfg.Service, "replica": cfg.Replica}, cfg.Registry)
 	a := &API{
 		cfg:        cfg,
+		csrf:       http.NewCrossOriginProtection(),
 		router:     mux.NewRouter(),
 		registerer: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -101,9 +106,42 @@ func (a *API) Registerer() prometheus.Registerer { return a.registerer }
 
 // Handle registers h for one method and path template, counted and timed
 // under that template (never the raw path, so ids don't explode the label
-// set).
+// set), behind guard.
 func (a *API) Handle(method, path string, h http.Handler) {
-	a.router.Handle(path, a.instrument(path, h)).Methods(method)
+	a.router.Handle(path, a.instrument(path, a.guard(h))).Methods(method)
+}
+
+// guard refuses, before any handler runs, the two shapes of a cross-site
+// request forgery: a browser request from another origin that would change
+// state, and a body that is not JSON. A page on another port of the same
+// host is same-site, so the SameSite=Lax session cookie goes with its
+// requests; only the origin check stops a no-cors fetch or a form post from
+// borrowing in the member's name. A form can only send text/plain,
+// multipart or urlencoded bodies, and a no-cors fetch no JSON either, so
+// demanding JSON of every body, also on routes that read none (checkout,
+// return), keeps out browsers too old to send Sec-Fetch-Site or Origin.
+func (a *API) guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.csrf.Check(r); err != nil {
+			from := r.Header.Get("Origin")
+			if from == "" {
+				from = "Sec-Fetch-Site: " + r.Header.Get("Sec-Fetch-Site")
+			}
+			Error(w, r, a.cfg.Logger, errorf(library.EFORBIDDEN,
+				"Cross-origin request refused: a page from another origin (%s) may not %s here. Browsers may change state only from this server's own origin; programs that send no Origin header are not affected.", from, r.Method))
+			return
+		}
+		// Only requests that carry credentials can change state; an
+		// anonymous one is left to authentication, which answers 401 first.
+		credentials := r.Header.Get("Cookie") != "" || r.Header.Get("Authorization") != ""
+		if credentials && r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions && hasBody(r) {
+			if err := checkContentType(r); err != nil {
+				Error(w, r, a.cfg.Logger, err)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // ServeHTTP implements http.Handler.

@@ -207,12 +207,10 @@ type apiCase struct {
 	on     string // the lab's server to send to; "" for its main one
 	who    string // "" for anonymous, else a credential of the lab ("alice", "bob", "librarian", ...)
 	method string
-	path   string // may hold {name} placeholders for values saved by earlier cases
-	body   string // sent as is, so it can be malformed; may hold placeholders
-	ctype  string // Content-Type; "" means application/json when there is a body; noContentType sends none
-
-	// header holds more request headers; their values may hold placeholders.
-	header http.Header
+	path   string            // may hold {name} placeholders for values saved by earlier cases
+	body   string            // sent as is, so it can be malformed; may hold placeholders
+	ctype  string            // Content-Type; "" means application/json when there is a body; noContentType sends none
+	header map[string]string // more request headers, such as a browser's Origin; values may hold placeholders
 	// serial marks a case that changes state or depends on state earlier
 	// cases made. Serial cases run one by one, in table order, after all
 	// the others have run in parallel.
@@ -283,10 +281,8 @@ func (l *lab) do(t *testing.T, c apiCase) *result {
 	case body != "":
 		req.Header.Set("Content-Type", "application/json")
 	}
-	for name, vals := range c.header {
-		for _, v := range vals {
-			req.Header.Add(name, l.expand(t, v))
-		}
+	for k, v := range c.header {
+		req.Header.Set(k, l.expand(t, v))
 	}
 	if c.who != "" {
 		l.mu.Lock()
@@ -725,6 +721,20 @@ func wantBorrows(n int, email string) func(*testing.T, *result) {
 	}
 }
 
+// wantBorrowPage checks the meta of a page of borrow records.
+func wantBorrowPage(limit, offset int) func(*testing.T, *result) {
+	return func(t *testing.T, r *result) {
+		var m pageMeta
+		if err := json.Unmarshal(r.env.Meta, &m); err != nil {
+			t.Fatalf("meta: %v: %s", err, r.env.Meta)
+		}
+		recs := data[[]library.BorrowRecord](t, r)
+		if m.Limit != limit || m.Offset != offset || m.Total < len(recs) || len(recs) > limit {
+			t.Errorf("got %d records, meta %+v; want limit %d, offset %d, a total of at least the page", len(recs), m, limit, offset)
+		}
+	}
+}
+
 // wantUnavailable checks the ids a 409 unavailable names.
 func wantUnavailable(names ...string) func(*testing.T, *result) {
 	return func(t *testing.T, r *result) {
@@ -985,6 +995,34 @@ var apiCases = []apiCase{
 	{name: "the list with a missing book took no copy", serial: true, who: "bob", method: "GET", path: "/api/books/{multi}", wantStatus: 200, check: wantShelf(1)},
 	{name: "bob still has no borrows", serial: true, who: "bob", method: "GET", path: "/api/borrows", wantStatus: 200, check: wantBorrows(0, "bob@example.com")},
 	{name: "alice has all hers, newest first", serial: true, who: "alice", method: "GET", path: "/api/borrows", wantStatus: 200, check: wantBorrows(4, "alice@example.com")},
+
+	// Hardening (issue 12). A page on another origin, even another port of
+	// the same host (same-site, so the Lax cookie goes along), may not
+	// change state; reading stays open, as does a program with no Origin.
+	{name: "cross-site borrow", who: "alice", method: "POST", path: "/api/books/1/borrow", header: map[string]string{"Sec-Fetch-Site": "cross-site"}, wantStatus: 403, wantCode: library.EFORBIDDEN, check: wantMessage("Cross-origin request refused")},
+	{name: "same-site borrow from another port", who: "alice", method: "POST", path: "/api/books/1/borrow", header: map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:1"}, wantStatus: 403, wantCode: library.EFORBIDDEN},
+	{name: "borrow with a foreign Origin only", who: "alice", method: "POST", path: "/api/borrows", body: `{"book_ids":[1]}`, header: map[string]string{"Origin": "http://attacker.example"}, wantStatus: 403, wantCode: library.EFORBIDDEN},
+	{name: "cross-site return", who: "alice", method: "POST", path: "/api/borrows/1/return", header: map[string]string{"Sec-Fetch-Site": "cross-site"}, wantStatus: 403, wantCode: library.EFORBIDDEN},
+	{name: "cross-site create book", who: "librarian", method: "POST", path: "/api/books", body: `{"title":"T","author":"A"}`, header: map[string]string{"Sec-Fetch-Site": "cross-site"}, wantStatus: 403, wantCode: library.EFORBIDDEN},
+	{name: "cross-site delete book", who: "librarian", method: "DELETE", path: "/api/books/999999", header: map[string]string{"Sec-Fetch-Site": "cross-site"}, wantStatus: 403, wantCode: library.EFORBIDDEN},
+	{name: "cross-site read is allowed", who: "alice", method: "GET", path: "/api/books?limit=1", header: map[string]string{"Sec-Fetch-Site": "cross-site"}, wantStatus: 200},
+	{name: "same-origin browser request is allowed", who: "alice", method: "POST", path: "/api/books/999999/borrow", header: map[string]string{"Sec-Fetch-Site": "same-origin"}, wantStatus: 404, wantCode: library.ENOTFOUND},
+	{name: "borrow with a text/plain body", who: "alice", method: "POST", path: "/api/books/999999/borrow", body: `{}`, ctype: "text/plain", wantStatus: 415, wantCode: library.EMEDIATYPE},
+	{name: "return with a form body", who: "alice", method: "POST", path: "/api/borrows/999999/return", body: `a=b`, ctype: "application/x-www-form-urlencoded", wantStatus: 415, wantCode: library.EMEDIATYPE},
+	{name: "search of 50,000 bytes", who: "alice", method: "GET", path: "/api/books?q=" + strings.Repeat("a", 50_000), wantStatus: 400, wantCode: library.EINVALID, check: wantMessage("limit is 200")},
+	{name: "search of 25,000 %", who: "alice", method: "GET", path: "/api/books?q=" + strings.Repeat("%25", 25_000), wantStatus: 400, wantCode: library.EINVALID},
+	{name: "author of 50,000 bytes", who: "alice", method: "GET", path: "/api/books?author=" + strings.Repeat("b", 50_000), wantStatus: 400, wantCode: library.EINVALID},
+	{name: "search of 200 %", who: "alice", method: "GET", path: "/api/books?q=" + strings.Repeat("%25", library.MaxQueryBytes), wantStatus: 200, check: wantPage(0, 0, api.DefaultPageSize, 0, nil)},
+	{name: "search of 200 _", who: "alice", method: "GET", path: "/api/books?author=" + strings.Repeat("_", library.MaxQueryBytes), wantStatus: 200, check: wantPage(0, 0, api.DefaultPageSize, 0, nil)},
+	{name: "borrow with a long borrower name", who: "alice", method: "POST", path: "/api/books/1/borrow", body: `{"borrower_name":"` + strings.Repeat("n", library.MaxBorrowerNameBytes+1) + `"}`, wantStatus: 400, wantCode: library.EINVALID, check: wantMessage("borrower_name")},
+	{name: "borrow a list with a long borrower name", who: "alice", method: "POST", path: "/api/borrows", body: `{"book_ids":[1],"borrower_name":"` + strings.Repeat("n", library.MaxBorrowerNameBytes+1) + `"}`, wantStatus: 400, wantCode: library.EINVALID},
+	{name: "create a book with a long title", who: "librarian", method: "POST", path: "/api/books", body: `{"title":"` + strings.Repeat("t", library.MaxTitleBytes+1) + `","author":"A"}`, wantStatus: 400, wantCode: library.EINVALID, check: wantMessage("title")},
+	{name: "update a book with a long author", who: "librarian", method: "PUT", path: "/api/books/1", body: `{"author":"` + strings.Repeat("a", library.MaxAuthorBytes+1) + `"}`, wantStatus: 400, wantCode: library.EINVALID, check: wantMessage("author")},
+	{name: "borrows page", who: "bob", method: "GET", path: "/api/borrows?limit=1&offset=0", wantStatus: 200, check: wantBorrowPage(1, 0)},
+	{name: "borrows default page", who: "bob", method: "GET", path: "/api/borrows", wantStatus: 200, check: wantBorrowPage(library.DefaultBorrowPageSize, 0)},
+	{name: "borrows limit 0", who: "bob", method: "GET", path: "/api/borrows?limit=0", wantStatus: 400, wantCode: library.EINVALID},
+	{name: "borrows limit over the max", who: "bob", method: "GET", path: "/api/borrows?limit=501", wantStatus: 400, wantCode: library.EINVALID},
+	{name: "borrows offset -1", who: "bob", method: "GET", path: "/api/borrows?offset=-1", wantStatus: 400, wantCode: library.EINVALID},
 
 	// Draining: the balancer must stop sending, the process stays alive.
 	{name: "not ready when draining", serial: true, before: func(t *testing.T, l *lab) { l.servers[""].readiness.Drain() },
@@ -1275,7 +1313,10 @@ func TestStatelessTokens(t *testing.T) {
 		{name: "key without email", method: "POST", path: "/api/auth/generate-key", body: `{}`, wantStatus: 400, wantCode: library.EINVALID},
 		{name: "key with malformed JSON", method: "POST", path: "/api/auth/generate-key", body: `{"email"`, wantStatus: 400, wantCode: library.EINVALID},
 		{name: "key as text/plain", method: "POST", path: "/api/auth/generate-key", body: `{"email":"x@example.com"}`, ctype: "text/plain", wantStatus: 415, wantCode: library.EMEDIATYPE},
-		{name: "key for alice without password", method: "POST", path: "/api/auth/generate-key", body: `{"email":"alice@example.com"}`, wantStatus: 401, wantCode: library.EUNAUTHORIZED},
+		{name: "key for alice without password", method: "POST", path: "/api/auth/generate-key", body: `{"email":"alice@example.com"}`, wantStatus: 400, wantCode: library.EINVALID},
+		{name: "key for an unknown email without password", method: "POST", path: "/api/auth/generate-key", body: `{"email":"nobody@example.com"}`, wantStatus: 400, wantCode: library.EINVALID},
+		{name: "key for an unknown email", method: "POST", path: "/api/auth/generate-key", body: credentialsJSON("nobody@example.com", "wonderland"), wantStatus: 401, wantCode: library.EUNAUTHORIZED, check: wantMessage("Wrong email or password.")},
+		{name: "key for alice with wrong password says the same", method: "POST", path: "/api/auth/generate-key", body: credentialsJSON("alice@example.com", "looking-glass!"), wantStatus: 401, wantCode: library.EUNAUTHORIZED, check: wantMessage("Wrong email or password.")},
 		{name: "key for alice with wrong password", method: "POST", path: "/api/auth/generate-key", body: credentialsJSON("alice@example.com", "looking-glass"), wantStatus: 401, wantCode: library.EUNAUTHORIZED},
 		{name: "token with wrong password", method: "POST", path: "/api/auth/token", body: credentialsJSON("alice@example.com", "looking-glass"), wantStatus: 401, wantCode: library.EUNAUTHORIZED},
 		{name: "token for an unknown email", method: "POST", path: "/api/auth/token", body: credentialsJSON("nobody@example.com", "wonderland"), wantStatus: 401, wantCode: library.EUNAUTHORIZED},
@@ -1285,11 +1326,16 @@ func TestStatelessTokens(t *testing.T) {
 		{name: "GET the token route", method: "GET", path: "/api/auth/token", wantStatus: 405, wantCode: library.EMETHODNOTALLOWED, check: wantAllow("POST")},
 
 		// API keys.
-		{name: "key for a new email registers it", serial: true, method: "POST", path: "/api/auth/generate-key", body: `{"email":" Newbie@Example.com "}`, wantStatus: 201, check: wantKey("newbie", "newbie@example.com")},
-		{name: "token for a member without a password", serial: true, method: "POST", path: "/api/auth/token", body: credentialsJSON("newbie@example.com", "anything"), wantStatus: 401, wantCode: library.EUNAUTHORIZED},
-		{name: "the new member's key works", serial: true, who: "newbie", method: "GET", path: "/api/me", wantStatus: 200, check: wantMe("newbie@example.com", library.RoleMember)},
-		{name: "another key for the new email", serial: true, method: "POST", path: "/api/auth/generate-key", body: `{"email":"newbie@example.com"}`, wantStatus: 201,
-			check: all(wantKey("newbie2", "newbie@example.com"), func(t *testing.T, r *result) {
+		{name: "key for a new email registers nothing", serial: true, method: "POST", path: "/api/auth/generate-key", body: credentialsJSON("newbie@example.com", "a-password"), wantStatus: 401, wantCode: library.EUNAUTHORIZED,
+			check: func(t *testing.T, r *result) {
+				if _, err := db.FindMemberByEmail(t.Context(), "newbie@example.com"); library.ErrorCode(err) != library.ENOTFOUND {
+					t.Errorf("newbie@example.com after a refused key: %v, want not found", err)
+				}
+			}},
+		{name: "key for bob", serial: true, method: "POST", path: "/api/auth/generate-key", body: credentialsJSON(" Bob@Example.com ", "builder"), wantStatus: 201, check: wantKey("newbie", "bob@example.com")},
+		{name: "bob's key works", serial: true, who: "newbie", method: "GET", path: "/api/me", wantStatus: 200, check: wantMe("bob@example.com", library.RoleMember)},
+		{name: "another key for bob", serial: true, method: "POST", path: "/api/auth/generate-key", body: credentialsJSON("bob@example.com", "builder"), wantStatus: 201,
+			check: all(wantKey("newbie2", "bob@example.com"), func(t *testing.T, r *result) {
 				if r.lab.get(t, "key_id_newbie") == r.lab.get(t, "key_id_newbie2") {
 					t.Error("key id: got the first key's again, want a new key")
 				}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/statelab/statelab/internal/library"
@@ -69,21 +71,29 @@ func Decode[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 // gives the zero T.
 func DecodeOptional[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 	var zero T
-	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+	if !hasBody(r) {
 		return zero, nil
 	}
-	if r.ContentLength < 0 {
-		// A chunked body of unknown length may still be empty: look.
-		br := bufio.NewReader(r.Body)
-		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
-			return zero, nil
-		}
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{br, r.Body}
-	}
 	return Decode[T](w, r)
+}
+
+// hasBody reports whether r has a body of at least one byte. A chunked body
+// of unknown length may still be empty, so it looks, and puts back what it
+// read.
+func hasBody(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody || (r.ContentLength == 0 && len(r.TransferEncoding) == 0) {
+		return false
+	}
+	if r.ContentLength > 0 {
+		return true
+	}
+	br := bufio.NewReader(r.Body)
+	_, err := br.Peek(1)
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return !errors.Is(err, io.EOF)
 }
 
 func checkContentType(r *http.Request) error {
@@ -161,6 +171,8 @@ var statusOf = map[string]int{
 	library.ETOOLARGE:         http.StatusRequestEntityTooLarge,
 	library.EMEDIATYPE:        http.StatusUnsupportedMediaType,
 	library.ENOTREADY:         http.StatusServiceUnavailable,
+	library.ETOOMANYREQUESTS:  http.StatusTooManyRequests,
+	library.EMISDIRECTED:      http.StatusMisdirectedRequest,
 	library.ESESSIONSTORE:     http.StatusServiceUnavailable,
 	library.ECOOKIETOOLARGE:   http.StatusBadRequest,
 	library.EKEYREUSED:        http.StatusUnprocessableEntity,
@@ -193,6 +205,10 @@ func Error(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err erro
 	var e *library.Error
 	if errors.As(err, &e) {
 		env.Detail = e.Detail
+		if e.RetryAfter > 0 {
+			// Whole seconds, rounded up: a client told "0" would retry at once.
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+		}
 	}
 	Encode(w, StatusOf(code), env)
 }

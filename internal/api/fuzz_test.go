@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/statelab/statelab/internal/api"
@@ -98,6 +100,43 @@ func FuzzDecode(f *testing.F) {
 			if w.Code != 200 || w.Body.Len() != 0 {
 				t.Fatalf("%s(%q, %q) wrote a response (%d %q); writing one is the caller's job", name, body, contentType, w.Code, w.Body)
 			}
+		}
+	})
+}
+
+// FuzzParseBookFilter feeds arbitrary query strings to ParseBookFilter and
+// ParsePage: either a filter that passes library's own Validate (so the
+// store never sees a search over the cap or a page out of range), or a
+// bad request, never anything else.
+func FuzzParseBookFilter(f *testing.F) {
+	for _, s := range []string{
+		"", "q=tolkien&limit=5&offset=10", "q=%25%25%25", "q=" + strings.Repeat("%25", 200), "q=" + strings.Repeat("a", 201),
+		"author=" + strings.Repeat("_", 200), "q=" + strings.Repeat("+", 300), "available=yes", "available=1",
+		"limit=0", "limit=101", "limit=-1", "limit=1e2", "limit=99999999999999999999", "offset=-5", "offset=x",
+		"q=a&q=b", "q=%ff%fe", "limit=+5", "limit= 5", ";;&&==",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return // net/http answers a malformed query before a handler sees it
+		}
+		bf, err := api.ParseBookFilter(q)
+		if err == nil {
+			if verr := bf.Validate(); verr != nil {
+				t.Fatalf("ParseBookFilter(%q) = %+v, which fails Validate: %v", raw, bf, verr)
+			}
+		} else if library.ErrorCode(err) != library.EINVALID {
+			t.Fatalf("ParseBookFilter(%q): got %v, want a bad_request", raw, err)
+		}
+		limit, offset, err := api.ParsePage(q, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
+		if err == nil {
+			if verr := (library.BorrowFilter{Limit: limit, Offset: offset}).Validate(); verr != nil {
+				t.Fatalf("ParsePage(%q) = %d, %d, which fails Validate: %v", raw, limit, offset, verr)
+			}
+		} else if library.ErrorCode(err) != library.EINVALID {
+			t.Fatalf("ParsePage(%q): got %v, want a bad_request", raw, err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -12,10 +13,10 @@ import (
 	"github.com/statelab/statelab/internal/library"
 )
 
-// Page limits for GET /api/books.
+// Page limits for GET /api/books; the rules live in library.
 const (
-	DefaultPageSize = 20
-	MaxPageSize     = 100
+	DefaultPageSize = library.DefaultBookPageSize
+	MaxPageSize     = library.MaxBookPageSize
 )
 
 // Member returns the request's member. The authentication middleware put it
@@ -55,7 +56,7 @@ func handleMe(replica string, logger *slog.Logger) http.Handler {
 	})
 }
 
-// pageMeta is the "meta" of a list of books.
+// pageMeta is the "meta" of a page of books or borrow records.
 type pageMeta struct {
 	Total  int `json:"total"`
 	Limit  int `json:"limit"`
@@ -64,7 +65,7 @@ type pageMeta struct {
 
 func handleListBooks(store library.Store, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := parseBookFilter(r)
+		f, err := ParseBookFilter(r.URL.Query())
 		if err != nil {
 			Error(w, r, logger, err)
 			return
@@ -86,35 +87,54 @@ func handleListBooks(store library.Store, logger *slog.Logger) http.Handler {
 	})
 }
 
-func parseBookFilter(r *http.Request) (library.BookFilter, error) {
-	q := r.URL.Query()
+// ParseBookFilter reads the query of GET /api/books: q, author,
+// available, limit and offset. Every failure is an EINVALID that says what
+// to send instead; a filter it returns passes Validate.
+func ParseBookFilter(q url.Values) (library.BookFilter, error) {
 	f := library.BookFilter{
 		Query:  strings.TrimSpace(q.Get("q")),
 		Author: strings.TrimSpace(q.Get("author")),
-		Limit:  DefaultPageSize,
+	}
+	// Checked before trimming too: a megabyte of spaces is no search.
+	if err := library.CheckLength("q", q.Get("q"), library.MaxQueryBytes); err != nil {
+		return f, err
+	}
+	if err := library.CheckLength("author", q.Get("author"), library.MaxQueryBytes); err != nil {
+		return f, err
 	}
 	if v := q.Get("available"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return f, errorf(library.EINVALID, "available=%q: use true or false.", v)
+			return f, errorf(library.EINVALID, "available=%.20q: use true or false.", v)
 		}
 		f.Available = &b
 	}
+	var err error
+	if f.Limit, f.Offset, err = ParsePage(q, library.DefaultBookPageSize, library.MaxBookPageSize); err != nil {
+		return f, err
+	}
+	return f, f.Validate()
+}
+
+// ParsePage reads limit and offset from a list's query: limit from 1 to
+// most (def when absent), offset 0 or more.
+func ParsePage(q url.Values, def, most int) (limit, offset int, err error) {
+	limit = def
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxPageSize {
-			return f, errorf(library.EINVALID, "limit=%q: use a whole number from 1 to %d.", v, MaxPageSize)
+		if err != nil || n < 1 || n > most {
+			return 0, 0, errorf(library.EINVALID, "limit=%.20q: use a whole number from 1 to %d.", v, most)
 		}
-		f.Limit = n
+		limit = n
 	}
 	if v := q.Get("offset"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return f, errorf(library.EINVALID, "offset=%q: use a whole number, 0 or more.", v)
+			return 0, 0, errorf(library.EINVALID, "offset=%.20q: use a whole number, 0 or more.", v)
 		}
-		f.Offset = n
+		offset = n
 	}
-	return f, nil
+	return limit, offset, nil
 }
 
 func handleGetBook(store library.Store, logger *slog.Logger) http.Handler {
@@ -297,7 +317,12 @@ func handleListBorrows(store library.Store, logger *slog.Logger) http.Handler {
 			Error(w, r, logger, err)
 			return
 		}
-		recs, err := store.FindBorrows(r.Context(), m.ID)
+		f := library.BorrowFilter{MemberID: m.ID}
+		if f.Limit, f.Offset, err = ParsePage(r.URL.Query(), library.DefaultBorrowPageSize, library.MaxBorrowPageSize); err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		recs, total, err := store.FindBorrows(r.Context(), f)
 		if err != nil {
 			Error(w, r, logger, err)
 			return
@@ -305,7 +330,12 @@ func handleListBorrows(store library.Store, logger *slog.Logger) http.Handler {
 		if recs == nil {
 			recs = []library.BorrowRecord{}
 		}
-		OK(w, http.StatusOK, recs, fmt.Sprintf("%d borrow record(s).", len(recs)))
+		Encode(w, http.StatusOK, Envelope{
+			Success: true,
+			Data:    recs,
+			Meta:    pageMeta{Total: total, Limit: f.Limit, Offset: f.Offset},
+			Message: fmt.Sprintf("%d of %d borrow record(s).", len(recs), total),
+		})
 	})
 }
 

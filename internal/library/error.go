@@ -3,6 +3,7 @@ package library
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Each is the machine-readable code a client sees in the JSON
@@ -22,6 +23,8 @@ const (
 	ETOOLARGE         = "payload_too_large"      // the body is over the limit
 	EMEDIATYPE        = "unsupported_media_type" // the body is not JSON
 	ENOTREADY         = "not_ready"              // the process is draining or its store is unreachable
+	ETOOMANYREQUESTS  = "too_many_requests"      // over a rate limit (sign-ins); RetryAfter says when to try again
+	EMISDIRECTED      = "misdirected_request"    // the Host header names another server (DNS rebinding)
 	EINTERNAL         = "internal"               // a bug or an outage; details go to the log, never to the client
 )
 
@@ -49,6 +52,9 @@ type Error struct {
 	// Detail is optional machine-readable data for the client, such as the
 	// ids of the books that could not be borrowed.
 	Detail any
+	// RetryAfter, when set, is how long the client should wait before
+	// trying again; it becomes the Retry-After header.
+	RetryAfter time.Duration
 }
 
 // Error implements the error interface.

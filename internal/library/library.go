@@ -73,7 +73,9 @@ const (
 )
 
 // Member is someone who can sign in. PasswordHash is a bcrypt hash, empty
-// for members registered by email alone (the original lab's key flow).
+// only for members registered by email alone, which the stateless server
+// allows only with its --insecure-email-only-keys flag (the original lab's
+// key flow).
 type Member struct {
 	ID           int64     `json:"id"`
 	Email        string    `json:"email"`
@@ -118,8 +120,9 @@ type Store interface {
 	// none: EUNAVAILABLE (with the ids in Detail) when any has no copy left,
 	// ENOTFOUND when any does not exist.
 	Borrow(ctx context.Context, req BorrowRequest) ([]BorrowRecord, error)
-	// FindBorrows returns a member's borrow records, newest first.
-	FindBorrows(ctx context.Context, memberID int64) ([]BorrowRecord, error)
+	// FindBorrows returns a page of a member's borrow records, newest
+	// first, and how many the member has in all.
+	FindBorrows(ctx context.Context, f BorrowFilter) ([]BorrowRecord, int, error)
 	// ReturnBorrow marks a borrow returned: EFORBIDDEN when it is not the
 	// member's, ECONFLICT when already returned.
 	ReturnBorrow(ctx context.Context, memberID, borrowID int64) (BorrowRecord, error)
@@ -132,7 +135,8 @@ type Store interface {
 	// email is taken.
 	CreateMember(ctx context.Context, m Member) (Member, error)
 
-	// CreateAPIKey stores a key's id and hash.
+	// CreateAPIKey stores a key's id and hash. When the member then holds
+	// more than MaxAPIKeysPerMember keys, the oldest are revoked.
 	CreateAPIKey(ctx context.Context, k APIKey) error
 	// FindAPIKey returns the key with the id and its member; ENOTFOUND
 	// when there is no such key or it has been revoked.

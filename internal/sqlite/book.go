@@ -16,12 +16,6 @@ const (
 	maxYear   = 3000
 )
 
-// Page sizes of FindBooks.
-const (
-	defaultLimit = 20
-	maxLimit     = 100
-)
-
 // bookColumns are the columns scanBook reads, in order.
 const bookColumns = `id, title, author, COALESCE(isbn, ''), year, copies, available_copies`
 
@@ -39,6 +33,14 @@ func scanBook(row interface{ Scan(...any) error }) (library.Book, error) {
 // number of matches. Both come from one snapshot, so the total agrees with
 // the page.
 func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Book, int, error) {
+	// The same caps as the handlers check, so a caller that skips them
+	// still cannot hand SQLite a pattern it fails on as "too complex".
+	if err := library.CheckLength("q", f.Query, library.MaxQueryBytes); err != nil {
+		return nil, 0, err
+	}
+	if err := library.CheckLength("author", f.Author, library.MaxQueryBytes); err != nil {
+		return nil, 0, err
+	}
 	var where []string
 	var args []any
 	if q := strings.TrimSpace(f.Query); q != "" {
@@ -62,15 +64,7 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 
-	limit, offset := f.Limit, f.Offset
-	if limit <= 0 {
-		limit = defaultLimit
-	} else if limit > maxLimit {
-		limit = maxLimit
-	}
-	if offset < 0 {
-		offset = 0
-	}
+	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBookPageSize, library.MaxBookPageSize)
 
 	books := []library.Book{}
 	var total int
@@ -103,6 +97,17 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	return books, total, nil
 }
 
+// clampPage turns a page request into a valid one: a limit out of range
+// becomes def or max, a negative offset 0.
+func clampPage(limit, offset, def, most int) (int, int) {
+	if limit <= 0 {
+		limit = def
+	} else if limit > most {
+		limit = most
+	}
+	return limit, max(offset, 0)
+}
+
 // likePattern makes s a LIKE pattern matching any text that contains s,
 // with LIKE's own wildcards in s matched literally.
 func likePattern(s string) string {
@@ -128,6 +133,9 @@ func findBook(ctx context.Context, q querier, id int64) (library.Book, error) {
 
 // validateBook checks the fields a client sets on a book.
 func validateBook(b library.Book) error {
+	if err := b.ValidateText(); err != nil {
+		return err
+	}
 	switch {
 	case b.Title == "":
 		return library.Errorf(library.EINVALID, "Title is required")

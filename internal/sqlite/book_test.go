@@ -255,7 +255,7 @@ func TestDeleteBook(t *testing.T) {
 	if ok, err := db.BorrowExists(ctx, recs[0].ID); err != nil || ok {
 		t.Errorf("BorrowExists after delete: got %v, %v, want false, nil", ok, err)
 	}
-	if got, err := db.FindBorrows(ctx, alice); err != nil || len(got) != 0 {
+	if got, _, err := db.FindBorrows(ctx, library.BorrowFilter{MemberID: alice}); err != nil || len(got) != 0 {
 		t.Errorf("FindBorrows after delete: got %d, %v, want 0, nil", len(got), err)
 	}
 	// A new book does not take the deleted one's id.

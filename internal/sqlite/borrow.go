@@ -62,6 +62,9 @@ func findBorrow(ctx context.Context, q querier, id int64) (library.BorrowRecord,
 // validateBorrow checks a request before any lock is taken and returns the
 // loan length in days.
 func validateBorrow(req library.BorrowRequest) (int, error) {
+	if err := req.ValidateText(); err != nil {
+		return 0, err
+	}
 	if len(req.BookIDs) == 0 || len(req.BookIDs) > maxBorrowBooks {
 		return 0, library.Errorf(library.EINVALID, "Borrow between 1 and %d books at a time", maxBorrowBooks)
 	}
@@ -194,26 +197,38 @@ func borrowIn(ctx context.Context, tx *sql.Tx, req library.BorrowRequest, days i
 	return records, nil
 }
 
-// FindBorrows returns a member's borrow records, newest first. Ids grow in
-// commit order, which every process agrees on, unlike their clocks.
-func (db *DB) FindBorrows(ctx context.Context, memberID int64) ([]library.BorrowRecord, error) {
-	rows, err := db.read.QueryContext(ctx, borrowSelect+` WHERE b.member_id = ? ORDER BY b.id DESC`, memberID)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: find borrows: %w", err)
-	}
-	defer rows.Close()
+// FindBorrows returns a page of a member's borrow records, newest first,
+// and how many there are in all, from one snapshot. Ids grow in commit
+// order, which every process agrees on, unlike their clocks.
+func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]library.BorrowRecord, int, error) {
+	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
 	records := []library.BorrowRecord{}
-	for rows.Next() {
-		r, err := scanBorrow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: find borrows: %w", err)
+	var total int
+	err := db.inReadTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM borrows WHERE member_id = ?`, f.MemberID).Scan(&total); err != nil {
+			return fmt.Errorf("sqlite: count borrows: %w", err)
 		}
-		records = append(records, r)
+		rows, err := tx.QueryContext(ctx, borrowSelect+` WHERE b.member_id = ? ORDER BY b.id DESC LIMIT ? OFFSET ?`, f.MemberID, limit, offset)
+		if err != nil {
+			return fmt.Errorf("sqlite: find borrows: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanBorrow(rows)
+			if err != nil {
+				return fmt.Errorf("sqlite: find borrows: %w", err)
+			}
+			records = append(records, r)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite: find borrows: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: find borrows: %w", err)
-	}
-	return records, nil
+	return records, total, nil
 }
 
 // ReturnBorrow marks a borrow returned and puts its copy back on the shelf,

@@ -114,9 +114,9 @@ func TestBorrow(t *testing.T) {
 
 	// The stored records read back exactly as Borrow returned them, newest
 	// first, times and all.
-	got, err := db.FindBorrows(ctx, alice.ID)
-	if err != nil {
-		t.Fatalf("FindBorrows: %v", err)
+	got, total, err := db.FindBorrows(ctx, library.BorrowFilter{MemberID: alice.ID})
+	if err != nil || total != 3 {
+		t.Fatalf("FindBorrows: total %d, %v; want 3, nil", total, err)
 	}
 	want := []library.BorrowRecord{all[0], all[2], all[1]}
 	if !reflect.DeepEqual(got, want) {
@@ -125,7 +125,7 @@ func TestBorrow(t *testing.T) {
 	if c := checkConsistent(t, db); c.ActiveBorrows != 3 {
 		t.Errorf("active borrows: got %d, want 3", c.ActiveBorrows)
 	}
-	if got, err := db.FindBorrows(ctx, memberID(t, db, "bob@example.com")); err != nil || len(got) != 0 {
+	if got, _, err := db.FindBorrows(ctx, library.BorrowFilter{MemberID: memberID(t, db, "bob@example.com")}); err != nil || len(got) != 0 {
 		t.Errorf("bob's borrows: got %v, %v, want none", got, err)
 	}
 }
@@ -160,7 +160,7 @@ func TestBorrow_AllOrNothing(t *testing.T) {
 			t.Errorf("%s on the shelf: got %d, want %d", tt.book.Title, got, tt.want)
 		}
 	}
-	if got, _ := db.FindBorrows(ctx, alice); len(got) != 0 {
+	if got, _, _ := db.FindBorrows(ctx, library.BorrowFilter{MemberID: alice}); len(got) != 0 {
 		t.Errorf("borrows after a refused request: got %d, want 0", len(got))
 	}
 	checkConsistent(t, db)
@@ -202,7 +202,7 @@ func TestReturnBorrow(t *testing.T) {
 			if !got.Returned || got.ReturnDate == nil || got.ID != id || got.BookTitle != "Boomerang" {
 				t.Errorf("got %+v, want borrow %d returned", got, id)
 			}
-			stored, err := db.FindBorrows(ctx, alice)
+			stored, _, err := db.FindBorrows(ctx, library.BorrowFilter{MemberID: alice})
 			if err != nil || len(stored) != 1 || !reflect.DeepEqual(stored[0], got) {
 				t.Errorf("stored: got %+v, %v, want %+v", stored, err, got)
 			}

@@ -166,7 +166,7 @@ func TestIdempotentWrites(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, total, _ := db.FindBooks(ctx, library.BookFilter{Limit: 1})
-			borrows, _ := db.FindBorrows(ctx, alice)
+			borrows, _, _ := db.FindBorrows(ctx, library.BorrowFilter{MemberID: alice, Limit: 100})
 			_, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: c.name, Fingerprint: "fp"},
 				func(w library.Writes) (library.StoredResponse, error) {
 					if err := c.write(w); err != nil {
@@ -176,7 +176,7 @@ func TestIdempotentWrites(t *testing.T) {
 				})
 			checkCode(t, err, library.ECONFLICT)
 			_, total2, _ := db.FindBooks(ctx, library.BookFilter{Limit: 1})
-			borrows2, _ := db.FindBorrows(ctx, alice)
+			borrows2, _, _ := db.FindBorrows(ctx, library.BorrowFilter{MemberID: alice, Limit: 100})
 			if total2 != total || len(borrows2) != len(borrows) || borrows2[0].Returned {
 				t.Errorf("after a rolled-back change: %d books (was %d), %d borrows (was %d), newest returned=%v", total2, total, len(borrows2), len(borrows), borrows2[0].Returned)
 			}

@@ -105,7 +105,8 @@ func (db *DB) CreateMember(ctx context.Context, m library.Member) (library.Membe
 	return m, nil
 }
 
-// CreateAPIKey stores a key's id and hash. ENOTFOUND when the member does
+// CreateAPIKey stores a key's id and hash and revokes the member's oldest
+// keys beyond library.MaxAPIKeysPerMember. ENOTFOUND when the member does
 // not exist, ECONFLICT when the id is taken.
 func (db *DB) CreateAPIKey(ctx context.Context, k library.APIKey) error {
 	if k.ID == "" || len(k.Hash) == 0 {
@@ -127,6 +128,16 @@ func (db *DB) CreateAPIKey(ctx context.Context, k library.APIKey) error {
 			return library.Errorf(library.ECONFLICT, "An API key with this id already exists")
 		} else if err != nil {
 			return fmt.Errorf("sqlite: create api key: %w", err)
+		}
+		// Revoke the oldest beyond the cap, in the same transaction, so
+		// two replicas issuing at once cannot both leave one too many.
+		// rowid breaks ties between keys made in the same nanosecond.
+		_, err = tx.ExecContext(ctx, `
+DELETE FROM api_keys WHERE member_id = ? AND id NOT IN (
+	SELECT id FROM api_keys WHERE member_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?)`,
+			k.MemberID, k.MemberID, library.MaxAPIKeysPerMember)
+		if err != nil {
+			return fmt.Errorf("sqlite: revoke oldest api keys: %w", err)
 		}
 		return nil
 	})

@@ -58,6 +58,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
+	if err := restrictFiles(abs); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 
 	db := &DB{}
 	db.write, err = sql.Open("sqlite", fileURI(abs, url.Values{
@@ -101,6 +104,41 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: ping read pool: %w", err)
 	}
 	return db, nil
+}
+
+// FileMode is the mode of the database file and of its -wal and -shm
+// companions. The file holds password hashes and API key hashes: on a
+// shared classroom machine other accounts must not read it.
+const FileMode os.FileMode = 0o600
+
+// restrictFiles creates the database file with FileMode when it is missing
+// and takes group and other permissions away from it and its companions
+// when they exist. SQLite creates -wal and -shm with the main file's mode
+// (and fchmods them to it, whatever the umask), so a 0600 main file is
+// enough for files yet to come; the explicit Chmod makes the main file's
+// mode independent of the umask too.
+func restrictFiles(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{abs, abs + "-wal", abs + "-shm", abs + "-journal"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&^FileMode != 0 {
+			if err := os.Chmod(p, st.Mode().Perm()&FileMode); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // fileURI returns a file: URI for the absolute path abs. The path is

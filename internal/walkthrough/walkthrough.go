@@ -320,8 +320,10 @@ func (w *walk) startBalancer(side string) (*sideBalancer, error) {
 		return nil, err
 	}
 	b := &sideBalancer{
-		lb:  lb,
-		srv: &http.Server{Handler: lb, ReadHeaderTimeout: 5 * time.Second},
+		lb: lb,
+		// Timeouts, like every server of the lab's: a trickled body or an
+		// idle keep-alive must not hold a connection for ever.
+		srv: &http.Server{Handler: lb, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute},
 		url: "http://" + ln.Addr().String(),
 	}
 	go func() { _ = b.srv.Serve(ln) }() // ErrServerClosed when close shuts it down

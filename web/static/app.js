@@ -268,6 +268,7 @@
     crash: 'killing replica %n on both sides…',
     'scale-up': 'adding a replica on both sides…',
     'scale-down': 'removing a replica on both sides…',
+    'restart-store': 'restarting the shared redis-server…',
     pause: 'pausing the simulated users…',
     resume: 'resuming the simulated users…',
   };
@@ -301,23 +302,30 @@
 
   // groupEvents merges the records of one event (one per side and replica)
   // into one marker: same kind, same source, started within two seconds.
-  // The heading quotes the scenario's note only when every record carries
-  // the same one (a side may add its own, "no session store: …").
   function groupEvents(events) {
     const groups = [];
     for (const e of events) {
       let g = groups.find((g) => g.kind === e.kind && g.source === e.source && Math.abs(g.at - e.at_s) < 2);
       if (!g) {
-        g = { kind: e.kind, source: e.source, at: e.at_s, note: e.note || '', recs: [] };
+        g = { kind: e.kind, source: e.source, at: e.at_s, recs: [] };
         groups.push(g);
-      } else if (g.note !== (e.note || '')) {
-        g.note = '';
       }
       g.recs.push(e);
       g.at = Math.min(g.at, e.at_s);
     }
+    for (const g of groups) g.note = commonNote(g.recs);
     groups.sort((a, b) => a.at - b.at);
     return groups;
+  }
+
+  // commonNote is the scenario's note for an event: the note every record
+  // carries, or, where a side put its own words first ("no session store to
+  // restart: …; the scenario's note"), the last part they all share.
+  function commonNote(recs) {
+    const notes = recs.map((r) => r.note || '');
+    if (notes.every((n) => n === notes[0])) return notes[0];
+    const tails = notes.map((n) => (n.includes('; ') ? n.slice(n.lastIndexOf('; ') + 2) : null));
+    return tails.every((t) => t != null && t === tails[0]) ? tails[0] : '';
   }
 
   // lastSessions is the newest count a replica of the named side reported before t.
@@ -359,6 +367,13 @@
     return '';
   }
 
+  // storeless says where a side without a shared session store keeps them.
+  function storeless(sd) {
+    if (sd.server === 'stateless') return 'its replicas hold no sessions; ' + carried(sd);
+    if (sd.sessions === 'cookie') return 'each session is sealed in its client’s cookie';
+    return 'each replica holds its sessions in its own memory';
+  }
+
   // heldClause says what went with one replica that kept sessions in memory.
   function heldClause(n) {
     if (n == null) return '<b class="loss">the sessions it held went with it</b> (how many was not counted: it missed its last count)';
@@ -374,10 +389,7 @@
     const name = esc(sd.name);
     const failed = all.filter((r) => r.error).map((r) => ' (failed: ' + esc(r.error) + ')').join('');
     if (g.kind === 'restart-store') {
-      if (sd.sessions !== 'redis') {
-        const note = all.map((r) => r.note).find(Boolean) || 'no session store: nothing to restart';
-        return `${name}: ${esc(note)}${failed}`;
-      }
+      if (sd.sessions !== 'redis') return `${name}: no session store to restart: ${storeless(sd)}${failed}`;
       const n = all.map((r) => r.sessions_held).find((v) => v != null);
       return `${name}: the shared redis-server restarted: <b class="loss">every session in redis${n != null ? ' (' + fmtInt(n) + ')' : ''} was lost</b>${failed}`;
     }
@@ -933,6 +945,8 @@
     off('#btn-crash', n < 1);
     off('#btn-scale-up', n >= 16);
     off('#btn-scale-down', n <= 1);
+    // Only a side whose sessions live in redis has a store to restart.
+    off('#btn-restart-store', !st.sides.some((sd) => sd.sessions === 'redis'));
     off('#btn-pause', t && t.paused);
     off('#btn-resume', !(t && t.paused));
     const pick = $('#replica-pick');

@@ -1,0 +1,99 @@
+package library
+
+import (
+	"fmt"
+	"time"
+)
+
+// Size limits of the free text a client may send. Every store and handler
+// checks them before the database sees the text, so one client cannot make
+// the shared file grow without bound, nor hand SQLite a LIKE pattern long
+// enough to fail as "too complex" (SQLite refuses patterns over 50,000
+// bytes; escaped, 200 bytes is at most 402).
+const (
+	MaxTitleBytes        = 200 // a book's title
+	MaxAuthorBytes       = 200 // a book's author
+	MaxISBNBytes         = 32  // an ISBN-13 with hyphens is 17
+	MaxBorrowerNameBytes = 200 // the name written on a borrow record
+	MaxQueryBytes        = 200 // a search: q, author
+)
+
+// Page sizes of the lists a client reads.
+const (
+	DefaultBookPageSize   = 20
+	MaxBookPageSize       = 100
+	DefaultBorrowPageSize = 100 // large enough that a member's active loans fit on one page
+	MaxBorrowPageSize     = 500
+)
+
+// MaxAPIKeysPerMember is how many API keys a member may hold at once.
+// Issuing one more revokes the oldest: a client that asks for a key at every
+// start (as the simulated users do) keeps working, and a leaked list of keys
+// cannot grow past this.
+const MaxAPIKeysPerMember = 20
+
+// CheckLength returns an EINVALID error naming field when value is longer
+// than max bytes.
+func CheckLength(field, value string, max int) error {
+	if len(value) > max {
+		return Errorf(EINVALID, "%s is %d bytes long; the limit is %d.", field, len(value), max)
+	}
+	return nil
+}
+
+// Validate checks a filter's free text and page bounds.
+func (f BookFilter) Validate() error {
+	if err := CheckLength("q", f.Query, MaxQueryBytes); err != nil {
+		return err
+	}
+	if err := CheckLength("author", f.Author, MaxQueryBytes); err != nil {
+		return err
+	}
+	return checkPage(f.Limit, f.Offset, MaxBookPageSize)
+}
+
+// BorrowFilter selects a page of one member's borrow records, newest first.
+type BorrowFilter struct {
+	MemberID int64
+	Limit    int
+	Offset   int
+}
+
+// Validate checks a borrow filter's page bounds.
+func (f BorrowFilter) Validate() error {
+	return checkPage(f.Limit, f.Offset, MaxBorrowPageSize)
+}
+
+func checkPage(limit, offset, max int) error {
+	if limit < 1 || limit > max {
+		return Errorf(EINVALID, "limit=%d: use a whole number from 1 to %d.", limit, max)
+	}
+	if offset < 0 {
+		return Errorf(EINVALID, "offset=%d: use a whole number, 0 or more.", offset)
+	}
+	return nil
+}
+
+// ValidateText checks the free-text fields of a book.
+func (b Book) ValidateText() error {
+	for _, c := range []struct {
+		field, value string
+		max          int
+	}{{"title", b.Title, MaxTitleBytes}, {"author", b.Author, MaxAuthorBytes}, {"isbn", b.ISBN, MaxISBNBytes}} {
+		if err := CheckLength(c.field, c.value, c.max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateText checks the free-text fields of a borrow request.
+func (r BorrowRequest) ValidateText() error {
+	return CheckLength("borrower_name", r.BorrowerName, MaxBorrowerNameBytes)
+}
+
+// RetryAfterError returns an ETOOMANYREQUESTS error that tells the client
+// to wait d before trying again.
+func RetryAfterError(d time.Duration, format string, args ...any) *Error {
+	return &Error{Code: ETOOMANYREQUESTS, Message: fmt.Sprintf(format, args...), RetryAfter: d}
+}
