@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"strconv"
@@ -185,9 +187,11 @@ const (
 // do sends one request, counts its outcome, and turns a 401 into errLost.
 // A write (any method but GET and HEAD) carries a fresh Idempotency-Key, as
 // a careful client sends it: the balancer may then retry it on another
-// replica, and when the user itself gets no answer from any replica (no
-// HTTP answer at all, or the balancer's own 502, 503 or 504) it sends the
-// same request again with the same key, at most twice. The server makes
+// replica, and when the user itself gets no answer from any replica (the
+// connection failed, or the balancer answered 502, 503 or 504 itself) it
+// sends the same request again with the same key, at most twice. A request
+// the user's client gave up waiting for is not sent again: it is still
+// being worked on, and a second copy would only lengthen the queue. The server makes
 // the change once; a retry of a change already made gets its answer.
 //
 // A sign-in is a write too. The servers do not remember its key, but
@@ -278,8 +282,16 @@ func (u *User) send(ctx context.Context, method, path string, payload []byte, ke
 	case Outcome5xx:
 		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: %d %s", method, routeOf(path), a.status, a.Code))
 	}
-	again = err != nil || (fromBalancer && a.status >= 502 && a.status <= 504)
+	again = (err != nil && !timedOut(err)) || (fromBalancer && a.status >= 502 && a.status <= 504)
 	return a, again, err
+}
+
+// timedOut reports whether the user's own client gave up waiting. That is
+// no network error: the request is still being worked on, so sending it
+// again would only add to the queue that made it slow.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // newIdempotencyKey returns a key no other request of this or any run has:
