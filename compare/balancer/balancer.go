@@ -45,7 +45,7 @@ type Config struct {
 	Policy Policy
 	// RetryWithin is how long a request may have been in the balancer for
 	// a retry after a failure that may have reached a replica to start;
-	// 0 means 5s.
+	// 0 means 10s.
 	RetryWithin time.Duration
 }
 
@@ -165,8 +165,10 @@ const (
 	maxRetries = 2
 	// defaultRetryWithin bounds the time a request may have spent in the
 	// balancer for a retry to start: a client that has waited that long
-	// is better told than kept waiting for a second try.
-	defaultRetryWithin = 5 * time.Second
+	// is better told than kept waiting for a second try. It is long enough
+	// for a sign-in queued behind others' bcrypt on a busy machine, and
+	// shorter than a typical client timeout (the simulated users wait 15s).
+	defaultRetryWithin = 10 * time.Second
 
 	maxBody       = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
 	healthTimeout = 500 * time.Millisecond
