@@ -445,7 +445,9 @@ func (u *User) fillCart(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if a.status != http.StatusCreated {
+			// 409 is "already in your cart": a retried add the server
+			// had made before it died. The book is there all the same.
+			if a.status != http.StatusCreated && a.status != http.StatusConflict {
 				continue
 			}
 		}
