@@ -256,8 +256,8 @@ func TestBuiltinScenarios(t *testing.T) {
 		t.Fatal(err)
 	}
 	crashes := chaos.Expand(1)
-	if chaos.Replicas != 4 || chaos.PlannedStops() || len(crashes) != 20 || crashes[0].At.Std() != 5*time.Second || crashes[19].At.Std() != 62*time.Second {
-		t.Errorf("chaos = %+v expands to %d crashes (first at %v); want 4 replicas, 20 kills from 5 s to 62 s", chaos, len(crashes), crashes[0].At.Std())
+	if chaos.Replicas != 4 || chaos.PlannedStops() || len(crashes) != 20 || crashes[0].At.Std() != 10*time.Second || crashes[19].At.Std() != 67*time.Second {
+		t.Errorf("chaos = %+v expands to %d crashes (first at %v); want 4 replicas, 20 kills from 10 s to 67 s", chaos, len(crashes), crashes[0].At.Std())
 	}
 }
 
