@@ -53,6 +53,10 @@ func rtReport(consistent, crash bool) *compare.Report {
 				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
 				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0,
 				LatencyMS: compare.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
+			}, Costs: compare.Costs{
+				UserCosts: compare.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, JourneyBytesP50: 4310, Journeys: 12,
+					ReadLatencyMS: compare.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
+				ServerCosts: compare.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
 			}},
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1,
@@ -155,7 +159,7 @@ func TestReportWrite(t *testing.T) {
 			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "invalid_credential",
 			// what the issue asks each side to say of its strategy
 			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
-			"balance",
+			"balance", "costs",
 			// retries: the balancer's, by reason, and the users' own
 			"lb_retries", "lb_retries_saved", "lb_retries_by_reason", "user_retries", "user_retries_saved",
 		} {
@@ -164,6 +168,16 @@ func TestReportWrite(t *testing.T) {
 	}
 	for _, k := range []string{balancer.ReasonRefused, balancer.ReasonEOF} {
 		want = append(want, "sides."+rtRight+".lb_retries_by_reason."+k, "sides."+rtRight+".lb_retries_by_reason."+k+".answered", "sides."+rtRight+".lb_retries_by_reason."+k+".failed")
+	}
+	for _, side := range []string{rtLeft, rtRight} {
+		for _, k := range []string{
+			"request_bytes_p50", "request_bytes_mean", "requests_sized", "journey_bytes_p50", "journeys",
+			"read_latency_ms", "read_latency_ms.p50", "read_latency_ms.p95", "read_latency_ms.p99", "reads",
+			"identify_us_p50", "identify_us_mean", "identifications", "server_cpu_s", "balanced_requests", "server_cpu_per_request_us",
+			"store_cpu_s", "store_cpu_per_request_us",
+		} {
+			want = append(want, "sides."+side+".costs."+k)
+		}
 	}
 	for _, k := range []string{"from_s", "to_s", "after", "requests", "shares", "imbalance"} {
 		want = append(want, "sides."+rtLeft+".balance[]."+k)
@@ -226,6 +240,11 @@ func TestReportWrite(t *testing.T) {
 		"- every borrow answered 201 exists: ok — 252 borrow(s) answered 201",
 		"| 6.0 | restart | memory-sticky | memory-sticky-1 | 1559 | scenario | a deploy restarts one replica gracefully |  |",
 		"| 12.0 | scale-out | apikey | apikey-3 | 150 | scenario |  | replica apikey-3 (pid 42) was not ready within 10s |",
+		"| request bytes, median | 213 | 0 |",
+		"| identifying the caller, µs per request (median) | 3.5 | 0.0 |",
+		"| identifying the caller, µs per request (mean) | 4.2 | 0.0 |",
+		"| server CPU per request, µs | 486 | 0 |",
+		"| authenticated reads p99 ms | 8.2 | 0.0 |",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)

@@ -38,10 +38,14 @@ const (
 	// from the run's seed, so both sides lose the same replica at the same
 	// moment and a seed replays the same chaos.
 	ActionCrashRandom = "crash-random"
+	// ActionMark is a labelled moment that changes nothing: the timeline
+	// records it, so a run can be cut into windows at it (the matrix's quiet
+	// window starts at one).
+	ActionMark = "mark"
 )
 
 // actions lists every action, for the error that names them.
-var actions = []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionCrashRandom}
+var actions = []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark, ActionCrashRandom}
 
 // MinCrashEvery is the shortest interval crash-random takes: a crash
 // waits for the replacement to be ready, which takes a few hundred
@@ -195,7 +199,7 @@ func (s *Scenario) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: replicas is %d; use 1 to %d", where, e.Replicas, MaxReplicas))
 			}
 			n = e.Replicas
-		case ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore:
+		case ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark:
 			if e.Replica != 0 || e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: this action takes no replica or replicas", where))
 			}
