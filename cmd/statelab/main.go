@@ -131,6 +131,10 @@ type serverConfig struct {
 	signIn api.SignInLimits
 }
 
+// keySweepEvery is how often a server forgets the idempotency keys older
+// than library.IdempotencyKeyTTL.
+const keySweepEvery = 10 * time.Minute
+
 // sessionStores are the values of -sessions.
 var sessionStores = []string{"memory", "redis", "cookie"}
 
@@ -221,6 +225,12 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		return fmt.Errorf("open database %s: %w", c.db, err)
 	}
 	defer store.Close()
+	// Every replica sweeps the idempotency keys past their day; it stops
+	// before the store closes (defers run last in, first out).
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() { defer close(swept); api.SweepIdempotencyKeys(sweepCtx, store, keySweepEvery, logger) }()
+	defer func() { stopSweep(); <-swept }()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -472,7 +482,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.String(&sides, "sides", "memory-sticky,apikey", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them)")
 	fs.String(&scenario, "scenario", "default", "scenario `name or file`: built-in "+strings.Join(compare.BuiltinScenarios(), ", ")+", or a YAML/JSON file (see compare/scenarios/default.yaml)")
 	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
-	fs.Int(&users, "users", 20, "simulated users per side")
+	fs.Int(&users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
 	fs.Int(&replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
 	fs.Int64(&seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
 	fs.Duration(&think, "think", 150*time.Millisecond, "mean think time between a user's steps")
@@ -501,9 +511,13 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if replicas > 0 {
 		sc.Replicas = replicas
 	}
+	usersGiven := false
+	fs.Visit(func(f *flag.Flag) { usersGiven = usersGiven || f.Name == "users" })
+	if !usersGiven && sc.Users > 0 {
+		users = sc.Users
+	}
 	if duration > 0 {
-		sc.Duration = compare.Duration(duration)
-		sc.Events = slices.DeleteFunc(sc.Events, func(e compare.Event) bool { return e.At.Std() >= duration })
+		sc.Shorten(duration)
 	}
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenario, err)
