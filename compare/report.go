@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -27,6 +28,11 @@ type Report struct {
 	Interrupted bool  `json:"interrupted"`
 	Users       int   `json:"users_per_side"`
 	Seed        int64 `json:"seed"`
+	// OpenLoop is the open-loop load; absent without one.
+	OpenLoop *OpenLoopInfo `json:"open_loop,omitempty"`
+	// ReplicaCPU is the replicas' CPU limit and how the kernel enforced
+	// it, or why it did not; absent when no limit was asked for.
+	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
 	// Sides holds each side's strategy and totals, keyed by the strategy's
 	// name; SideOrder gives the columns' order.
 	Sides     map[string]SideReport `json:"sides"`
@@ -45,6 +51,11 @@ type SideReport struct {
 	strategy.Strategy
 	Totals
 	Balance []BalanceWindow `json:"balance"`
+	// Phases are the stretches between events: load offered, throughput,
+	// latency, timeouts and each replica's CPU.
+	Phases []Phase `json:"phases"`
+	// ReplicaCPU is each replica's CPU over the whole run.
+	ReplicaCPU []ReplicaCPUUse `json:"replica_cpu,omitempty"`
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -82,6 +93,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 		DurationS:   r.elapsed().Seconds(),
 		Users:       r.cfg.Users,
 		Seed:        r.cfg.Seed,
+		OpenLoop:    r.openLoopInfo(),
+		ReplicaCPU:  r.enforcement(),
 		Interrupted: ctx.Err() != nil,
 		Sides:       map[string]SideReport{},
 		Unexpected:  map[string]map[string]int64{},
@@ -96,7 +109,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 	}
 	var borrowIDs []int64
 	for _, s := range r.sides {
-		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows()}
+		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
+			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s)}
 		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
@@ -179,6 +193,7 @@ var rows = []struct {
 	{"other 4xx", func(t Totals) string { return fmt.Sprint(t.Errors4xx) }},
 	{"5xx", func(t Totals) string { return fmt.Sprint(t.Errors5xx) }},
 	{"connection errors", func(t Totals) string { return fmt.Sprint(t.ConnErrors) }},
+	{"timeouts (past the deadline)", func(t Totals) string { return fmt.Sprint(t.Timeouts) }},
 	{"sessions lost", func(t Totals) string { return fmt.Sprint(t.SessionsLost) }},
 	{"cart items lost", func(t Totals) string { return fmt.Sprint(t.CartItemsLost) }},
 	{"forced re-logins", func(t Totals) string { return fmt.Sprint(t.Relogins) }},
@@ -228,6 +243,20 @@ func (rep *Report) PrintSummary(w io.Writer) {
 	for _, c := range cols {
 		for _, b := range c.Balance {
 			fmt.Fprintf(w, "%s: after the %s at %.0f s, %s\n", c.Name, b.After, b.FromS, b.describe())
+		}
+	}
+	if rep.OpenLoop != nil || rep.ReplicaCPU != nil {
+		// The phases are the capacity lesson; other runs keep the
+		// terminal short and have them in the report.
+		fmt.Fprintln(w)
+		rep.describeLoad(w)
+		for _, c := range cols {
+			fmt.Fprintf(w, "\n%s, phase by phase:\n", c.Name)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			for _, row := range phaseRows(c, rep.ReplicaCPU) {
+				fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+			}
+			tw.Flush()
 		}
 	}
 	fmt.Fprintln(w)
@@ -280,6 +309,19 @@ func (rep *Report) markdown(w io.Writer) {
 			fmt.Fprintf(w, " | %s", row.value(c.Totals))
 		}
 		fmt.Fprintln(w, " |")
+	}
+	fmt.Fprintln(w, "\n## Phases: load, throughput, latency and CPU between events")
+	fmt.Fprintln(w)
+	rep.describeLoad(w)
+	fmt.Fprintln(w, "Offered counts the requests the users started per second (open-loop arrivals included, sent or not), throughput the 2xx answers per second; p50 and p99 are the latency of the requests answered in the phase, timeouts the requests with no answer by their deadline (dropped ones included). The busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
+	for _, c := range cols {
+		fmt.Fprintf(w, "\n**%s**\n\n", c.Name)
+		for i, row := range phaseRows(c, rep.ReplicaCPU) {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+			if i == 0 {
+				fmt.Fprintf(w, "|%s\n", strings.Repeat("---:|", len(row)))
+			}
+		}
 	}
 	fmt.Fprintln(w, "\n## What the numbers say")
 	fmt.Fprintln(w)
@@ -347,4 +389,59 @@ func (rep *Report) markdown(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// describeLoad says what load the users put on the sides and under which
+// CPU limit the replicas ran.
+func (rep *Report) describeLoad(w io.Writer) {
+	if o := rep.OpenLoop; o != nil {
+		fmt.Fprintf(w, "Open-loop load: %g requests/s per side from %d signed-in users, each request with a deadline of %.0f ms, at most %d outstanding (arrivals beyond that are dropped and counted as timeouts); %d simulated users per side besides.\n",
+			o.Rate, o.RateUsers, o.DeadlineMS, o.MaxOutstanding, rep.Users)
+	}
+	if e := rep.ReplicaCPU; e != nil {
+		fmt.Fprintf(w, "Replica CPU: %s.\n", e)
+	} else {
+		fmt.Fprintln(w, "Replica CPU: no limit; every replica may use any core of the machine.")
+	}
+}
+
+// phaseRows is a side's phases as table rows, the header first.
+func phaseRows(c SideReport, enf *cpulimit.Enforcement) [][]string {
+	cpuHead := "busiest replica CPU (cores)"
+	limited := enf != nil && enf.Enforced
+	if limited {
+		cpuHead = "busiest replica CPU (of its limit)"
+	}
+	rows := [][]string{{"from s", "to s", "after", "replicas", "offered/s", "throughput/s", "p50 ms", "p99 ms", "timeouts", "sessions lost", cpuHead}}
+	for _, p := range c.Phases {
+		busiest := "-"
+		if id, v := busiestReplica(p.ReplicaCPUCores); id != "" {
+			busiest = fmt.Sprintf("%.2f %s", v, id)
+			if limited {
+				busiest = fmt.Sprintf("%.0f%% %s", 100*p.ReplicaCPUShare[id], id)
+			}
+		}
+		after := p.After
+		if p.During {
+			after += " (under way)"
+		}
+		rows = append(rows, []string{
+			fmt.Sprintf("%.1f", p.FromS), fmt.Sprintf("%.1f", p.ToS), after, fmt.Sprint(p.Replicas),
+			fmt.Sprintf("%.1f", p.OfferedRPS), fmt.Sprintf("%.1f", p.ThroughputRPS),
+			fmt.Sprintf("%.1f", p.P50MS), fmt.Sprintf("%.1f", p.P99MS),
+			fmt.Sprint(p.Timeouts), fmt.Sprint(p.SessionsLost), busiest,
+		})
+	}
+	return rows
+}
+
+// busiestReplica returns the replica with the highest CPU use.
+func busiestReplica(cores map[string]float64) (string, float64) {
+	id, best := "", -1.0
+	for _, k := range slices.Sorted(maps.Keys(cores)) {
+		if cores[k] > best {
+			id, best = k, cores[k]
+		}
+	}
+	return id, best
 }

@@ -192,6 +192,7 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 	if u.token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.token)
 	}
+	ph := u.cfg.Stats.Offer()
 	start := time.Now()
 	resp, err := u.client.Do(req)
 	var a answer
@@ -210,7 +211,7 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 		return a, ctx.Err()
 	}
 	o := Classify(a.status, a.Code, err)
-	u.cfg.Stats.Observe(o, time.Since(start))
+	u.cfg.Stats.ObserveFrom(ph, o, time.Since(start))
 	switch o {
 	case OutcomeConnError:
 		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: no answer: %v", method, routeOf(path), err))

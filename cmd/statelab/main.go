@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -335,9 +336,22 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.String(&fileSD, "file-sd", "./data/file_sd/statelab.json", "Prometheus file_sd `file` the runner keeps listing itself and every live replica, for scripts/prometheus.yml (make prometheus); -file-sd= writes none")
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
+	var (
+		replicaCPU, rate float64
+		rateUsers        int
+		deadline         time.Duration
+	)
+	// The help quotes the built-in capacity scenario's load.
+	capacityDefaults, _ := compare.LoadScenario("capacity")
+	fs.Float64(&replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
+	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
+	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(compare.DefaultRateUsers)+")")
+	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+compare.DefaultDeadline.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true }) // the command line and the environment
 	pair, err := strategy.ParsePair(sides)
 	if err != nil {
 		return err
@@ -355,6 +369,21 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenario, err)
+	}
+	if !set["users"] && sc.Users != nil {
+		users = *sc.Users
+	}
+	if !set["replica-cpu"] {
+		replicaCPU = sc.ReplicaCPU
+	}
+	if !set["rate"] {
+		rate = sc.Rate
+	}
+	if !set["rate-users"] {
+		rateUsers = cmp.Or(sc.RateUsers, compare.DefaultRateUsers)
+	}
+	if !set["deadline"] {
+		deadline = cmp.Or(sc.Deadline.Std(), compare.DefaultDeadline)
 	}
 	if think <= 0 {
 		return errors.New("-think must be positive")
@@ -385,6 +414,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
 		Dashboard: web.Handler(),
+		Rate:      rate, RateUsers: rateUsers, Deadline: deadline, ReplicaCPU: replicaCPU,
 	})
 	if err != nil {
 		ln.Close()

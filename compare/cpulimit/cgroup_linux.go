@@ -47,6 +47,11 @@ type Limiter struct {
 	// mount is the cgroup v2 mount point, for finding a scope's files.
 	mount string
 
+	// ownDir is this process's group when Open ran, where Close puts it
+	// back after Shelter; sheltered is set once it moved.
+	ownDir    string
+	sheltered bool
+
 	mu     sync.Mutex
 	groups map[string]bool // replica ids with a group made
 	seq    int             // numbers systemd scopes
@@ -98,7 +103,7 @@ func Open(cpus float64, logger *slog.Logger) (*Limiter, error) {
 		l.enf.LeftoversRemoved = append(l.enf.LeftoversRemoved, removeLeftovers(cands, logger)...)
 		dir, why := makeParent(cands, name, true)
 		if dir != "" {
-			l.v2, l.cpuDir, l.mount = true, dir, h.mount
+			l.v2, l.cpuDir, l.mount, l.ownDir = true, dir, h.mount, cands[len(cands)-1]
 			l.enforced(MechanismCgroupV2, dir)
 			return l, nil
 		}
@@ -123,7 +128,7 @@ func Open(cpus float64, logger *slog.Logger) (*Limiter, error) {
 		if dir == "" {
 			reasons = append(reasons, "cgroup v1: "+why)
 		} else {
-			l.cpuDir = dir
+			l.cpuDir, l.ownDir = dir, cands[len(cands)-1]
 			if hasWord(strings.Join(h.ctrls, " "), "cpuacct") {
 				l.acctInCPU = true
 			} else if a, ok := findV1(hs, "cpuacct"); ok {
@@ -343,6 +348,40 @@ func (l *Limiter) Throttling(id string) (Throttling, bool) {
 	return t, ok1 && ok2
 }
 
+// runnerGroup names the group Shelter moves the runner into.
+const runnerGroup = "runner"
+
+// Shelter moves this process, the runner that sends the load and runs the
+// balancers, into a group of its own beside the replicas' (no quota, the
+// weight of 8 processes), so that it shares the parent's weight: on a
+// machine busy with other programs, the load the lab measures still goes
+// out on time and the balancers still pass it on. The replicas are
+// started by this process but never in this group. Close moves it back.
+// Without an enforced limit, or with systemd scopes, Shelter does nothing.
+func (l *Limiter) Shelter() error {
+	if l == nil || !l.enf.Enforced || l.systemdRun != "" {
+		return nil
+	}
+	dir := filepath.Join(l.cpuDir, runnerGroup)
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("make the runner's cgroup: %w", err)
+	}
+	weight, file := strconv.Itoa(8*100), "cpu.weight"
+	if !l.v2 {
+		weight, file = strconv.Itoa(8*1024), "cpu.shares"
+	}
+	if err := writeFile(filepath.Join(dir, file), weight); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(os.Getpid())); err != nil {
+		return err
+	}
+	l.sheltered = true
+	return nil
+}
+
 // Close removes every group this Limiter made, then its parent. Call it
 // once the replicas have exited: a group with a process in it cannot be
 // removed, and Close waits a little for the kernel to let go of processes
@@ -354,6 +393,14 @@ func (l *Limiter) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var errs []error
+	if l.sheltered {
+		if err := writeFile(filepath.Join(l.ownDir, "cgroup.procs"), strconv.Itoa(os.Getpid())); err != nil {
+			errs = append(errs, fmt.Errorf("move the runner back to its own cgroup: %w", err))
+		} else {
+			l.sheltered = false
+		}
+		errs = append(errs, rmdirPatiently(filepath.Join(l.cpuDir, runnerGroup)))
+	}
 	for _, parent := range []string{l.cpuDir, l.acctDir} {
 		if parent == "" {
 			continue
@@ -495,6 +542,14 @@ func removeLeftovers(dirs []string, logger *slog.Logger) []string {
 	return removed
 }
 
+// parentWeight is the runner's parent group's CPU weight, in normal
+// processes: a group competes with the processes beside it as one process
+// would, however many replicas it holds, so on a busy machine eight
+// replicas could share what one process gets and never reach their quota.
+// A pod whose requests equal its limits is guaranteed its CPU in the same
+// way. The quota, not the weight, keeps the replicas from taking more.
+const parentWeight = 16
+
 // makeParent makes the runner's parent group in the first candidate
 // directory (from the hierarchy's root down to this process's own group)
 // where it may, and returns it, or "" and why not. With cgroup v2 the
@@ -523,7 +578,18 @@ func makeParent(cands []string, name string, v2 bool) (string, string) {
 			continue
 		}
 		if v2 {
-			if err := writeFile(filepath.Join(dir, "cgroup.subtree_control"), "+cpu"); err != nil {
+			err := writeFile(filepath.Join(dir, "cgroup.subtree_control"), "+cpu")
+			if err == nil {
+				err = writeFile(filepath.Join(dir, "cpu.weight"), strconv.Itoa(parentWeight*100))
+			}
+			if err != nil {
+				_ = syscall.Rmdir(dir)
+				why = append(why, err.Error())
+				continue
+			}
+		} else if _, err := os.Stat(filepath.Join(dir, "cpu.shares")); err == nil {
+			// cgroup v1's cpu hierarchy (its cpuacct one has no weight).
+			if err := writeFile(filepath.Join(dir, "cpu.shares"), strconv.Itoa(parentWeight*1024)); err != nil {
 				_ = syscall.Rmdir(dir)
 				why = append(why, err.Error())
 				continue

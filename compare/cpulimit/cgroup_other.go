@@ -31,6 +31,9 @@ func (l *Limiter) Usage(string) (time.Duration, bool) { return 0, false }
 // Throttling is never available outside Linux.
 func (l *Limiter) Throttling(string) (Throttling, bool) { return Throttling{}, false }
 
+// Shelter has nothing to do outside Linux.
+func (l *Limiter) Shelter() error { return nil }
+
 // Close has nothing to remove.
 func (l *Limiter) Close() error { return nil }
 
