@@ -31,10 +31,11 @@ fuzz: ## run each fuzz target for FUZZTIME
 bench: ## run the benchmarks (numbers quoted in the README)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
 
-lint: ## gofmt, go vet
+lint: ## gofmt, go vet, staticcheck (a Go tool of this module: go tool staticcheck)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
 
 run-stateful: build ## run the stateful server on 127.0.0.1:5001
 	$(BIN) stateful

@@ -123,11 +123,10 @@ type Runner struct {
 	// limiter puts each replica under Config.ReplicaCPU; nil without one.
 	limiter *cpulimit.Limiter
 
-	mu        sync.Mutex
-	log       []EventRecord
-	phase     string
-	maxLate   time.Duration
-	ctlCancel context.CancelFunc
+	mu      sync.Mutex
+	log     []EventRecord
+	phase   string
+	maxLate time.Duration
 }
 
 // EventRecord is one thing the timeline or a live control did to one

@@ -396,6 +396,7 @@ func rtQuickScenario(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 
+	t.Run("no secret on a command line", func(t *testing.T) { rtCheckSecrets(t, rtReplicasOf(r.workDir)) })
 	t.Run("report.json", func(t *testing.T) { rtCheckReport(t, rep, users) })
 	t.Run("metrics", func(t *testing.T) { rtCheckMetrics(t, exposition, rep) })
 	t.Run("feed", func(t *testing.T) {
@@ -452,6 +453,47 @@ func rtQuickScenario(t *testing.T, bin string) {
 		t.Fatal("the runner did not exit within 30s of SIGINT")
 	}
 	r.checkNoneSurvive(t, 5*time.Second)
+}
+
+// rtCheckSecrets checks that the replicas got their secrets through the
+// environment, which only their owner can read, and not through argv, which
+// ps shows every local user: each replica's environment holds its side's
+// secret, and no replica's command line holds a secret flag or any of the
+// secrets.
+func rtCheckSecrets(t *testing.T, pids []int) {
+	if len(pids) == 0 {
+		t.Fatal("no replica process found to check")
+	}
+	var secrets []string
+	for _, pid := range pids {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatalf("replica %d: %v", pid, err)
+		}
+		found := false
+		for kv := range bytes.SplitSeq(env, []byte{0}) {
+			for _, name := range []string{"STATELAB_SESSION_KEY=", "STATELAB_JWT_SECRET="} {
+				if v, ok := bytes.CutPrefix(kv, []byte(name)); ok && len(v) > 0 {
+					secrets = append(secrets, string(v))
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("replica %d: no secret in its environment", pid)
+		}
+	}
+	for _, pid := range pids {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatalf("replica %d: %v", pid, err)
+		}
+		for _, bad := range append([]string{"session-key", "jwt-secret"}, secrets...) {
+			if bytes.Contains(cmdline, []byte(bad)) {
+				t.Errorf("replica %d: its command line, which every local user can read, holds %q", pid, bad)
+			}
+		}
+	}
 }
 
 // rtCheckReport checks the lesson in report.json.

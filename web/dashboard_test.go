@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -39,7 +38,7 @@ func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 // names them after the feed: the runner's default pair.
 
 func TestDashboard(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	bin := labtest.Binary(t)
 
 	// The quick scenario without its timeline: the only restart is the one
@@ -157,7 +156,7 @@ func TestDashboard(t *testing.T) {
 // side looks like (900 samples of history, an event every 30 seconds) and
 // checks that it keeps only its window and still draws quickly.
 func TestDashboardLongRun(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	const replicas = 8
 	sides := pair(t, "memory-sticky,apikey")
 	start := time.Now()
@@ -261,7 +260,7 @@ func TestScreenshot(t *testing.T) {
 	if out == "" {
 		t.Skip("set STATELAB_SCREENSHOT=path/to/dashboard.png (make screenshot)")
 	}
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	bin := labtest.Binary(t)
 	sc, err := compare.LoadScenario("default")
 	if err != nil {
@@ -285,25 +284,6 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s (%d bytes)", out, len(png))
-}
-
-// findChromium returns the browser's path. Without one the test skips on a
-// developer's machine and fails in CI, which installs it (.ci/run).
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed; CI must install it (see .ci/run)")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); the dashboard test needs a real browser")
-	return ""
 }
 
 type lab struct {

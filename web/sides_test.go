@@ -15,6 +15,7 @@ import (
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
 )
 
@@ -137,7 +138,7 @@ func on(at float64, kind string, sides []strategy.Strategy, held map[string]floa
 // happened" says what an event cost each side from where that side keeps
 // its sessions, not from its name.
 func TestDashboardSides(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	feed := &fakeFeed{}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/feed", feed)

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +17,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/statelab/statelab/internal/labtest"
 )
 
 // TestCrossOriginBorrowRefused replays issue 12's attack in a real
@@ -29,7 +29,7 @@ import (
 // form. Nothing may be borrowed and the server must have answered 403; a
 // borrow from the server's own origin, in the same browser, still works.
 func TestCrossOriginBorrowRefused(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := labtest.Chromium(t)
 	bin := statelabBinary(t)
 	srv := newReplica(t, bin, "stateful", "csrf", freeAddrs(t, 1)[0], "--db", filepath.Join(t.TempDir(), "library.db"))
 	srv.waitReady(t)
@@ -151,25 +151,6 @@ func evalAwait(t *testing.T, ctx context.Context, js string) string {
 }
 
 func jsString(s string) string { return fmt.Sprintf("%q", s) }
-
-// findChromium returns the browser to drive: skipped when missing, unless
-// CI is set, where a missing browser is a failure (as in web/).
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed; CI must install it")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); the cross-origin test needs a real browser")
-	return ""
-}
 
 // newBrowser starts a headless Chromium for the test.
 func newBrowser(t *testing.T, chromium string) context.Context {

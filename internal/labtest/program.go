@@ -1,7 +1,9 @@
 package labtest
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -21,4 +23,24 @@ func NeedProgram(t testing.TB, name string, lookPath func() (string, error)) str
 	}
 	t.Skipf("%s is not installed (%v); CI installs it", name, err)
 	return ""
+}
+
+// LookChromium finds a Chromium the browser tests can drive: on PATH under
+// one of its usual names, or where Debian's package puts it.
+func LookChromium() (string, error) {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium", nil
+	}
+	return "", errors.New("chromium not found (Debian/Ubuntu: sudo apt-get install chromium)")
+}
+
+// Chromium returns the browser for a test, under NeedProgram's rules.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	return NeedProgram(t, "chromium", LookChromium)
 }
