@@ -408,8 +408,7 @@ func (rep *Report) describeLoad(w io.Writer) {
 // phaseRows is a side's phases as table rows, the header first.
 func phaseRows(c SideReport, enf *cpulimit.Enforcement) [][]string {
 	cpuHead := "busiest replica CPU (cores)"
-	limited := enf != nil && enf.Enforced
-	if limited {
+	if enf != nil && enf.Enforced {
 		cpuHead = "busiest replica CPU (of its limit)"
 	}
 	rows := [][]string{{"from s", "to s", "after", "replicas", "offered/s", "throughput/s", "p50 ms", "p99 ms", "timeouts", "sessions lost", cpuHead}}
@@ -417,8 +416,8 @@ func phaseRows(c SideReport, enf *cpulimit.Enforcement) [][]string {
 		busiest := "-"
 		if id, v := busiestReplica(p.ReplicaCPUCores); id != "" {
 			busiest = fmt.Sprintf("%.2f %s", v, id)
-			if limited {
-				busiest = fmt.Sprintf("%.0f%% %s", 100*p.ReplicaCPUShare[id], id)
+			if share, ok := p.ReplicaCPUShare[id]; ok {
+				busiest = fmt.Sprintf("%.0f%% %s", 100*share, id)
 			}
 		}
 		after := p.After
