@@ -370,21 +370,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenario, err)
 	}
-	if !set["users"] && sc.Users != nil {
-		users = *sc.Users
-	}
-	if !set["replica-cpu"] {
-		replicaCPU = sc.ReplicaCPU
-	}
-	if !set["rate"] {
-		rate = sc.Rate
-	}
-	if !set["rate-users"] {
-		rateUsers = cmp.Or(sc.RateUsers, compare.DefaultRateUsers)
-	}
-	if !set["deadline"] {
-		deadline = cmp.Or(sc.Deadline.Std(), compare.DefaultDeadline)
-	}
+	load := resolveLoad(sc, set, compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline})
 	if think <= 0 {
 		return errors.New("-think must be positive")
 	}
@@ -409,20 +395,51 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("listen on %s: %w (is another lab running? pick another address with -addr)", addr, err)
 	}
 	r, err := compare.New(ctx, compare.Config{
-		Binary: bin, Scenario: sc, Sides: pair, Users: users, Seed: seed, Think: think,
+		Binary: bin, Scenario: sc, Sides: pair, Users: load.users, Seed: seed, Think: think,
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{leftAddr, rightAddr},
 		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
 		Dashboard: web.Handler(),
-		Rate:      rate, RateUsers: rateUsers, Deadline: deadline, ReplicaCPU: replicaCPU,
+		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), users, sc.Replicas, ln.Addr())
+	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), load.users, sc.Replicas, ln.Addr())
 	_, err = r.Run(ctx, ln)
 	return err
+}
+
+// compareLoad is the load statelab compare puts on the sides.
+type compareLoad struct {
+	users            int
+	replicaCPU, rate float64
+	rateUsers        int
+	deadline         time.Duration
+}
+
+// resolveLoad takes each part of the load from its flag when the command
+// line or the environment set it (set names those flags), else from the
+// scenario, else from the flag's default.
+func resolveLoad(sc compare.Scenario, set map[string]bool, flags compareLoad) compareLoad {
+	l := flags
+	if !set["users"] && sc.Users != nil {
+		l.users = *sc.Users
+	}
+	if !set["replica-cpu"] {
+		l.replicaCPU = sc.ReplicaCPU
+	}
+	if !set["rate"] {
+		l.rate = sc.Rate
+	}
+	if !set["rate-users"] {
+		l.rateUsers = cmp.Or(sc.RateUsers, compare.DefaultRateUsers)
+	}
+	if !set["deadline"] {
+		l.deadline = cmp.Or(sc.Deadline.Std(), compare.DefaultDeadline)
+	}
+	return l
 }
 
 // runStrategies prints the table of strategies: the names every place that
