@@ -194,3 +194,18 @@ func (r *Runner) goMaxProcs() []string {
 	}
 	return []string{"GOMAXPROCS=" + strconv.Itoa(max(1, int(r.cfg.ReplicaCPU)))}
 }
+
+// slowChecks is how many timed-out health checks in a row take a replica
+// out of its balancer's rotation. Under a CPU limit, a saturated replica
+// answers its checks late and the balancer's default (3, under a second)
+// would take it out and hand its load, and with sticky sessions its users,
+// to the others: a cascade the lesson is not about. So a CPU-limited run
+// waits as long as a Kubernetes readiness probe does by default (3
+// failures 10 s apart): 30 s of checks every 250 ms. A replica that died
+// still leaves at once: its connections are refused.
+func (r *Runner) slowChecks() int {
+	if r.cfg.ReplicaCPU > 0 {
+		return 120
+	}
+	return 0
+}

@@ -232,4 +232,3 @@ func TestDefaultMaxOutstanding(t *testing.T) {
 		}
 	}
 }
-

@@ -220,7 +220,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		if err != nil {
 			return fail(err)
 		}
-		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy})
+		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
 		var confine func(string, *exec.Cmd) (func(int) error, error)
 		if r.limiter != nil {
 			confine = r.limiter.Confine

@@ -305,10 +305,10 @@ func TestStatsCollector(t *testing.T) {
 			},
 			"statelab_client_offered_requests_total": {"": tot.Offered},
 			"statelab_client_dropped_requests_total": {"": tot.Dropped},
-			"statelab_client_sessions_lost_total":   {"": tot.SessionsLost},
-			"statelab_client_cart_items_lost_total": {"": tot.CartItemsLost},
-			"statelab_client_relogins_total":        {"": tot.Relogins},
-			"statelab_client_borrows_total":         {"": tot.Borrows},
+			"statelab_client_sessions_lost_total":    {"": tot.SessionsLost},
+			"statelab_client_cart_items_lost_total":  {"": tot.CartItemsLost},
+			"statelab_client_relogins_total":         {"": tot.Relogins},
+			"statelab_client_borrows_total":          {"": tot.Borrows},
 		}
 		var sum float64
 		for name, byOutcome := range want {

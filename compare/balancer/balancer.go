@@ -42,6 +42,12 @@ type Config struct {
 	Transport http.RoundTripper
 	// Policy chooses the replica for each request; nil means RoundRobin.
 	Policy Policy
+	// SlowChecks is how many health checks in a row must time out before a
+	// backend leaves rotation; 0 means 3. A replica under a CPU limit that
+	// it saturates answers its checks late but is alive; Kubernetes gives
+	// such a pod 30 s (3 failed probes, 10 s apart) before it stops
+	// sending it traffic.
+	SlowChecks int
 }
 
 // Balancer is a load balancer whose Policy chooses the replica for each
@@ -75,6 +81,7 @@ type Balancer struct {
 	errorLog  *log.Logger
 	buffers   bufferPool
 	policy    Policy
+	slowAfter int // Config.SlowChecks
 
 	rotation atomic.Pointer[snapshot] // ready and not draining, read without a lock per request
 
@@ -125,7 +132,7 @@ const (
 	readyPath      = "/api/ready"
 	balancerHeader = "X-Statelab-Balancer"
 	maxEarly       = 64 // early MarkReady ids remembered at most
-	slowChecks     = 3  // timed-out health checks in a row that take a backend out
+	slowChecks     = 3  // timed-out health checks in a row that take a backend out, by default
 )
 
 // errNoBackend means the request reached no replica: none was in
@@ -167,10 +174,14 @@ func New(cfg Config) *Balancer {
 		},
 		// ReverseProxy reports a replica that died mid-answer through this
 		// logger; that is one line per request, so only at debug level.
-		errorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-		early:    map[string]bool{},
-		requests: map[string]*atomic.Uint64{},
-		policy:   cfg.Policy,
+		errorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		early:     map[string]bool{},
+		requests:  map[string]*atomic.Uint64{},
+		policy:    cfg.Policy,
+		slowAfter: cfg.SlowChecks,
+	}
+	if b.slowAfter <= 0 {
+		b.slowAfter = slowChecks
 	}
 	if b.policy == nil {
 		b.policy = RoundRobin()
@@ -344,7 +355,7 @@ func (b *Balancer) checkAll(ctx context.Context) {
 		ok := results[i] == nil
 		if !ok && timedOut(results[i]) {
 			be.slow++
-			if be.slow < slowChecks {
+			if be.slow < b.slowAfter {
 				continue
 			}
 		} else {
