@@ -31,7 +31,7 @@ const DefaultRateUsers = 10
 // browser or an app's connection pool, and their deadlines run while they
 // wait. Each user of the pool stands for a busy client (dozens of requests
 // a second), so it gets more than a browser's 6 connections per host.
-const ConnsPerUser = 32
+const ConnsPerUser = 16
 
 // signInTimeout bounds one open-loop user's sign-in. It is longer than a
 // request's deadline: a person waits longer for a login than for a page,
