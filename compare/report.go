@@ -313,7 +313,7 @@ func (rep *Report) markdown(w io.Writer) {
 	fmt.Fprintln(w, "\n## Phases: load, throughput, latency and CPU between events")
 	fmt.Fprintln(w)
 	rep.describeLoad(w)
-	fmt.Fprintln(w, "Offered counts the requests the users started per second (open-loop arrivals included, sent or not), throughput the 2xx answers per second; p50 and p99 are the latency of the requests answered in the phase, timeouts the requests with no answer by their deadline (dropped ones included). The busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
+	fmt.Fprintln(w, "A phase runs from one event to the next; an event that took a while (starting replicas, draining them) is a phase of its own, marked under way. Its requests are those that arrived in it, whenever they were answered, so a backlog built before a scale-out counts against the phase that built it. Offered counts them per second (open-loop arrivals included, sent or not), throughput those answered 2xx; p50 and p99 are their latency from arrival to answer, timeouts those with no answer by their deadline (dropped ones included). Sessions lost and CPU are counted as they happened; the busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
 	for _, c := range cols {
 		fmt.Fprintf(w, "\n**%s**\n\n", c.Name)
 		for i, row := range phaseRows(c, rep.ReplicaCPU) {
