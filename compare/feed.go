@@ -2,15 +2,10 @@ package compare
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
-	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
 )
 
@@ -168,9 +163,7 @@ func (r *Runner) sample() Sample {
 		var wg sync.WaitGroup
 		for i, rep := range reps {
 			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts}
-			if sd.st.Server == strategy.Stateful {
-				wg.Go(func() { info[i].Sessions = r.scrapeSessions(rep.Addr) })
-			}
+			wg.Go(func() { info[i].Sessions = r.readReplica(sd, rep) })
 		}
 		wg.Wait()
 		r.sampleCPU(sd, reps, info)
@@ -211,35 +204,6 @@ func (r *Runner) sampleCPU(sd *side, reps []supervisor.Replica, info []ReplicaIn
 			sd.cpuMax[rep.ID] = max(sd.cpuMax[rep.ID], share)
 		}
 	}
-}
-
-// scrapeSessions reads a stateful replica's own count of the sessions it
-// holds from its /metrics. The number is the replica's, not the runner's
-// guess: the drop to zero at a restart is a real process's empty memory.
-// It is nil when the replica's store does not count its sessions.
-func (r *Runner) scrapeSessions(addr string) *float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil
-	}
-	resp, err := r.scrapeClient.Do(req)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil
-	}
-	mf := families["statelab_sessions_active"]
-	if mf == nil || len(mf.GetMetric()) == 0 {
-		return nil
-	}
-	v := mf.GetMetric()[0].GetGauge().GetValue()
-	return &v
 }
 
 // windowLatency sets each side's percentiles of the requests answered since

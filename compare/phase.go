@@ -8,6 +8,7 @@ import (
 
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/proccpu"
 )
 
 // Phase is one side's stretch of a run between two events (or the start
@@ -186,7 +187,7 @@ func (m *cpuMeter) usage(rep supervisor.Replica) (time.Duration, bool) {
 		m.mu.Unlock()
 		return d, true
 	}
-	u, err := cpulimit.ProcessCPU(rep.PID)
+	u, err := proccpu.Of(rep.PID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.procs[rep.ID]

@@ -56,6 +56,8 @@ type SideReport struct {
 	Phases []Phase `json:"phases"`
 	// ReplicaCPU is each replica's CPU over the whole run.
 	ReplicaCPU []ReplicaCPUUse `json:"replica_cpu,omitempty"`
+	// Costs is what the side paid for its way of keeping a sign-in.
+	Costs Costs `json:"costs"`
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -110,7 +112,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 	var borrowIDs []int64
 	for _, s := range r.sides {
 		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
-			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s)}
+			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
+			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}}
 		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
@@ -201,6 +204,20 @@ var rows = []struct {
 	{"latency p50 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
 	{"latency p95 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
 	{"latency p99 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
+}
+
+// costRows are the lines of the costs table in report.md.
+var costRows = []struct {
+	label string
+	value func(Costs) string
+}{
+	{"request bytes, median", func(c Costs) string { return fmt.Sprintf("%.0f", c.RequestBytesP50) }},
+	{"bytes per whole journey, median", func(c Costs) string { return fmt.Sprintf("%.0f", c.JourneyBytesP50) }},
+	{"identifying the caller, µs per request (median)", func(c Costs) string { return fmt.Sprintf("%.1f", c.IdentifyUSP50) }},
+	{"identifying the caller, µs per request (mean)", func(c Costs) string { return fmt.Sprintf("%.1f", c.IdentifyUS) }},
+	{"server CPU per request, µs", func(c Costs) string { return fmt.Sprintf("%.0f", c.CPUPerRequestUS) }},
+	{"authenticated reads p50 ms", func(c Costs) string { return fmt.Sprintf("%.1f", c.ReadLatencyMS.P50) }},
+	{"authenticated reads p99 ms", func(c Costs) string { return fmt.Sprintf("%.1f", c.ReadLatencyMS.P99) }},
 }
 
 // columns returns the two sides in column order.
@@ -365,6 +382,26 @@ func (rep *Report) markdown(w io.Writer) {
 		for _, m := range slices.Sorted(maps.Keys(rep.Unexpected[c.Name])) {
 			fmt.Fprintf(w, "- %d × %s\n", rep.Unexpected[c.Name][m], m)
 		}
+	}
+	fmt.Fprintln(w, "\n## What each side paid")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Request sizes are what the users' clients wrote on their connections (request line, headers, body); identification time is each replica's own statelab_identify_seconds histogram; CPU is the replica processes' own user and system time, divided by the requests their balancer handed them.")
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "|")
+	for _, c := range cols {
+		fmt.Fprintf(w, " | %s", c.Name)
+	}
+	fmt.Fprint(w, " |\n|---|")
+	for range cols {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w)
+	for _, row := range costRows {
+		fmt.Fprintf(w, "| %s", row.label)
+		for _, c := range cols {
+			fmt.Fprintf(w, " | %s", row.value(c.Costs))
+		}
+		fmt.Fprintln(w, " |")
 	}
 	fmt.Fprintln(w, "\n## Consistency of the shared database")
 	fmt.Fprintln(w)

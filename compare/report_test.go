@@ -58,6 +58,10 @@ func rtReport(consistent, crash bool) *compare.Report {
 					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.021, "memory-sticky-2": 0.019}},
 				{FromS: 6.03, ToS: 7.6, After: "restart", During: true, Replicas: 2, OfferedRPS: 35, ThroughputRPS: 20, P50MS: 1.6, P99MS: 100.2, Failed: 20, SessionsLost: 20,
 					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.005, "memory-sticky-2": 0.03}},
+			}, Costs: compare.Costs{
+				UserCosts: compare.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, JourneyBytesP50: 4310, Journeys: 12,
+					ReadLatencyMS: compare.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
+				ServerCosts: compare.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
 			}},
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168,
@@ -202,9 +206,19 @@ func TestReportWrite(t *testing.T) {
 			"offered", "timeouts", "dropped", "phases",
 			// what the issue asks each side to say of its strategy
 			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
-			"balance",
+			"balance", "costs",
 		} {
 			want = append(want, "sides."+side+"."+k)
+		}
+	}
+	for _, side := range []string{rtLeft, rtRight} {
+		for _, k := range []string{
+			"request_bytes_p50", "request_bytes_mean", "requests_sized", "journey_bytes_p50", "journeys",
+			"read_latency_ms", "read_latency_ms.p50", "read_latency_ms.p95", "read_latency_ms.p99", "reads",
+			"identify_us_p50", "identify_us_mean", "identifications", "server_cpu_s", "balanced_requests", "server_cpu_per_request_us",
+			"store_cpu_s", "store_cpu_per_request_us",
+		} {
+			want = append(want, "sides."+side+".costs."+k)
 		}
 	}
 	for _, k := range []string{"from_s", "to_s", "after", "requests", "shares", "imbalance"} {
@@ -275,6 +289,11 @@ func TestReportWrite(t *testing.T) {
 		"| 0.0 | 15.0 | start | 2 | 481.2 | 270.4 | 1343.4 | 2162.5 | 2300 | 0 | 100% apikey-1 |",
 		"| 15.0 | 33.0 | scale-out | 4 | 477.3 | 465.1 | 17.4 | 460.2 | 0 | 0 | 94% apikey-3 |",
 		"| 6.0 | 7.6 | restart (under way) | 2 | 35.0 | 20.0 | 1.6 | 100.2 | 0 | 20 | 0.03 memory-sticky-2 |",
+		"| request bytes, median | 213 | 0 |",
+		"| identifying the caller, µs per request (median) | 3.5 | 0.0 |",
+		"| identifying the caller, µs per request (mean) | 4.2 | 0.0 |",
+		"| server CPU per request, µs | 486 | 0 |",
+		"| authenticated reads p99 ms | 8.2 | 0.0 |",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)

@@ -431,26 +431,6 @@ func rmdirPatiently(dir string) error {
 	}
 }
 
-// ProcessCPU returns the CPU time (user and system, all threads) a process
-// has used, from /proc/PID/stat, in the kernel's clock ticks of 10 ms.
-func ProcessCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	f, err := statFields(string(b))
-	if err != nil {
-		return 0, err
-	}
-	utime, err1 := strconv.ParseInt(f[13], 10, 64)
-	stime, err2 := strconv.ParseInt(f[14], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	// USER_HZ is 100 on every Linux the lab runs on.
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
-
 // statFields splits /proc/PID/stat into its fields, numbered from 1 as in
 // proc(5) (f[1] is the pid); the command name may contain spaces and
 // parentheses, so it is cut at the last ")".

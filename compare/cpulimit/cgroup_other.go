@@ -3,7 +3,6 @@
 package cpulimit
 
 import (
-	"errors"
 	"log/slog"
 	"os/exec"
 	"runtime"
@@ -36,8 +35,3 @@ func (l *Limiter) Shelter() error { return nil }
 
 // Close has nothing to remove.
 func (l *Limiter) Close() error { return nil }
-
-// ProcessCPU is not available outside Linux.
-func ProcessCPU(int) (time.Duration, error) {
-	return 0, errors.New("reading a process's CPU time is implemented for Linux only")
-}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/internal/proccpu"
 )
 
 // TestMain doubles as the busy process the enforcement test confines: the
@@ -163,7 +164,7 @@ func TestEnforced(t *testing.T) {
 	u1, ok := l.Usage("spin-1")
 	wall := time.Since(began)
 	if !ok {
-		p, err := cpulimit.ProcessCPU(cmd.Process.Pid)
+		p, err := proccpu.Of(cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}

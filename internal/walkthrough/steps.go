@@ -601,8 +601,17 @@ func stepHandOff(ctx context.Context, w *walk) error {
 		"the stateless replicas have nothing to show.")
 	w.t.bullet("Latency between events: the stateless side pays for authentication on every request.")
 	w.t.blank()
-	w.t.para("The lesson plan, its prediction questions and three exercises are in docs/LESSON.md; the " +
-		"same story with curl is scripts/walkthrough.sh.")
+	w.t.para("The question a class ends with, \"so which one should I use?\", has a command of its own. " +
+		"Sticky sessions, a shared redis, a session sealed in the cookie, API keys and JWTs each move " +
+		"the state somewhere else; the matrix runs every one of them against every fault (restart, " +
+		"crash, scale-out, scale-in, rolling restart, a restart of the session store) on real " +
+		"processes, and prints one table of what the users lost, with what each strategy costs on " +
+		"every request beside it.")
+	w.t.line("    statelab matrix           (about 5 minutes; --quick: about 90 seconds)")
+	w.t.line("    then open                 http://127.0.0.1:8080/matrix during make demo, or its matrix.html")
+	w.t.blank()
+	w.t.para("The lesson plan, its prediction questions, three exercises and a closing part built on the " +
+		"matrix are in docs/LESSON.md; the same story with curl is scripts/walkthrough.sh.")
 	return nil
 }
 
@@ -615,8 +624,9 @@ func watchFor(e compare.Event, replicas int) string {
 			"replica must log in again and lose their carts (relogins, cart items lost). The stateless " +
 			"side does not notice."
 	case compare.ActionCrash:
-		return "the requests in flight on the killed process fail on both sides, for that instant. " +
-			"Afterwards only the stateful side keeps paying: session_lost, relogins, lost carts."
+		return "the requests in flight on the killed process fail, on either side, for that instant " +
+			"(often there is none: a stateless request takes a millisecond or two). Afterwards only " +
+			"the stateful side keeps paying: session_lost, relogins, lost carts."
 	case compare.ActionScale:
 		if e.Replicas > replicas {
 			return "the new stateful replicas hold no sessions, so adding capacity makes things worse " +
