@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,4 +244,40 @@ func procStart(t *testing.T, pid int) string {
 		t.Fatal(err)
 	}
 	return f[22]
+}
+
+// TestShelter moves this test process into the runner's group and back.
+func TestShelter(t *testing.T) {
+	l := needEnforcement(t, 0.1)
+	own := ownGroup(t)
+	if err := l.Shelter(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ownGroup(t), filepath.Join(l.Enforcement().Parent, "runner"); !strings.HasSuffix(want, got) {
+		t.Errorf("after Shelter this process is in %s, want %s", got, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ownGroup(t); got != own {
+		t.Errorf("after Close this process is in %s, want %s, where it was", got, own)
+	}
+	if _, err := os.Stat(l.Enforcement().Parent); !os.IsNotExist(err) {
+		t.Errorf("%s is still there after Close (%v)", l.Enforcement().Parent, err)
+	}
+}
+
+// ownGroup returns this process's group in the hierarchy with the cpu
+// controller, as /proc/self/cgroup says it.
+func ownGroup(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cpulimit.ParseProcCgroup(string(b))
+	if p, ok := m["cpu"]; ok {
+		return p
+	}
+	return m[""]
 }
