@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -70,12 +71,12 @@ func (r *Runner) startOpenLoop(ctx context.Context) error {
 }
 
 // phaseMark is a side's counters now, for the phase log.
-func (r *Runner) phaseMark(s *side, after string, during bool) phaseMark {
+func (r *Runner) phaseMark(s *side, after string, st stage) phaseMark {
 	reps := s.sup.Replicas()
 	return phaseMark{
 		at:       r.since(time.Now()),
 		after:    after,
-		during:   during,
+		stage:    st,
 		replicas: len(reps),
 		totals:   s.stats.Totals(),
 		cpu:      s.cpu.all(reps),
@@ -83,15 +84,38 @@ func (r *Runner) phaseMark(s *side, after string, during bool) phaseMark {
 }
 
 // markPhase begins a new phase on one side.
-func (r *Runner) markPhase(s *side, after string, during bool) {
-	s.phases.mark(s.stats, r.phaseMark(s, after, during))
+func (r *Runner) markPhase(s *side, after string, st stage) {
+	s.phases.mark(s.stats, r.phaseMark(s, after, st))
 }
 
 // markPhases begins a new phase on both sides at once.
 func (r *Runner) markPhases(after string) {
 	for _, s := range r.sides {
-		r.markPhase(s, after, false)
+		r.markPhase(s, after, stageSettled)
 	}
+}
+
+// markOver begins the phase after an event that is over. With an
+// open-loop load, its first deadline is a settling phase of its own: the
+// requests that queued before the event end in it, answered or given up.
+func (r *Runner) markOver(ctx context.Context, s *side, after string) {
+	if r.cfg.Rate <= 0 {
+		r.markPhase(s, after, stageSettled)
+		return
+	}
+	r.markPhase(s, after, stageSettling)
+	n := s.phases.count()
+	deadline := cmp.Or(r.cfg.Deadline, DefaultDeadline)
+	go func() {
+		t := time.NewTimer(deadline)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		s.phases.markIfLast(s.stats, n, r.phaseMark(s, after, stageSettled))
+	}()
 }
 
 // cpuLimit is the replicas' CPU limit when the kernel enforces it, else 0:
@@ -208,4 +232,14 @@ func (r *Runner) slowChecks() int {
 		return 120
 	}
 	return 0
+}
+
+// phaseCtx is done once the users have stopped, when no phase may begin.
+func (r *Runner) phaseCtx() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.usersCtx == nil {
+		return context.Background()
+	}
+	return r.usersCtx
 }

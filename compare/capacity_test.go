@@ -141,7 +141,7 @@ func TestCapacityEndToEnd(t *testing.T) {
 func phaseAfter(t *testing.T, phases []compare.Phase, after string) compare.Phase {
 	t.Helper()
 	for _, p := range phases {
-		if p.After == after && !p.During {
+		if p.After == after && !p.During && !p.Settling {
 			return p
 		}
 	}

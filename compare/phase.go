@@ -27,6 +27,12 @@ type Phase struct {
 	// until it was done (new replicas ready, old ones stopped); the phase
 	// after it then begins once it was.
 	During bool `json:"during,omitempty"`
+	// Settling is true for the stretch of one deadline after an event was
+	// over, when there is an open-loop load: every request that arrived
+	// before the event was over has its answer, or gave up, by its end, so
+	// the phase after it measures the new state of the side, not its
+	// backlog.
+	Settling bool `json:"settling,omitempty"`
 	// Replicas is how many replicas were in service when it began.
 	Replicas int `json:"replicas"`
 	// OfferedRPS counts the requests the users started per second, open-
@@ -61,11 +67,20 @@ type phaseMark struct {
 	idx      int // the SideStats phase the requests arriving from here count in
 	at       float64
 	after    string
-	during   bool
+	stage    stage
 	replicas int
 	totals   Totals
 	cpu      map[string]time.Duration
 }
+
+// stage says which part of an event's aftermath a phase is.
+type stage int
+
+const (
+	stageSettled  stage = iota // the state an event left the side in (or the start)
+	stageUnderWay              // the event itself, until it was over
+	stageSettling              // one deadline after it was over: its backlog ends
+)
 
 // minPhase is the shortest stretch a phase is made of: over less, a rate
 // or a percentile says nothing.
@@ -86,13 +101,34 @@ type phaseLog struct {
 func (l *phaseLog) mark(stats *SideStats, m phaseMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.markLocked(stats, m)
+}
+
+func (l *phaseLog) markLocked(stats *SideStats, m phaseMark) {
 	if n := len(l.marks); n > 0 && m.at-l.marks[n-1].at < minPhase {
 		a := &l.marks[n-1]
-		a.after, a.during, a.replicas = m.after, m.during, m.replicas
+		a.after, a.stage, a.replicas = m.after, m.stage, m.replicas
 		return
 	}
 	m.idx = stats.BeginPhase()
 	l.marks = append(l.marks, m)
+}
+
+// markIfLast begins a phase at m unless another began since the n-th: the
+// end of a settling stretch must not cut the phase of a later event.
+func (l *phaseLog) markIfLast(stats *SideStats, n int, m phaseMark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.marks) == n && l.last == nil {
+		l.markLocked(stats, m)
+	}
+}
+
+// count returns how many phases have begun.
+func (l *phaseLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.marks)
 }
 
 // end ends the last phase at m.
@@ -128,7 +164,7 @@ func (l *phaseLog) phases(stats *SideStats, limit float64) []Phase {
 			n += v
 		}
 		p := Phase{
-			FromS: a.at, ToS: b.at, After: a.after, During: a.during, Replicas: a.replicas,
+			FromS: a.at, ToS: b.at, After: a.after, During: a.stage == stageUnderWay, Settling: a.stage == stageSettling, Replicas: a.replicas,
 			OfferedRPS:    float64(c.Offered) / dur,
 			ThroughputRPS: float64(c.Outcomes[OutcomeOK]) / dur,
 			Timeouts:      c.Outcomes[OutcomeTimeout],

@@ -330,7 +330,7 @@ func (rep *Report) markdown(w io.Writer) {
 	fmt.Fprintln(w, "\n## Phases: load, throughput, latency and CPU between events")
 	fmt.Fprintln(w)
 	rep.describeLoad(w)
-	fmt.Fprintln(w, "A phase runs from one event to the next; an event that took a while (starting replicas, draining them) is a phase of its own, marked under way. Its requests are those that arrived in it, whenever they were answered, so a backlog built before a scale-out counts against the phase that built it. Offered counts them per second (open-loop arrivals included, sent or not), throughput those answered 2xx; p50 and p99 are their latency from arrival to answer, timeouts those with no answer by their deadline (dropped ones included). Sessions lost and CPU are counted as they happened; the busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
+	fmt.Fprintln(w, "A phase runs from one event to the next; an event that took a while (starting replicas, draining them) is a phase of its own, marked under way, and with an open-loop load so is the first deadline after it, marked settling: the requests that queued before the event end in it. A phase's requests are those that arrived in it, whenever they were answered, so a backlog built before a scale-out counts against the phase that built it. Offered counts them per second (open-loop arrivals included, sent or not), throughput those answered 2xx; p50 and p99 are their latency from arrival to answer, timeouts those with no answer by their deadline (dropped ones included). Sessions lost and CPU are counted as they happened; the busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
 	for _, c := range cols {
 		fmt.Fprintf(w, "\n**%s**\n\n", c.Name)
 		for i, row := range phaseRows(c, rep.ReplicaCPU) {
@@ -458,8 +458,11 @@ func phaseRows(c SideReport, enf *cpulimit.Enforcement) [][]string {
 			}
 		}
 		after := p.After
-		if p.During {
+		switch {
+		case p.During:
 			after += " (under way)"
+		case p.Settling:
+			after += " (settling)"
 		}
 		rows = append(rows, []string{
 			fmt.Sprintf("%.1f", p.FromS), fmt.Sprintf("%.1f", p.ToS), after, fmt.Sprint(p.Replicas),

@@ -131,7 +131,10 @@ func rtCapacity(rep *compare.Report) *compare.Report {
 	side.Phases = []compare.Phase{
 		{FromS: 0, ToS: 15, After: "start", Replicas: 2, OfferedRPS: 481.2, ThroughputRPS: 270.4, P50MS: 1343.4, P99MS: 2162.5, Timeouts: 2300, Dropped: 12, Failed: 2300,
 			ReplicaCPUCores: map[string]float64{"apikey-1": 0.1, "apikey-2": 0.099}, ReplicaCPUShare: map[string]float64{"apikey-1": 1, "apikey-2": 0.99}},
-		{FromS: 15, ToS: 33, After: "scale-out", Replicas: 4, OfferedRPS: 477.3, ThroughputRPS: 465.1, P50MS: 17.4, P99MS: 460.2,
+		{FromS: 15, ToS: 16, After: "scale-out", Settling: true, Replicas: 4, OfferedRPS: 490, ThroughputRPS: 380, P50MS: 640, P99MS: 1009, Timeouts: 110, Failed: 110,
+			ReplicaCPUCores: map[string]float64{"apikey-1": 0.1, "apikey-2": 0.1, "apikey-3": 0.09, "apikey-4": 0.09},
+			ReplicaCPUShare: map[string]float64{"apikey-1": 1, "apikey-2": 1, "apikey-3": 0.9, "apikey-4": 0.9}},
+		{FromS: 16, ToS: 33, After: "scale-out", Replicas: 4, OfferedRPS: 477.3, ThroughputRPS: 465.1, P50MS: 17.4, P99MS: 460.2,
 			ReplicaCPUCores: map[string]float64{"apikey-1": 0.09, "apikey-2": 0.091, "apikey-3": 0.094, "apikey-4": 0.089},
 			ReplicaCPUShare: map[string]float64{"apikey-1": 0.9, "apikey-2": 0.91, "apikey-3": 0.94, "apikey-4": 0.89}},
 	}
@@ -193,7 +196,7 @@ func TestReportWrite(t *testing.T) {
 			}
 		}
 	}
-	want = append(want, "sides."+rtLeft+".phases[].during")
+	want = append(want, "sides."+rtLeft+".phases[].during", "sides."+rtRight+".phases[].settling")
 	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up"} {
 		want = append(want, "consistency."+check, "consistency."+check+".ok", "consistency."+check+".detail")
 	}
@@ -287,7 +290,8 @@ func TestReportWrite(t *testing.T) {
 		"Replica CPU: 0.10 CPU per replica, enforced by the kernel: cgroup v1 cpu.cfs_quota_us, 10000 µs per 100000 µs period under /sys/fs/cgroup/cpu/statelab-4242-99.",
 		"| from s | to s | after | replicas | offered/s | throughput/s | p50 ms | p99 ms | timeouts | sessions lost | busiest replica CPU (of its limit) |",
 		"| 0.0 | 15.0 | start | 2 | 481.2 | 270.4 | 1343.4 | 2162.5 | 2300 | 0 | 100% apikey-1 |",
-		"| 15.0 | 33.0 | scale-out | 4 | 477.3 | 465.1 | 17.4 | 460.2 | 0 | 0 | 94% apikey-3 |",
+		"| 15.0 | 16.0 | scale-out (settling) | 4 | 490.0 | 380.0 | 640.0 | 1009.0 | 110 | 0 | 100% apikey-1 |",
+		"| 16.0 | 33.0 | scale-out | 4 | 477.3 | 465.1 | 17.4 | 460.2 | 0 | 0 | 94% apikey-3 |",
 		"| 6.0 | 7.6 | restart (under way) | 2 | 35.0 | 20.0 | 1.6 | 100.2 | 0 | 20 | 0.03 memory-sticky-2 |",
 		"| request bytes, median | 213 | 0 |",
 		"| identifying the caller, µs per request (median) | 3.5 | 0.0 |",

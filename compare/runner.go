@@ -157,6 +157,8 @@ type Runner struct {
 	scrapeClient *http.Client
 	// limiter puts each replica under Config.ReplicaCPU; nil without one.
 	limiter *cpulimit.Limiter
+	// usersCtx is done once the users stop: no phase begins after it.
+	usersCtx context.Context
 
 	mu      sync.Mutex
 	log     []EventRecord
@@ -462,6 +464,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	}
 
 	usersCtx, stopUsers := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.usersCtx = usersCtx
+	r.mu.Unlock()
 	var wg sync.WaitGroup
 	var clients []*http.Client
 	for si, s := range r.sides {
@@ -518,7 +523,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	r.setPhase("finished")
 	for _, s := range r.sides {
 		s.balance.close(r.elapsed().Seconds(), s.lb.Requests())
-		s.phases.end(r.phaseMark(s, "", false))
+		s.phases.end(r.phaseMark(s, "", stageSettled))
 	}
 	if timelineErr != nil && ctx.Err() == nil {
 		return nil, timelineErr
@@ -695,7 +700,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		case e.Action == ActionScale && e.Replicas < len(before):
 			phaseKind = "scale-in"
 		}
-		r.markPhase(s, phaseKind, true)
+		r.markPhase(s, phaseKind, stageUnderWay)
 		// Whatever this event does changes who gets the requests: the share
 		// window of an earlier scale event ends here.
 		s.balance.close(r.since(start), s.lb.Requests())
@@ -749,7 +754,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		took := time.Since(start)
 		// The phase after the event begins once it is done, so that a
 		// scale-out's new replicas are in service from its first second.
-		r.markPhase(s, phaseKind, false)
+		r.markOver(r.phaseCtx(), s, phaseKind)
 		if kind == "scale-out" || kind == "scale-in" {
 			var ids []string
 			for _, rep := range s.sup.Replicas() {

@@ -6,8 +6,10 @@ package compare
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -382,7 +384,7 @@ func TestPhases(t *testing.T) {
 	}
 	// A scale-out begins at 5 s and is over 0.1 s later: one phase, labelled
 	// as the one after it, begins at 5 s.
-	log.mark(s, phaseMark{at: 5, after: "scale-out", during: true, replicas: 2, cpu: cpu(0.5, 0.5)})
+	log.mark(s, phaseMark{at: 5, after: "scale-out", stage: stageUnderWay, replicas: 2, cpu: cpu(0.5, 0.5)})
 	log.mark(s, phaseMark{at: 5.1, after: "scale-out", replicas: 4, cpu: cpu(0.51, 0.51)})
 	// The first phase's other 6 are answered now: 3 ok, 2 timeouts, 1 drop.
 	for _, ph := range first[4:7] {
@@ -448,5 +450,31 @@ func TestUserCosts(t *testing.T) {
 	// The reads do not touch the totals: they are counted by Observe too.
 	if tot := s.Totals(); tot.Requests != 0 {
 		t.Errorf("Totals counts %d requests; ObserveRead and Sent must not add any", tot.Requests)
+	}
+}
+
+// TestPhasesSettling checks that the end of a settling stretch begins the
+// settled phase only when nothing else began since, and never after the
+// run's end.
+func TestPhasesSettling(t *testing.T) {
+	s := NewSideStats()
+	var log phaseLog
+	log.mark(s, phaseMark{at: 0, after: "start"})
+	log.mark(s, phaseMark{at: 5, after: "scale-out", stage: stageSettling})
+	n := log.count()
+	log.markIfLast(s, n, phaseMark{at: 6, after: "scale-out"}) // one deadline later: settled
+	stale := log.count()
+	log.mark(s, phaseMark{at: 8, after: "restart", stage: stageSettling})
+	log.markIfLast(s, stale, phaseMark{at: 9, after: "scale-out"}) // a later event began: ignored
+	last := log.count()
+	log.end(phaseMark{at: 12})
+	log.markIfLast(s, last, phaseMark{at: 13, after: "restart"}) // after the end: ignored
+	var got []string
+	for _, p := range log.phases(s, 0) {
+		got = append(got, fmt.Sprintf("%s %v %g-%g", p.After, p.Settling, p.FromS, p.ToS))
+	}
+	want := []string{"start false 0-5", "scale-out true 5-6", "scale-out false 6-8", "restart true 8-12"}
+	if !slices.Equal(got, want) {
+		t.Errorf("phases %q, want %q", got, want)
 	}
 }
