@@ -56,7 +56,7 @@ func (f capacityFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	since, _ := strconv.ParseFloat(r.URL.Query().Get("history"), 64)
 	body := struct {
 		feedBody
-		ReplicaCPU *cpulimit.Enforcement  `json:"replica_cpu"`
+		ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu"`
 		OpenLoop   *compare.OpenLoopInfo `json:"open_loop"`
 	}{
 		feedBody:   feedBody{Scenario: "capacity", DurationS: 45, Users: 0, Sides: sides, Now: sample(20), History: []compare.Sample{}},
