@@ -448,7 +448,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 			fmt.Fprintf(out, "replica CPU: WARNING: %s\n", e)
 		}
 		if len(e.LeftoversRemoved) > 0 {
-			fmt.Fprintf(out, "replica CPU: removed the cgroups of %d runner(s) that died without removing them: %s\n", len(e.LeftoversRemoved), strings.Join(e.LeftoversRemoved, ", "))
+			fmt.Fprintf(out, "replica CPU: removed what runners killed before they could clean up left behind: %s\n", strings.Join(e.LeftoversRemoved, ", "))
 		}
 	}
 	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", sc.Replicas)
@@ -493,17 +493,18 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 		}
 	}
 
-	for _, s := range r.sides {
-		if s.open != nil {
-			wg.Go(func() { s.open.Run(usersCtx) })
-		}
-	}
-
 	r.mu.Lock()
 	r.start = time.Now()
 	r.phase = "running"
 	r.mu.Unlock()
 	r.markPhases("start")
+	// The open-loop arrivals begin with the first phase, so each one
+	// counts in a phase.
+	for _, s := range r.sides {
+		if s.open != nil {
+			wg.Go(func() { s.open.Run(usersCtx) })
+		}
+	}
 	// The feed samples until Run returns, not until the users stop: its
 	// last sample must carry the final numbers and the "finished" or
 	// "holding" phase, and the replicas live controls change while holding.
