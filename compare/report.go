@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 )
@@ -46,7 +47,8 @@ type Report struct {
 }
 
 // SideReport is one side of a run: the strategy, what its users counted,
-// and how its balancer shared the requests out after each scale event.
+// how its balancer shared the requests out after each scale event, and the
+// balancer's retries by the reason the try before them failed.
 type SideReport struct {
 	strategy.Strategy
 	Totals
@@ -58,6 +60,9 @@ type SideReport struct {
 	ReplicaCPU []ReplicaCPUUse `json:"replica_cpu,omitempty"`
 	// Costs is what the side paid for its way of keeping a sign-in.
 	Costs Costs `json:"costs"`
+	// LBRetryBy is the balancer's retries by the reason the try before
+	// them failed.
+	LBRetryBy map[string]balancer.RetryCount `json:"lb_retries_by_reason"`
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -76,6 +81,29 @@ type Consistency struct {
 	BorrowsExist           Check `json:"borrows_exist"`
 	NoNegativeAvailability Check `json:"no_negative_availability"`
 	CopiesAddUp            Check `json:"copies_add_up"`
+	// KeysAppliedOnce: no Idempotency-Key made the same borrow twice.
+	KeysAppliedOnce Check `json:"keys_applied_once"`
+	// BorrowsOnce: every borrow a user was answered 201 for was named by
+	// one answer only, and made once.
+	BorrowsOnce Check `json:"borrows_exactly_once"`
+}
+
+// checks returns the checks with what each says, in the order reports show
+// them.
+func (c Consistency) checks() []struct {
+	name string
+	c    Check
+} {
+	return []struct {
+		name string
+		c    Check
+	}{
+		{"every borrow answered 201 exists", c.BorrowsExist},
+		{"every borrow answered 201 exists exactly once", c.BorrowsOnce},
+		{"no idempotency key was applied twice", c.KeysAppliedOnce},
+		{"no negative availability", c.NoNegativeAvailability},
+		{"copies add up", c.CopiesAddUp},
+	}
 }
 
 // Check is one invariant.
@@ -113,7 +141,7 @@ func (r *Runner) report(ctx context.Context) *Report {
 	for _, s := range r.sides {
 		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
 			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
-			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}}
+			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries()}
 		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
@@ -153,15 +181,37 @@ func (r *Runner) checkConsistency(ctx context.Context, borrowIDs []int64) Consis
 	db, err := r.db.CheckConsistency(ctx)
 	if err != nil {
 		c.NoNegativeAvailability = Check{Detail: "could not check: " + err.Error()}
-		c.CopiesAddUp = c.NoNegativeAvailability
+		c.CopiesAddUp, c.KeysAppliedOnce, c.BorrowsOnce = c.NoNegativeAvailability, c.NoNegativeAvailability, c.NoNegativeAvailability
 	} else {
 		c.NoNegativeAvailability = Check{OK: len(db.NegativeAvailability) == 0,
 			Detail: fmt.Sprintf("%d books checked, %d with negative availability %v", db.Books, len(db.NegativeAvailability), db.NegativeAvailability)}
 		c.CopiesAddUp = Check{OK: len(db.Mismatched) == 0,
 			Detail: fmt.Sprintf("available copies + %d active borrows = copies for all but %d book(s) %v", db.ActiveBorrows, len(db.Mismatched), db.Mismatched)}
+		c.KeysAppliedOnce = Check{OK: len(db.AppliedTwice) == 0,
+			Detail: fmt.Sprintf("%d borrow(s) made under an Idempotency-Key, %d of them sharing key and book with another %v", db.KeyedBorrows, len(db.AppliedTwice), db.AppliedTwice)}
+		c.BorrowsOnce = borrowsOnce(borrowIDs, db.AppliedTwice)
 	}
-	c.OK = c.BorrowsExist.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
+	c.OK = c.BorrowsExist.OK && c.BorrowsOnce.OK && c.KeysAppliedOnce.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
 	return c
+}
+
+// borrowsOnce checks that no two answers a user got named one borrow, and
+// that no borrow a user got was made twice under its key (the twin would
+// be a copy lent that nobody was told of).
+func borrowsOnce(answered, appliedTwice []int64) Check {
+	seen := make(map[int64]bool, len(answered))
+	var named, doubled []int64
+	for _, id := range answered {
+		if seen[id] {
+			named = append(named, id)
+		}
+		seen[id] = true
+		if slices.Contains(appliedTwice, id) {
+			doubled = append(doubled, id)
+		}
+	}
+	return Check{OK: len(named) == 0 && len(doubled) == 0,
+		Detail: fmt.Sprintf("%d borrow(s) answered 201: %d named by more than one answer %v, %d made twice under one key %v", len(answered), len(named), named, len(doubled), doubled)}
 }
 
 // Write puts report.json and report.md in dir.
@@ -184,26 +234,29 @@ func (rep *Report) Write(dir string) error {
 // rows are the lines of the side-by-side table.
 var rows = []struct {
 	label string
-	value func(Totals) string
+	value func(SideReport) string
 }{
-	{"requests", func(t Totals) string { return fmt.Sprint(t.Requests) }},
-	{"ok (2xx)", func(t Totals) string { return fmt.Sprint(t.OK) }},
-	{"availability", func(t Totals) string { return fmt.Sprintf("%.4f", t.Availability) }},
-	{"401 session_lost", func(t Totals) string { return fmt.Sprint(t.SessionLost) }},
-	{"401 login_required", func(t Totals) string { return fmt.Sprint(t.LoginRequired) }},
-	{"409 conflict (lost a race)", func(t Totals) string { return fmt.Sprint(t.Conflicts) }},
-	{"401 invalid token/session", func(t Totals) string { return fmt.Sprint(t.InvalidCredential) }},
-	{"other 4xx", func(t Totals) string { return fmt.Sprint(t.Errors4xx) }},
-	{"5xx", func(t Totals) string { return fmt.Sprint(t.Errors5xx) }},
-	{"connection errors", func(t Totals) string { return fmt.Sprint(t.ConnErrors) }},
-	{"timeouts (past the deadline)", func(t Totals) string { return fmt.Sprint(t.Timeouts) }},
-	{"sessions lost", func(t Totals) string { return fmt.Sprint(t.SessionsLost) }},
-	{"cart items lost", func(t Totals) string { return fmt.Sprint(t.CartItemsLost) }},
-	{"forced re-logins", func(t Totals) string { return fmt.Sprint(t.Relogins) }},
-	{"borrows (201)", func(t Totals) string { return fmt.Sprint(t.Borrows) }},
-	{"latency p50 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
-	{"latency p95 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
-	{"latency p99 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
+	{"requests", func(t SideReport) string { return fmt.Sprint(t.Requests) }},
+	{"ok (2xx)", func(t SideReport) string { return fmt.Sprint(t.OK) }},
+	{"availability", func(t SideReport) string { return fmt.Sprintf("%.4f", t.Availability) }},
+	{"401 session_lost", func(t SideReport) string { return fmt.Sprint(t.SessionLost) }},
+	{"401 login_required", func(t SideReport) string { return fmt.Sprint(t.LoginRequired) }},
+	{"409 conflict (lost a race)", func(t SideReport) string { return fmt.Sprint(t.Conflicts) }},
+	{"401 invalid token/session", func(t SideReport) string { return fmt.Sprint(t.InvalidCredential) }},
+	{"other 4xx", func(t SideReport) string { return fmt.Sprint(t.Errors4xx) }},
+	{"5xx", func(t SideReport) string { return fmt.Sprint(t.Errors5xx) }},
+	{"connection errors", func(t SideReport) string { return fmt.Sprint(t.ConnErrors) }},
+	{"timeouts (past the deadline)", func(t SideReport) string { return fmt.Sprint(t.Timeouts) }},
+	{"sessions lost", func(t SideReport) string { return fmt.Sprint(t.SessionsLost) }},
+	{"cart items lost", func(t SideReport) string { return fmt.Sprint(t.CartItemsLost) }},
+	{"forced re-logins", func(t SideReport) string { return fmt.Sprint(t.Relogins) }},
+	{"borrows (201)", func(t SideReport) string { return fmt.Sprint(t.Borrows) }},
+	{"balancer retries", func(t SideReport) string { return fmt.Sprint(t.LBRetries) }},
+	{"balancer retries answered", func(t SideReport) string { return fmt.Sprint(t.LBRetriesSaved) }},
+	{"user retries (same key)", func(t SideReport) string { return fmt.Sprint(t.UserRetries) }},
+	{"latency p50 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
+	{"latency p95 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
+	{"latency p99 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
 }
 
 // costRows are the lines of the costs table in report.md.
@@ -246,7 +299,7 @@ func (rep *Report) PrintSummary(w io.Writer) {
 	for _, row := range rows {
 		fmt.Fprintf(tw, "%s\t", row.label)
 		for _, c := range cols {
-			fmt.Fprintf(tw, "%s\t", row.value(c.Totals))
+			fmt.Fprintf(tw, "%s\t", row.value(c))
 		}
 		fmt.Fprintln(tw)
 	}
@@ -278,12 +331,12 @@ func (rep *Report) PrintSummary(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if rep.Consistency.OK {
-		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database, and every book's copies add up")
+		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database exactly once, no idempotency key was applied twice, and every book's copies add up")
 	} else {
 		fmt.Fprintln(w, "!!! CONSISTENCY CHECK FAILED !!!")
-		for _, c := range []Check{rep.Consistency.BorrowsExist, rep.Consistency.NoNegativeAvailability, rep.Consistency.CopiesAddUp} {
-			if !c.OK {
-				fmt.Fprintln(w, "  - "+c.Detail)
+		for _, c := range rep.Consistency.checks() {
+			if !c.c.OK {
+				fmt.Fprintln(w, "  - "+c.c.Detail)
 			}
 		}
 	}
@@ -323,7 +376,7 @@ func (rep *Report) markdown(w io.Writer) {
 	for _, row := range rows {
 		fmt.Fprintf(w, "| %s", row.label)
 		for _, c := range cols {
-			fmt.Fprintf(w, " | %s", row.value(c.Totals))
+			fmt.Fprintf(w, " | %s", row.value(c))
 		}
 		fmt.Fprintln(w, " |")
 	}
@@ -363,8 +416,12 @@ func (rep *Report) markdown(w io.Writer) {
 		conn = append(conn, fmt.Sprintf("%s %d", c.Name, c.ConnErrors))
 	}
 	if crashes > 0 {
-		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%d kill(s) across both sides). A killed process cannot finish the requests it is working on: the balancer answers those with 502. They show as 5xx (%s) or connection errors (%s). Every strategy pays this; a strategy that keeps sessions in the process also loses the sessions it held.\n",
-			crashes, strings.Join(fivexx, ", "), strings.Join(conn, ", "))
+		var retried []string
+		for _, c := range cols {
+			retried = append(retried, fmt.Sprintf("%s %d of %d (users themselves: %d)", c.Name, c.LBRetriesSaved, c.LBRetries, c.UserRetries))
+		}
+		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%d kill(s) across both sides). A killed process cannot finish the requests it is working on. The balancer sends again, to another replica, those that are safe to send twice — reads, and writes that carry an Idempotency-Key, which the server makes once — and the users resend what no replica answered with the same key; retries a replica answered: %s. What was left shows as 5xx (%s) or connection errors (%s). A retry lands on a replica that never held a session kept in the killed process: that strategy loses the session all the same.\n",
+			crashes, strings.Join(retried, ", "), strings.Join(fivexx, ", "), strings.Join(conn, ", "))
 	} else {
 		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request should fail on either side: 5xx %s; connection errors %s.\n",
 			strings.Join(fivexx, ", "), strings.Join(conn, ", "))
@@ -405,10 +462,7 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n## Consistency of the shared database")
 	fmt.Fprintln(w)
-	for _, c := range []struct {
-		name string
-		c    Check
-	}{{"every borrow answered 201 exists", rep.Consistency.BorrowsExist}, {"no negative availability", rep.Consistency.NoNegativeAvailability}, {"copies add up", rep.Consistency.CopiesAddUp}} {
+	for _, c := range rep.Consistency.checks() {
 		mark := "ok"
 		if !c.c.OK {
 			mark = "**FAILED**"

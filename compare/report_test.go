@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 )
@@ -66,7 +67,8 @@ func rtReport(consistent, crash bool) *compare.Report {
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168,
 				LatencyMS: compare.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
-			}, Phases: []compare.Phase{}},
+				LBRetries: 3, LBRetriesSaved: 3, UserRetries: 1, UserRetriesSaved: 1,
+			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []compare.Phase{}},
 		},
 		Events: []compare.EventRecord{
 			{AtS: 6.0346, Kind: "restart", Side: rtLeft, Replica: "memory-sticky-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, Note: "a deploy restarts one replica gracefully"},
@@ -79,6 +81,8 @@ func rtReport(consistent, crash bool) *compare.Report {
 			BorrowsExist:           compare.Check{OK: true, Detail: "252 borrow(s) answered 201, 0 missing from the database []"},
 			NoNegativeAvailability: compare.Check{OK: true, Detail: "1200 books checked, 0 with negative availability []"},
 			CopiesAddUp:            compare.Check{OK: true, Detail: "available copies + 3 active borrows = copies for all but 0 book(s) []"},
+			KeysAppliedOnce:        compare.Check{OK: true, Detail: "252 borrow(s) made under an Idempotency-Key, 0 of them sharing key and book with another []"},
+			BorrowsOnce:            compare.Check{OK: true, Detail: "252 borrow(s) answered 201: 0 named by more than one answer [], 0 made twice under one key []"},
 		},
 		Timeline: compare.TimelineStats{
 			MaxLateMS:    0.7,
@@ -197,7 +201,7 @@ func TestReportWrite(t *testing.T) {
 		}
 	}
 	want = append(want, "sides."+rtLeft+".phases[].during", "sides."+rtRight+".phases[].settling")
-	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up"} {
+	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up", "keys_applied_once", "borrows_exactly_once"} {
 		want = append(want, "consistency."+check, "consistency."+check+".ok", "consistency."+check+".detail")
 	}
 	for _, side := range []string{rtLeft, rtRight} {
@@ -210,9 +214,14 @@ func TestReportWrite(t *testing.T) {
 			// what the issue asks each side to say of its strategy
 			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
 			"balance", "costs",
+			// retries: the balancer's, by reason, and the users' own
+			"lb_retries", "lb_retries_saved", "lb_retries_by_reason", "user_retries", "user_retries_saved",
 		} {
 			want = append(want, "sides."+side+"."+k)
 		}
+	}
+	for _, k := range []string{balancer.ReasonRefused, balancer.ReasonEOF} {
+		want = append(want, "sides."+rtRight+".lb_retries_by_reason."+k, "sides."+rtRight+".lb_retries_by_reason."+k+".answered", "sides."+rtRight+".lb_retries_by_reason."+k+".failed")
 	}
 	for _, side := range []string{rtLeft, rtRight} {
 		for _, k := range []string{
@@ -322,6 +331,9 @@ func TestReportMarkdownFailures(t *testing.T) {
 		"- no negative availability: ok",
 		"- copies add up: **FAILED**",
 		"**Crashes.** The scenario killed replicas with SIGKILL (1 kill(s) across both sides)",
+		"retries a replica answered: memory-sticky 0 of 0 (users themselves: 0), apikey 3 of 3 (users themselves: 1)",
+		"- every borrow answered 201 exists exactly once: ok",
+		"- no idempotency key was applied twice: ok",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)

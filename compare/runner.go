@@ -258,6 +258,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			return fail(err)
 		}
 		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
+		s.stats.CountRetries(s.lb.Retries)
 		var confine func(string, *exec.Cmd) (func(int) error, error)
 		if r.limiter != nil {
 			confine = r.limiter.Confine
@@ -274,18 +275,24 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
 			BeforeStop: func(rep supervisor.Replica) {
 				// Drain, then wait for the requests already handed to the
-				// replica, so a graceful stop interrupts nothing.
-				s.lb.Drain(rep.ID)
+				// replica, so a graceful stop interrupts nothing. A replica
+				// a surge restart replaced is out of rotation already, on
+				// its old address: only the wait is left.
+				be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
+				s.lb.Drain(be)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if err := s.lb.WaitIdle(ctx, rep.ID); err != nil {
+				if err := s.lb.WaitIdle(ctx, be); err != nil {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
 				}
 				// Its last word on what it spent identifying callers.
 				r.readReplica(s, rep)
 			},
 			OnChange: func(reps []supervisor.Replica) {
-				s.lb.SetBackends(backendsOf(reps))
+				// The supervisor's set holds only replicas it has seen
+				// ready, so they join the rotation at once: a replacement
+				// takes over from the process it replaces in one step.
+				s.lb.SetReadyBackends(backendsOf(reps))
 				r.targetsChanged()
 			},
 		})
@@ -309,8 +316,8 @@ func (cfg *Config) validateLoad() error {
 	if cfg.Rate > 0 {
 		minUsers = 0 // the open-loop load alone is a load
 	}
-	if cfg.Users < minUsers || cfg.Users > 500 {
-		return fmt.Errorf("users is %d; use %d to 500 per side (the seed has 1000 load-test members)", cfg.Users, minUsers)
+	if cfg.Users < minUsers || cfg.Users > MaxUsers {
+		return fmt.Errorf("users is %d; use %d to %d per side (the seed has 1000 load-test members)", cfg.Users, minUsers, MaxUsers)
 	}
 	if cfg.Rate < 0 || cfg.Rate > MaxRate {
 		return fmt.Errorf("rate is %g; use 0 (no open-loop load) to %d requests per second per side", cfg.Rate, MaxRate)
@@ -603,7 +610,8 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 	// shift is how far the timeline has moved later than the scenario's
 	// clock, when a Pace made it wait.
 	var shift time.Duration
-	for i, e := range sc.Events {
+	events := sc.Expand(r.cfg.Seed)
+	for i, e := range events {
 		due := r.start.Add(e.At.Std() + shift)
 		if err := sleepUntil(ctx, due); err != nil {
 			return nil
@@ -631,8 +639,8 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 			// The next event, or the end, comes no sooner than MinGap
 			// after this one ended.
 			next := sc.Duration.Std()
-			if i+1 < len(sc.Events) {
-				next = sc.Events[i+1].At.Std()
+			if i+1 < len(events) {
+				next = events[i+1].At.Std()
 			}
 			if earliest := time.Now().Add(pace.MinGap); earliest.After(r.start.Add(next + shift)) {
 				shift = earliest.Sub(r.start.Add(next))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/internal/library"
 )
 
@@ -88,7 +89,9 @@ type SideStats struct {
 	offered atomic.Int64
 	// dropped counts the open-loop arrivals that were never sent because
 	// the side had too many requests outstanding; each is a timeout too.
-	dropped atomic.Int64
+	dropped     atomic.Int64
+	userRetries atomic.Int64
+	userSaved   atomic.Int64
 
 	mu        sync.Mutex
 	buckets   []uint64 // len(latencyBounds)+1, the last is +Inf
@@ -108,6 +111,9 @@ type SideStats struct {
 	// phases count the requests by the phase they arrived in (see
 	// BeginPhase); empty until the first phase begins.
 	phases []*PhaseCount
+	// lbRetries reads the retries of the side's balancer, counted there;
+	// nil before CountRetries.
+	lbRetries func() map[string]balancer.RetryCount
 }
 
 // PhaseCount is what became of the requests that arrived in one phase of
@@ -139,6 +145,26 @@ func (s *SideStats) Phase(i int) PhaseCount {
 	p := *s.phases[i]
 	p.buckets = slices.Clone(p.buckets)
 	return p
+}
+
+// CountRetries makes the totals include the retries of the side's
+// balancer, as its Retries reports them: requests the users never saw fail.
+func (s *SideStats) CountRetries(retries func() map[string]balancer.RetryCount) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lbRetries = retries
+}
+
+// BalancerRetries returns the balancer's retries by the reason the try
+// before them failed; empty before CountRetries.
+func (s *SideStats) BalancerRetries() map[string]balancer.RetryCount {
+	s.mu.Lock()
+	f := s.lbRetries
+	s.mu.Unlock()
+	if f == nil {
+		return map[string]balancer.RetryCount{}
+	}
+	return f()
 }
 
 // maxUnexpectedKinds bounds how many different messages are kept.
@@ -343,6 +369,16 @@ func (s *SideStats) Borrowed(ids ...int64) {
 	s.mu.Unlock()
 }
 
+// UserRetried records a request a user sent again, with the same
+// Idempotency-Key for a write, because no replica answered it; saved says
+// that a replica answered the retry.
+func (s *SideStats) UserRetried(saved bool) {
+	s.userRetries.Add(1)
+	if saved {
+		s.userSaved.Add(1)
+	}
+}
+
 // Returned records a borrow returned with a 200.
 func (s *SideStats) Returned() { s.returns.Add(1) }
 
@@ -384,6 +420,19 @@ type Totals struct {
 	SignIns       int64      `json:"sign_ins"`     // successful sign-ins, part of ok
 	Availability  float64    `json:"availability"` // ok / (requests − conflicts)
 	LatencyMS     Percentile `json:"latency_ms"`
+
+	// UserRetries counts the requests users sent again, with the same
+	// Idempotency-Key for a write, because no replica answered them (part
+	// of requests); UserRetriesSaved those a replica then answered.
+	UserRetries      int64 `json:"user_retries"`
+	UserRetriesSaved int64 `json:"user_retries_saved"`
+	// LBRetries counts the retries the side's balancer made after a try
+	// failed before any response header (a refused connection, a replica
+	// that died with the request); LBRetriesSaved those a replica
+	// answered: requests that would have failed and that the user never
+	// saw fail. Counted by the balancer, not part of requests.
+	LBRetries      int64 `json:"lb_retries"`
+	LBRetriesSaved int64 `json:"lb_retries_saved"`
 }
 
 // Percentile holds latency percentiles in milliseconds.
@@ -413,6 +462,12 @@ func (s *SideStats) Totals() Totals {
 		Borrows:           s.borrows.Load(),
 		Returns:           s.returns.Load(),
 		SignIns:           s.signIns.Load(),
+		UserRetries:       s.userRetries.Load(),
+		UserRetriesSaved:  s.userSaved.Load(),
+	}
+	for _, c := range s.BalancerRetries() {
+		t.LBRetries += int64(c.Answered + c.Failed)
+		t.LBRetriesSaved += int64(c.Answered)
 	}
 	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.InvalidCredential + t.Errors4xx + t.Errors5xx + t.ConnErrors + t.Timeouts
 	// A 409 is the library answering correctly that another user got the
@@ -471,6 +526,7 @@ type statsCollector struct {
 	borrows  *prometheus.Desc
 	offered  *prometheus.Desc
 	dropped  *prometheus.Desc
+	retries  *prometheus.Desc
 	latency  *prometheus.Desc
 }
 
@@ -485,12 +541,13 @@ func newStatsCollector(sides []*side) *statsCollector {
 		borrows:  prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", labels, nil),
 		offered:  prometheus.NewDesc("statelab_client_offered_requests_total", "Requests the simulated users started, open-loop arrivals included whether or not they were sent: the load offered to the side.", labels, nil),
 		dropped:  prometheus.NewDesc("statelab_client_dropped_requests_total", "Open-loop arrivals never sent because the side had its cap of requests outstanding; each is also counted with outcome timeout.", labels, nil),
+		retries:  prometheus.NewDesc("statelab_client_retries_total", "Requests the simulated users sent again (a write with the same Idempotency-Key) because no replica answered them, by outcome: saved (a replica answered the retry) or failed.", append(labels, "outcome"), nil),
 		latency:  prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.offered, c.dropped, c.latency} {
+	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.offered, c.dropped, c.retries, c.latency} {
 		ch <- d
 	}
 }
@@ -507,6 +564,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.borrows, prometheus.CounterValue, float64(s.borrows.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.offered, prometheus.CounterValue, float64(s.offered.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.dropped.Load()), name, server)
+		saved := s.userSaved.Load()
+		ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(saved), name, server, "saved")
+		ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(s.userRetries.Load()-saved), name, server, "failed")
 
 		buckets, sum, n := s.histogram()
 		cum := make(map[float64]uint64, len(latencyBounds))

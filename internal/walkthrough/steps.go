@@ -204,7 +204,7 @@ func stepRestart(ctx context.Context, w *walk) error {
 func (w *walk) restart(ctx context.Context, side string) error {
 	old := w.replica(side, 1)
 	w.t.text(fmt.Sprintf("Restarting %s: SIGTERM, wait for the process to exit, start a new one on the same address.", old.ID))
-	if err := w.sides[side].Restart(ctx, old.ID); err != nil {
+	if err := w.sides[side].RestartInPlace(ctx, old.ID); err != nil {
 		return err
 	}
 	now := w.replica(side, 1)
@@ -667,9 +667,11 @@ func watchFor(e compare.Event, replicas int) string {
 			"replica must log in again and lose their carts (relogins, cart items lost). The stateless " +
 			"side does not notice."
 	case compare.ActionCrash:
-		return "the requests in flight on the killed process fail, on either side, for that instant " +
-			"(often there is none: a stateless request takes a millisecond or two). Afterwards only " +
-			"the stateful side keeps paying: session_lost, relogins, lost carts."
+		return "the killed process takes the requests it was answering with it. The balancer sends " +
+			"those that are safe to send twice (reads, and writes with an Idempotency-Key, which the " +
+			"simulated users send) to another replica, so the users do not see them fail; the " +
+			"stateful side's retry lands where the session never was. Afterwards only the stateful " +
+			"side keeps paying: session_lost, relogins, lost carts."
 	case compare.ActionScale:
 		if e.Replicas > replicas {
 			return "the new stateful replicas hold no sessions, so adding capacity makes things worse " +
