@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,9 +21,11 @@ import (
 // core it may use until it is killed.
 func TestMain(m *testing.M) {
 	if os.Getenv("STATELAB_CPULIMIT_SPIN") != "" {
+		var work atomic.Uint64
 		for range 4 {
 			go func() {
 				for {
+					work.Add(1)
 				}
 			}()
 		}
