@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/library"
 )
@@ -134,19 +135,26 @@ type feedBody struct {
 	Scenario  string              `json:"scenario"`
 	DurationS float64             `json:"duration_s"`
 	Users     int                 `json:"users"`
-	Now       Sample              `json:"now"`
-	Events    []EventRecord       `json:"events"`
-	History   []Sample            `json:"history,omitempty"`
+	// ReplicaCPU is the replicas' CPU limit and how the kernel enforces it
+	// (or why not); absent when no limit was asked for.
+	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
+	// OpenLoop is the open-loop load; absent without one.
+	OpenLoop *OpenLoopInfo `json:"open_loop,omitempty"`
+	Now      Sample        `json:"now"`
+	Events   []EventRecord `json:"events"`
+	History  []Sample      `json:"history,omitempty"`
 }
 
 func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 	body := feedBody{
-		Sides:     r.cfg.Sides[:],
-		Scenario:  r.cfg.Scenario.Name,
-		DurationS: r.cfg.Scenario.Duration.Std().Seconds(),
-		Users:     r.cfg.Users,
-		Now:       r.feed.Latest(),
-		Events:    r.Events(),
+		Sides:      r.cfg.Sides[:],
+		Scenario:   r.cfg.Scenario.Name,
+		DurationS:  r.cfg.Scenario.Duration.Std().Seconds(),
+		Users:      r.cfg.Users,
+		ReplicaCPU: r.enforcement(),
+		OpenLoop:   r.openLoopInfo(),
+		Now:        r.feed.Latest(),
+		Events:     r.Events(),
 	}
 	if v := req.URL.Query().Get("history"); v != "" {
 		since, err := strconv.ParseFloat(v, 64)

@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -27,6 +29,11 @@ type Report struct {
 	Interrupted bool  `json:"interrupted"`
 	Users       int   `json:"users_per_side"`
 	Seed        int64 `json:"seed"`
+	// OpenLoop is the open-loop load; absent without one.
+	OpenLoop *OpenLoopInfo `json:"open_loop,omitempty"`
+	// ReplicaCPU is the replicas' CPU limit and how the kernel enforced
+	// it, or why it did not; absent when no limit was asked for.
+	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
 	// Sides holds each side's strategy and totals, keyed by the strategy's
 	// name; SideOrder gives the columns' order.
 	Sides     map[string]SideReport `json:"sides"`
@@ -40,13 +47,22 @@ type Report struct {
 }
 
 // SideReport is one side of a run: the strategy, what its users counted,
-// and how its balancer shared the requests out after each scale event.
+// how its balancer shared the requests out after each scale event, and the
+// balancer's retries by the reason the try before them failed.
 type SideReport struct {
 	strategy.Strategy
 	Totals
 	Balance []BalanceWindow `json:"balance"`
+	// Phases are the stretches between events: load offered, throughput,
+	// latency, timeouts and each replica's CPU.
+	Phases []Phase `json:"phases"`
+	// ReplicaCPU is each replica's CPU over the whole run.
+	ReplicaCPU []ReplicaCPUUse `json:"replica_cpu,omitempty"`
 	// Costs is what the side paid for its way of keeping a sign-in.
 	Costs Costs `json:"costs"`
+	// LBRetryBy is the balancer's retries by the reason the try before
+	// them failed.
+	LBRetryBy map[string]balancer.RetryCount `json:"lb_retries_by_reason"`
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -65,6 +81,29 @@ type Consistency struct {
 	BorrowsExist           Check `json:"borrows_exist"`
 	NoNegativeAvailability Check `json:"no_negative_availability"`
 	CopiesAddUp            Check `json:"copies_add_up"`
+	// KeysAppliedOnce: no Idempotency-Key made the same borrow twice.
+	KeysAppliedOnce Check `json:"keys_applied_once"`
+	// BorrowsOnce: every borrow a user was answered 201 for was named by
+	// one answer only, and made once.
+	BorrowsOnce Check `json:"borrows_exactly_once"`
+}
+
+// checks returns the checks with what each says, in the order reports show
+// them.
+func (c Consistency) checks() []struct {
+	name string
+	c    Check
+} {
+	return []struct {
+		name string
+		c    Check
+	}{
+		{"every borrow answered 201 exists", c.BorrowsExist},
+		{"every borrow answered 201 exists exactly once", c.BorrowsOnce},
+		{"no idempotency key was applied twice", c.KeysAppliedOnce},
+		{"no negative availability", c.NoNegativeAvailability},
+		{"copies add up", c.CopiesAddUp},
+	}
 }
 
 // Check is one invariant.
@@ -84,6 +123,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 		DurationS:   r.elapsed().Seconds(),
 		Users:       r.cfg.Users,
 		Seed:        r.cfg.Seed,
+		OpenLoop:    r.openLoopInfo(),
+		ReplicaCPU:  r.enforcement(),
 		Interrupted: ctx.Err() != nil,
 		Sides:       map[string]SideReport{},
 		Unexpected:  map[string]map[string]int64{},
@@ -99,7 +140,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 	var borrowIDs []int64
 	for _, s := range r.sides {
 		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
-			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}}
+			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
+			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries()}
 		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
@@ -139,15 +181,37 @@ func (r *Runner) checkConsistency(ctx context.Context, borrowIDs []int64) Consis
 	db, err := r.db.CheckConsistency(ctx)
 	if err != nil {
 		c.NoNegativeAvailability = Check{Detail: "could not check: " + err.Error()}
-		c.CopiesAddUp = c.NoNegativeAvailability
+		c.CopiesAddUp, c.KeysAppliedOnce, c.BorrowsOnce = c.NoNegativeAvailability, c.NoNegativeAvailability, c.NoNegativeAvailability
 	} else {
 		c.NoNegativeAvailability = Check{OK: len(db.NegativeAvailability) == 0,
 			Detail: fmt.Sprintf("%d books checked, %d with negative availability %v", db.Books, len(db.NegativeAvailability), db.NegativeAvailability)}
 		c.CopiesAddUp = Check{OK: len(db.Mismatched) == 0,
 			Detail: fmt.Sprintf("available copies + %d active borrows = copies for all but %d book(s) %v", db.ActiveBorrows, len(db.Mismatched), db.Mismatched)}
+		c.KeysAppliedOnce = Check{OK: len(db.AppliedTwice) == 0,
+			Detail: fmt.Sprintf("%d borrow(s) made under an Idempotency-Key, %d of them sharing key and book with another %v", db.KeyedBorrows, len(db.AppliedTwice), db.AppliedTwice)}
+		c.BorrowsOnce = borrowsOnce(borrowIDs, db.AppliedTwice)
 	}
-	c.OK = c.BorrowsExist.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
+	c.OK = c.BorrowsExist.OK && c.BorrowsOnce.OK && c.KeysAppliedOnce.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
 	return c
+}
+
+// borrowsOnce checks that no two answers a user got named one borrow, and
+// that no borrow a user got was made twice under its key (the twin would
+// be a copy lent that nobody was told of).
+func borrowsOnce(answered, appliedTwice []int64) Check {
+	seen := make(map[int64]bool, len(answered))
+	var named, doubled []int64
+	for _, id := range answered {
+		if seen[id] {
+			named = append(named, id)
+		}
+		seen[id] = true
+		if slices.Contains(appliedTwice, id) {
+			doubled = append(doubled, id)
+		}
+	}
+	return Check{OK: len(named) == 0 && len(doubled) == 0,
+		Detail: fmt.Sprintf("%d borrow(s) answered 201: %d named by more than one answer %v, %d made twice under one key %v", len(answered), len(named), named, len(doubled), doubled)}
 }
 
 // Write puts report.json and report.md in dir.
@@ -170,25 +234,29 @@ func (rep *Report) Write(dir string) error {
 // rows are the lines of the side-by-side table.
 var rows = []struct {
 	label string
-	value func(Totals) string
+	value func(SideReport) string
 }{
-	{"requests", func(t Totals) string { return fmt.Sprint(t.Requests) }},
-	{"ok (2xx)", func(t Totals) string { return fmt.Sprint(t.OK) }},
-	{"availability", func(t Totals) string { return fmt.Sprintf("%.4f", t.Availability) }},
-	{"401 session_lost", func(t Totals) string { return fmt.Sprint(t.SessionLost) }},
-	{"401 login_required", func(t Totals) string { return fmt.Sprint(t.LoginRequired) }},
-	{"409 conflict (lost a race)", func(t Totals) string { return fmt.Sprint(t.Conflicts) }},
-	{"401 invalid token/session", func(t Totals) string { return fmt.Sprint(t.InvalidCredential) }},
-	{"other 4xx", func(t Totals) string { return fmt.Sprint(t.Errors4xx) }},
-	{"5xx", func(t Totals) string { return fmt.Sprint(t.Errors5xx) }},
-	{"connection errors", func(t Totals) string { return fmt.Sprint(t.ConnErrors) }},
-	{"sessions lost", func(t Totals) string { return fmt.Sprint(t.SessionsLost) }},
-	{"cart items lost", func(t Totals) string { return fmt.Sprint(t.CartItemsLost) }},
-	{"forced re-logins", func(t Totals) string { return fmt.Sprint(t.Relogins) }},
-	{"borrows (201)", func(t Totals) string { return fmt.Sprint(t.Borrows) }},
-	{"latency p50 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
-	{"latency p95 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
-	{"latency p99 ms", func(t Totals) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
+	{"requests", func(t SideReport) string { return fmt.Sprint(t.Requests) }},
+	{"ok (2xx)", func(t SideReport) string { return fmt.Sprint(t.OK) }},
+	{"availability", func(t SideReport) string { return fmt.Sprintf("%.4f", t.Availability) }},
+	{"401 session_lost", func(t SideReport) string { return fmt.Sprint(t.SessionLost) }},
+	{"401 login_required", func(t SideReport) string { return fmt.Sprint(t.LoginRequired) }},
+	{"409 conflict (lost a race)", func(t SideReport) string { return fmt.Sprint(t.Conflicts) }},
+	{"401 invalid token/session", func(t SideReport) string { return fmt.Sprint(t.InvalidCredential) }},
+	{"other 4xx", func(t SideReport) string { return fmt.Sprint(t.Errors4xx) }},
+	{"5xx", func(t SideReport) string { return fmt.Sprint(t.Errors5xx) }},
+	{"connection errors", func(t SideReport) string { return fmt.Sprint(t.ConnErrors) }},
+	{"timeouts (past the deadline)", func(t SideReport) string { return fmt.Sprint(t.Timeouts) }},
+	{"sessions lost", func(t SideReport) string { return fmt.Sprint(t.SessionsLost) }},
+	{"cart items lost", func(t SideReport) string { return fmt.Sprint(t.CartItemsLost) }},
+	{"forced re-logins", func(t SideReport) string { return fmt.Sprint(t.Relogins) }},
+	{"borrows (201)", func(t SideReport) string { return fmt.Sprint(t.Borrows) }},
+	{"balancer retries", func(t SideReport) string { return fmt.Sprint(t.LBRetries) }},
+	{"balancer retries answered", func(t SideReport) string { return fmt.Sprint(t.LBRetriesSaved) }},
+	{"user retries (same key)", func(t SideReport) string { return fmt.Sprint(t.UserRetries) }},
+	{"latency p50 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
+	{"latency p95 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
+	{"latency p99 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
 }
 
 // costRows are the lines of the costs table in report.md.
@@ -231,7 +299,7 @@ func (rep *Report) PrintSummary(w io.Writer) {
 	for _, row := range rows {
 		fmt.Fprintf(tw, "%s\t", row.label)
 		for _, c := range cols {
-			fmt.Fprintf(tw, "%s\t", row.value(c.Totals))
+			fmt.Fprintf(tw, "%s\t", row.value(c))
 		}
 		fmt.Fprintln(tw)
 	}
@@ -247,14 +315,28 @@ func (rep *Report) PrintSummary(w io.Writer) {
 			fmt.Fprintf(w, "%s: after the %s at %.0f s, %s\n", c.Name, b.After, b.FromS, b.describe())
 		}
 	}
+	if rep.OpenLoop != nil || rep.ReplicaCPU != nil {
+		// The phases are the capacity lesson; other runs keep the
+		// terminal short and have them in the report.
+		fmt.Fprintln(w)
+		rep.describeLoad(w)
+		for _, c := range cols {
+			fmt.Fprintf(w, "\n%s, phase by phase:\n", c.Name)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			for _, row := range phaseRows(c, rep.ReplicaCPU) {
+				fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+			}
+			tw.Flush()
+		}
+	}
 	fmt.Fprintln(w)
 	if rep.Consistency.OK {
-		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database, and every book's copies add up")
+		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database exactly once, no idempotency key was applied twice, and every book's copies add up")
 	} else {
 		fmt.Fprintln(w, "!!! CONSISTENCY CHECK FAILED !!!")
-		for _, c := range []Check{rep.Consistency.BorrowsExist, rep.Consistency.NoNegativeAvailability, rep.Consistency.CopiesAddUp} {
-			if !c.OK {
-				fmt.Fprintln(w, "  - "+c.Detail)
+		for _, c := range rep.Consistency.checks() {
+			if !c.c.OK {
+				fmt.Fprintln(w, "  - "+c.c.Detail)
 			}
 		}
 	}
@@ -294,9 +376,22 @@ func (rep *Report) markdown(w io.Writer) {
 	for _, row := range rows {
 		fmt.Fprintf(w, "| %s", row.label)
 		for _, c := range cols {
-			fmt.Fprintf(w, " | %s", row.value(c.Totals))
+			fmt.Fprintf(w, " | %s", row.value(c))
 		}
 		fmt.Fprintln(w, " |")
+	}
+	fmt.Fprintln(w, "\n## Phases: load, throughput, latency and CPU between events")
+	fmt.Fprintln(w)
+	rep.describeLoad(w)
+	fmt.Fprintln(w, "A phase runs from one event to the next; an event that took a while (starting replicas, draining them) is a phase of its own, marked under way, and with an open-loop load so is the first deadline after it, marked settling: the requests that queued before the event end in it. A phase's requests are those that arrived in it, whenever they were answered, so a backlog built before a scale-out counts against the phase that built it. Offered counts them per second (open-loop arrivals included, sent or not), throughput those answered 2xx; p50 and p99 are their latency from arrival to answer, timeouts those with no answer by their deadline (dropped ones included). Sessions lost and CPU are counted as they happened; the busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
+	for _, c := range cols {
+		fmt.Fprintf(w, "\n**%s**\n\n", c.Name)
+		for i, row := range phaseRows(c, rep.ReplicaCPU) {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+			if i == 0 {
+				fmt.Fprintf(w, "|%s\n", strings.Repeat("---:|", len(row)))
+			}
+		}
 	}
 	fmt.Fprintln(w, "\n## What the numbers say")
 	fmt.Fprintln(w)
@@ -321,8 +416,12 @@ func (rep *Report) markdown(w io.Writer) {
 		conn = append(conn, fmt.Sprintf("%s %d", c.Name, c.ConnErrors))
 	}
 	if crashes > 0 {
-		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%d kill(s) across both sides). A killed process cannot finish the requests it is working on: the balancer answers those with 502. They show as 5xx (%s) or connection errors (%s). Every strategy pays this; a strategy that keeps sessions in the process also loses the sessions it held.\n",
-			crashes, strings.Join(fivexx, ", "), strings.Join(conn, ", "))
+		var retried []string
+		for _, c := range cols {
+			retried = append(retried, fmt.Sprintf("%s %d of %d (users themselves: %d)", c.Name, c.LBRetriesSaved, c.LBRetries, c.UserRetries))
+		}
+		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%d kill(s) across both sides). A killed process cannot finish the requests it is working on. The balancer sends again, to another replica, those that are safe to send twice — reads, and writes that carry an Idempotency-Key, which the server makes once — and the users resend what no replica answered with the same key; retries a replica answered: %s. What was left shows as 5xx (%s) or connection errors (%s). A retry lands on a replica that never held a session kept in the killed process: that strategy loses the session all the same.\n",
+			crashes, strings.Join(retried, ", "), strings.Join(fivexx, ", "), strings.Join(conn, ", "))
 	} else {
 		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request should fail on either side: 5xx %s; connection errors %s.\n",
 			strings.Join(fivexx, ", "), strings.Join(conn, ", "))
@@ -363,10 +462,7 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n## Consistency of the shared database")
 	fmt.Fprintln(w)
-	for _, c := range []struct {
-		name string
-		c    Check
-	}{{"every borrow answered 201 exists", rep.Consistency.BorrowsExist}, {"no negative availability", rep.Consistency.NoNegativeAvailability}, {"copies add up", rep.Consistency.CopiesAddUp}} {
+	for _, c := range rep.Consistency.checks() {
 		mark := "ok"
 		if !c.c.OK {
 			mark = "**FAILED**"
@@ -384,4 +480,61 @@ func (rep *Report) markdown(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// describeLoad says what load the users put on the sides and under which
+// CPU limit the replicas ran.
+func (rep *Report) describeLoad(w io.Writer) {
+	if o := rep.OpenLoop; o != nil {
+		fmt.Fprintf(w, "Open-loop load: %g requests/s per side from %d signed-in users, each request with a deadline of %.0f ms, at most %d outstanding (arrivals beyond that are dropped and counted as timeouts); %d simulated users per side besides.\n",
+			o.Rate, o.RateUsers, o.DeadlineMS, o.MaxOutstanding, rep.Users)
+	}
+	if e := rep.ReplicaCPU; e != nil {
+		fmt.Fprintf(w, "Replica CPU: %s.\n", e)
+	} else {
+		fmt.Fprintln(w, "Replica CPU: no limit; every replica may use any core of the machine.")
+	}
+}
+
+// phaseRows is a side's phases as table rows, the header first.
+func phaseRows(c SideReport, enf *cpulimit.Enforcement) [][]string {
+	cpuHead := "busiest replica CPU (cores)"
+	if enf != nil && enf.Enforced {
+		cpuHead = "busiest replica CPU (of its limit)"
+	}
+	rows := [][]string{{"from s", "to s", "after", "replicas", "offered/s", "throughput/s", "p50 ms", "p99 ms", "timeouts", "sessions lost", cpuHead}}
+	for _, p := range c.Phases {
+		busiest := "-"
+		if id, v := busiestReplica(p.ReplicaCPUCores); id != "" {
+			busiest = fmt.Sprintf("%.2f %s", v, id)
+			if share, ok := p.ReplicaCPUShare[id]; ok {
+				busiest = fmt.Sprintf("%.0f%% %s", 100*share, id)
+			}
+		}
+		after := p.After
+		switch {
+		case p.During:
+			after += " (under way)"
+		case p.Settling:
+			after += " (settling)"
+		}
+		rows = append(rows, []string{
+			fmt.Sprintf("%.1f", p.FromS), fmt.Sprintf("%.1f", p.ToS), after, fmt.Sprint(p.Replicas),
+			fmt.Sprintf("%.1f", p.OfferedRPS), fmt.Sprintf("%.1f", p.ThroughputRPS),
+			fmt.Sprintf("%.1f", p.P50MS), fmt.Sprintf("%.1f", p.P99MS),
+			fmt.Sprint(p.Timeouts), fmt.Sprint(p.SessionsLost), busiest,
+		})
+	}
+	return rows
+}
+
+// busiestReplica returns the replica with the highest CPU use.
+func busiestReplica(cores map[string]float64) (string, float64) {
+	id, best := "", -1.0
+	for _, k := range slices.Sorted(maps.Keys(cores)) {
+		if cores[k] > best {
+			id, best = k, cores[k]
+		}
+	}
+	return id, best
 }

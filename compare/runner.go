@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/redisserver"
@@ -56,6 +58,19 @@ type Config struct {
 	// Timeouts of the runner's and the balancers' servers; zero fields
 	// are DefaultTimeouts.
 	Timeouts Timeouts
+
+	// Rate is the open-loop load: requests per second per side that arrive
+	// whether or not the side keeps up (see OpenLoopConfig), from a pool
+	// of RateUsers signed-in users per side, each request with Deadline
+	// (DefaultDeadline when zero) and at most MaxOutstanding in flight
+	// (DefaultMaxOutstanding when zero). 0 sends none: only the Users.
+	Rate           float64
+	RateUsers      int
+	Deadline       time.Duration
+	MaxOutstanding int
+	// ReplicaCPU is every replica's CPU limit in cores, enforced by the
+	// kernel where the machine allows it (package cpulimit); 0 sets none.
+	ReplicaCPU float64
 	// OnEvent, when set, is called by the timeline just before it plays
 	// each scenario event, with the time since the users started and every
 	// side's counters at that instant, keyed by strategy name: what a
@@ -106,8 +121,26 @@ type side struct {
 	// balance follows each replica's share of the requests after every
 	// scale event.
 	balance balanceLog
+	// open sends the side's open-loop requests; nil without a Rate.
+	open *OpenLoop
+	// phases are the stretches between events.
+	phases phaseLog
+	// cpu reads the replicas' CPU time.
+	cpu *cpuMeter
+	// cpuSeen is each replica's CPU time at the feed's previous sample,
+	// for the feed's per-replica CPU use; under Runner.mu.
+	cpuSeen map[string]cpuReading
+	// cpuMax is each replica's highest share of its limit in one feed
+	// sample; under Runner.mu.
+	cpuMax map[string]float64
 	// ident keeps what every replica process spent identifying callers.
 	ident identLog
+}
+
+// cpuReading is a replica's CPU time at one moment.
+type cpuReading struct {
+	used time.Duration
+	at   time.Time
 }
 
 // Runner plays a scenario on both sides at once.
@@ -122,6 +155,10 @@ type Runner struct {
 	start  time.Time
 	// scrapeClient reads the replicas' own metrics for the feed.
 	scrapeClient *http.Client
+	// limiter puts each replica under Config.ReplicaCPU; nil without one.
+	limiter *cpulimit.Limiter
+	// usersCtx is done once the users stop: no phase begins after it.
+	usersCtx context.Context
 
 	mu      sync.Mutex
 	log     []EventRecord
@@ -149,8 +186,8 @@ type EventRecord struct {
 // and the private redis-server of a side whose sessions live there (which
 // Run stops). No replica starts until Run.
 func New(ctx context.Context, cfg Config) (*Runner, error) {
-	if cfg.Users < 1 || cfg.Users > 500 {
-		return nil, fmt.Errorf("users is %d; use 1 to 500 per side (the seed has 1000 load-test members)", cfg.Users)
+	if err := cfg.validateLoad(); err != nil {
+		return nil, err
 	}
 	if err := cfg.Scenario.Validate(); err != nil {
 		return nil, err
@@ -175,6 +212,12 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting",
 		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+	if cfg.ReplicaCPU > 0 {
+		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_scenario_events_total",
@@ -185,6 +228,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	fail := func(err error) (*Runner, error) {
 		r.closeSides()
 		db.Close()
+		if cerr := r.limiter.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
 		return nil, err
 	}
 	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -198,7 +244,8 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			flagName := [2]string{"left-addr", "right-addr"}[i]
 			return fail(fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName))
 		}
-		s := &side{name: st.Name, st: st, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String()}
+		s := &side{name: st.Name, st: st, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
+			cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
 		r.sides = append(r.sides, s)
 		if st.NeedsRedis() {
 			dir := filepath.Join(cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
@@ -210,30 +257,42 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		if err != nil {
 			return fail(err)
 		}
-		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy})
+		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
+		s.stats.CountRetries(s.lb.Retries)
+		var confine func(string, *exec.Cmd) (func(int) error, error)
+		if r.limiter != nil {
+			confine = r.limiter.Confine
+		}
 		s.sup = supervisor.New(supervisor.Config{
 			Side:    st.Name,
 			Command: st.Server,
 			Binary:  cfg.Binary,
 			Args:    replicaArgs(st, dbPath, s.redis),
-			Env:     replicaEnv(st),
+			Env:     append(replicaEnv(st), r.goMaxProcs()...),
 			Log:     logFile,
 			Logger:  cfg.Logger,
+			Confine: confine,
 			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
 			BeforeStop: func(rep supervisor.Replica) {
 				// Drain, then wait for the requests already handed to the
-				// replica, so a graceful stop interrupts nothing.
-				s.lb.Drain(rep.ID)
+				// replica, so a graceful stop interrupts nothing. A replica
+				// a surge restart replaced is out of rotation already, on
+				// its old address: only the wait is left.
+				be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
+				s.lb.Drain(be)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if err := s.lb.WaitIdle(ctx, rep.ID); err != nil {
+				if err := s.lb.WaitIdle(ctx, be); err != nil {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
 				}
 				// Its last word on what it spent identifying callers.
 				r.readReplica(s, rep)
 			},
 			OnChange: func(reps []supervisor.Replica) {
-				s.lb.SetBackends(backendsOf(reps))
+				// The supervisor's set holds only replicas it has seen
+				// ready, so they join the rotation at once: a replacement
+				// takes over from the process it replaces in one step.
+				s.lb.SetReadyBackends(backendsOf(reps))
 				r.targetsChanged()
 			},
 		})
@@ -250,6 +309,45 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	r.feed = newFeed(r.sample)
 	return r, nil
 }
+
+// validateLoad checks the users, the open-loop load and the CPU limit.
+func (cfg *Config) validateLoad() error {
+	minUsers := 1
+	if cfg.Rate > 0 {
+		minUsers = 0 // the open-loop load alone is a load
+	}
+	if cfg.Users < minUsers || cfg.Users > MaxUsers {
+		return fmt.Errorf("users is %d; use %d to %d per side (the seed has 1000 load-test members)", cfg.Users, minUsers, MaxUsers)
+	}
+	if cfg.Rate < 0 || cfg.Rate > MaxRate {
+		return fmt.Errorf("rate is %g; use 0 (no open-loop load) to %d requests per second per side", cfg.Rate, MaxRate)
+	}
+	if cfg.Rate > 0 {
+		if cfg.RateUsers < 1 || cfg.RateUsers > MaxRateUsers {
+			return fmt.Errorf("rate users is %d; use 1 to %d signed-in users per side for the open-loop load", cfg.RateUsers, MaxRateUsers)
+		}
+		if cfg.Deadline < 0 || cfg.Deadline > time.Minute || cfg.Deadline > 0 && cfg.Deadline < 10*time.Millisecond {
+			return fmt.Errorf("deadline is %s; use 10ms to 1m", cfg.Deadline)
+		}
+		if cfg.MaxOutstanding < 0 {
+			return fmt.Errorf("max outstanding is %d; use a positive number, or 0 for the default", cfg.MaxOutstanding)
+		}
+	}
+	if cfg.ReplicaCPU != 0 {
+		if err := cpulimit.Validate(cfg.ReplicaCPU); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxRate bounds the open-loop rate per side: the runner, its balancers
+// and the replicas share the lab's two cores.
+const MaxRate = 5000
+
+// MaxRateUsers bounds the open-loop pool per side; its users are load-test
+// members counted down from the last (the simulated users count up).
+const MaxRateUsers = 200
 
 // replicaArgs are the flags every replica of a strategy runs with. Secrets
 // are not among them: argv is readable by every local user (ps), so they go
@@ -333,10 +431,33 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 		}
 	}()
 
+	// The replicas' cgroups go once the replicas have: this runs after
+	// stopAll. A runner killed before it gets here leaves them, and the
+	// next runner removes them (cpulimit.Open).
+	defer func() {
+		if err := r.limiter.Close(); err != nil {
+			r.cfg.Logger.Warn("cgroups left behind", "err", err)
+		}
+	}()
 	// Whatever happens from here on, no replica (and no redis-server)
 	// outlives the runner.
 	defer r.stopAll()
 
+	if err := r.limiter.Shelter(); err != nil {
+		// The measurement still holds on a quiet machine: say so and go on.
+		r.cfg.Logger.Warn("the runner stays in its own cgroup, where other programs may slow the load it sends", "err", err)
+	}
+	if r.limiter != nil {
+		e := r.limiter.Enforcement()
+		if e.Enforced {
+			fmt.Fprintf(out, "replica CPU: %s\n", e)
+		} else {
+			fmt.Fprintf(out, "replica CPU: WARNING: %s\n", e)
+		}
+		if len(e.LeftoversRemoved) > 0 {
+			fmt.Fprintf(out, "replica CPU: removed what runners killed before they could clean up left behind: %s\n", strings.Join(e.LeftoversRemoved, ", "))
+		}
+	}
 	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", sc.Replicas)
 	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, sc.Replicas) }); err != nil {
 		return nil, fmt.Errorf("start replicas: %w", err)
@@ -345,7 +466,14 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 		fmt.Fprintf(out, "%-14s balancer %s (%s)\n", s.name, s.url, s.st.Where)
 	}
 
+	if err := r.startOpenLoop(ctx); err != nil {
+		return nil, err
+	}
+
 	usersCtx, stopUsers := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.usersCtx = usersCtx
+	r.mu.Unlock()
 	var wg sync.WaitGroup
 	var clients []*http.Client
 	for si, s := range r.sides {
@@ -376,6 +504,14 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	r.start = time.Now()
 	r.phase = "running"
 	r.mu.Unlock()
+	r.markPhases("start")
+	// The open-loop arrivals begin with the first phase, so each one
+	// counts in a phase.
+	for _, s := range r.sides {
+		if s.open != nil {
+			wg.Go(func() { s.open.Run(usersCtx) })
+		}
+	}
 	// The feed samples until Run returns, not until the users stop: its
 	// last sample must carry the final numbers and the "finished" or
 	// "holding" phase, and the replicas live controls change while holding.
@@ -395,6 +531,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	r.setPhase("finished")
 	for _, s := range r.sides {
 		s.balance.close(r.elapsed().Seconds(), s.lb.Requests())
+		s.phases.end(r.phaseMark(s, "", stageSettled))
 	}
 	if timelineErr != nil && ctx.Err() == nil {
 		return nil, timelineErr
@@ -473,7 +610,8 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 	// shift is how far the timeline has moved later than the scenario's
 	// clock, when a Pace made it wait.
 	var shift time.Duration
-	for i, e := range sc.Events {
+	events := sc.Expand(r.cfg.Seed)
+	for i, e := range events {
 		due := r.start.Add(e.At.Std() + shift)
 		if err := sleepUntil(ctx, due); err != nil {
 			return nil
@@ -501,8 +639,8 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 			// The next event, or the end, comes no sooner than MinGap
 			// after this one ended.
 			next := sc.Duration.Std()
-			if i+1 < len(sc.Events) {
-				next = sc.Events[i+1].At.Std()
+			if i+1 < len(events) {
+				next = events[i+1].At.Std()
 			}
 			if earliest := time.Now().Add(pace.MinGap); earliest.After(r.start.Add(next + shift)) {
 				shift = earliest.Sub(r.start.Add(next))
@@ -545,10 +683,12 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 	switch e.Action {
 	case ActionPause:
+		r.markPhases(e.Action)
 		r.gate.Pause()
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	case ActionResume:
+		r.markPhases(e.Action)
 		r.gate.Resume()
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
@@ -559,6 +699,17 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
 		before := s.sup.Replicas()
 		start := time.Now()
+		// Whatever this event does begins a new phase of the load.
+		phaseKind := e.Action
+		switch {
+		case e.Action == ActionRollingRestart:
+			phaseKind = ActionRestart
+		case e.Action == ActionScale && e.Replicas > len(before):
+			phaseKind = "scale-out"
+		case e.Action == ActionScale && e.Replicas < len(before):
+			phaseKind = "scale-in"
+		}
+		r.markPhase(s, phaseKind, stageUnderWay)
 		// Whatever this event does changes who gets the requests: the share
 		// window of an earlier scale event ends here.
 		s.balance.close(r.since(start), s.lb.Requests())
@@ -610,6 +761,9 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			err = fmt.Errorf("unknown action %q", e.Action)
 		}
 		took := time.Since(start)
+		// The phase after the event begins once it is done, so that a
+		// scale-out's new replicas are in service from its first second.
+		r.markOver(r.phaseCtx(), s, phaseKind)
 		if kind == "scale-out" || kind == "scale-in" {
 			var ids []string
 			for _, rep := range s.sup.Replicas() {

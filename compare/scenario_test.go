@@ -59,6 +59,12 @@ events:
 			},
 		},
 		{
+			name: "the load",
+			in:   "name: load\nduration: 30s\nreplicas: 2\nusers: 0\nreplica_cpu: 0.25\nrate: 300\nrate_users: 12\ndeadline: 1500ms\n",
+			want: compare.Scenario{Name: "load", Duration: rtDur(30 * time.Second), Replicas: 2, Users: new(0),
+				ReplicaCPU: 0.25, Rate: 300, RateUsers: 12, Deadline: rtDur(1500 * time.Millisecond)},
+		},
+		{
 			name: "JSON is YAML too",
 			in:   `{"name": "j", "duration": "1m30s", "replicas": 16, "events": [{"at": "0s", "action": "crash", "replica": 16}]}`,
 			want: compare.Scenario{Name: "j", Duration: rtDur(90 * time.Second), Replicas: 16,
@@ -151,6 +157,35 @@ func TestParseScenarioErrors(t *testing.T) {
 			"pause with replicas", head + "events:\n  - {at: 5s, action: pause, replicas: 2}\n",
 			[]string{"event 1 (pause at 5s): this action takes no replica or replicas"},
 		},
+		{"users -1", head + "users: -1\n", []string{"users is -1; use 0 to 500 per side"}},
+		{"users 501", head + "users: 501\n", []string{"users is 501; use 0 to 500 per side"}},
+		{"replica_cpu too small", head + "replica_cpu: 0.001\n", []string{"replica_cpu: a replica's CPU limit is 0.001; use 0.01 to 64 cores"}},
+		{"replica_cpu negative", head + "replica_cpu: -1\n", []string{"replica_cpu: a replica's CPU limit is -1"}},
+		{"rate negative", head + "rate: -5\n", []string{"rate is -5; use 0 (none) to 5000 requests per second per side"}},
+		{"rate too high", head + "rate: 9000\n", []string{"rate is 9000"}},
+		{"rate_users too many", head + "rate_users: 201\n", []string{"rate_users is 201; use 1 to 200"}},
+		{"deadline too short", head + "deadline: 1ms\n", []string{"deadline is 1ms; use 10ms to 1m"}},
+		{"deadline not a duration", head + "deadline: 2\n", []string{`line 4: "2" is not a duration`}},
+		{
+			"crash-random without every", head + "events:\n  - {at: 5s, action: crash-random, until: 9s}\n",
+			[]string{"every is 0s; use at least 500ms"},
+		},
+		{
+			"crash-random that ends before it begins", head + "events:\n  - {at: 5s, action: crash-random, every: 1s, until: 4s}\n",
+			[]string{"until must come after at and within the duration"},
+		},
+		{
+			"crash-random past the end", head + "events:\n  - {at: 5s, action: crash-random, every: 1s, until: 10m}\n",
+			[]string{"until must come after at and within the duration"},
+		},
+		{
+			"crash-random with a replica", head + "events:\n  - {at: 5s, action: crash-random, every: 1s, until: 8s, replica: 2}\n",
+			[]string{"crash-random picks the replica itself"},
+		},
+		{
+			"every on a crash", head + "events:\n  - {at: 5s, action: crash, every: 1s}\n",
+			[]string{"every and until belong to crash-random"},
+		},
 		{
 			// Validation reports every problem at once, not the first.
 			"several problems", "duration: 0s\nreplicas: 17\nevents:\n  - {at: 5s, action: explode}\n",
@@ -218,12 +253,77 @@ func TestBuiltinScenarios(t *testing.T) {
 	if quick.Replicas != 2 || quick.Duration.Std() != 20*time.Second || !reflect.DeepEqual(quick.Events, wantQuick) || !quick.PlannedStops() {
 		t.Errorf("quick = %+v, want 2 replicas for 20s, a restart of replica 1 at 6s and a scale to 3 at 12s", quick)
 	}
+	// The capacity lesson counts on these: two replicas that cannot carry
+	// the rate, four that can, under a limit, with open-loop load only.
+	capacity, err := compare.LoadScenario("capacity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scales []int
+	for _, e := range capacity.Events {
+		if e.Action == compare.ActionScale {
+			scales = append(scales, e.Replicas)
+		}
+	}
+	if capacity.Replicas != 2 || !slices.Equal(scales, []int{4, 2}) || capacity.ReplicaCPU <= 0 || capacity.Rate <= 0 ||
+		capacity.Users == nil || *capacity.Users != 0 || !capacity.PlannedStops() {
+		t.Errorf("capacity = %+v, want 2 replicas scaled to 4 and back to 2, a CPU limit, a rate and no closed-loop users", capacity)
+	}
 	def, err := compare.LoadScenario("default")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if def.PlannedStops() {
 		t.Error("default.PlannedStops() = true, want false: it crashes a replica")
+	}
+
+	// The chaos of the issue: 4 replicas, a kill every 3 s for a minute.
+	chaos, err := compare.LoadScenario("chaos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashes := chaos.Expand(1)
+	if chaos.Replicas != 4 || chaos.PlannedStops() || len(crashes) != 20 || crashes[0].At.Std() != 10*time.Second || crashes[19].At.Std() != 67*time.Second {
+		t.Errorf("chaos = %+v expands to %d crashes (first at %v); want 4 replicas, 20 kills from 10 s to 67 s", chaos, len(crashes), crashes[0].At.Std())
+	}
+}
+
+func TestScenarioExpand(t *testing.T) {
+	sc := compare.Scenario{Name: "chaos", Duration: rtDur(20 * time.Second), Replicas: 3, Events: []compare.Event{
+		{At: rtDur(time.Second), Action: compare.ActionCrashRandom, Every: rtDur(2 * time.Second), Until: rtDur(10 * time.Second)},
+		{At: rtDur(5 * time.Second), Action: compare.ActionScale, Replicas: 1},
+		{At: rtDur(12 * time.Second), Action: compare.ActionRestart, Replica: 1},
+	}}
+	if err := sc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := sc.Expand(7)
+	var at []time.Duration
+	for _, e := range got {
+		at = append(at, e.At.Std())
+		if e.Action == compare.ActionCrash && (e.Replica < 1 || e.Replica > 3 || e.At.Std() > 5*time.Second && e.Replica != 1) {
+			t.Errorf("crash %+v: want a replica among those there are then (3, then 1 after the scale at 5 s)", e)
+		}
+	}
+	want := []time.Duration{1, 3, 5, 5, 7, 9, 12}
+	for i := range want {
+		want[i] *= time.Second
+	}
+	if !slices.Equal(at, want) {
+		t.Errorf("events at %v, want %v: the crashes every 2 s from 1 s until 10 s among the scenario's own", at, want)
+	}
+	if got[2].Action != compare.ActionScale {
+		t.Errorf("at 5 s: %s first, want the scale, then the crash", got[2].Action)
+	}
+	if again := sc.Expand(7); !reflect.DeepEqual(again, got) {
+		t.Error("Expand(7) twice gave two different chaoses: the seed alone must decide")
+	}
+	differ := false
+	for seed := int64(1); seed < 10 && !differ; seed++ {
+		differ = !reflect.DeepEqual(sc.Expand(seed), got)
+	}
+	if !differ {
+		t.Error("every seed gave the same chaos")
 	}
 }
 

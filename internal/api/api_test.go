@@ -210,7 +210,7 @@ type apiCase struct {
 	path   string            // may hold {name} placeholders for values saved by earlier cases
 	body   string            // sent as is, so it can be malformed; may hold placeholders
 	ctype  string            // Content-Type; "" means application/json when there is a body; noContentType sends none
-	header map[string]string // more request headers, such as a browser's Origin
+	header map[string]string // more request headers, such as a browser's Origin; values may hold placeholders
 	// serial marks a case that changes state or depends on state earlier
 	// cases made. Serial cases run one by one, in table order, after all
 	// the others have run in parallel.
@@ -282,7 +282,7 @@ func (l *lab) do(t *testing.T, c apiCase) *result {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range c.header {
-		req.Header.Set(k, v)
+		req.Header.Set(k, l.expand(t, v))
 	}
 	if c.who != "" {
 		l.mu.Lock()
@@ -1240,7 +1240,7 @@ func TestStatelessTokens(t *testing.T) {
 		c := stateless.Claims{
 			RegisteredClaims: jwt.RegisteredClaims{
 				Issuer: stateless.Issuer, Subject: strconv.FormatInt(alice.ID, 10), Audience: jwt.ClaimStrings{stateless.Audience},
-				IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(tokenTTL)),
+				IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(tokenTTL)), // long enough for a loaded machine to reach the last case
 			},
 			Email: alice.Email, Name: alice.Name, Role: alice.Role,
 		}

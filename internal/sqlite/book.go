@@ -149,13 +149,34 @@ func checkISBNFree(ctx context.Context, tx *sql.Tx, isbn string, id int64) error
 // CreateBook stores b with all its copies on the shelf and returns it as
 // stored. Its ID and availability are set here, whatever b holds.
 func (db *DB) CreateBook(ctx context.Context, b library.Book) (library.Book, error) {
+	b, err := newBook(b)
+	if err != nil {
+		return library.Book{}, err
+	}
+	if err = db.inTx(ctx, func(tx *sql.Tx) error {
+		b, err = createBookIn(ctx, tx, b)
+		return err
+	}); err != nil {
+		return library.Book{}, err
+	}
+	return b, nil
+}
+
+// newBook trims and checks a book before any lock is taken, and puts all
+// its copies on the shelf.
+func newBook(b library.Book) (library.Book, error) {
 	b.Title, b.Author, b.ISBN = strings.TrimSpace(b.Title), strings.TrimSpace(b.Author), strings.TrimSpace(b.ISBN)
 	if err := validateBook(b); err != nil {
 		return library.Book{}, err
 	}
 	b.AvailableCopies = b.Copies
 	b.Available = b.Copies > 0
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	return b, nil
+}
+
+// createBookIn inserts a book newBook made inside tx.
+func createBookIn(ctx context.Context, tx *sql.Tx, b library.Book) (library.Book, error) {
+	err := func() error {
 		if err := checkISBNFree(ctx, tx, b.ISBN, 0); err != nil {
 			return err
 		}
@@ -171,7 +192,7 @@ func (db *DB) CreateBook(ctx context.Context, b library.Book) (library.Book, err
 			return fmt.Errorf("sqlite: create book: %w", err)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return library.Book{}, err
 	}

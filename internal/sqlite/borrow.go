@@ -103,6 +103,22 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 	}
 	var records []library.BorrowRecord
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		records, err = borrowIn(ctx, tx, req, days, sql.NullString{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return records, nil
+}
+
+// borrowIn lends the copies inside tx. key is the idempotency key of the
+// request that asked, written on every record it makes, so that the
+// end-of-run check can tell a key applied twice from two requests.
+func borrowIn(ctx context.Context, tx *sql.Tx, req library.BorrowRequest, days int, key sql.NullString) ([]library.BorrowRecord, error) {
+	var records []library.BorrowRecord
+	err := func() error {
 		m, err := findMember(ctx, tx, `id = ?`, req.MemberID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return library.Errorf(library.ENOTFOUND, "Member %d not found", req.MemberID)
@@ -155,13 +171,13 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 		now := time.Now().UTC()
 		due := now.AddDate(0, 0, days)
 		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO borrows (book_id, member_id, borrower_name, borrow_date, due_date) VALUES (?, ?, ?, ?, ?)`)
+			`INSERT INTO borrows (book_id, member_id, borrower_name, borrow_date, due_date, idempotency_key) VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("sqlite: borrow: %w", err)
 		}
 		defer stmt.Close()
 		for _, id := range req.BookIDs {
-			res, err := stmt.ExecContext(ctx, id, m.ID, name, formatTime(now), formatTime(due))
+			res, err := stmt.ExecContext(ctx, id, m.ID, name, formatTime(now), formatTime(due), key)
 			if err != nil {
 				return fmt.Errorf("sqlite: borrow: %w", err)
 			}
@@ -181,7 +197,7 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 			})
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +225,20 @@ func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (libra
 	var r library.BorrowRecord
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
+		r, err = returnIn(ctx, tx, memberID, borrowID)
+		return err
+	})
+	if err != nil {
+		return library.BorrowRecord{}, err
+	}
+	return r, nil
+}
+
+// returnIn marks a borrow returned inside tx.
+func returnIn(ctx context.Context, tx *sql.Tx, memberID, borrowID int64) (library.BorrowRecord, error) {
+	var r library.BorrowRecord
+	err := func() error {
+		var err error
 		if r, err = findBorrow(ctx, tx, borrowID); err != nil {
 			return err
 		}
@@ -228,7 +258,7 @@ func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (libra
 		}
 		r.Returned, r.ReturnDate = true, &now
 		return nil
-	})
+	}()
 	if err != nil {
 		return library.BorrowRecord{}, err
 	}

@@ -290,6 +290,25 @@ CREATE TABLE borrows (
 CREATE INDEX borrows_member_id ON borrows (member_id);
 CREATE INDEX borrows_book_id ON borrows (book_id);
 `,
+		// 2: Idempotency-Key. A key is stored with the answer it names in
+		// the transaction of the change it protects; each borrow records
+		// the key of the request that made it (NULL without one), so the
+		// end-of-run check can see a key applied twice.
+		`
+ALTER TABLE borrows ADD COLUMN idempotency_key TEXT;
+CREATE INDEX borrows_idempotency_key ON borrows (member_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE idempotency_keys (
+	member_id   INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+	key         TEXT    NOT NULL,
+	fingerprint TEXT    NOT NULL,
+	status      INTEGER NOT NULL,
+	body        BLOB    NOT NULL,
+	created_at  TEXT    NOT NULL,
+	PRIMARY KEY (member_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
+`,
 	}
 }
 

@@ -204,7 +204,7 @@ func stepRestart(ctx context.Context, w *walk) error {
 func (w *walk) restart(ctx context.Context, side string) error {
 	old := w.replica(side, 1)
 	w.t.text(fmt.Sprintf("Restarting %s: SIGTERM, wait for the process to exit, start a new one on the same address.", old.ID))
-	if err := w.sides[side].Restart(ctx, old.ID); err != nil {
+	if err := w.sides[side].RestartInPlace(ctx, old.ID); err != nil {
 		return err
 	}
 	now := w.replica(side, 1)
@@ -601,6 +601,9 @@ func stepHandOff(ctx context.Context, w *walk) error {
 		"the stateless replicas have nothing to show.")
 	w.t.bullet("Latency between events: the stateless side pays for authentication on every request.")
 	w.t.blank()
+	if err := w.capacity(ctx); err != nil {
+		return err
+	}
 	w.t.para("The question a class ends with, \"so which one should I use?\", has a command of its own. " +
 		"Sticky sessions, a shared redis, a session sealed in the cookie, API keys and JWTs each move " +
 		"the state somewhere else; the matrix runs every one of them against every fault (restart, " +
@@ -615,6 +618,46 @@ func stepHandOff(ctx context.Context, w *walk) error {
 	return nil
 }
 
+// capacity hands the scalability claim over to the capacity scenario, with
+// a prediction the student checks against that run: the walkthrough's own
+// servers share the machine's cores and have no CPU limit, so adding one
+// here would add no capacity, and the answer would be made up.
+func (w *walk) capacity(ctx context.Context) error {
+	sc, err := compare.LoadScenario("capacity")
+	if err != nil {
+		return err
+	}
+	before, after := sc.Replicas, sc.Replicas
+	var at time.Duration
+	for _, e := range sc.Events {
+		if e.Action == compare.ActionScale && e.Replicas > before {
+			after, at = e.Replicas, e.At.Std()
+			break
+		}
+	}
+	w.t.para(fmt.Sprintf("The first benefit claimed for statelessness is scalability: add replicas and "+
+		"you add capacity. On one machine every replica shares the same cores, so adding one adds "+
+		"nothing; in production each runs in a container with a CPU limit. The %q scenario does "+
+		"the same: every replica may use %g of a core, enforced by the kernel (a cgroup per replica with "+
+		"a CFS quota, like resources.limits.cpu; where it cannot, the runner says so), and "+
+		"requests arrive at %g a second per side whatever the servers do, each given up after %s. "+
+		"%d replicas cannot carry that; at %s the scenario scales out to %d.",
+		sc.Name, sc.ReplicaCPU, sc.Rate, sc.Deadline.Std(), before, at, after))
+	w.t.line("    make capacity    (the same as: statelab compare --scenario capacity --hold, as root)")
+	w.t.blank()
+	p, err := w.t.predict(ctx, fmt.Sprintf("Before you run it: with memory-sticky on the left and apikey on "+
+		"the right (the demo's pair), what happens to the slowest requests (p99) after the scale-out "+
+		"to %d replicas? a: they come back down on both sides; b: only on apikey; c: on neither.", after),
+		"[a/b/c]", map[string]string{"a": "both sides", "b": "apikey only", "c": "neither side"})
+	if err != nil {
+		return err
+	}
+	w.t.later(p, "the run answers it. Read its phase table (the terminal prints it, report.md has it), or "+
+		"the dashboard's latency row and the purple CPU line of each replica: new sticky replicas get "+
+		"only new sign-ins, and this pool of users signed in before the scale-out.")
+	return nil
+}
+
 // watchFor says what an event of the demo's timeline shows; replicas is
 // how many each side runs before it.
 func watchFor(e compare.Event, replicas int) string {
@@ -624,9 +667,11 @@ func watchFor(e compare.Event, replicas int) string {
 			"replica must log in again and lose their carts (relogins, cart items lost). The stateless " +
 			"side does not notice."
 	case compare.ActionCrash:
-		return "the requests in flight on the killed process fail, on either side, for that instant " +
-			"(often there is none: a stateless request takes a millisecond or two). Afterwards only " +
-			"the stateful side keeps paying: session_lost, relogins, lost carts."
+		return "the killed process takes the requests it was answering with it. The balancer sends " +
+			"those that are safe to send twice (reads, and writes with an Idempotency-Key, which the " +
+			"simulated users send) to another replica, so the users do not see them fail; the " +
+			"stateful side's retry lands where the session never was. Afterwards only the stateful " +
+			"side keeps paying: session_lost, relogins, lost carts."
 	case compare.ActionScale:
 		if e.Replicas > replicas {
 			return "the new stateful replicas hold no sessions, so adding capacity makes things worse " +

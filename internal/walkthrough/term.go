@@ -243,6 +243,21 @@ func (t *term) predict(ctx context.Context, question, prompt string, choices map
 	return p, nil
 }
 
+// later closes a prediction that this walkthrough cannot answer from an
+// exchange of its own: it says what the student predicted and where the
+// answer will be measured. It counts neither as right nor as wrong.
+func (t *term) later(p *prediction, where string) {
+	if t.quiet {
+		return
+	}
+	verdict := "Not answered here: "
+	if p.guess != "" {
+		verdict = "You predicted " + p.choices[p.guess] + "; "
+	}
+	t.line("  " + t.paint(styleBold, "= "+verdict+"check it when you run it."))
+	t.note(strings.ToUpper(where[:1]) + where[1:])
+}
+
 // reveal tells what really happened (got, one of the choices), whether the
 // student predicted it, and why. want is what the lab is built to show;
 // when got differs, the walkthrough says so instead of explaining an
