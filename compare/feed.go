@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/api"
 )
 
 // HistoryLimit bounds the feed's history: at one sample a second, the last
@@ -50,6 +51,11 @@ type ReplicaInfo struct {
 	// sessions it can count (a stateless server, a session sealed in the
 	// cookie), or when it did not answer in time.
 	Sessions *float64 `json:"sessions,omitempty"`
+	// SessionsInUse is how many of them a request used lately (its
+	// statelab_sessions_in_use gauge): the sessions of users still using
+	// them. The rest are idle, most of them left behind by users who
+	// signed in again.
+	SessionsInUse *float64 `json:"sessions_in_use,omitempty"`
 }
 
 // Feed takes a sample once a second and keeps a bounded history of them.
@@ -57,11 +63,14 @@ type ReplicaInfo struct {
 // same SideStats as /metrics), so the feed knows nothing of what it samples.
 type Feed struct {
 	snapshot func() Sample
-	mu       sync.Mutex
-	history  []Sample
-	last     time.Time           // when the newest sample was taken
-	maxGap   time.Duration       // the longest time between two samples: "once a second", measured
-	buckets  map[string][]uint64 // each side's latency histogram at the newest sample
+	// taking lets one sample be taken at a time, so the ticker's and an
+	// event's samples go into the history in time order.
+	taking  sync.Mutex
+	mu      sync.Mutex
+	history []Sample
+	last    time.Time           // when the newest sample was taken
+	maxGap  time.Duration       // the longest time between two samples: "once a second", measured
+	buckets map[string][]uint64 // each side's latency histogram at the newest sample
 }
 
 func newFeed(snapshot func() Sample) *Feed { return &Feed{snapshot: snapshot} }
@@ -80,8 +89,12 @@ func (f *Feed) run(ctx context.Context) {
 	}
 }
 
-// take appends a sample of now.
+// take appends a sample of now. The runner also calls it right after an
+// event, so the feed never names an event whose effect (a replica more or
+// less) its newest sample does not show yet.
 func (f *Feed) take() {
+	f.taking.Lock()
+	defer f.taking.Unlock()
 	s := f.snapshot()
 	now := time.Now()
 	f.mu.Lock()
@@ -119,18 +132,18 @@ func (f *Feed) MaxGap() time.Duration {
 }
 
 // sessionsOf returns the sessions a replica reported in the newest sample.
-func (f *Feed) sessionsOf(side, id string) *float64 {
+func (f *Feed) sessionsOf(side, id string) sessionCount {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.history) == 0 {
-		return nil
+		return sessionCount{}
 	}
 	for _, rep := range f.history[len(f.history)-1].Sides[side].Replicas {
 		if rep.ID == id {
-			return rep.Sessions
+			return sessionCount{held: rep.Sessions, inUse: rep.SessionsInUse}
 		}
 	}
-	return nil
+	return sessionCount{}
 }
 
 // Latest returns the newest sample, or a fresh one before the first tick.
@@ -161,7 +174,10 @@ func (r *Runner) sample() Sample {
 		for i, rep := range reps {
 			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts}
 			if sd.st.Server == strategy.Stateful {
-				wg.Go(func() { info[i].Sessions = r.scrapeSessions(rep.Addr) })
+				wg.Go(func() {
+					c := r.scrapeSessions(rep.Addr)
+					info[i].Sessions, info[i].SessionsInUse = c.held, c.inUse
+				})
 			}
 		}
 		wg.Wait()
@@ -171,33 +187,44 @@ func (r *Runner) sample() Sample {
 	return s
 }
 
-// scrapeSessions reads a stateful replica's own count of the sessions it
-// holds from its /metrics. The number is the replica's, not the runner's
+// sessionCount is what a stateful replica said of its sessions: how many
+// it holds, and how many of those a request used lately. Either is nil
+// when the replica does not count it or did not answer.
+type sessionCount struct {
+	held, inUse *float64
+}
+
+// scrapeSessions reads a stateful replica's own counts of the sessions it
+// holds from its /metrics. The numbers are the replica's, not the runner's
 // guess: the drop to zero at a restart is a real process's empty memory.
-// It is nil when the replica's store does not count its sessions.
-func (r *Runner) scrapeSessions(addr string) *float64 {
+func (r *Runner) scrapeSessions(addr string) sessionCount {
+	var c sessionCount
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
-		return nil
+		return c
 	}
 	resp, err := r.scrapeClient.Do(req)
 	if err != nil {
-		return nil
+		return c
 	}
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return nil
+		return c
 	}
-	mf := families["statelab_sessions_active"]
-	if mf == nil || len(mf.GetMetric()) == 0 {
-		return nil
+	gauge := func(name string) *float64 {
+		mf := families[name]
+		if mf == nil || len(mf.GetMetric()) == 0 {
+			return nil
+		}
+		v := mf.GetMetric()[0].GetGauge().GetValue()
+		return &v
 	}
-	v := mf.GetMetric()[0].GetGauge().GetValue()
-	return &v
+	c.held, c.inUse = gauge(api.SessionsActiveMetric), gauge(api.SessionsInUseMetric)
+	return c
 }
 
 // windowLatency sets each side's percentiles of the requests answered since

@@ -28,7 +28,7 @@ func (r *Runner) Handler() http.Handler {
 		mux.Handle("/", r.cfg.Dashboard)
 	} else {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, pause, resume (both sides at once)\n")
+			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, client-restart, pause, resume (both sides at once)\n")
 		})
 	}
 	return mux
@@ -189,8 +189,18 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 		}
 	case "pause", "resume", ActionRestartStore:
 		e.Action = action
+	case ActionClientRestart:
+		e.Action, e.Share = action, DefaultClientRestartShare
+		if v := req.URL.Query().Get("share"); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f > 0 && f <= 1) {
+				writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "code": "bad_request", "message": "share must be a number more than 0 and at most 1: the part of the users whose client restarts"})
+				return
+			}
+			e.Share = f
+		}
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use restart, crash, scale-up, scale-down, restart-store, pause or resume"})
+		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use restart, crash, scale-up, scale-down, restart-store, client-restart, pause or resume"})
 		return
 	}
 	before := len(r.Events())
@@ -215,7 +225,7 @@ func describe(action string, recs []EventRecord) string {
 	}
 	var msg strings.Builder
 	for _, rec := range recs {
-		if rec.Kind == ActionRestartStore {
+		if rec.Kind == ActionRestartStore || rec.Kind == ActionClientRestart {
 			fmt.Fprintf(&msg, "%s: %s. ", rec.Side, strings.TrimSuffix(rec.Note, "; live control"))
 			continue
 		}
@@ -223,15 +233,40 @@ func describe(action string, recs []EventRecord) string {
 			continue
 		}
 		fmt.Fprintf(&msg, "%s: %s %s in %.0f ms", rec.Side, rec.Kind, rec.Replica, rec.TookMS)
-		if rec.SessionsHeld != nil {
-			fmt.Fprintf(&msg, "; %.0f session(s) it held in memory went with it", *rec.SessionsHeld)
-		}
+		msg.WriteString(sessionsWent(rec))
 		if rec.Error != "" {
 			fmt.Fprintf(&msg, " (failed: %s)", rec.Error)
 		}
 		msg.WriteString(". ")
 	}
 	return strings.TrimSpace(msg.String())
+}
+
+// sessionsWent says what sessions went with a replica: those of users
+// still using them, apart from the idle ones nobody would have come back
+// for. It is empty when the replica counted none.
+func sessionsWent(rec EventRecord) string {
+	if rec.SessionsHeld == nil {
+		return ""
+	}
+	held := *rec.SessionsHeld
+	if rec.SessionsInUse == nil {
+		return fmt.Sprintf("; %s it held in memory went with it", plural(held, "session", "sessions"))
+	}
+	inUse := min(*rec.SessionsInUse, held)
+	s := fmt.Sprintf("; %s in use went with it", plural(inUse, "session", "sessions"))
+	if idle := held - inUse; idle > 0 {
+		s += fmt.Sprintf(" (and %.0f idle, left behind by users who had signed in again)", idle)
+	}
+	return s
+}
+
+// plural says n things, in the singular for one.
+func plural(n float64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%.0f %s", n, many)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

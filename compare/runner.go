@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -73,6 +75,37 @@ type side struct {
 	// balance follows each replica's share of the requests after every
 	// scale event.
 	balance balanceLog
+	// lastWords keeps what each replica said of its sessions just before a
+	// graceful stop, drained: what went with it.
+	lastWords lastWords
+	// users are the side's simulated users, in the same order on both
+	// sides, so a client-restart hits the same users on each.
+	users []*User
+}
+
+// lastWords keeps, by replica id, the session counts a replica reported
+// after it was drained and before it was sent SIGTERM.
+type lastWords struct {
+	mu sync.Mutex
+	by map[string]sessionCount
+}
+
+func (l *lastWords) set(id string, c sessionCount) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.by == nil {
+		l.by = map[string]sessionCount{}
+	}
+	l.by[id] = c
+}
+
+// take returns and forgets what the replica last said, if it said anything.
+func (l *lastWords) take(id string) (sessionCount, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.by[id]
+	delete(l.by, id)
+	return c, ok
 }
 
 // Runner plays a scenario on both sides at once.
@@ -103,11 +136,20 @@ type EventRecord struct {
 	Replica string  `json:"replica"`
 	TookMS  float64 `json:"took_ms"`
 	Source  string  `json:"source"` // "scenario" or "control"
-	// SessionsHeld is how many sessions the replica reported holding in
-	// its last sample before a restart or crash: what went with it.
+	// SessionsHeld is how many sessions the replica reported holding just
+	// before it stopped (a restart, a scale-in: after it was drained) or in
+	// the feed's last sample before it was killed: what went with it.
 	SessionsHeld *float64 `json:"sessions_held,omitempty"`
-	Note         string   `json:"note,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	// SessionsInUse is how many of those a request had used lately (the
+	// replica's statelab_sessions_in_use): sessions of users still using
+	// them. The rest were idle, most of them abandoned by users who had
+	// signed in again; they went too, but nobody missed them.
+	SessionsInUse *float64 `json:"sessions_in_use,omitempty"`
+	// Users is, for a client-restart, how many of the side's users lost
+	// what their clients kept.
+	Users int    `json:"users,omitempty"`
+	Note  string `json:"note,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // New prepares a run: the shared database, the listeners, the supervisors,
@@ -193,6 +235,11 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 				defer cancel()
 				if err := s.lb.WaitIdle(ctx, rep.ID); err != nil {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
+				}
+				if st.Server == strategy.Stateful {
+					// Its last word on the sessions it is about to take
+					// with it.
+					s.lastWords.set(rep.ID, r.scrapeSessions(rep.Addr))
 				}
 			},
 			OnChange: func(reps []supervisor.Replica) {
@@ -327,6 +374,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 				// order on both sides.
 				StartAfter: time.Duration(i) * 2 * time.Second / time.Duration(r.cfg.Users),
 			})
+			r.mu.Lock() // a client-restart control may read them already
+			s.users = append(s.users, u)
+			r.mu.Unlock()
 			wg.Add(1)
 			go func() { defer wg.Done(); u.Run(usersCtx) }()
 		}
@@ -451,6 +501,13 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 // Apply plays one event on both sides at once and records what happened
 // to which replica.
 func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
+	// Take a sample as soon as the event is over, so the feed never names
+	// an event whose effect its newest sample does not show yet.
+	defer func() {
+		if r.since(time.Now()) > 0 {
+			r.feed.take()
+		}
+	}()
 	switch e.Action {
 	case ActionPause:
 		r.gate.Pause()
@@ -460,16 +517,26 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		r.gate.Resume()
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
+	case ActionClientRestart:
+		r.clientRestart(e, source)
+		return nil
 	}
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
 		before := s.sup.Replicas()
+		// What each replica held a moment ago, from the feed: all there is
+		// to know of a replica that is killed. A replica stopped gracefully
+		// says it again itself once drained (BeforeStop).
+		counts := map[string]sessionCount{}
+		for _, rep := range before {
+			counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
+			s.lastWords.take(rep.ID)
+		}
 		start := time.Now()
 		// Whatever this event does changes who gets the requests: the share
 		// window of an earlier scale event ends here.
 		s.balance.close(r.since(start), s.lb.Requests())
 		var err error
 		var touched []string
-		var held *float64
 		var note string
 		kind := e.Action
 		switch e.Action {
@@ -481,7 +548,6 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			}
 			id := before[idx].ID
 			touched = []string{id}
-			held = r.feed.sessionsOf(s.name, id)
 			if e.Action == ActionRestart {
 				err = s.sup.Restart(ctx, id)
 			} else {
@@ -496,9 +562,9 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		case ActionScale:
 			err = s.sup.Scale(ctx, e.Replicas)
 			after := s.sup.Replicas()
-			kind = "scale-out"
+			kind = KindScaleOut
 			if len(after) < len(before) {
-				kind = "scale-in"
+				kind = KindScaleIn
 				touched = diffIDs(before, after)
 			} else {
 				touched = diffIDs(after, before)
@@ -515,7 +581,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			err = fmt.Errorf("unknown action %q", e.Action)
 		}
 		took := time.Since(start)
-		if kind == "scale-out" || kind == "scale-in" {
+		if kind == KindScaleOut || kind == KindScaleIn {
 			var ids []string
 			for _, rep := range s.sup.Replicas() {
 				ids = append(ids, rep.ID)
@@ -529,7 +595,14 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			note = strings.TrimPrefix(note+"; "+e.Note, "; ")
 		}
 		for _, id := range touched {
-			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note, SessionsHeld: held}
+			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
+			if kind != KindScaleOut {
+				c, ok := s.lastWords.take(id)
+				if !ok {
+					c = counts[id]
+				}
+				rec.SessionsHeld, rec.SessionsInUse = c.held, c.inUse
+			}
 			if err != nil {
 				rec.Error = err.Error()
 			}
@@ -538,6 +611,34 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		}
 		return err
 	})
+}
+
+// clientRestart makes the same share of users on both sides lose what
+// their clients kept. Which users is drawn from the run's seed and the
+// number of events so far, so a run with the same seed picks the same ones.
+func (r *Runner) clientRestart(e Event, source string) {
+	n := r.cfg.Users
+	k := min(n, max(1, int(math.Round(e.Share*float64(n)))))
+	r.mu.Lock()
+	picked := mrand.New(mrand.NewPCG(uint64(r.cfg.Seed), uint64(len(r.log)))).Perm(n)[:k]
+	users := make([][]*User, len(r.sides))
+	for i, s := range r.sides {
+		users[i] = slices.Clone(s.users)
+	}
+	r.mu.Unlock()
+	for si, s := range r.sides {
+		for _, i := range picked {
+			if i < len(users[si]) {
+				users[si][i].RestartClient()
+			}
+		}
+		note := fmt.Sprintf("%d of %d users' clients forgot their cookies, tokens and carts", k, n)
+		if e.Note != "" {
+			note += "; " + e.Note
+		}
+		r.events.WithLabelValues(e.Action, s.name, s.st.Server, source).Inc()
+		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: s.name, Source: source, Users: k, Note: note})
+	}
 }
 
 // diffIDs returns the ids in a that are not in b.

@@ -31,6 +31,22 @@ const (
 	// redis-server, which keeps nothing on disk); on a side without one it
 	// is recorded as a no-op.
 	ActionRestartStore = "restart-store"
+	// ActionClientRestart makes a share of the users on both sides lose
+	// everything their client kept (its cookie jar, its token, its cart),
+	// as when a browser tab is closed: the fault on the client's side of
+	// the trade.
+	ActionClientRestart = "client-restart"
+)
+
+// DefaultClientRestartShare is the share of users a client-restart control
+// hits when it names none.
+const DefaultClientRestartShare = 0.5
+
+// Kinds of event record that are not actions of their own: a scale action
+// is recorded as one or the other.
+const (
+	KindScaleOut = "scale-out"
+	KindScaleIn  = "scale-in"
 )
 
 // MaxReplicas bounds how many replicas a side may run: each is a real
@@ -52,7 +68,10 @@ type Event struct {
 	Action   string   `yaml:"action" json:"action"`
 	Replica  int      `yaml:"replica,omitempty" json:"replica,omitempty"`
 	Replicas int      `yaml:"replicas,omitempty" json:"replicas,omitempty"`
-	Note     string   `yaml:"note,omitempty" json:"note,omitempty"`
+	// Share is, for client-restart, the part of each side's users whose
+	// client loses what it kept: 0.5 is half of them.
+	Share float64 `yaml:"share,omitempty" json:"share,omitempty"`
+	Note  string  `yaml:"note,omitempty" json:"note,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s" or "2m" in scenario files.
@@ -141,7 +160,17 @@ func (s *Scenario) Validate() error {
 		if i > 0 && e.At.Std() < s.Events[i-1].At.Std() {
 			errs = append(errs, fmt.Errorf("%s: events must be in time order", where))
 		}
+		if e.Share != 0 && e.Action != ActionClientRestart {
+			errs = append(errs, fmt.Errorf("%s: only client-restart takes a share", where))
+		}
 		switch e.Action {
+		case ActionClientRestart:
+			if e.Replica != 0 || e.Replicas != 0 {
+				errs = append(errs, fmt.Errorf("%s: this action takes a share of the users, not replica or replicas", where))
+			}
+			if e.Share <= 0 || e.Share > 1 {
+				errs = append(errs, fmt.Errorf("%s: share is %g; give the part of the users whose client restarts, more than 0 and at most 1 (e.g. share: 0.5)", where, e.Share))
+			}
 		case ActionRestart, ActionCrash:
 			if e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: use replica (which one), not replicas", where))
@@ -159,7 +188,7 @@ func (s *Scenario) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: this action takes no replica or replicas", where))
 			}
 		default:
-			actions := []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore}
+			actions := []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionClientRestart}
 			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, strings.Join(actions, ", ")))
 		}
 	}

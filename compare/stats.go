@@ -74,10 +74,14 @@ type SideStats struct {
 	outcomes      [numOutcomes]atomic.Int64
 	sessionsLost  atomic.Int64
 	cartItemsLost atomic.Int64
-	relogins      atomic.Int64
-	borrows       atomic.Int64
-	returns       atomic.Int64
-	signIns       atomic.Int64
+	// clientSignIns and clientCartItems count what the users' own clients
+	// forgot (a client-restart), apart from what the servers lost.
+	clientSignIns   atomic.Int64
+	clientCartItems atomic.Int64
+	relogins        atomic.Int64
+	borrows         atomic.Int64
+	returns         atomic.Int64
+	signIns         atomic.Int64
 
 	mu        sync.Mutex
 	buckets   []uint64 // len(latencyBounds)+1, the last is +Inf
@@ -151,6 +155,16 @@ func (s *SideStats) SessionLost(cartItems int) {
 	s.cartItemsLost.Add(int64(cartItems))
 }
 
+// ClientLost records what a user's client forgot when it restarted: its
+// sign-in, if it had one, and the cart items it believed it had, whichever
+// side kept the cart.
+func (s *SideStats) ClientLost(signedIn bool, cartItems int) {
+	if signedIn {
+		s.clientSignIns.Add(1)
+	}
+	s.clientCartItems.Add(int64(cartItems))
+}
+
 // Relogin records a sign-in forced by a lost session or credential.
 func (s *SideStats) Relogin() { s.relogins.Add(1) }
 
@@ -182,18 +196,24 @@ type Totals struct {
 	// InvalidCredential counts 401 invalid_token and invalid_session: a
 	// signature the replica could not verify (another replica's secret, a
 	// tampered cookie, an expired or revoked token).
-	InvalidCredential int64      `json:"invalid_credential"`
-	Errors4xx         int64      `json:"errors_4xx"`
-	Errors5xx         int64      `json:"errors_5xx"`
-	ConnErrors        int64      `json:"conn_errors"`
-	SessionsLost      int64      `json:"sessions_lost"`
-	Relogins          int64      `json:"relogins"`
-	CartItemsLost     int64      `json:"cart_items_lost"`
-	Borrows           int64      `json:"borrows"`
-	Returns           int64      `json:"returns"`
-	SignIns           int64      `json:"sign_ins"`     // successful sign-ins, part of ok
-	Availability      float64    `json:"availability"` // ok / (requests − conflicts)
-	LatencyMS         Percentile `json:"latency_ms"`
+	InvalidCredential int64 `json:"invalid_credential"`
+	Errors4xx         int64 `json:"errors_4xx"`
+	Errors5xx         int64 `json:"errors_5xx"`
+	ConnErrors        int64 `json:"conn_errors"`
+	SessionsLost      int64 `json:"sessions_lost"`
+	Relogins          int64 `json:"relogins"`
+	CartItemsLost     int64 `json:"cart_items_lost"`
+	// ClientSignInsLost and ClientCartItemsLost are what the users' own
+	// clients forgot at a client-restart: a cookie or a token, and the
+	// cart the user had filled (in the session or in the client). They are
+	// not in SessionsLost and CartItemsLost, which the servers lost.
+	ClientSignInsLost   int64      `json:"client_sign_ins_lost"`
+	ClientCartItemsLost int64      `json:"client_cart_items_lost"`
+	Borrows             int64      `json:"borrows"`
+	Returns             int64      `json:"returns"`
+	SignIns             int64      `json:"sign_ins"`     // successful sign-ins, part of ok
+	Availability        float64    `json:"availability"` // ok / (requests − conflicts)
+	LatencyMS           Percentile `json:"latency_ms"`
 }
 
 // Percentile holds latency percentiles in milliseconds.
@@ -206,20 +226,22 @@ type Percentile struct {
 // Totals returns a snapshot.
 func (s *SideStats) Totals() Totals {
 	t := Totals{
-		OK:                s.outcomes[OutcomeOK].Load(),
-		SessionLost:       s.outcomes[OutcomeSessionLost].Load(),
-		LoginRequired:     s.outcomes[OutcomeLoginRequired].Load(),
-		Conflicts:         s.outcomes[OutcomeConflict].Load(),
-		InvalidCredential: s.outcomes[OutcomeInvalidCredential].Load(),
-		Errors4xx:         s.outcomes[OutcomeOther4xx].Load(),
-		Errors5xx:         s.outcomes[Outcome5xx].Load(),
-		ConnErrors:        s.outcomes[OutcomeConnError].Load(),
-		SessionsLost:      s.sessionsLost.Load(),
-		Relogins:          s.relogins.Load(),
-		CartItemsLost:     s.cartItemsLost.Load(),
-		Borrows:           s.borrows.Load(),
-		Returns:           s.returns.Load(),
-		SignIns:           s.signIns.Load(),
+		OK:                  s.outcomes[OutcomeOK].Load(),
+		SessionLost:         s.outcomes[OutcomeSessionLost].Load(),
+		LoginRequired:       s.outcomes[OutcomeLoginRequired].Load(),
+		Conflicts:           s.outcomes[OutcomeConflict].Load(),
+		InvalidCredential:   s.outcomes[OutcomeInvalidCredential].Load(),
+		Errors4xx:           s.outcomes[OutcomeOther4xx].Load(),
+		Errors5xx:           s.outcomes[Outcome5xx].Load(),
+		ConnErrors:          s.outcomes[OutcomeConnError].Load(),
+		SessionsLost:        s.sessionsLost.Load(),
+		Relogins:            s.relogins.Load(),
+		CartItemsLost:       s.cartItemsLost.Load(),
+		ClientSignInsLost:   s.clientSignIns.Load(),
+		ClientCartItemsLost: s.clientCartItems.Load(),
+		Borrows:             s.borrows.Load(),
+		Returns:             s.returns.Load(),
+		SignIns:             s.signIns.Load(),
 	}
 	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.InvalidCredential + t.Errors4xx + t.Errors5xx + t.ConnErrors
 	// A 409 is the library answering correctly that another user got the
@@ -277,23 +299,28 @@ type statsCollector struct {
 	relogins *prometheus.Desc
 	borrows  *prometheus.Desc
 	latency  *prometheus.Desc
+	// clientSignIns and clientCart are what the users' own clients forgot.
+	clientSignIns *prometheus.Desc
+	clientCart    *prometheus.Desc
 }
 
 func newStatsCollector(sides []*side) *statsCollector {
 	labels := []string{"strategy", "server"}
 	return &statsCollector{
-		sides:    sides,
-		requests: prometheus.NewDesc("statelab_client_requests_total", "Requests the simulated users sent, by strategy, server and the outcome they saw.", append(labels, "outcome"), nil),
-		sessions: prometheus.NewDesc("statelab_client_sessions_lost_total", "Sessions the simulated users lost: a 401 while they believed they were signed in.", labels, nil),
-		cart:     prometheus.NewDesc("statelab_client_cart_items_lost_total", "Cart items the simulated users lost with their sessions.", labels, nil),
-		relogins: prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", labels, nil),
-		borrows:  prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", labels, nil),
-		latency:  prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
+		sides:         sides,
+		requests:      prometheus.NewDesc("statelab_client_requests_total", "Requests the simulated users sent, by strategy, server and the outcome they saw.", append(labels, "outcome"), nil),
+		sessions:      prometheus.NewDesc("statelab_client_sessions_lost_total", "Sessions the simulated users lost: a 401 while they believed they were signed in.", labels, nil),
+		cart:          prometheus.NewDesc("statelab_client_cart_items_lost_total", "Cart items the simulated users lost with their sessions.", labels, nil),
+		relogins:      prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", labels, nil),
+		borrows:       prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", labels, nil),
+		latency:       prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
+		clientSignIns: prometheus.NewDesc("statelab_client_restart_sign_ins_lost_total", "Sign-ins (a session cookie or a token) the simulated users' own clients forgot at a client-restart.", labels, nil),
+		clientCart:    prometheus.NewDesc("statelab_client_restart_cart_items_lost_total", "Cart items the simulated users lost when their own clients forgot everything (client-restart), wherever the cart was kept.", labels, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.latency} {
+	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.latency, c.clientSignIns, c.clientCart} {
 		ch <- d
 	}
 }
@@ -308,6 +335,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.cart, prometheus.CounterValue, float64(s.cartItemsLost.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.relogins, prometheus.CounterValue, float64(s.relogins.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.borrows, prometheus.CounterValue, float64(s.borrows.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.clientSignIns, prometheus.CounterValue, float64(s.clientSignIns.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.clientCart, prometheus.CounterValue, float64(s.clientCartItems.Load()), name, server)
 
 		buckets, sum, n := s.histogram()
 		cum := make(map[float64]uint64, len(latencyBounds))

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/statelab/statelab/compare/strategy"
@@ -103,6 +104,32 @@ type User struct {
 	cart     []int64 // what the user believes its cart holds
 	borrowed []int64 // borrow ids it has out
 	lostOnce bool    // the next sign-in is forced by a loss
+	// restart is set by RestartClient from another goroutine; the user's
+	// own goroutine acts on it before its next request.
+	restart atomic.Bool
+}
+
+// RestartClient makes the user lose everything its client kept before its
+// next request, as a closed browser tab does: the cookie jar (a session
+// cookie, a balancer's routing cookie), the bearer token, and the cart it
+// kept itself. What the server keeps (a session, until it expires; the
+// member's loans, which the server lists) stays where it is.
+func (u *User) RestartClient() { u.restart.Store(true) }
+
+// forget acts on RestartClient and counts what went: a sign-in, if the
+// user had one, and the cart the user believed it had.
+func (u *User) forget() {
+	if u.sessionCart() {
+		jar, _ := cookiejar.New(nil) // cookiejar.New never fails without options
+		u.client.Jar = jar
+	}
+	u.cfg.Stats.ClientLost(u.signedIn, len(u.cart))
+	if u.signedIn {
+		u.lostOnce = true
+	}
+	u.signedIn = false
+	u.token = ""
+	u.cart = nil
 }
 
 // NewUser returns a user; a user with a session gets its own cookie jar,
@@ -172,8 +199,22 @@ type answer struct {
 	Detail json.RawMessage `json:"detail"`
 }
 
+// CodeClientRestart is the code of the errLost a user meets when its own
+// client forgot its sign-in (RestartClient), not the server.
+const CodeClientRestart = "client_restart"
+
 // do sends one request, counts its outcome, and turns a 401 into errLost.
 func (u *User) do(ctx context.Context, method, path string, body any) (answer, error) {
+	if u.restart.Swap(false) {
+		hadSignIn := u.signedIn
+		u.forget()
+		if hadSignIn && !strings.HasPrefix(path, "/api/auth/") {
+			// The request would go out without the credential the user
+			// meant to send: the user notices, as after a lost session,
+			// and signs in again.
+			return answer{}, errLost{CodeClientRestart}
+		}
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)

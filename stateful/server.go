@@ -24,15 +24,6 @@ const CookieName = "session_id"
 // cookie store's cookie far below the MaxCookieBytes a browser keeps.
 const MaxCartItems = 20
 
-// The gauges a stateful replica keeps of its sessions, for the runner that
-// reads them.
-const (
-	// SessionsActiveMetric counts every session the process holds.
-	SessionsActiveMetric = "statelab_sessions_active"
-	// SessionsInUseMetric counts those a request used within InUseWindow.
-	SessionsInUseMetric = "statelab_sessions_in_use"
-)
-
 // NewServer returns the stateful library server: the shared API behind
 // session authentication, plus login, logout and the cart, all kept in
 // store. A store that can count its sessions (SessionCounter) feeds the
@@ -57,13 +48,13 @@ func NewServer(cfg api.Config, store SessionStore) http.Handler {
 	a.Registerer().MustRegister(s.lookups, s.storeSeconds)
 	if c, ok := store.(SessionCounter); ok {
 		a.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: SessionsActiveMetric,
+			Name: api.SessionsActiveMetric,
 			Help: "Sessions held by this process's session store now.",
 		}, func() float64 { return float64(c.Len()) }))
 	}
 	if c, ok := store.(UseCounter); ok {
 		a.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: SessionsInUseMetric,
+			Name: api.SessionsInUseMetric,
 			Help: fmt.Sprintf("Sessions held by this process's session store that a request used within the last %s; the rest of statelab_sessions_active are idle, most of them left behind by clients that signed in again.", InUseWindow),
 		}, func() float64 { return float64(c.InUse(InUseWindow)) }))
 	}
