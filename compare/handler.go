@@ -3,6 +3,7 @@ package compare
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,7 +29,7 @@ func (r *Runner) Handler() http.Handler {
 		mux.Handle("/", r.cfg.Dashboard)
 	} else {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, client-restart, pause, resume (both sides at once)\n")
+			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, client-restart, pause, resume (both sides at once);\n                                 next: fire the event a --manual run waits on\n")
 		})
 	}
 	return mux
@@ -137,6 +138,10 @@ type feedBody struct {
 	Now       Sample              `json:"now"`
 	Events    []EventRecord       `json:"events"`
 	History   []Sample            `json:"history,omitempty"`
+	// Manual is true when each scenario event waits to be fired; Next is
+	// then the one waiting, if any.
+	Manual bool          `json:"manual"`
+	Next   *PendingEvent `json:"next,omitempty"`
 }
 
 func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
@@ -147,6 +152,8 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Users:     r.cfg.Users,
 		Now:       r.feed.Latest(),
 		Events:    r.Events(),
+		Manual:    r.cfg.Manual,
+		Next:      r.Pending(),
 	}
 	if v := req.URL.Query().Get("history"); v != "" {
 		since, err := strconv.ParseFloat(v, 64)
@@ -163,6 +170,10 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 // button does.
 func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 	action := req.PathValue("action")
+	if action == "next" {
+		r.handleNext(w, req)
+		return
+	}
 	n := len(r.sides[0].sup.Replicas())
 	e := Event{Note: "live control"}
 	switch action {
@@ -213,6 +224,33 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": describe(action, recs), "data": recs})
+}
+
+// handleNext fires the event a manual run is waiting on.
+func (r *Runner) handleNext(w http.ResponseWriter, req *http.Request) {
+	if !r.cfg.Manual {
+		writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict",
+			"message": "This run plays its scenario on its own clock; start it with --manual to fire each event with Next."})
+		return
+	}
+	p := r.Pending()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), time.Minute)
+	defer cancel()
+	recs, err := r.Next(ctx)
+	switch {
+	case errors.Is(err, errNothingWaiting):
+		msg := "No event is waiting: the scenario has played every event."
+		if p != nil {
+			msg = "The previous event is still being played; press Next again when it is over."
+		} else if r.since(time.Now()) == 0 {
+			msg = "The run has not started yet: the replicas are still starting."
+		}
+		writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": msg})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"success": false, "code": "internal", "message": err.Error(), "data": recs})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": describe(p.Action, recs), "data": recs})
+	}
 }
 
 // describe says in words what a control did.

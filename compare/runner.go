@@ -43,12 +43,16 @@ type Config struct {
 	Addr  string        // the runner's own address: metrics, feed, controls, dashboard
 	// BalancerAddrs are the two sides' balancers, in the order of Sides.
 	BalancerAddrs [2]string
-	ReportDir     string    // where report.json and report.md go
-	WorkDir       string    // the shared database, the replicas' log, redis-server's directory
-	Hold          bool      // keep everything up after the timeline, until ctx is done
-	Stdout        io.Writer // progress, summary
-	Interactive   bool      // Stdout is a terminal: redraw the progress line in place
-	Logger        *slog.Logger
+	ReportDir     string // where report.json and report.md go
+	WorkDir       string // the shared database, the replicas' log, redis-server's directory
+	Hold          bool   // keep everything up after the timeline, until ctx is done
+	// Manual holds each scenario event until someone fires it (POST
+	// /api/control/next, the dashboard's Next event button) instead of
+	// playing it at its time: a teacher goes on when the class is ready.
+	Manual      bool
+	Stdout      io.Writer // progress, summary
+	Interactive bool      // Stdout is a terminal: redraw the progress line in place
+	Logger      *slog.Logger
 	// Dashboard, when set, is served at / on the runner's address.
 	Dashboard http.Handler
 	// FileSD, when set, is the Prometheus file_sd file the runner keeps
@@ -125,6 +129,20 @@ type Runner struct {
 	log     []EventRecord
 	phase   string
 	maxLate time.Duration
+	// pending is, in manual mode, the event waiting to be fired; nil
+	// otherwise.
+	pending *PendingEvent
+	// next hands the timeline, waiting in manual mode, the channel on
+	// which to say how the event it then plays went.
+	next chan chan error
+}
+
+// PendingEvent is, in manual mode, the scenario's next event, waiting for
+// someone to fire it.
+type PendingEvent struct {
+	Event
+	Index int `json:"index"` // 1 for the first event of the scenario
+	Of    int `json:"of"`    // how many events the scenario has
 }
 
 // EventRecord is one thing the timeline or a live control did to one
@@ -180,7 +198,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the shared database: %w", err)
 	}
-	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting",
+	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
 		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -469,6 +487,9 @@ func (r *Runner) elapsed() time.Duration {
 // for the end of the scenario.
 func (r *Runner) playTimeline(ctx context.Context) error {
 	sc := r.cfg.Scenario
+	if r.cfg.Manual {
+		return r.playManually(ctx)
+	}
 	for _, e := range sc.Events {
 		if err := sleepUntil(ctx, r.start.Add(e.At.Std())); err != nil {
 			return nil
@@ -485,6 +506,75 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 	}
 	_ = sleepUntil(ctx, r.start.Add(sc.Duration.Std()))
 	return nil
+}
+
+// PhaseWaiting is the runner's phase while, in manual mode, an event waits
+// to be fired.
+const PhaseWaiting = "waiting"
+
+// playManually plays each event when it is fired (Next), then lets the
+// users run for as long as the scenario gives them after its last event,
+// so its aftermath shows as in a timed run.
+func (r *Runner) playManually(ctx context.Context) error {
+	sc := r.cfg.Scenario
+	var last time.Duration
+	for i, e := range sc.Events {
+		r.mu.Lock()
+		r.pending = &PendingEvent{Event: e, Index: i + 1, Of: len(sc.Events)}
+		r.phase = PhaseWaiting
+		r.mu.Unlock()
+		var done chan error
+		select {
+		case done = <-r.next:
+		case <-ctx.Done():
+			return nil
+		}
+		r.mu.Lock()
+		r.pending = nil
+		r.phase = e.Action
+		r.mu.Unlock()
+		err := r.Apply(ctx, e, "scenario")
+		if err != nil {
+			r.cfg.Logger.Warn("event failed", "action", e.Action, "err", err)
+		}
+		done <- err
+		r.setPhase("running")
+		last = e.At.Std()
+	}
+	_ = sleepUntil(ctx, time.Now().Add(sc.Duration.Std()-last))
+	return nil
+}
+
+// Pending returns, in manual mode, the event waiting to be fired, or nil.
+func (r *Runner) Pending() *PendingEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil {
+		return nil
+	}
+	p := *r.pending
+	return &p
+}
+
+// errNothingWaiting is Next's answer when no event waits for it.
+var errNothingWaiting = errors.New("no event is waiting to be fired")
+
+// Next fires the event a manual run is waiting on and returns once it has
+// been played, with the records it made.
+func (r *Runner) Next(ctx context.Context) ([]EventRecord, error) {
+	done := make(chan error, 1)
+	before := len(r.Events())
+	select {
+	case r.next <- done:
+	default:
+		return nil, errNothingWaiting
+	}
+	select {
+	case err := <-done:
+		return r.Events()[before:], err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func sleepUntil(ctx context.Context, t time.Time) error {

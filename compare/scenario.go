@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 //go:embed scenarios/*.yaml
@@ -55,11 +57,14 @@ const MaxReplicas = 16
 
 // Scenario is a timeline of events played on both sides at the same moments.
 type Scenario struct {
-	Name        string   `yaml:"name" json:"name"`
-	Description string   `yaml:"description" json:"description"`
-	Duration    Duration `yaml:"duration" json:"duration"`
-	Replicas    int      `yaml:"replicas" json:"replicas"`
-	Events      []Event  `yaml:"events" json:"events"`
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description" json:"description"`
+	// Sides names the two strategies the scenario is written for ("A,B"),
+	// used when the command line names none; empty: the lab's default pair.
+	Sides    string   `yaml:"sides,omitempty" json:"sides,omitempty"`
+	Duration Duration `yaml:"duration" json:"duration"`
+	Replicas int      `yaml:"replicas" json:"replicas"`
+	Events   []Event  `yaml:"events" json:"events"`
 }
 
 // Event is one step of a scenario.
@@ -107,6 +112,18 @@ func BuiltinScenarios() []string {
 	return names
 }
 
+// Builtins returns every scenario compiled into the binary, by name: what
+// statelab compare -h lists, each with its one-line description.
+func Builtins() []Scenario {
+	var all []Scenario
+	for _, name := range BuiltinScenarios() {
+		if sc, err := LoadScenario(name); err == nil {
+			all = append(all, sc)
+		}
+	}
+	return all
+}
+
 // LoadScenario returns the built-in scenario with the name, or else reads
 // the file at nameOrPath (YAML, or JSON, which is YAML too).
 func LoadScenario(nameOrPath string) (Scenario, error) {
@@ -150,6 +167,11 @@ func (s *Scenario) Validate() error {
 	}
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
 		errs = append(errs, fmt.Errorf("replicas is %d; use 1 to %d", s.Replicas, MaxReplicas))
+	}
+	if s.Sides != "" {
+		if _, err := strategy.ParsePair(s.Sides); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	n := s.Replicas
 	for i, e := range s.Events {
