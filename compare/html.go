@@ -337,7 +337,7 @@ h2 { font-size: 1.2rem; margin: 1.6rem 0 .5rem; border-bottom: 2px solid #111; p
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: .4rem 0; }
 th, td { padding: .15rem .6rem; border-bottom: 1px solid #ccc; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-td.text { text-align: left; }
+td.text, th.text { text-align: left; }
 figure { margin: .8rem 0 1.2rem; }
 figcaption { font-size: .92rem; color: #333; margin-top: .2rem; }
 figcaption b { color: #111; }
@@ -392,7 +392,7 @@ svg .unit { fill: #555; }
 <h2>Losses, event by event</h2>
 <p class="note">Each row runs from an event to the next. "Went with the replicas" is what the replicas the event stopped said they held just before: sessions in use (a request used them in the last 10 s) / idle ones, most left behind by users who had signed in again. The other numbers are what the users counted in that stretch.</p>
 <table>
-<thead><tr><th>seconds</th><th>event</th><th>side</th><th>went with the replicas: in use / idle</th><th>sessions lost</th><th>cart items lost</th><th>failed requests</th><th>sign-ins the clients forgot</th></tr></thead>
+<thead><tr><th>seconds</th><th class="text">event</th><th class="text">side</th><th>went with the replicas: in use / idle</th><th>sessions lost</th><th>cart items lost</th><th>failed requests</th><th>sign-ins the clients forgot</th></tr></thead>
 <tbody>{{range .Losses}}
 <tr>{{range $j, $v := .}}{{if lt $j 3}}<td class="text">{{$v}}</td>{{else}}<td>{{$v}}</td>{{end}}{{end}}</tr>{{end}}
 </tbody>

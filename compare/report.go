@@ -377,11 +377,13 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	switch {
 	case crashes > 0:
-		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%s across both sides). A killed process cannot finish the requests it is working on: the balancer answers those with 502. They show as 5xx (%s) or connection errors (%s). Every strategy pays this; a strategy that keeps sessions in the process also loses the sessions it held.\n",
+		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%s across both sides). A killed process cannot finish the requests it is working on: the balancer answers those with 502. 5xx: %s; connection errors: %s. Every strategy pays this; a strategy that keeps sessions in the process also loses the sessions it held.",
 			count(crashes, "kill", "kills"), strings.Join(fivexx, ", "), strings.Join(conn, ", "))
 	case len(rep.Events) > 0:
-		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request was cut off half-way: 5xx %s; connection errors %s.",
+		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request was cut off half-way. 5xx: %s; connection errors: %s.",
 			strings.Join(fivexx, ", "), strings.Join(conn, ", "))
+	}
+	if len(rep.Events) > 0 {
 		if rep.noBackend() {
 			fmt.Fprint(w, " The 503 no_backend answers listed below came while a side had no replica in service (its only one was being replaced): draining protects the requests a replica already has, not the ones that arrive when none is left.")
 		}
