@@ -96,6 +96,17 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// UnmarshalText reads a Go duration string, as MarshalText writes it, so a
+// scenario read back from JSON (the feed's next event) is the same.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use e.g. 30s or 2m)", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // MarshalText writes the duration as Go does ("1m30s").
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
