@@ -48,7 +48,7 @@ demo: build ## run the lab: replicas of both servers, balancers, simulated users
 	$(BIN) compare --hold $(DEMOFLAGS)
 
 .PHONY: screenshot
-screenshot: ## refresh docs/dashboard.png: headless Chromium on the default demo, about a minute
+screenshot: ## refresh docs/dashboard.png and docs/dashboard-projector.png: headless Chromium on the default demo, about a minute
 	STATELAB_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -run '^TestScreenshot$$' -count=1 -timeout 5m -v ./web/
 
 .PHONY: walkthrough

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,11 +151,18 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Scenario:  r.cfg.Scenario.Name,
 		DurationS: r.cfg.Scenario.Duration.Std().Seconds(),
 		Users:     r.cfg.Users,
-		Now:       r.feed.Latest(),
 		Events:    r.Events(),
+		Now:       r.feed.Latest(),
 		Manual:    r.cfg.Manual,
 		Next:      r.Pending(),
 	}
+	// Name only the events the newest sample shows the effect of (the
+	// runner takes a sample as soon as an event is over), so the page never
+	// says "two replicas were added" beside a count of replicas up from
+	// before.
+	body.Events = slices.DeleteFunc(body.Events, func(e EventRecord) bool {
+		return e.AtS+e.TookMS/1000 > body.Now.ElapsedS
+	})
 	if v := req.URL.Query().Get("history"); v != "" {
 		since, err := strconv.ParseFloat(v, 64)
 		if err != nil {

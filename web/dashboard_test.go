@@ -97,7 +97,7 @@ func TestDashboard(t *testing.T) {
 
 	// The left side's loss: the line says how many sessions went, and the
 	// replica's own count drops.
-	m := regexp.MustCompile(`replica (` + regexp.QuoteMeta(left) + `-\d+) restarted: (?:(\d+) sessions? (?:was|were) lost with it|the sessions it held went with it)`).FindStringSubmatch(what)
+	m := regexp.MustCompile(`replica (` + regexp.QuoteMeta(left) + `-\d+) restarted: (?:(\d+) sessions?(?: in use)? (?:was|were) lost with it|the sessions it held went with it)`).FindStringSubmatch(what)
 	if m == nil {
 		t.Fatalf("the line does not say what the %s side lost: %q", left, what)
 	}
@@ -253,8 +253,10 @@ func TestDashboardLongRun(t *testing.T) {
 
 // TestScreenshot takes docs/dashboard.png for the README: the default demo
 // (as make demo runs it) 66 seconds in, once both sides have recorded its
-// rolling restart, after its restart, its crash and its scale-out. It runs
-// only when STATELAB_SCREENSHOT names the file to write: make screenshot.
+// rolling restart, after its restart, its crash and its scale-out; and, at
+// the same moment, the projector view at 1280×720 beside it
+// (dashboard-projector.png). It runs only when STATELAB_SCREENSHOT names
+// the file to write: make screenshot.
 func TestScreenshot(t *testing.T) {
 	out := os.Getenv("STATELAB_SCREENSHOT")
 	if out == "" {
@@ -284,6 +286,24 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s (%d bytes)", out, len(png))
+
+	proj := newTab(t, chromium, 1280, 720)
+	if err := chromedp.Do(proj, chromedp.Navigate(lab.url+"?view=projector")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, proj, "the projector view to draw the run so far", 30*time.Second, `
+		document.body.classList.contains('projector') && +document.body.dataset.samples >= 60 &&
+		/every .+ replica restarted in turn/.test(document.querySelector('#what').textContent)`)
+	time.Sleep(1500 * time.Millisecond) // one more poll, at the final layout
+	png, err = chromedp.Run(proj, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	projOut := strings.TrimSuffix(out, filepath.Ext(out)) + "-projector.png"
+	if err := os.WriteFile(projOut, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", projOut, len(png))
 }
 
 type lab struct {
