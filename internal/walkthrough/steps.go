@@ -836,7 +836,7 @@ func stepHandOff(ctx context.Context, w *walk) error {
 	w.t.blank()
 	w.t.para("One idea at a time: statelab compare -h lists smaller scenarios (routing, reliability, " +
 		"scaling, client), and --manual holds each event until you press Next event on the dashboard.")
-	w.t.para("The lesson plan, its prediction questions and three exercises are in docs/LESSON.md; the " +
+	w.t.para("The lesson plan, its prediction questions and five exercises are in docs/LESSON.md, a worksheet to print in docs/WORKSHEET.md; the " +
 		"same story with curl is scripts/walkthrough.sh.")
 	return nil
 }
