@@ -943,6 +943,34 @@
       : 'nothing to count');
   }
 
+  // ---- what each side pays --------------------------------------------------
+
+  // COST_ROWS are the cost panel's lines, read from each side's costs in the
+  // feed (the runner measures them; nothing here is computed from what a
+  // credential should cost). A row is left out when no side has its value.
+  const COST_ROWS = [
+    { label: 'request bytes, median', get: (c) => c.request_bytes_p50, fmt: (v, c) => fmtInt(v) + (c.credential_bytes_mean != null ? ` <small>${fmtInt(v - c.credential_bytes_mean)} without the credential</small>` : '') },
+    { label: 'bytes over a whole journey, median', get: (c) => c.journey_bytes_p50, fmt: (v) => fmtInt(v) },
+    { label: 'identifying the caller, per request', get: (c) => c.identify_us_mean, fmt: (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1)) + ' µs' },
+    { label: 'authenticated reads, p50 / p99', get: (c) => c.read_latency_ms && c.reads ? c.read_latency_ms.p50 : null, fmt: (v, c) => fmtMS(v) + ' / ' + fmtMS(c.read_latency_ms.p99) },
+  ];
+
+  function renderCosts() {
+    const box = $('#costs');
+    const costs = st.sides.map((sd) => (nowOf(sd) || {}).costs || null);
+    box.hidden = projector || !costs.some((c) => c);
+    if (box.hidden) return;
+    const head = '<th scope="col"></th>' + st.sides.map((sd) => `<th scope="col"><span class="side-tag col-${sd.i}">${esc(sd.name)}</span></th>`).join('');
+    if (box.querySelector('thead tr').innerHTML !== head) box.querySelector('thead tr').innerHTML = head;
+    const rows = COST_ROWS.filter((r) => costs.some((c) => c && r.get(c) != null && r.get(c) > 0)).map((r) =>
+      `<tr><th scope="row">${esc(r.label)}</th>` + costs.map((c) => {
+        const v = c ? r.get(c) : null;
+        return `<td>${v == null || !(v > 0) ? '–' : r.fmt(v, c)}</td>`;
+      }).join('') + '</tr>').join('');
+    const body = box.querySelector('tbody');
+    if (body.innerHTML !== rows) body.innerHTML = rows;
+  }
+
   // ---- the whole page --------------------------------------------------------
 
   function renderTotals() {
@@ -1088,6 +1116,7 @@
     renderHeader();
     renderTotals();
     renderControls();
+    renderCosts();
     const groups = groupEvents(st.events);
     renderWhat(groups);
 
