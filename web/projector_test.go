@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,5 +206,44 @@ func TestEveryChartHasACaption(t *testing.T) {
 	}
 	if got := evalString(t, ctx, `String(document.querySelector('#btn-next').hidden)`); got != "true" {
 		t.Errorf("a run that plays its own clock shows a Next event button (hidden = %s)", got)
+	}
+}
+
+// TestClockAndPendingMarkers: after the timeline the clock no longer says
+// "t = 30 s of 20 s", and an event one side is still carrying out (a drain
+// takes a while) is marked as under way, not as "scale in −0".
+func TestClockAndPendingMarkers(t *testing.T) {
+	chromium := labtest.Chromium(t)
+	sides := pair(t, "memory-sticky,apikey")
+	feed := &fakeFeed{phase: "holding", duration: 20}
+	// The scale-in is recorded on the right side only: the left one is
+	// still draining its replica.
+	recs := on(25, "scale-in", sides, nil)
+	feed.Set(sides, recs[1:])
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/feed", feed)
+	mux.Handle("/", web.Handler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx := newTab(t, chromium, 1400, 950)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	clock := waitFor(t, ctx, "the clock", 10*time.Second, `document.querySelector('#clock').textContent`)
+	if clock != "t = 30 s · the timeline ended at 20 s" {
+		t.Errorf("the clock says %q after a 20 s timeline, 30 s in", clock)
+	}
+	got := waitFor(t, ctx, "the scale-in markers", 10*time.Second, `
+		(() => {
+			const l = document.querySelector('.cell[data-col="0"][data-chart="events"] .marker[data-kind="scale-in"] text');
+			const r = document.querySelector('.cell[data-col="1"][data-chart="events"] .marker[data-kind="scale-in"] text');
+			return l && r ? l.textContent + '|' + r.textContent : '';
+		})()`)
+	left, right, _ := strings.Cut(got, "|")
+	if left != "▼ scale in…" {
+		t.Errorf("the side still draining is marked %q, want it under way", left)
+	}
+	if right != "▼ scale in −1" {
+		t.Errorf("the side done is marked %q, want the one replica it removed", right)
 	}
 }

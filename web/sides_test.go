@@ -63,6 +63,10 @@ type fakeFeed struct {
 	replicas int
 	// next, when set, makes the feed a manual run's, waiting on it.
 	next *compare.PendingEvent
+	// phase of every sample ("" is running) and the scenario's duration
+	// (0 is 120 s).
+	phase    string
+	duration float64
 }
 
 func (f *fakeFeed) Set(sides []strategy.Strategy, events []compare.EventRecord) {
@@ -74,7 +78,7 @@ func (f *fakeFeed) Set(sides []strategy.Strategy, events []compare.EventRecord) 
 const fakeElapsed = 30
 
 func (f *fakeFeed) sample(at float64) compare.Sample {
-	s := compare.Sample{ElapsedS: at, Phase: "running", Sides: map[string]compare.SideSample{}}
+	s := compare.Sample{ElapsedS: at, Phase: cmp.Or(f.phase, "running"), Sides: map[string]compare.SideSample{}}
 	n := int64(at)
 	for _, sd := range f.sides {
 		var ss compare.SideSample
@@ -98,7 +102,7 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	since, _ := strconv.ParseFloat(r.URL.Query().Get("history"), 64)
-	body := feedBody{Scenario: "fake", DurationS: 120, Users: 10, Now: f.sample(fakeElapsed), Events: f.events, History: []compare.Sample{},
+	body := feedBody{Scenario: "fake", DurationS: cmp.Or(f.duration, 120), Users: 10, Now: f.sample(fakeElapsed), Events: f.events, History: []compare.Sample{},
 		Manual: f.next != nil, Next: f.next}
 	if f.sides[0].Name != legacy[0].Name {
 		body.Sides = f.sides
