@@ -440,7 +440,15 @@
     if (g.kind === 'restart' || g.kind === 'crash') {
       const verb = g.kind === 'restart' ? 'restarted' : 'was killed (SIGKILL) and started again';
       if (many) {
-        out = `every ${name} replica restarted in turn (${ids}): ` + (kept || '<b class="loss">the sessions each held went with it</b>');
+        let went = '<b class="loss">the sessions each held went with it</b>';
+        if (recs.every((r) => r.sessions_held != null)) {
+          const held = recs.reduce((a, r) => a + r.sessions_held, 0);
+          const inUse = recs.every((r) => r.sessions_in_use != null) ? recs.reduce((a, r) => a + Math.min(r.sessions_in_use, r.sessions_held), 0) : null;
+          went = inUse == null
+            ? `<b class="loss">${fmtInt(held)} ${plural(held, 'session', 'sessions')} went with them</b>`
+            : `<b class="loss">${fmtInt(inUse)} ${plural(inUse, 'session', 'sessions')} in use went with them</b>` + (held > inUse ? ` (and ${fmtInt(held - inUse)} idle)` : '');
+        }
+        out = `every ${name} replica restarted in turn (${ids}): ` + (kept || went);
       } else {
         const r = recs[0];
         out = `replica ${ids} ${verb}: ` + (kept || heldClause(num(r.sessions_held), num(r.sessions_in_use)));
