@@ -47,6 +47,10 @@ demo: build ## run the lab: replicas of both servers, balancers, simulated users
 	@echo "statelab demo: open http://127.0.0.1:8080/ (feed and controls); the report is written when the timeline ends."
 	$(BIN) compare --hold $(DEMOFLAGS)
 
+.PHONY: matrix
+matrix: build ## every strategy against every fault on real processes: one table, about 5 minutes (MATRIXFLAGS="--quick" for 90 s)
+	$(BIN) matrix $(MATRIXFLAGS)
+
 .PHONY: screenshot
 screenshot: ## refresh docs/dashboard.png and docs/dashboard-projector.png: headless Chromium on the default demo, about a minute
 	STATELAB_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -run '^TestScreenshot$$' -count=1 -timeout 5m -v ./web/

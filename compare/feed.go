@@ -2,16 +2,9 @@ package compare
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
-	"github.com/statelab/statelab/compare/strategy"
-	"github.com/statelab/statelab/internal/api"
 )
 
 // HistoryLimit bounds the feed's history: at one sample a second, the last
@@ -35,6 +28,11 @@ type SideSample struct {
 	// second shows only in a window.
 	LatencyWindowMS *Percentile   `json:"latency_window_ms,omitempty"`
 	Replicas        []ReplicaInfo `json:"replicas"`
+	// Costs is what the side has paid so far, as the report's costs: the
+	// users' bytes and read latency, the replicas' own identification
+	// time and CPU, read in this sample. The dashboard's cost panel draws
+	// it.
+	Costs *Costs `json:"costs,omitempty"`
 	// buckets is the side's latency histogram at this moment, from which
 	// the feed works out LatencyWindowMS.
 	buckets []uint64
@@ -118,10 +116,23 @@ func (f *Feed) History(since float64) []Sample {
 	out := []Sample{}
 	for _, s := range f.history {
 		if s.ElapsedS > since {
-			out = append(out, s)
+			out = append(out, withoutCosts(s))
 		}
 	}
 	return out
+}
+
+// withoutCosts returns s without its sides' costs: the dashboard draws
+// them from the newest sample only, so the history, which it fetches whole
+// when it opens, need not carry them.
+func withoutCosts(s Sample) Sample {
+	sides := make(map[string]SideSample, len(s.Sides))
+	for name, ss := range s.Sides {
+		ss.Costs = nil
+		sides[name] = ss
+	}
+	s.Sides = sides
+	return s
 }
 
 // MaxGap returns the longest time between two consecutive samples.
@@ -173,16 +184,15 @@ func (r *Runner) sample() Sample {
 		var wg sync.WaitGroup
 		for i, rep := range reps {
 			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts}
-			if sd.st.Server == strategy.Stateful {
-				wg.Go(func() {
-					c := r.scrapeSessions(rep.Addr)
-					info[i].Sessions, info[i].SessionsInUse = c.held, c.inUse
-				})
-			}
+			wg.Go(func() {
+				c := r.readReplica(sd, rep)
+				info[i].Sessions, info[i].SessionsInUse = c.held, c.inUse
+			})
 		}
 		wg.Wait()
 		buckets, _, _ := sd.stats.histogram()
-		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets}
+		costs := Costs{UserCosts: sd.stats.UserCosts(), ServerCosts: r.spent(sd)}
+		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets, Costs: &costs}
 	}
 	return s
 }
@@ -192,39 +202,6 @@ func (r *Runner) sample() Sample {
 // when the replica does not count it or did not answer.
 type sessionCount struct {
 	held, inUse *float64
-}
-
-// scrapeSessions reads a stateful replica's own counts of the sessions it
-// holds from its /metrics. The numbers are the replica's, not the runner's
-// guess: the drop to zero at a restart is a real process's empty memory.
-func (r *Runner) scrapeSessions(addr string) sessionCount {
-	var c sessionCount
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return c
-	}
-	resp, err := r.scrapeClient.Do(req)
-	if err != nil {
-		return c
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return c
-	}
-	gauge := func(name string) *float64 {
-		mf := families[name]
-		if mf == nil || len(mf.GetMetric()) == 0 {
-			return nil
-		}
-		v := mf.GetMetric()[0].GetGauge().GetValue()
-		return &v
-	}
-	c.held, c.inUse = gauge(api.SessionsActiveMetric), gauge(api.SessionsInUseMetric)
-	return c
 }
 
 // windowLatency sets each side's percentiles of the requests answered since

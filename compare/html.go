@@ -44,6 +44,8 @@ type htmlPage struct {
 	*Report
 	Cols    []SideReport
 	Rows    [][]string // the totals table, label first
+	Costs   [][]string // the costs table, label first
+	Note    string     // where the costs come from
 	Summary []string   // what the numbers say, one paragraph per side
 	Charts  []htmlChart
 	Losses  [][]string
@@ -67,6 +69,14 @@ func (rep *Report) writeHTML(w io.Writer) error {
 		}
 		p.Rows = append(p.Rows, r)
 	}
+	for _, row := range costRows {
+		r := []string{row.label}
+		for _, c := range p.Cols {
+			r = append(r, row.cell(c))
+		}
+		p.Costs = append(p.Costs, r)
+	}
+	p.Note = costsNote
 	for _, c := range p.Cols {
 		p.Summary = append(p.Summary, fmt.Sprintf("%s: %s lost (%s with them), %s. What breaks it: %s.",
 			c.Name, count64(c.SessionsLost, "session", "sessions"), count64(c.CartItemsLost, "cart item", "cart items"),
@@ -379,6 +389,17 @@ svg .unit { fill: #555; }
 </table>
 {{range .Summary}}<p>{{.}}</p>
 {{end}}</section>
+
+<section class="keep">
+<h2>What each side paid</h2>
+<p class="note">{{.Note}}</p>
+<table>
+<thead><tr><th></th>{{range $i, $c := .Cols}}<th class="side-{{$i}}">{{$c.Name}}</th>{{end}}</tr></thead>
+<tbody>{{range .Costs}}
+<tr>{{range $j, $v := .}}{{if eq $j 0}}<th scope="row">{{$v}}</th>{{else}}<td>{{$v}}</td>{{end}}{{end}}</tr>{{end}}
+</tbody>
+</table>
+</section>
 
 <section>
 <h2>Second by second</h2>

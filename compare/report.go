@@ -57,6 +57,8 @@ type SideReport struct {
 	strategy.Strategy
 	Totals
 	Balance []BalanceWindow `json:"balance"`
+	// Costs is what the side paid for its way of keeping a sign-in.
+	Costs Costs `json:"costs"`
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -109,7 +111,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 	}
 	var borrowIDs []int64
 	for _, s := range r.sides {
-		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows()}
+		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
+			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}}
 		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
@@ -263,6 +266,22 @@ var rows = []tableRow{
 	{"latency p99 ms, all requests", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
 }
 
+// costRows are the lines of the costs tables of report.md and report.html:
+// what each side paid, like for like. Every value was measured in the run.
+var costRows = []tableRow{
+	{"request bytes, median", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.RequestBytesP50) }},
+	{"of which the credential, mean", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.CredentialBytesMean) }},
+	{"bytes per whole journey, median", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.JourneyBytesP50) }},
+	{"identifying the caller, µs per request (median)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUSP50) }},
+	{"identifying the caller, µs per request (mean)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUS) }},
+	{"server CPU per request, µs", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.CPUPerRequestUS) }},
+	{"authenticated reads p50 ms", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.ReadLatencyMS.P50) }},
+	{"authenticated reads p99 ms", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.ReadLatencyMS.P99) }},
+}
+
+// costsNote says where each cost comes from, under the costs table.
+const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), and the credential is the part of them its headers took (Cookie, Authorization), so the rest is what the same requests cost with none. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
+
 // columns returns the two sides in column order.
 func (rep *Report) columns() []SideReport {
 	cols := make([]SideReport, 0, len(rep.SideOrder))
@@ -404,6 +423,11 @@ func (rep *Report) markdown(w io.Writer) {
 			fmt.Fprintf(w, "- %d × %s\n", rep.Unexpected[c.Name][m], m)
 		}
 	}
+	fmt.Fprintln(w, "\n## What each side paid")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, costsNote)
+	fmt.Fprintln(w)
+	mdTable(w, "", cols, costRows)
 	rep.markdownLosses(w)
 	fmt.Fprintln(w, "\n## Consistency of the shared database")
 	fmt.Fprintln(w)

@@ -84,6 +84,10 @@ func rtReport(consistent, crash bool) *compare.Report {
 				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
 				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0,
 				LatencyMS: compare.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
+			}, Costs: compare.Costs{
+				UserCosts: compare.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
+					ReadLatencyMS: compare.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
+				ServerCosts: compare.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
 			}},
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1,
@@ -191,7 +195,7 @@ func TestReportWrite(t *testing.T) {
 			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "invalid_credential",
 			// what the issue asks each side to say of its strategy
 			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
-			"balance",
+			"balance", "costs",
 		} {
 			want = append(want, "sides."+side+"."+k)
 		}
@@ -200,6 +204,14 @@ func TestReportWrite(t *testing.T) {
 		want = append(want, "series."+side, "losses[].sides."+side)
 		for _, k := range []string{"t", "requests", "ok", "sessions_lost", "cart_items_lost", "failed", "client_sign_ins_lost", "replicas"} {
 			want = append(want, "series."+side+"[]."+k)
+			for _, k := range []string{
+				"request_bytes_p50", "request_bytes_mean", "requests_sized", "credential_bytes_mean", "journey_bytes_p50", "journeys",
+				"read_latency_ms", "read_latency_ms.p50", "read_latency_ms.p95", "read_latency_ms.p99", "reads",
+				"identify_us_p50", "identify_us_mean", "identifications", "server_cpu_s", "balanced_requests", "server_cpu_per_request_us",
+				"store_cpu_s", "store_cpu_per_request_us",
+			} {
+				want = append(want, "sides."+side+".costs."+k)
+			}
 		}
 		for _, k := range []string{"replicas", "sessions_lost", "cart_items_lost", "failed", "client_sign_ins_lost"} {
 			want = append(want, "losses[].sides."+side+"."+k)
@@ -269,6 +281,12 @@ func TestReportWrite(t *testing.T) {
 		"- every borrow answered 201 exists: ok — all 252 borrows answered 201 are in the database.",
 		"| 6.0 | restart | memory-sticky | memory-sticky-1 | 1559 | scenario | a deploy restarts one replica gracefully |  |",
 		"| 12.0 | scale-out | apikey | apikey-3 | 150 | scenario |  | replica apikey-3 (pid 42) was not ready within 10s |",
+		"| request bytes, median | 213 | 0 |",
+		"| identifying the caller, µs per request (median) | 3.5 | 0.0 |",
+		"| of which the credential, mean | 165 | 0 |",
+		"| identifying the caller, µs per request (mean) | 4.2 | 0.0 |",
+		"| server CPU per request, µs | 486 | 0 |",
+		"| authenticated reads p99 ms | 8.2 | 0.0 |",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
@@ -491,6 +509,8 @@ func TestReportHTML(t *testing.T) {
 		"class=\"event-label\">crash</text>",
 		"<td class=\"text\">6–12</td><td class=\"text\">restart</td><td class=\"text\">memory-sticky</td><td>5 / 2</td>",
 		"all 252 borrows answered 201 are in the database",
+		"<h2>What each side paid</h2>",
+		"<th scope=\"row\">of which the credential, mean</th><td>165</td><td>0</td>",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report.html lacks %q", want)

@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -61,6 +62,38 @@ type Config struct {
 	// Timeouts of the runner's and the balancers' servers; zero fields
 	// are DefaultTimeouts.
 	Timeouts Timeouts
+	// OnEvent, when set, is called by the timeline just before it plays
+	// each scenario event, with the time since the users started and every
+	// side's counters at that instant, keyed by strategy name: what a
+	// caller needs to cut the run into windows that begin exactly where
+	// their events begin (the matrix does). It must not block for long: the
+	// timeline waits for it.
+	OnEvent func(at time.Duration, e Event, totals map[string]Totals)
+	// Pace, when set, lets the timeline wait rather than keep to the
+	// scenario's clock; without it every event starts at its time,
+	// however long the one before took.
+	Pace *Pace
+	// Probe, when set, is called once the users have stopped and the
+	// report's numbers are taken, while the replicas and balancers are still
+	// up, with each side's balancer URL keyed by strategy name. Its requests
+	// are not counted in the report. The matrix asks its revocation
+	// questions here.
+	Probe func(ctx context.Context, balancers map[string]string)
+}
+
+// Pace makes a timeline wait for its users and its events, so that the
+// stretch after each event keeps its length however busy the machine is.
+// Whatever it waits, it moves every later event, and the end of the run,
+// later by as much.
+type Pace struct {
+	// Ready, when set, holds the first event until it returns true for
+	// every side's counters (polled every 20 ms), or MaxWait has passed
+	// (default 30 s): the matrix waits until every user has signed in.
+	Ready   func(map[string]Totals) bool
+	MaxWait time.Duration
+	// MinGap is the least time from the end of one event to the start of
+	// the next, and from the last one to the end of the run.
+	MinGap time.Duration
 }
 
 // side is one half of the comparison: one strategy's replicas, their
@@ -79,6 +112,8 @@ type side struct {
 	// balance follows each replica's share of the requests after every
 	// scale event.
 	balance balanceLog
+	// ident keeps what every replica process spent identifying callers.
+	ident identLog
 	// lastWords keeps what each replica said of its sessions just before a
 	// graceful stop, drained: what went with it.
 	lastWords lastWords
@@ -254,11 +289,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 				if err := s.lb.WaitIdle(ctx, rep.ID); err != nil {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
 				}
-				if st.Server == strategy.Stateful {
-					// Its last word on the sessions it is about to take
-					// with it.
-					s.lastWords.set(rep.ID, r.scrapeSessions(rep.Addr))
-				}
+				// Its last word: what it spent identifying callers, and the
+				// sessions it is about to take with it.
+				s.lastWords.set(rep.ID, r.readReplica(s, rep))
 			},
 			OnChange: func(reps []supervisor.Replica) {
 				s.lb.SetBackends(backendsOf(reps))
@@ -375,9 +408,11 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 
 	usersCtx, stopUsers := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: r.cfg.Users, IdleConnTimeout: 30 * time.Second}}
+	var clients []*http.Client
 	for si, s := range r.sides {
 		for i := range r.cfg.Users {
+			client, sent := NewUserClient(15 * time.Second)
+			clients = append(clients, client)
 			u := NewUser(UserConfig{
 				Credential: s.st.Credential,
 				BaseURL:    s.url,
@@ -385,6 +420,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 				Password:   sqlite.LoadTestPassword,
 				Seed:       r.cfg.Seed*1_000_003 + int64(i),
 				Client:     client,
+				Sent:       sent,
 				Stats:      s.stats,
 				Gate:       r.gate,
 				Think:      r.cfg.Think,
@@ -416,6 +452,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	timelineErr := r.playTimeline(ctx)
 	stopUsers()
 	wg.Wait()
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
 	<-progressDone
 	r.setPhase("finished")
 	for _, s := range r.sides {
@@ -426,6 +465,13 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	}
 
 	rep := r.report(ctx)
+	if r.cfg.Probe != nil && ctx.Err() == nil {
+		urls := map[string]string{}
+		for _, s := range r.sides {
+			urls[s.name] = s.url
+		}
+		r.cfg.Probe(ctx, urls)
+	}
 	if err := rep.Write(r.cfg.ReportDir); err != nil {
 		return rep, err
 	}
@@ -490,21 +536,63 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 	if r.cfg.Manual {
 		return r.playManually(ctx)
 	}
-	for _, e := range sc.Events {
-		if err := sleepUntil(ctx, r.start.Add(e.At.Std())); err != nil {
+	pace := r.cfg.Pace
+	// shift is how far the timeline has moved later than the scenario's
+	// clock, when a Pace made it wait.
+	var shift time.Duration
+	for i, e := range sc.Events {
+		due := r.start.Add(e.At.Std() + shift)
+		if err := sleepUntil(ctx, due); err != nil {
 			return nil
 		}
-		late := time.Since(r.start.Add(e.At.Std()))
+		if i == 0 && pace != nil && pace.Ready != nil {
+			if err := r.waitReady(ctx, pace); err != nil {
+				return nil
+			}
+			shift += max(0, time.Since(due))
+			due = time.Now()
+		}
+		late := time.Since(due)
 		r.mu.Lock()
 		r.maxLate = max(r.maxLate, late)
 		r.mu.Unlock()
+		if r.cfg.OnEvent != nil {
+			r.cfg.OnEvent(r.elapsed(), e, r.Totals())
+		}
 		r.setPhase(e.Action)
 		if err := r.Apply(ctx, e, "scenario"); err != nil {
 			r.cfg.Logger.Warn("event failed", "action", e.Action, "err", err)
 		}
 		r.setPhase("running")
+		if pace != nil && pace.MinGap > 0 {
+			// The next event, or the end, comes no sooner than MinGap
+			// after this one ended.
+			next := sc.Duration.Std()
+			if i+1 < len(sc.Events) {
+				next = sc.Events[i+1].At.Std()
+			}
+			if earliest := time.Now().Add(pace.MinGap); earliest.After(r.start.Add(next + shift)) {
+				shift = earliest.Sub(r.start.Add(next))
+			}
+		}
 	}
-	_ = sleepUntil(ctx, r.start.Add(sc.Duration.Std()))
+	_ = sleepUntil(ctx, r.start.Add(sc.Duration.Std()+shift))
+	return nil
+}
+
+// waitReady holds the timeline until the pace's Ready is satisfied, or
+// MaxWait has passed, or ctx is done.
+func (r *Runner) waitReady(ctx context.Context, pace *Pace) error {
+	limit := time.Now().Add(cmp.Or(pace.MaxWait, 30*time.Second))
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !pace.Ready(r.Totals()) && time.Now().Before(limit) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	return nil
 }
 
@@ -533,6 +621,9 @@ func (r *Runner) playManually(ctx context.Context) error {
 		r.pending = nil
 		r.phase = e.Action
 		r.mu.Unlock()
+		if r.cfg.OnEvent != nil {
+			r.cfg.OnEvent(r.elapsed(), e, r.Totals())
+		}
 		err := r.Apply(ctx, e, "scenario")
 		if err != nil {
 			r.cfg.Logger.Warn("event failed", "action", e.Action, "err", err)
@@ -609,6 +700,9 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		return nil
 	case ActionClientRestart:
 		r.clientRestart(e, source)
+		return nil
+	case ActionMark:
+		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	}
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
@@ -757,6 +851,19 @@ func (r *Runner) record(rec EventRecord) {
 	r.log = append(r.log, rec)
 	r.mu.Unlock()
 }
+
+// Totals returns every side's counters now, keyed by strategy name.
+func (r *Runner) Totals() map[string]Totals {
+	t := make(map[string]Totals, len(r.sides))
+	for _, s := range r.sides {
+		t[s.name] = s.stats.Totals()
+	}
+	return t
+}
+
+// History returns the feed's samples taken after elapsed second since: the
+// numbers the dashboard drew, for a caller that wants them after Run.
+func (r *Runner) History(since float64) []Sample { return r.feed.History(since) }
 
 // Events returns what has happened so far.
 func (r *Runner) Events() []EventRecord {

@@ -33,6 +33,10 @@ const (
 	// redis-server, which keeps nothing on disk); on a side without one it
 	// is recorded as a no-op.
 	ActionRestartStore = "restart-store"
+	// ActionMark is a labelled moment that changes nothing: the timeline
+	// records it, so a run can be cut into windows at it (the matrix's quiet
+	// window starts at one).
+	ActionMark = "mark"
 	// ActionClientRestart makes a share of the users on both sides lose
 	// everything their client kept (its cookie jar, its token, its cart),
 	// as when a browser tab is closed: the fault on the client's side of
@@ -216,12 +220,12 @@ func (s *Scenario) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: replicas is %d; use 1 to %d", where, e.Replicas, MaxReplicas))
 			}
 			n = e.Replicas
-		case ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore:
+		case ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark:
 			if e.Replica != 0 || e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: this action takes no replica or replicas", where))
 			}
 		default:
-			actions := []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionClientRestart}
+			actions := []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark, ActionClientRestart}
 			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, strings.Join(actions, ", ")))
 		}
 	}

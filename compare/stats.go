@@ -3,6 +3,7 @@ package compare
 import (
 	"maps"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +87,16 @@ type SideStats struct {
 	mu        sync.Mutex
 	buckets   []uint64 // len(latencyBounds)+1, the last is +Inf
 	sum       float64
-	borrowIDs []int64 // every borrow the users were answered 201 for
+	reads     []uint64 // the same buckets, for authenticated GETs answered 2xx
+	borrowIDs []int64  // every borrow the users were answered 201 for
+	// sizes counts the requests by their size on the wire; sizes repeat a
+	// lot (the same routes, the same credential), so the map stays small
+	// and the median is exact.
+	sizes     map[int64]int64
+	sentBytes int64
+	sentN     int64
+	credBytes int64   // of sentBytes, what Cookie and Authorization headers took
+	journeys  []int64 // bytes of each whole journey, at most maxJourneys
 	// unexpected counts the 5xx answers and transport errors by what they
 	// said, so a report can explain them instead of only counting them.
 	unexpected map[string]int64
@@ -94,6 +104,9 @@ type SideStats struct {
 
 // maxUnexpectedKinds bounds how many different messages are kept.
 const maxUnexpectedKinds = 20
+
+// maxJourneys bounds how many journeys' sizes are kept: hours of users.
+const maxJourneys = 1 << 16
 
 // Unexpected records what a 5xx answer or a transport error said.
 func (s *SideStats) Unexpected(msg string) {
@@ -121,7 +134,7 @@ func (s *SideStats) SignedIn() { s.signIns.Add(1) }
 
 // NewSideStats returns zeroed counters.
 func NewSideStats() *SideStats {
-	return &SideStats{buckets: make([]uint64, len(latencyBounds)+1)}
+	return &SideStats{buckets: make([]uint64, len(latencyBounds)+1), reads: make([]uint64, len(latencyBounds)+1), sizes: map[int64]int64{}}
 }
 
 // Observe records one request.
@@ -133,6 +146,105 @@ func (s *SideStats) Observe(o Outcome, d time.Duration) {
 	s.buckets[i]++
 	s.sum += sec
 	s.mu.Unlock()
+}
+
+// ObserveRead records the latency of an authenticated read (a GET made
+// with the user's credential) that was answered 2xx: the request every
+// strategy serves the same way apart from finding its caller.
+func (s *SideStats) ObserveRead(d time.Duration) {
+	i := bucketOf(d.Seconds())
+	s.mu.Lock()
+	s.reads[i]++
+	s.mu.Unlock()
+}
+
+// Sent records the size of one answered request as it went on the wire:
+// request line, headers (the credential among them) and body.
+func (s *SideStats) Sent(bytes int64) {
+	s.mu.Lock()
+	s.sizes[bytes]++
+	s.sentBytes += bytes
+	s.sentN++
+	s.mu.Unlock()
+}
+
+// Credential records how many bytes of an answered request's headers its
+// sign-in took: the Cookie header (a session, a balancer's routing cookie)
+// and the Authorization header (a token), name, value and line end. What is
+// left is what the same request costs with no credential: the baseline a
+// cost is measured against.
+func (s *SideStats) Credential(bytes int64) {
+	s.mu.Lock()
+	s.credBytes += bytes
+	s.mu.Unlock()
+}
+
+// Journey records the bytes a user sent over one whole journey, from its
+// first request to its last, sign-ins it was forced into included.
+func (s *SideStats) Journey(bytes int64) {
+	s.mu.Lock()
+	if len(s.journeys) < maxJourneys {
+		s.journeys = append(s.journeys, bytes)
+	}
+	s.mu.Unlock()
+}
+
+// UserCosts is what one side's users paid per request and per journey,
+// counted by their own HTTP clients.
+type UserCosts struct {
+	// RequestBytesP50 and RequestBytesMean are the size of a request on
+	// the wire (request line, headers, body), over every answered request.
+	RequestBytesP50  float64 `json:"request_bytes_p50"`
+	RequestBytesMean float64 `json:"request_bytes_mean"`
+	Requests         int64   `json:"requests_sized"`
+	// CredentialBytesMean is how many bytes of a request, on average, its
+	// Cookie and Authorization headers took: what the sign-in costs every
+	// request, over the same requests as RequestBytesMean.
+	CredentialBytesMean float64 `json:"credential_bytes_mean"`
+	// JourneyBytesP50 is the median of what one whole journey sent (sign
+	// in if needed, browse, search, fill a cart, check out, return).
+	JourneyBytesP50 float64 `json:"journey_bytes_p50"`
+	Journeys        int64   `json:"journeys"`
+	// ReadLatencyMS holds the percentiles of authenticated reads answered
+	// 2xx: sign-ins (bcrypt) and failures left out.
+	ReadLatencyMS Percentile `json:"read_latency_ms"`
+	Reads         int64      `json:"reads"`
+}
+
+// UserCosts returns what the side's users have paid so far.
+func (s *SideStats) UserCosts() UserCosts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := UserCosts{Requests: s.sentN, Journeys: int64(len(s.journeys))}
+	if s.sentN > 0 {
+		c.RequestBytesMean = float64(s.sentBytes) / float64(s.sentN)
+		c.CredentialBytesMean = float64(s.credBytes) / float64(s.sentN)
+		c.RequestBytesP50 = medianOfCounts(s.sizes, s.sentN)
+	}
+	if len(s.journeys) > 0 {
+		j := slices.Clone(s.journeys)
+		slices.Sort(j)
+		c.JourneyBytesP50 = float64(j[len(j)/2])
+	}
+	for _, n := range s.reads {
+		c.Reads += int64(n)
+	}
+	c.ReadLatencyMS = Percentile{P50: quantile(s.reads, .50) * 1000, P95: quantile(s.reads, .95) * 1000, P99: quantile(s.reads, .99) * 1000}
+	return c
+}
+
+// medianOfCounts returns the median of values counted in a map of value to
+// count, n being the sum of the counts.
+func medianOfCounts(counts map[int64]int64, n int64) float64 {
+	rank := (n + 1) / 2
+	var seen int64
+	for _, v := range slices.Sorted(maps.Keys(counts)) {
+		seen += counts[v]
+		if seen >= rank {
+			return float64(v)
+		}
+	}
+	return 0
 }
 
 func bucketOf(sec float64) int {

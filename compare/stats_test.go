@@ -359,3 +359,35 @@ statelab_client_sessions_lost_total{server="stateless",strategy="apikey"} 0
 		t.Error(err)
 	}
 }
+
+func TestUserCosts(t *testing.T) {
+	s := NewSideStats()
+	if c := s.UserCosts(); c != (UserCosts{}) {
+		t.Errorf("no requests: %+v, want zeros", c)
+	}
+	for _, n := range []int64{200, 200, 200, 300, 1000} {
+		s.Sent(n)
+	}
+	for _, n := range []int64{5000, 1000, 3000} {
+		s.Journey(n)
+	}
+	for range 9 {
+		s.ObserveRead(time.Millisecond)
+	}
+	s.ObserveRead(time.Second)
+	c := s.UserCosts()
+	if c.RequestBytesP50 != 200 || c.RequestBytesMean != 380 || c.Requests != 5 {
+		t.Errorf("request bytes: median %v, mean %v over %d; want 200, 380 over 5", c.RequestBytesP50, c.RequestBytesMean, c.Requests)
+	}
+	if c.JourneyBytesP50 != 3000 || c.Journeys != 3 {
+		t.Errorf("journeys: median %v over %d; want 3000 over 3", c.JourneyBytesP50, c.Journeys)
+	}
+	// Percentiles are bucket bounds, within 10% above the truth.
+	if c.Reads != 10 || c.ReadLatencyMS.P50 < 1 || c.ReadLatencyMS.P50 > 1.1 || c.ReadLatencyMS.P99 < 1000 || c.ReadLatencyMS.P99 > 1100 {
+		t.Errorf("reads: %d, p50 %v ms, p99 %v ms; want 10, about 1 and about 1000", c.Reads, c.ReadLatencyMS.P50, c.ReadLatencyMS.P99)
+	}
+	// The reads do not touch the totals: they are counted by Observe too.
+	if tot := s.Totals(); tot.Requests != 0 {
+		t.Errorf("Totals counts %d requests; ObserveRead and Sent must not add any", tot.Requests)
+	}
+}

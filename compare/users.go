@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"strconv"
@@ -89,6 +90,11 @@ type UserConfig struct {
 	// StartAfter delays the first sign-in, so a crowd of users does not
 	// hit the servers (and bcrypt) in the same millisecond.
 	StartAfter time.Duration
+	// Sent, when set, counts the bytes Client writes on its connections
+	// (NewUserClient makes such a client). Only this user may use Client
+	// then: the user reads how much each of its requests put on the wire
+	// from the difference.
+	Sent *atomic.Int64
 }
 
 // User is a simulated library user. It keeps its own record of what it
@@ -104,6 +110,9 @@ type User struct {
 	cart     []int64 // what the user believes its cart holds
 	borrowed []int64 // borrow ids it has out
 	lostOnce bool    // the next sign-in is forced by a loss
+	// journeyBytes adds up what the requests of the journey under way
+	// put on the wire.
+	journeyBytes int64
 	// restart is set by RestartClient from another goroutine; the user's
 	// own goroutine acts on it before its next request.
 	restart atomic.Bool
@@ -143,6 +152,42 @@ func NewUser(cfg UserConfig) *User {
 		u.client = &c
 	}
 	return u
+}
+
+// NewUserClient returns an HTTP client for one simulated user and the
+// counter of the bytes it writes on its connections: the request line, the
+// headers and the body, as they went out, cookies and credentials included.
+// A user has its own, as a browser does, so the difference in the counter
+// across one request is that request's size on the wire.
+func NewUserClient(timeout time.Duration) (*http.Client, *atomic.Int64) {
+	sent := &atomic.Int64{}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dialer.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &countingConn{Conn: c, sent: sent}, nil
+			},
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     30 * time.Second,
+		},
+	}, sent
+}
+
+// countingConn counts the bytes written on a connection.
+type countingConn struct {
+	net.Conn
+	sent *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.sent.Add(int64(n))
+	return n, err
 }
 
 // sessionCart reports whether the user signs in for a session, whose cart
@@ -233,6 +278,10 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 	if u.token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.token)
 	}
+	var sentBefore int64
+	if u.cfg.Sent != nil {
+		sentBefore = u.cfg.Sent.Load()
+	}
 	start := time.Now()
 	resp, err := u.client.Do(req)
 	var a answer
@@ -246,12 +295,26 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 			_ = json.Unmarshal(b, &a) // a non-JSON body leaves the code empty
 		}
 	}
+	took := time.Since(start)
 	if ctx.Err() != nil {
 		// The run ended mid-request: that is not something the user saw.
 		return a, ctx.Err()
 	}
 	o := Classify(a.status, a.Code, err)
-	u.cfg.Stats.Observe(o, time.Since(start))
+	u.cfg.Stats.Observe(o, took)
+	if u.cfg.Sent != nil {
+		sent := u.cfg.Sent.Load() - sentBefore
+		u.journeyBytes += sent
+		if err == nil {
+			u.cfg.Stats.Sent(sent)
+			u.cfg.Stats.Credential(credentialBytes(req.Header))
+		}
+	}
+	if method == http.MethodGet && o == OutcomeOK {
+		// Every GET a user sends is made with its credential: sign-ins
+		// are POSTs.
+		u.cfg.Stats.ObserveRead(took)
+	}
 	switch o {
 	case OutcomeConnError:
 		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: no answer: %v", method, routeOf(path), err))
@@ -343,6 +406,7 @@ func (u *User) journey(ctx context.Context) {
 		stepBrowse: u.browse, stepSearch: u.search, stepFillCart: u.fillCart,
 		stepCheckout: u.checkout, stepListBorrows: u.listBorrows, stepReturnAll: u.returnAll,
 	}
+	u.journeyBytes = 0
 	for i := 0; i < len(steps); {
 		if err := u.cfg.Gate.Wait(ctx); err != nil {
 			return
@@ -363,6 +427,24 @@ func (u *User) journey(ctx context.Context) {
 		u.think(ctx, 1)
 		i++
 	}
+	if ctx.Err() == nil && u.cfg.Sent != nil {
+		// A whole journey, sign-ins it was forced into included; one cut
+		// short by the end of the run or an error is not counted.
+		u.cfg.Stats.Journey(u.journeyBytes)
+	}
+}
+
+// credentialBytes is what a request's sign-in takes of its header on the
+// wire: its Cookie lines (the client adds the jar's cookies to the request
+// it is given) and its Authorization line, each "Name: value\r\n".
+func credentialBytes(h http.Header) int64 {
+	var n int64
+	for _, name := range []string{"Cookie", "Authorization"} {
+		for _, v := range h.Values(name) {
+			n += int64(len(name) + len(": ") + len(v) + len("\r\n"))
+		}
+	}
+	return n
 }
 
 // routeOf names a request path by its route, without ids or queries, so

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,6 +378,83 @@ func TestUserSameSeed(t *testing.T) {
 			}
 			if slices.Equal(paths[42][0], paths[43][0]) {
 				t.Errorf("seeds 42 and 43 sent the same %d requests: the seed decides nothing", n)
+			}
+		})
+	}
+}
+
+// rtCountingListener counts the bytes the server reads from its clients.
+type rtCountingListener struct {
+	net.Listener
+	read *atomic.Int64
+}
+
+func (l rtCountingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return rtCountingConn{Conn: c, read: l.read}, nil
+}
+
+type rtCountingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c rtCountingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// TestUserCountsBytes runs a user with its own counting client against a
+// fake that counts what it reads off the wire, and checks that the user's
+// account of the bytes it sent is the server's, request for request, and
+// that whole journeys and authenticated reads are counted.
+func TestUserCountsBytes(t *testing.T) {
+	for _, side := range []string{strategy.CredentialCookie, strategy.CredentialAPIKey, strategy.CredentialJWT} {
+		t.Run(side, func(t *testing.T) {
+			t.Parallel()
+			f := &rtFake{side: side, stats: compare.NewSideStats(), loseOn: func(int, string, string) bool { return false }, sessions: map[string]*rtSession{}}
+			srv := httptest.NewUnstartedServer(f)
+			read := &atomic.Int64{}
+			srv.Listener = rtCountingListener{Listener: srv.Listener, read: read}
+			srv.Start()
+			t.Cleanup(srv.Close)
+
+			client, sent := compare.NewUserClient(5 * time.Second)
+			u := compare.NewUser(compare.UserConfig{
+				Credential: side, BaseURL: srv.URL, Email: "u@example.org", Password: "pw", Seed: 3,
+				Client: client, Sent: sent, Stats: f.stats, Gate: &compare.Gate{}, Think: time.Millisecond,
+			})
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() { defer close(done); u.Run(ctx) }()
+			rtEventually(t, 10*time.Second, "three whole journeys", func() bool { return f.stats.UserCosts().Journeys >= 3 })
+			cancel()
+			<-done
+			client.CloseIdleConnections()
+
+			c := f.stats.UserCosts()
+			tot := f.stats.Totals()
+			if c.Requests != tot.Requests {
+				t.Errorf("%d requests sized, %d counted: every answered request has a size", c.Requests, tot.Requests)
+			}
+			// The client wrote every byte the user counted, and at most one
+			// request more: the one the end of the run cut short, which the
+			// user never saw answered.
+			counted := int64(math.Round(c.RequestBytesMean * float64(c.Requests)))
+			if got := sent.Load(); got < counted || got > counted+2*int64(c.RequestBytesP50)+512 {
+				t.Errorf("the client wrote %d bytes; the user counted %d over %d requests", got, counted, c.Requests)
+			}
+			// The server may still be reading the request cut short.
+			rtEventually(t, 5*time.Second, "the server to read what the client wrote", func() bool { return sent.Load() == read.Load() })
+			if c.RequestBytesP50 < 60 || c.JourneyBytesP50 < 5*c.RequestBytesP50 {
+				t.Errorf("median request %.0f bytes, median journey %.0f bytes: a journey is many requests", c.RequestBytesP50, c.JourneyBytesP50)
+			}
+			if c.Reads == 0 || c.Reads >= tot.Requests || c.ReadLatencyMS.P50 <= 0 {
+				t.Errorf("%d authenticated reads of %d requests, p50 %.3f ms: the reads are the GETs, not the sign-ins", c.Reads, tot.Requests, c.ReadLatencyMS.P50)
 			}
 		})
 	}

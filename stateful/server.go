@@ -36,6 +36,7 @@ func NewServer(cfg api.Config, store SessionStore) http.Handler {
 		cfg.Ready = s.ready(cfg.Ready, p)
 	}
 	a := api.New(cfg)
+	s.identify = a.Identify(api.IdentifySession)
 	s.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_session_lookups_total",
 		Help: "Session lookups by result: found (this process holds it), lost (a valid cookie this process holds no session for), none (no cookie), invalid (bad signature).",
@@ -81,6 +82,7 @@ type server struct {
 	logger       *slog.Logger
 	lookups      *prometheus.CounterVec
 	storeSeconds *prometheus.HistogramVec
+	identify     prometheus.Observer // the time session spends, found or not
 }
 
 // ready chains the store's ping after the readiness check the caller gave,
@@ -140,7 +142,9 @@ func (s *server) where() string {
 // session returns the request's session, or the error that tells the
 // client which way it has none.
 func (s *server) session(r *http.Request) (*Session, error) {
+	start := time.Now()
 	sess, err := s.load(r)
+	s.identify.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, s.sessionError(err)
 	}

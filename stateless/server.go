@@ -34,7 +34,8 @@ func InsecureEmailOnlyKeys() Option { return func(s *server) { s.emailOnlyKeys =
 func NewServer(cfg api.Config, tokens *Tokens, now func() time.Time, opts ...Option) http.Handler {
 	cfg.Service = "stateless"
 	a := api.New(cfg)
-	s := &server{cfg: cfg, tokens: tokens, now: now, logger: cfg.Logger}
+	s := &server{cfg: cfg, tokens: tokens, now: now, logger: cfg.Logger,
+		identifyKey: a.Identify(api.IdentifyAPIKey), identifyJWT: a.Identify(api.IdentifyJWT)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -57,6 +58,9 @@ type server struct {
 	now    func() time.Time
 	logger *slog.Logger
 	auths  *prometheus.CounterVec
+	// identifyKey and identifyJWT time authenticate, found or not, by the
+	// kind of token; a header that is neither is not timed.
+	identifyKey, identifyJWT prometheus.Observer
 	// emailOnlyKeys is InsecureEmailOnlyKeys.
 	emailOnlyKeys bool
 }
@@ -67,6 +71,7 @@ const challenge = `Bearer realm="statelab", error="invalid_token"`
 // authenticate finds the member a bearer token names. The error is always
 // an EINVALIDTOKEN that says what was wrong, or an internal error.
 func (s *server) authenticate(r *http.Request) (library.Member, error) {
+	start := time.Now()
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		s.auths.WithLabelValues("none", "missing").Inc()
@@ -81,6 +86,7 @@ func (s *server) authenticate(r *http.Request) (library.Member, error) {
 	}
 
 	if keyID, ok := ParseAPIKey(token); ok {
+		defer func() { s.identifyKey.Observe(time.Since(start).Seconds()) }()
 		key, m, err := s.cfg.Store.FindAPIKey(r.Context(), keyID)
 		switch {
 		case library.ErrorCode(err) == library.ENOTFOUND:
@@ -97,6 +103,7 @@ func (s *server) authenticate(r *http.Request) (library.Member, error) {
 	}
 
 	if strings.Count(token, ".") == 2 {
+		defer func() { s.identifyJWT.Observe(time.Since(start).Seconds()) }()
 		m, err := s.tokens.Verify(token)
 		switch {
 		case errors.Is(err, ErrExpired):

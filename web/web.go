@@ -2,8 +2,11 @@ package web
 
 import (
 	"embed"
+	"fmt"
+	"html"
 	"io/fs"
 	"net/http"
+	"os"
 )
 
 //go:embed static
@@ -31,3 +34,41 @@ func Handler() http.Handler {
 		fileServer.ServeHTTP(w, r)
 	})
 }
+
+// MatrixPage serves the page "statelab matrix" last wrote at path (its
+// matrix.html, copied there), read at every request, so a new matrix shows
+// without restarting anything. Until a matrix has been made it answers 404
+// with a page that says how to make one. The page is self-contained; it
+// needs nothing else from the runner.
+func MatrixPage(path string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "the matrix page is read-only", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, noMatrix, html.EscapeString(path))
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(b)
+	})
+}
+
+const noMatrix = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>statelab: no matrix yet</title></head>
+<body style="font: 16px/1.5 system-ui, sans-serif; max-width: 40em; margin: 3em auto">
+<h1>No strategy matrix yet</h1>
+<p>The matrix measures every way of keeping a sign-in against every fault, on real processes, and
+writes its page to <code>%s</code>, which this page shows. Make one with</p>
+<pre>statelab matrix           # about 5 minutes
+statelab matrix --quick   # about 90 seconds</pre>
+<p><a href="/">Back to the dashboard</a></p>
+</body></html>
+`

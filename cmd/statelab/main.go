@@ -32,6 +32,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/matrix"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/sqlite"
@@ -61,6 +62,8 @@ Usage:
   statelab compare   [flags]   two strategies side by side: replicas behind load balancers, simulated users,
                                a scenario of restarts, crashes and scaling, a live feed and a report (make demo)
   statelab strategies          the ways the lab can keep a sign-in, where each keeps it, what it costs, what breaks it
+  statelab matrix    [flags]   every strategy against every fault, measured on real processes: one table of what
+                               users lost, and what each strategy costs per request (about 5 minutes; --quick 90 s)
   statelab walkthrough [flags] the classroom guide: starts its own servers and goes through the lesson
                                one HTTP exchange at a time, asking for predictions (make walkthrough)
 
@@ -75,7 +78,7 @@ set through its environment variable (shown in the help), e.g. STATELAB_ADDR.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("name a subcommand: stateful, stateless, compare, strategies or walkthrough")
+		return errors.New("name a subcommand: stateful, stateless, compare, strategies, matrix or walkthrough")
 	}
 	switch cmd := args[1]; cmd {
 	case "stateful", "stateless":
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runWalkthrough(ctx, args[2:], getenv, stdin, stdout, stderr)
 	case "strategies":
 		return runStrategies(args[2:], getenv, stdout, stderr)
+	case "matrix":
+		return runMatrix(ctx, args[2:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -333,7 +338,8 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.String(&reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
 	fs.String(&workDir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
 	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
-	var fileSD string
+	var fileSD, matrixFile string
+	fs.String(&matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
 	fs.String(&fileSD, "file-sd", "./data/file_sd/statelab.json", "Prometheus file_sd `file` the runner keeps listing itself and every live replica, for scripts/prometheus.yml (make prometheus); -file-sd= writes none")
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
@@ -389,7 +395,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{leftAddr, rightAddr},
 		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Manual: manual, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
-		Dashboard: web.Handler(),
+		Dashboard: dashboard(matrixFile),
 	})
 	if err != nil {
 		ln.Close()
@@ -416,6 +422,143 @@ func scenarioList() string {
 		fmt.Fprintf(&b, "\n  %-12s %s", sc.Name, sc.Description)
 	}
 	return b.String() + "\n"
+}
+
+// dashboard is what a runner serves at /: the live page, and at /matrix the
+// page the last matrix wrote.
+func dashboard(matrixFile string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", web.Handler())
+	mux.Handle("/matrix", web.MatrixPage(matrixFile))
+	return mux
+}
+
+// runMatrix measures every strategy against every fault and writes the
+// table, matrix.json, matrix.md and matrix.html.
+func runMatrix(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("statelab matrix", getenv, stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: statelab matrix [flags]
+
+Runs every strategy (rows) against every fault (columns) on real replica processes,
+behind the real balancer, with the simulated users of statelab compare, and prints one
+table: in each cell what the users lost in a window that starts with the fault and ends
+where the next one starts. Beside each row, what the strategy costs on every request,
+measured in the same runs. The strategies run two at a time, each run playing every
+fault in turn; the same seed gives the same journeys in every run.
+
+A full matrix takes about 5 minutes on a 2-core machine; --quick about 90 seconds.
+Ctrl-C stops it: no process is left behind, and it says which cells were finished.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var (
+		strategies, faults, addr, reportDir, workDir, latest, logFormat string
+		users, replicas                                                 int
+		seed                                                            int64
+		window, warmup, think                                           time.Duration
+		quick                                                           bool
+		logLevel                                                        slog.Level
+	)
+	logLevel = slog.LevelWarn
+	fs.String(&strategies, "strategies", strings.Join(matrix.DefaultStrategies(), ","), "the rows: a comma-separated `list` of strategies ("+strings.Join(strategy.Names(), ", ")+"), each optionally with the suffix "+strategy.OwnSecretsSuffix)
+	fs.String(&faults, "faults", strings.Join(matrix.FaultNames(), ","), "the columns: a comma-separated `list` of faults, played in the order shown here whatever the order given")
+	fs.Bool(&quick, "quick", false, fmt.Sprintf("a smaller matrix in about 90 seconds: %d users, %s windows after a %s warm-up (flags given explicitly still win)", matrix.QuickUsers, matrix.QuickWindow, matrix.QuickWarmup))
+	fs.Int(&users, "users", matrix.DefaultUsers, "simulated users per strategy, the same in every run")
+	fs.Int(&replicas, "replicas", 2, "replicas per strategy at the start of every run (at least 2)")
+	fs.Duration(&window, "window", matrix.DefaultWindow, "how long each fault's window lasts: the fault, then its effects settling, before the next fault")
+	fs.Duration(&warmup, "warmup", matrix.DefaultWarmup, "how long the users sign in before the first window")
+	fs.Duration(&think, "think", 150*time.Millisecond, "mean think time between a user's steps")
+	fs.Int64(&seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
+	fs.String(&addr, "addr", "127.0.0.1:8080", "the runner's `host:port` during each run: the live dashboard of the pair being measured, and /matrix")
+	fs.String(&reportDir, "report", "", "`dir`ectory for matrix.json, matrix.md, matrix.html and each run's report under runs/ (default ./reports/matrix-<start time>)")
+	fs.String(&latest, "latest", matrix.LatestFile, "a `file` that gets a copy of matrix.html, which the dashboard serves at /matrix (statelab compare -matrix); -latest= writes none")
+	fs.String(&workDir, "work-dir", "", "`dir`ectory for the runs' databases and logs (default: a temporary one, removed afterwards)")
+	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
+	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["users"] {
+			users = matrix.QuickUsers
+		}
+		if !set["window"] {
+			window = matrix.QuickWindow
+		}
+		if !set["warmup"] {
+			warmup = matrix.QuickWarmup
+		}
+	}
+	var sts []strategy.Strategy
+	for _, name := range strings.Split(strategies, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		st, err := strategy.Parse(name)
+		if err != nil {
+			return err
+		}
+		sts = append(sts, st)
+	}
+	fts, err := matrix.ParseFaults(faults)
+	if err != nil {
+		return err
+	}
+	if think <= 0 {
+		return errors.New("-think must be positive")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the statelab binary to start replicas from: %w", err)
+	}
+	if reportDir == "" {
+		reportDir = filepath.Join("reports", "matrix-"+time.Now().Format("20060102-150405"))
+	}
+	if workDir == "" {
+		workDir, err = os.MkdirTemp("", "statelab-matrix-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(workDir)
+	}
+	cfg := matrix.Config{
+		Binary: bin, Strategies: sts, Faults: fts, Users: users, Replicas: replicas,
+		Warmup: warmup, Window: window, Think: think, Seed: seed, Quick: quick,
+		Addr: addr, ReportDir: reportDir, WorkDir: workDir, Latest: latest,
+		RequireTools: getenv("CI") != "",
+		Stdout:       stdout, Interactive: isTerminal(stdout),
+		Logger:    newLogger(stderr, logFormat, logLevel).With("component", "matrix"),
+		Dashboard: dashboard(latest),
+	}
+	m, runErr := matrix.Run(ctx, cfg)
+	if m == nil {
+		return runErr
+	}
+	m.PrintTable(stdout)
+	if err := m.Write(reportDir); err != nil {
+		return errors.Join(runErr, fmt.Errorf("write the matrix: %w", err))
+	}
+	fmt.Fprintf(stdout, "\nmatrix: %s (matrix.json, matrix.md, matrix.html)\n", reportDir)
+	if latest != "" && m.Complete() {
+		if err := matrix.CopyFile(filepath.Join(reportDir, "matrix.html"), latest); err != nil {
+			return errors.Join(runErr, fmt.Errorf("copy matrix.html to %s: %w", latest, err))
+		}
+		fmt.Fprintf(stdout, "the dashboard's /matrix now shows it (%s)\n", latest)
+	}
+	if runErr != nil {
+		if done := m.Finished(); len(done) < len(m.Strategies)*len(m.Faults) {
+			fmt.Fprintf(stdout, "finished cells (%d of %d): %s\n", len(done), len(m.Strategies)*len(m.Faults), strings.Join(done, ", "))
+		}
+		if ctx.Err() != nil {
+			return nil // Ctrl-C: the matrix said what it finished, and stopped every process
+		}
+	}
+	return runErr
 }
 
 // runStrategies prints the table of strategies: the names every place that

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/proccpu"
 )
 
 // Replica is one running server process, as the supervisor last saw it.
@@ -93,6 +94,9 @@ type Supervisor struct {
 	set   map[string]*proc   // in service, by ID
 	live  map[*proc]struct{} // every process spawned and not yet reaped
 	ready []time.Duration
+	// reapedCPU is the CPU time (user and system) of every process reaped
+	// so far, as the kernel reported it at its exit.
+	reapedCPU time.Duration
 }
 
 // proc is one spawned process.
@@ -190,6 +194,32 @@ func (s *Supervisor) ReadyDurations() []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.ready)
+}
+
+// CPUTime returns the CPU time (user and system) that every process this
+// Supervisor started has used so far: the kernel's own account, read at
+// each exit for the processes gone (a crashed one included) and from
+// /proc for those still running. It is what the replicas cost the
+// machine, whatever else ran on it at the same time. Where /proc cannot
+// be read, running processes count as zero and ok is false.
+func (s *Supervisor) CPUTime() (total time.Duration, ok bool) {
+	s.mu.Lock()
+	total = s.reapedCPU
+	pids := make([]int, 0, len(s.live))
+	for p := range s.live {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	s.mu.Unlock()
+	ok = true
+	for _, pid := range pids {
+		d, err := proccpu.Of(pid)
+		if err != nil {
+			ok = false
+			continue
+		}
+		total += d
+	}
+	return total, ok
 }
 
 // Scale starts or stops replicas until n are in service. New replicas take
@@ -446,6 +476,9 @@ func (s *Supervisor) reap(p *proc) {
 
 	s.mu.Lock()
 	delete(s.live, p)
+	if p.state != nil {
+		s.reapedCPU += p.state.UserTime() + p.state.SystemTime()
+	}
 	unexpected := !p.planned && s.set[p.id] == p
 	if unexpected {
 		delete(s.set, p.id)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/statelab/statelab/internal/proccpu"
 )
 
 // stopGrace is how long Stop waits after SIGTERM before it sends SIGKILL.
@@ -39,6 +41,9 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed once cmd has exited
+	// exitedCPU is the CPU time of the processes that have exited, by the
+	// kernel's account at their exit.
+	exitedCPU time.Duration
 }
 
 // Start runs redis-server on 127.0.0.1 and a free port, with dir as its
@@ -90,6 +95,24 @@ func (s *Server) PID() int {
 	default:
 		return s.cmd.Process.Pid
 	}
+}
+
+// CPUTime returns the CPU time (user and system) every redis-server process
+// this Server started has used: what keeping the sessions cost the machine,
+// beside what the replicas spent. ok is false when a running process's
+// time could not be read (it then counts as zero).
+func (s *Server) CPUTime() (total time.Duration, ok bool) {
+	s.mu.Lock()
+	total = s.exitedCPU
+	s.mu.Unlock()
+	if pid := s.PID(); pid != 0 {
+		d, err := proccpu.Of(pid)
+		if err != nil {
+			return total, false
+		}
+		total += d
+	}
+	return total, true
 }
 
 // Restart stops the process (SIGTERM, then SIGKILL) and starts a new one on
@@ -165,6 +188,9 @@ func (s *Server) start(ctx context.Context) error {
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
+		s.mu.Lock()
+		s.exitedCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		s.mu.Unlock()
 		close(done)
 	}()
 	s.mu.Lock()

@@ -836,8 +836,18 @@ func stepHandOff(ctx context.Context, w *walk) error {
 	w.t.blank()
 	w.t.para("One idea at a time: statelab compare -h lists smaller scenarios (routing, reliability, " +
 		"scaling, client), and --manual holds each event until you press Next event on the dashboard.")
-	w.t.para("The lesson plan, its prediction questions and five exercises are in docs/LESSON.md, a worksheet to print in docs/WORKSHEET.md; the " +
-		"same story with curl is scripts/walkthrough.sh.")
+	w.t.para("The question a class ends with, \"so which one should I use?\", has a command of its own. " +
+		"Sticky sessions, a shared redis, a session sealed in the cookie, API keys and JWTs each move " +
+		"the state somewhere else; the matrix runs every one of them against every fault (restart, " +
+		"crash, scale-out, scale-in, rolling restart, a restart of the session store) on real " +
+		"processes, and prints one table of what the users lost, with what each strategy costs on " +
+		"every request beside it.")
+	w.t.line("    statelab matrix           (about 5 minutes; --quick: about 90 seconds)")
+	w.t.line("    then open                 http://127.0.0.1:8080/matrix during make demo, or its matrix.html")
+	w.t.blank()
+	w.t.para("The lesson plan, its prediction questions, five exercises and a closing part built on the " +
+		"matrix are in docs/LESSON.md, a worksheet to print in docs/WORKSHEET.md; the same story with " +
+		"curl is scripts/walkthrough.sh.")
 	return nil
 }
 
