@@ -172,6 +172,12 @@ func TestManualClassroomRun(t *testing.T) {
 	if held, inUse := *restart.SessionsHeld, *restart.SessionsInUse; inUse != users || held-inUse != 3 {
 		t.Errorf("the replica held %v sessions, %v in use, at its restart; want %d in use and 3 idle (the restarted clients')", held, inUse, users)
 	}
+	for _, side := range rep.SideOrder {
+		c := rep.Sides[side].Costs
+		if c.CredentialBytesMean <= 0 || c.CredentialBytesMean >= c.RequestBytesMean || c.Identifications == 0 || c.Reads == 0 {
+			t.Errorf("%s: costs %+v; want the credential's bytes as a part of each request's, identifications timed, reads counted", side, c)
+		}
+	}
 	if rep.Sides[right].SessionsLost != 0 {
 		t.Errorf("%s lost %d sessions at a restart", right, rep.Sides[right].SessionsLost)
 	}

@@ -121,6 +121,19 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the line does not say the %s replica lost nothing: %q", right, what)
 	}
 
+	// What each side pays, from the runner's measurements: the cost panel
+	// has its rows, the API key's credential costs fewer bytes than the
+	// session's cookies, and both sides' replicas timed identifying callers.
+	costs := waitFor(t, ctx, "the cost panel", 15*time.Second, `
+		(() => {
+			const rows = [...document.querySelectorAll('#costs:not([hidden]) tbody tr')];
+			const row = (label) => rows.find((r) => r.querySelector('th').textContent === label);
+			const id = row('identifying the caller, median per request');
+			return rows.length >= 3 && id && [...id.querySelectorAll('td')].every((td) => /µs$/.test(td.textContent))
+				? rows.map((r) => r.textContent).join(' | ') : '';
+		})()`)
+	t.Logf("costs: %s", costs)
+
 	// The right side stays clean, as counted by the runner.
 	for _, k := range []string{"sessions_lost", "cart_items_lost", "relogins"} {
 		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('#totals tr[data-col="1"] td[data-k="%s"]').textContent`, k))

@@ -959,7 +959,9 @@
   const COST_ROWS = [
     { label: 'request bytes, median', get: (c) => c.request_bytes_p50, fmt: (v, c) => fmtInt(v) + (c.credential_bytes_mean != null ? ` <small>${fmtInt(v - c.credential_bytes_mean)} without the credential</small>` : '') },
     { label: 'bytes over a whole journey, median', get: (c) => c.journey_bytes_p50, fmt: (v) => fmtInt(v) },
-    { label: 'identifying the caller, per request', get: (c) => c.identify_us_mean, fmt: (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1)) + ' µs' },
+    // The median: the mean also holds the moments a busy machine made a
+    // replica wait, which no credential is to blame for.
+    { label: 'identifying the caller, median per request', get: (c) => c.identify_us_p50 || c.identify_us_mean, fmt: (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1)) + ' µs' },
     { label: 'authenticated reads, p50 / p99', get: (c) => c.read_latency_ms && c.reads ? c.read_latency_ms.p50 : null, fmt: (v, c) => fmtMS(v) + ' / ' + fmtMS(c.read_latency_ms.p99) },
   ];
 
