@@ -6,7 +6,7 @@ PKGS    := ./...
 # How long each fuzz target runs in `make test` (longer: make fuzz FUZZTIME=1m).
 FUZZTIME ?= 3s
 
-.PHONY: help build test unit fuzz bench lint run-stateful run-stateless demo clean
+.PHONY: help build test unit fuzz bench perf lint run-stateful run-stateless demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ fuzz: ## run each fuzz target for FUZZTIME
 
 bench: ## run the benchmarks (numbers quoted in the README)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+perf: build ## what a request costs with each strategy against a bare net/http server, one CPU each for servers and load (under 2 minutes; PERFFLAGS="--rounds 5")
+	$(BIN) perf $(PERFFLAGS)
 
 lint: ## gofmt, go vet, staticcheck (a Go tool of this module: go tool staticcheck)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

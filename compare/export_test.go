@@ -6,5 +6,6 @@ package compare
 var (
 	BorrowsCheck   = borrowsCheck
 	CopiesChecks   = copiesChecks
+	KeysChecks     = keysChecks
 	LossesPerEvent = lossesPerEvent
 )

@@ -112,10 +112,7 @@ func (rep *Report) writeHTML(w io.Writer) error {
 				fmt.Sprint(sl.SessionsLost), fmt.Sprint(sl.CartItemsLost), fmt.Sprint(sl.Failed), fmt.Sprint(sl.ClientSignInsLost)})
 		}
 	}
-	for _, c := range []struct {
-		name string
-		c    Check
-	}{{"every borrow answered 201 exists", rep.Consistency.BorrowsExist}, {"no negative availability", rep.Consistency.NoNegativeAvailability}, {"copies add up", rep.Consistency.CopiesAddUp}} {
+	for _, c := range rep.Consistency.checks() {
 		verdict := "ok"
 		if !c.c.OK {
 			verdict = "FAILED"

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -52,13 +53,17 @@ type Report struct {
 }
 
 // SideReport is one side of a run: the strategy, what its users counted,
-// and how its balancer shared the requests out after each scale event.
+// how its balancer shared the requests out after each scale event, and the
+// balancer's retries by the reason the try before them failed.
 type SideReport struct {
 	strategy.Strategy
 	Totals
 	Balance []BalanceWindow `json:"balance"`
 	// Costs is what the side paid for its way of keeping a sign-in.
 	Costs Costs `json:"costs"`
+	// LBRetryBy is the balancer's retries by the reason the try before
+	// them failed.
+	LBRetryBy map[string]balancer.RetryCount `json:"lb_retries_by_reason"`
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -77,6 +82,29 @@ type Consistency struct {
 	BorrowsExist           Check `json:"borrows_exist"`
 	NoNegativeAvailability Check `json:"no_negative_availability"`
 	CopiesAddUp            Check `json:"copies_add_up"`
+	// KeysAppliedOnce: no Idempotency-Key made the same borrow twice.
+	KeysAppliedOnce Check `json:"keys_applied_once"`
+	// BorrowsOnce: every borrow a user was answered 201 for was named by
+	// one answer only, and made once.
+	BorrowsOnce Check `json:"borrows_exactly_once"`
+}
+
+// checks returns the checks with what each says, in the order reports show
+// them.
+func (c Consistency) checks() []struct {
+	name string
+	c    Check
+} {
+	return []struct {
+		name string
+		c    Check
+	}{
+		{"every borrow answered 201 exists", c.BorrowsExist},
+		{"every borrow answered 201 exists exactly once", c.BorrowsOnce},
+		{"no idempotency key was applied twice", c.KeysAppliedOnce},
+		{"no negative availability", c.NoNegativeAvailability},
+		{"copies add up", c.CopiesAddUp},
+	}
 }
 
 // Check is one invariant.
@@ -112,7 +140,7 @@ func (r *Runner) report(ctx context.Context) *Report {
 	var borrowIDs []int64
 	for _, s := range r.sides {
 		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
-			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}}
+			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries()}
 		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
@@ -148,7 +176,8 @@ func (r *Runner) checkConsistency(ctx context.Context, borrowIDs []int64) Consis
 	c.BorrowsExist = borrowsCheck(len(borrowIDs), missing, err)
 	db, err := r.db.CheckConsistency(ctx)
 	c.NoNegativeAvailability, c.CopiesAddUp = copiesChecks(db, err)
-	c.OK = c.BorrowsExist.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
+	c.KeysAppliedOnce, c.BorrowsOnce = keysChecks(db, err, borrowIDs)
+	c.OK = c.BorrowsExist.OK && c.BorrowsOnce.OK && c.KeysAppliedOnce.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
 	return c
 }
 
@@ -186,6 +215,53 @@ func copiesChecks(db sqlite.Consistency, err error) (negative, addUp Check) {
 		addUp.Detail = fmt.Sprintf("for %d of %d books, the copies on the shelf and the copies lent out do not add up to its copies: %s", len(db.Mismatched), db.Books, idList(db.Mismatched))
 	}
 	return negative, addUp
+}
+
+// keysChecks says whether an Idempotency-Key made a borrow twice, and
+// whether each borrow a user was answered 201 for (answered) was named by
+// one answer only and made once.
+func keysChecks(db sqlite.Consistency, err error, answered []int64) (keys, once Check) {
+	if err != nil {
+		c := Check{Detail: "could not check: " + err.Error()}
+		return c, c
+	}
+	keys = Check{OK: len(db.AppliedTwice) == 0,
+		Detail: fmt.Sprintf("none of the %s made under an Idempotency-Key shares its key and book with another", count(db.KeyedBorrows, "borrow", "borrows"))}
+	if !keys.OK {
+		keys.Detail = fmt.Sprintf("%d of the %d borrows made under an Idempotency-Key share key and book with another: %s", len(db.AppliedTwice), db.KeyedBorrows, idList(db.AppliedTwice))
+	}
+	return keys, borrowsOnce(answered, db.AppliedTwice)
+}
+
+// borrowsOnce checks that no two answers a user got named one borrow, and
+// that no borrow a user got was made twice under its key (the twin would
+// be a copy lent that nobody was told of).
+func borrowsOnce(answered, appliedTwice []int64) Check {
+	seen := make(map[int64]bool, len(answered))
+	var named, doubled []int64
+	for _, id := range answered {
+		if seen[id] {
+			named = append(named, id)
+		}
+		seen[id] = true
+		if slices.Contains(appliedTwice, id) {
+			doubled = append(doubled, id)
+		}
+	}
+	c := Check{OK: len(named) == 0 && len(doubled) == 0,
+		Detail: fmt.Sprintf("each of the %s was named by one answer only and made once", count(len(answered), "borrow answered 201", "borrows answered 201"))}
+	if c.OK {
+		return c
+	}
+	var faults []string
+	if len(named) > 0 {
+		faults = append(faults, fmt.Sprintf("%d named by more than one answer (%s)", len(named), idList(named)))
+	}
+	if len(doubled) > 0 {
+		faults = append(faults, fmt.Sprintf("%d made twice under one key (%s)", len(doubled), idList(doubled)))
+	}
+	c.Detail = fmt.Sprintf("of the %s, %s", count(len(answered), "borrow answered 201", "borrows answered 201"), strings.Join(faults, " and "))
+	return c
 }
 
 // count says n things, in the singular for one.
@@ -261,6 +337,9 @@ var rows = []tableRow{
 	{"sign-ins the client forgot", func(t SideReport) string { return fmt.Sprint(t.ClientSignInsLost) }},
 	{"cart items the client forgot", func(t SideReport) string { return fmt.Sprint(t.ClientCartItemsLost) }},
 	{"borrows (201)", func(t SideReport) string { return fmt.Sprint(t.Borrows) }},
+	{"balancer retries", func(t SideReport) string { return fmt.Sprint(t.LBRetries) }},
+	{"balancer retries answered", func(t SideReport) string { return fmt.Sprint(t.LBRetriesSaved) }},
+	{"user retries (same key)", func(t SideReport) string { return fmt.Sprint(t.UserRetries) }},
 	{"latency p50 ms, all requests", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
 	{"latency p95 ms, all requests", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
 	{"latency p99 ms, all requests", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
@@ -326,12 +405,12 @@ func (rep *Report) PrintSummary(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if rep.Consistency.OK {
-		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database, and every book's copies add up")
+		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database exactly once, no idempotency key was applied twice, and every book's copies add up")
 	} else {
 		fmt.Fprintln(w, "!!! CONSISTENCY CHECK FAILED !!!")
-		for _, c := range []Check{rep.Consistency.BorrowsExist, rep.Consistency.NoNegativeAvailability, rep.Consistency.CopiesAddUp} {
-			if !c.OK {
-				fmt.Fprintln(w, "  - "+c.Detail)
+		for _, c := range rep.Consistency.checks() {
+			if !c.c.OK {
+				fmt.Fprintln(w, "  - "+c.c.Detail)
 			}
 		}
 	}
@@ -396,8 +475,12 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	switch {
 	case crashes > 0:
-		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%s across both sides). A killed process cannot finish the requests it is working on: the balancer answers those with 502. 5xx: %s; connection errors: %s. Every strategy pays this; a strategy that keeps sessions in the process also loses the sessions it held.",
-			count(crashes, "kill", "kills"), strings.Join(fivexx, ", "), strings.Join(conn, ", "))
+		var retried []string
+		for _, c := range cols {
+			retried = append(retried, fmt.Sprintf("%s %d of %d (users themselves: %d)", c.Name, c.LBRetriesSaved, c.LBRetries, c.UserRetries))
+		}
+		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%s across both sides). A killed process cannot finish the requests it is working on. The balancer sends again, to another replica, those that are safe to send twice — reads, and writes that carry an Idempotency-Key, which the server makes once — and the users resend what no replica answered with the same key; retries a replica answered: %s. What was left shows as 5xx (%s) or connection errors (%s). A retry lands on a replica that never held a session kept in the killed process: that strategy loses the session all the same.",
+			count(crashes, "kill", "kills"), strings.Join(retried, ", "), strings.Join(fivexx, ", "), strings.Join(conn, ", "))
 	case len(rep.Events) > 0:
 		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request was cut off half-way. 5xx: %s; connection errors: %s.",
 			strings.Join(fivexx, ", "), strings.Join(conn, ", "))
@@ -431,10 +514,7 @@ func (rep *Report) markdown(w io.Writer) {
 	rep.markdownLosses(w)
 	fmt.Fprintln(w, "\n## Consistency of the shared database")
 	fmt.Fprintln(w)
-	for _, c := range []struct {
-		name string
-		c    Check
-	}{{"every borrow answered 201 exists", rep.Consistency.BorrowsExist}, {"no negative availability", rep.Consistency.NoNegativeAvailability}, {"copies add up", rep.Consistency.CopiesAddUp}} {
+	for _, c := range rep.Consistency.checks() {
 		mark := "ok"
 		if !c.c.OK {
 			mark = "**FAILED**"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -61,11 +62,22 @@ func rtSeries(okPerS, lostPerS int64, replicas []string) []compare.SeriesPoint {
 	return pts
 }
 
+// rtBorrowIDs returns the ids of n borrows, each answered once.
+func rtBorrowIDs(n int) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	return ids
+}
+
 // rtReport returns a fixed report: a quick run with a restart (whose
 // replica held sessions), a scale-out and, with crash, a crash.
 func rtReport(consistent, crash bool) *compare.Report {
 	held, inUse := 7.0, 5.0
-	negative, addUp := compare.CopiesChecks(sqlite.Consistency{Books: 1200, ActiveBorrows: 3}, nil)
+	db := sqlite.Consistency{Books: 1200, ActiveBorrows: 3, KeyedBorrows: 252}
+	negative, addUp := compare.CopiesChecks(db, nil)
+	keys, once := compare.KeysChecks(db, nil, rtBorrowIDs(252))
 	rep := &compare.Report{
 		Scenario:    "quick",
 		Description: "2 replicas per side, one graceful restart, one scale-out, about 20 seconds",
@@ -92,7 +104,8 @@ func rtReport(consistent, crash bool) *compare.Report {
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1,
 				LatencyMS: compare.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
-			}},
+				LBRetries: 3, LBRetriesSaved: 3, UserRetries: 1, UserRetriesSaved: 1,
+			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}},
 		},
 		Events: []compare.EventRecord{
 			{AtS: 6.0346, Kind: "restart", Side: rtLeft, Replica: "memory-sticky-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, SessionsInUse: &inUse, Note: "a deploy restarts one replica gracefully"},
@@ -105,6 +118,8 @@ func rtReport(consistent, crash bool) *compare.Report {
 			BorrowsExist:           compare.BorrowsCheck(252, nil, nil),
 			NoNegativeAvailability: negative,
 			CopiesAddUp:            addUp,
+			KeysAppliedOnce:        keys,
+			BorrowsOnce:            once,
 		},
 		Timeline: compare.TimelineStats{
 			MaxLateMS:    0.7,
@@ -183,7 +198,7 @@ func TestReportWrite(t *testing.T) {
 		"consistency.ok", "unexpected",
 		"timeline.max_late_ms", "timeline.feed_max_gap_ms", "timeline.replica_ready_ms_p50", "timeline.replica_ready_ms_max", "timeline.replica_starts",
 	}
-	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up"} {
+	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up", "keys_applied_once", "borrows_exactly_once"} {
 		want = append(want, "consistency."+check, "consistency."+check+".ok", "consistency."+check+".detail")
 	}
 	for _, side := range []string{rtLeft, rtRight} {
@@ -196,9 +211,14 @@ func TestReportWrite(t *testing.T) {
 			// what the issue asks each side to say of its strategy
 			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
 			"balance", "costs",
+			// retries: the balancer's, by reason, and the users' own
+			"lb_retries", "lb_retries_saved", "lb_retries_by_reason", "user_retries", "user_retries_saved",
 		} {
 			want = append(want, "sides."+side+"."+k)
 		}
+	}
+	for _, k := range []string{balancer.ReasonRefused, balancer.ReasonEOF} {
+		want = append(want, "sides."+rtRight+".lb_retries_by_reason."+k, "sides."+rtRight+".lb_retries_by_reason."+k+".answered", "sides."+rtRight+".lb_retries_by_reason."+k+".failed")
 	}
 	for _, side := range []string{rtLeft, rtRight} {
 		want = append(want, "series."+side, "losses[].sides."+side)
@@ -311,6 +331,9 @@ func TestReportMarkdownFailures(t *testing.T) {
 		"- no negative availability: ok",
 		"- copies add up: **FAILED**",
 		"**Crashes.** The scenario killed replicas with SIGKILL (1 kill across both sides)",
+		"retries a replica answered: memory-sticky 0 of 0 (users themselves: 0), apikey 3 of 3 (users themselves: 1)",
+		"- every borrow answered 201 exists exactly once: ok",
+		"- no idempotency key was applied twice: ok",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)

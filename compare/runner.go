@@ -209,8 +209,8 @@ type EventRecord struct {
 // and the private redis-server of a side whose sessions live there (which
 // Run stops). No replica starts until Run.
 func New(ctx context.Context, cfg Config) (*Runner, error) {
-	if cfg.Users < 1 || cfg.Users > 500 {
-		return nil, fmt.Errorf("users is %d; use 1 to 500 per side (the seed has 1000 load-test members)", cfg.Users)
+	if cfg.Users < 1 || cfg.Users > MaxUsers {
+		return nil, fmt.Errorf("users is %d; use 1 to %d per side (the seed has 1000 load-test members)", cfg.Users, MaxUsers)
 	}
 	if err := cfg.Scenario.Validate(); err != nil {
 		return nil, err
@@ -271,6 +271,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			return fail(err)
 		}
 		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy})
+		s.stats.CountRetries(s.lb.Retries)
 		s.sup = supervisor.New(supervisor.Config{
 			Side:    st.Name,
 			Command: st.Server,
@@ -282,11 +283,14 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
 			BeforeStop: func(rep supervisor.Replica) {
 				// Drain, then wait for the requests already handed to the
-				// replica, so a graceful stop interrupts nothing.
-				s.lb.Drain(rep.ID)
+				// replica, so a graceful stop interrupts nothing. A replica
+				// a surge restart replaced is out of rotation already, on
+				// its old address: only the wait is left.
+				be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
+				s.lb.Drain(be)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if err := s.lb.WaitIdle(ctx, rep.ID); err != nil {
+				if err := s.lb.WaitIdle(ctx, be); err != nil {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
 				}
 				// Its last word: what it spent identifying callers, and the
@@ -294,7 +298,10 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 				s.lastWords.set(rep.ID, r.readReplica(s, rep))
 			},
 			OnChange: func(reps []supervisor.Replica) {
-				s.lb.SetBackends(backendsOf(reps))
+				// The supervisor's set holds only replicas it has seen
+				// ready, so they join the rotation at once: a replacement
+				// takes over from the process it replaces in one step.
+				s.lb.SetReadyBackends(backendsOf(reps))
 				r.targetsChanged()
 			},
 		})
@@ -540,7 +547,8 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 	// shift is how far the timeline has moved later than the scenario's
 	// clock, when a Pace made it wait.
 	var shift time.Duration
-	for i, e := range sc.Events {
+	events := sc.Expand(r.cfg.Seed)
+	for i, e := range events {
 		due := r.start.Add(e.At.Std() + shift)
 		if err := sleepUntil(ctx, due); err != nil {
 			return nil
@@ -568,8 +576,8 @@ func (r *Runner) playTimeline(ctx context.Context) error {
 			// The next event, or the end, comes no sooner than MinGap
 			// after this one ended.
 			next := sc.Duration.Std()
-			if i+1 < len(sc.Events) {
-				next = sc.Events[i+1].At.Std()
+			if i+1 < len(events) {
+				next = events[i+1].At.Std()
 			}
 			if earliest := time.Now().Add(pace.MinGap); earliest.After(r.start.Add(next + shift)) {
 				shift = earliest.Sub(r.start.Add(next))

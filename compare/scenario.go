@@ -2,11 +2,13 @@ package compare
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"slices"
@@ -33,6 +35,11 @@ const (
 	// redis-server, which keeps nothing on disk); on a side without one it
 	// is recorded as a no-op.
 	ActionRestartStore = "restart-store"
+	// ActionCrashRandom crashes a replica drawn at random every Every,
+	// from At until Until: chaos. Expand turns it into crash events, drawn
+	// from the run's seed, so both sides lose the same replica at the same
+	// moment and a seed replays the same chaos.
+	ActionCrashRandom = "crash-random"
 	// ActionMark is a labelled moment that changes nothing: the timeline
 	// records it, so a run can be cut into windows at it (the matrix's quiet
 	// window starts at one).
@@ -55,9 +62,21 @@ const (
 	KindScaleIn  = "scale-in"
 )
 
+// actions lists every action, for the error that names them.
+var actions = []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark, ActionCrashRandom, ActionClientRestart}
+
+// MinCrashEvery is the shortest interval crash-random takes: a crash
+// waits for the replacement to be ready, which takes a few hundred
+// milliseconds on a busy two-core machine.
+const MinCrashEvery = 500 * time.Millisecond
+
 // MaxReplicas bounds how many replicas a side may run: each is a real
 // process, and the machine the lab targets has two cores.
 const MaxReplicas = 16
+
+// MaxUsers bounds the simulated users per side: the seed has 1000
+// load-test members, and each user of a run signs in as one of its own.
+const MaxUsers = 500
 
 // Scenario is a timeline of events played on both sides at the same moments.
 type Scenario struct {
@@ -68,7 +87,10 @@ type Scenario struct {
 	Sides    string   `yaml:"sides,omitempty" json:"sides,omitempty"`
 	Duration Duration `yaml:"duration" json:"duration"`
 	Replicas int      `yaml:"replicas" json:"replicas"`
-	Events   []Event  `yaml:"events" json:"events"`
+	// Users, when set, is how many simulated users per side the scenario
+	// is meant for; the --users flag overrides it.
+	Users  int     `yaml:"users,omitempty" json:"users,omitempty"`
+	Events []Event `yaml:"events" json:"events"`
 }
 
 // Event is one step of a scenario.
@@ -80,7 +102,10 @@ type Event struct {
 	// Share is, for client-restart, the part of each side's users whose
 	// client loses what it kept: 0.5 is half of them.
 	Share float64 `yaml:"share,omitempty" json:"share,omitempty"`
-	Note  string  `yaml:"note,omitempty" json:"note,omitempty"`
+	// Every and Until are crash-random's interval and end.
+	Every Duration `yaml:"every,omitempty" json:"every,omitempty"`
+	Until Duration `yaml:"until,omitempty" json:"until,omitempty"`
+	Note  string   `yaml:"note,omitempty" json:"note,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s" or "2m" in scenario files.
@@ -188,6 +213,9 @@ func (s *Scenario) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if s.Users < 0 || s.Users > MaxUsers {
+		errs = append(errs, fmt.Errorf("users is %d; use 1 to %d, or leave it out", s.Users, MaxUsers))
+	}
 	n := s.Replicas
 	for i, e := range s.Events {
 		where := fmt.Sprintf("event %d (%s at %s)", i+1, e.Action, e.At.Std())
@@ -200,6 +228,9 @@ func (s *Scenario) Validate() error {
 		if e.Share != 0 && e.Action != ActionClientRestart {
 			errs = append(errs, fmt.Errorf("%s: only client-restart takes a share", where))
 		}
+		if e.Action != ActionCrashRandom && (e.Every != 0 || e.Until != 0) {
+			errs = append(errs, fmt.Errorf("%s: every and until belong to %s", where, ActionCrashRandom))
+		}
 		switch e.Action {
 		case ActionClientRestart:
 			if e.Replica != 0 || e.Replicas != 0 {
@@ -207,6 +238,16 @@ func (s *Scenario) Validate() error {
 			}
 			if e.Share <= 0 || e.Share > 1 {
 				errs = append(errs, fmt.Errorf("%s: share is %g; give the part of the users whose client restarts, more than 0 and at most 1 (e.g. share: 0.5)", where, e.Share))
+			}
+		case ActionCrashRandom:
+			if e.Replica != 0 || e.Replicas != 0 {
+				errs = append(errs, fmt.Errorf("%s: crash-random picks the replica itself; give every and until, not replica or replicas", where))
+			}
+			if e.Every.Std() < MinCrashEvery {
+				errs = append(errs, fmt.Errorf("%s: every is %s; use at least %s (each crash waits for the replacement to be ready)", where, e.Every.Std(), MinCrashEvery))
+			}
+			if e.Until.Std() <= e.At.Std() || e.Until.Std() > s.Duration.Std() {
+				errs = append(errs, fmt.Errorf("%s: until must come after at and within the duration (%s)", where, s.Duration.Std()))
 			}
 		case ActionRestart, ActionCrash:
 			if e.Replicas != 0 {
@@ -225,16 +266,67 @@ func (s *Scenario) Validate() error {
 				errs = append(errs, fmt.Errorf("%s: this action takes no replica or replicas", where))
 			}
 		default:
-			actions := []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark, ActionClientRestart}
 			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, strings.Join(actions, ", ")))
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// Shorten makes the scenario end at d: events at d or later are dropped,
+// and a crash-random that would go on past d stops there.
+func (s *Scenario) Shorten(d time.Duration) {
+	s.Duration = Duration(d)
+	s.Events = slices.DeleteFunc(s.Events, func(e Event) bool { return e.At.Std() >= d })
+	for i, e := range s.Events {
+		if e.Action == ActionCrashRandom && e.Until.Std() > d {
+			s.Events[i].Until = Duration(d)
+		}
+	}
+}
+
 // PlannedStops reports whether the scenario only has planned stops
 // (graceful restarts and scale events), the case in which the stateless side
 // must lose nothing at all.
 func (s *Scenario) PlannedStops() bool {
-	return !slices.ContainsFunc(s.Events, func(e Event) bool { return e.Action == ActionCrash })
+	return !slices.ContainsFunc(s.Events, func(e Event) bool { return e.Action == ActionCrash || e.Action == ActionCrashRandom })
+}
+
+// Expand returns the events to play: the scenario's own, with each
+// crash-random turned into crash events at At, At+Every, … before Until,
+// each of a replica drawn from the ones there are then. The draws come from
+// seed alone, so one seed gives the same chaos on both sides and in every
+// run. A crash that would fall at the moment of another event comes after
+// it.
+func (s *Scenario) Expand(seed int64) []Event {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0xc4a05))
+	// replicasAt is how many replicas there are at t, scale events at t
+	// included.
+	replicasAt := func(t time.Duration) int {
+		n := s.Replicas
+		for _, e := range s.Events {
+			if e.Action == ActionScale && e.At.Std() <= t {
+				n = e.Replicas
+			}
+		}
+		return n
+	}
+	var own, drawn []Event
+	for _, e := range s.Events {
+		if e.Action != ActionCrashRandom {
+			own = append(own, e)
+			continue
+		}
+		note := e.Note
+		if note == "" {
+			note = "chaos: a replica drawn at random is killed with SIGKILL"
+		}
+		for at := e.At.Std(); at < e.Until.Std(); at += e.Every.Std() {
+			drawn = append(drawn, Event{At: Duration(at), Action: ActionCrash, Replica: 1 + rng.IntN(replicasAt(at)), Note: note})
+		}
+	}
+	// The scenario's own events first, so a crash drawn for the moment of
+	// a scale-in falls on a replica that is still there.
+	out := append(own, drawn...)
+	slices.SortStableFunc(out, func(a, b Event) int { return cmp.Compare(a.At, b.At) })
+	return out
 }

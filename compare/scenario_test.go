@@ -170,6 +170,30 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"unknown sides", head + "sides: memory,nosuch\n", []string{`unknown strategy "nosuch"`}},
 		{"one side", head + "sides: memory\n", []string{`sides "memory": name two strategies`}},
 		{
+			"crash-random without every", head + "events:\n  - {at: 5s, action: crash-random, until: 9s}\n",
+			[]string{"every is 0s; use at least 500ms"},
+		},
+		{
+			"crash-random that ends before it begins", head + "events:\n  - {at: 5s, action: crash-random, every: 1s, until: 4s}\n",
+			[]string{"until must come after at and within the duration"},
+		},
+		{
+			"crash-random past the end", head + "events:\n  - {at: 5s, action: crash-random, every: 1s, until: 10m}\n",
+			[]string{"until must come after at and within the duration"},
+		},
+		{
+			"crash-random with a replica", head + "events:\n  - {at: 5s, action: crash-random, every: 1s, until: 8s, replica: 2}\n",
+			[]string{"crash-random picks the replica itself"},
+		},
+		{
+			"every on a crash", head + "events:\n  - {at: 5s, action: crash, every: 1s}\n",
+			[]string{"every and until belong to crash-random"},
+		},
+		{
+			"too many users", head + "users: 501\n",
+			[]string{"users is 501; use 1 to 500"},
+		},
+		{
 			// Validation reports every problem at once, not the first.
 			"several problems", "duration: 0s\nreplicas: 17\nevents:\n  - {at: 5s, action: explode}\n",
 			[]string{"name is missing", "duration must be positive", "replicas is 17", "at must be within the duration", `unknown action "explode"`},
@@ -268,6 +292,55 @@ func TestBuiltinScenarios(t *testing.T) {
 	}
 	if def.PlannedStops() {
 		t.Error("default.PlannedStops() = true, want false: it crashes a replica")
+	}
+
+	// The chaos of the issue: 4 replicas, a kill every 3 s for a minute.
+	chaos, err := compare.LoadScenario("chaos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashes := chaos.Expand(1)
+	if chaos.Replicas != 4 || chaos.PlannedStops() || len(crashes) != 20 || crashes[0].At.Std() != 10*time.Second || crashes[19].At.Std() != 67*time.Second {
+		t.Errorf("chaos = %+v expands to %d crashes (first at %v); want 4 replicas, 20 kills from 10 s to 67 s", chaos, len(crashes), crashes[0].At.Std())
+	}
+}
+
+func TestScenarioExpand(t *testing.T) {
+	sc := compare.Scenario{Name: "chaos", Duration: rtDur(20 * time.Second), Replicas: 3, Events: []compare.Event{
+		{At: rtDur(time.Second), Action: compare.ActionCrashRandom, Every: rtDur(2 * time.Second), Until: rtDur(10 * time.Second)},
+		{At: rtDur(5 * time.Second), Action: compare.ActionScale, Replicas: 1},
+		{At: rtDur(12 * time.Second), Action: compare.ActionRestart, Replica: 1},
+	}}
+	if err := sc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := sc.Expand(7)
+	var at []time.Duration
+	for _, e := range got {
+		at = append(at, e.At.Std())
+		if e.Action == compare.ActionCrash && (e.Replica < 1 || e.Replica > 3 || e.At.Std() > 5*time.Second && e.Replica != 1) {
+			t.Errorf("crash %+v: want a replica among those there are then (3, then 1 after the scale at 5 s)", e)
+		}
+	}
+	want := []time.Duration{1, 3, 5, 5, 7, 9, 12}
+	for i := range want {
+		want[i] *= time.Second
+	}
+	if !slices.Equal(at, want) {
+		t.Errorf("events at %v, want %v: the crashes every 2 s from 1 s until 10 s among the scenario's own", at, want)
+	}
+	if got[2].Action != compare.ActionScale {
+		t.Errorf("at 5 s: %s first, want the scale, then the crash", got[2].Action)
+	}
+	if again := sc.Expand(7); !reflect.DeepEqual(again, got) {
+		t.Error("Expand(7) twice gave two different chaoses: the seed alone must decide")
+	}
+	differ := false
+	for seed := int64(1); seed < 10 && !differ; seed++ {
+		differ = !reflect.DeepEqual(sc.Expand(seed), got)
+	}
+	if !differ {
+		t.Error("every seed gave the same chaos")
 	}
 }
 

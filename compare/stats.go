@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/internal/library"
 )
 
@@ -83,6 +84,8 @@ type SideStats struct {
 	borrows         atomic.Int64
 	returns         atomic.Int64
 	signIns         atomic.Int64
+	userRetries     atomic.Int64
+	userSaved       atomic.Int64
 
 	mu        sync.Mutex
 	buckets   []uint64 // len(latencyBounds)+1, the last is +Inf
@@ -100,6 +103,29 @@ type SideStats struct {
 	// unexpected counts the 5xx answers and transport errors by what they
 	// said, so a report can explain them instead of only counting them.
 	unexpected map[string]int64
+	// lbRetries reads the retries of the side's balancer, counted there;
+	// nil before CountRetries.
+	lbRetries func() map[string]balancer.RetryCount
+}
+
+// CountRetries makes the totals include the retries of the side's
+// balancer, as its Retries reports them: requests the users never saw fail.
+func (s *SideStats) CountRetries(retries func() map[string]balancer.RetryCount) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lbRetries = retries
+}
+
+// BalancerRetries returns the balancer's retries by the reason the try
+// before them failed; empty before CountRetries.
+func (s *SideStats) BalancerRetries() map[string]balancer.RetryCount {
+	s.mu.Lock()
+	f := s.lbRetries
+	s.mu.Unlock()
+	if f == nil {
+		return map[string]balancer.RetryCount{}
+	}
+	return f()
 }
 
 // maxUnexpectedKinds bounds how many different messages are kept.
@@ -288,6 +314,16 @@ func (s *SideStats) Borrowed(ids ...int64) {
 	s.mu.Unlock()
 }
 
+// UserRetried records a request a user sent again, with the same
+// Idempotency-Key for a write, because no replica answered it; saved says
+// that a replica answered the retry.
+func (s *SideStats) UserRetried(saved bool) {
+	s.userRetries.Add(1)
+	if saved {
+		s.userSaved.Add(1)
+	}
+}
+
 // Returned records a borrow returned with a 200.
 func (s *SideStats) Returned() { s.returns.Add(1) }
 
@@ -326,6 +362,19 @@ type Totals struct {
 	SignIns             int64      `json:"sign_ins"`     // successful sign-ins, part of ok
 	Availability        float64    `json:"availability"` // ok / (requests − conflicts)
 	LatencyMS           Percentile `json:"latency_ms"`
+
+	// UserRetries counts the requests users sent again, with the same
+	// Idempotency-Key for a write, because no replica answered them (part
+	// of requests); UserRetriesSaved those a replica then answered.
+	UserRetries      int64 `json:"user_retries"`
+	UserRetriesSaved int64 `json:"user_retries_saved"`
+	// LBRetries counts the retries the side's balancer made after a try
+	// failed before any response header (a refused connection, a replica
+	// that died with the request); LBRetriesSaved those a replica
+	// answered: requests that would have failed and that the user never
+	// saw fail. Counted by the balancer, not part of requests.
+	LBRetries      int64 `json:"lb_retries"`
+	LBRetriesSaved int64 `json:"lb_retries_saved"`
 }
 
 // Percentile holds latency percentiles in milliseconds.
@@ -354,6 +403,12 @@ func (s *SideStats) Totals() Totals {
 		Borrows:             s.borrows.Load(),
 		Returns:             s.returns.Load(),
 		SignIns:             s.signIns.Load(),
+		UserRetries:         s.userRetries.Load(),
+		UserRetriesSaved:    s.userSaved.Load(),
+	}
+	for _, c := range s.BalancerRetries() {
+		t.LBRetries += int64(c.Answered + c.Failed)
+		t.LBRetriesSaved += int64(c.Answered)
 	}
 	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.InvalidCredential + t.Errors4xx + t.Errors5xx + t.ConnErrors
 	// A 409 is the library answering correctly that another user got the
@@ -410,6 +465,7 @@ type statsCollector struct {
 	cart     *prometheus.Desc
 	relogins *prometheus.Desc
 	borrows  *prometheus.Desc
+	retries  *prometheus.Desc
 	latency  *prometheus.Desc
 	// clientSignIns and clientCart are what the users' own clients forgot.
 	clientSignIns *prometheus.Desc
@@ -426,13 +482,14 @@ func newStatsCollector(sides []*side) *statsCollector {
 		relogins:      prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", labels, nil),
 		borrows:       prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", labels, nil),
 		latency:       prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
+		retries:       prometheus.NewDesc("statelab_client_retries_total", "Requests the simulated users sent again (a write with the same Idempotency-Key) because no replica answered them, by outcome: saved (a replica answered the retry) or failed.", append(labels, "outcome"), nil),
 		clientSignIns: prometheus.NewDesc("statelab_client_restart_sign_ins_lost_total", "Sign-ins (a session cookie or a token) the simulated users' own clients forgot at a client-restart.", labels, nil),
 		clientCart:    prometheus.NewDesc("statelab_client_restart_cart_items_lost_total", "Cart items the simulated users lost when their own clients forgot everything (client-restart), wherever the cart was kept.", labels, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.latency, c.clientSignIns, c.clientCart} {
+	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.retries, c.latency, c.clientSignIns, c.clientCart} {
 		ch <- d
 	}
 }
@@ -449,6 +506,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.borrows, prometheus.CounterValue, float64(s.borrows.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.clientSignIns, prometheus.CounterValue, float64(s.clientSignIns.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.clientCart, prometheus.CounterValue, float64(s.clientCartItems.Load()), name, server)
+		saved := s.userSaved.Load()
+		ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(saved), name, server, "saved")
+		ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(s.userRetries.Load()-saved), name, server, "failed")
 
 		buckets, sum, n := s.histogram()
 		cum := make(map[float64]uint64, len(latencyBounds))

@@ -3,10 +3,13 @@ package compare
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -16,7 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/api"
 )
 
 // searchWords are what simulated users type into the search box.
@@ -102,7 +107,7 @@ type UserConfig struct {
 // and counts what it loses when the server forgets it.
 type User struct {
 	cfg    UserConfig
-	rng    *rand.Rand
+	rng    *mrand.Rand
 	client *http.Client
 
 	signedIn bool
@@ -144,7 +149,7 @@ func (u *User) forget() {
 // NewUser returns a user; a user with a session gets its own cookie jar,
 // which also keeps a balancer's routing cookie.
 func NewUser(cfg UserConfig) *User {
-	u := &User{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)), client: cfg.Client}
+	u := &User{cfg: cfg, rng: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5eed)), client: cfg.Client}
 	if u.sessionCart() {
 		jar, _ := cookiejar.New(nil) // cookiejar.New never fails without options
 		c := *cfg.Client
@@ -248,7 +253,25 @@ type answer struct {
 // client forgot its sign-in (RestartClient), not the server.
 const CodeClientRestart = "client_restart"
 
+// Retries a user makes of a request that got no answer from a replica.
+const (
+	maxUserRetries = 2
+	userRetryPause = 250 * time.Millisecond // doubled for the second
+)
+
 // do sends one request, counts its outcome, and turns a 401 into errLost.
+// A write (any method but GET and HEAD) carries a fresh Idempotency-Key, as
+// a careful client sends it: the balancer may then retry it on another
+// replica, and when the user itself gets no answer from any replica (the
+// connection failed, or the balancer answered 502, 503 or 504 itself) it
+// sends the same request again with the same key, at most twice. A request
+// the user's client gave up waiting for is not sent again: it is still
+// being worked on, and a second copy would only lengthen the queue. The server makes
+// the change once; a retry of a change already made gets its answer.
+//
+// A sign-in is a write too. The servers do not remember its key, but
+// sending it twice is safe: a second key, token or session that nobody
+// uses.
 func (u *User) do(ctx context.Context, method, path string, body any) (answer, error) {
 	if u.restart.Swap(false) {
 		hadSignIn := u.signedIn
@@ -260,20 +283,60 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 			return answer{}, errLost{CodeClientRestart}
 		}
 	}
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return answer{}, err
 		}
-		rd = bytes.NewReader(b)
+		payload = b
+	}
+	var key string
+	if method != http.MethodGet && method != http.MethodHead {
+		key = newIdempotencyKey()
+	}
+	for attempt := 0; ; attempt++ {
+		a, again, err := u.send(ctx, method, path, payload, key)
+		if attempt > 0 && ctx.Err() == nil {
+			u.cfg.Stats.UserRetried(!again)
+		}
+		if again && attempt < maxUserRetries && ctx.Err() == nil {
+			t := time.NewTimer(userRetryPause << attempt)
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		if err != nil {
+			return a, err
+		}
+		if a.status == http.StatusUnauthorized && u.signedIn {
+			u.lose()
+			return a, errLost{a.Code}
+		}
+		return a, nil
+	}
+}
+
+// send makes one try of a request and counts what came back. again says
+// that no replica answered it: no HTTP answer at all, or the balancer's own
+// 502, 503 or 504.
+func (u *User) send(ctx context.Context, method, path string, payload []byte, key string) (a answer, again bool, err error) {
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.cfg.BaseURL+path, rd)
 	if err != nil {
-		return answer{}, err
+		return answer{}, false, err
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set(api.IdempotencyKeyHeader, key)
 	}
 	if u.token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.token)
@@ -284,7 +347,7 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 	}
 	start := time.Now()
 	resp, err := u.client.Do(req)
-	var a answer
+	fromBalancer := false
 	if err == nil {
 		b, rerr := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -292,13 +355,14 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 			err = rerr
 		} else {
 			a.status = resp.StatusCode
+			fromBalancer = resp.Header.Get(balancer.Header) != ""
 			_ = json.Unmarshal(b, &a) // a non-JSON body leaves the code empty
 		}
 	}
 	took := time.Since(start)
 	if ctx.Err() != nil {
 		// The run ended mid-request: that is not something the user saw.
-		return a, ctx.Err()
+		return a, false, ctx.Err()
 	}
 	o := Classify(a.status, a.Code, err)
 	u.cfg.Stats.Observe(o, took)
@@ -321,14 +385,24 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 	case Outcome5xx:
 		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: %d %s", method, routeOf(path), a.status, a.Code))
 	}
-	if err != nil {
-		return a, err
-	}
-	if a.status == http.StatusUnauthorized && u.signedIn {
-		u.lose()
-		return a, errLost{a.Code}
-	}
-	return a, nil
+	again = (err != nil && !timedOut(err)) || (fromBalancer && a.status >= 502 && a.status <= 504)
+	return a, again, err
+}
+
+// timedOut reports whether the user's own client gave up waiting. That is
+// no network error: the request is still being worked on, so sending it
+// again would only add to the queue that made it slow.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// newIdempotencyKey returns a key no other request of this or any run has:
+// 128 random bits.
+func newIdempotencyKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
 }
 
 // lose records what went with a session the server no longer has.
@@ -493,7 +567,9 @@ func (u *User) fillCart(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if a.status != http.StatusCreated {
+			// 409 is "already in your cart": a retried add the server
+			// had made before it died. The book is there all the same.
+			if a.status != http.StatusCreated && a.status != http.StatusConflict {
 				continue
 			}
 		}

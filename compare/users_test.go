@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/api"
 )
 
 // rtFake is one replica of one side reduced to what a simulated user
@@ -383,6 +385,78 @@ func TestUserSameSeed(t *testing.T) {
 	}
 }
 
+// TestUserRetriesWithTheSameKey puts a balancer that fails once in front of
+// the fake: the first checkout is answered 502 by the "balancer" itself.
+// The user sends it again with the same Idempotency-Key, and counts the
+// retry; every write carries a key of its own, and no read carries one.
+func TestUserRetriesWithTheSameKey(t *testing.T) {
+	for _, side := range []string{strategy.CredentialAPIKey, strategy.CredentialCookie} {
+		t.Run(side, func(t *testing.T) {
+			t.Parallel()
+			f, _ := rtStartFake(t, side, nil)
+			checkout := "/api/borrows"
+			if side == strategy.CredentialCookie {
+				checkout = "/api/cart/checkout"
+			}
+			type sent struct{ method, path, key string }
+			var (
+				mu     sync.Mutex
+				log    []sent
+				failed bool
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				log = append(log, sent{r.Method, r.URL.Path, r.Header.Get(api.IdempotencyKeyHeader)})
+				fail := !failed && r.Method == http.MethodPost && r.URL.Path == checkout
+				failed = failed || fail
+				mu.Unlock()
+				if fail {
+					w.Header().Set(balancer.Header, side)
+					rtAnswer(w, http.StatusBadGateway, "bad_gateway", nil)
+					return
+				}
+				f.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			stop := rtRunUser(t, side, srv.URL, 7, f.stats, &compare.Gate{})
+			rtEventually(t, 10*time.Second, "a checkout after the failed one, answered", func() bool {
+				return f.stats.Totals().UserRetriesSaved > 0
+			})
+			stop()
+
+			mu.Lock()
+			defer mu.Unlock()
+			var checkouts []sent
+			keys := map[string]int{}
+			for _, s := range log {
+				switch {
+				case s.method == http.MethodGet && s.key != "":
+					t.Errorf("%s %s carried an Idempotency-Key: a read needs none", s.method, s.path)
+				case s.method != http.MethodGet && s.key == "":
+					t.Errorf("%s %s carried no Idempotency-Key", s.method, s.path)
+				case s.method != http.MethodGet:
+					keys[s.key]++
+				}
+				if s.method == http.MethodPost && s.path == checkout {
+					checkouts = append(checkouts, s)
+				}
+			}
+			if len(checkouts) < 2 || checkouts[0].key != checkouts[1].key {
+				t.Fatalf("checkouts sent: %+v; want the failed one sent again with the same key", checkouts)
+			}
+			for k, n := range keys {
+				if n > 1 && k != checkouts[0].key {
+					t.Errorf("key %s was sent with %d writes; want a fresh key for every write but the retried one", k, n)
+				}
+			}
+			got := f.stats.Totals()
+			if got.UserRetries != 1 || got.UserRetriesSaved != 1 || got.Errors5xx != 1 {
+				t.Errorf("user retries %d (saved %d), 5xx %d; want 1 (1), 1", got.UserRetries, got.UserRetriesSaved, got.Errors5xx)
+			}
+		})
+	}
+}
+
 // rtCountingListener counts the bytes the server reads from its clients.
 type rtCountingListener struct {
 	net.Listener
@@ -457,5 +531,43 @@ func TestUserCountsBytes(t *testing.T) {
 				t.Errorf("%d authenticated reads of %d requests, p50 %.3f ms: the reads are the GETs, not the sign-ins", c.Reads, tot.Requests, c.ReadLatencyMS.P50)
 			}
 		})
+	}
+}
+
+// TestUserDoesNotRetryATimeout answers a write only after the user's
+// client has given up: the request is still being worked on, so the user
+// does not send it again.
+func TestUserDoesNotRetryATimeout(t *testing.T) {
+	t.Parallel()
+	f, _ := rtStartFake(t, strategy.CredentialAPIKey, nil)
+	var (
+		mu       sync.Mutex
+		attempts int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/api/auth/generate-key" {
+			mu.Lock()
+			attempts++
+			n := attempts
+			mu.Unlock()
+			if n == 1 {
+				time.Sleep(300 * time.Millisecond)
+			}
+		}
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	u := compare.NewUser(compare.UserConfig{
+		Credential: strategy.CredentialAPIKey, BaseURL: srv.URL, Email: "u@example.org", Password: "pw", Seed: 1,
+		Client: &http.Client{Timeout: 100 * time.Millisecond}, Stats: f.stats, Gate: &compare.Gate{}, Think: time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); u.Run(ctx) }()
+	rtEventually(t, 10*time.Second, "a sign-in after the one that timed out", func() bool { return f.stats.Totals().SignIns > 0 })
+	cancel()
+	<-done
+	if got := f.stats.Totals(); got.UserRetries != 0 || got.ConnErrors != 1 {
+		t.Errorf("user retries %d, connection errors %d; want 0 and 1: a timeout is not sent again at once", got.UserRetries, got.ConnErrors)
 	}
 }

@@ -2,6 +2,7 @@ package stateful
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,7 @@ func NewServer(cfg api.Config, store SessionStore) http.Handler {
 		cfg.Ready = s.ready(cfg.Ready, p)
 	}
 	a := api.New(cfg)
+	s.api = a
 	s.identify = a.Identify(api.IdentifySession)
 	s.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_session_lookups_total",
@@ -62,9 +64,12 @@ func NewServer(cfg api.Config, store SessionStore) http.Handler {
 	for _, r := range []string{"found", "lost", "none", "invalid"} {
 		s.lookups.WithLabelValues(r)
 	}
-	for _, op := range []string{"load", "save", "destroy"} {
-		s.storeSeconds.WithLabelValues(store.Name(), op)
-	}
+	// The series every request touches, looked up once: a label lookup
+	// per request is a hash and a map read the request need not pay.
+	s.found = s.lookups.WithLabelValues("found")
+	s.loadSeconds = s.storeSeconds.WithLabelValues(store.Name(), "load")
+	s.saveSeconds = s.storeSeconds.WithLabelValues(store.Name(), "save")
+	s.destroySeconds = s.storeSeconds.WithLabelValues(store.Name(), "destroy")
 
 	a.Handle("POST", "/api/auth/login", s.handleLogin())
 	a.Handle("POST", "/api/auth/logout", s.handleLogout())
@@ -78,11 +83,15 @@ func NewServer(cfg api.Config, store SessionStore) http.Handler {
 
 type server struct {
 	cfg          api.Config
+	api          *api.API // for the Idempotency-Key of the checkout
 	store        SessionStore
 	logger       *slog.Logger
 	lookups      *prometheus.CounterVec
 	storeSeconds *prometheus.HistogramVec
 	identify     prometheus.Observer // the time session spends, found or not
+
+	found                                    prometheus.Counter
+	loadSeconds, saveSeconds, destroySeconds prometheus.Observer
 }
 
 // ready chains the store's ping after the readiness check the caller gave,
@@ -106,22 +115,22 @@ func (s *server) ready(next func(context.Context) error, p Pinger) func(context.
 
 // load, save and destroy call the store and time it.
 func (s *server) load(r *http.Request) (*Session, error) {
-	defer s.observe("load", time.Now())
+	defer observe(s.loadSeconds, time.Now())
 	return s.store.Load(r)
 }
 
 func (s *server) save(w http.ResponseWriter, r *http.Request, sess *Session) error {
-	defer s.observe("save", time.Now())
+	defer observe(s.saveSeconds, time.Now())
 	return s.store.Save(w, r, sess)
 }
 
 func (s *server) destroy(w http.ResponseWriter, r *http.Request, sess *Session) error {
-	defer s.observe("destroy", time.Now())
+	defer observe(s.destroySeconds, time.Now())
 	return s.store.Destroy(w, r, sess)
 }
 
-func (s *server) observe(op string, start time.Time) {
-	s.storeSeconds.WithLabelValues(s.store.Name(), op).Observe(time.Since(start).Seconds())
+func observe(o prometheus.Observer, start time.Time) {
+	o.Observe(time.Since(start).Seconds())
 }
 
 // where says where the store keeps a session, to finish a sentence such as
@@ -148,7 +157,7 @@ func (s *server) session(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, s.sessionError(err)
 	}
-	s.lookups.WithLabelValues("found").Inc()
+	s.found.Inc()
 	return sess, nil
 }
 
@@ -376,6 +385,12 @@ func (s *server) handleRemoveFromCart() http.Handler {
 	})
 }
 
+// handleCheckout borrows the whole cart. It accepts an Idempotency-Key
+// like the library's own writes: the borrows and the key are stored in one
+// transaction of the shared database, and a retry gets the first answer.
+// The cart lives in the session, not in that transaction, so it is emptied
+// after the answer is known, of the books the answer lent, on a replay too:
+// the first request may have died between its commit and its session save.
 func (s *server) handleCheckout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, err := s.session(r)
@@ -383,21 +398,53 @@ func (s *server) handleCheckout() http.Handler {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		if len(sess.Cart) == 0 {
-			api.Error(w, r, s.logger, library.Errorf(library.EINVALID, "Your cart is empty; add books with POST /api/cart/items first."))
-			return
-		}
-		recs, err := s.cfg.Store.Borrow(r.Context(), library.BorrowRequest{MemberID: sess.Member.ID, BookIDs: sess.Cart})
+		// The key is scoped to the member the session names.
+		r = r.WithContext(library.NewContextWithMember(r.Context(), sess.Member))
+		ans, err := s.api.Idempotent(w, r, func(store library.Writes) (api.Result, error) {
+			// Checked here, not before: a retry of a checkout that emptied
+			// the cart must get its answer, not "your cart is empty".
+			if len(sess.Cart) == 0 {
+				return api.Result{}, library.Errorf(library.EINVALID, "Your cart is empty; add books with POST /api/cart/items first.")
+			}
+			recs, err := store.Borrow(r.Context(), library.BorrowRequest{MemberID: sess.Member.ID, BookIDs: sess.Cart})
+			if err != nil {
+				return api.Result{}, err
+			}
+			return api.Result{Status: http.StatusCreated, Data: recs, Message: fmt.Sprintf("You borrowed %d book(s); your cart is empty.", len(recs))}, nil
+		})
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		sess.Cart = []int64{}
-		if err := s.save(w, r, sess); err != nil {
-			// The borrows are committed; the client must hear of them even
-			// if the cart could not be emptied.
-			s.logger.Error("empty cart after checkout", "err", err)
+		if lent := lentBooks(ans.Body); len(lent) > 0 {
+			before := len(sess.Cart)
+			sess.Cart = slices.DeleteFunc(sess.Cart, func(id int64) bool { return slices.Contains(lent, id) })
+			if len(sess.Cart) != before {
+				if err := s.save(w, r, sess); err != nil {
+					// The borrows are committed; the client must hear of them
+					// even if the cart could not be emptied.
+					s.logger.Error("empty cart after checkout", "err", err)
+				}
+			}
 		}
-		api.OK(w, http.StatusCreated, recs, fmt.Sprintf("You borrowed %d book(s); your cart is empty.", len(recs)))
+		api.WriteAnswer(w, ans)
 	})
+}
+
+// lentBooks returns the book ids of the borrow records in a checkout's
+// answer: what to take out of the cart.
+func lentBooks(body []byte) []int64 {
+	var env struct {
+		Data []struct {
+			BookID int64 `json:"book_id"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return nil
+	}
+	ids := make([]int64, len(env.Data))
+	for i, d := range env.Data {
+		ids[i] = d.BookID
+	}
+	return ids
 }

@@ -180,7 +180,8 @@ func TestDashboardLongRun(t *testing.T) {
 			side := sd.Name
 			var ss compare.SideSample
 			n := int64(at)
-			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20}}
+			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20},
+				LBRetries: 3 * n, LBRetriesSaved: 2 * n, UserRetries: n, UserRetriesSaved: n}
 			ss.LatencyWindowMS = &compare.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
 			if sd.HoldsSessionsInProcess() {
 				ss.OK, ss.SessionLost, ss.SessionsLost, ss.CartItemsLost, ss.Relogins = 100*n, 50*n, 50*n, 3*n, 50*n
@@ -234,10 +235,13 @@ func TestDashboardLongRun(t *testing.T) {
 	got := evalString(t, ctx, `JSON.stringify({samples: +document.body.dataset.samples, ms: +document.body.dataset.renderMs,
 		strips: document.querySelectorAll('.cell[data-col="0"][data-chart="sessions"] .strip').length,
 		markers: document.querySelectorAll('.cell[data-col="0"][data-chart="events"] .marker').length,
-		bands: document.querySelectorAll('.cell[data-col="0"][data-chart="ok"] rect.took').length})`)
+		bands: document.querySelectorAll('.cell[data-col="0"][data-chart="ok"] rect.took').length,
+		elapsed: +document.body.dataset.elapsed,
+		saved: document.querySelector('#totals tr[data-col="1"] td[data-k="retries_saved"]').textContent})`)
 	var page struct {
 		Samples, Strips, Markers, Bands int
-		MS                              float64
+		MS, Elapsed                     float64
+		Saved                           string
 	}
 	if err := json.Unmarshal([]byte(got), &page); err != nil {
 		t.Fatal(err)
@@ -255,6 +259,11 @@ func TestDashboardLongRun(t *testing.T) {
 	}
 	if page.Bands != page.Markers {
 		t.Errorf("%d bands of how long an event took, want one per marker (%d)", page.Bands, page.Markers)
+	}
+	// Saved by a retry: the balancer's retries a replica answered and the
+	// users' own, both counted, added up.
+	if want := strconv.Itoa(3 * int(page.Elapsed)); strings.ReplaceAll(page.Saved, ",", "") != want {
+		t.Errorf("saved by a retry shows %q at %v s, want %s (2n answered balancer retries + n saved user retries)", page.Saved, page.Elapsed, want)
 	}
 	if page.MS > 250 {
 		t.Errorf("a redraw took %.0f ms; the page must stay smooth at one a second", page.MS)

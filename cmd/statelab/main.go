@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +38,7 @@ import (
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/sqlite"
 	"github.com/statelab/statelab/internal/walkthrough"
+	"github.com/statelab/statelab/perf"
 	"github.com/statelab/statelab/stateful"
 	"github.com/statelab/statelab/stateless"
 	"github.com/statelab/statelab/web"
@@ -66,6 +68,9 @@ Usage:
                                users lost, and what each strategy costs per request (about 5 minutes; --quick 90 s)
   statelab walkthrough [flags] the classroom guide: starts its own servers and goes through the lesson
                                one HTTP exchange at a time, asking for predictions (make walkthrough)
+  statelab perf      [flags]   what a request costs with each strategy: one server of each and a bare
+                               net/http server under the same load, side by side (make perf)
+  statelab baseline  [flags]   the bare net/http server statelab perf measures against (default 127.0.0.1:5003)
 
 Run "statelab SUBCOMMAND -h" for a subcommand's flags. Every flag can also be
 set through its environment variable (shown in the help), e.g. STATELAB_ADDR.
@@ -78,7 +83,7 @@ set through its environment variable (shown in the help), e.g. STATELAB_ADDR.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("name a subcommand: stateful, stateless, compare, strategies, matrix or walkthrough")
+		return errors.New("name a subcommand: stateful, stateless, compare, strategies, matrix, walkthrough, perf or baseline")
 	}
 	switch cmd := args[1]; cmd {
 	case "stateful", "stateless":
@@ -91,6 +96,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runStrategies(args[2:], getenv, stdout, stderr)
 	case "matrix":
 		return runMatrix(ctx, args[2:], getenv, stdout, stderr)
+	case "perf":
+		return runPerf(ctx, args[2:], getenv, stdout, stderr)
+	case perf.BaselineCommand:
+		return runBaseline(ctx, args[2:], getenv, stdin, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -122,6 +131,10 @@ type serverConfig struct {
 
 	signIn api.SignInLimits
 }
+
+// keySweepEvery is how often a server forgets the idempotency keys older
+// than library.IdempotencyKeyTTL.
+const keySweepEvery = 10 * time.Minute
 
 // sessionStores are the values of -sessions.
 var sessionStores = []string{"memory", "redis", "cookie"}
@@ -205,27 +218,20 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 	}
 	logger := newLogger(stderr, c.logFormat, c.logLevel).With("server", name, "replica", c.replica)
 
-	// The runner holds the write end of this pipe. However the runner ends,
-	// even by SIGKILL, the kernel closes it, and the replica follows.
-	stdinClosed := make(chan struct{})
-	if c.exitWithStdin {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			if stdin != nil {
-				_, _ = io.Copy(io.Discard, stdin)
-			}
-			close(stdinClosed)
-			cancel()
-		}()
-	}
+	ctx, stdinClosed, cancel := watchStdin(ctx, c.exitWithStdin, stdin)
+	defer cancel()
 
 	store, err := sqlite.Open(ctx, c.db)
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", c.db, err)
 	}
 	defer store.Close()
+	// Every replica sweeps the idempotency keys past their day; it stops
+	// before the store closes (defers run last in, first out).
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() { defer close(swept); api.SweepIdempotencyKeys(sweepCtx, store, keySweepEvery, logger) }()
+	defer func() { stopSweep(); <-swept }()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -310,6 +316,156 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 	return nil
 }
 
+// watchStdin returns a context that ends when stdin closes, if exit is
+// set, and a channel closed at that moment. The runner holds the write end
+// of this pipe: however the runner ends, even by SIGKILL, the kernel closes
+// it, and the replica follows.
+func watchStdin(ctx context.Context, exit bool, stdin io.Reader) (context.Context, <-chan struct{}, context.CancelFunc) {
+	closed := make(chan struct{})
+	if !exit {
+		return ctx, closed, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		if stdin != nil {
+			_, _ = io.Copy(io.Discard, stdin)
+		}
+		close(closed)
+		cancel()
+	}()
+	return ctx, closed, cancel
+}
+
+// runBaseline runs the bare net/http server that statelab perf measures
+// the strategies against: no router, metrics, authentication or database.
+// It takes the flags the supervisor gives every replica.
+func runBaseline(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stderr io.Writer) error {
+	fs := newFlagSet("statelab baseline", getenv, stderr)
+	var (
+		addr, replica string
+		exitWithStdin bool
+	)
+	fs.String(&addr, "addr", "127.0.0.1:5003", "`host:port` to listen on (port 0 picks a free one)")
+	fs.String(&replica, "replica-id", strconv.Itoa(os.Getpid()), "this process's replica `id`, in the "+api.ReplicaHeader+" header")
+	fs.Bool(&exitWithStdin, "exit-with-stdin", false, "exit when standard input closes (statelab perf holds a pipe to it, so the server never outlives it)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: statelab baseline [flags]\n\nThe bare net/http server statelab perf measures every strategy against: it answers\nevery request with the same JSON book, with nothing in between.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, _, cancel := watchStdin(ctx, exitWithStdin, stdin)
+	defer cancel()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           perf.BareHandler(replica),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer stop()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// runPerf measures what a request costs with each strategy against the
+// bare server, in real processes (make perf).
+func runPerf(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("statelab perf", getenv, stderr)
+	var (
+		strategies, paths, jsonOut, workDir string
+		conns, rounds                       int
+		duration, warmup                    time.Duration
+		noPin, quiet                        bool
+	)
+	fs.String(&strategies, "strategies", strings.Join(perf.DefaultStrategies, ","), "the `strategies` to measure besides the bare server: any of "+strings.Join(strategy.Names(), ", ")+" (memory, memory-sticky and memory-hash run the same replica; only their balancers differ)")
+	fs.String(&paths, "requests", "book,page", "the `requests` to measure: book (GET /api/books/1), page (GET /api/books?limit=50), or both")
+	fs.Int(&conns, "connections", 64, "keep-alive connections kept busy at once (a closed loop, as wrk does)")
+	fs.Int(&rounds, "rounds", 3, "measured runs per row; rows take turns, and a row reports its median")
+	fs.Duration(&duration, "duration", 2*time.Second, "how long each measured run lasts")
+	fs.Duration(&warmup, "warmup", 300*time.Millisecond, "unmeasured load before each run")
+	fs.Bool(&noPin, "no-pin", false, "leave the servers and the load generator where the scheduler puts them, instead of one CPU each")
+	fs.String(&jsonOut, "json", "", "also write the report as JSON to `file`")
+	fs.String(&workDir, "work-dir", "", "`dir`ectory for the database, redis-server and the servers' log (default: a temporary one, removed afterwards)")
+	fs.Bool(&quiet, "quiet", false, "print only the table, no line per run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var sts []strategy.Strategy
+	for name := range strings.SplitSeq(strategies, ",") {
+		st, err := strategy.Parse(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		if st.OwnSecrets {
+			return fmt.Errorf("-strategies %s: one replica has no other replica to disagree with; leave the %s suffix out", st.Name, strategy.OwnSecretsSuffix)
+		}
+		sts = append(sts, st)
+	}
+	ps, err := perf.ParsePaths(paths)
+	if err != nil {
+		return err
+	}
+	if conns < 1 || rounds < 1 || duration <= 0 || warmup < 0 {
+		return errors.New("-connections and -rounds must be at least 1, -duration positive, -warmup not negative")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the statelab binary to start the servers from: %w", err)
+	}
+	if workDir == "" {
+		workDir, err = os.MkdirTemp("", "statelab-perf-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(workDir)
+	}
+	cfg := perf.Config{
+		Binary: bin, Strategies: sts, Paths: ps, Conns: conns, Duration: duration, Warmup: warmup,
+		Rounds: rounds, WorkDir: workDir, NoPin: noPin, Progress: stderr,
+		Logger: newLogger(stderr, "text", slog.LevelWarn),
+	}
+	if quiet {
+		cfg.Progress = nil
+	}
+	rep, err := perf.Run(ctx, cfg)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		fmt.Fprintln(stderr, "statelab perf: interrupted; the servers it started are stopped")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rep.WriteTable(stdout)
+	if jsonOut != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, row := range rep.Rows {
+		if row.Failed > 0 {
+			return fmt.Errorf("%s %s: %d requests failed (first: %s)", row.Strategy, row.Path, row.Failed, row.FirstFailure)
+		}
+	}
+	return nil
+}
+
 // runCompare runs the comparison: replicas of both servers behind balancers,
 // simulated users, a scenario timeline, a report.
 func runCompare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -328,7 +484,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.String(&scenario, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenarios/default.yaml) or a built-in one:"+scenarioList())
 	fs.Bool(&manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST /api/control/next), then run as long after the last one as the scenario does")
 	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
-	fs.Int(&users, "users", 20, "simulated users per side")
+	fs.Int(&users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
 	fs.Int(&replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
 	fs.Int64(&seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
 	fs.Duration(&think, "think", 150*time.Millisecond, "mean think time between a user's steps")
@@ -360,9 +516,13 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if replicas > 0 {
 		sc.Replicas = replicas
 	}
+	usersGiven := false
+	fs.Visit(func(f *flag.Flag) { usersGiven = usersGiven || f.Name == "users" })
+	if !usersGiven && sc.Users > 0 {
+		users = sc.Users
+	}
 	if duration > 0 {
-		sc.Duration = compare.Duration(duration)
-		sc.Events = slices.DeleteFunc(sc.Events, func(e compare.Event) bool { return e.At.Std() >= duration })
+		sc.Shorten(duration)
 	}
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenario, err)

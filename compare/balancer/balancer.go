@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,10 @@ type Config struct {
 	Transport http.RoundTripper
 	// Policy chooses the replica for each request; nil means RoundRobin.
 	Policy Policy
+	// RetryWithin is how long a request may have been in the balancer for
+	// a retry after a failure that may have reached a replica to start;
+	// 0 means 10s.
+	RetryWithin time.Duration
 }
 
 // Balancer is a load balancer whose Policy chooses the replica for each
@@ -55,11 +60,18 @@ type Config struct {
 // Whatever the policy, a request that could not connect to a replica (it
 // never reached a server) is retried on the next replica in the policy's
 // order, and the replica that refused leaves rotation until a health check
-// passes. A request that reached a replica is never retried: a POST may
-// have been processed, and sending it again could borrow a book twice.
-// Request bodies up to 1 MiB are buffered so they can be sent again; a
-// larger body is streamed to one replica with no retry: the replica rejects
-// it with its own 413 anyway, and the balancer stays out of that judgement.
+// passes. A request that may have reached a replica (the connection was
+// reset or closed before any response header came back: the process died)
+// is retried only when sending it twice is safe: GET, HEAD, PUT, DELETE
+// and OPTIONS always, a POST only when it carries an Idempotency-Key (the
+// client's word that the server will not make its change twice). A POST
+// without a key is never sent again: it may have been processed, and
+// sending it again could borrow a book twice. Those retries are bounded:
+// at most two of them, and none once the request has spent
+// Config.RetryWithin in the balancer. Request bodies up to 1 MiB are buffered so
+// they can be sent again; a larger body is streamed to one replica with no
+// retry: the replica rejects it with its own 413 anyway, and the balancer
+// stays out of that judgement.
 //
 // Answers from replicas pass through untouched, Set-Cookie included; a
 // policy may only add to them (CookieAffinity adds its cookie). The
@@ -69,6 +81,7 @@ type Balancer struct {
 	side      string
 	logger    *slog.Logger
 	every     time.Duration
+	retryWait time.Duration // Config.RetryWithin
 	transport http.RoundTripper
 	health    *http.Client
 	metrics   *metrics // nil: no metrics
@@ -80,12 +93,23 @@ type Balancer struct {
 
 	mu       sync.Mutex
 	backends []*backend
-	early    map[string]bool // MarkReady calls for ids SetBackends has not brought yet
+	// retired holds backends SetBackends took away (a replica replaced on
+	// a new address) while requests were still in flight on them, so that
+	// WaitIdle can wait for those before the old process is stopped.
+	retired []*backend
+	early   map[string]bool // MarkReady calls for ids SetBackends has not brought yet
 	// requests counts the requests handed to each backend ID, kept by ID
 	// rather than in the backend so a replica restarted on a new address
 	// goes on counting where it left off.
 	requests map[string]*atomic.Uint64
+	// retries counts the retries by reason and outcome, kept whether or
+	// not there is a Registerer, for the runner's report.
+	retries map[retryKey]*atomic.Uint64
 }
+
+// retryKey is one reason a try failed and what the retry that followed it
+// came to.
+type retryKey struct{ reason, outcome string }
 
 // snapshot is the rotation as one request sees it.
 type snapshot struct {
@@ -118,15 +142,46 @@ type backend struct {
 	gen uint64
 }
 
+// Why a try failed, as statelab_lb_retries_total labels the retry that
+// followed it.
 const (
-	maxBody        = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
-	healthTimeout  = 500 * time.Millisecond
-	defaultEvery   = 250 * time.Millisecond
-	readyPath      = "/api/ready"
-	balancerHeader = "X-Statelab-Balancer"
-	maxEarly       = 64 // early MarkReady ids remembered at most
-	slowChecks     = 3  // timed-out health checks in a row that take a backend out
+	ReasonRefused = "refused" // nothing listened on the replica's port: the process is gone (never sent)
+	ReasonDial    = "dial"    // the connection could not be made for another reason, e.g. a timeout (never sent)
+	ReasonReset   = "reset"   // the connection was reset or broken after the request went out
+	ReasonEOF     = "eof"     // the replica closed the connection before any response header
+	ReasonOther   = "other"   // any other failure before a response header
 )
+
+// What a retry came to.
+const (
+	OutcomeAnswered = "answered" // a replica answered the retry: the client never saw the failure
+	OutcomeFailed   = "failed"   // the retry failed too
+)
+
+const (
+	// maxRetries bounds the retries of a request that may have reached a
+	// replica. Refused connections reached nothing and are tried on every
+	// replica in rotation, as before.
+	maxRetries = 2
+	// defaultRetryWithin bounds the time a request may have spent in the
+	// balancer for a retry to start: a client that has waited that long
+	// is better told than kept waiting for a second try. It is long enough
+	// for a sign-in queued behind others' bcrypt on a busy machine, and
+	// shorter than a typical client timeout (the simulated users wait 15s).
+	defaultRetryWithin = 10 * time.Second
+
+	maxBody       = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
+	healthTimeout = 500 * time.Millisecond
+	defaultEvery  = 250 * time.Millisecond
+	readyPath     = "/api/ready"
+	maxEarly      = 64 // early MarkReady ids remembered at most
+	slowChecks    = 3  // timed-out health checks in a row that take a backend out
+)
+
+// Header is set on the balancer's own answers (503 no_backend, 502
+// bad_gateway), to the side's name, so a client can tell them from a
+// replica's.
+const Header = "X-Statelab-Balancer"
 
 // errNoBackend means the request reached no replica: none was in
 // rotation, or every one tried refused the connection.
@@ -155,10 +210,15 @@ func New(cfg Config) *Balancer {
 			DisableCompression:    true,
 		}
 	}
+	retryWait := cfg.RetryWithin
+	if retryWait <= 0 {
+		retryWait = defaultRetryWithin
+	}
 	b := &Balancer{
 		side:      cfg.Side,
 		logger:    logger,
 		every:     every,
+		retryWait: retryWait,
 		transport: transport,
 		health: &http.Client{
 			Transport:     transport,
@@ -170,7 +230,13 @@ func New(cfg Config) *Balancer {
 		errorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		early:    map[string]bool{},
 		requests: map[string]*atomic.Uint64{},
+		retries:  map[retryKey]*atomic.Uint64{},
 		policy:   cfg.Policy,
+	}
+	for _, reason := range []string{ReasonRefused, ReasonDial, ReasonReset, ReasonEOF, ReasonOther} {
+		for _, outcome := range []string{OutcomeAnswered, OutcomeFailed} {
+			b.retries[retryKey{reason, outcome}] = new(atomic.Uint64)
+		}
 	}
 	if b.policy == nil {
 		b.policy = RoundRobin()
@@ -186,7 +252,17 @@ func New(cfg Config) *Balancer {
 // SetBackends replaces the set of backends. A backend whose ID and Addr
 // were already known keeps its state (ready, draining); any other starts
 // out of rotation until a health check passes or MarkReady is called.
-func (b *Balancer) SetBackends(backends []Backend) {
+func (b *Balancer) SetBackends(backends []Backend) { b.setBackends(backends, false) }
+
+// SetReadyBackends is SetBackends for backends the caller has seen answer
+// ready (the supervisor's set holds only such processes): a backend it
+// brings is in rotation at once, in the same step as the one it replaces
+// leaves. So a replica restarted on a new address under the same ID — a
+// surge restart, the new process ready before the old one stops — leaves
+// no moment with nobody in rotation, even when it is the only replica.
+func (b *Balancer) SetReadyBackends(backends []Backend) { b.setBackends(backends, true) }
+
+func (b *Balancer) setBackends(backends []Backend, ready bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := make(map[string]*backend, len(b.backends))
@@ -205,14 +281,18 @@ func (b *Balancer) SetBackends(backends []Backend) {
 			be.requests = new(atomic.Uint64)
 			b.requests[nb.ID] = be.requests
 		}
-		if b.early[nb.ID] {
+		if b.early[nb.ID] || ready {
 			be.ready = true
 			delete(b.early, nb.ID)
 		}
 		next = append(next, be)
 	}
+	b.retired = slices.DeleteFunc(b.retired, func(be *backend) bool { return be.inflight.Load() == 0 })
 	for _, gone := range old {
 		gone.inRotation.Store(false) // a request holding an old snapshot skips it on retry
+		if gone.inflight.Load() > 0 {
+			b.retired = append(b.retired, gone)
+		}
 	}
 	b.backends = next
 	b.rebuildLocked()
@@ -241,32 +321,42 @@ func (b *Balancer) MarkReady(id string) {
 // Drain takes a backend out of rotation before a planned stop: new requests
 // go elsewhere, the ones in flight finish. It stays out, whatever the health
 // checks say, until MarkReady or a SetBackends that gives its ID a new Addr.
-func (b *Balancer) Drain(id string) {
+// It drains the backend with be's ID only while that backend is at be.Addr:
+// a process already replaced under the same ID on another address is out
+// of rotation anyway, and its successor must not be drained in its stead.
+func (b *Balancer) Drain(be Backend) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if be := b.findLocked(id); be != nil && !be.draining {
-		be.draining = true
+	if cur := b.findLocked(be.ID); cur != nil && cur.Addr == be.Addr && !cur.draining {
+		cur.draining = true
 		b.rebuildLocked()
-		b.logger.Info("backend draining", "replica", id)
+		b.logger.Info("backend draining", "replica", be.ID, "addr", be.Addr)
 	}
 }
 
-// WaitIdle waits until a drained backend has finished every request the
-// balancer handed it, so the process can be stopped with nothing in flight
-// on any of its connections. It returns early when ctx is done.
-func (b *Balancer) WaitIdle(ctx context.Context, id string) error {
+// WaitIdle waits until the backend with be's ID at be.Addr — in rotation,
+// drained, or already replaced by SetBackends — has finished every request
+// the balancer handed it, so the process can be stopped with nothing in
+// flight on any of its connections. It returns early when ctx is done.
+func (b *Balancer) WaitIdle(ctx context.Context, be Backend) error {
 	b.mu.Lock()
-	be := b.findLocked(id)
+	var found *backend
+	for _, c := range slices.Concat(b.backends, b.retired) {
+		if c.ID == be.ID && c.Addr == be.Addr {
+			found = c
+			break
+		}
+	}
 	b.mu.Unlock()
-	if be == nil {
+	if found == nil {
 		return nil
 	}
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for be.inflight.Load() > 0 {
+	for found.inflight.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("replica %s still has %d request(s) in flight: %w", id, be.inflight.Load(), ctx.Err())
+			return fmt.Errorf("replica %s at %s still has %d request(s) in flight: %w", be.ID, be.Addr, found.inflight.Load(), ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -291,6 +381,33 @@ func (b *Balancer) Requests() map[string]uint64 {
 	out := make(map[string]uint64, len(b.requests))
 	for id, n := range b.requests {
 		out[id] = n.Load()
+	}
+	return out
+}
+
+// RetryCount is how many retries the balancer made after tries that failed
+// for one reason, and what they came to. Answered counts the requests the
+// retries saved: each saved request has exactly one retry that a replica
+// answered.
+type RetryCount struct {
+	Answered uint64 `json:"answered"`
+	Failed   uint64 `json:"failed"`
+}
+
+// Retries returns the retries since the balancer was made, by the reason
+// the try before them failed (ReasonRefused, ReasonReset, ...): the same
+// counts as statelab_lb_retries_total, kept whether or not there is a
+// Registerer.
+func (b *Balancer) Retries() map[string]RetryCount {
+	out := map[string]RetryCount{}
+	for k, n := range b.retries {
+		c := out[k.reason]
+		if k.outcome == OutcomeAnswered {
+			c.Answered = n.Load()
+		} else {
+			c.Failed = n.Load()
+		}
+		out[k.reason] = c
 	}
 	return out
 }
@@ -426,7 +543,7 @@ func (b *Balancer) rebuildLocked() {
 
 // ServeHTTP proxies r to the backend the policy chooses.
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{b: b, in: r}
+	ex := &exchange{b: b, in: r, began: time.Now()}
 	// Deferred, so a request cut off by a replica dying mid-answer (which
 	// ReverseProxy ends with panic(http.ErrAbortHandler)) is counted too.
 	defer ex.count()
@@ -460,6 +577,7 @@ func rewrite(pr *httputil.ProxyRequest) {
 type exchange struct {
 	b          *Balancer
 	in         *http.Request // as the client sent it: what the policy sees
+	began      time.Time     // when the request reached the balancer
 	orderBuf   [8]int        // room for the policy's order without an allocation of its own
 	body       []byte        // the buffered body (or, when !replayable, its first part)
 	replayable bool          // body is all of it: a refused connection may be retried
@@ -491,7 +609,8 @@ func (ex *exchange) readBody(r *http.Request) error {
 }
 
 // RoundTrip sends req to the backends in rotation, in the policy's order,
-// until one is reached.
+// until one answers, or a failure that may have reached a replica cannot
+// be retried (see Balancer).
 func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	b := ex.b
 	snap := b.rotation.Load()
@@ -500,7 +619,12 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errNoBackend
 	}
 	order := b.policy.Order(ex.orderBuf[:0], ex.in, snap.public)
-	var failed *backend // the last backend that refused, counted as a retry when another try follows
+	var (
+		failed  *backend // the last backend whose try failed, counted as a retry when another try follows
+		reason  string   // why it failed
+		sent    int      // retries after failures that may have reached a replica
+		lastErr error    // the last failure that may have reached a replica
+	)
 	for _, i := range order {
 		if i < 0 || i >= len(snap.backends) {
 			continue // a policy's mistake costs it a try, not the balancer a panic
@@ -523,26 +647,84 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.backend = be
 		resp, err := b.transport.RoundTrip(ex.try(req, be))
 		if err == nil {
+			if failed != nil {
+				ex.countRetry(reason, OutcomeAnswered)
+			}
 			ex.status = resp.StatusCode
 			resp.Body = &countedBody{ReadCloser: resp.Body, be: be}
 			b.policy.Answered(ex.in, resp, be.Backend)
 			return resp, nil
 		}
 		be.inflight.Add(-1)
-		if !neverSent(err) || req.Context().Err() != nil {
-			return nil, err
+		if failed != nil {
+			ex.countRetry(reason, OutcomeFailed)
 		}
-		if errors.Is(err, syscall.ECONNREFUSED) {
-			// Nobody listens there: the process is gone. A dial that
-			// timed out only says the replica is slow to accept (an
-			// overloaded machine); the health checks judge that.
-			b.markDown(be, err)
+		if req.Context().Err() != nil {
+			return nil, err // the client went away: no one is left to answer
+		}
+		reason = failureReason(err)
+		if neverSent(err) {
+			if reason == ReasonRefused {
+				// Nobody listens there: the process is gone. A dial that
+				// timed out only says the replica is slow to accept (an
+				// overloaded machine); the health checks judge that.
+				b.markDown(be, err)
+			}
+		} else {
+			// The request may have reached the replica, which may have
+			// made its change before it died.
+			lastErr = err
+			if !retrySafe(ex.in) || sent >= maxRetries || time.Since(ex.began) > b.retryWait {
+				return nil, err
+			}
+			sent++
 		}
 		failed = be
 	}
 	ex.backend = nil
 	closeBody(req)
+	if lastErr != nil {
+		// Every replica left to try refused, after one that may have
+		// received the request: say what the client must know, that it
+		// may have been processed.
+		return nil, lastErr
+	}
 	return nil, errNoBackend
+}
+
+// countRetry counts one retry, by the reason the try before it failed and
+// what it came to.
+func (ex *exchange) countRetry(reason, outcome string) {
+	ex.b.retries[retryKey{reason, outcome}].Add(1)
+	if m := ex.b.metrics; m != nil {
+		m.lbRetries.WithLabelValues(reason, outcome).Inc()
+	}
+}
+
+// retrySafe reports whether a request may be sent again after it may have
+// reached a replica: the methods RFC 9110 calls idempotent, and a POST or
+// PATCH whose client sent an Idempotency-Key.
+func retrySafe(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return r.Header.Get(api.IdempotencyKeyHeader) != ""
+}
+
+// failureReason names why a try failed.
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ReasonRefused
+	case neverSent(err):
+		return ReasonDial
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return ReasonReset
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return ReasonEOF
+	}
+	return ReasonOther
 }
 
 // try is req addressed to be, with a fresh copy of the buffered body.
@@ -632,7 +814,7 @@ func (ex *exchange) count() {
 // writeError answers for the balancer itself, in the project's envelope,
 // with a header that tells it apart from a replica's answer.
 func (b *Balancer) writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set(balancerHeader, b.side)
+	w.Header().Set(Header, b.side)
 	api.Encode(w, status, api.Envelope{Success: false, Code: code, Message: message})
 }
 
@@ -660,6 +842,7 @@ func (p *bufferPool) Put(b []byte) { p.p.Put(&b) }
 type metrics struct {
 	requests   *prometheus.CounterVec // backend, code
 	retries    *prometheus.CounterVec // backend
+	lbRetries  *prometheus.CounterVec // reason, outcome
 	inRotation prometheus.Gauge
 }
 
@@ -673,18 +856,29 @@ func newMetrics(reg prometheus.Registerer, side string, logger *slog.Logger) *me
 	}, []string{"strategy", "backend", "code"}))
 	retries := register(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_balancer_retries_total",
-		Help: "Requests sent on to the next replica because this backend refused the connection, by strategy and backend.",
+		Help: "Requests sent on to the next replica because the try on this backend failed before any response header (refused, reset, closed), by strategy and backend.",
 	}, []string{"strategy", "backend"}))
+	lbRetries := register(reg, logger, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "statelab_lb_retries_total",
+		Help: "Retries the balancer made, by strategy, the reason the try before failed (refused, dial, reset, eof, other) and the outcome (answered: a replica answered the retry, and the client never saw the failure; failed).",
+	}, []string{"strategy", "reason", "outcome"}))
 	inRotation := register(reg, logger, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "statelab_balancer_backends_in_rotation",
 		Help: "Backends the balancer sends new requests to: ready and not draining, by strategy.",
 	}, []string{"strategy"}))
 	labels := prometheus.Labels{"strategy": side}
-	return &metrics{
+	m := &metrics{
 		requests:   requests.MustCurryWith(labels),
 		retries:    retries.MustCurryWith(labels),
+		lbRetries:  lbRetries.MustCurryWith(labels),
 		inRotation: inRotation.With(labels),
 	}
+	for _, reason := range []string{ReasonRefused, ReasonDial, ReasonReset, ReasonEOF, ReasonOther} {
+		for _, outcome := range []string{OutcomeAnswered, OutcomeFailed} {
+			m.lbRetries.WithLabelValues(reason, outcome)
+		}
+	}
+	return m
 }
 
 // register registers c, or returns the collector already registered under

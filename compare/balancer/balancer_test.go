@@ -255,7 +255,7 @@ func TestBalancerDrain(t *testing.T) {
 	a, b, c := lbStartReplica(t, "a"), lbStartReplica(t, "b"), lbStartReplica(t, "c")
 	lb, url := lbStartBalancer(t, nil, a.backend(), b.backend(), c.backend())
 
-	lb.Drain("b")
+	lb.Drain(b.backend())
 	if got, want := lbIDs(lb.InRotation()), []string{"a", "c"}; !slices.Equal(got, want) {
 		t.Fatalf("in rotation %v, want %v", got, want)
 	}
@@ -280,7 +280,8 @@ func TestBalancerDrainLetsInFlightFinish(t *testing.T) {
 		w.Write([]byte(`{"success":true}`))
 	}))
 	t.Cleanup(srv.Close)
-	lb, url := lbStartBalancer(t, nil, balancer.Backend{ID: "slow", Addr: srv.Listener.Addr().String()})
+	slow := balancer.Backend{ID: "slow", Addr: srv.Listener.Addr().String()}
+	lb, url := lbStartBalancer(t, nil, slow)
 
 	done := make(chan int)
 	go func() {
@@ -293,9 +294,9 @@ func TestBalancerDrainLetsInFlightFinish(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	<-arrived
-	lb.Drain("slow")
+	lb.Drain(slow)
 	idle := make(chan error)
-	go func() { idle <- lb.WaitIdle(context.Background(), "slow") }()
+	go func() { idle <- lb.WaitIdle(context.Background(), slow) }()
 	select {
 	case err := <-idle:
 		t.Fatalf("WaitIdle returned (%v) while a request was still in flight", err)
@@ -310,7 +311,7 @@ func TestBalancerDrainLetsInFlightFinish(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	if err := lb.WaitIdle(ctx, "slow"); err != nil {
+	if err := lb.WaitIdle(ctx, slow); err != nil {
 		t.Errorf("WaitIdle with nothing in flight: %v, want nil at once", err)
 	}
 }
@@ -524,7 +525,7 @@ func TestBalancerHealthCheck(t *testing.T) {
 	lbEventually(t, "a comes back on a 200", inRotation("a", "b"))
 
 	// A drained backend stays out though its checks pass.
-	lb.Drain("b")
+	lb.Drain(b.backend())
 	lbEventually(t, "b is drained", inRotation("a"))
 	time.Sleep(50 * time.Millisecond) // several check rounds
 	if got := lbIDs(lb.InRotation()); !slices.Equal(got, []string{"a"}) {
@@ -672,7 +673,7 @@ func TestBalancerSetBackendsUnderLoad(t *testing.T) {
 			for _, be := range set {
 				lb.MarkReady(be.ID)
 			}
-			lb.Drain(set[0].ID)
+			lb.Drain(set[0])
 			lb.MarkReady(set[0].ID)
 			_ = lb.InRotation()
 			time.Sleep(200 * time.Microsecond) // let requests through between changes
@@ -692,11 +693,12 @@ func TestBalancerSetBackendsUnderLoad(t *testing.T) {
 		t.Errorf("no request succeeded: %v", statuses)
 	}
 	// Every request was counted out again: a drain now has nothing to wait for.
-	lb.SetBackends([]balancer.Backend{reps[0].backend(), reps[1].backend(), reps[2].backend(), dead})
-	for _, id := range []string{"a", "b", "c", "dead"} {
+	final := []balancer.Backend{reps[0].backend(), reps[1].backend(), reps[2].backend(), dead}
+	lb.SetBackends(final)
+	for _, be := range final {
 		idleCtx, idleCancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		if err := lb.WaitIdle(idleCtx, id); err != nil {
-			t.Errorf("after the load, WaitIdle(%s): %v", id, err)
+		if err := lb.WaitIdle(idleCtx, be); err != nil {
+			t.Errorf("after the load, WaitIdle(%s): %v", be.ID, err)
 		}
 		idleCancel()
 	}

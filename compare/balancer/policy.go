@@ -14,8 +14,8 @@ import (
 
 // Policy decides which replicas a request tries, in which order, and may
 // mark the answer so that the client's next request can find the same one.
-// The balancer owns everything else: the retry of a refused connection,
-// drains, in-flight accounting, health checks. A Policy is where the state
+// The balancer owns everything else: the retries, drains, in-flight
+// accounting, health checks. A Policy is where the state
 // of "which replica is mine" lives, which is the lab's question: in a cookie
 // the balancer sets, in a hash of the client's own session cookie, or
 // nowhere.
@@ -26,9 +26,10 @@ import (
 // balancers would have it rebuild its ring on every request.
 type Policy interface {
 	// Order appends to dst the indexes into rotation that r should try,
-	// best first, and returns the extended slice. A refused connection
-	// moves the request on to the next index; when none is left the
-	// client gets 503. Indexes out of range are skipped. rotation holds
+	// best first, and returns the extended slice. A refused connection,
+	// or a replica that died with a request safe to send again, moves the
+	// request on to the next index; when none is left the client gets
+	// 503 (or 502, when the request may have been processed). Indexes out of range are skipped. rotation holds
 	// the backends in rotation now, at least one; it belongs to the
 	// balancer and must not be modified. r is the request as the client
 	// sent it.

@@ -261,7 +261,9 @@ func TestCookieAffinityRepins(t *testing.T) {
 		name  string
 		leave func(t *testing.T, lb *balancer.Balancer, reps map[string]*lbReplica, pinned string)
 	}{
-		{"drained", func(_ *testing.T, lb *balancer.Balancer, _ map[string]*lbReplica, pinned string) { lb.Drain(pinned) }},
+		{"drained", func(_ *testing.T, lb *balancer.Balancer, reps map[string]*lbReplica, pinned string) {
+			lb.Drain(reps[pinned].backend())
+		}},
 		{"removed from the set", func(_ *testing.T, lb *balancer.Balancer, reps map[string]*lbReplica, pinned string) {
 			var rest []balancer.Backend
 			for _, id := range []string{"a", "b", "c"} {
@@ -406,8 +408,8 @@ func TestHashAffinityRemapsOnlyTheChangedShare(t *testing.T) {
 		{"remove 1 of 4", []string{"a", "b", "c", "d"}, func(lb *balancer.Balancer, reps map[string]*lbReplica) {
 			lb.SetBackends(lbBackends(reps["a"], reps["b"], reps["d"]))
 		}, "c", false},
-		{"drain 1 of 4", []string{"a", "b", "c", "d"}, func(lb *balancer.Balancer, _ map[string]*lbReplica) {
-			lb.Drain("b")
+		{"drain 1 of 4", []string{"a", "b", "c", "d"}, func(lb *balancer.Balancer, reps map[string]*lbReplica) {
+			lb.Drain(reps["b"].backend())
 		}, "b", false},
 	}
 	for _, tt := range tests {

@@ -1,5 +1,6 @@
 // Package supervisor runs the replica processes of one side of a
 // comparison: real OS processes started from the statelab binary, scaled,
-// restarted with SIGTERM and crashed with SIGKILL, each polled until it
-// answers /api/ready. No replica outlives the process that supervises it.
+// restarted (a successor ready first, then SIGTERM to the old process) and
+// crashed with SIGKILL, each polled until it answers /api/ready. No replica
+// outlives the process that supervises it.
 package supervisor

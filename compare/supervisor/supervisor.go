@@ -25,14 +25,15 @@ import (
 // Replica is one running server process, as the supervisor last saw it.
 type Replica struct {
 	ID        string        // "<side>-<n>"; it stays with the slot across restarts and crashes
-	Addr      string        // host:port the process listens on
+	Addr      string        // host:port the process listens on; a graceful restart moves it to a new port
 	PID       int           // the current process
 	StartedAt time.Time     // when the current process was spawned
 	Restarts  int           // processes replaced under this ID by Restart or Crash since Scale added it
 	ReadyIn   time.Duration // from spawn to the first 200 from /api/ready
 	// LastExit is how the previous process under this ID ended: "exit
-	// status 0" after a Restart, "signal: killed" after a Crash; nil for
-	// the first process.
+	// status 0" after a Restart (known once Restart returns: the old
+	// process stops after its successor has joined), "signal: killed"
+	// after a Crash; nil for the first process.
 	LastExit *os.ProcessState
 }
 
@@ -64,8 +65,13 @@ type Config struct {
 //
 // The set of replicas holds the processes in service: spawned, answered
 // /api/ready, and not yet gone. A process joins it once ready and leaves it
-// when it exits; a Restart or a Crash therefore shows as a replica leaving
-// and coming back under the same ID, with a new PID, on the same address.
+// when it exits. A Crash therefore shows as a replica leaving and coming
+// back under the same ID, with a new PID, on the same address. A Restart
+// is a surge of one, as a Kubernetes rolling update with maxSurge: 1 does
+// it: the successor starts on a new address and, once ready, takes the
+// ID's place in the set in one change; only then is the old process
+// drained and stopped. So the set never lacks the ID, and a side whose only
+// replica restarts always has a replica to answer.
 //
 // IDs are "<side>-<n>". Scale adds the lowest free numbers and removes the
 // highest, so the IDs of n replicas are always <side>-1 … <side>-n after
@@ -111,9 +117,13 @@ type proc struct {
 	lastExit *os.ProcessState
 	readyIn  time.Duration // set before the process joins the set
 
-	planned bool          // the supervisor ended it; guarded by Supervisor.mu
-	done    chan struct{} // closed once the process is reaped, logged and reported
-	state   *os.ProcessState
+	planned bool // the supervisor ended it; guarded by Supervisor.mu
+	// retiring marks a process a surge restart replaced in the set: it
+	// gets BeforeStop though it is no longer in service. Guarded by
+	// Supervisor.mu.
+	retiring bool
+	done     chan struct{} // closed once the process is reaped, logged and reported
+	state    *os.ProcessState
 }
 
 func (p *proc) replica() Replica {
@@ -261,16 +271,34 @@ func (s *Supervisor) Scale(ctx context.Context, n int) error {
 	return nil
 }
 
-// Restart replaces a replica gracefully: BeforeStop, SIGTERM, wait for the
-// exit (SIGKILL after StopTimeout), then a new process with the same ID on
-// the same address, and wait until it is ready.
+// Restart replaces a replica gracefully, with a surge of one: a new
+// process with the same ID on a new address; once it is ready it takes the
+// old one's place in the set (OnChange, OnReady); then the old one gets
+// BeforeStop, SIGTERM, and SIGKILL after StopTimeout. When the new process
+// does not become ready, the old one keeps serving and Restart says why.
 func (s *Supervisor) Restart(ctx context.Context, id string) error {
 	ctx, end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer end()
-	return s.replace(ctx, id, true)
+	return s.replace(ctx, id, surgeRestart)
+}
+
+// RestartInPlace replaces a replica the way a person restarts a server by
+// hand: BeforeStop, SIGTERM, wait for the exit (SIGKILL after
+// StopTimeout), then a new process with the same ID on the same address,
+// and wait until it is ready. The replica is out of the set meanwhile, so
+// a side with one replica has none for that moment; Restart has no such
+// gap. The walkthrough uses it, because its lesson shows the same address
+// answering differently after a restart.
+func (s *Supervisor) RestartInPlace(ctx context.Context, id string) error {
+	ctx, end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	return s.replace(ctx, id, inPlaceRestart)
 }
 
 // Crash SIGKILLs a replica, with no BeforeStop and no drain (its in-flight
@@ -283,11 +311,12 @@ func (s *Supervisor) Crash(ctx context.Context, id string) error {
 		return err
 	}
 	defer end()
-	return s.replace(ctx, id, false)
+	return s.replace(ctx, id, crashRestart)
 }
 
 // RollingRestart restarts every replica in service, one after the other,
-// each ready before the next one stops. It gives up at the first failure.
+// each as Restart does: its successor ready before it stops, and done
+// before the next one begins. It gives up at the first failure.
 func (s *Supervisor) RollingRestart(ctx context.Context) error {
 	ctx, end, err := s.begin(ctx)
 	if err != nil {
@@ -295,7 +324,7 @@ func (s *Supervisor) RollingRestart(ctx context.Context) error {
 	}
 	defer end()
 	for _, p := range s.inService() {
-		if err := s.replace(ctx, p.id, true); err != nil {
+		if err := s.replace(ctx, p.id, surgeRestart); err != nil {
 			return fmt.Errorf("rolling restart: %w", err)
 		}
 	}
@@ -336,11 +365,20 @@ func (s *Supervisor) begin(ctx context.Context) (context.Context, func(), error)
 	return ctx, func() { stop(); cancel(); s.op.Unlock() }, nil
 }
 
-// replace stops one replica (gracefully or by SIGKILL) and starts its
-// successor. The caller holds the operation lock.
-func (s *Supervisor) replace(ctx context.Context, id string, graceful bool) error {
+// How replace replaces a replica.
+type replacement int
+
+const (
+	surgeRestart   replacement = iota // Restart: the successor first, on a new address
+	inPlaceRestart                    // RestartInPlace: stop, then start on the same address
+	crashRestart                      // Crash: SIGKILL, then start on the same address
+)
+
+// replace stops one replica and starts its successor, as how says. The
+// caller holds the operation lock.
+func (s *Supervisor) replace(ctx context.Context, id string, how replacement) error {
 	verb := "restart"
-	if !graceful {
+	if how == crashRestart {
 		verb = "crash"
 	}
 	s.mu.Lock()
@@ -349,8 +387,11 @@ func (s *Supervisor) replace(ctx context.Context, id string, graceful bool) erro
 	if old == nil {
 		return fmt.Errorf("%s %s: no such replica (running: %s)", verb, id, strings.Join(idsOf(s.inService()), ", "))
 	}
+	if how == surgeRestart {
+		return s.surge(ctx, old)
+	}
 	began := time.Now()
-	if err := s.halt(ctx, []*proc{old}, graceful); err != nil {
+	if err := s.halt(ctx, []*proc{old}, how == inPlaceRestart); err != nil {
 		// The old process is gone all the same: its successor can start.
 		s.logger.Warn("replica did not stop cleanly", "id", id, "err", err)
 	}
@@ -365,6 +406,29 @@ func (s *Supervisor) replace(ctx context.Context, id string, graceful bool) erro
 	s.mu.Unlock()
 	s.logger.Info("replica replaced", "how", verb, "id", id, "old_pid", old.cmd.Process.Pid, "pid", pid,
 		"old_exit", exitStatus(old.state), "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// surge replaces old by a process on a new address that is ready before
+// old stops. The caller holds the operation lock.
+func (s *Supervisor) surge(ctx context.Context, old *proc) error {
+	began := time.Now()
+	p, err := s.launch(ctx, old.id, "", old.restarts+1, nil)
+	if err != nil {
+		return fmt.Errorf("restart %s: its successor did not start, so it goes on serving: %w", old.id, err)
+	}
+	s.mu.Lock()
+	old.planned, old.retiring = true, true
+	s.mu.Unlock()
+	s.join(p) // takes old's place in the set: one OnChange, the new address instead of the old
+	if err := s.halt(ctx, []*proc{old}, true); err != nil {
+		s.logger.Warn("replica did not stop cleanly", "id", old.id, "err", err)
+	}
+	s.mu.Lock()
+	p.lastExit = old.state
+	s.mu.Unlock()
+	s.logger.Info("replica replaced", "how", "restart", "id", old.id, "old_pid", old.cmd.Process.Pid, "pid", p.cmd.Process.Pid,
+		"old_addr", old.addr, "addr", p.addr, "old_exit", exitStatus(old.state), "took", time.Since(began).Round(time.Millisecond))
 	return nil
 }
 
@@ -400,28 +464,44 @@ func (s *Supervisor) freeIDs(k int) []string {
 // there: another program can take the port in between. The replica then
 // fails with "address already in use", and start tries another port.
 func (s *Supervisor) start(ctx context.Context, id, addr string, restarts int, lastExit *os.ProcessState) error {
+	p, err := s.launch(ctx, id, addr, restarts, lastExit)
+	if err != nil {
+		return err
+	}
+	s.join(p)
+	return nil
+}
+
+// join puts a ready process in the set under its ID, in place of any
+// process there, and tells the hooks.
+func (s *Supervisor) join(p *proc) {
+	s.mu.Lock()
+	s.set[p.id] = p
+	s.ready = append(s.ready, p.readyIn)
+	s.mu.Unlock()
+	s.logger.Info("replica ready", "id", p.id, "pid", p.cmd.Process.Pid, "addr", p.addr, "ready_in", p.readyIn.Round(time.Microsecond))
+	s.changed()
+	s.call(s.cfg.OnReady, p.replica())
+}
+
+// launch spawns a process for id and waits until it is ready, trying
+// another port when the one chosen was taken meanwhile; see start.
+func (s *Supervisor) launch(ctx context.Context, id, addr string, restarts int, lastExit *os.ProcessState) (*proc, error) {
 	for try := 1; ; try++ {
 		a := addr
 		if a == "" {
 			var err error
 			if a, err = freeAddr(); err != nil {
-				return fmt.Errorf("start %s: find a free port: %w", id, err)
+				return nil, fmt.Errorf("start %s: find a free port: %w", id, err)
 			}
 		}
 		p, err := s.spawn(id, a, restarts, lastExit)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		err = s.waitReady(ctx, p)
 		if err == nil {
-			s.mu.Lock()
-			s.set[id] = p
-			s.ready = append(s.ready, p.readyIn)
-			s.mu.Unlock()
-			s.logger.Info("replica ready", "id", id, "pid", p.cmd.Process.Pid, "addr", a, "ready_in", p.readyIn.Round(time.Microsecond))
-			s.changed()
-			s.call(s.cfg.OnReady, p.replica())
-			return nil
+			return p, nil
 		}
 		_ = s.halt(context.WithoutCancel(ctx), []*proc{p}, false)
 		if try < supStartTries && strings.Contains(p.out.String(), supPortTaken) {
@@ -429,7 +509,7 @@ func (s *Supervisor) start(ctx context.Context, id, addr string, restarts int, l
 			addr = ""
 			continue
 		}
-		return err
+		return nil, err
 	}
 }
 
@@ -545,7 +625,8 @@ func (s *Supervisor) probe(ctx context.Context, url, id string) bool {
 }
 
 // halt ends the given processes and returns once all have exited.
-// Gracefully: BeforeStop for each one in service, SIGTERM, and SIGKILL for
+// Gracefully: BeforeStop for each one in service (or just replaced by a
+// surge restart), SIGTERM, and SIGKILL for
 // those still running after StopTimeout or once ctx is done. Otherwise:
 // SIGKILL at once. Those in service leave the set, and OnChange hears of it
 // once.
@@ -562,9 +643,9 @@ func (s *Supervisor) halt(ctx context.Context, ps []*proc, graceful bool) error 
 	if graceful {
 		for _, p := range ps {
 			s.mu.Lock()
-			inService := s.set[p.id] == p
+			warn := s.set[p.id] == p || p.retiring
 			s.mu.Unlock()
-			if inService {
+			if warn {
 				s.call(s.cfg.BeforeStop, p.replica())
 			}
 		}

@@ -70,12 +70,16 @@ func supFakeServer(args []string) int {
 	failOnce := fs.String("fail-once", "", "the first process that finds this `file` missing creates it and fails as if its port had been taken")
 	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
 	neverReady := fs.Bool("never-ready", false, "answer 503 on /api/ready for ever")
+	neverReadyIf := fs.String("never-ready-if", "", "answer 503 on /api/ready for ever when this `file` exists at start")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	if *fail != "" {
 		fmt.Fprintln(os.Stderr, *fail)
 		return 1
+	}
+	if _, err := os.Stat(*neverReadyIf); *neverReadyIf != "" && err == nil {
+		*neverReady = true
 	}
 	if *failOnce != "" {
 		if f, err := os.OpenFile(*failOnce, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
@@ -411,8 +415,8 @@ func TestSupervisorRestart(t *testing.T) {
 		t.Fatalf("after Restart: %v", reps)
 	}
 	r := reps[0]
-	if r.ID != old.ID || r.Addr != old.Addr || r.PID == old.PID || r.Restarts != 1 {
-		t.Errorf("after Restart: %+v; want %s on %s with a new pid (old %d) and 1 restart", r, old.ID, old.Addr, old.PID)
+	if r.ID != old.ID || r.Addr == old.Addr || r.PID == old.PID || r.Restarts != 1 {
+		t.Errorf("after Restart: %+v; want %s on a new address (not %s) with a new pid (old %d) and 1 restart", r, old.ID, old.Addr, old.PID)
 	}
 	if r.LastExit == nil || !r.LastExit.Success() {
 		t.Errorf("LastExit = %v, want exit status 0 (a graceful stop)", r.LastExit)
@@ -431,8 +435,37 @@ func TestSupervisorRestart(t *testing.T) {
 		t.Error("inside BeforeStop the replica no longer answered ready: SIGTERM came before BeforeStop")
 	}
 	if !slices.Equal(duringOp, []int{1}) {
-		t.Errorf("Replicas() inside BeforeStop saw %v, want [1]", duringOp)
+		t.Errorf("Replicas() inside BeforeStop saw %v, want [1]: the successor in service", duringOp)
 	}
+	// A surge: the successor takes the old one's place in one change, so
+	// the set never lacks the replica.
+	var sets [][]int
+	for _, c := range h.changes {
+		sets = append(sets, slices.Collect(maps.Values(supPIDs(c))))
+	}
+	if want := [][]int{{old.PID}, {r.PID}}; !slices.EqualFunc(sets, want, slices.Equal) {
+		t.Errorf("OnChange sets (pids) %v, want %v (started, replaced in one step)", sets, want)
+	}
+	if len(h.ready) != 2 || h.ready[1].PID != r.PID {
+		t.Errorf("OnReady got %+v, want the first and then the new process", h.ready)
+	}
+}
+
+// TestSupervisorRestartInPlace restarts a replica as a person does by
+// hand: the old process stops, then the new one starts on its address.
+func TestSupervisorRestartInPlace(t *testing.T) {
+	t.Parallel()
+	sup, h, _ := supStart(t, nil)
+	old := supScale(t, sup, 1)[0]
+	if err := sup.RestartInPlace(t.Context(), old.ID); err != nil {
+		t.Fatalf("RestartInPlace = %v", err)
+	}
+	reps := sup.Replicas()
+	if len(reps) != 1 || reps[0].Addr != old.Addr || reps[0].PID == old.PID || reps[0].Restarts != 1 || reps[0].LastExit == nil || !reps[0].LastExit.Success() {
+		t.Fatalf("after RestartInPlace: %+v; want %s on %s with a new pid, 1 restart, a clean exit of the old one", reps, old.ID, old.Addr)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	var sizes []int
 	for _, c := range h.changes {
 		sizes = append(sizes, len(c))
@@ -440,8 +473,39 @@ func TestSupervisorRestart(t *testing.T) {
 	if want := []int{1, 0, 1}; !slices.Equal(sizes, want) {
 		t.Errorf("OnChange set sizes %v, want %v (started, left, back)", sizes, want)
 	}
-	if len(h.ready) != 2 || h.ready[1].PID != r.PID {
-		t.Errorf("OnReady got %+v, want the first and then the new process", h.ready)
+	if len(h.beforeStop) != 1 || h.beforeStop[0].PID != old.PID || !h.readyAtStop[0] {
+		t.Errorf("BeforeStop got %+v (ready then: %v), want the old process once, still ready", h.beforeStop, h.readyAtStop)
+	}
+}
+
+// TestSupervisorRestartFails starts a successor that never becomes ready:
+// the old process goes on serving, and Restart says why.
+func TestSupervisorRestartFails(t *testing.T) {
+	t.Parallel()
+	broken := filepath.Join(t.TempDir(), "broken")
+	sup, h, _ := supStart(t, func(c *supervisor.Config) {
+		c.ReadyTimeout = time.Second
+		c.Args = []string{"--never-ready-if", broken}
+	})
+	old := supScale(t, sup, 1)[0]
+	h.mu.Lock()
+	h.changes = nil
+	h.mu.Unlock()
+	if err := os.WriteFile(broken, nil, 0o644); err != nil { // the next process will never be ready
+		t.Fatal(err)
+	}
+	err := sup.Restart(t.Context(), old.ID)
+	if err == nil || !strings.Contains(err.Error(), "goes on serving") {
+		t.Errorf("Restart = %v, want an error saying the old process goes on serving", err)
+	}
+	if reps := sup.Replicas(); len(reps) != 1 || reps[0].PID != old.PID {
+		t.Errorf("after the failed Restart: %+v, want the old process %d", reps, old.PID)
+	}
+	if got := h.stoppedIDs(); len(got) != 0 {
+		t.Errorf("BeforeStop for %v: the old process must not be stopped", got)
+	}
+	if got := h.lastChange(); got != nil {
+		t.Errorf("OnChange %v, want no change", supIDs(got))
 	}
 }
 
@@ -530,8 +594,8 @@ func TestSupervisorRollingRestart(t *testing.T) {
 		t.Fatalf("after RollingRestart: %v, want %v", supIDs(after), supIDs(before))
 	}
 	for i := range after {
-		if after[i].PID == before[i].PID || after[i].Addr != before[i].Addr || after[i].Restarts != 1 {
-			t.Errorf("%s: %+v, want a new pid (old %d) on %s, 1 restart", after[i].ID, after[i], before[i].PID, before[i].Addr)
+		if after[i].PID == before[i].PID || after[i].Addr == before[i].Addr || after[i].Restarts != 1 {
+			t.Errorf("%s: %+v, want a new pid (old %d) on a new address (not %s), 1 restart", after[i].ID, after[i], before[i].PID, before[i].Addr)
 		}
 		if !supGone(before[i].PID) {
 			t.Errorf("%s: old process %d still exists", before[i].ID, before[i].PID)
@@ -542,8 +606,8 @@ func TestSupervisorRollingRestart(t *testing.T) {
 	}
 	h.mu.Lock()
 	for _, c := range h.changes[from:] {
-		if len(c) < 2 {
-			t.Errorf("during the rolling restart the set was %v: more than one replica was down at once", supIDs(c))
+		if len(c) != 3 {
+			t.Errorf("during the rolling restart the set was %v: a surge restart never leaves a replica out", supIDs(c))
 		}
 	}
 	h.mu.Unlock()
@@ -863,8 +927,8 @@ func TestSupervisorRealServer(t *testing.T) {
 		t.Fatalf("Restart = %v", err)
 	}
 	after := sup.Replicas()
-	if after[1].PID == reps[1].PID || after[1].Addr != reps[1].Addr || after[1].LastExit == nil || !after[1].LastExit.Success() {
-		t.Errorf("after Restart: %+v, want a new pid on %s and a clean exit of the old one", after[1], reps[1].Addr)
+	if after[1].PID == reps[1].PID || after[1].Addr == reps[1].Addr || after[1].LastExit == nil || !after[1].LastExit.Success() {
+		t.Errorf("after Restart: %+v, want a new pid on a new address (not %s) and a clean exit of the old one", after[1], reps[1].Addr)
 	}
 	if !supGone(reps[1].PID) {
 		t.Errorf("old stateless-2 (pid %d) still exists", reps[1].PID)

@@ -94,6 +94,7 @@ type API struct {
 	registerer prometheus.Registerer
 	requests   *prometheus.CounterVec
 	durations  *prometheus.HistogramVec
+	idem       *idempotency
 	identify   *prometheus.HistogramVec
 }
 
@@ -128,6 +129,7 @@ func New(cfg Config) *API {
 		Buckets: IdentifyBuckets,
 	}, []string{"method"})
 	reg.MustRegister(a.requests, a.durations, a.identify)
+	a.idem = newIdempotency(reg)
 
 	a.router.NotFoundHandler = a.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, cfg.Logger, errorf(library.ENOTFOUND, "There is no %s on this server; see the API table in the README.", r.URL.Path))

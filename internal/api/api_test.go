@@ -210,7 +210,7 @@ type apiCase struct {
 	path   string            // may hold {name} placeholders for values saved by earlier cases
 	body   string            // sent as is, so it can be malformed; may hold placeholders
 	ctype  string            // Content-Type; "" means application/json when there is a body; noContentType sends none
-	header map[string]string // more request headers, such as a browser's Origin
+	header map[string]string // more request headers, such as a browser's Origin; values may hold placeholders
 	// serial marks a case that changes state or depends on state earlier
 	// cases made. Serial cases run one by one, in table order, after all
 	// the others have run in parallel.
@@ -282,7 +282,7 @@ func (l *lab) do(t *testing.T, c apiCase) *result {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range c.header {
-		req.Header.Set(k, v)
+		req.Header.Set(k, l.expand(t, v))
 	}
 	if c.who != "" {
 		l.mu.Lock()
@@ -1189,11 +1189,13 @@ func tamper(from, who string) func(*testing.T, *lab) {
 // servers' key.
 func sessionID(t *testing.T, l *lab, who string) string {
 	t.Helper()
-	var id string
-	if err := securecookie.New(testKey, nil).Decode(stateful.CookieName, l.get(t, "cookie_"+who), &id); err != nil {
+	var id []byte
+	codec := securecookie.New(testKey, nil)
+	codec.SetSerializer(securecookie.NopEncoder{})
+	if err := codec.Decode(stateful.CookieName, l.get(t, "cookie_"+who), &id); err != nil {
 		t.Fatalf("decode %s's cookie: %v", who, err)
 	}
-	return id
+	return string(id)
 }
 
 // cartBody is the data of the cart routes.

@@ -35,7 +35,9 @@ import (
 //	jwt      stateless: an HS256 JWT, verified on every request
 //
 // Each reports req-bytes/op, the request line and headers as sent: what the
-// credential costs on the wire.
+// credential costs on the wire, and cpu-ns/op, the process's CPU time per
+// request (every thread, the collector's too), which a busy machine
+// inflates far less than ns/op: on a shared machine, compare those.
 
 // benchPaths are the auth paths, in the order they are reported.
 var benchPaths = []string{"none", "session", "apikey", "jwt"}
@@ -177,6 +179,7 @@ func benchGet(b *testing.B, target string) {
 			h := lab.handlers[path]
 			r, size := benchRequest(b, lab, path, "GET", target)
 			b.ReportAllocs()
+			cpu := startCPU()
 			for b.Loop() {
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r)
@@ -184,6 +187,7 @@ func benchGet(b *testing.B, target string) {
 					b.Fatalf("GET %s: got status %d, want %d: %s", target, w.Code, http.StatusOK, w.Body)
 				}
 			}
+			cpu(b)
 			b.ReportMetric(size, "req-bytes/op")
 		})
 	}
@@ -214,6 +218,7 @@ func BenchmarkBorrowReturn(b *testing.B) {
 				} `json:"data"`
 			}
 			b.ReportAllocs()
+			cpu := startCPU()
 			for b.Loop() {
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, borrow)
@@ -231,7 +236,21 @@ func BenchmarkBorrowReturn(b *testing.B) {
 					b.Fatalf("return borrow %d: got status %d, want %d: %s", rec.Data.ID, w.Code, http.StatusOK, w.Body)
 				}
 			}
+			cpu(b)
 			b.ReportMetric(size, "req-bytes/op")
 		})
+	}
+}
+
+// startCPU reads the process's CPU time and returns the function that
+// reports the CPU time per iteration since then as cpu-ns/op. Call it
+// after b.Loop has returned, when b.N is the number of iterations.
+func startCPU() func(*testing.B) {
+	start, ok := processCPU()
+	return func(b *testing.B) {
+		end, ok2 := processCPU()
+		if ok && ok2 && b.N > 0 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+		}
 	}
 }

@@ -175,6 +175,8 @@ var statusOf = map[string]int{
 	library.EMISDIRECTED:      http.StatusMisdirectedRequest,
 	library.ESESSIONSTORE:     http.StatusServiceUnavailable,
 	library.ECOOKIETOOLARGE:   http.StatusBadRequest,
+	library.EKEYREUSED:        http.StatusUnprocessableEntity,
+	library.EKEYINUSE:         http.StatusConflict,
 	library.EINTERNAL:         http.StatusInternalServerError,
 }
 

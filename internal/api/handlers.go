@@ -184,38 +184,33 @@ func requireLibrarian(r *http.Request) (library.Member, error) {
 	return m, nil
 }
 
-func handleCreateBook(store library.Store, logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := requireLibrarian(r); err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		in, err := Decode[bookInput](w, r)
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		if in.Title == nil || in.Author == nil {
-			Error(w, r, logger, errorf(library.EINVALID, "A new book needs at least a title and an author."))
-			return
-		}
-		b := library.Book{Title: *in.Title, Author: *in.Author, Copies: 1}
-		if in.ISBN != nil {
-			b.ISBN = *in.ISBN
-		}
-		if in.Year != nil {
-			b.Year = *in.Year
-		}
-		if in.Copies != nil {
-			b.Copies = *in.Copies
-		}
-		b, err = store.CreateBook(r.Context(), b)
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		OK(w, http.StatusCreated, b, fmt.Sprintf("Added %q to the catalog.", b.Title))
-	})
+// createBook is POST /api/books.
+func createBook(w http.ResponseWriter, r *http.Request, s library.Writes) (Result, error) {
+	if _, err := requireLibrarian(r); err != nil {
+		return Result{}, err
+	}
+	in, err := Decode[bookInput](w, r)
+	if err != nil {
+		return Result{}, err
+	}
+	if in.Title == nil || in.Author == nil {
+		return Result{}, errorf(library.EINVALID, "A new book needs at least a title and an author.")
+	}
+	b := library.Book{Title: *in.Title, Author: *in.Author, Copies: 1}
+	if in.ISBN != nil {
+		b.ISBN = *in.ISBN
+	}
+	if in.Year != nil {
+		b.Year = *in.Year
+	}
+	if in.Copies != nil {
+		b.Copies = *in.Copies
+	}
+	b, err = s.CreateBook(r.Context(), b)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Status: http.StatusCreated, Data: b, Message: fmt.Sprintf("Added %q to the catalog.", b.Title)}, nil
 }
 
 func handleUpdateBook(store library.Store, logger *slog.Logger) http.Handler {
@@ -270,32 +265,28 @@ type borrowInput struct {
 	Days         int    `json:"days"`
 }
 
-func handleBorrowBook(store library.Store, logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m, err := Member(r)
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		id, err := PathID(r, "id")
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		in, err := DecodeOptional[borrowInput](w, r)
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		recs, err := store.Borrow(r.Context(), library.BorrowRequest{
-			MemberID: m.ID, BookIDs: []int64{id}, BorrowerName: in.BorrowerName, Days: in.Days,
-		})
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		OK(w, http.StatusCreated, recs[0], fmt.Sprintf("You borrowed %q; it is due back on %s.", recs[0].BookTitle, recs[0].DueDate.Format("2006-01-02")))
+// borrowBook is POST /api/books/{id}/borrow.
+func borrowBook(w http.ResponseWriter, r *http.Request, s library.Writes) (Result, error) {
+	m, err := Member(r)
+	if err != nil {
+		return Result{}, err
+	}
+	id, err := PathID(r, "id")
+	if err != nil {
+		return Result{}, err
+	}
+	in, err := DecodeOptional[borrowInput](w, r)
+	if err != nil {
+		return Result{}, err
+	}
+	recs, err := s.Borrow(r.Context(), library.BorrowRequest{
+		MemberID: m.ID, BookIDs: []int64{id}, BorrowerName: in.BorrowerName, Days: in.Days,
 	})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Status: http.StatusCreated, Data: recs[0],
+		Message: fmt.Sprintf("You borrowed %q; it is due back on %s.", recs[0].BookTitle, recs[0].DueDate.Format("2006-01-02"))}, nil
 }
 
 // BorrowBooksInput is the body of POST /api/borrows: the stateless client's
@@ -306,31 +297,26 @@ type BorrowBooksInput struct {
 	Days         int     `json:"days"`
 }
 
-func handleBorrowBooks(store library.Store, logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m, err := Member(r)
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		in, err := Decode[BorrowBooksInput](w, r)
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		if len(in.BookIDs) == 0 {
-			Error(w, r, logger, errorf(library.EINVALID, "book_ids must list at least one book id."))
-			return
-		}
-		recs, err := store.Borrow(r.Context(), library.BorrowRequest{
-			MemberID: m.ID, BookIDs: in.BookIDs, BorrowerName: in.BorrowerName, Days: in.Days,
-		})
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		OK(w, http.StatusCreated, recs, fmt.Sprintf("You borrowed %d book(s).", len(recs)))
+// borrowBooks is POST /api/borrows.
+func borrowBooks(w http.ResponseWriter, r *http.Request, s library.Writes) (Result, error) {
+	m, err := Member(r)
+	if err != nil {
+		return Result{}, err
+	}
+	in, err := Decode[BorrowBooksInput](w, r)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(in.BookIDs) == 0 {
+		return Result{}, errorf(library.EINVALID, "book_ids must list at least one book id.")
+	}
+	recs, err := s.Borrow(r.Context(), library.BorrowRequest{
+		MemberID: m.ID, BookIDs: in.BookIDs, BorrowerName: in.BorrowerName, Days: in.Days,
 	})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Status: http.StatusCreated, Data: recs, Message: fmt.Sprintf("You borrowed %d book(s).", len(recs))}, nil
 }
 
 func handleListBorrows(store library.Store, logger *slog.Logger) http.Handler {
@@ -362,23 +348,19 @@ func handleListBorrows(store library.Store, logger *slog.Logger) http.Handler {
 	})
 }
 
-func handleReturn(store library.Store, logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m, err := Member(r)
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		id, err := PathID(r, "id")
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		rec, err := store.ReturnBorrow(r.Context(), m.ID, id)
-		if err != nil {
-			Error(w, r, logger, err)
-			return
-		}
-		OK(w, http.StatusOK, rec, fmt.Sprintf("You returned %q.", rec.BookTitle))
-	})
+// returnBorrow is POST /api/borrows/{id}/return.
+func returnBorrow(_ http.ResponseWriter, r *http.Request, s library.Writes) (Result, error) {
+	m, err := Member(r)
+	if err != nil {
+		return Result{}, err
+	}
+	id, err := PathID(r, "id")
+	if err != nil {
+		return Result{}, err
+	}
+	rec, err := s.ReturnBorrow(r.Context(), m.ID, id)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Status: http.StatusOK, Data: rec, Message: fmt.Sprintf("You returned %q.", rec.BookTitle)}, nil
 }

@@ -36,6 +36,14 @@ const (
 	ECOOKIETOOLARGE = "cookie_too_large"          // stateful: the session would outgrow the cookie a browser keeps
 )
 
+// Error codes of the Idempotency-Key header (draft-ietf-httpapi-
+// idempotency-key-header-07): a key is one request's name, so sending it
+// with another request, or again before the first has finished, is refused.
+const (
+	EKEYREUSED = "idempotency_key_reused" // the key was used for a different request (another route or body)
+	EKEYINUSE  = "idempotency_key_in_use" // the request the key names is still being processed
+)
+
 // Error is a domain error: a code from the list above and a sentence meant
 // for the client. Anything that is not an *Error is treated as internal.
 type Error struct {

@@ -138,10 +138,29 @@ type Store interface {
 	// CreateAPIKey stores a key's id and hash. When the member then holds
 	// more than MaxAPIKeysPerMember keys, the oldest are revoked.
 	CreateAPIKey(ctx context.Context, k APIKey) error
-	// FindAPIKey returns the key with the id and its member; ENOTFOUND
-	// when there is no such key or it has been revoked.
+	// FindAPIKey returns what checking a bearer key needs: the key's id,
+	// member and hash, and the member's id, email, name and role (no
+	// creation times, no password hash); ENOTFOUND when there is no such
+	// key or it has been revoked.
 	FindAPIKey(ctx context.Context, id string) (APIKey, Member, error)
 	// RevokeAPIKey deletes a key: ENOTFOUND when there is none, EFORBIDDEN
 	// when it belongs to another member.
 	RevokeAPIKey(ctx context.Context, memberID int64, id string) error
+
+	// Idempotent makes the change a request names at most once per key.
+	// When the member already stored req.Key (less than IdempotencyKeyTTL
+	// ago) with the same fingerprint, it returns the stored answer and
+	// replayed true, and change is not called; with another fingerprint
+	// it returns EKEYREUSED. Otherwise it calls change with Writes bound to
+	// one transaction and, when change returns no error, stores the key,
+	// the fingerprint and the answer in that same transaction, so that no
+	// crash can leave a change without its key or a key without its
+	// change. An error rolls everything back and stores nothing: a request
+	// that failed changed nothing, so its key stays free for a retry.
+	// Requests with one key are serialised: the second one waits for the
+	// first one's transaction, then finds its answer.
+	Idempotent(ctx context.Context, req IdempotentRequest, change func(Writes) (StoredResponse, error)) (resp StoredResponse, replayed bool, err error)
+	// SweepIdempotencyKeys forgets the keys stored before t and returns
+	// how many it forgot.
+	SweepIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
 }

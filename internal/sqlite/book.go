@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/statelab/statelab/internal/library"
@@ -19,10 +20,11 @@ const (
 // bookColumns are the columns scanBook reads, in order.
 const bookColumns = `id, title, author, COALESCE(isbn, ''), year, copies, available_copies`
 
-// scanBook reads one row of bookColumns.
-func scanBook(row interface{ Scan(...any) error }) (library.Book, error) {
+// scanBook reads one row of bookColumns, after the columns that lead points
+// to, if any (a page's total).
+func scanBook(row interface{ Scan(...any) error }, lead ...any) (library.Book, error) {
 	var b library.Book
-	if err := row.Scan(&b.ID, &b.Title, &b.Author, &b.ISBN, &b.Year, &b.Copies, &b.AvailableCopies); err != nil {
+	if err := row.Scan(append(lead, &b.ID, &b.Title, &b.Author, &b.ISBN, &b.Year, &b.Copies, &b.AvailableCopies)...); err != nil {
 		return library.Book{}, err
 	}
 	b.Available = b.AvailableCopies > 0
@@ -30,8 +32,8 @@ func scanBook(row interface{ Scan(...any) error }) (library.Book, error) {
 }
 
 // FindBooks returns a page of books matching f, ordered by id, and the total
-// number of matches. Both come from one snapshot, so the total agrees with
-// the page.
+// number of matches, from one snapshot (see readPage). Each shape of filter
+// has its statement, prepared at Open; only the values change.
 func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Book, int, error) {
 	// The same caps as the handlers check, so a caller that skips them
 	// still cannot hand SQLite a pattern it fails on as "too complex".
@@ -41,58 +43,33 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	if err := library.CheckLength("author", f.Author, library.MaxQueryBytes); err != nil {
 		return nil, 0, err
 	}
-	var where []string
-	var args []any
+	var (
+		shape bookShape
+		args  []any
+	)
 	if q := strings.TrimSpace(f.Query); q != "" {
 		p := likePattern(q)
-		where = append(where, `(title LIKE ? ESCAPE '\' OR author LIKE ? ESCAPE '\' OR isbn LIKE ? ESCAPE '\')`)
+		shape.query = true
 		args = append(args, p, p, p)
 	}
 	if a := strings.TrimSpace(f.Author); a != "" {
-		where = append(where, `author LIKE ? ESCAPE '\'`)
+		shape.author = true
 		args = append(args, likePattern(a))
 	}
 	if f.Available != nil {
+		shape.available = availableNo
 		if *f.Available {
-			where = append(where, `available_copies > 0`)
-		} else {
-			where = append(where, `available_copies = 0`)
+			shape.available = availableYes
 		}
 	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-
 	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBookPageSize, library.MaxBookPageSize)
 
-	books := []library.Book{}
-	var total int
-	err := db.inReadTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM books`+cond, args...).Scan(&total); err != nil {
-			return fmt.Errorf("sqlite: count books: %w", err)
-		}
-		rows, err := tx.QueryContext(ctx,
-			`SELECT `+bookColumns+` FROM books`+cond+` ORDER BY id LIMIT ? OFFSET ?`,
-			append(args, limit, offset)...)
-		if err != nil {
-			return fmt.Errorf("sqlite: find books: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			b, err := scanBook(rows)
-			if err != nil {
-				return fmt.Errorf("sqlite: find books: %w", err)
-			}
-			books = append(books, b)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("sqlite: find books: %w", err)
-		}
-		return nil
-	})
+	// The filter's values appear twice: in the total and in the page. A
+	// page of the catalog is full, as a rule: room for all of it at once.
+	pageArgs := append(append(slices.Clip(args), args...), limit, offset)
+	books, total, err := readPage(ctx, db.stmts.bookPage[shape], db.stmts.bookCount[shape], pageArgs, args, limit, offset, scanBook)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("sqlite: find books: %w", err)
 	}
 	return books, total, nil
 }
@@ -117,12 +94,17 @@ func likePattern(s string) string {
 
 // FindBookByID returns ENOTFOUND when no book has the id.
 func (db *DB) FindBookByID(ctx context.Context, id int64) (library.Book, error) {
-	return findBook(ctx, db.read, id)
+	return bookByID(db.stmts.bookByID.QueryRowContext(ctx, id), id)
 }
 
-// findBook looks a book up on q, a pool or a transaction.
-func findBook(ctx context.Context, q querier, id int64) (library.Book, error) {
-	b, err := scanBook(q.QueryRowContext(ctx, `SELECT `+bookColumns+` FROM books WHERE id = ?`, id))
+// findBook looks a book up inside a write transaction.
+func findBook(ctx context.Context, tx *sql.Tx, id int64) (library.Book, error) {
+	return bookByID(tx.QueryRowContext(ctx, bookByIDSQL, id), id)
+}
+
+// bookByID reads the answer to bookByIDSQL.
+func bookByID(row *sql.Row, id int64) (library.Book, error) {
+	b, err := scanBook(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return library.Book{}, library.Errorf(library.ENOTFOUND, "Book %d not found", id)
 	} else if err != nil {
@@ -167,13 +149,34 @@ func checkISBNFree(ctx context.Context, tx *sql.Tx, isbn string, id int64) error
 // CreateBook stores b with all its copies on the shelf and returns it as
 // stored. Its ID and availability are set here, whatever b holds.
 func (db *DB) CreateBook(ctx context.Context, b library.Book) (library.Book, error) {
+	b, err := newBook(b)
+	if err != nil {
+		return library.Book{}, err
+	}
+	if err = db.inTx(ctx, func(tx *sql.Tx) error {
+		b, err = createBookIn(ctx, tx, b)
+		return err
+	}); err != nil {
+		return library.Book{}, err
+	}
+	return b, nil
+}
+
+// newBook trims and checks a book before any lock is taken, and puts all
+// its copies on the shelf.
+func newBook(b library.Book) (library.Book, error) {
 	b.Title, b.Author, b.ISBN = strings.TrimSpace(b.Title), strings.TrimSpace(b.Author), strings.TrimSpace(b.ISBN)
 	if err := validateBook(b); err != nil {
 		return library.Book{}, err
 	}
 	b.AvailableCopies = b.Copies
 	b.Available = b.Copies > 0
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	return b, nil
+}
+
+// createBookIn inserts a book newBook made inside tx.
+func createBookIn(ctx context.Context, tx *sql.Tx, b library.Book) (library.Book, error) {
+	err := func() error {
 		if err := checkISBNFree(ctx, tx, b.ISBN, 0); err != nil {
 			return err
 		}
@@ -189,7 +192,7 @@ func (db *DB) CreateBook(ctx context.Context, b library.Book) (library.Book, err
 			return fmt.Errorf("sqlite: create book: %w", err)
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return library.Book{}, err
 	}

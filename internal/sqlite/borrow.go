@@ -14,16 +14,23 @@ import (
 // maxBorrowBooks is how many books one Borrow may ask for.
 const maxBorrowBooks = 50
 
-// borrowSelect reads the columns scanBorrow expects; callers add a WHERE.
-const borrowSelect = `
-SELECT b.id, b.book_id, bk.title, b.member_id, m.email, b.borrower_name,
-       b.borrow_date, b.due_date, b.returned_at
+// borrowColumns are the columns scanBorrow reads, in order, from
+// borrowFrom.
+const (
+	borrowColumns = `b.id, b.book_id, bk.title, b.member_id, m.email, b.borrower_name,
+       b.borrow_date, b.due_date, b.returned_at`
+	borrowFrom = `
 FROM borrows b
 JOIN books bk ON bk.id = b.book_id
 JOIN members m ON m.id = b.member_id`
+)
 
-// scanBorrow reads one row of borrowSelect.
-func scanBorrow(row interface{ Scan(...any) error }) (library.BorrowRecord, error) {
+// borrowSelect reads the columns scanBorrow expects; callers add a WHERE.
+const borrowSelect = `SELECT ` + borrowColumns + borrowFrom
+
+// scanBorrow reads one row of borrowColumns, after the columns that lead
+// points to, if any (a page's total).
+func scanBorrow(row interface{ Scan(...any) error }, lead ...any) (library.BorrowRecord, error) {
 	var (
 		r                 library.BorrowRecord
 		borrowed, due     string
@@ -32,8 +39,8 @@ func scanBorrow(row interface{ Scan(...any) error }) (library.BorrowRecord, erro
 		returnedAt        time.Time
 		errReturned       error
 	)
-	if err := row.Scan(&r.ID, &r.BookID, &r.BookTitle, &r.MemberID, &r.BorrowerEmail, &r.BorrowerName,
-		&borrowed, &due, &returned); err != nil {
+	if err := row.Scan(append(lead, &r.ID, &r.BookID, &r.BookTitle, &r.MemberID, &r.BorrowerEmail, &r.BorrowerName,
+		&borrowed, &due, &returned)...); err != nil {
 		return library.BorrowRecord{}, err
 	}
 	r.BorrowDate, errBorrow = parseTime(borrowed)
@@ -96,6 +103,22 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 	}
 	var records []library.BorrowRecord
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		records, err = borrowIn(ctx, tx, req, days, sql.NullString{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return records, nil
+}
+
+// borrowIn lends the copies inside tx. key is the idempotency key of the
+// request that asked, written on every record it makes, so that the
+// end-of-run check can tell a key applied twice from two requests.
+func borrowIn(ctx context.Context, tx *sql.Tx, req library.BorrowRequest, days int, key sql.NullString) ([]library.BorrowRecord, error) {
+	var records []library.BorrowRecord
+	err := func() error {
 		m, err := findMember(ctx, tx, `id = ?`, req.MemberID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return library.Errorf(library.ENOTFOUND, "Member %d not found", req.MemberID)
@@ -148,13 +171,13 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 		now := time.Now().UTC()
 		due := now.AddDate(0, 0, days)
 		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO borrows (book_id, member_id, borrower_name, borrow_date, due_date) VALUES (?, ?, ?, ?, ?)`)
+			`INSERT INTO borrows (book_id, member_id, borrower_name, borrow_date, due_date, idempotency_key) VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("sqlite: borrow: %w", err)
 		}
 		defer stmt.Close()
 		for _, id := range req.BookIDs {
-			res, err := stmt.ExecContext(ctx, id, m.ID, name, formatTime(now), formatTime(due))
+			res, err := stmt.ExecContext(ctx, id, m.ID, name, formatTime(now), formatTime(due), key)
 			if err != nil {
 				return fmt.Errorf("sqlite: borrow: %w", err)
 			}
@@ -174,7 +197,7 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 			})
 		}
 		return nil
-	})
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -182,35 +205,16 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 }
 
 // FindBorrows returns a page of a member's borrow records, newest first,
-// and how many there are in all, from one snapshot. Ids grow in commit
-// order, which every process agrees on, unlike their clocks.
+// and how many there are in all, from one snapshot (see readPage). Ids grow
+// in commit order, which every process agrees on, unlike their clocks. A
+// member has far fewer records than a page holds, as a rule, so the page
+// grows as it fills.
 func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]library.BorrowRecord, int, error) {
 	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
-	records := []library.BorrowRecord{}
-	var total int
-	err := db.inReadTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM borrows WHERE member_id = ?`, f.MemberID).Scan(&total); err != nil {
-			return fmt.Errorf("sqlite: count borrows: %w", err)
-		}
-		rows, err := tx.QueryContext(ctx, borrowSelect+` WHERE b.member_id = ? ORDER BY b.id DESC LIMIT ? OFFSET ?`, f.MemberID, limit, offset)
-		if err != nil {
-			return fmt.Errorf("sqlite: find borrows: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r, err := scanBorrow(rows)
-			if err != nil {
-				return fmt.Errorf("sqlite: find borrows: %w", err)
-			}
-			records = append(records, r)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("sqlite: find borrows: %w", err)
-		}
-		return nil
-	})
+	records, total, err := readPage(ctx, db.stmts.borrowPage, db.stmts.borrowCount,
+		[]any{f.MemberID, f.MemberID, limit, offset}, []any{f.MemberID}, 0, offset, scanBorrow)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("sqlite: find borrows: %w", err)
 	}
 	return records, total, nil
 }
@@ -220,6 +224,20 @@ func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]librar
 func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (library.BorrowRecord, error) {
 	var r library.BorrowRecord
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, err = returnIn(ctx, tx, memberID, borrowID)
+		return err
+	})
+	if err != nil {
+		return library.BorrowRecord{}, err
+	}
+	return r, nil
+}
+
+// returnIn marks a borrow returned inside tx.
+func returnIn(ctx context.Context, tx *sql.Tx, memberID, borrowID int64) (library.BorrowRecord, error) {
+	var r library.BorrowRecord
+	err := func() error {
 		var err error
 		if r, err = findBorrow(ctx, tx, borrowID); err != nil {
 			return err
@@ -240,7 +258,7 @@ func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (libra
 		}
 		r.Returned, r.ReturnDate = true, &now
 		return nil
-	})
+	}()
 	if err != nil {
 		return library.BorrowRecord{}, err
 	}

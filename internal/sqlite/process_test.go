@@ -27,6 +27,8 @@ const (
 	envBook   = "STATELAB_SQLITE_HELPER_BOOK"
 	envFirst  = "STATELAB_SQLITE_HELPER_FIRST_USER"
 	envStart  = "STATELAB_SQLITE_HELPER_START"
+	envKey    = "STATELAB_SQLITE_HELPER_KEY"
+	envMember = "STATELAB_SQLITE_HELPER_MEMBER"
 )
 
 // helperBorrowers is how many goroutines each helper process runs.
@@ -40,6 +42,9 @@ func TestHelperProcess(t *testing.T) {
 	switch os.Getenv(envHelper) {
 	case "open":
 		helperOpen()
+		return
+	case "write":
+		helperWrite()
 		return
 	case "1":
 	default:
@@ -98,6 +103,101 @@ func helperOpen() {
 		os.Exit(2)
 	}
 	db.Close()
+}
+
+// helperWrite changes what the parent has read through its prepared
+// statements: a book's title, an API key (revoked), the catalog's size.
+func helperWrite() {
+	ctx := context.Background()
+	book, _ := strconv.ParseInt(os.Getenv(envBook), 10, 64)
+	member, _ := strconv.ParseInt(os.Getenv(envMember), 10, 64)
+	db, err := sqlite.Open(ctx, os.Getenv(envPath))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	defer db.Close()
+	title := "Changed by another process"
+	_, errUpdate := db.UpdateBook(ctx, book, library.BookUpdate{Title: &title})
+	errRevoke := db.RevokeAPIKey(ctx, member, os.Getenv(envKey))
+	_, errCreate := db.CreateBook(ctx, library.Book{Title: "Added by another process", Author: "Someone Else", Copies: 1})
+	for _, err := range []error{errUpdate, errRevoke, errCreate} {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+}
+
+// TestPreparedReads_SeeOtherProcessesWrites reads through the prepared
+// statements on every connection of the read pool, lets another process
+// write, and reads again: a prepared statement keeps its parsed SQL, never
+// a result, so each read sees the file as it is now.
+func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "statelab.db")
+	db := openDB(t, path)
+	book := createBook(t, db, "As It Was", 1)
+	alice := memberID(t, db, "alice@example.com")
+	key := library.APIKey{ID: "prepared-key", MemberID: alice, Hash: []byte{1, 2, 3}}
+	if err := db.CreateAPIKey(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (title string, total int, keyErr error) {
+		b, err := db.FindBookByID(ctx, book.ID)
+		if err != nil {
+			t.Fatalf("FindBookByID: %v", err)
+		}
+		_, _, keyErr = db.FindAPIKey(ctx, key.ID)
+		if _, total, err = db.FindBooks(ctx, library.BookFilter{Limit: 1}); err != nil {
+			t.Fatalf("FindBooks: %v", err)
+		}
+		return b.Title, total, keyErr
+	}
+	// Read from several goroutines at once, so every pooled connection
+	// prepares its statements and holds them when the other process writes.
+	var wg sync.WaitGroup
+	totals := make([]int, 8)
+	for i := range totals {
+		wg.Go(func() {
+			title, total, keyErr := read()
+			if title != "As It Was" || keyErr != nil {
+				t.Errorf("before: got %q, key %v; want the title as created and the key", title, keyErr)
+			}
+			totals[i] = total
+		})
+	}
+	wg.Wait()
+
+	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envHelper+"=write", envPath+"="+path,
+		envBook+"="+strconv.FormatInt(book.ID, 10), envMember+"="+strconv.FormatInt(alice, 10), envKey+"="+key.ID)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("writer process: %v\n%s", err, out)
+	}
+
+	for range 2 * len(totals) {
+		wg.Go(func() {
+			title, total, keyErr := read()
+			if title != "Changed by another process" {
+				t.Errorf("title after the other process changed it: got %q", title)
+			}
+			if library.ErrorCode(keyErr) != library.ENOTFOUND {
+				t.Errorf("API key after the other process revoked it: got %v, want %s", keyErr, library.ENOTFOUND)
+			}
+			if total != totals[0]+1 {
+				t.Errorf("books after the other process added one: got %d, want %d", total, totals[0]+1)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestOpen_FreshFile_Processes opens one brand-new file from several

@@ -24,6 +24,8 @@ type DB struct {
 	write *sql.DB
 	// read has a few query_only connections for plain reads.
 	read *sql.DB
+	// stmts are the read paths' prepared statements, on the read pool.
+	stmts *stmts
 }
 
 var _ library.Store = (*DB)(nil)
@@ -103,6 +105,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: ping read pool: %w", err)
 	}
+	if db.stmts, err = prepare(ctx, db.read); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -149,9 +155,12 @@ func fileURI(abs string, params url.Values) string {
 	return u.String()
 }
 
-// Close closes both connection pools.
+// Close closes the prepared statements and both connection pools.
 func (db *DB) Close() error {
 	var errs []error
+	if db.stmts != nil {
+		errs = append(errs, db.stmts.close())
+	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}
@@ -165,7 +174,7 @@ func (db *DB) Close() error {
 // so a long write elsewhere does not make a replica look unready.
 func (db *DB) Ping(ctx context.Context) error {
 	var one int
-	if err := db.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+	if err := db.stmts.ping.QueryRowContext(ctx).Scan(&one); err != nil {
 		return fmt.Errorf("sqlite: ping: %w", err)
 	}
 	return nil
@@ -280,6 +289,25 @@ CREATE TABLE borrows (
 );
 CREATE INDEX borrows_member_id ON borrows (member_id);
 CREATE INDEX borrows_book_id ON borrows (book_id);
+`,
+		// 2: Idempotency-Key. A key is stored with the answer it names in
+		// the transaction of the change it protects; each borrow records
+		// the key of the request that made it (NULL without one), so the
+		// end-of-run check can see a key applied twice.
+		`
+ALTER TABLE borrows ADD COLUMN idempotency_key TEXT;
+CREATE INDEX borrows_idempotency_key ON borrows (member_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE idempotency_keys (
+	member_id   INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+	key         TEXT    NOT NULL,
+	fingerprint TEXT    NOT NULL,
+	status      INTEGER NOT NULL,
+	body        BLOB    NOT NULL,
+	created_at  TEXT    NOT NULL,
+	PRIMARY KEY (member_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
 `,
 	}
 }

@@ -95,7 +95,7 @@ func startScriptLab(t *testing.T, bin string) *scriptLab {
 			return
 		}
 		for _, side := range []string{"stateful", "stateless"} {
-			if err := sups[side].Restart(r.Context(), side+"-1"); err != nil {
+			if err := sups[side].RestartInPlace(r.Context(), side+"-1"); err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}

@@ -203,7 +203,7 @@ func stepRestart(ctx context.Context, w *walk) error {
 func (w *walk) restart(ctx context.Context, side string) error {
 	old := w.replica(side, 1)
 	w.t.text(fmt.Sprintf("Restarting %s: SIGTERM, wait for the process to exit, start a new one on the same address.", old.ID))
-	if err := w.sides[side].Restart(ctx, old.ID); err != nil {
+	if err := w.sides[side].RestartInPlace(ctx, old.ID); err != nil {
 		return err
 	}
 	now := w.replica(side, 1)
@@ -347,8 +347,9 @@ func (w *walk) crash(ctx context.Context, aliceReplica string) error {
 		"The only copy of alice's session was in the killed process's memory, and the other replica "+
 			"never had it: none of her requests can succeed until she logs in again. A graceful restart "+
 			"would have lost it just the same. What a crash adds is any request the process was "+
-			"answering at that instant: it gets no answer (the balancer says 502), on either side. Here "+
-			"nobody was sending, so nothing was in flight.")
+			"answering at that instant, on either side: the balancer sends those that are safe to send "+
+			"twice (reads, and writes with an Idempotency-Key) to another replica, and answers the rest "+
+			"502. Here nobody was sending, so nothing was in flight.")
 	w.t.text("Bob's JWT, through the stateless balancer, at the same moment:")
 	if _, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT}); err != nil {
 		return err
@@ -860,8 +861,11 @@ func watchFor(e compare.Event, replicas int) string {
 		return "the users pinned to that replica lose their sessions on the stateful side only: " +
 			"session_lost, re-logins, lost carts. The stateless side does not notice."
 	case compare.ActionCrash:
-		return "the same loss of sessions on the stateful side. On either side, a request the killed " +
-			"process was answering at that instant gets a 502 from the balancer; often there is none."
+		return "the killed process takes the requests it was answering with it. The balancer sends " +
+			"those that are safe to send twice (reads, and writes with an Idempotency-Key, which the " +
+			"simulated users send) to another replica, so the users do not see them fail; the " +
+			"stateful side's retry lands where the session never was. Afterwards only the stateful " +
+			"side keeps paying: session_lost, relogins, lost carts."
 	case compare.ActionScale:
 		if e.Replicas > replicas {
 			return "the sticky balancer keeps every signed-in user on the replica that holds its " +

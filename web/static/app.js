@@ -180,7 +180,7 @@
     }
     $('#totals tbody').innerHTML = st.sides.map((sd) =>
       `<tr data-side="${esc(sd.name)}" data-col="${sd.i}"><th scope="row"><span class="side-tag col-${sd.i}" title="${esc(properties(sd))}">${esc(sd.name)}</span></th>` +
-      ['requests', 'availability', 'sessions_lost', 'cart_items_lost', 'relogins'].map((k) => `<td data-k="${k}">–</td>`).join('') + '</tr>').join('');
+      ['requests', 'availability', 'sessions_lost', 'cart_items_lost', 'relogins', 'retries_saved'].map((k) => `<td data-k="${k}">–</td>`).join('') + '</tr>').join('');
     const pair = st.sides.map((sd) => sd.name).join(' vs ');
     $('#subtitle').textContent = pair + ', live';
     document.title = 'statelab — ' + pair + ', live';
@@ -993,6 +993,9 @@
         let text = '–', cls = '';
         if (t) {
           if (k === 'availability') text = (t.requests - t.conflicts > 0) ? (100 * t.availability).toFixed(1) + ' %' : '–';
+          // Both counted: the balancer's retries a replica answered, and the
+          // users' own resends (same Idempotency-Key) that one answered.
+          else if (k === 'retries_saved') text = fmtInt((t.lb_retries_saved || 0) + (t.user_retries_saved || 0));
           else text = fmtInt(t[k]);
           if (k === 'sessions_lost' || k === 'cart_items_lost' || k === 'relogins') cls = t[k] > 0 ? 'bad' : 'good';
         }

@@ -1,0 +1,249 @@
+package balancer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/internal/api"
+)
+
+// lbDying is a replica that reads a request and dies before it answers:
+// it closes the connection (EOF for the balancer), or resets it (RST,
+// what the kernel sends when a process holding the socket is killed).
+func lbDying(t *testing.T, id string, reset bool, hits *atomic.Int64) balancer.Backend {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/ready" {
+			return
+		}
+		hits.Add(1)
+		_, _ = r.Body.Read(make([]byte, 1<<16))
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		if tc, ok := conn.(*net.TCPConn); ok && reset {
+			_ = tc.SetLinger(0)
+		}
+		conn.Close()
+	}))
+	t.Cleanup(srv.Close)
+	return balancer.Backend{ID: id, Addr: srv.Listener.Addr().String()}
+}
+
+// TestBalancerRetriesWhatIsSafe sends requests to a replica that dies with
+// them: a request that is safe to send twice goes on to the next replica,
+// with its body, and the client never sees the failure; a POST without an
+// Idempotency-Key is answered 502, because it may have been processed.
+func TestBalancerRetriesWhatIsSafe(t *testing.T) {
+	tests := []struct {
+		method, key string
+		reset       bool
+		wantRetry   bool
+	}{
+		{method: http.MethodGet, wantRetry: true},
+		{method: http.MethodGet, reset: true, wantRetry: true},
+		{method: http.MethodHead, wantRetry: true},
+		{method: http.MethodPut, wantRetry: true},
+		{method: http.MethodDelete, reset: true, wantRetry: true},
+		{method: http.MethodOptions, wantRetry: true},
+		{method: http.MethodPost, key: "k-1", wantRetry: true},
+		{method: http.MethodPost, key: "k-2", reset: true, wantRetry: true},
+		{method: http.MethodPatch, key: "k-3", wantRetry: true},
+		{method: http.MethodPost, wantRetry: false},
+		{method: http.MethodPost, reset: true, wantRetry: false},
+		{method: http.MethodPatch, wantRetry: false},
+	}
+	for _, tt := range tests {
+		name := tt.method
+		if tt.key != "" {
+			name += " with a key"
+		}
+		reason := balancer.ReasonEOF
+		if tt.reset {
+			reason = balancer.ReasonReset
+			name += ", reset"
+		}
+		t.Run(name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			var dyingHits atomic.Int64
+			good := lbStartReplica(t, "good")
+			// Round robin starts at the first backend: the request lands
+			// on the dying one.
+			lb, url := lbStartBalancer(t, reg, lbDying(t, "dying", tt.reset, &dyingHits), good.backend())
+
+			body := lbRandomBody(t, 3000)
+			req, err := http.NewRequest(tt.method, url+"/api/borrows", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.key != "" {
+				req.Header.Set(api.IdempotencyKeyHeader, tt.key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var echo lbEcho
+			_ = json.NewDecoder(resp.Body).Decode(&echo)
+			resp.Body.Close()
+
+			if got := dyingHits.Load(); got != 1 {
+				t.Errorf("the dying replica got %d requests, want 1", got)
+			}
+			answered := lbMetric(t, reg, "statelab_lb_retries_total", map[string]string{"strategy": "stateful", "reason": reason, "outcome": balancer.OutcomeAnswered})
+			if !tt.wantRetry {
+				if resp.StatusCode != http.StatusBadGateway || good.hits.Load() != 0 || answered != 0 {
+					t.Errorf("got %d, %d request(s) on the good replica, %v retries; want 502 and no retry", resp.StatusCode, good.hits.Load(), answered)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusOK || good.hits.Load() != 1 {
+				t.Fatalf("got %d, %d request(s) on the good replica; want 200 from one retry there", resp.StatusCode, good.hits.Load())
+			}
+			if tt.method != http.MethodHead && (echo.Method != tt.method || echo.BodyLen != len(body) || echo.BodySHA256 != lbSHA256(body)) {
+				t.Errorf("the retry arrived as %+v, want %s with the same %d-byte body", echo, tt.method, len(body))
+			}
+			if answered != 1 {
+				t.Errorf("statelab_lb_retries_total{reason=%s,outcome=answered} = %v, want 1", reason, answered)
+			}
+			if got := lb.Retries()[reason]; got != (balancer.RetryCount{Answered: 1}) {
+				t.Errorf("Retries()[%s] = %+v, want 1 answered", reason, got)
+			}
+		})
+	}
+}
+
+// TestBalancerRetryBounds checks that a retry is not tried forever: at
+// most two after failures that may have reached a replica, and none once
+// the request has waited RetryWithin.
+func TestBalancerRetryBounds(t *testing.T) {
+	t.Run("at most two retries", func(t *testing.T) {
+		var hits atomic.Int64
+		good := lbStartReplica(t, "good")
+		lb, url := lbStartBalancer(t, nil,
+			lbDying(t, "d1", false, &hits), lbDying(t, "d2", false, &hits), lbDying(t, "d3", false, &hits), good.backend())
+		status, _, _ := lbDo(t, http.MethodGet, url+"/api/books", nil)
+		if status != http.StatusBadGateway || hits.Load() != 3 || good.hits.Load() != 0 {
+			t.Errorf("got %d after %d tries on dying replicas and %d on the good one; want 502 after 3 tries", status, hits.Load(), good.hits.Load())
+		}
+		if got := lb.Retries()[balancer.ReasonEOF]; got != (balancer.RetryCount{Failed: 2}) {
+			t.Errorf("Retries()[eof] = %+v, want 2 failed", got)
+		}
+	})
+	t.Run("refused connections do not count", func(t *testing.T) {
+		var hits atomic.Int64
+		good := lbStartReplica(t, "good")
+		_, url := lbStartBalancer(t, nil, lbDying(t, "d1", false, &hits), lbDeadBackend(t, "x1"), lbDeadBackend(t, "x2"), lbDeadBackend(t, "x3"), good.backend())
+		if status, _, body := lbDo(t, http.MethodGet, url+"/api/books", nil); status != http.StatusOK {
+			t.Errorf("got %d %s, want 200: a refused connection reached nothing, so it costs no retry", status, body)
+		}
+	})
+	t.Run("refused after one that may have been sent is 502", func(t *testing.T) {
+		var hits atomic.Int64
+		_, url := lbStartBalancer(t, nil, lbDying(t, "d1", false, &hits), lbDeadBackend(t, "x1"))
+		req, _ := http.NewRequest(http.MethodPost, url+"/api/borrows", strings.NewReader(`{}`))
+		req.Header.Set(api.IdempotencyKeyHeader, "k")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("got %d, want 502: the first replica may have processed the request", resp.StatusCode)
+		}
+	})
+	t.Run("no retry after RetryWithin", func(t *testing.T) {
+		slowDying := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(60 * time.Millisecond)
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+		}))
+		t.Cleanup(slowDying.Close)
+		good := lbStartReplica(t, "good")
+		lb := balancer.New(balancer.Config{Side: "stateful", RetryWithin: 20 * time.Millisecond})
+		backends := []balancer.Backend{{ID: "slow", Addr: slowDying.Listener.Addr().String()}, good.backend()}
+		lb.SetReadyBackends(backends)
+		srv := httptest.NewServer(lb)
+		t.Cleanup(srv.Close)
+		if status, _, _ := lbDo(t, http.MethodGet, srv.URL+"/api/books", nil); status != http.StatusBadGateway || good.hits.Load() != 0 {
+			t.Errorf("got %d, %d on the good replica; want 502 and no retry once RetryWithin has passed", status, good.hits.Load())
+		}
+	})
+}
+
+// TestBalancerSurgeReplacement replaces a backend under the same ID on a
+// new address, as a surge restart does, while a request is in flight on
+// the old one: the new one is in rotation at once, the old one's request
+// finishes, WaitIdle waits for exactly that one, and a Drain of the old
+// address leaves the new one alone.
+func TestBalancerSurgeReplacement(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/ready" {
+			return
+		}
+		close(arrived)
+		<-release
+		w.Write([]byte(`{"success":true}`))
+	}))
+	t.Cleanup(old.Close)
+	next := lbStartReplica(t, "r")
+	oldBe := balancer.Backend{ID: "r", Addr: old.Listener.Addr().String()}
+	lb := balancer.New(balancer.Config{Side: "stateful"})
+	lb.SetReadyBackends([]balancer.Backend{oldBe})
+	srv := httptest.NewServer(lb)
+	t.Cleanup(srv.Close)
+
+	done := make(chan int)
+	go func() {
+		status, _, _ := lbDo(t, http.MethodGet, srv.URL+"/api/books", nil)
+		done <- status
+	}()
+	<-arrived
+	lb.SetReadyBackends([]balancer.Backend{next.backend()})
+	if got := lb.InRotation(); !slices.Equal(got, []balancer.Backend{next.backend()}) {
+		t.Fatalf("in rotation right after the replacement: %v, want the new address only", got)
+	}
+	lb.Drain(oldBe) // what the supervisor's BeforeStop does for the old process
+	if got := lb.InRotation(); len(got) != 1 {
+		t.Fatalf("a drain of the old address took the new one out: %v", got)
+	}
+	if status, _, _ := lbDo(t, http.MethodGet, srv.URL+"/api/books", nil); status != http.StatusOK || next.hits.Load() != 1 {
+		t.Errorf("a new request: %d, %d on the new process; want 200 there", status, next.hits.Load())
+	}
+	idle := make(chan error)
+	go func() { idle <- lb.WaitIdle(context.Background(), oldBe) }()
+	select {
+	case err := <-idle:
+		t.Fatalf("WaitIdle of the old address returned (%v) with its request in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if got := <-done; got != http.StatusOK {
+		t.Errorf("the old process's request: %d, want 200", got)
+	}
+	if err := <-idle; err != nil {
+		t.Errorf("WaitIdle: %v", err)
+	}
+}
+
+func lbSHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

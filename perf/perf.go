@@ -1,0 +1,464 @@
+package perf
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/redisserver"
+	"github.com/statelab/statelab/stateful"
+)
+
+// Bare names the bare net/http server's row.
+const Bare = "bare"
+
+// BaselineCommand is the statelab subcommand that serves the bare handler.
+const BaselineCommand = "baseline"
+
+// Path is one request every strategy is measured with.
+type Path struct {
+	Name   string `json:"name"`   // "book" or "page"
+	Target string `json:"target"` // the request's path and query
+}
+
+// Paths are the requests Run can measure, by name.
+var Paths = []Path{
+	{Name: "book", Target: "/api/books/1"},
+	{Name: "page", Target: "/api/books?limit=50"},
+}
+
+// ParsePaths turns a comma-separated list of path names into Paths.
+func ParsePaths(s string) ([]Path, error) {
+	var out []Path
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(Paths, func(p Path) bool { return p.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown request %q: use book, page or both", name)
+		}
+		out = append(out, Paths[i])
+	}
+	return out, nil
+}
+
+// DefaultStrategies are the strategies Run measures unless told otherwise:
+// one of each way of keeping a sign-in. memory, memory-sticky and
+// memory-hash run the same replica and differ only in the balancer before
+// it, so memory-sticky stands for the three.
+var DefaultStrategies = []string{"memory-sticky", "redis", "cookie", "apikey", "jwt"}
+
+// Config says what Run measures and how.
+type Config struct {
+	Binary     string              // the statelab binary to start servers from
+	Strategies []strategy.Strategy // measured besides the bare server
+	Paths      []Path
+	Conns      int           // connections kept busy at once
+	Duration   time.Duration // of one measured run
+	Warmup     time.Duration // unmeasured load before each run
+	Rounds     int           // runs per row, taking turns with the other rows
+	WorkDir    string        // for the database, redis and the servers' log
+	// NoPin leaves the processes where the scheduler puts them.
+	NoPin    bool
+	Progress io.Writer // a line per run; nil for none
+	Logger   *slog.Logger
+}
+
+// Report is what Run measured.
+type Report struct {
+	Started  time.Time `json:"started"`
+	Conns    int       `json:"connections"`
+	Rounds   int       `json:"rounds"`
+	Duration string    `json:"duration"`
+	Warmup   string    `json:"warmup"`
+	// Load names the load generator.
+	Load string `json:"load_generator"`
+	// Pinning says where the processes ran: "server on CPU 0, load on CPU
+	// 1", or why they were not pinned.
+	Pinning   string   `json:"pinning"`
+	Pinned    bool     `json:"pinned"`
+	GoVersion string   `json:"go_version"`
+	CPUs      int      `json:"cpus"`
+	Rows      []Row    `json:"rows"`
+	LoadAvg   string   `json:"load_average,omitempty"` // /proc/loadavg at the start: how busy the machine was
+	Skipped   []string `json:"skipped,omitempty"`
+}
+
+// Row is one strategy and one request.
+type Row struct {
+	Strategy string `json:"strategy"` // a strategy name, or Bare
+	Server   string `json:"server"`   // the statelab subcommand
+	Path     string `json:"path"`     // Path.Name, "any" for the bare server
+	Target   string `json:"target"`
+	// PerRound is the 200 answers per second of each round.
+	PerRound []float64 `json:"per_round"`
+	// PerSecond is the median of PerRound.
+	PerSecond float64 `json:"requests_per_second"`
+	// Ratio is PerSecond over the bare server's PerSecond in this run.
+	Ratio float64 `json:"ratio_to_bare"`
+	// CPURatio is the bare server's CPU time per answer over this row's:
+	// the ratio of what one CPU could answer, whoever was the limit in
+	// this run (the load generator, other work on the machine).
+	CPURatio float64 `json:"cpu_ratio_to_bare"`
+	P50Ms    float64 `json:"p50_ms"`
+	P99Ms    float64 `json:"p99_ms"`
+	// ServerCPUMicros is the server process's CPU time (user and
+	// system) per answer over every round, in microseconds.
+	ServerCPUMicros float64 `json:"server_cpu_us_per_request"`
+	// ServerBusy is the share of one CPU the server used while measured:
+	// near 1 when the server was the limit, lower when something else
+	// (the load generator, a lock) was.
+	ServerBusy float64 `json:"server_busy"`
+	// StoreCPUMicros is the session store's (redis-server's) CPU time per
+	// answer; 0 for strategies without one.
+	StoreCPUMicros float64 `json:"store_cpu_us_per_request,omitempty"`
+	// LoadCPUMicros is the load generator's (this process's) CPU time per
+	// answer: what asking cost, next to what answering did.
+	LoadCPUMicros float64 `json:"load_cpu_us_per_request"`
+	OK            int     `json:"ok"`
+	Failed        int     `json:"failed"`
+	FirstFailure  string  `json:"first_failure,omitempty"`
+}
+
+// server is one process Run measures, and its credential.
+type server struct {
+	name   string // a strategy name or Bare
+	st     strategy.Strategy
+	sup    *supervisor.Supervisor
+	redis  *redisserver.Server
+	addr   string
+	pid    int
+	header string
+	value  string
+}
+
+// Run starts the servers, measures every row, stops the servers and returns
+// the report. ctx ends it early.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Conns < 1 || cfg.Rounds < 1 || cfg.Duration <= 0 || cfg.Warmup < 0 || len(cfg.Paths) == 0 {
+		return nil, errors.New("perf: connections, rounds, duration and paths must be set")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	rep := &Report{
+		Started: time.Now(), Conns: cfg.Conns, Rounds: cfg.Rounds,
+		Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(),
+		Load: "fasthttp client, closed loop", GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rep.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+
+	serverCPU, loadCPU, pinned, why := chooseCPUs(cfg.NoPin)
+	rep.Pinned, rep.Pinning = pinned, why
+	if pinned {
+		restore, err := pinSelf(loadCPU)
+		if err != nil {
+			return nil, fmt.Errorf("perf: pin the load generator to CPU %d: %w", loadCPU, err)
+		}
+		defer restore()
+	}
+
+	logFile, err := os.Create(filepath.Join(cfg.WorkDir, "servers.log"))
+	if err != nil {
+		return nil, fmt.Errorf("perf: %w", err)
+	}
+	defer logFile.Close()
+	dbPath := filepath.Join(cfg.WorkDir, "library.db")
+
+	var servers []*server
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			if err := s.sup.Stop(stopCtx); err != nil {
+				logger.Warn("stop server", "server", s.name, "err", err)
+			}
+			if s.redis != nil {
+				if err := s.redis.Stop(); err != nil {
+					logger.Warn("stop redis-server", "err", err)
+				}
+			}
+		}
+	}()
+	start := func(s *server, command string, args, env []string) error {
+		if pinned {
+			// The server sees one CPU, as it would pinned from birth.
+			env = append(env, "GOMAXPROCS=1")
+		}
+		s.sup = supervisor.New(supervisor.Config{
+			Side: s.name, Command: command, Binary: cfg.Binary, Args: args, Env: env,
+			Log: logFile, Logger: logger,
+		})
+		servers = append(servers, s)
+		if err := s.sup.Scale(ctx, 1); err != nil {
+			return fmt.Errorf("perf: start %s: %w", s.name, err)
+		}
+		r := s.sup.Replicas()[0]
+		s.addr, s.pid = r.Addr, r.PID
+		if pinned {
+			if err := pin(s.pid, serverCPU); err != nil {
+				return fmt.Errorf("perf: pin %s to CPU %d: %w", s.name, serverCPU, err)
+			}
+		}
+		return nil
+	}
+
+	bare := &server{name: Bare}
+	if err := start(bare, BaselineCommand, nil, nil); err != nil {
+		return nil, err
+	}
+	for _, st := range cfg.Strategies {
+		s := &server{name: st.Name, st: st}
+		args := []string{"--db", dbPath, "--log-format", "json"}
+		if st.Server == strategy.Stateful {
+			args = append(args, "--sessions", st.Sessions)
+		}
+		if st.NeedsRedis() {
+			if _, err := redisserver.LookPath(); err != nil {
+				rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", st.Name, err))
+				fmt.Fprintf(progress, "skipping %s: %v\n", st.Name, err)
+				continue
+			}
+			if s.redis, err = redisserver.Start(ctx, filepath.Join(cfg.WorkDir, "redis")); err != nil {
+				return nil, fmt.Errorf("perf: %s: start redis-server: %w", st.Name, err)
+			}
+			if pinned {
+				// The session store belongs to the server's side.
+				if err := pin(s.redis.PID(), serverCPU); err != nil {
+					s.redis.Stop()
+					return nil, fmt.Errorf("perf: pin redis-server: %w", err)
+				}
+			}
+			args = append(args, "--redis-addr", s.redis.Addr())
+		}
+		secret := "STATELAB_" + strings.ToUpper(strings.ReplaceAll(st.Secret(), "-", "_")) + "=" + randomHex(32)
+		if err := start(s, st.Server, args, []string{secret}); err != nil {
+			if s.redis != nil {
+				s.redis.Stop()
+			}
+			return nil, err
+		}
+		if err := s.signIn(ctx); err != nil {
+			return nil, fmt.Errorf("perf: %s: %w", st.Name, err)
+		}
+	}
+
+	// The rows, in the order they are reported; every round runs each
+	// once, so a slow spell of the machine touches all of them alike.
+	type job struct {
+		s    *server
+		t    *target
+		row  *Row
+		cpu  time.Duration
+		rcpu time.Duration
+		lcpu time.Duration
+		lats []time.Duration
+	}
+	var jobs []*job
+	for _, s := range servers {
+		paths := cfg.Paths
+		if s.name == Bare {
+			paths = []Path{{Name: "any", Target: cfg.Paths[0].Target}}
+		}
+		for _, p := range paths {
+			jobs = append(jobs, &job{
+				s: s, t: newTarget(s.addr, p.Target, s.header, s.value, cfg.Conns),
+				row: &Row{Strategy: s.name, Server: serverOf(s), Path: p.Name, Target: p.Target},
+			})
+		}
+	}
+	for round := 1; round <= cfg.Rounds; round++ {
+		for _, j := range jobs {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if cfg.Warmup > 0 {
+				j.t.run(ctx, cfg.Conns, cfg.Warmup)
+			}
+			cpu0, err := cpuTime(j.s.pid)
+			if err != nil {
+				return nil, fmt.Errorf("perf: CPU time of %s: %w", j.s.name, err)
+			}
+			var rcpu0 time.Duration
+			if j.s.redis != nil {
+				rcpu0, _ = cpuTime(j.s.redis.PID())
+			}
+			lcpu0, _ := cpuTime(os.Getpid())
+			res := j.t.run(ctx, cfg.Conns, cfg.Duration)
+			lcpu1, _ := cpuTime(os.Getpid())
+			j.lcpu += lcpu1 - lcpu0
+			cpu1, err := cpuTime(j.s.pid)
+			if err != nil {
+				return nil, fmt.Errorf("perf: CPU time of %s: %w", j.s.name, err)
+			}
+			if j.s.redis != nil {
+				rcpu1, _ := cpuTime(j.s.redis.PID())
+				j.rcpu += rcpu1 - rcpu0
+			}
+			j.cpu += cpu1 - cpu0
+			j.row.OK += res.ok
+			j.row.Failed += res.failed
+			if j.row.FirstFailure == "" {
+				j.row.FirstFailure = res.firstFail
+			}
+			j.lats = append(j.lats, res.latencies...)
+			rps := float64(res.ok) / res.elapsed.Seconds()
+			j.row.PerRound = append(j.row.PerRound, rps)
+			j.row.ServerBusy += (cpu1 - cpu0).Seconds() / res.elapsed.Seconds() / float64(cfg.Rounds)
+			fmt.Fprintf(progress, "round %d/%d  %-14s %-5s %9.0f req/s  server CPU %3.0f%%\n",
+				round, cfg.Rounds, j.s.name, j.row.Path, rps, 100*(cpu1-cpu0).Seconds()/res.elapsed.Seconds())
+		}
+	}
+
+	var bareRate, bareCPU float64
+	for _, j := range jobs {
+		r := j.row
+		r.PerSecond = median(r.PerRound)
+		slices.Sort(j.lats)
+		r.P50Ms = ms(percentile(j.lats, 50))
+		r.P99Ms = ms(percentile(j.lats, 99))
+		if n := r.OK + r.Failed; n > 0 {
+			r.ServerCPUMicros = float64(j.cpu.Microseconds()) / float64(n)
+			r.StoreCPUMicros = float64(j.rcpu.Microseconds()) / float64(n)
+			r.LoadCPUMicros = float64(j.lcpu.Microseconds()) / float64(n)
+		}
+		if r.Strategy == Bare {
+			bareRate, bareCPU = r.PerSecond, r.ServerCPUMicros
+		}
+		rep.Rows = append(rep.Rows, *r)
+	}
+	for i := range rep.Rows {
+		r := &rep.Rows[i]
+		if bareRate > 0 {
+			r.Ratio = r.PerSecond / bareRate
+		}
+		if r.ServerCPUMicros > 0 {
+			r.CPURatio = bareCPU / r.ServerCPUMicros
+		}
+	}
+	return rep, nil
+}
+
+func serverOf(s *server) string {
+	if s.name == Bare {
+		return BaselineCommand
+	}
+	return s.st.Server
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// chooseCPUs picks a CPU for the servers and another for the load
+// generator, when this process may use two and the system can pin.
+func chooseCPUs(noPin bool) (serverCPU, loadCPU int, pinned bool, why string) {
+	if noPin {
+		return 0, 0, false, "not pinned (--no-pin): servers and load share every CPU"
+	}
+	if !canPin {
+		return 0, 0, false, "not pinned: this system has no sched_setaffinity; servers and load share every CPU"
+	}
+	cpus, err := allowedCPUs()
+	if err != nil || len(cpus) < 2 {
+		return 0, 0, false, fmt.Sprintf("not pinned: fewer than two CPUs to use (%v, %v); servers and load share them", cpus, err)
+	}
+	return cpus[0], cpus[1], true, fmt.Sprintf("server on CPU %d (GOMAXPROCS=1), load generator on CPU %d", cpus[0], cpus[1])
+}
+
+// pinSelf pins this process (every thread, so every goroutine) to cpu and
+// runs it on one P, and returns the function that undoes both.
+func pinSelf(cpu int) (func(), error) {
+	before, err := allowedCPUs()
+	if err != nil {
+		return nil, err
+	}
+	if err := pin(os.Getpid(), cpu); err != nil {
+		return nil, err
+	}
+	procs := runtime.GOMAXPROCS(1)
+	return func() {
+		runtime.GOMAXPROCS(procs)
+		_ = pin(os.Getpid(), before...)
+	}, nil
+}
+
+// signIn gets the strategy's credential the way a client would, once.
+func (s *server) signIn(ctx context.Context) error {
+	creds := `{"email":"alice@example.com","password":"wonderland"}`
+	var path string
+	switch s.st.Credential {
+	case strategy.CredentialCookie:
+		path = "/api/auth/login"
+	case strategy.CredentialAPIKey:
+		path = "/api/auth/generate-key"
+	case strategy.CredentialJWT:
+		path = "/api/auth/token"
+	default:
+		return fmt.Errorf("no way to sign in for credential %q", s.st.Credential)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+path, strings.NewReader(creds))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("sign in: POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
+	}
+	var env struct {
+		Data struct {
+			APIKey      string `json:"api_key"`
+			AccessToken string `json:"access_token"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return fmt.Errorf("sign in: %w", err)
+	}
+	switch s.st.Credential {
+	case strategy.CredentialCookie:
+		for _, c := range resp.Cookies() {
+			if c.Name == stateful.CookieName {
+				s.header, s.value = "Cookie", c.Name+"="+c.Value
+			}
+		}
+	case strategy.CredentialAPIKey:
+		s.header, s.value = "Authorization", "Bearer "+env.Data.APIKey
+	case strategy.CredentialJWT:
+		s.header, s.value = "Authorization", "Bearer "+env.Data.AccessToken
+	}
+	if s.value == "" || strings.HasSuffix(s.value, " ") {
+		return fmt.Errorf("sign in: POST %s gave no credential", path)
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}
