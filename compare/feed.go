@@ -61,14 +61,11 @@ type ReplicaInfo struct {
 // same SideStats as /metrics), so the feed knows nothing of what it samples.
 type Feed struct {
 	snapshot func() Sample
-	// taking lets one sample be taken at a time, so the ticker's and an
-	// event's samples go into the history in time order.
-	taking  sync.Mutex
-	mu      sync.Mutex
-	history []Sample
-	last    time.Time           // when the newest sample was taken
-	maxGap  time.Duration       // the longest time between two samples: "once a second", measured
-	buckets map[string][]uint64 // each side's latency histogram at the newest sample
+	mu       sync.Mutex
+	history  []Sample
+	last     time.Time           // when the newest sample was taken
+	maxGap   time.Duration       // the longest time between two samples: "once a second", measured
+	buckets  map[string][]uint64 // each side's latency histogram at the newest sample
 }
 
 func newFeed(snapshot func() Sample) *Feed { return &Feed{snapshot: snapshot} }
@@ -87,12 +84,8 @@ func (f *Feed) run(ctx context.Context) {
 	}
 }
 
-// take appends a sample of now. The runner also calls it right after an
-// event, so the feed never names an event whose effect (a replica more or
-// less) its newest sample does not show yet.
+// take appends a sample of now.
 func (f *Feed) take() {
-	f.taking.Lock()
-	defer f.taking.Unlock()
 	s := f.snapshot()
 	now := time.Now()
 	f.mu.Lock()

@@ -156,10 +156,11 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Manual:    r.cfg.Manual,
 		Next:      r.Pending(),
 	}
-	// Name only the events the newest sample shows the effect of (the
-	// runner takes a sample as soon as an event is over), so the page never
-	// says "two replicas were added" beside a count of replicas up from
-	// before.
+	// Name only the events the newest sample shows the effect of, so the
+	// page never says "two replicas were added" beside a count of replicas
+	// up from before: an event shows at the first sample after it ended, a
+	// second later at most. (A sample taken at once instead would make the
+	// rates of that short interval spike.)
 	body.Events = slices.DeleteFunc(body.Events, func(e EventRecord) bool {
 		return e.AtS+e.TookMS/1000 > body.Now.ElapsedS
 	})

@@ -690,13 +690,6 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 // Apply plays one event on both sides at once and records what happened
 // to which replica.
 func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
-	// Take a sample as soon as the event is over, so the feed never names
-	// an event whose effect its newest sample does not show yet.
-	defer func() {
-		if r.since(time.Now()) > 0 {
-			r.feed.take()
-		}
-	}()
 	switch e.Action {
 	case ActionPause:
 		r.gate.Pause()
