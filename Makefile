@@ -54,6 +54,11 @@ demo: build ## run the lab: replicas of both servers, balancers, simulated users
 matrix: build ## every strategy against every fault on real processes: one table, about 5 minutes (MATRIXFLAGS="--quick" for 90 s)
 	$(BIN) matrix $(MATRIXFLAGS)
 
+.PHONY: capacity
+capacity: build ## scalability, measured: replicas under a kernel-enforced CPU limit (needs root), an open-loop rate, a scale-out from 2 to 4; stays up until Ctrl-C
+	@echo "statelab capacity: open http://127.0.0.1:8080/ ; the report is written when the timeline ends."
+	$(BIN) compare --scenario capacity --hold $(CAPACITYFLAGS)
+
 .PHONY: screenshot
 screenshot: ## refresh docs/dashboard.png and docs/dashboard-projector.png: headless Chromium on the default demo, about a minute
 	STATELAB_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -run '^TestScreenshot$$' -count=1 -timeout 5m -v ./web/

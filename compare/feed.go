@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/statelab/statelab/compare/supervisor"
 )
 
 // HistoryLimit bounds the feed's history: at one sample a second, the last
@@ -54,6 +56,13 @@ type ReplicaInfo struct {
 	// them. The rest are idle, most of them left behind by users who
 	// signed in again.
 	SessionsInUse *float64 `json:"sessions_in_use,omitempty"`
+	// CPUCores is the replica's CPU use since the previous sample, in
+	// cores, counted by its cgroup (or its process); nil before it has
+	// two readings.
+	CPUCores *float64 `json:"cpu_cores,omitempty"`
+	// CPUShare is CPUCores as a share of the replica's CPU limit, when
+	// the kernel enforces one: 1 is a saturated replica.
+	CPUShare *float64 `json:"cpu_share,omitempty"`
 }
 
 // Feed takes a sample once a second and keeps a bounded history of them.
@@ -183,6 +192,7 @@ func (r *Runner) sample() Sample {
 			})
 		}
 		wg.Wait()
+		r.sampleCPU(sd, reps, info)
 		buckets, _, _ := sd.stats.histogram()
 		costs := Costs{UserCosts: sd.stats.UserCosts(), ServerCosts: r.spent(sd)}
 		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets, Costs: &costs}
@@ -195,6 +205,39 @@ func (r *Runner) sample() Sample {
 // when the replica does not count it or did not answer.
 type sessionCount struct {
 	held, inUse *float64
+}
+
+// sampleCPU fills in each replica's CPU use since the previous sample.
+func (r *Runner) sampleCPU(sd *side, reps []supervisor.Replica, info []ReplicaInfo) {
+	limit := r.cpuLimit()
+	now := time.Now()
+	used := make([]time.Duration, len(reps))
+	ok := make([]bool, len(reps))
+	for i, rep := range reps {
+		used[i], ok[i] = sd.cpu.usage(rep)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, rep := range reps {
+		if !ok[i] {
+			continue
+		}
+		prev, seen := sd.cpuSeen[rep.ID]
+		sd.cpuSeen[rep.ID] = cpuReading{used: used[i], at: now}
+		dt := now.Sub(prev.at).Seconds()
+		// Less than half a second says little: the one sample the feed
+		// takes before its first tick, and the one it takes at the end.
+		if !seen || dt < 0.5 || used[i] < prev.used {
+			continue
+		}
+		cores := (used[i] - prev.used).Seconds() / dt
+		info[i].CPUCores = &cores
+		if limit > 0 {
+			share := cores / limit
+			info[i].CPUShare = &share
+			sd.cpuMax[rep.ID] = max(sd.cpuMax[rep.ID], share)
+		}
+	}
 }
 
 // windowLatency sets each side's percentiles of the requests answered since

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/library"
 )
@@ -136,9 +137,14 @@ type feedBody struct {
 	Scenario  string              `json:"scenario"`
 	DurationS float64             `json:"duration_s"`
 	Users     int                 `json:"users"`
-	Now       Sample              `json:"now"`
-	Events    []EventRecord       `json:"events"`
-	History   []Sample            `json:"history,omitempty"`
+	// ReplicaCPU is the replicas' CPU limit and how the kernel enforces it
+	// (or why not); absent when no limit was asked for.
+	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
+	// OpenLoop is the open-loop load; absent without one.
+	OpenLoop *OpenLoopInfo `json:"open_loop,omitempty"`
+	Now      Sample        `json:"now"`
+	Events   []EventRecord `json:"events"`
+	History  []Sample      `json:"history,omitempty"`
 	// Manual is true when each scenario event waits to be fired; Next is
 	// then the one waiting, if any.
 	Manual bool          `json:"manual"`
@@ -147,14 +153,16 @@ type feedBody struct {
 
 func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 	body := feedBody{
-		Sides:     r.cfg.Sides[:],
-		Scenario:  r.cfg.Scenario.Name,
-		DurationS: r.cfg.Scenario.Duration.Std().Seconds(),
-		Users:     r.cfg.Users,
-		Events:    r.Events(),
-		Now:       r.feed.Latest(),
-		Manual:    r.cfg.Manual,
-		Next:      r.Pending(),
+		Sides:      r.cfg.Sides[:],
+		Scenario:   r.cfg.Scenario.Name,
+		DurationS:  r.cfg.Scenario.Duration.Std().Seconds(),
+		Users:      r.cfg.Users,
+		ReplicaCPU: r.enforcement(),
+		OpenLoop:   r.openLoopInfo(),
+		Events:     r.Events(),
+		Now:        r.feed.Latest(),
+		Manual:     r.cfg.Manual,
+		Next:       r.Pending(),
 	}
 	// Name only the events the newest sample shows the effect of, so the
 	// page never says "two replicas were added" beside a count of replicas

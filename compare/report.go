@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -34,6 +35,11 @@ type Report struct {
 	Manual bool  `json:"manual"`
 	Users  int   `json:"users_per_side"`
 	Seed   int64 `json:"seed"`
+	// OpenLoop is the open-loop load; absent without one.
+	OpenLoop *OpenLoopInfo `json:"open_loop,omitempty"`
+	// ReplicaCPU is the replicas' CPU limit and how the kernel enforced
+	// it, or why it did not; absent when no limit was asked for.
+	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
 	// Sides holds each side's strategy and totals, keyed by the strategy's
 	// name; SideOrder gives the columns' order.
 	Sides     map[string]SideReport `json:"sides"`
@@ -59,6 +65,11 @@ type SideReport struct {
 	strategy.Strategy
 	Totals
 	Balance []BalanceWindow `json:"balance"`
+	// Phases are the stretches between events: load offered, throughput,
+	// latency, timeouts and each replica's CPU.
+	Phases []Phase `json:"phases"`
+	// ReplicaCPU is each replica's CPU over the whole run.
+	ReplicaCPU []ReplicaCPUUse `json:"replica_cpu,omitempty"`
 	// Costs is what the side paid for its way of keeping a sign-in.
 	Costs Costs `json:"costs"`
 	// LBRetryBy is the balancer's retries by the reason the try before
@@ -124,6 +135,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 		DurationS:   r.elapsed().Seconds(),
 		Users:       r.cfg.Users,
 		Seed:        r.cfg.Seed,
+		OpenLoop:    r.openLoopInfo(),
+		ReplicaCPU:  r.enforcement(),
 		Interrupted: ctx.Err() != nil,
 		Manual:      r.cfg.Manual,
 		Sides:       map[string]SideReport{},
@@ -140,6 +153,7 @@ func (r *Runner) report(ctx context.Context) *Report {
 	var borrowIDs []int64
 	for _, s := range r.sides {
 		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
+			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
 			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries()}
 		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
@@ -331,6 +345,7 @@ var rows = []tableRow{
 	{"other 4xx", func(t SideReport) string { return fmt.Sprint(t.Errors4xx) }},
 	{"5xx", func(t SideReport) string { return fmt.Sprint(t.Errors5xx) }},
 	{"connection errors", func(t SideReport) string { return fmt.Sprint(t.ConnErrors) }},
+	{"timeouts (past the deadline)", func(t SideReport) string { return fmt.Sprint(t.Timeouts) }},
 	{"sessions lost", func(t SideReport) string { return fmt.Sprint(t.SessionsLost) }},
 	{"cart items lost", func(t SideReport) string { return fmt.Sprint(t.CartItemsLost) }},
 	{"forced re-logins", func(t SideReport) string { return fmt.Sprint(t.Relogins) }},
@@ -403,6 +418,20 @@ func (rep *Report) PrintSummary(w io.Writer) {
 			fmt.Fprintf(w, "%s: after the %s at %.0f s, %s\n", c.Name, b.After, b.FromS, b.describe())
 		}
 	}
+	if rep.OpenLoop != nil || rep.ReplicaCPU != nil {
+		// The phases are the capacity lesson; other runs keep the
+		// terminal short and have them in the report.
+		fmt.Fprintln(w)
+		rep.describeLoad(w)
+		for _, c := range cols {
+			fmt.Fprintf(w, "\n%s, phase by phase:\n", c.Name)
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			for _, row := range phaseRows(c, rep.ReplicaCPU) {
+				fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+			}
+			tw.Flush()
+		}
+	}
 	fmt.Fprintln(w)
 	if rep.Consistency.OK {
 		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database exactly once, no idempotency key was applied twice, and every book's copies add up")
@@ -446,6 +475,19 @@ func (rep *Report) markdown(w io.Writer) {
 	fmt.Fprintln(w, "Every number below was counted from what the simulated users' HTTP clients received through each side's load balancer. Availability is ok / (requests − 409 conflicts): a 409 is the library correctly refusing a borrow another user won, not an outage.")
 	fmt.Fprintln(w)
 	mdTable(w, "", cols, rows)
+	fmt.Fprintln(w, "\n## Phases: load, throughput, latency and CPU between events")
+	fmt.Fprintln(w)
+	rep.describeLoad(w)
+	fmt.Fprintln(w, "A phase runs from one event to the next; an event that took a while (starting replicas, draining them) is a phase of its own, marked under way, and with an open-loop load so is the first deadline after it, marked settling: the requests that queued before the event end in it. A phase's requests are those that arrived in it, whenever they were answered, so a backlog built before a scale-out counts against the phase that built it. Offered counts them per second (open-loop arrivals included, sent or not), throughput those answered 2xx; p50 and p99 are their latency from arrival to answer, timeouts those with no answer by their deadline (dropped ones included). Sessions lost and CPU are counted as they happened; the busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
+	for _, c := range cols {
+		fmt.Fprintf(w, "\n**%s**\n\n", c.Name)
+		for i, row := range phaseRows(c, rep.ReplicaCPU) {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+			if i == 0 {
+				fmt.Fprintf(w, "|%s\n", strings.Repeat("---:|", len(row)))
+			}
+		}
+	}
 	fmt.Fprintln(w, "\n## What the numbers say")
 	fmt.Fprintln(w)
 	for _, c := range cols {
@@ -623,3 +665,60 @@ func (rep *Report) markdownLosses(w io.Writer) {
 
 // count64 is count for counters.
 func count64(n int64, one, many string) string { return count(int(n), one, many) }
+
+// describeLoad says what load the users put on the sides and under which
+// CPU limit the replicas ran.
+func (rep *Report) describeLoad(w io.Writer) {
+	if o := rep.OpenLoop; o != nil {
+		fmt.Fprintf(w, "Open-loop load: %g requests/s per side from %d signed-in users, each request with a deadline of %.0f ms, at most %d outstanding (arrivals beyond that are dropped and counted as timeouts); %d simulated users per side besides.\n",
+			o.Rate, o.RateUsers, o.DeadlineMS, o.MaxOutstanding, rep.Users)
+	}
+	if e := rep.ReplicaCPU; e != nil {
+		fmt.Fprintf(w, "Replica CPU: %s.\n", e)
+	} else {
+		fmt.Fprintln(w, "Replica CPU: no limit; every replica may use any core of the machine.")
+	}
+}
+
+// phaseRows is a side's phases as table rows, the header first.
+func phaseRows(c SideReport, enf *cpulimit.Enforcement) [][]string {
+	cpuHead := "busiest replica CPU (cores)"
+	if enf != nil && enf.Enforced {
+		cpuHead = "busiest replica CPU (of its limit)"
+	}
+	rows := [][]string{{"from s", "to s", "after", "replicas", "offered/s", "throughput/s", "p50 ms", "p99 ms", "timeouts", "sessions lost", cpuHead}}
+	for _, p := range c.Phases {
+		busiest := "-"
+		if id, v := busiestReplica(p.ReplicaCPUCores); id != "" {
+			busiest = fmt.Sprintf("%.2f %s", v, id)
+			if share, ok := p.ReplicaCPUShare[id]; ok {
+				busiest = fmt.Sprintf("%.0f%% %s", 100*share, id)
+			}
+		}
+		after := p.After
+		switch {
+		case p.During:
+			after += " (under way)"
+		case p.Settling:
+			after += " (settling)"
+		}
+		rows = append(rows, []string{
+			fmt.Sprintf("%.1f", p.FromS), fmt.Sprintf("%.1f", p.ToS), after, fmt.Sprint(p.Replicas),
+			fmt.Sprintf("%.1f", p.OfferedRPS), fmt.Sprintf("%.1f", p.ThroughputRPS),
+			fmt.Sprintf("%.1f", p.P50MS), fmt.Sprintf("%.1f", p.P99MS),
+			fmt.Sprint(p.Timeouts), fmt.Sprint(p.SessionsLost), busiest,
+		})
+	}
+	return rows
+}
+
+// busiestReplica returns the replica with the highest CPU use.
+func busiestReplica(cores map[string]float64) (string, float64) {
+	id, best := "", -1.0
+	for _, k := range slices.Sorted(maps.Keys(cores)) {
+		if cores[k] > best {
+			id, best = k, cores[k]
+		}
+	}
+	return id, best
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -94,18 +95,23 @@ func rtReport(consistent, crash bool) *compare.Report {
 				Imbalance: 3 * 180.0 / 362,
 			}}, Totals: compare.Totals{
 				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
-				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0,
+				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0, Offered: 707,
 				LatencyMS: compare.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
+			}, Phases: []compare.Phase{
+				{FromS: 0, ToS: 6.03, After: "start", Replicas: 2, OfferedRPS: 40.1, ThroughputRPS: 25.2, P50MS: 1.5, P99MS: 90.1, Failed: 90, SessionsLost: 90,
+					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.021, "memory-sticky-2": 0.019}},
+				{FromS: 6.03, ToS: 7.6, After: "restart", During: true, Replicas: 2, OfferedRPS: 35, ThroughputRPS: 20, P50MS: 1.6, P99MS: 100.2, Failed: 20, SessionsLost: 20,
+					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.005, "memory-sticky-2": 0.03}},
 			}, Costs: compare.Costs{
 				UserCosts: compare.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
 					ReadLatencyMS: compare.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
 				ServerCosts: compare.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
 			}},
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
-				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1,
+				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168,
 				LatencyMS: compare.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
 				LBRetries: 3, LBRetriesSaved: 3, UserRetries: 1, UserRetriesSaved: 1,
-			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}},
+			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []compare.Phase{}},
 		},
 		Events: []compare.EventRecord{
 			{AtS: 6.0346, Kind: "restart", Side: rtLeft, Replica: "memory-sticky-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, SessionsInUse: &inUse, Note: "a deploy restarts one replica gracefully"},
@@ -165,8 +171,32 @@ func rtKeys(prefix string, v any, into map[string]bool) {
 	}
 }
 
+// rtCapacity adds to a report what a run with an open-loop load and a CPU
+// limit has: the load, the limit, the phases' CPU shares, each replica's
+// CPU over the run.
+func rtCapacity(rep *compare.Report) *compare.Report {
+	rep.OpenLoop = &compare.OpenLoopInfo{Rate: 480, RateUsers: 10, DeadlineMS: 2000, MaxOutstanding: 1920}
+	rep.ReplicaCPU = &cpulimit.Enforcement{CPUs: 0.1, Enforced: true, Mechanism: cpulimit.MechanismCgroupV1, QuotaUS: 10000, PeriodUS: 100000,
+		Parent: "/sys/fs/cgroup/cpu/statelab-4242-99", LeftoversRemoved: []string{"/sys/fs/cgroup/cpu/statelab-17-3"}}
+	side := rep.Sides[rtRight]
+	side.Timeouts, side.Dropped = 2300, 12
+	side.Phases = []compare.Phase{
+		{FromS: 0, ToS: 15, After: "start", Replicas: 2, OfferedRPS: 481.2, ThroughputRPS: 270.4, P50MS: 1343.4, P99MS: 2162.5, Timeouts: 2300, Dropped: 12, Failed: 2300,
+			ReplicaCPUCores: map[string]float64{"apikey-1": 0.1, "apikey-2": 0.099}, ReplicaCPUShare: map[string]float64{"apikey-1": 1, "apikey-2": 0.99}},
+		{FromS: 15, ToS: 16, After: "scale-out", Settling: true, Replicas: 4, OfferedRPS: 490, ThroughputRPS: 380, P50MS: 640, P99MS: 1009, Timeouts: 110, Failed: 110,
+			ReplicaCPUCores: map[string]float64{"apikey-1": 0.1, "apikey-2": 0.1, "apikey-3": 0.09, "apikey-4": 0.09},
+			ReplicaCPUShare: map[string]float64{"apikey-1": 1, "apikey-2": 1, "apikey-3": 0.9, "apikey-4": 0.9}},
+		{FromS: 16, ToS: 33, After: "scale-out", Replicas: 4, OfferedRPS: 477.3, ThroughputRPS: 465.1, P50MS: 17.4, P99MS: 460.2,
+			ReplicaCPUCores: map[string]float64{"apikey-1": 0.09, "apikey-2": 0.091, "apikey-3": 0.094, "apikey-4": 0.089},
+			ReplicaCPUShare: map[string]float64{"apikey-1": 0.9, "apikey-2": 0.91, "apikey-3": 0.94, "apikey-4": 0.89}},
+	}
+	side.ReplicaCPU = []compare.ReplicaCPUUse{{Replica: "apikey-1", CPUS: 3.31, MaxShare: 1.04, Periods: 340, ThrottledPeriods: 300, ThrottledS: 20.5, QuotaShare: 0.97}}
+	rep.Sides[rtRight] = side
+	return rep
+}
+
 func TestReportWrite(t *testing.T) {
-	rep := rtReport(true, false)
+	rep := rtCapacity(rtReport(true, false))
 	dir := filepath.Join(t.TempDir(), "reports", "run") // Write makes the directory
 	if err := rep.Write(dir); err != nil {
 		t.Fatal(err)
@@ -197,7 +227,30 @@ func TestReportWrite(t *testing.T) {
 		"losses[].at_s", "losses[].to_s", "losses[].kind", "losses[].source", "losses[].note", "losses[].sides",
 		"consistency.ok", "unexpected",
 		"timeline.max_late_ms", "timeline.feed_max_gap_ms", "timeline.replica_ready_ms_p50", "timeline.replica_ready_ms_max", "timeline.replica_starts",
+		"open_loop", "open_loop.rate", "open_loop.rate_users", "open_loop.deadline_ms", "open_loop.max_outstanding",
+		"replica_cpu", "replica_cpu.cpus", "replica_cpu.enforced", "replica_cpu.mechanism", "replica_cpu.quota_us", "replica_cpu.period_us",
+		"replica_cpu.parent", "replica_cpu.leftovers_removed",
+		"sides." + rtRight + ".replica_cpu", "sides." + rtRight + ".phases[].replica_cpu_share",
 	}
+	for _, k := range []string{"replica", "cpu_s", "max_share_1s", "periods", "throttled_periods", "throttled_s", "quota_share"} {
+		want = append(want, "sides."+rtRight+".replica_cpu[]."+k)
+	}
+	for _, side := range []string{rtLeft, rtRight} {
+		// what the issue asks of each phase, and what else the report says of it
+		for _, k := range []string{"from_s", "to_s", "offered_rps", "throughput_rps", "p50_ms", "p99_ms", "timeouts",
+			"after", "replicas", "dropped", "failed", "sessions_lost", "replica_cpu_cores"} {
+			want = append(want, "sides."+side+".phases[]."+k)
+		}
+		for _, id := range []string{"1", "2", "3", "4"} {
+			if side == rtRight || id <= "2" {
+				want = append(want, "sides."+side+".phases[].replica_cpu_cores."+side+"-"+id)
+			}
+			if side == rtRight {
+				want = append(want, "sides."+side+".phases[].replica_cpu_share."+side+"-"+id)
+			}
+		}
+	}
+	want = append(want, "sides."+rtLeft+".phases[].during", "sides."+rtRight+".phases[].settling")
 	for _, check := range []string{"borrows_exist", "no_negative_availability", "copies_add_up", "keys_applied_once", "borrows_exactly_once"} {
 		want = append(want, "consistency."+check, "consistency."+check+".ok", "consistency."+check+".detail")
 	}
@@ -208,6 +261,7 @@ func TestReportWrite(t *testing.T) {
 			"sessions_lost", "relogins", "cart_items_lost", "borrows", "returns", "sign_ins", "availability",
 			"client_sign_ins_lost", "client_cart_items_lost",
 			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "invalid_credential",
+			"offered", "timeouts", "dropped", "phases",
 			// what the issue asks each side to say of its strategy
 			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
 			"balance", "costs",
@@ -301,6 +355,14 @@ func TestReportWrite(t *testing.T) {
 		"- every borrow answered 201 exists: ok — all 252 borrows answered 201 are in the database.",
 		"| 6.0 | restart | memory-sticky | memory-sticky-1 | 1559 | scenario | a deploy restarts one replica gracefully |  |",
 		"| 12.0 | scale-out | apikey | apikey-3 | 150 | scenario |  | replica apikey-3 (pid 42) was not ready within 10s |",
+		"| timeouts (past the deadline) | 0 | 2300 |",
+		"Open-loop load: 480 requests/s per side from 10 signed-in users, each request with a deadline of 2000 ms, at most 1920 outstanding",
+		"Replica CPU: 0.10 CPU per replica, enforced by the kernel: cgroup v1 cpu.cfs_quota_us, 10000 µs per 100000 µs period under /sys/fs/cgroup/cpu/statelab-4242-99.",
+		"| from s | to s | after | replicas | offered/s | throughput/s | p50 ms | p99 ms | timeouts | sessions lost | busiest replica CPU (of its limit) |",
+		"| 0.0 | 15.0 | start | 2 | 481.2 | 270.4 | 1343.4 | 2162.5 | 2300 | 0 | 100% apikey-1 |",
+		"| 15.0 | 16.0 | scale-out (settling) | 4 | 490.0 | 380.0 | 640.0 | 1009.0 | 110 | 0 | 100% apikey-1 |",
+		"| 16.0 | 33.0 | scale-out | 4 | 477.3 | 465.1 | 17.4 | 460.2 | 0 | 0 | 94% apikey-3 |",
+		"| 6.0 | 7.6 | restart (under way) | 2 | 35.0 | 20.0 | 1.6 | 100.2 | 0 | 20 | 0.03 memory-sticky-2 |",
 		"| request bytes, median | 213 | 0 |",
 		"| identifying the caller, µs per request (median) | 3.5 | 0.0 |",
 		"| of which the credential, mean | 165 | 0 |",
@@ -358,15 +420,20 @@ func TestPrintSummary(t *testing.T) {
 		golden      string
 		consistent  bool
 		interrupted bool
+		capacity    bool // an open-loop load and a CPU limit: the phases are printed
 	}{
-		{"summary.golden", true, false},
-		{"summary_inconsistent.golden", false, false},
-		{"summary_interrupted.golden", true, true},
+		{"summary.golden", true, false, false},
+		{"summary_inconsistent.golden", false, false, false},
+		{"summary_interrupted.golden", true, true, false},
+		{"summary_capacity.golden", true, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
 			var buf bytes.Buffer
 			rep := rtReport(tt.consistent, false)
+			if tt.capacity {
+				rep = rtCapacity(rep)
+			}
 			rep.Interrupted = tt.interrupted
 			rep.PrintSummary(&buf)
 			got := buf.Bytes()
@@ -384,6 +451,9 @@ func TestPrintSummary(t *testing.T) {
 				t.Errorf("PrintSummary differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
 			}
 
+			if said := strings.Contains(buf.String(), "phase by phase:"); said != tt.capacity {
+				t.Errorf("capacity %v, the phases printed: %v", tt.capacity, said)
+			}
 			if said := strings.Contains(buf.String(), "(interrupted before the end of the scenario"); said != tt.interrupted {
 				t.Errorf("interrupted %v, the summary says so: %v", tt.interrupted, said)
 			}

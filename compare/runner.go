@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/redisserver"
@@ -62,6 +64,19 @@ type Config struct {
 	// Timeouts of the runner's and the balancers' servers; zero fields
 	// are DefaultTimeouts.
 	Timeouts Timeouts
+
+	// Rate is the open-loop load: requests per second per side that arrive
+	// whether or not the side keeps up (see OpenLoopConfig), from a pool
+	// of RateUsers signed-in users per side, each request with Deadline
+	// (DefaultDeadline when zero) and at most MaxOutstanding in flight
+	// (DefaultMaxOutstanding when zero). 0 sends none: only the Users.
+	Rate           float64
+	RateUsers      int
+	Deadline       time.Duration
+	MaxOutstanding int
+	// ReplicaCPU is every replica's CPU limit in cores, enforced by the
+	// kernel where the machine allows it (package cpulimit); 0 sets none.
+	ReplicaCPU float64
 	// OnEvent, when set, is called by the timeline just before it plays
 	// each scenario event, with the time since the users started and every
 	// side's counters at that instant, keyed by strategy name: what a
@@ -112,6 +127,18 @@ type side struct {
 	// balance follows each replica's share of the requests after every
 	// scale event.
 	balance balanceLog
+	// open sends the side's open-loop requests; nil without a Rate.
+	open *OpenLoop
+	// phases are the stretches between events.
+	phases phaseLog
+	// cpu reads the replicas' CPU time.
+	cpu *cpuMeter
+	// cpuSeen is each replica's CPU time at the feed's previous sample,
+	// for the feed's per-replica CPU use; under Runner.mu.
+	cpuSeen map[string]cpuReading
+	// cpuMax is each replica's highest share of its limit in one feed
+	// sample; under Runner.mu.
+	cpuMax map[string]float64
 	// ident keeps what every replica process spent identifying callers.
 	ident identLog
 	// lastWords keeps what each replica said of its sessions just before a
@@ -147,6 +174,12 @@ func (l *lastWords) take(id string) (sessionCount, bool) {
 	return c, ok
 }
 
+// cpuReading is a replica's CPU time at one moment.
+type cpuReading struct {
+	used time.Duration
+	at   time.Time
+}
+
 // Runner plays a scenario on both sides at once.
 type Runner struct {
 	cfg    Config
@@ -159,6 +192,10 @@ type Runner struct {
 	start  time.Time
 	// scrapeClient reads the replicas' own metrics for the feed.
 	scrapeClient *http.Client
+	// limiter puts each replica under Config.ReplicaCPU; nil without one.
+	limiter *cpulimit.Limiter
+	// usersCtx is done once the users stop: no phase begins after it.
+	usersCtx context.Context
 
 	mu      sync.Mutex
 	log     []EventRecord
@@ -209,8 +246,8 @@ type EventRecord struct {
 // and the private redis-server of a side whose sessions live there (which
 // Run stops). No replica starts until Run.
 func New(ctx context.Context, cfg Config) (*Runner, error) {
-	if cfg.Users < 1 || cfg.Users > MaxUsers {
-		return nil, fmt.Errorf("users is %d; use 1 to %d per side (the seed has 1000 load-test members)", cfg.Users, MaxUsers)
+	if err := cfg.validateLoad(); err != nil {
+		return nil, err
 	}
 	if err := cfg.Scenario.Validate(); err != nil {
 		return nil, err
@@ -235,6 +272,12 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
 		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+	if cfg.ReplicaCPU > 0 {
+		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_scenario_events_total",
@@ -245,6 +288,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	fail := func(err error) (*Runner, error) {
 		r.closeSides()
 		db.Close()
+		if cerr := r.limiter.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
 		return nil, err
 	}
 	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -258,7 +304,8 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			flagName := [2]string{"left-addr", "right-addr"}[i]
 			return fail(fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName))
 		}
-		s := &side{name: st.Name, st: st, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String()}
+		s := &side{name: st.Name, st: st, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
+			cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
 		r.sides = append(r.sides, s)
 		if st.NeedsRedis() {
 			dir := filepath.Join(cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
@@ -270,16 +317,21 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		if err != nil {
 			return fail(err)
 		}
-		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy})
+		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
 		s.stats.CountRetries(s.lb.Retries)
+		var confine func(string, *exec.Cmd) (func(int) error, error)
+		if r.limiter != nil {
+			confine = r.limiter.Confine
+		}
 		s.sup = supervisor.New(supervisor.Config{
 			Side:    st.Name,
 			Command: st.Server,
 			Binary:  cfg.Binary,
 			Args:    replicaArgs(st, dbPath, s.redis),
-			Env:     replicaEnv(st),
+			Env:     append(replicaEnv(st), r.goMaxProcs()...),
 			Log:     logFile,
 			Logger:  cfg.Logger,
+			Confine: confine,
 			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
 			BeforeStop: func(rep supervisor.Replica) {
 				// Drain, then wait for the requests already handed to the
@@ -318,6 +370,45 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	r.feed = newFeed(r.sample)
 	return r, nil
 }
+
+// validateLoad checks the users, the open-loop load and the CPU limit.
+func (cfg *Config) validateLoad() error {
+	minUsers := 1
+	if cfg.Rate > 0 {
+		minUsers = 0 // the open-loop load alone is a load
+	}
+	if cfg.Users < minUsers || cfg.Users > MaxUsers {
+		return fmt.Errorf("users is %d; use %d to %d per side (the seed has 1000 load-test members)", cfg.Users, minUsers, MaxUsers)
+	}
+	if cfg.Rate < 0 || cfg.Rate > MaxRate {
+		return fmt.Errorf("rate is %g; use 0 (no open-loop load) to %d requests per second per side", cfg.Rate, MaxRate)
+	}
+	if cfg.Rate > 0 {
+		if cfg.RateUsers < 1 || cfg.RateUsers > MaxRateUsers {
+			return fmt.Errorf("rate users is %d; use 1 to %d signed-in users per side for the open-loop load", cfg.RateUsers, MaxRateUsers)
+		}
+		if cfg.Deadline < 0 || cfg.Deadline > time.Minute || cfg.Deadline > 0 && cfg.Deadline < 10*time.Millisecond {
+			return fmt.Errorf("deadline is %s; use 10ms to 1m", cfg.Deadline)
+		}
+		if cfg.MaxOutstanding < 0 {
+			return fmt.Errorf("max outstanding is %d; use a positive number, or 0 for the default", cfg.MaxOutstanding)
+		}
+	}
+	if cfg.ReplicaCPU != 0 {
+		if err := cpulimit.Validate(cfg.ReplicaCPU); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxRate bounds the open-loop rate per side: the runner, its balancers
+// and the replicas share the lab's two cores.
+const MaxRate = 5000
+
+// MaxRateUsers bounds the open-loop pool per side; its users are load-test
+// members counted down from the last (the simulated users count up).
+const MaxRateUsers = 200
 
 // replicaArgs are the flags every replica of a strategy runs with. Secrets
 // are not among them: argv is readable by every local user (ps), so they go
@@ -401,10 +492,33 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 		}
 	}()
 
+	// The replicas' cgroups go once the replicas have: this runs after
+	// stopAll. A runner killed before it gets here leaves them, and the
+	// next runner removes them (cpulimit.Open).
+	defer func() {
+		if err := r.limiter.Close(); err != nil {
+			r.cfg.Logger.Warn("cgroups left behind", "err", err)
+		}
+	}()
 	// Whatever happens from here on, no replica (and no redis-server)
 	// outlives the runner.
 	defer r.stopAll()
 
+	if err := r.limiter.Shelter(); err != nil {
+		// The measurement still holds on a quiet machine: say so and go on.
+		r.cfg.Logger.Warn("the runner stays in its own cgroup, where other programs may slow the load it sends", "err", err)
+	}
+	if r.limiter != nil {
+		e := r.limiter.Enforcement()
+		if e.Enforced {
+			fmt.Fprintf(out, "replica CPU: %s\n", e)
+		} else {
+			fmt.Fprintf(out, "replica CPU: WARNING: %s\n", e)
+		}
+		if len(e.LeftoversRemoved) > 0 {
+			fmt.Fprintf(out, "replica CPU: removed what runners killed before they could clean up left behind: %s\n", strings.Join(e.LeftoversRemoved, ", "))
+		}
+	}
 	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", sc.Replicas)
 	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, sc.Replicas) }); err != nil {
 		return nil, fmt.Errorf("start replicas: %w", err)
@@ -413,7 +527,14 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 		fmt.Fprintf(out, "%-14s balancer %s (%s)\n", s.name, s.url, s.st.Where)
 	}
 
+	if err := r.startOpenLoop(ctx); err != nil {
+		return nil, err
+	}
+
 	usersCtx, stopUsers := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.usersCtx = usersCtx
+	r.mu.Unlock()
 	var wg sync.WaitGroup
 	var clients []*http.Client
 	for si, s := range r.sides {
@@ -447,6 +568,14 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	r.start = time.Now()
 	r.phase = "running"
 	r.mu.Unlock()
+	r.markPhases("start")
+	// The open-loop arrivals begin with the first phase, so each one
+	// counts in a phase.
+	for _, s := range r.sides {
+		if s.open != nil {
+			wg.Go(func() { s.open.Run(usersCtx) })
+		}
+	}
 	// The feed samples until Run returns, not until the users stop: its
 	// last sample must carry the final numbers and the "finished" or
 	// "holding" phase, and the replicas live controls change while holding.
@@ -466,6 +595,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	r.setPhase("finished")
 	for _, s := range r.sides {
 		s.balance.close(r.elapsed().Seconds(), s.lb.Requests())
+		s.phases.end(r.phaseMark(s, "", stageSettled))
 	}
 	if timelineErr != nil && ctx.Err() == nil {
 		return nil, timelineErr
@@ -692,10 +822,12 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 	switch e.Action {
 	case ActionPause:
+		r.markPhases(e.Action)
 		r.gate.Pause()
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	case ActionResume:
+		r.markPhases(e.Action)
 		r.gate.Resume()
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
@@ -717,6 +849,17 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			s.lastWords.take(rep.ID)
 		}
 		start := time.Now()
+		// Whatever this event does begins a new phase of the load.
+		phaseKind := e.Action
+		switch {
+		case e.Action == ActionRollingRestart:
+			phaseKind = ActionRestart
+		case e.Action == ActionScale && e.Replicas > len(before):
+			phaseKind = "scale-out"
+		case e.Action == ActionScale && e.Replicas < len(before):
+			phaseKind = "scale-in"
+		}
+		r.markPhase(s, phaseKind, stageUnderWay)
 		// Whatever this event does changes who gets the requests: the share
 		// window of an earlier scale event ends here.
 		s.balance.close(r.since(start), s.lb.Requests())
@@ -766,6 +909,9 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			err = fmt.Errorf("unknown action %q", e.Action)
 		}
 		took := time.Since(start)
+		// The phase after the event begins once it is done, so that a
+		// scale-out's new replicas are in service from its first second.
+		r.markOver(r.phaseCtx(), s, phaseKind)
 		if kind == KindScaleOut || kind == KindScaleIn {
 			var ids []string
 			for _, rep := range s.sup.Replicas() {

@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -87,10 +88,23 @@ type Scenario struct {
 	Sides    string   `yaml:"sides,omitempty" json:"sides,omitempty"`
 	Duration Duration `yaml:"duration" json:"duration"`
 	Replicas int      `yaml:"replicas" json:"replicas"`
-	// Users, when set, is how many simulated users per side the scenario
-	// is meant for; the --users flag overrides it.
-	Users  int     `yaml:"users,omitempty" json:"users,omitempty"`
-	Events []Event `yaml:"events" json:"events"`
+	Events   []Event  `yaml:"events" json:"events"`
+
+	// The load, each field optional; a flag of statelab compare that is
+	// set wins over it.
+
+	// Users is how many simulated users each side gets (--users, which
+	// overrides it); nil leaves the flag's default. 0 is a load of
+	// open-loop requests alone.
+	Users *int `yaml:"users,omitempty" json:"users,omitempty"`
+	// ReplicaCPU is every replica's CPU limit in cores (--replica-cpu).
+	ReplicaCPU float64 `yaml:"replica_cpu,omitempty" json:"replica_cpu,omitempty"`
+	// Rate is the open-loop load in requests per second per side (--rate),
+	// from RateUsers signed-in users (--rate-users), each request with
+	// Deadline (--deadline).
+	Rate      float64  `yaml:"rate,omitempty" json:"rate,omitempty"`
+	RateUsers int      `yaml:"rate_users,omitempty" json:"rate_users,omitempty"`
+	Deadline  Duration `yaml:"deadline,omitempty" json:"deadline,omitempty"`
 }
 
 // Event is one step of a scenario.
@@ -213,8 +227,22 @@ func (s *Scenario) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if s.Users < 0 || s.Users > MaxUsers {
-		errs = append(errs, fmt.Errorf("users is %d; use 1 to %d, or leave it out", s.Users, MaxUsers))
+	if s.Users != nil && (*s.Users < 0 || *s.Users > MaxUsers) {
+		errs = append(errs, fmt.Errorf("users is %d; use 0 to %d per side, or leave it out", *s.Users, MaxUsers))
+	}
+	if s.ReplicaCPU != 0 {
+		if err := cpulimit.Validate(s.ReplicaCPU); err != nil {
+			errs = append(errs, fmt.Errorf("replica_cpu: %w", err))
+		}
+	}
+	if s.Rate < 0 || s.Rate > MaxRate {
+		errs = append(errs, fmt.Errorf("rate is %g; use 0 (none) to %d requests per second per side", s.Rate, MaxRate))
+	}
+	if s.RateUsers < 0 || s.RateUsers > MaxRateUsers {
+		errs = append(errs, fmt.Errorf("rate_users is %d; use 1 to %d", s.RateUsers, MaxRateUsers))
+	}
+	if d := s.Deadline.Std(); d < 0 || d > time.Minute || d > 0 && d < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("deadline is %s; use 10ms to 1m", d))
 	}
 	n := s.Replicas
 	for i, e := range s.Events {

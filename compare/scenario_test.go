@@ -59,6 +59,12 @@ events:
 			},
 		},
 		{
+			name: "the load",
+			in:   "name: load\nduration: 30s\nreplicas: 2\nusers: 0\nreplica_cpu: 0.25\nrate: 300\nrate_users: 12\ndeadline: 1500ms\n",
+			want: compare.Scenario{Name: "load", Duration: rtDur(30 * time.Second), Replicas: 2, Users: new(0),
+				ReplicaCPU: 0.25, Rate: 300, RateUsers: 12, Deadline: rtDur(1500 * time.Millisecond)},
+		},
+		{
 			name: "JSON is YAML too",
 			in:   `{"name": "j", "duration": "1m30s", "replicas": 16, "events": [{"at": "0s", "action": "crash", "replica": 16}]}`,
 			want: compare.Scenario{Name: "j", Duration: rtDur(90 * time.Second), Replicas: 16,
@@ -151,6 +157,15 @@ func TestParseScenarioErrors(t *testing.T) {
 			"pause with replicas", head + "events:\n  - {at: 5s, action: pause, replicas: 2}\n",
 			[]string{"event 1 (pause at 5s): this action takes no replica or replicas"},
 		},
+		{"users -1", head + "users: -1\n", []string{"users is -1; use 0 to 500 per side"}},
+		{"users 501", head + "users: 501\n", []string{"users is 501; use 0 to 500 per side"}},
+		{"replica_cpu too small", head + "replica_cpu: 0.001\n", []string{"replica_cpu: a replica's CPU limit is 0.001; use 0.01 to 64 cores"}},
+		{"replica_cpu negative", head + "replica_cpu: -1\n", []string{"replica_cpu: a replica's CPU limit is -1"}},
+		{"rate negative", head + "rate: -5\n", []string{"rate is -5; use 0 (none) to 5000 requests per second per side"}},
+		{"rate too high", head + "rate: 9000\n", []string{"rate is 9000"}},
+		{"rate_users too many", head + "rate_users: 201\n", []string{"rate_users is 201; use 1 to 200"}},
+		{"deadline too short", head + "deadline: 1ms\n", []string{"deadline is 1ms; use 10ms to 1m"}},
+		{"deadline not a duration", head + "deadline: 2\n", []string{`line 4: "2" is not a duration`}},
 		{
 			"client-restart without share", head + "events:\n  - {at: 5s, action: client-restart}\n",
 			[]string{"event 1 (client-restart at 5s): share is 0; give the part of the users whose client restarts, more than 0 and at most 1"},
@@ -188,10 +203,6 @@ func TestParseScenarioErrors(t *testing.T) {
 		{
 			"every on a crash", head + "events:\n  - {at: 5s, action: crash, every: 1s}\n",
 			[]string{"every and until belong to crash-random"},
-		},
-		{
-			"too many users", head + "users: 501\n",
-			[]string{"users is 501; use 1 to 500"},
 		},
 		{
 			// Validation reports every problem at once, not the first.
@@ -285,6 +296,22 @@ func TestBuiltinScenarios(t *testing.T) {
 	}
 	if routing, _ := compare.LoadScenario("routing"); routing.Sides != "memory,apikey" {
 		t.Errorf("routing's sides are %q: with a sticky balancer it shows nothing; want memory,apikey", routing.Sides)
+	}
+	// The capacity lesson counts on these: two replicas that cannot carry
+	// the rate, four that can, under a limit, with open-loop load only.
+	capacity, err := compare.LoadScenario("capacity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scales []int
+	for _, e := range capacity.Events {
+		if e.Action == compare.ActionScale {
+			scales = append(scales, e.Replicas)
+		}
+	}
+	if capacity.Replicas != 2 || !slices.Equal(scales, []int{4, 2}) || capacity.ReplicaCPU <= 0 || capacity.Rate <= 0 ||
+		capacity.Users == nil || *capacity.Users != 0 || !capacity.PlannedStops() {
+		t.Errorf("capacity = %+v, want 2 replicas scaled to 4 and back to 2, a CPU limit, a rate and no closed-loop users", capacity)
 	}
 	def, err := compare.LoadScenario("default")
 	if err != nil {

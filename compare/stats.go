@@ -27,10 +27,14 @@ const (
 	OutcomeOther4xx                         // any other 4xx (400, 404, …)
 	Outcome5xx                              // 5xx, from a replica or from the balancer (502: the replica died mid-request)
 	OutcomeConnError                        // no HTTP answer at all
+	// OutcomeTimeout is an open-loop request that had no answer within its
+	// deadline (the user gave up), or that was never sent because too many
+	// requests were already outstanding (see SideStats.Drop).
+	OutcomeTimeout
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"ok", "session_lost", "login_required", "conflict", "invalid_credential", "error_4xx", "error_5xx", "conn_error"}
+var outcomeNames = [numOutcomes]string{"ok", "session_lost", "login_required", "conflict", "invalid_credential", "error_4xx", "error_5xx", "conn_error", "timeout"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 
@@ -84,8 +88,14 @@ type SideStats struct {
 	borrows         atomic.Int64
 	returns         atomic.Int64
 	signIns         atomic.Int64
-	userRetries     atomic.Int64
-	userSaved       atomic.Int64
+	// offered counts the requests the users started, the open-loop
+	// arrivals included, whether or not they were sent: the load offered.
+	offered atomic.Int64
+	// dropped counts the open-loop arrivals that were never sent because
+	// the side had too many requests outstanding; each is a timeout too.
+	dropped     atomic.Int64
+	userRetries atomic.Int64
+	userSaved   atomic.Int64
 
 	mu        sync.Mutex
 	buckets   []uint64 // len(latencyBounds)+1, the last is +Inf
@@ -103,9 +113,43 @@ type SideStats struct {
 	// unexpected counts the 5xx answers and transport errors by what they
 	// said, so a report can explain them instead of only counting them.
 	unexpected map[string]int64
+	// phases count the requests by the phase they arrived in (see
+	// BeginPhase); empty until the first phase begins.
+	phases []*PhaseCount
 	// lbRetries reads the retries of the side's balancer, counted there;
 	// nil before CountRetries.
 	lbRetries func() map[string]balancer.RetryCount
+}
+
+// PhaseCount is what became of the requests that arrived in one phase of
+// a run, whenever they were answered: a request that arrived before a
+// scale-out and timed out after it belongs to the phase before.
+type PhaseCount struct {
+	Offered  int64
+	Dropped  int64
+	Outcomes [numOutcomes]int64
+	buckets  []uint64
+}
+
+// BeginPhase makes the requests that arrive from now on count in a new
+// phase, and returns its index.
+func (s *SideStats) BeginPhase() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.phases = append(s.phases, &PhaseCount{buckets: make([]uint64, len(latencyBounds)+1)})
+	return len(s.phases) - 1
+}
+
+// Phase returns the counts of phase i so far.
+func (s *SideStats) Phase(i int) PhaseCount {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < 0 || i >= len(s.phases) {
+		return PhaseCount{buckets: make([]uint64, len(latencyBounds)+1)}
+	}
+	p := *s.phases[i]
+	p.buckets = slices.Clone(p.buckets)
+	return p
 }
 
 // CountRetries makes the totals include the retries of the side's
@@ -163,14 +207,27 @@ func NewSideStats() *SideStats {
 	return &SideStats{buckets: make([]uint64, len(latencyBounds)+1), reads: make([]uint64, len(latencyBounds)+1), sizes: map[int64]int64{}}
 }
 
-// Observe records one request.
+// Observe records one request that arrived in the current phase.
 func (s *SideStats) Observe(o Outcome, d time.Duration) {
+	s.mu.Lock()
+	ph := len(s.phases) - 1
+	s.mu.Unlock()
+	s.ObserveFrom(ph, o, d)
+}
+
+// ObserveFrom records one request that arrived in phase ph (what Offer
+// returned when it arrived).
+func (s *SideStats) ObserveFrom(ph int, o Outcome, d time.Duration) {
 	s.outcomes[o].Add(1)
 	sec := d.Seconds()
 	i := bucketOf(sec)
 	s.mu.Lock()
 	s.buckets[i]++
 	s.sum += sec
+	if ph >= 0 && ph < len(s.phases) {
+		s.phases[ph].Outcomes[o]++
+		s.phases[ph].buckets[i]++
+	}
 	s.mu.Unlock()
 }
 
@@ -286,6 +343,35 @@ func bucketOf(sec float64) int {
 	return lo
 }
 
+// Offer records a request a user started: sent at once by a simulated
+// user, or an open-loop arrival. It returns the phase the request arrived
+// in, for ObserveFrom or Drop (-1 before the first phase).
+func (s *SideStats) Offer() int {
+	s.offered.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ph := len(s.phases) - 1
+	if ph >= 0 {
+		s.phases[ph].Offered++
+	}
+	return ph
+}
+
+// Drop records an open-loop arrival of phase ph that was not sent because
+// the side already had its cap of requests outstanding. It counts as a
+// timeout (the user got no answer in time) with no latency: no request was
+// measured.
+func (s *SideStats) Drop(ph int) {
+	s.dropped.Add(1)
+	s.outcomes[OutcomeTimeout].Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ph >= 0 && ph < len(s.phases) {
+		s.phases[ph].Dropped++
+		s.phases[ph].Outcomes[OutcomeTimeout]++
+	}
+}
+
 // SessionLost records a session the server no longer held and the cart
 // items the user believed were in it.
 func (s *SideStats) SessionLost(cartItems int) {
@@ -348,9 +434,18 @@ type Totals struct {
 	Errors4xx         int64 `json:"errors_4xx"`
 	Errors5xx         int64 `json:"errors_5xx"`
 	ConnErrors        int64 `json:"conn_errors"`
-	SessionsLost      int64 `json:"sessions_lost"`
-	Relogins          int64 `json:"relogins"`
-	CartItemsLost     int64 `json:"cart_items_lost"`
+	// Timeouts counts requests with no answer within their deadline, the
+	// Dropped ones included.
+	Timeouts int64 `json:"timeouts"`
+	// Dropped counts open-loop arrivals never sent: the side already had
+	// its cap of requests outstanding.
+	Dropped int64 `json:"dropped"`
+	// Offered counts the requests the users started: what they asked of
+	// the side, answered or not.
+	Offered       int64 `json:"offered"`
+	SessionsLost  int64 `json:"sessions_lost"`
+	Relogins      int64 `json:"relogins"`
+	CartItemsLost int64 `json:"cart_items_lost"`
 	// ClientSignInsLost and ClientCartItemsLost are what the users' own
 	// clients forgot at a client-restart: a cookie or a token, and the
 	// cart the user had filled (in the session or in the client). They are
@@ -395,6 +490,9 @@ func (s *SideStats) Totals() Totals {
 		Errors4xx:           s.outcomes[OutcomeOther4xx].Load(),
 		Errors5xx:           s.outcomes[Outcome5xx].Load(),
 		ConnErrors:          s.outcomes[OutcomeConnError].Load(),
+		Timeouts:            s.outcomes[OutcomeTimeout].Load(),
+		Dropped:             s.dropped.Load(),
+		Offered:             s.offered.Load(),
 		SessionsLost:        s.sessionsLost.Load(),
 		Relogins:            s.relogins.Load(),
 		CartItemsLost:       s.cartItemsLost.Load(),
@@ -410,7 +508,7 @@ func (s *SideStats) Totals() Totals {
 		t.LBRetries += int64(c.Answered + c.Failed)
 		t.LBRetriesSaved += int64(c.Answered)
 	}
-	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.InvalidCredential + t.Errors4xx + t.Errors5xx + t.ConnErrors
+	t.Requests = t.OK + t.SessionLost + t.LoginRequired + t.Conflicts + t.InvalidCredential + t.Errors4xx + t.Errors5xx + t.ConnErrors + t.Timeouts
 	// A 409 is the library answering correctly that another user got the
 	// last copy first: the service was there, so it does not count against
 	// availability.
@@ -465,6 +563,8 @@ type statsCollector struct {
 	cart     *prometheus.Desc
 	relogins *prometheus.Desc
 	borrows  *prometheus.Desc
+	offered  *prometheus.Desc
+	dropped  *prometheus.Desc
 	retries  *prometheus.Desc
 	latency  *prometheus.Desc
 	// clientSignIns and clientCart are what the users' own clients forgot.
@@ -481,15 +581,17 @@ func newStatsCollector(sides []*side) *statsCollector {
 		cart:          prometheus.NewDesc("statelab_client_cart_items_lost_total", "Cart items the simulated users lost with their sessions.", labels, nil),
 		relogins:      prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", labels, nil),
 		borrows:       prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", labels, nil),
-		latency:       prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
+		offered:       prometheus.NewDesc("statelab_client_offered_requests_total", "Requests the simulated users started, open-loop arrivals included whether or not they were sent: the load offered to the side.", labels, nil),
+		dropped:       prometheus.NewDesc("statelab_client_dropped_requests_total", "Open-loop arrivals never sent because the side had its cap of requests outstanding; each is also counted with outcome timeout.", labels, nil),
 		retries:       prometheus.NewDesc("statelab_client_retries_total", "Requests the simulated users sent again (a write with the same Idempotency-Key) because no replica answered them, by outcome: saved (a replica answered the retry) or failed.", append(labels, "outcome"), nil),
+		latency:       prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
 		clientSignIns: prometheus.NewDesc("statelab_client_restart_sign_ins_lost_total", "Sign-ins (a session cookie or a token) the simulated users' own clients forgot at a client-restart.", labels, nil),
 		clientCart:    prometheus.NewDesc("statelab_client_restart_cart_items_lost_total", "Cart items the simulated users lost when their own clients forgot everything (client-restart), wherever the cart was kept.", labels, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.retries, c.latency, c.clientSignIns, c.clientCart} {
+	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.offered, c.dropped, c.retries, c.latency, c.clientSignIns, c.clientCart} {
 		ch <- d
 	}
 }
@@ -506,6 +608,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.borrows, prometheus.CounterValue, float64(s.borrows.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.clientSignIns, prometheus.CounterValue, float64(s.clientSignIns.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.clientCart, prometheus.CounterValue, float64(s.clientCartItems.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.offered, prometheus.CounterValue, float64(s.offered.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.dropped.Load()), name, server)
 		saved := s.userSaved.Load()
 		ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(saved), name, server, "saved")
 		ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(s.userRetries.Load()-saved), name, server, "failed")

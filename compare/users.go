@@ -341,6 +341,7 @@ func (u *User) send(ctx context.Context, method, path string, payload []byte, ke
 	if u.token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.token)
 	}
+	ph := u.cfg.Stats.Offer()
 	var sentBefore int64
 	if u.cfg.Sent != nil {
 		sentBefore = u.cfg.Sent.Load()
@@ -365,7 +366,7 @@ func (u *User) send(ctx context.Context, method, path string, payload []byte, ke
 		return a, false, ctx.Err()
 	}
 	o := Classify(a.status, a.Code, err)
-	u.cfg.Stats.Observe(o, took)
+	u.cfg.Stats.ObserveFrom(ph, o, took)
 	if u.cfg.Sent != nil {
 		sent := u.cfg.Sent.Load() - sentBefore
 		u.journeyBytes += sent

@@ -499,9 +499,22 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.String(&fileSD, "file-sd", "./data/file_sd/statelab.json", "Prometheus file_sd `file` the runner keeps listing itself and every live replica, for scripts/prometheus.yml (make prometheus); -file-sd= writes none")
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
+	var (
+		replicaCPU, rate float64
+		rateUsers        int
+		deadline         time.Duration
+	)
+	// The help quotes the built-in capacity scenario's load.
+	capacityDefaults, _ := compare.LoadScenario("capacity")
+	fs.Float64(&replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
+	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
+	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(compare.DefaultRateUsers)+")")
+	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+compare.DefaultDeadline.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true }) // the command line and the environment
 	sc, err := compare.LoadScenario(scenario)
 	if err != nil {
 		return err
@@ -516,17 +529,13 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if replicas > 0 {
 		sc.Replicas = replicas
 	}
-	usersGiven := false
-	fs.Visit(func(f *flag.Flag) { usersGiven = usersGiven || f.Name == "users" })
-	if !usersGiven && sc.Users > 0 {
-		users = sc.Users
-	}
 	if duration > 0 {
 		sc.Shorten(duration)
 	}
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenario, err)
 	}
+	load := resolveLoad(sc, set, compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline})
 	if think <= 0 {
 		return errors.New("-think must be positive")
 	}
@@ -551,17 +560,18 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("listen on %s: %w (is another lab running? pick another address with -addr)", addr, err)
 	}
 	r, err := compare.New(ctx, compare.Config{
-		Binary: bin, Scenario: sc, Sides: pair, Users: users, Seed: seed, Think: think,
+		Binary: bin, Scenario: sc, Sides: pair, Users: load.users, Seed: seed, Think: think,
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{leftAddr, rightAddr},
 		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Manual: manual, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
 		Dashboard: dashboard(matrixFile),
+		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), users, sc.Replicas, ln.Addr())
+	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), load.users, sc.Replicas, ln.Addr())
 	if manual && len(sc.Events) > 0 {
 		fmt.Fprintf(stdout, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST http://%s/api/control/next\n", len(sc.Events), ln.Addr())
 	}
@@ -582,6 +592,37 @@ func scenarioList() string {
 		fmt.Fprintf(&b, "\n  %-12s %s", sc.Name, sc.Description)
 	}
 	return b.String() + "\n"
+}
+
+// compareLoad is the load statelab compare puts on the sides.
+type compareLoad struct {
+	users            int
+	replicaCPU, rate float64
+	rateUsers        int
+	deadline         time.Duration
+}
+
+// resolveLoad takes each part of the load from its flag when the command
+// line or the environment set it (set names those flags), else from the
+// scenario, else from the flag's default.
+func resolveLoad(sc compare.Scenario, set map[string]bool, flags compareLoad) compareLoad {
+	l := flags
+	if !set["users"] && sc.Users != nil {
+		l.users = *sc.Users
+	}
+	if !set["replica-cpu"] {
+		l.replicaCPU = sc.ReplicaCPU
+	}
+	if !set["rate"] {
+		l.rate = sc.Rate
+	}
+	if !set["rate-users"] {
+		l.rateUsers = cmp.Or(sc.RateUsers, compare.DefaultRateUsers)
+	}
+	if !set["deadline"] {
+		l.deadline = cmp.Or(sc.Deadline.Std(), compare.DefaultDeadline)
+	}
+	return l
 }
 
 // dashboard is what a runner serves at /: the live page, and at /matrix the

@@ -43,6 +43,12 @@ type Config struct {
 	Transport http.RoundTripper
 	// Policy chooses the replica for each request; nil means RoundRobin.
 	Policy Policy
+	// SlowChecks is how many health checks in a row must time out before a
+	// backend leaves rotation; 0 means 3. A replica under a CPU limit that
+	// it saturates answers its checks late but is alive; Kubernetes gives
+	// such a pod 30 s (3 failed probes, 10 s apart) before it stops
+	// sending it traffic.
+	SlowChecks int
 	// RetryWithin is how long a request may have been in the balancer for
 	// a retry after a failure that may have reached a replica to start;
 	// 0 means 10s.
@@ -88,6 +94,7 @@ type Balancer struct {
 	errorLog  *log.Logger
 	buffers   bufferPool
 	policy    Policy
+	slowAfter int // Config.SlowChecks
 
 	rotation atomic.Pointer[snapshot] // ready and not draining, read without a lock per request
 
@@ -175,7 +182,7 @@ const (
 	defaultEvery  = 250 * time.Millisecond
 	readyPath     = "/api/ready"
 	maxEarly      = 64 // early MarkReady ids remembered at most
-	slowChecks    = 3  // timed-out health checks in a row that take a backend out
+	slowChecks    = 3  // timed-out health checks in a row that take a backend out, by default
 )
 
 // Header is set on the balancer's own answers (503 no_backend, 502
@@ -227,11 +234,15 @@ func New(cfg Config) *Balancer {
 		},
 		// ReverseProxy reports a replica that died mid-answer through this
 		// logger; that is one line per request, so only at debug level.
-		errorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-		early:    map[string]bool{},
-		requests: map[string]*atomic.Uint64{},
-		retries:  map[retryKey]*atomic.Uint64{},
-		policy:   cfg.Policy,
+		errorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		early:     map[string]bool{},
+		requests:  map[string]*atomic.Uint64{},
+		retries:   map[retryKey]*atomic.Uint64{},
+		policy:    cfg.Policy,
+		slowAfter: cfg.SlowChecks,
+	}
+	if b.slowAfter <= 0 {
+		b.slowAfter = slowChecks
 	}
 	for _, reason := range []string{ReasonRefused, ReasonDial, ReasonReset, ReasonEOF, ReasonOther} {
 		for _, outcome := range []string{OutcomeAnswered, OutcomeFailed} {
@@ -461,7 +472,7 @@ func (b *Balancer) checkAll(ctx context.Context) {
 		ok := results[i] == nil
 		if !ok && timedOut(results[i]) {
 			be.slow++
-			if be.slow < slowChecks {
+			if be.slow < b.slowAfter {
 				continue
 			}
 		} else {

@@ -49,6 +49,14 @@ type Config struct {
 	Log     io.Writer // the replicas' stdout and stderr, whole lines at a time (nil discards them)
 	Logger  *slog.Logger
 
+	// Confine, when set, is called before each replica process starts: it
+	// may change cmd (its SysProcAttr, or a wrapper program) so that the
+	// process runs under a resource limit, and returns a function that is
+	// called with the new process's pid once it has started, or with 0 when
+	// the start failed. An error from either fails the start, so a replica
+	// never runs outside its limit by mistake. (cpulimit.Limiter.Confine.)
+	Confine func(id string, cmd *exec.Cmd) (started func(pid int) error, err error)
+
 	ReadyTimeout time.Duration // how long a new process may take to answer /api/ready (default 10s)
 	StopTimeout  time.Duration // graceful stop: SIGTERM, then SIGKILL after this long (default 10s)
 
@@ -529,18 +537,35 @@ func (s *Supervisor) spawn(id, addr string, restarts int, lastExit *os.ProcessSt
 	// A grandchild that kept the output pipe open must not keep Wait from
 	// returning once the replica itself has exited.
 	cmd.WaitDelay = time.Second
+	var started func(pid int) error
+	if s.cfg.Confine != nil {
+		if started, err = s.cfg.Confine(id, cmd); err != nil {
+			r.Close()
+			w.Close()
+			return nil, fmt.Errorf("start %s: confine: %w", id, err)
+		}
+	}
 	p := &proc{id: id, addr: addr, cmd: cmd, stdin: w, out: out, restarts: restarts, lastExit: lastExit, done: make(chan struct{})}
 	p.spawned = time.Now()
 	err = cmd.Start()
 	r.Close() // the replica has its own copy; keeping ours would hide the runner's death from it
 	if err != nil {
 		w.Close()
+		if started != nil {
+			_ = started(0)
+		}
 		return nil, fmt.Errorf("start %s: %w", id, err)
 	}
 	s.mu.Lock()
 	s.live[p] = struct{}{}
 	s.mu.Unlock()
 	go s.reap(p)
+	if started != nil {
+		if err := started(cmd.Process.Pid); err != nil {
+			_ = s.halt(context.Background(), []*proc{p}, false)
+			return nil, fmt.Errorf("start %s: confine pid %d: %w", id, cmd.Process.Pid, err)
+		}
+	}
 	s.logger.Debug("replica spawned", "id", id, "pid", cmd.Process.Pid, "addr", addr)
 	return p, nil
 }

@@ -996,3 +996,66 @@ func TestSupervisorRealServer(t *testing.T) {
 		}
 	})
 }
+
+// TestConfine checks the hook that puts each process under a limit: it is
+// called for every process with the replica's id and then with its pid,
+// a failure of either fails the start, and a process whose confinement
+// failed after it started is not left running.
+func TestConfine(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string // "id" before the start, "id pid" after it
+	failBefore, failAfter := "", ""
+	sup, _, _ := supStart(t, func(c *supervisor.Config) {
+		c.Confine = func(id string, cmd *exec.Cmd) (func(int) error, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, id)
+			if id == failBefore {
+				return nil, errors.New("no group for " + id)
+			}
+			return func(pid int) error {
+				mu.Lock()
+				defer mu.Unlock()
+				calls = append(calls, fmt.Sprintf("%s %d", id, pid))
+				if id == failAfter {
+					return errors.New("could not move " + id)
+				}
+				return nil
+			}, nil
+		}
+	})
+	reps := supScale(t, sup, 1)
+	mu.Lock()
+	if want := []string{"stateless-1", fmt.Sprintf("stateless-1 %d", reps[0].PID)}; !slices.Equal(calls, want) {
+		t.Errorf("calls %q, want %q", calls, want)
+	}
+	failBefore = "stateless-2"
+	mu.Unlock()
+	if err := sup.Scale(t.Context(), 2); err == nil || !strings.Contains(err.Error(), "no group for stateless-2") {
+		t.Errorf("Scale(2) with a failing Confine = %v, want its error", err)
+	}
+	mu.Lock()
+	failBefore, failAfter, calls = "", "stateless-2", nil
+	mu.Unlock()
+	before := supChildren(t)
+	err := sup.Scale(t.Context(), 2)
+	if err == nil || !strings.Contains(err.Error(), "could not move stateless-2") {
+		t.Errorf("Scale(2) with a failing started = %v, want its error", err)
+	}
+	if got := supIDs(sup.Replicas()); !slices.Equal(got, []string{"stateless-1"}) {
+		t.Errorf("replicas %v, want only stateless-1", got)
+	}
+	mu.Lock()
+	var pid int
+	if len(calls) == 2 {
+		_, _ = fmt.Sscanf(calls[1], "stateless-2 %d", &pid)
+	}
+	mu.Unlock()
+	if pid == 0 {
+		t.Fatalf("calls %q: started was not called with a pid", calls)
+	}
+	supWaitGone(t, pid, 5*time.Second)
+	if after := supChildren(t); len(after) > len(before) {
+		t.Errorf("children %v after a failed confinement, %v before", after, before)
+	}
+}

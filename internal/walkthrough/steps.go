@@ -835,7 +835,10 @@ func stepHandOff(ctx context.Context, w *walk) error {
 		"against the same request with no credential, and the servers' own time to find out who is " +
 		"asking (their statelab_identify_seconds histograms). Measured like for like, not claimed.")
 	w.t.blank()
-	w.t.para("One idea at a time: statelab compare -h lists smaller scenarios (routing, reliability, " +
+	if err := w.capacity(ctx); err != nil {
+		return err
+	}
+	w.t.para("One idea at a time: statelab compare -h lists smaller scenarios (routing, reliability, chaos, " +
 		"scaling, client), and --manual holds each event until you press Next event on the dashboard.")
 	w.t.para("The question a class ends with, \"so which one should I use?\", has a command of its own. " +
 		"Sticky sessions, a shared redis, a session sealed in the cookie, API keys and JWTs each move " +
@@ -849,6 +852,46 @@ func stepHandOff(ctx context.Context, w *walk) error {
 	w.t.para("The lesson plan, its prediction questions, five exercises and a closing part built on the " +
 		"matrix are in docs/LESSON.md, a worksheet to print in docs/WORKSHEET.md; the same story with " +
 		"curl is scripts/walkthrough.sh.")
+	return nil
+}
+
+// capacity hands the scalability claim over to the capacity scenario, with
+// a prediction the student checks against that run: the walkthrough's own
+// servers share the machine's cores and have no CPU limit, so adding one
+// here would add no capacity, and the answer would be made up.
+func (w *walk) capacity(ctx context.Context) error {
+	sc, err := compare.LoadScenario("capacity")
+	if err != nil {
+		return err
+	}
+	before, after := sc.Replicas, sc.Replicas
+	var at time.Duration
+	for _, e := range sc.Events {
+		if e.Action == compare.ActionScale && e.Replicas > before {
+			after, at = e.Replicas, e.At.Std()
+			break
+		}
+	}
+	w.t.para(fmt.Sprintf("The first benefit claimed for statelessness is scalability: add replicas and "+
+		"you add capacity. On one machine every replica shares the same cores, so adding one adds "+
+		"nothing; in production each runs in a container with a CPU limit. The %q scenario does "+
+		"the same: every replica may use %g of a core, enforced by the kernel (a cgroup per replica with "+
+		"a CFS quota, like resources.limits.cpu; where it cannot, the runner says so), and "+
+		"requests arrive at %g a second per side whatever the servers do, each given up after %s. "+
+		"%d replicas cannot carry that; at %s the scenario scales out to %d.",
+		sc.Name, sc.ReplicaCPU, sc.Rate, sc.Deadline.Std(), before, at, after))
+	w.t.line("    make capacity    (the same as: statelab compare --scenario capacity --hold, as root)")
+	w.t.blank()
+	p, err := w.t.predict(ctx, fmt.Sprintf("Before you run it: with memory-sticky on the left and apikey on "+
+		"the right (the demo's pair), what happens to the slowest requests (p99) after the scale-out "+
+		"to %d replicas? a: they come back down on both sides; b: only on apikey; c: on neither.", after),
+		"[a/b/c]", map[string]string{"a": "both sides", "b": "apikey only", "c": "neither side"})
+	if err != nil {
+		return err
+	}
+	w.t.later(p, "the run answers it. Read its phase table (the terminal prints it, report.md has it), or "+
+		"the dashboard's latency row and the purple CPU line of each replica: new sticky replicas get "+
+		"only new sign-ins, and this pool of users signed in before the scale-out.")
 	return nil
 }
 

@@ -28,7 +28,8 @@ type term struct {
 	lines <-chan string // the student's input, a line at a time; closed at EOF
 	eof   bool          // input ended: carry on as in auto mode
 
-	posed        int // predictions asked, answered or not
+	posed        int // predictions asked and answered here, by the student or not
+	deferred     int // predictions a later run answers (later), not scored here
 	asked, right int // predictions the student answered, and got right
 }
 
@@ -207,7 +208,14 @@ func (t *term) score() string {
 	case t.asked == 0:
 		return fmt.Sprintf("Predictions: %d asked, none answered.", t.posed)
 	}
-	return fmt.Sprintf("Your score: %d of %d predictions right (%d asked, %d answered).", t.right, t.asked, t.posed, t.asked)
+	sc := fmt.Sprintf("Your score: %d of %d predictions right (%d asked, %d answered).", t.right, t.asked, t.posed, t.asked)
+	switch {
+	case t.deferred == 1:
+		sc += " One more waits for a run of its own to answer it."
+	case t.deferred > 1:
+		sc += fmt.Sprintf(" %d more wait for runs of their own to answer them.", t.deferred)
+	}
+	return sc
 }
 
 // prediction is a question asked before an exchange and answered by it.
@@ -255,6 +263,23 @@ func (t *term) predict(ctx context.Context, question, prompt string, choices map
 	}
 	t.blank()
 	return p, nil
+}
+
+// later closes a prediction that this walkthrough cannot answer from an
+// exchange of its own: it says what the student predicted and where the
+// answer will be measured. It counts neither as right nor as wrong.
+func (t *term) later(p *prediction, where string) {
+	if t.quiet {
+		return
+	}
+	t.posed--
+	t.deferred++
+	verdict := "Not answered here: "
+	if p.guess != "" {
+		verdict = "You predicted " + p.choices[p.guess] + "; "
+	}
+	t.line("  " + t.paint(styleBold, "= "+verdict+"check it when you run it."))
+	t.note(strings.ToUpper(where[:1]) + where[1:])
 }
 
 // reveal tells what really happened (got, one of the choices), whether the

@@ -37,6 +37,7 @@
     { k: 'errors_4xx', label: 'other 4xx', color: C.purple, pat: 'dots' },
     { k: 'errors_5xx', label: '5xx', color: C.black, pat: 'cross' },
     { k: 'conn_errors', label: 'no answer', color: C.sky, pat: 'hlines' },
+    { k: 'timeouts', label: 'timeout (no answer by the deadline)', color: C.grey, pat: 'vlines' },
   ];
   // Event markers: a symbol and a word each, not only a colour.
   const EVENT_STYLE = {
@@ -64,8 +65,8 @@
       cap: 'Requests answered 2xx each second; it dips when users must sign in again or their requests fail.' },
     { id: 'loss', title: 'Sessions lost / s', w: 1, min: 56, max: 160, proj: true,
       cap: '401s to users who believed they were signed in; each spike is a replica’s memory going away.' },
-    { id: 'sessions', title: 'Sessions held in memory, per replica', proj: true,
-      cap: 'Each replica’s own count: in use (dark, used in the last 10 s) and held (light); it drops to zero when the replica goes.' },
+    { id: 'sessions', title: 'Per replica: sessions held in memory, and CPU', proj: true,
+      cap: 'Each replica’s own count: in use (dark, used in the last 10 s) and held (light); it drops to zero when the replica goes. Purple: its CPU.' },
     { id: 'errors', title: 'Errors by kind / s', w: 0.9, min: 56, max: 150,
       cap: 'Requests that failed each second, by kind; 5xx and “no answer” come from killed or missing replicas.' },
     { id: 'latency', title: 'Latency, each second', w: 1.05, min: 70, max: 170,
@@ -113,6 +114,7 @@
     timer: 0,
     inFlight: false,
     h: { ok: 100, loss: 80, errors: 80, latency: 90, up: 48 }, // plot heights, from layout()
+    cpuMax: 0.1, // cores at the top of a CPU strip without an enforced limit
     stripH: 26,
   };
 
@@ -180,7 +182,7 @@
     }
     $('#totals tbody').innerHTML = st.sides.map((sd) =>
       `<tr data-side="${esc(sd.name)}" data-col="${sd.i}"><th scope="row"><span class="side-tag col-${sd.i}" title="${esc(properties(sd))}">${esc(sd.name)}</span></th>` +
-      ['requests', 'availability', 'sessions_lost', 'cart_items_lost', 'relogins', 'retries_saved'].map((k) => `<td data-k="${k}">–</td>`).join('') + '</tr>').join('');
+      ['requests', 'availability', 'timeouts', 'sessions_lost', 'cart_items_lost', 'relogins', 'retries_saved'].map((k) => `<td data-k="${k}">–</td>`).join('') + '</tr>').join('');
     const pair = st.sides.map((sd) => sd.name).join(' vs ');
     $('#subtitle').textContent = pair + ', live';
     document.title = 'statelab — ' + pair + ', live';
@@ -209,13 +211,19 @@
       t: b.elapsed_s,
       dt,
       ok: rate('ok'),
+      offered: rate('offered'),
       sessions: rate('sessions_lost'),
       cart: rate('cart_items_lost'),
       err,
       p50: win ? win.p50 : null,
       p99: win ? win.p99 : null,
       up: (B.replicas || []).length,
-      reps: (B.replicas || []).map((r) => ({ id: r.id, s: r.sessions == null ? null : r.sessions, u: r.sessions_in_use == null ? null : r.sessions_in_use })),
+      reps: (B.replicas || []).map((r) => ({
+        id: r.id, s: r.sessions == null ? null : r.sessions, u: r.sessions_in_use == null ? null : r.sessions_in_use,
+        // CPU since the previous sample: a share of the replica's limit
+        // when the kernel enforces one, else cores.
+        cpu: r.cpu_share != null ? r.cpu_share : null, cores: r.cpu_cores != null ? r.cpu_cores : null,
+      })),
       paused: !!b.paused,
     };
   }
@@ -238,7 +246,7 @@
       // Other sides mid-run: a new runner; fetch its history from the start.
       if (had && last) return false;
     }
-    st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users, manual: !!body.manual, next: body.next || null };
+    st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users, manual: !!body.manual, next: body.next || null, openLoop: body.open_loop || null, cpuLimit: body.replica_cpu || null };
     for (const s of body.history || []) {
       const prev = st.samples[st.samples.length - 1];
       if (prev && s.elapsed_s <= prev.elapsed_s) continue;
@@ -623,6 +631,7 @@
         case 'dots': body = `<rect width="6" height="6" fill="#fff"/><circle cx="3" cy="3" r="1.9" fill="${c}"/>`; break;
         case 'cross': body = `<rect width="6" height="6" fill="${c}"/><path d="M0 0l6 6M6 0l-6 6" stroke="#fff" stroke-width="1"/>`; break;
         case 'hlines': body = `<rect width="6" height="6" fill="#fff"/><path d="M0 1.5h6M0 4.5h6" stroke="${c}" stroke-width="1.8"/>`; break;
+        case 'vlines': body = `<rect width="6" height="6" fill="#fff"/><path d="M1.5 0v6M4.5 0v6" stroke="${c}" stroke-width="1.8"/>`; break;
         default: body = `<rect width="6" height="6" fill="${c}"/>`;
       }
       s += `<pattern id="${id}" width="6" height="6" patternUnits="userSpaceOnUse">${body}</pattern>`;
@@ -764,12 +773,18 @@
     const last = pts[pts.length - 1];
     let s = underlay(f, sd, groups) + axes(f, [0, yMax / 2, yMax], fmtTick);
     s += `<path d="${areaPath(f, pts, (p) => p.ok)}" fill="${C.blue}" opacity=".16"/>`;
+    // With an open-loop load, what was asked for beside what got through:
+    // the gap between the two lines is the load the side did not carry.
+    const open = !!(st.meta && st.meta.openLoop);
+    if (open) s += `<path class="offered" d="${linePath(f, pts, (p) => p.offered)}" fill="none" stroke="${C.black}" stroke-width="2" stroke-dasharray="6 4" stroke-linejoin="round"/>`;
     s += `<path d="${linePath(f, pts, (p) => p.ok)}" fill="none" stroke="${C.blue}" stroke-width="2.6" stroke-linejoin="round"/>`;
     if (last) s += `<text class="end-label" x="${f.sx(last.t) + 6}" y="${f.sy(last.ok)}" dy=".35em" fill="${C.blue}">${fmtRate(last.ok)}</text>`;
     s += overlay(f, groups);
-    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
+    cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"` + (last && open ? ` data-offered="${last.offered.toFixed(1)}" data-ok="${last.ok.toFixed(1)}"` : ''));
     const tot = nowOf(sd);
-    setCap(cell, last ? `now <b>${fmtRate(last.ok)}</b>/s · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>` : 'waiting for the first second…');
+    setCap(cell, !last ? 'waiting for the first second…' : open
+      ? `<span class="legend-item"><span style="color:${C.blue}">━</span> ok <b>${fmtRate(last.ok)}</b>/s</span><span class="legend-item"><span>╍</span> offered <b>${fmtRate(last.offered)}</b>/s</span>`
+      : `now <b>${fmtRate(last.ok)}</b>/s · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>`);
   }
 
   function drawLoss(sd, cell, w, groups, yMax) {
@@ -899,6 +914,7 @@
     const counted = pts.some((p) => p.reps.some((r) => r.s != null)) || nowReplicas(sd).some((r) => r.sessions != null) || inProcess(sd);
     const h = Math.max(order.length, 1) * st.stripH + 4;
     const f = frame(w, h, 1);
+    const cpuSeen = pts.some((p) => p.reps.some((r) => r.cpu != null || r.cores != null));
     let s = underlay(f, sd, groups);
     if (!order.length) s += `<text class="note" x="${M.l}" y="18">no replica running</text>`;
     order.forEach((id, i) => {
@@ -921,11 +937,14 @@
         s += `<path class="in-use" d="${linePath(sf, pts, getU)}" fill="none" stroke="#006b4f" stroke-width="2.6"/>`;
         if (gone) s += `<text class="note" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}">gone</text>`;
         else if (lastVal != null) s += `<text class="end-label" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}" fill="#006b4f">${lastU == null ? fmtInt(lastVal) : fmtInt(lastU) + '/' + fmtInt(lastVal)}</text>`;
-      } else if (i === 0) {
+      } else if (i === 0 && !cpuSeen) {
         s += `<text class="note" x="${M.l + 8}" y="${sf.bottom - 5}">${esc(noSessionsNote(sd))}</text>`;
-      } else {
+      } else if (!cpuSeen) {
         s += `<text class="note" x="${M.l + 8}" y="${sf.bottom - 5}">${gone ? 'gone' : 'keeps no sessions'}</text>`;
+      } else if (gone) {
+        s += `<text class="note" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}">gone</text>`;
       }
+      s += cpuStrip(sf, pts, id, gone);
       s += '</g>';
     });
     s += overlay({ ...f, top: 2, bottom: h - 2 }, groups);
@@ -946,9 +965,39 @@
       }
     }
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-counted="${counted ? 1 : 0}"`);
-    setCap(cell, counted
-      ? `in use / held · scale 0–${fmtInt(yMax)}`
-      : 'nothing to count');
+    const cpuCap = !cpuSeen ? '' : limited()
+      ? `<span class="legend-item"><span style="color:${C.purple}">━</span> CPU, strip top = its limit</span>`
+      : `<span class="legend-item"><span style="color:${C.purple}">━</span> CPU, strip top = ${fmtCores(st.cpuMax)} cores</span>`;
+    setCap(cell, (counted
+      ? `<span class="legend-item"><span style="color:${C.green}">▮</span> sessions in use / held · scale 0–${fmtInt(yMax)}</span>`
+      : cpuSeen ? '' : 'nothing to count') + cpuCap);
+  }
+
+  // limited reports whether the kernel holds every replica to a CPU limit.
+  const limited = () => !!(st.meta && st.meta.cpuLimit && st.meta.cpuLimit.enforced);
+  const fmtCores = (v) => (v >= 1 ? v.toFixed(1) : v.toFixed(2));
+
+  // cpuStrip draws one replica's CPU use over time in its strip, as a share
+  // of its limit (the strip's top is the limit, so a line along the top is
+  // a saturated replica) or, without an enforced limit, in cores; and its
+  // latest value at the right.
+  function cpuStrip(sf, pts, id, gone) {
+    const lim = limited();
+    const get = (p) => {
+      const r = p.reps.find((r) => r.id === id);
+      if (!r) return null;
+      return lim ? r.cpu : r.cores;
+    };
+    const top = lim ? 1 : st.cpuMax;
+    const cf = { ...sf, sy: (v) => sf.bottom - (Math.min(v, top * 1.15) / top) * sf.ph };
+    const last = [...pts].reverse().map(get).find((v) => v != null);
+    if (last == null) return '';
+    let s = `<path class="cpu" d="${linePath(cf, pts, get)}" fill="none" stroke="${C.purple}" stroke-width="2.2" stroke-linejoin="round"/>`;
+    if (!gone) {
+      const text = lim ? `cpu ${Math.round(100 * last)}%` : `cpu ${fmtCores(last)}`;
+      s += `<text class="cpu-label${lim && last >= 0.95 ? ' hot' : ''}" x="${(M.l + sf.pw - 4).toFixed(1)}" y="${(sf.top + 10).toFixed(1)}" text-anchor="end" data-replica="${esc(id)}" data-cpu="${last.toFixed(3)}">${text}</text>`;
+    }
+    return s;
   }
 
   // ---- what each side pays --------------------------------------------------
@@ -997,7 +1046,8 @@
           // users' own resends (same Idempotency-Key) that one answered.
           else if (k === 'retries_saved') text = fmtInt((t.lb_retries_saved || 0) + (t.user_retries_saved || 0));
           else text = fmtInt(t[k]);
-          if (k === 'sessions_lost' || k === 'cart_items_lost' || k === 'relogins') cls = t[k] > 0 ? 'bad' : 'good';
+          if (k === 'sessions_lost' || k === 'cart_items_lost' || k === 'relogins' || k === 'timeouts') cls = t[k] > 0 ? 'bad' : 'good';
+          if (k === 'timeouts' && t[k] == null) text = '–';
         }
         if (td.textContent !== text) td.textContent = text;
         td.className = cls;
@@ -1008,7 +1058,12 @@
   function renderHeader() {
     const m = st.meta;
     if (m) {
-      $('#scenario').innerHTML = `scenario <b>${esc(m.scenario)}</b> · ${esc(m.users)} users a side`;
+      let load = `${esc(m.users)} users a side`;
+      if (m.openLoop) load += ` + <b>${fmtRate(m.openLoop.rate)}</b> requests/s offered a side (deadline ${fmtMS(m.openLoop.deadline_ms)})`;
+      const lim = m.cpuLimit;
+      if (lim && lim.enforced) load += ` · each replica limited to <b title="${esc(lim.mechanism)}, ${esc(lim.quota_us)} µs per ${esc(lim.period_us)} µs">${esc(lim.cpus)} CPU</b> by the kernel (${esc(lim.mechanism)})`;
+      else if (lim) load += ` · <b class="warn" title="${esc(lim.reason)}">CPU limit ${esc(lim.cpus)} NOT enforced: replicas unlimited</b>`;
+      $('#scenario').innerHTML = `scenario <b>${esc(m.scenario)}</b> · ${load}`;
       const t = st.now ? st.now.elapsed_s : 0;
       document.body.dataset.elapsed = t.toFixed(1);
       const ph = st.now ? st.now.phase : '';
@@ -1136,7 +1191,12 @@
     const [x0] = xDomain();
     layout(x0);
     // Shared scales: one maximum for both sides of each row.
-    const yOK = niceMax(maxOf((p) => p.ok, x0), 10);
+    const yOK = niceMax(maxOf((p) => Math.max(p.ok, st.meta && st.meta.openLoop ? p.offered : 0), x0), 10);
+    // Without an enforced limit, every replica's CPU strip has the same
+    // scale: the most any replica used in the window.
+    st.cpuMax = 0.1;
+    for (const pts of st.points) for (const p of visible(pts, x0)) for (const r of p.reps) st.cpuMax = Math.max(st.cpuMax, r.cores || 0);
+    st.cpuMax = niceMax(st.cpuMax, 0.1);
     const yLoss = niceMax(Math.max(maxOf((p) => p.sessions, x0), maxOf((p) => p.cart, x0)), 5);
     const yErr = niceMax(maxOf((p) => ERR_KINDS.reduce((a, e) => a + p.err[e.k], 0), x0), 5);
     const latMax = maxOf((p) => p.p99, x0);

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/compare"
+)
+
+func TestResolveLoad(t *testing.T) {
+	zero := 0
+	capacity := compare.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: compare.Duration(time.Second)}
+	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, rateUsers: 5, deadline: 3 * time.Second}
+	tests := []struct {
+		name string
+		sc   compare.Scenario
+		set  []string
+		want compareLoad
+	}{
+		{"the scenario's load when no flag is set", capacity, nil,
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, rateUsers: 12, deadline: time.Second}},
+		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "rate-users", "deadline"}, flags},
+		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
+			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second}},
+		{"a scenario without a load: the flags' defaults", compare.Scenario{}, nil,
+			compareLoad{users: 20, rateUsers: compare.DefaultRateUsers, deadline: compare.DefaultDeadline}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := map[string]bool{}
+			for _, f := range tt.set {
+				set[f] = true
+			}
+			if got := resolveLoad(tt.sc, set, flags); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunCompareHelpListsTheLoadFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"statelab", "compare", "-h"}, env(nil), nil, &stdout, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run(statelab compare -h) = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{
+		"-replica-cpu cores", "[$STATELAB_REPLICA_CPU]", "enforced by the kernel", "runs unlimited",
+		"-rate requests", "[$STATELAB_RATE]", "(capacity: ",
+		"-rate-users users", "[$STATELAB_RATE_USERS]",
+		"-deadline duration", "[$STATELAB_DEADLINE]", "timeout",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("compare -h does not say %q", want)
+		}
+	}
+}
+
+func TestRunCompareRejectsBadLoad(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"negative rate", []string{"--rate", "-5"}, nil, "rate is -5"},
+		{"rate from the environment", nil, map[string]string{"STATELAB_RATE": "99999"}, "rate is 99999"},
+		{"tiny CPU limit", []string{"--replica-cpu", "0.001"}, nil, "CPU limit is 0.001"},
+		{"no users and no rate", []string{"--users", "0"}, nil, "users is 0; use 1 to 500"},
+		{"a pool of no users", []string{"--rate", "50"}, map[string]string{"STATELAB_RATE_USERS": "0"}, "rate users is 0"},
+		{"a deadline too short", []string{"--rate", "50", "--deadline", "1ms"}, nil, "deadline is 1ms"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"statelab", "compare", "--addr", "127.0.0.1:0", "--left-addr", "127.0.0.1:0", "--right-addr", "127.0.0.1:0",
+				"--work-dir", filepath.Join(dir, "work"), "--report", filepath.Join(dir, "report"), "--file-sd="}, tt.args...)
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, args, env(tt.env), nil, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("run(%q) = %v, want an error saying %q", args[2:], err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,245 @@
+package compare
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/internal/sqlite"
+)
+
+// startOpenLoop prepares each side's open-loop load and signs its pool in,
+// before the clock of the run starts: the first phase measures the load,
+// not a crowd at the login form.
+func (r *Runner) startOpenLoop(ctx context.Context) error {
+	if r.cfg.Rate <= 0 {
+		return nil
+	}
+	deadline := r.cfg.Deadline
+	if deadline <= 0 {
+		deadline = DefaultDeadline
+	}
+	limit := r.cfg.MaxOutstanding
+	if limit <= 0 {
+		limit = DefaultMaxOutstanding(r.cfg.Rate, deadline)
+	}
+	for si, s := range r.sides {
+		var emails []string
+		for j := range r.cfg.RateUsers {
+			// Counted down from the last load-test member; the simulated
+			// users count up from the first.
+			emails = append(emails, sqlite.LoadTestEmail(sqlite.LoadTestUsers-si*r.cfg.RateUsers-j))
+		}
+		s.open = NewOpenLoop(OpenLoopConfig{
+			Credential:     s.st.Credential,
+			BaseURL:        s.url,
+			Emails:         emails,
+			Password:       sqlite.LoadTestPassword,
+			Rate:           r.cfg.Rate,
+			Deadline:       deadline,
+			MaxOutstanding: limit,
+			Seed:           r.cfg.Seed*7_919 + int64(si),
+			Stats:          s.stats,
+			Gate:           r.gate,
+		})
+	}
+	fmt.Fprintf(r.cfg.Stdout, "open-loop load: %g requests/s per side from %d signed-in users each, deadline %s, at most %d outstanding; signing them in ...\n",
+		r.cfg.Rate, r.cfg.RateUsers, deadline, limit)
+	signCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	signed := make([]int, len(r.sides))
+	took := make([]time.Duration, len(r.sides))
+	_ = r.bothSides(signCtx, func(ctx context.Context, s *side) error {
+		began := time.Now()
+		i := slices.Index(r.sides, s)
+		signed[i] = s.open.SignIn(ctx)
+		took[i] = time.Since(began)
+		return nil
+	})
+	if err := ctx.Err(); err != nil {
+		return err // stopped while signing in
+	}
+	for i, s := range r.sides {
+		fmt.Fprintf(r.cfg.Stdout, "%-14s %d of %d users signed in in %.1f s\n", s.name, signed[i], r.cfg.RateUsers, took[i].Seconds())
+	}
+	return nil
+}
+
+// phaseMark is a side's counters now, for the phase log.
+func (r *Runner) phaseMark(s *side, after string, st stage) phaseMark {
+	reps := s.sup.Replicas()
+	return phaseMark{
+		at:       r.since(time.Now()),
+		after:    after,
+		stage:    st,
+		replicas: len(reps),
+		totals:   s.stats.Totals(),
+		cpu:      s.cpu.all(reps),
+	}
+}
+
+// markPhase begins a new phase on one side.
+func (r *Runner) markPhase(s *side, after string, st stage) {
+	s.phases.mark(s.stats, r.phaseMark(s, after, st))
+}
+
+// markPhases begins a new phase on both sides at once.
+func (r *Runner) markPhases(after string) {
+	for _, s := range r.sides {
+		r.markPhase(s, after, stageSettled)
+	}
+}
+
+// markOver begins the phase after an event that is over. With an
+// open-loop load, its first deadline is a settling phase of its own: the
+// requests that queued before the event end in it, answered or given up.
+func (r *Runner) markOver(ctx context.Context, s *side, after string) {
+	if r.cfg.Rate <= 0 {
+		r.markPhase(s, after, stageSettled)
+		return
+	}
+	r.markPhase(s, after, stageSettling)
+	n := s.phases.count()
+	deadline := cmp.Or(r.cfg.Deadline, DefaultDeadline)
+	go func() {
+		t := time.NewTimer(deadline)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		s.phases.markIfLast(s.stats, n, r.phaseMark(s, after, stageSettled))
+	}()
+}
+
+// cpuLimit is the replicas' CPU limit when the kernel enforces it, else 0:
+// a share of a limit that is not applied would mean nothing.
+func (r *Runner) cpuLimit() float64 {
+	if r.limiter == nil || !r.limiter.Enforcement().Enforced {
+		return 0
+	}
+	return r.cfg.ReplicaCPU
+}
+
+// ReplicaCPUUse is what one replica's CPU did over a whole run.
+type ReplicaCPUUse struct {
+	Replica string  `json:"replica"`
+	CPUS    float64 `json:"cpu_s"` // CPU time, every process of the replica id
+	// MaxShare is the highest use in one feed sample (about a second), as
+	// a share of the limit: above 1 only by the kernel's slack.
+	MaxShare float64 `json:"max_share_1s,omitempty"`
+	// Periods and ThrottledPeriods are the cgroup's CFS periods with work
+	// to do, and those in which the replica used its whole quota and was
+	// stopped; ThrottledS the time it spent stopped.
+	Periods          int64   `json:"periods,omitempty"`
+	ThrottledPeriods int64   `json:"throttled_periods,omitempty"`
+	ThrottledS       float64 `json:"throttled_s,omitempty"`
+	// QuotaShare is CPU time ÷ (quota × periods): the whole run's use of
+	// the quota the kernel granted, at most 1 but for its slack.
+	QuotaShare float64 `json:"quota_share,omitempty"`
+}
+
+// replicaCPU reports every replica's CPU over the run.
+func (r *Runner) replicaCPU(s *side) []ReplicaCPUUse {
+	var enf cpulimit.Enforcement
+	if r.limiter != nil {
+		enf = r.limiter.Enforcement()
+	}
+	used := s.cpu.all(s.sup.Replicas())
+	r.mu.Lock()
+	maxShare := make(map[string]float64, len(s.cpuMax))
+	for id, v := range s.cpuMax {
+		maxShare[id] = v
+	}
+	r.mu.Unlock()
+	var out []ReplicaCPUUse
+	for _, id := range slices.Sorted(maps.Keys(used)) {
+		u := ReplicaCPUUse{Replica: id, CPUS: used[id].Seconds(), MaxShare: maxShare[id]}
+		if th, ok := r.limiter.Throttling(id); ok {
+			u.Periods, u.ThrottledPeriods, u.ThrottledS = th.Periods, th.Throttled, th.Time.Seconds()
+			if th.Periods > 0 && enf.QuotaUS > 0 {
+				u.QuotaShare = used[id].Seconds() / (float64(th.Periods) * float64(enf.QuotaUS) / 1e6)
+			}
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// OpenLoopInfo says what open-loop load each side got.
+type OpenLoopInfo struct {
+	Rate           float64 `json:"rate"`            // arrivals per second per side, asked for
+	RateUsers      int     `json:"rate_users"`      // signed-in users per side the requests come from
+	DeadlineMS     float64 `json:"deadline_ms"`     // past it a request is a timeout
+	MaxOutstanding int     `json:"max_outstanding"` // beyond it an arrival is dropped (and a timeout)
+}
+
+// openLoopInfo returns the open-loop load, nil without one.
+func (r *Runner) openLoopInfo() *OpenLoopInfo {
+	if r.cfg.Rate <= 0 {
+		return nil
+	}
+	deadline := r.cfg.Deadline
+	if deadline <= 0 {
+		deadline = DefaultDeadline
+	}
+	limit := r.cfg.MaxOutstanding
+	if limit <= 0 {
+		limit = DefaultMaxOutstanding(r.cfg.Rate, deadline)
+	}
+	return &OpenLoopInfo{Rate: r.cfg.Rate, RateUsers: r.cfg.RateUsers, DeadlineMS: float64(deadline.Milliseconds()), MaxOutstanding: limit}
+}
+
+// enforcement returns the replicas' CPU limit and how it is enforced, nil
+// when none was asked for.
+func (r *Runner) enforcement() *cpulimit.Enforcement {
+	if r.limiter == nil {
+		return nil
+	}
+	e := r.limiter.Enforcement()
+	return &e
+}
+
+// goMaxProcs is the environment that sizes a CPU-limited replica's Go
+// scheduler to its limit: GOMAXPROCS=1 under one core. The runtime's own
+// choice never goes below 2, and a second thread that spins looking for
+// work each time a request wakes the process burns the quota of a replica
+// that is far from busy, so the same replica would carry less the less it
+// had to do.
+func (r *Runner) goMaxProcs() []string {
+	if r.cpuLimit() == 0 {
+		return nil
+	}
+	return []string{"GOMAXPROCS=" + strconv.Itoa(max(1, int(r.cfg.ReplicaCPU)))}
+}
+
+// slowChecks is how many timed-out health checks in a row take a replica
+// out of its balancer's rotation. Under a CPU limit, a saturated replica
+// answers its checks late and the balancer's default (3, under a second)
+// would take it out and hand its load, and with sticky sessions its users,
+// to the others: a cascade the lesson is not about. So a CPU-limited run
+// waits as long as a Kubernetes readiness probe does by default (3
+// failures 10 s apart): 30 s of checks every 250 ms. A replica that died
+// still leaves at once: its connections are refused.
+func (r *Runner) slowChecks() int {
+	if r.cfg.ReplicaCPU > 0 {
+		return 120
+	}
+	return 0
+}
+
+// phaseCtx is done once the users have stopped, when no phase may begin.
+func (r *Runner) phaseCtx() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.usersCtx == nil {
+		return context.Background()
+	}
+	return r.usersCtx
+}

@@ -1,0 +1,278 @@
+package compare
+
+import (
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/proccpu"
+)
+
+// Phase is one side's stretch of a run between two events (or the start
+// and the end): the load offered, what got through, how long it took, and
+// what each replica's CPU did meanwhile. The requests are those that
+// arrived in the phase, whenever they were answered, so a backlog built up
+// before a scale-out counts against the phase that built it; sessions lost
+// and CPU are counted as they happened.
+type Phase struct {
+	FromS float64 `json:"from_s"`
+	ToS   float64 `json:"to_s"`
+	// After names what began the phase: "start", or the event's kind
+	// (scale-out, scale-in, restart, crash, pause, ...).
+	After string `json:"after"`
+	// During is true when the phase is the event itself, from its start
+	// until it was done (new replicas ready, old ones stopped); the phase
+	// after it then begins once it was.
+	During bool `json:"during,omitempty"`
+	// Settling is true for the stretch of one deadline after an event was
+	// over, when there is an open-loop load: every request that arrived
+	// before the event was over has its answer, or gave up, by its end, so
+	// the phase after it measures the new state of the side, not its
+	// backlog.
+	Settling bool `json:"settling,omitempty"`
+	// Replicas is how many replicas were in service when it began.
+	Replicas int `json:"replicas"`
+	// OfferedRPS counts the requests the users started per second, open-
+	// loop arrivals included whether or not they were sent.
+	OfferedRPS float64 `json:"offered_rps"`
+	// ThroughputRPS counts the requests of the phase answered 2xx, per
+	// second of the phase: at most OfferedRPS.
+	ThroughputRPS float64 `json:"throughput_rps"`
+	P50MS         float64 `json:"p50_ms"`
+	P99MS         float64 `json:"p99_ms"`
+	// P50MS and P99MS are the latency of the phase's requests, from
+	// arrival to answer; a timeout counts with the time it waited.
+	// Timeouts counts requests with no answer within their deadline,
+	// Dropped ones included.
+	Timeouts int64 `json:"timeouts"`
+	Dropped  int64 `json:"dropped"`
+	// Failed counts every answer that was neither a 2xx nor a 409 conflict:
+	// timeouts, lost sessions, 5xx, connection errors.
+	Failed       int64 `json:"failed"`
+	SessionsLost int64 `json:"sessions_lost"`
+	// ReplicaCPUCores is each replica's mean CPU use over the phase, in
+	// cores, counted by its cgroup (or, without one, its process).
+	ReplicaCPUCores map[string]float64 `json:"replica_cpu_cores,omitempty"`
+	// ReplicaCPUShare is the same as a share of the replica's limit, when
+	// the kernel enforced one.
+	ReplicaCPUShare map[string]float64 `json:"replica_cpu_share,omitempty"`
+}
+
+// phaseMark is where a phase begins or the last one ends: the moment, the
+// side's counters and each replica's CPU time then.
+type phaseMark struct {
+	idx      int // the SideStats phase the requests arriving from here count in
+	at       float64
+	after    string
+	stage    stage
+	replicas int
+	totals   Totals
+	cpu      map[string]time.Duration
+}
+
+// stage says which part of an event's aftermath a phase is.
+type stage int
+
+const (
+	stageSettled  stage = iota // the state an event left the side in (or the start)
+	stageUnderWay              // the event itself, until it was over
+	stageSettling              // one deadline after it was over: its backlog ends
+)
+
+// minPhase is the shortest stretch a phase is made of: over less, a rate
+// or a percentile says nothing.
+const minPhase = 0.25
+
+// phaseLog keeps where a side's phases begin. The requests are counted by
+// the phase they arrived in (SideStats.BeginPhase), so the phases are
+// worked out once the run is over and every request has its answer.
+type phaseLog struct {
+	mu    sync.Mutex
+	marks []phaseMark
+	last  *phaseMark // the end of the last phase, once the run is over
+}
+
+// mark begins a phase at m. A phase that would be shorter than minPhase
+// (two events at once, or an event over at once) is not made: the open
+// one is relabelled instead, so the phases still cover the whole run.
+func (l *phaseLog) mark(stats *SideStats, m phaseMark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.markLocked(stats, m)
+}
+
+func (l *phaseLog) markLocked(stats *SideStats, m phaseMark) {
+	if n := len(l.marks); n > 0 && m.at-l.marks[n-1].at < minPhase {
+		a := &l.marks[n-1]
+		a.after, a.stage, a.replicas = m.after, m.stage, m.replicas
+		return
+	}
+	m.idx = stats.BeginPhase()
+	l.marks = append(l.marks, m)
+}
+
+// markIfLast begins a phase at m unless another began since the n-th: the
+// end of a settling stretch must not cut the phase of a later event.
+func (l *phaseLog) markIfLast(stats *SideStats, n int, m phaseMark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.marks) == n && l.last == nil {
+		l.markLocked(stats, m)
+	}
+}
+
+// count returns how many phases have begun.
+func (l *phaseLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.marks)
+}
+
+// end ends the last phase at m.
+func (l *phaseLog) end(m phaseMark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last = &m
+}
+
+// phases returns the side's phases; the requests' counts are read from
+// stats, the CPU shares are of limit (none when 0).
+func (l *phaseLog) phases(stats *SideStats, limit float64) []Phase {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := []Phase{} // [] in JSON when there are none, never null
+	for i, a := range l.marks {
+		var b phaseMark
+		switch {
+		case i+1 < len(l.marks):
+			b = l.marks[i+1]
+		case l.last != nil:
+			b = *l.last
+		default:
+			continue // still open
+		}
+		dur := b.at - a.at
+		if dur < minPhase {
+			continue // the run ended right after an event
+		}
+		c := stats.Phase(a.idx)
+		var n int64
+		for _, v := range c.Outcomes {
+			n += v
+		}
+		p := Phase{
+			FromS: a.at, ToS: b.at, After: a.after, During: a.stage == stageUnderWay, Settling: a.stage == stageSettling, Replicas: a.replicas,
+			OfferedRPS:    float64(c.Offered) / dur,
+			ThroughputRPS: float64(c.Outcomes[OutcomeOK]) / dur,
+			Timeouts:      c.Outcomes[OutcomeTimeout],
+			Dropped:       c.Dropped,
+			Failed:        n - c.Outcomes[OutcomeOK] - c.Outcomes[OutcomeConflict],
+			SessionsLost:  b.totals.SessionsLost - a.totals.SessionsLost,
+			P50MS:         quantile(c.buckets, .50) * 1000,
+			P99MS:         quantile(c.buckets, .99) * 1000,
+		}
+		ids := slices.Sorted(maps.Keys(b.cpu))
+		if len(ids) > 0 {
+			p.ReplicaCPUCores = map[string]float64{}
+			if limit > 0 {
+				p.ReplicaCPUShare = map[string]float64{}
+			}
+		}
+		for _, id := range ids {
+			cores := (b.cpu[id] - a.cpu[id]).Seconds() / dur
+			p.ReplicaCPUCores[id] = cores
+			if limit > 0 {
+				p.ReplicaCPUShare[id] = cores / limit
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// cpuMeter reads each replica's CPU time since its slot was first used:
+// from the replica's cgroup when the kernel enforces a limit there (which
+// counts every process that ran in it), otherwise from its process, adding
+// the CPU time of the processes a restart or a crash replaced.
+type cpuMeter struct {
+	limiter *cpulimit.Limiter // nil: no limit asked for
+	mu      sync.Mutex
+	procs   map[string]*procCPU      // by replica id, when read from the process
+	last    map[string]time.Duration // by replica id: the last count read
+}
+
+// procCPU follows the processes of one replica id.
+type procCPU struct {
+	pid  int
+	last time.Duration // the current process's CPU time when last read
+	base time.Duration // the CPU time of the processes before it
+}
+
+func newCPUMeter(l *cpulimit.Limiter) *cpuMeter {
+	return &cpuMeter{limiter: l, procs: map[string]*procCPU{}, last: map[string]time.Duration{}}
+}
+
+// usage returns the replica's CPU time, and false when it cannot be read.
+func (m *cpuMeter) usage(rep supervisor.Replica) (time.Duration, bool) {
+	if d, ok := m.limiter.Usage(rep.ID); ok {
+		m.mu.Lock()
+		m.last[rep.ID] = d
+		m.mu.Unlock()
+		return d, true
+	}
+	u, err := proccpu.Of(rep.PID)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.procs[rep.ID]
+	if p == nil {
+		p = &procCPU{pid: rep.PID}
+		m.procs[rep.ID] = p
+	}
+	if p.pid != rep.PID {
+		// A new process under this id: the one before it is gone, and
+		// the kernel's final count of it is in its exit status.
+		if rep.LastExit != nil {
+			p.base += rep.LastExit.UserTime() + rep.LastExit.SystemTime()
+		} else {
+			p.base += p.last
+		}
+		p.pid, p.last = rep.PID, 0
+	}
+	if err != nil {
+		return 0, false
+	}
+	p.last = u
+	m.last[rep.ID] = p.base + u
+	return p.base + u, true
+}
+
+// all returns the CPU time of every replica in reps, and of every replica
+// read before that is no longer in service (its group's count, or the last
+// count of its process), so a phase that ends after a scale-in still has
+// what its removed replicas used.
+func (m *cpuMeter) all(reps []supervisor.Replica) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, rep := range reps {
+		if d, ok := m.usage(rep); ok {
+			out[rep.ID] = d
+		}
+	}
+	m.mu.Lock()
+	gone := map[string]time.Duration{}
+	for id, d := range m.last {
+		if _, ok := out[id]; !ok {
+			gone[id] = d
+		}
+	}
+	m.mu.Unlock()
+	for id, d := range gone {
+		if u, ok := m.limiter.Usage(id); ok {
+			d = u
+		}
+		out[id] = d
+	}
+	return out
+}
