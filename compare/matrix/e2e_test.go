@@ -301,7 +301,7 @@ func TestMatrixQuick(t *testing.T) {
 			t.Errorf("the output lacks %q", want)
 		}
 	}
-	if !regexp.MustCompile(`(?m)^strategy +none +restart +crash +scale-out +scale-in +rolling-restart +restart-store +$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^strategy +none +scale-out +restart +crash +scale-in +rolling-restart +restart-store +$`).MatchString(out) {
 		t.Error("the output has no table with every fault as a column")
 	}
 }

@@ -40,7 +40,7 @@ func TestParseFaults(t *testing.T) {
 	}{
 		{"none,restart,crash,scale-out,scale-in,rolling-restart,restart-store", matrix.FaultNames(), ""},
 		// The columns keep the matrix's order: scale-in after scale-out.
-		{"scale-in, crash ,scale-out", []string{"crash", "scale-out", "scale-in"}, ""},
+		{"scale-in, crash ,scale-out", []string{"scale-out", "crash", "scale-in"}, ""},
 		{"restart,restart", []string{"restart"}, ""},
 		{"restart,meteor", nil, `unknown fault "meteor"`},
 		{" , ", nil, "name at least one"},
@@ -87,9 +87,9 @@ func TestScenario(t *testing.T) {
 	}
 	want := []ev{
 		{2 * time.Second, compare.ActionMark, 0, 0},
-		{5 * time.Second, compare.ActionRestart, 1, 0},
-		{8 * time.Second, compare.ActionCrash, 2, 0},
-		{11 * time.Second, compare.ActionScale, 0, 4},
+		{5 * time.Second, compare.ActionScale, 0, 4},
+		{8 * time.Second, compare.ActionRestart, 1, 0},
+		{11 * time.Second, compare.ActionCrash, 2, 0},
 		{14 * time.Second, compare.ActionScale, 0, 2},
 		{17 * time.Second, compare.ActionRollingRestart, 0, 0},
 		{20 * time.Second, compare.ActionRestartStore, 0, 0},
