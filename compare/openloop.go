@@ -177,8 +177,9 @@ func (o *OpenLoop) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			}
-		} else if ctx.Err() != nil {
-			return
+		}
+		if ctx.Err() != nil {
+			return // the timer and the end came together: no arrival after the end
 		}
 		// Behind schedule (a busy runner), the arrivals that are due go
 		// out at once: the load offered stays what was asked for.

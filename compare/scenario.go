@@ -85,6 +85,10 @@ type Scenario struct {
 	Rate      float64  `yaml:"rate,omitempty" json:"rate,omitempty"`
 	RateUsers int      `yaml:"rate_users,omitempty" json:"rate_users,omitempty"`
 	Deadline  Duration `yaml:"deadline,omitempty" json:"deadline,omitempty"`
+	// MaxOutstanding caps the open-loop requests outstanding per side
+	// (--max-outstanding); 0 is twice what the rate has in flight when every
+	// request waits its whole deadline.
+	MaxOutstanding int `yaml:"max_outstanding,omitempty" json:"max_outstanding,omitempty"`
 }
 
 // Event is one step of a scenario.
@@ -189,6 +193,9 @@ func (s *Scenario) Validate() error {
 	}
 	if s.RateUsers < 0 || s.RateUsers > MaxRateUsers {
 		errs = append(errs, fmt.Errorf("rate_users is %d; use 1 to %d", s.RateUsers, MaxRateUsers))
+	}
+	if s.MaxOutstanding < 0 {
+		errs = append(errs, fmt.Errorf("max_outstanding is %d; use a positive number, or leave it out", s.MaxOutstanding))
 	}
 	if d := s.Deadline.Std(); d < 0 || d > time.Minute || d > 0 && d < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("deadline is %s; use 10ms to 1m", d))

@@ -60,9 +60,9 @@ events:
 		},
 		{
 			name: "the load",
-			in:   "name: load\nduration: 30s\nreplicas: 2\nusers: 0\nreplica_cpu: 0.25\nrate: 300\nrate_users: 12\ndeadline: 1500ms\n",
+			in:   "name: load\nduration: 30s\nreplicas: 2\nusers: 0\nreplica_cpu: 0.25\nrate: 300\nrate_users: 12\ndeadline: 1500ms\nmax_outstanding: 160\n",
 			want: compare.Scenario{Name: "load", Duration: rtDur(30 * time.Second), Replicas: 2, Users: new(0),
-				ReplicaCPU: 0.25, Rate: 300, RateUsers: 12, Deadline: rtDur(1500 * time.Millisecond)},
+				ReplicaCPU: 0.25, Rate: 300, RateUsers: 12, Deadline: rtDur(1500 * time.Millisecond), MaxOutstanding: 160},
 		},
 		{
 			name: "JSON is YAML too",
@@ -165,6 +165,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"rate too high", head + "rate: 9000\n", []string{"rate is 9000"}},
 		{"rate_users too many", head + "rate_users: 201\n", []string{"rate_users is 201; use 1 to 200"}},
 		{"deadline too short", head + "deadline: 1ms\n", []string{"deadline is 1ms; use 10ms to 1m"}},
+		{"max_outstanding negative", head + "max_outstanding: -1\n", []string{"max_outstanding is -1"}},
 		{"deadline not a duration", head + "deadline: 2\n", []string{`line 4: "2" is not a duration`}},
 		{
 			"crash-random without every", head + "events:\n  - {at: 5s, action: crash-random, until: 9s}\n",

@@ -15,8 +15,8 @@ import (
 
 func TestResolveLoad(t *testing.T) {
 	zero := 0
-	capacity := compare.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: compare.Duration(time.Second)}
-	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, rateUsers: 5, deadline: 3 * time.Second}
+	capacity := compare.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: compare.Duration(time.Second), MaxOutstanding: 160}
+	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, rateUsers: 5, deadline: 3 * time.Second, maxOutstanding: 50}
 	tests := []struct {
 		name string
 		sc   compare.Scenario
@@ -24,10 +24,10 @@ func TestResolveLoad(t *testing.T) {
 		want compareLoad
 	}{
 		{"the scenario's load when no flag is set", capacity, nil,
-			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, rateUsers: 12, deadline: time.Second}},
-		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "rate-users", "deadline"}, flags},
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
+		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "rate-users", "deadline", "max-outstanding"}, flags},
 		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
-			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second}},
+			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 		{"a scenario without a load: the flags' defaults", compare.Scenario{}, nil,
 			compareLoad{users: 20, rateUsers: compare.DefaultRateUsers, deadline: compare.DefaultDeadline}},
 	}
@@ -55,6 +55,7 @@ func TestRunCompareHelpListsTheLoadFlags(t *testing.T) {
 		"-rate requests", "[$STATELAB_RATE]", "(capacity: ",
 		"-rate-users users", "[$STATELAB_RATE_USERS]",
 		"-deadline duration", "[$STATELAB_DEADLINE]", "timeout",
+		"-max-outstanding requests", "[$STATELAB_MAX_OUTSTANDING]", "dropped",
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("compare -h does not say %q", want)

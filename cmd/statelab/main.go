@@ -499,15 +499,16 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	var (
-		replicaCPU, rate float64
-		rateUsers        int
-		deadline         time.Duration
+		replicaCPU, rate          float64
+		rateUsers, maxOutstanding int
+		deadline                  time.Duration
 	)
 	// The help quotes the built-in capacity scenario's load.
 	capacityDefaults, _ := compare.LoadScenario("capacity")
 	fs.Float64(&replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
 	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
 	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(compare.DefaultRateUsers)+")")
+	fs.Int(&maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
 	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+compare.DefaultDeadline.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -531,7 +532,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenario, err)
 	}
-	load := resolveLoad(sc, set, compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline})
+	load := resolveLoad(sc, set, compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline, maxOutstanding: maxOutstanding})
 	if think <= 0 {
 		return errors.New("-think must be positive")
 	}
@@ -561,7 +562,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
 		Dashboard: dashboard(matrixFile),
-		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU,
+		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
 	})
 	if err != nil {
 		ln.Close()
@@ -574,10 +575,10 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 
 // compareLoad is the load statelab compare puts on the sides.
 type compareLoad struct {
-	users            int
-	replicaCPU, rate float64
-	rateUsers        int
-	deadline         time.Duration
+	users                     int
+	replicaCPU, rate          float64
+	rateUsers, maxOutstanding int
+	deadline                  time.Duration
 }
 
 // resolveLoad takes each part of the load from its flag when the command
@@ -599,6 +600,9 @@ func resolveLoad(sc compare.Scenario, set map[string]bool, flags compareLoad) co
 	}
 	if !set["deadline"] {
 		l.deadline = cmp.Or(sc.Deadline.Std(), compare.DefaultDeadline)
+	}
+	if !set["max-outstanding"] {
+		l.maxOutstanding = sc.MaxOutstanding
 	}
 	return l
 }
