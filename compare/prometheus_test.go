@@ -371,7 +371,9 @@ func TestPrometheus(t *testing.T) {
 				ids = append(ids, tg.Labels["replica"])
 			}
 			slices.Sort(ids)
-			return slices.Equal(ids, []string{"", "stateful-1", "stateless-1"}), fmt.Sprintf("%+v", targets)
+			want := []string{"", psdRight + "-1", psdLeft + "-1"}
+			slices.Sort(want)
+			return slices.Equal(ids, want), fmt.Sprintf("%+v", targets)
 		})
 
 		// The scale-in is the first control event of its kind: each side's
