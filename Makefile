@@ -60,7 +60,7 @@ capacity: build ## scalability, measured: replicas under a kernel-enforced CPU l
 	$(BIN) compare --scenario capacity --hold $(CAPACITYFLAGS)
 
 .PHONY: screenshot
-screenshot: ## refresh docs/dashboard.png: headless Chromium on the default demo, about a minute
+screenshot: ## refresh docs/dashboard.png and docs/dashboard-projector.png: headless Chromium on the default demo, about a minute
 	STATELAB_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(GO) test -run '^TestScreenshot$$' -count=1 -timeout 5m -v ./web/
 
 .PHONY: walkthrough

@@ -180,3 +180,40 @@ func TestServerTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// TestControlNextAndClientRestart: Next answers 409 when the run plays its
+// own clock (or nothing waits), and a client-restart refuses a share that
+// is not a part of the users.
+func TestControlNextAndClientRestart(t *testing.T) {
+	_, addr := newControlRunner(t, compare.Timeouts{})
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantCode   string
+		wantSays   string
+	}{
+		{"/api/control/next", 409, "conflict", "start it with --manual"},
+		{"/api/control/client-restart?share=0", 400, "bad_request", "share must be a number more than 0 and at most 1"},
+		{"/api/control/client-restart?share=2", 400, "bad_request", "share must be"},
+		{"/api/control/client-restart?share=half", 400, "bad_request", "share must be"},
+		{"/api/control/explode", 404, "not_found", "client-restart"},
+	}
+	for _, tt := range tests {
+		resp, err := http.Post("http://"+addr+tt.path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: body is not JSON: %v", tt.path, err)
+		}
+		if resp.StatusCode != tt.wantStatus || env.Code != tt.wantCode || !strings.Contains(env.Message, tt.wantSays) {
+			t.Errorf("POST %s: got %d %q %q, want %d %q saying %q", tt.path, resp.StatusCode, env.Code, env.Message, tt.wantStatus, tt.wantCode, tt.wantSays)
+		}
+	}
+}

@@ -133,10 +133,10 @@ func (l *identLog) total() Histogram {
 
 // replicaReading is what one scrape of a replica's /metrics found.
 type replicaReading struct {
-	// sessions is the replica's statelab_sessions_active gauge; nil when
-	// it keeps no count (a stateless server, a session sealed in the
-	// cookie).
-	sessions *float64
+	// sessions holds the replica's statelab_sessions_active and
+	// statelab_sessions_in_use gauges; nil when it keeps no count (a
+	// stateless server, a session sealed in the cookie).
+	sessions sessionCount
 	ident    Histogram
 }
 
@@ -161,10 +161,15 @@ func (r *Runner) scrapeReplica(addr string) (replicaReading, bool) {
 	if err != nil {
 		return rd, false
 	}
-	if mf := families["statelab_sessions_active"]; mf != nil && len(mf.GetMetric()) > 0 {
+	gauge := func(name string) *float64 {
+		mf := families[name]
+		if mf == nil || len(mf.GetMetric()) == 0 {
+			return nil
+		}
 		v := mf.GetMetric()[0].GetGauge().GetValue()
-		rd.sessions = &v
+		return &v
 	}
+	rd.sessions = sessionCount{held: gauge(api.SessionsActiveMetric), inUse: gauge(api.SessionsInUseMetric)}
 	rd.ident = identOf(families[api.IdentifyMetric])
 	return rd, true
 }
@@ -182,11 +187,12 @@ func identOf(mf *dto.MetricFamily) Histogram {
 	return r
 }
 
-// readReplica scrapes one replica and keeps its identification reading.
-func (r *Runner) readReplica(s *side, rep supervisor.Replica) *float64 {
+// readReplica scrapes one replica, keeps its identification reading and
+// returns what it said of its sessions.
+func (r *Runner) readReplica(s *side, rep supervisor.Replica) sessionCount {
 	rd, ok := r.scrapeReplica(rep.Addr)
 	if !ok {
-		return nil
+		return sessionCount{}
 	}
 	s.ident.set(rep.PID, rd.ident)
 	return rd.sessions
@@ -200,6 +206,12 @@ func (r *Runner) serverCosts(s *side) ServerCosts {
 		wg.Go(func() { r.readReplica(s, rep) })
 	}
 	wg.Wait()
+	return r.spent(s)
+}
+
+// spent adds up what the side's processes spent, from their last readings:
+// the feed's once a second, or serverCosts' fresh ones.
+func (r *Runner) spent(s *side) ServerCosts {
 	var c ServerCosts
 	id := s.ident.total()
 	c.Identifications = int64(id.Count)

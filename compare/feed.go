@@ -30,6 +30,11 @@ type SideSample struct {
 	// second shows only in a window.
 	LatencyWindowMS *Percentile   `json:"latency_window_ms,omitempty"`
 	Replicas        []ReplicaInfo `json:"replicas"`
+	// Costs is what the side has paid so far, as the report's costs: the
+	// users' bytes and read latency, the replicas' own identification
+	// time and CPU, read in this sample. The dashboard's cost panel draws
+	// it.
+	Costs *Costs `json:"costs,omitempty"`
 	// buckets is the side's latency histogram at this moment, from which
 	// the feed works out LatencyWindowMS.
 	buckets []uint64
@@ -46,6 +51,11 @@ type ReplicaInfo struct {
 	// sessions it can count (a stateless server, a session sealed in the
 	// cookie), or when it did not answer in time.
 	Sessions *float64 `json:"sessions,omitempty"`
+	// SessionsInUse is how many of them a request used lately (its
+	// statelab_sessions_in_use gauge): the sessions of users still using
+	// them. The rest are idle, most of them left behind by users who
+	// signed in again.
+	SessionsInUse *float64 `json:"sessions_in_use,omitempty"`
 	// CPUCores is the replica's CPU use since the previous sample, in
 	// cores, counted by its cgroup (or its process); nil before it has
 	// two readings.
@@ -108,10 +118,23 @@ func (f *Feed) History(since float64) []Sample {
 	out := []Sample{}
 	for _, s := range f.history {
 		if s.ElapsedS > since {
-			out = append(out, s)
+			out = append(out, withoutCosts(s))
 		}
 	}
 	return out
+}
+
+// withoutCosts returns s without its sides' costs: the dashboard draws
+// them from the newest sample only, so the history, which it fetches whole
+// when it opens, need not carry them.
+func withoutCosts(s Sample) Sample {
+	sides := make(map[string]SideSample, len(s.Sides))
+	for name, ss := range s.Sides {
+		ss.Costs = nil
+		sides[name] = ss
+	}
+	s.Sides = sides
+	return s
 }
 
 // MaxGap returns the longest time between two consecutive samples.
@@ -122,18 +145,18 @@ func (f *Feed) MaxGap() time.Duration {
 }
 
 // sessionsOf returns the sessions a replica reported in the newest sample.
-func (f *Feed) sessionsOf(side, id string) *float64 {
+func (f *Feed) sessionsOf(side, id string) sessionCount {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.history) == 0 {
-		return nil
+		return sessionCount{}
 	}
 	for _, rep := range f.history[len(f.history)-1].Sides[side].Replicas {
 		if rep.ID == id {
-			return rep.Sessions
+			return sessionCount{held: rep.Sessions, inUse: rep.SessionsInUse}
 		}
 	}
-	return nil
+	return sessionCount{}
 }
 
 // Latest returns the newest sample, or a fresh one before the first tick.
@@ -163,14 +186,25 @@ func (r *Runner) sample() Sample {
 		var wg sync.WaitGroup
 		for i, rep := range reps {
 			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts}
-			wg.Go(func() { info[i].Sessions = r.readReplica(sd, rep) })
+			wg.Go(func() {
+				c := r.readReplica(sd, rep)
+				info[i].Sessions, info[i].SessionsInUse = c.held, c.inUse
+			})
 		}
 		wg.Wait()
 		r.sampleCPU(sd, reps, info)
 		buckets, _, _ := sd.stats.histogram()
-		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets}
+		costs := Costs{UserCosts: sd.stats.UserCosts(), ServerCosts: r.spent(sd)}
+		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets, Costs: &costs}
 	}
 	return s
+}
+
+// sessionCount is what a stateful replica said of its sessions: how many
+// it holds, and how many of those a request used lately. Either is nil
+// when the replica does not count it or did not answer.
+type sessionCount struct {
+	held, inUse *float64
 }
 
 // sampleCPU fills in each replica's CPU use since the previous sample.

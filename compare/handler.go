@@ -3,10 +3,12 @@ package compare
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +31,7 @@ func (r *Runner) Handler() http.Handler {
 		mux.Handle("/", r.cfg.Dashboard)
 	} else {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, pause, resume (both sides at once)\n")
+			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, client-restart, pause, resume (both sides at once);\n                                 next: fire the event a --manual run waits on\n")
 		})
 	}
 	return mux
@@ -143,6 +145,10 @@ type feedBody struct {
 	Now      Sample        `json:"now"`
 	Events   []EventRecord `json:"events"`
 	History  []Sample      `json:"history,omitempty"`
+	// Manual is true when each scenario event waits to be fired; Next is
+	// then the one waiting, if any.
+	Manual bool          `json:"manual"`
+	Next   *PendingEvent `json:"next,omitempty"`
 }
 
 func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
@@ -153,9 +159,19 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Users:      r.cfg.Users,
 		ReplicaCPU: r.enforcement(),
 		OpenLoop:   r.openLoopInfo(),
-		Now:        r.feed.Latest(),
 		Events:     r.Events(),
+		Now:        r.feed.Latest(),
+		Manual:     r.cfg.Manual,
+		Next:       r.Pending(),
 	}
+	// Name only the events the newest sample shows the effect of, so the
+	// page never says "two replicas were added" beside a count of replicas
+	// up from before: an event shows at the first sample after it ended, a
+	// second later at most. (A sample taken at once instead would make the
+	// rates of that short interval spike.)
+	body.Events = slices.DeleteFunc(body.Events, func(e EventRecord) bool {
+		return e.AtS+e.TookMS/1000 > body.Now.ElapsedS
+	})
 	if v := req.URL.Query().Get("history"); v != "" {
 		since, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -171,6 +187,10 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 // button does.
 func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 	action := req.PathValue("action")
+	if action == "next" {
+		r.handleNext(w, req)
+		return
+	}
 	n := len(r.sides[0].sup.Replicas())
 	e := Event{Note: "live control"}
 	switch action {
@@ -197,8 +217,18 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 		}
 	case "pause", "resume", ActionRestartStore:
 		e.Action = action
+	case ActionClientRestart:
+		e.Action, e.Share = action, DefaultClientRestartShare
+		if v := req.URL.Query().Get("share"); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f > 0 && f <= 1) {
+				writeJSON(w, http.StatusBadRequest, map[string]any{"success": false, "code": "bad_request", "message": "share must be a number more than 0 and at most 1: the part of the users whose client restarts"})
+				return
+			}
+			e.Share = f
+		}
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use restart, crash, scale-up, scale-down, restart-store, pause or resume"})
+		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use restart, crash, scale-up, scale-down, restart-store, client-restart, pause or resume"})
 		return
 	}
 	before := len(r.Events())
@@ -213,6 +243,33 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": describe(action, recs), "data": recs})
 }
 
+// handleNext fires the event a manual run is waiting on.
+func (r *Runner) handleNext(w http.ResponseWriter, req *http.Request) {
+	if !r.cfg.Manual {
+		writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict",
+			"message": "This run plays its scenario on its own clock; start it with --manual to fire each event with Next."})
+		return
+	}
+	p := r.Pending()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), time.Minute)
+	defer cancel()
+	recs, err := r.Next(ctx)
+	switch {
+	case errors.Is(err, errNothingWaiting):
+		msg := "No event is waiting: the scenario has played every event."
+		if p != nil {
+			msg = "The previous event is still being played; press Next again when it is over."
+		} else if r.since(time.Now()) == 0 {
+			msg = "The run has not started yet: the replicas are still starting."
+		}
+		writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": msg})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"success": false, "code": "internal", "message": err.Error(), "data": recs})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": describe(p.Action, recs), "data": recs})
+	}
+}
+
 // describe says in words what a control did.
 func describe(action string, recs []EventRecord) string {
 	switch action {
@@ -223,7 +280,7 @@ func describe(action string, recs []EventRecord) string {
 	}
 	var msg strings.Builder
 	for _, rec := range recs {
-		if rec.Kind == ActionRestartStore {
+		if rec.Kind == ActionRestartStore || rec.Kind == ActionClientRestart {
 			fmt.Fprintf(&msg, "%s: %s. ", rec.Side, strings.TrimSuffix(rec.Note, "; live control"))
 			continue
 		}
@@ -231,15 +288,40 @@ func describe(action string, recs []EventRecord) string {
 			continue
 		}
 		fmt.Fprintf(&msg, "%s: %s %s in %.0f ms", rec.Side, rec.Kind, rec.Replica, rec.TookMS)
-		if rec.SessionsHeld != nil {
-			fmt.Fprintf(&msg, "; %.0f session(s) it held in memory went with it", *rec.SessionsHeld)
-		}
+		msg.WriteString(sessionsWent(rec))
 		if rec.Error != "" {
 			fmt.Fprintf(&msg, " (failed: %s)", rec.Error)
 		}
 		msg.WriteString(". ")
 	}
 	return strings.TrimSpace(msg.String())
+}
+
+// sessionsWent says what sessions went with a replica: those of users
+// still using them, apart from the idle ones nobody would have come back
+// for. It is empty when the replica counted none.
+func sessionsWent(rec EventRecord) string {
+	if rec.SessionsHeld == nil {
+		return ""
+	}
+	held := *rec.SessionsHeld
+	if rec.SessionsInUse == nil {
+		return fmt.Sprintf("; %s it held in memory went with it", plural(held, "session", "sessions"))
+	}
+	inUse := min(*rec.SessionsInUse, held)
+	s := fmt.Sprintf("; %s in use went with it", plural(inUse, "session", "sessions"))
+	if idle := held - inUse; idle > 0 {
+		s += fmt.Sprintf(" (and %.0f idle, left behind by users who had signed in again)", idle)
+	}
+	return s
+}
+
+// plural says n things, in the singular for one.
+func plural(n float64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%.0f %s", n, many)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/sqlite"
 )
 
 // Report is what a run found, as written to report.json.
@@ -26,9 +29,12 @@ type Report struct {
 	DurationS   float64   `json:"duration_s"`
 	// Interrupted is true when the run was stopped (Ctrl-C) before the
 	// scenario's end: the numbers cover only the part that ran.
-	Interrupted bool  `json:"interrupted"`
-	Users       int   `json:"users_per_side"`
-	Seed        int64 `json:"seed"`
+	Interrupted bool `json:"interrupted"`
+	// Manual is true when each event was fired by hand (--manual), not at
+	// its time: the event times are when they were fired.
+	Manual bool  `json:"manual"`
+	Users  int   `json:"users_per_side"`
+	Seed   int64 `json:"seed"`
 	// OpenLoop is the open-loop load; absent without one.
 	OpenLoop *OpenLoopInfo `json:"open_loop,omitempty"`
 	// ReplicaCPU is the replicas' CPU limit and how the kernel enforced
@@ -44,6 +50,12 @@ type Report struct {
 	Events      []EventRecord               `json:"events"`
 	Consistency Consistency                 `json:"consistency"`
 	Timeline    TimelineStats               `json:"timeline"`
+	// Losses says, event by event, what went with the replicas each event
+	// stopped and what the users lost until the next event.
+	Losses []EventLosses `json:"losses"`
+	// Series is what the feed sampled once a second, per side (the last
+	// HistoryLimit samples): the charts of report.html.
+	Series map[string][]SeriesPoint `json:"series"`
 }
 
 // SideReport is one side of a run: the strategy, what its users counted,
@@ -126,6 +138,7 @@ func (r *Runner) report(ctx context.Context) *Report {
 		OpenLoop:    r.openLoopInfo(),
 		ReplicaCPU:  r.enforcement(),
 		Interrupted: ctx.Err() != nil,
+		Manual:      r.cfg.Manual,
 		Sides:       map[string]SideReport{},
 		Unexpected:  map[string]map[string]int64{},
 		Events:      r.Events(),
@@ -154,6 +167,8 @@ func (r *Runner) report(ctx context.Context) *Report {
 		}
 	}
 	rep.Consistency = r.checkConsistency(context.WithoutCancel(ctx), borrowIDs)
+	rep.Series = seriesOf(r.feed.History(-1), rep.SideOrder)
+	rep.Losses = lossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
 	return rep
 }
 
@@ -162,37 +177,74 @@ func (r *Runner) report(ctx context.Context) *Report {
 func (r *Runner) checkConsistency(ctx context.Context, borrowIDs []int64) Consistency {
 	var c Consistency
 	var missing []int64
-	var errs []string
+	var err error
 	for _, id := range borrowIDs {
-		ok, err := r.db.BorrowExists(ctx, id)
-		if err != nil {
-			errs = append(errs, err.Error())
+		var ok bool
+		if ok, err = r.db.BorrowExists(ctx, id); err != nil {
 			break
 		}
 		if !ok {
 			missing = append(missing, id)
 		}
 	}
-	c.BorrowsExist = Check{OK: len(missing) == 0 && len(errs) == 0,
-		Detail: fmt.Sprintf("%d borrow(s) answered 201, %d missing from the database %v", len(borrowIDs), len(missing), missing)}
-	if len(errs) > 0 {
-		c.BorrowsExist.Detail += "; " + strings.Join(errs, "; ")
-	}
+	c.BorrowsExist = borrowsCheck(len(borrowIDs), missing, err)
 	db, err := r.db.CheckConsistency(ctx)
-	if err != nil {
-		c.NoNegativeAvailability = Check{Detail: "could not check: " + err.Error()}
-		c.CopiesAddUp, c.KeysAppliedOnce, c.BorrowsOnce = c.NoNegativeAvailability, c.NoNegativeAvailability, c.NoNegativeAvailability
-	} else {
-		c.NoNegativeAvailability = Check{OK: len(db.NegativeAvailability) == 0,
-			Detail: fmt.Sprintf("%d books checked, %d with negative availability %v", db.Books, len(db.NegativeAvailability), db.NegativeAvailability)}
-		c.CopiesAddUp = Check{OK: len(db.Mismatched) == 0,
-			Detail: fmt.Sprintf("available copies + %d active borrows = copies for all but %d book(s) %v", db.ActiveBorrows, len(db.Mismatched), db.Mismatched)}
-		c.KeysAppliedOnce = Check{OK: len(db.AppliedTwice) == 0,
-			Detail: fmt.Sprintf("%d borrow(s) made under an Idempotency-Key, %d of them sharing key and book with another %v", db.KeyedBorrows, len(db.AppliedTwice), db.AppliedTwice)}
-		c.BorrowsOnce = borrowsOnce(borrowIDs, db.AppliedTwice)
-	}
+	c.NoNegativeAvailability, c.CopiesAddUp = copiesChecks(db, err)
+	c.KeysAppliedOnce, c.BorrowsOnce = keysChecks(db, err, borrowIDs)
 	c.OK = c.BorrowsExist.OK && c.BorrowsOnce.OK && c.KeysAppliedOnce.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
 	return c
+}
+
+// borrowsCheck says whether every one of n borrows answered 201 is in the
+// database; missing lists those that are not, err a failed lookup.
+func borrowsCheck(n int, missing []int64, err error) Check {
+	if err != nil {
+		return Check{Detail: fmt.Sprintf("could not look the %s up: %v", count(n, "borrow answered 201", "borrows answered 201"), err)}
+	}
+	if len(missing) == 0 {
+		if n == 1 {
+			return Check{OK: true, Detail: "the one borrow answered 201 is in the database"}
+		}
+		return Check{OK: true, Detail: fmt.Sprintf("all %d borrows answered 201 are in the database", n)}
+	}
+	return Check{Detail: fmt.Sprintf("%d of %d borrows answered 201 are missing from the database: %s", len(missing), n, idList(missing))}
+}
+
+// copiesChecks says whether any book has fewer than zero copies on the
+// shelf, and whether each book's copies on the shelf and lent out add up
+// to the copies it has.
+func copiesChecks(db sqlite.Consistency, err error) (negative, addUp Check) {
+	if err != nil {
+		c := Check{Detail: "could not check: " + err.Error()}
+		return c, c
+	}
+	negative = Check{OK: len(db.NegativeAvailability) == 0,
+		Detail: fmt.Sprintf("none of the %s has fewer than zero copies on the shelf", count(db.Books, "book", "books"))}
+	if !negative.OK {
+		negative.Detail = fmt.Sprintf("%d of %d books have fewer than zero copies on the shelf: %s", len(db.NegativeAvailability), db.Books, idList(db.NegativeAvailability))
+	}
+	addUp = Check{OK: len(db.Mismatched) == 0,
+		Detail: fmt.Sprintf("for every book, the copies on the shelf and the copies lent out (%d in all) add up to its copies", db.ActiveBorrows)}
+	if !addUp.OK {
+		addUp.Detail = fmt.Sprintf("for %d of %d books, the copies on the shelf and the copies lent out do not add up to its copies: %s", len(db.Mismatched), db.Books, idList(db.Mismatched))
+	}
+	return negative, addUp
+}
+
+// keysChecks says whether an Idempotency-Key made a borrow twice, and
+// whether each borrow a user was answered 201 for (answered) was named by
+// one answer only and made once.
+func keysChecks(db sqlite.Consistency, err error, answered []int64) (keys, once Check) {
+	if err != nil {
+		c := Check{Detail: "could not check: " + err.Error()}
+		return c, c
+	}
+	keys = Check{OK: len(db.AppliedTwice) == 0,
+		Detail: fmt.Sprintf("none of the %s made under an Idempotency-Key shares its key and book with another", count(db.KeyedBorrows, "borrow", "borrows"))}
+	if !keys.OK {
+		keys.Detail = fmt.Sprintf("%d of the %d borrows made under an Idempotency-Key share key and book with another: %s", len(db.AppliedTwice), db.KeyedBorrows, idList(db.AppliedTwice))
+	}
+	return keys, borrowsOnce(answered, db.AppliedTwice)
 }
 
 // borrowsOnce checks that no two answers a user got named one borrow, and
@@ -210,11 +262,48 @@ func borrowsOnce(answered, appliedTwice []int64) Check {
 			doubled = append(doubled, id)
 		}
 	}
-	return Check{OK: len(named) == 0 && len(doubled) == 0,
-		Detail: fmt.Sprintf("%d borrow(s) answered 201: %d named by more than one answer %v, %d made twice under one key %v", len(answered), len(named), named, len(doubled), doubled)}
+	c := Check{OK: len(named) == 0 && len(doubled) == 0,
+		Detail: fmt.Sprintf("each of the %s was named by one answer only and made once", count(len(answered), "borrow answered 201", "borrows answered 201"))}
+	if c.OK {
+		return c
+	}
+	var faults []string
+	if len(named) > 0 {
+		faults = append(faults, fmt.Sprintf("%d named by more than one answer (%s)", len(named), idList(named)))
+	}
+	if len(doubled) > 0 {
+		faults = append(faults, fmt.Sprintf("%d made twice under one key (%s)", len(doubled), idList(doubled)))
+	}
+	c.Detail = fmt.Sprintf("of the %s, %s", count(len(answered), "borrow answered 201", "borrows answered 201"), strings.Join(faults, " and "))
+	return c
 }
 
-// Write puts report.json and report.md in dir.
+// count says n things, in the singular for one.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// idList names the ids, "id 17" or "ids 17, 18, 19", at most 20 of them.
+func idList(ids []int64) string {
+	const most = 20
+	var parts []string
+	for i, id := range ids {
+		if i == most {
+			parts = append(parts, fmt.Sprintf("and %d more", len(ids)-most))
+			break
+		}
+		parts = append(parts, strconv.FormatInt(id, 10))
+	}
+	if len(ids) == 1 {
+		return "id " + parts[0]
+	}
+	return "ids " + strings.Join(parts, ", ")
+}
+
+// Write puts report.json, report.md and report.html in dir.
 func (rep *Report) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report dir: %w", err)
@@ -228,14 +317,24 @@ func (rep *Report) Write(dir string) error {
 	}
 	var md strings.Builder
 	rep.markdown(&md)
-	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	var page bytes.Buffer
+	if err := rep.writeHTML(&page); err != nil {
+		return fmt.Errorf("report.html: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "report.html"), page.Bytes(), 0o644)
+}
+
+// tableRow is a line of a table with one column per side.
+type tableRow struct {
+	label string
+	cell  func(SideReport) string
 }
 
 // rows are the lines of the side-by-side table.
-var rows = []struct {
-	label string
-	value func(SideReport) string
-}{
+var rows = []tableRow{
 	{"requests", func(t SideReport) string { return fmt.Sprint(t.Requests) }},
 	{"ok (2xx)", func(t SideReport) string { return fmt.Sprint(t.OK) }},
 	{"availability", func(t SideReport) string { return fmt.Sprintf("%.4f", t.Availability) }},
@@ -250,28 +349,32 @@ var rows = []struct {
 	{"sessions lost", func(t SideReport) string { return fmt.Sprint(t.SessionsLost) }},
 	{"cart items lost", func(t SideReport) string { return fmt.Sprint(t.CartItemsLost) }},
 	{"forced re-logins", func(t SideReport) string { return fmt.Sprint(t.Relogins) }},
+	{"sign-ins the client forgot", func(t SideReport) string { return fmt.Sprint(t.ClientSignInsLost) }},
+	{"cart items the client forgot", func(t SideReport) string { return fmt.Sprint(t.ClientCartItemsLost) }},
 	{"borrows (201)", func(t SideReport) string { return fmt.Sprint(t.Borrows) }},
 	{"balancer retries", func(t SideReport) string { return fmt.Sprint(t.LBRetries) }},
 	{"balancer retries answered", func(t SideReport) string { return fmt.Sprint(t.LBRetriesSaved) }},
 	{"user retries (same key)", func(t SideReport) string { return fmt.Sprint(t.UserRetries) }},
-	{"latency p50 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
-	{"latency p95 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
-	{"latency p99 ms", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
+	{"latency p50 ms, all requests", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P50) }},
+	{"latency p95 ms, all requests", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P95) }},
+	{"latency p99 ms, all requests", func(t SideReport) string { return fmt.Sprintf("%.1f", t.LatencyMS.P99) }},
 }
 
-// costRows are the lines of the costs table in report.md.
-var costRows = []struct {
-	label string
-	value func(Costs) string
-}{
-	{"request bytes, median", func(c Costs) string { return fmt.Sprintf("%.0f", c.RequestBytesP50) }},
-	{"bytes per whole journey, median", func(c Costs) string { return fmt.Sprintf("%.0f", c.JourneyBytesP50) }},
-	{"identifying the caller, µs per request (median)", func(c Costs) string { return fmt.Sprintf("%.1f", c.IdentifyUSP50) }},
-	{"identifying the caller, µs per request (mean)", func(c Costs) string { return fmt.Sprintf("%.1f", c.IdentifyUS) }},
-	{"server CPU per request, µs", func(c Costs) string { return fmt.Sprintf("%.0f", c.CPUPerRequestUS) }},
-	{"authenticated reads p50 ms", func(c Costs) string { return fmt.Sprintf("%.1f", c.ReadLatencyMS.P50) }},
-	{"authenticated reads p99 ms", func(c Costs) string { return fmt.Sprintf("%.1f", c.ReadLatencyMS.P99) }},
+// costRows are the lines of the costs tables of report.md and report.html:
+// what each side paid, like for like. Every value was measured in the run.
+var costRows = []tableRow{
+	{"request bytes, median", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.RequestBytesP50) }},
+	{"of which the credential, mean", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.CredentialBytesMean) }},
+	{"bytes per whole journey, median", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.JourneyBytesP50) }},
+	{"identifying the caller, µs per request (median)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUSP50) }},
+	{"identifying the caller, µs per request (mean)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUS) }},
+	{"server CPU per request, µs", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.CPUPerRequestUS) }},
+	{"authenticated reads p50 ms", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.ReadLatencyMS.P50) }},
+	{"authenticated reads p99 ms", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.ReadLatencyMS.P99) }},
 }
+
+// costsNote says where each cost comes from, under the costs table.
+const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), and the credential is the part of them its headers took (Cookie, Authorization), so the rest is what the same requests cost with none. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
 
 // columns returns the two sides in column order.
 func (rep *Report) columns() []SideReport {
@@ -299,7 +402,7 @@ func (rep *Report) PrintSummary(w io.Writer) {
 	for _, row := range rows {
 		fmt.Fprintf(tw, "%s\t", row.label)
 		for _, c := range cols {
-			fmt.Fprintf(tw, "%s\t", row.value(c))
+			fmt.Fprintf(tw, "%s\t", row.cell(c))
 		}
 		fmt.Fprintln(tw)
 	}
@@ -355,8 +458,15 @@ func (b BalanceWindow) describe() string {
 }
 
 func (rep *Report) markdown(w io.Writer) {
-	fmt.Fprintf(w, "# statelab report: %s\n\n%s. Started %s, ran %.0f s with %d simulated users per side (seed %d).\n\n",
-		rep.Scenario, rep.Description, rep.StartedAt.Format(time.RFC3339), rep.DurationS, rep.Users, rep.Seed)
+	fmt.Fprintf(w, "# statelab report: %s\n\n%s. Started %s, ran %.0f s with %d simulated users per side (seed %d).",
+		rep.Scenario, strings.TrimSuffix(rep.Description, "."), rep.StartedAt.Format(time.RFC3339), rep.DurationS, rep.Users, rep.Seed)
+	if rep.Manual {
+		fmt.Fprint(w, " Each event was fired by hand (--manual): its time is when it was fired.")
+	}
+	if rep.Interrupted {
+		fmt.Fprint(w, " The run was interrupted before the end of its scenario: the numbers cover only the part that ran.")
+	}
+	fmt.Fprint(w, "\n\n")
 	cols := rep.columns()
 	for _, c := range cols {
 		fmt.Fprintf(w, "- **%s** (%s server, balancer affinity %s): the sign-in lives %s.\n", c.Name, c.Server, c.Affinity, c.Where)
@@ -364,22 +474,7 @@ func (rep *Report) markdown(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Every number below was counted from what the simulated users' HTTP clients received through each side's load balancer. Availability is ok / (requests − 409 conflicts): a 409 is the library correctly refusing a borrow another user won, not an outage.")
 	fmt.Fprintln(w)
-	fmt.Fprint(w, "|")
-	for _, c := range cols {
-		fmt.Fprintf(w, " | %s", c.Name)
-	}
-	fmt.Fprint(w, " |\n|---|")
-	for range cols {
-		fmt.Fprint(w, "---:|")
-	}
-	fmt.Fprintln(w)
-	for _, row := range rows {
-		fmt.Fprintf(w, "| %s", row.label)
-		for _, c := range cols {
-			fmt.Fprintf(w, " | %s", row.value(c))
-		}
-		fmt.Fprintln(w, " |")
-	}
+	mdTable(w, "", cols, rows)
 	fmt.Fprintln(w, "\n## Phases: load, throughput, latency and CPU between events")
 	fmt.Fprintln(w)
 	rep.describeLoad(w)
@@ -396,11 +491,16 @@ func (rep *Report) markdown(w io.Writer) {
 	fmt.Fprintln(w, "\n## What the numbers say")
 	fmt.Fprintln(w)
 	for _, c := range cols {
-		fmt.Fprintf(w, "- **%s.** %d sessions lost (%d cart items with them), %d forced re-logins, %d answers of 401 invalid_token or invalid_session. ",
-			c.Name, c.SessionsLost, c.CartItemsLost, c.Relogins, c.InvalidCredential)
+		fmt.Fprintf(w, "- **%s.** %s lost (%s with them), %s, %s of 401 invalid_token or invalid_session. ",
+			c.Name, count64(c.SessionsLost, "session", "sessions"), count64(c.CartItemsLost, "cart item", "cart items"),
+			count64(c.Relogins, "forced re-login", "forced re-logins"), count64(c.InvalidCredential, "answer", "answers"))
 		fmt.Fprintf(w, "What breaks it: %s.", c.Breaks)
 		if authed := c.OK - c.SignIns + c.SessionLost; c.SessionLost > 0 && authed > 0 {
 			fmt.Fprintf(w, " Of %d requests made with a session (sign-ins left out), %d (%.0f%%) were session_lost.", authed, c.SessionLost, 100*float64(c.SessionLost)/float64(authed))
+		}
+		if c.ClientSignInsLost > 0 || c.ClientCartItemsLost > 0 {
+			fmt.Fprintf(w, " Its users' own clients forgot %s and %s (client-restart): what a closed browser tab takes, on either side.",
+				count64(c.ClientSignInsLost, "sign-in", "sign-ins"), count64(c.ClientCartItemsLost, "cart item", "cart items"))
 		}
 		fmt.Fprintln(w)
 	}
@@ -415,20 +515,28 @@ func (rep *Report) markdown(w io.Writer) {
 		fivexx = append(fivexx, fmt.Sprintf("%s %d", c.Name, c.Errors5xx))
 		conn = append(conn, fmt.Sprintf("%s %d", c.Name, c.ConnErrors))
 	}
-	if crashes > 0 {
+	switch {
+	case crashes > 0:
 		var retried []string
 		for _, c := range cols {
 			retried = append(retried, fmt.Sprintf("%s %d of %d (users themselves: %d)", c.Name, c.LBRetriesSaved, c.LBRetries, c.UserRetries))
 		}
-		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%d kill(s) across both sides). A killed process cannot finish the requests it is working on. The balancer sends again, to another replica, those that are safe to send twice — reads, and writes that carry an Idempotency-Key, which the server makes once — and the users resend what no replica answered with the same key; retries a replica answered: %s. What was left shows as 5xx (%s) or connection errors (%s). A retry lands on a replica that never held a session kept in the killed process: that strategy loses the session all the same.\n",
-			crashes, strings.Join(retried, ", "), strings.Join(fivexx, ", "), strings.Join(conn, ", "))
-	} else {
-		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request should fail on either side: 5xx %s; connection errors %s.\n",
+		fmt.Fprintf(w, "- **Crashes.** The scenario killed replicas with SIGKILL (%s across both sides). A killed process cannot finish the requests it is working on. The balancer sends again, to another replica, those that are safe to send twice — reads, and writes that carry an Idempotency-Key, which the server makes once — and the users resend what no replica answered with the same key; retries a replica answered: %s. What was left shows as 5xx (%s) or connection errors (%s). A retry lands on a replica that never held a session kept in the killed process: that strategy loses the session all the same.",
+			count(crashes, "kill", "kills"), strings.Join(retried, ", "), strings.Join(fivexx, ", "), strings.Join(conn, ", "))
+	case len(rep.Events) > 0:
+		fmt.Fprintf(w, "- **Planned stops only.** Replicas were drained before they stopped, so no request was cut off half-way. 5xx: %s; connection errors: %s.",
 			strings.Join(fivexx, ", "), strings.Join(conn, ", "))
+	}
+	if len(rep.Events) > 0 {
+		if rep.noBackend() {
+			fmt.Fprint(w, " The 503 no_backend answers listed below came while a side had no replica in service (its only one was being replaced): draining protects the requests a replica already has, not the ones that arrive when none is left.")
+		}
+		fmt.Fprintln(w)
 	}
 	for _, c := range cols {
 		for _, b := range c.Balance {
-			fmt.Fprintf(w, "- **Balance, %s, after the %s at %.0f s.** %s.\n", c.Name, b.After, b.FromS, strings.ToUpper(b.describe()[:1])+b.describe()[1:])
+			d := b.describe()
+			fmt.Fprintf(w, "- **Balance, %s, after the %s at %.0f s.** %s.\n", c.Name, b.After, b.FromS, strings.ToUpper(d[:1])+d[1:])
 		}
 	}
 	for _, c := range cols {
@@ -442,9 +550,58 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n## What each side paid")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Request sizes are what the users' clients wrote on their connections (request line, headers, body); identification time is each replica's own statelab_identify_seconds histogram; CPU is the replica processes' own user and system time, divided by the requests their balancer handed them.")
+	fmt.Fprintln(w, costsNote)
 	fmt.Fprintln(w)
-	fmt.Fprint(w, "|")
+	mdTable(w, "", cols, costRows)
+	rep.markdownLosses(w)
+	fmt.Fprintln(w, "\n## Consistency of the shared database")
+	fmt.Fprintln(w)
+	for _, c := range rep.Consistency.checks() {
+		mark := "ok"
+		if !c.c.OK {
+			mark = "**FAILED**"
+		}
+		fmt.Fprintf(w, "- %s: %s — %s.\n", c.name, mark, c.c.Detail)
+	}
+	fmt.Fprintln(w, "\n## Events")
+	fmt.Fprintln(w)
+	if len(rep.Events) == 0 {
+		fmt.Fprintln(w, "None: the scenario has no event, and no control was pressed.")
+	} else {
+		fmt.Fprintln(w, "| at (s) | kind | side | replica | took (ms) | source | note | error |\n|---:|---|---|---|---:|---|---|---|")
+		for _, e := range rep.Events {
+			fmt.Fprintf(w, "| %.1f | %s | %s | %s | %.0f | %s | %s | %s |\n", e.AtS, e.Kind, e.Side, e.Replica, e.TookMS, e.Source, e.Note, e.Error)
+		}
+	}
+	fmt.Fprintln(w)
+	if !rep.Manual && len(rep.Events) > 0 {
+		fmt.Fprintf(w, "The timeline ran at most %.1f ms behind schedule. ", rep.Timeline.MaxLateMS)
+	}
+	fmt.Fprintf(w, "The feed's longest gap between two samples was %.0f ms.", rep.Timeline.FeedMaxGapMS)
+	for _, c := range cols {
+		if _, ok := rep.Timeline.ReadyMSP50[c.Name]; ok {
+			fmt.Fprintf(w, " %s replicas answered ready %.0f ms after they were started (median; slowest %.0f ms).", c.Name, rep.Timeline.ReadyMSP50[c.Name], rep.Timeline.ReadyMSMax[c.Name])
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// noBackend reports whether a balancer answered 503 no_backend: a request
+// that found no replica in service.
+func (rep *Report) noBackend() bool {
+	for _, u := range rep.Unexpected {
+		for m := range u {
+			if strings.Contains(m, "no_backend") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mdTable writes a table with one column per side.
+func mdTable(w io.Writer, head string, cols []SideReport, rows []tableRow) {
+	fmt.Fprintf(w, "| %s", head)
 	for _, c := range cols {
 		fmt.Fprintf(w, " | %s", c.Name)
 	}
@@ -453,34 +610,61 @@ func (rep *Report) markdown(w io.Writer) {
 		fmt.Fprint(w, "---:|")
 	}
 	fmt.Fprintln(w)
-	for _, row := range costRows {
+	for _, row := range rows {
 		fmt.Fprintf(w, "| %s", row.label)
 		for _, c := range cols {
-			fmt.Fprintf(w, " | %s", row.value(c.Costs))
+			fmt.Fprintf(w, " | %s", row.cell(c))
 		}
 		fmt.Fprintln(w, " |")
 	}
-	fmt.Fprintln(w, "\n## Consistency of the shared database")
-	fmt.Fprintln(w)
-	for _, c := range rep.Consistency.checks() {
-		mark := "ok"
-		if !c.c.OK {
-			mark = "**FAILED**"
-		}
-		fmt.Fprintf(w, "- %s: %s — %s\n", c.name, mark, c.c.Detail)
-	}
-	fmt.Fprintln(w, "\n## Events\n\n| at (s) | kind | side | replica | took (ms) | source | note | error |\n|---:|---|---|---|---:|---|---|---|")
-	for _, e := range rep.Events {
-		fmt.Fprintf(w, "| %.1f | %s | %s | %s | %.0f | %s | %s | %s |\n", e.AtS, e.Kind, e.Side, e.Replica, e.TookMS, e.Source, e.Note, e.Error)
-	}
-	fmt.Fprintf(w, "\nThe timeline ran at most %.1f ms behind schedule; the feed's longest gap between two samples was %.0f ms.", rep.Timeline.MaxLateMS, rep.Timeline.FeedMaxGapMS)
-	for _, c := range cols {
-		if _, ok := rep.Timeline.ReadyMSP50[c.Name]; ok {
-			fmt.Fprintf(w, " %s replicas answered ready %.0f ms after they were started (median; slowest %.0f ms).", c.Name, rep.Timeline.ReadyMSP50[c.Name], rep.Timeline.ReadyMSMax[c.Name])
-		}
-	}
-	fmt.Fprintln(w)
 }
+
+// markdownLosses writes the losses event by event.
+func (rep *Report) markdownLosses(w io.Writer) {
+	if len(rep.Losses) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\n## Losses, event by event")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Each row runs from an event to the next one (the first from the start of the run). \"Went with the replicas\" is what the replicas the event stopped said they held just before: sessions a request had used in the last 10 s, and idle ones, most of them left behind by users who had signed in again. The other columns are what the users counted in the row's stretch of time.")
+	fmt.Fprintln(w)
+	client := false
+	for _, l := range rep.Losses {
+		for _, sl := range l.Sides {
+			client = client || sl.ClientSignInsLost > 0
+		}
+	}
+	fmt.Fprint(w, "| from (s) | to (s) | event | side | went with the replicas: in use / idle | sessions lost | cart items lost | failed requests |")
+	if client {
+		fmt.Fprint(w, " sign-ins the clients forgot |")
+	}
+	fmt.Fprint(w, "\n|---:|---:|---|---|---:|---:|---:|---:|")
+	if client {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w)
+	for _, l := range rep.Losses {
+		what := l.Kind
+		if l.Kind == "start" {
+			what = "(start)"
+		}
+		for _, name := range rep.SideOrder {
+			sl := l.Sides[name]
+			went := "–"
+			if sl.InUseDropped != nil {
+				went = fmt.Sprintf("%.0f / %.0f", *sl.InUseDropped, *sl.IdleDropped)
+			}
+			fmt.Fprintf(w, "| %.1f | %.1f | %s | %s | %s | %d | %d | %d |", l.AtS, l.ToS, what, name, went, sl.SessionsLost, sl.CartItemsLost, sl.Failed)
+			if client {
+				fmt.Fprintf(w, " %d |", sl.ClientSignInsLost)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+// count64 is count for counters.
+func count64(n int64, one, many string) string { return count(int(n), one, many) }
 
 // describeLoad says what load the users put on the sides and under which
 // CPU limit the replicas ran.

@@ -3,10 +3,13 @@ package compare_test
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +20,7 @@ import (
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/sqlite"
 )
 
 var rtUpdate = flag.Bool("update", false, "rewrite the testdata/*.golden files with what the code writes now")
@@ -32,10 +36,49 @@ func rtStrategy(name string) strategy.Strategy {
 	return s
 }
 
+// rtSeries returns a side's samples, one a second for 20 s: ok grows by
+// okPerS, and from 7 s on sessions lost by lostPerS; with replicas, the
+// first replica holds 5 sessions (3 in use) until the restart at 6 s, then
+// 2, and a third replica joins at 12 s.
+func rtSeries(okPerS, lostPerS int64, replicas []string) []compare.SeriesPoint {
+	var pts []compare.SeriesPoint
+	for t := range int64(21) {
+		p := compare.SeriesPoint{T: float64(t), Requests: okPerS * t, OK: okPerS * t}
+		if t >= 7 {
+			p.SessionsLost = lostPerS * (t - 6)
+			p.CartItemsLost = p.SessionsLost / 2
+		}
+		for i, id := range replicas {
+			if i == 2 && t < 12 {
+				continue
+			}
+			held, inUse := 2.0, 2.0
+			if i == 0 && t < 6 {
+				held, inUse = 5, 3
+			}
+			p.Replicas = append(p.Replicas, compare.ReplicaPoint{ID: id, Sessions: &held, InUse: &inUse})
+		}
+		pts = append(pts, p)
+	}
+	return pts
+}
+
+// rtBorrowIDs returns the ids of n borrows, each answered once.
+func rtBorrowIDs(n int) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	return ids
+}
+
 // rtReport returns a fixed report: a quick run with a restart (whose
 // replica held sessions), a scale-out and, with crash, a crash.
 func rtReport(consistent, crash bool) *compare.Report {
-	held := 7.0
+	held, inUse := 7.0, 5.0
+	db := sqlite.Consistency{Books: 1200, ActiveBorrows: 3, KeyedBorrows: 252}
+	negative, addUp := compare.CopiesChecks(db, nil)
+	keys, once := compare.KeysChecks(db, nil, rtBorrowIDs(252))
 	rep := &compare.Report{
 		Scenario:    "quick",
 		Description: "2 replicas per side, one graceful restart, one scale-out, about 20 seconds",
@@ -60,7 +103,7 @@ func rtReport(consistent, crash bool) *compare.Report {
 				{FromS: 6.03, ToS: 7.6, After: "restart", During: true, Replicas: 2, OfferedRPS: 35, ThroughputRPS: 20, P50MS: 1.6, P99MS: 100.2, Failed: 20, SessionsLost: 20,
 					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.005, "memory-sticky-2": 0.03}},
 			}, Costs: compare.Costs{
-				UserCosts: compare.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, JourneyBytesP50: 4310, Journeys: 12,
+				UserCosts: compare.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
 					ReadLatencyMS: compare.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
 				ServerCosts: compare.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
 			}},
@@ -71,18 +114,18 @@ func rtReport(consistent, crash bool) *compare.Report {
 			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []compare.Phase{}},
 		},
 		Events: []compare.EventRecord{
-			{AtS: 6.0346, Kind: "restart", Side: rtLeft, Replica: "memory-sticky-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, Note: "a deploy restarts one replica gracefully"},
+			{AtS: 6.0346, Kind: "restart", Side: rtLeft, Replica: "memory-sticky-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, SessionsInUse: &inUse, Note: "a deploy restarts one replica gracefully"},
 			{AtS: 6.0347, Kind: "restart", Side: rtRight, Replica: "apikey-1", TookMS: 198.98, Source: "scenario", Note: "a deploy restarts one replica gracefully"},
 			{AtS: 12.0007, Kind: "scale-out", Side: rtLeft, Replica: "memory-sticky-3", TookMS: 160.06, Source: "scenario"},
 			{AtS: 12.0008, Kind: "scale-out", Side: rtRight, Replica: "apikey-3", TookMS: 150.5, Source: "scenario", Error: "replica apikey-3 (pid 42) was not ready within 10s"},
 		},
 		Consistency: compare.Consistency{
 			OK:                     true,
-			BorrowsExist:           compare.Check{OK: true, Detail: "252 borrow(s) answered 201, 0 missing from the database []"},
-			NoNegativeAvailability: compare.Check{OK: true, Detail: "1200 books checked, 0 with negative availability []"},
-			CopiesAddUp:            compare.Check{OK: true, Detail: "available copies + 3 active borrows = copies for all but 0 book(s) []"},
-			KeysAppliedOnce:        compare.Check{OK: true, Detail: "252 borrow(s) made under an Idempotency-Key, 0 of them sharing key and book with another []"},
-			BorrowsOnce:            compare.Check{OK: true, Detail: "252 borrow(s) answered 201: 0 named by more than one answer [], 0 made twice under one key []"},
+			BorrowsExist:           compare.BorrowsCheck(252, nil, nil),
+			NoNegativeAvailability: negative,
+			CopiesAddUp:            addUp,
+			KeysAppliedOnce:        keys,
+			BorrowsOnce:            once,
 		},
 		Timeline: compare.TimelineStats{
 			MaxLateMS:    0.7,
@@ -94,12 +137,17 @@ func rtReport(consistent, crash bool) *compare.Report {
 	}
 	if !consistent {
 		rep.Consistency.OK = false
-		rep.Consistency.BorrowsExist = compare.Check{OK: false, Detail: "252 borrow(s) answered 201, 2 missing from the database [17 18]"}
-		rep.Consistency.CopiesAddUp = compare.Check{OK: false, Detail: "available copies + 3 active borrows = copies for all but 1 book(s) [99]"}
+		rep.Consistency.BorrowsExist = compare.BorrowsCheck(252, []int64{17, 18}, nil)
+		_, rep.Consistency.CopiesAddUp = compare.CopiesChecks(sqlite.Consistency{Books: 1200, ActiveBorrows: 3, Mismatched: []int64{99}}, nil)
 	}
 	if crash {
 		rep.Events = append(rep.Events, compare.EventRecord{AtS: 15, Kind: compare.ActionCrash, Side: rtLeft, Replica: "memory-sticky-2", TookMS: 300, Source: "control", Note: "live control"})
 	}
+	rep.Series = map[string][]compare.SeriesPoint{
+		rtLeft:  rtSeries(22, 3, []string{"memory-sticky-1", "memory-sticky-2", "memory-sticky-3"}),
+		rtRight: rtSeries(58, 0, nil),
+	}
+	rep.Losses = compare.LossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
 	return rep
 }
 
@@ -174,7 +222,9 @@ func TestReportWrite(t *testing.T) {
 		"scenario", "description", "started_at", "duration_s", "interrupted", "users_per_side", "seed",
 		"sides", "side_order", "events", "consistency", "timeline",
 		"events[].at_s", "events[].kind", "events[].side", "events[].replica", "events[].took_ms", "events[].source",
-		"events[].sessions_held", "events[].note", "events[].error",
+		"events[].sessions_held", "events[].sessions_in_use", "events[].note", "events[].error",
+		"manual", "losses", "series",
+		"losses[].at_s", "losses[].to_s", "losses[].kind", "losses[].source", "losses[].note", "losses[].sides",
 		"consistency.ok", "unexpected",
 		"timeline.max_late_ms", "timeline.feed_max_gap_ms", "timeline.replica_ready_ms_p50", "timeline.replica_ready_ms_max", "timeline.replica_starts",
 		"open_loop", "open_loop.rate", "open_loop.rate_users", "open_loop.deadline_ms", "open_loop.max_outstanding",
@@ -209,6 +259,7 @@ func TestReportWrite(t *testing.T) {
 		for _, k := range []string{
 			"requests", "ok", "session_lost", "login_required", "conflicts", "errors_4xx", "errors_5xx", "conn_errors",
 			"sessions_lost", "relogins", "cart_items_lost", "borrows", "returns", "sign_ins", "availability",
+			"client_sign_ins_lost", "client_cart_items_lost",
 			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "invalid_credential",
 			"offered", "timeouts", "dropped", "phases",
 			// what the issue asks each side to say of its strategy
@@ -224,15 +275,25 @@ func TestReportWrite(t *testing.T) {
 		want = append(want, "sides."+rtRight+".lb_retries_by_reason."+k, "sides."+rtRight+".lb_retries_by_reason."+k+".answered", "sides."+rtRight+".lb_retries_by_reason."+k+".failed")
 	}
 	for _, side := range []string{rtLeft, rtRight} {
-		for _, k := range []string{
-			"request_bytes_p50", "request_bytes_mean", "requests_sized", "journey_bytes_p50", "journeys",
-			"read_latency_ms", "read_latency_ms.p50", "read_latency_ms.p95", "read_latency_ms.p99", "reads",
-			"identify_us_p50", "identify_us_mean", "identifications", "server_cpu_s", "balanced_requests", "server_cpu_per_request_us",
-			"store_cpu_s", "store_cpu_per_request_us",
-		} {
-			want = append(want, "sides."+side+".costs."+k)
+		want = append(want, "series."+side, "losses[].sides."+side)
+		for _, k := range []string{"t", "requests", "ok", "sessions_lost", "cart_items_lost", "failed", "client_sign_ins_lost", "replicas"} {
+			want = append(want, "series."+side+"[]."+k)
+			for _, k := range []string{
+				"request_bytes_p50", "request_bytes_mean", "requests_sized", "credential_bytes_mean", "journey_bytes_p50", "journeys",
+				"read_latency_ms", "read_latency_ms.p50", "read_latency_ms.p95", "read_latency_ms.p99", "reads",
+				"identify_us_p50", "identify_us_mean", "identifications", "server_cpu_s", "balanced_requests", "server_cpu_per_request_us",
+				"store_cpu_s", "store_cpu_per_request_us",
+			} {
+				want = append(want, "sides."+side+".costs."+k)
+			}
+		}
+		for _, k := range []string{"replicas", "sessions_lost", "cart_items_lost", "failed", "client_sign_ins_lost"} {
+			want = append(want, "losses[].sides."+side+"."+k)
 		}
 	}
+	// Only the left side's replicas count their sessions.
+	want = append(want, "series."+rtLeft+"[].replicas[].id", "series."+rtLeft+"[].replicas[].sessions", "series."+rtLeft+"[].replicas[].in_use",
+		"losses[].sides."+rtLeft+".in_use_dropped", "losses[].sides."+rtLeft+".idle_dropped")
 	for _, k := range []string{"from_s", "to_s", "after", "requests", "shares", "imbalance"} {
 		want = append(want, "sides."+rtLeft+".balance[]."+k)
 	}
@@ -291,7 +352,7 @@ func TestReportWrite(t *testing.T) {
 		"- **memory-sticky** (stateful server, balancer affinity cookie): the sign-in lives in the memory of one replica",
 		"- **Balance, memory-sticky, after the scale-out at 12 s.** Requests until 20 s: memory-sticky-1 50%, memory-sticky-2 47%, memory-sticky-3 3% (imbalance 1.49",
 		"**Planned stops only.**",
-		"- every borrow answered 201 exists: ok — 252 borrow(s) answered 201",
+		"- every borrow answered 201 exists: ok — all 252 borrows answered 201 are in the database.",
 		"| 6.0 | restart | memory-sticky | memory-sticky-1 | 1559 | scenario | a deploy restarts one replica gracefully |  |",
 		"| 12.0 | scale-out | apikey | apikey-3 | 150 | scenario |  | replica apikey-3 (pid 42) was not ready within 10s |",
 		"| timeouts (past the deadline) | 0 | 2300 |",
@@ -304,6 +365,7 @@ func TestReportWrite(t *testing.T) {
 		"| 6.0 | 7.6 | restart (under way) | 2 | 35.0 | 20.0 | 1.6 | 100.2 | 0 | 20 | 0.03 memory-sticky-2 |",
 		"| request bytes, median | 213 | 0 |",
 		"| identifying the caller, µs per request (median) | 3.5 | 0.0 |",
+		"| of which the credential, mean | 165 | 0 |",
 		"| identifying the caller, µs per request (mean) | 4.2 | 0.0 |",
 		"| server CPU per request, µs | 486 | 0 |",
 		"| authenticated reads p99 ms | 8.2 | 0.0 |",
@@ -327,10 +389,10 @@ func TestReportMarkdownFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"- every borrow answered 201 exists: **FAILED** — 252 borrow(s) answered 201, 2 missing from the database [17 18]",
+		"- every borrow answered 201 exists: **FAILED** — 2 of 252 borrows answered 201 are missing from the database: ids 17, 18.",
 		"- no negative availability: ok",
 		"- copies add up: **FAILED**",
-		"**Crashes.** The scenario killed replicas with SIGKILL (1 kill(s) across both sides)",
+		"**Crashes.** The scenario killed replicas with SIGKILL (1 kill across both sides)",
 		"retries a replica answered: memory-sticky 0 of 0 (users themselves: 0), apikey 3 of 3 (users themselves: 1)",
 		"- every borrow answered 201 exists exactly once: ok",
 		"- no idempotency key was applied twice: ok",
@@ -400,7 +462,7 @@ func TestPrintSummary(t *testing.T) {
 				t.Errorf("consistent %v, the CONSISTENCY CHECK FAILED banner shown: %v", tt.consistent, banner)
 			}
 			if !tt.consistent {
-				for _, want := range []string{"  - 252 borrow(s) answered 201, 2 missing from the database [17 18]", "  - available copies + 3 active borrows = copies for all but 1 book(s) [99]"} {
+				for _, want := range []string{"  - 2 of 252 borrows answered 201 are missing from the database: ids 17, 18", "  - for 1 of 1200 books, the copies on the shelf and the copies lent out do not add up to its copies: id 99"} {
 					if !strings.Contains(buf.String(), want+"\n") {
 						t.Errorf("the summary does not list the failed check %q", want)
 					}
@@ -410,5 +472,195 @@ func TestPrintSummary(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReportMarkdown compares report.md of the fixed reports with
+// testdata/report*.golden (go test -run TestReportMarkdown -update rewrites
+// them), and checks that no Go value leaks into the text: a map, an empty
+// slice, "0 book(s)".
+func TestReportMarkdown(t *testing.T) {
+	tests := []struct {
+		golden            string
+		consistent, crash bool
+	}{
+		{"report.golden", true, false},
+		{"report_failures.golden", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := rtReport(tt.consistent, tt.crash).Write(dir); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "report.md"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", tt.golden)
+			if *rtUpdate {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestReportMarkdown -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("report.md differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
+			}
+			for _, leak := range []string{"map[", "[]", " 0 book", "%!", "<nil>", "but 0"} {
+				if strings.Contains(string(got), leak) {
+					t.Errorf("report.md contains %q: a Go value or an unfinished sentence leaked into the text", leak)
+				}
+			}
+			if m := regexp.MustCompile(`\w\(s\)`).FindString(string(got)); m != "" {
+				t.Errorf("report.md says %q: count the things and say one or many", m)
+			}
+		})
+	}
+}
+
+// TestReportHTML checks report.html: well-formed, a page of its own (no
+// URL to anything outside it: it must print and open with no network), one
+// <svg> per chart with its caption, and the numbers of the report.
+func TestReportHTML(t *testing.T) {
+	dir := t.TempDir()
+	rep := rtReport(true, true)
+	if err := rep.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	if !strings.HasPrefix(page, "<!DOCTYPE html>\n<html lang=\"en\">") {
+		t.Errorf("report.html does not start with the HTML5 doctype and <html lang>: %.60q", page)
+	}
+
+	// Well-formed: every element closed and nested, every entity known.
+	dec := xml.NewDecoder(strings.NewReader(strings.TrimPrefix(page, "<!DOCTYPE html>")))
+	dec.Strict = true
+	dec.Entity = xml.HTMLEntity
+	var stack []string
+	elements := map[string]int{}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("report.html is not well-formed: %v", err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			stack = append(stack, tok.Name.Local)
+			elements[tok.Name.Local]++
+			for _, a := range tok.Attr {
+				if a.Name.Local == "src" || a.Name.Local == "href" {
+					t.Errorf("<%s %s=%q>: the page must hold everything itself", tok.Name.Local, a.Name.Local, a.Value)
+				}
+			}
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+		}
+	}
+	for _, el := range []string{"html", "head", "title", "style", "body"} {
+		if elements[el] != 1 {
+			t.Errorf("report.html has %d <%s>, want 1", elements[el], el)
+		}
+	}
+	for _, el := range []string{"script", "link", "img", "iframe"} {
+		if elements[el] != 0 {
+			t.Errorf("report.html has a <%s>: the page must hold everything itself", el)
+		}
+	}
+	if regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}|url\(`).MatchString(page) {
+		t.Errorf("report.html names something outside itself: %q", regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}|url\(`).FindString(page))
+	}
+
+	// One <svg> per chart, each in its figure with its caption.
+	if got, want := elements["svg"], 3; got != want {
+		t.Errorf("report.html has %d <svg>, want %d: requests/s, losses with events, sessions per replica", got, want)
+	}
+	for _, id := range []string{compare.ChartRequests, compare.ChartLosses, compare.ChartSessions} {
+		re := regexp.MustCompile(`(?s)<figure id="chart-` + id + `" class="chart">\s*<svg .*?</svg>\s*<figcaption><b>[^<]+\.</b> [^<]+</figcaption>`)
+		if !re.MatchString(page) {
+			t.Errorf("report.html has no figure chart-%s holding an <svg> and a caption", id)
+		}
+	}
+	if !strings.Contains(page, "@media print") {
+		t.Error("report.html has no print stylesheet")
+	}
+	for _, want := range []string{
+		"<title>statelab report: quick</title>",
+		"<th scope=\"row\">sessions lost</th><td>256</td><td>0</td>",
+		">memory-sticky-1</text>", // a strip of the sessions chart
+		"class=\"event-label\">restart</text>",
+		"class=\"event-label\">crash</text>",
+		"<td class=\"text\">6–12</td><td class=\"text\">restart</td><td class=\"text\">memory-sticky</td><td>5 / 2</td>",
+		"all 252 borrows answered 201 are in the database",
+		"<h2>What each side paid</h2>",
+		"<th scope=\"row\">of which the credential, mean</th><td>165</td><td>0</td>",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+}
+
+// TestLossesPerEvent checks how the losses are cut into events: records of
+// one event grouped across sides, what went with the replicas added up by
+// in use and idle, and the users' counts taken from the stretch up to the
+// next event.
+func TestLossesPerEvent(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	series := map[string][]compare.SeriesPoint{
+		"a": {{T: 1}, {T: 5, SessionsLost: 1}, {T: 11, SessionsLost: 9, CartItemsLost: 4, Failed: 2}, {T: 21, SessionsLost: 12, CartItemsLost: 5, Failed: 2}, {T: 30, SessionsLost: 12, CartItemsLost: 5, Failed: 2}},
+		"b": {{T: 1}, {T: 5}, {T: 11, Failed: 1}, {T: 21, Failed: 1, ClientSignInsLost: 3}, {T: 30, Failed: 1, ClientSignInsLost: 3}},
+	}
+	events := []compare.EventRecord{
+		{AtS: 10.2, Kind: compare.ActionRestart, Side: "a", Replica: "a-1", Source: "scenario", SessionsHeld: f(7), SessionsInUse: f(5)},
+		{AtS: 10.3, Kind: compare.ActionRestart, Side: "b", Replica: "b-1", Source: "scenario"},
+		{AtS: 10.9, Kind: compare.ActionRestart, Side: "a", Replica: "a-2", Source: "scenario", SessionsHeld: f(4), SessionsInUse: f(6)},
+		{AtS: 20, Kind: compare.ActionClientRestart, Side: "a", Source: "control", Users: 2},
+		{AtS: 20, Kind: compare.ActionClientRestart, Side: "b", Source: "control", Users: 2},
+	}
+	got := compare.LossesPerEvent(events, series, []string{"a", "b"}, 30)
+	type row struct {
+		kind           string
+		from, to       float64
+		inUse, idle    float64 // -1: nil
+		lost, failed   int64
+		client         int64
+		replicasOfSide int
+	}
+	val := func(p *float64) float64 {
+		if p == nil {
+			return -1
+		}
+		return *p
+	}
+	want := []struct{ a, b row }{
+		{row{"start", 0, 10.2, -1, -1, 1, 0, 0, 0}, row{"start", 0, 10.2, -1, -1, 0, 0, 0, 0}},
+		// In use is at most what was held: 4 held, "6 in use" counts as 4.
+		// The counts as they stood at each end: the last sample at or
+		// before it (5 s and 11 s here; 11 s and 30 s next).
+		{row{compare.ActionRestart, 10.2, 20, 9, 2, 8, 2, 0, 2}, row{compare.ActionRestart, 10.2, 20, -1, -1, 0, 1, 0, 1}},
+		{row{compare.ActionClientRestart, 20, 30, -1, -1, 3, 0, 0, 0}, row{compare.ActionClientRestart, 20, 30, -1, -1, 0, 0, 3, 0}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		for side, wr := range map[string]row{"a": w.a, "b": w.b} {
+			g := got[i].Sides[side]
+			gr := row{got[i].Kind, got[i].AtS, got[i].ToS, val(g.InUseDropped), val(g.IdleDropped), g.SessionsLost, g.Failed, g.ClientSignInsLost, len(g.Replicas)}
+			if gr != wr {
+				t.Errorf("event %d, side %s: got %+v, want %+v", i, side, gr, wr)
+			}
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -44,12 +46,16 @@ type Config struct {
 	Addr  string        // the runner's own address: metrics, feed, controls, dashboard
 	// BalancerAddrs are the two sides' balancers, in the order of Sides.
 	BalancerAddrs [2]string
-	ReportDir     string    // where report.json and report.md go
-	WorkDir       string    // the shared database, the replicas' log, redis-server's directory
-	Hold          bool      // keep everything up after the timeline, until ctx is done
-	Stdout        io.Writer // progress, summary
-	Interactive   bool      // Stdout is a terminal: redraw the progress line in place
-	Logger        *slog.Logger
+	ReportDir     string // where report.json and report.md go
+	WorkDir       string // the shared database, the replicas' log, redis-server's directory
+	Hold          bool   // keep everything up after the timeline, until ctx is done
+	// Manual holds each scenario event until someone fires it (POST
+	// /api/control/next, the dashboard's Next event button) instead of
+	// playing it at its time: a teacher goes on when the class is ready.
+	Manual      bool
+	Stdout      io.Writer // progress, summary
+	Interactive bool      // Stdout is a terminal: redraw the progress line in place
+	Logger      *slog.Logger
 	// Dashboard, when set, is served at / on the runner's address.
 	Dashboard http.Handler
 	// FileSD, when set, is the Prometheus file_sd file the runner keeps
@@ -135,6 +141,37 @@ type side struct {
 	cpuMax map[string]float64
 	// ident keeps what every replica process spent identifying callers.
 	ident identLog
+	// lastWords keeps what each replica said of its sessions just before a
+	// graceful stop, drained: what went with it.
+	lastWords lastWords
+	// users are the side's simulated users, in the same order on both
+	// sides, so a client-restart hits the same users on each.
+	users []*User
+}
+
+// lastWords keeps, by replica id, the session counts a replica reported
+// after it was drained and before it was sent SIGTERM.
+type lastWords struct {
+	mu sync.Mutex
+	by map[string]sessionCount
+}
+
+func (l *lastWords) set(id string, c sessionCount) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.by == nil {
+		l.by = map[string]sessionCount{}
+	}
+	l.by[id] = c
+}
+
+// take returns and forgets what the replica last said, if it said anything.
+func (l *lastWords) take(id string) (sessionCount, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.by[id]
+	delete(l.by, id)
+	return c, ok
 }
 
 // cpuReading is a replica's CPU time at one moment.
@@ -164,6 +201,20 @@ type Runner struct {
 	log     []EventRecord
 	phase   string
 	maxLate time.Duration
+	// pending is, in manual mode, the event waiting to be fired; nil
+	// otherwise.
+	pending *PendingEvent
+	// next hands the timeline, waiting in manual mode, the channel on
+	// which to say how the event it then plays went.
+	next chan chan error
+}
+
+// PendingEvent is, in manual mode, the scenario's next event, waiting for
+// someone to fire it.
+type PendingEvent struct {
+	Event
+	Index int `json:"index"` // 1 for the first event of the scenario
+	Of    int `json:"of"`    // how many events the scenario has
 }
 
 // EventRecord is one thing the timeline or a live control did to one
@@ -175,11 +226,20 @@ type EventRecord struct {
 	Replica string  `json:"replica"`
 	TookMS  float64 `json:"took_ms"`
 	Source  string  `json:"source"` // "scenario" or "control"
-	// SessionsHeld is how many sessions the replica reported holding in
-	// its last sample before a restart or crash: what went with it.
+	// SessionsHeld is how many sessions the replica reported holding just
+	// before it stopped (a restart, a scale-in: after it was drained) or in
+	// the feed's last sample before it was killed: what went with it.
 	SessionsHeld *float64 `json:"sessions_held,omitempty"`
-	Note         string   `json:"note,omitempty"`
-	Error        string   `json:"error,omitempty"`
+	// SessionsInUse is how many of those a request had used lately (the
+	// replica's statelab_sessions_in_use): sessions of users still using
+	// them. The rest were idle, most of them abandoned by users who had
+	// signed in again; they went too, but nobody missed them.
+	SessionsInUse *float64 `json:"sessions_in_use,omitempty"`
+	// Users is, for a client-restart, how many of the side's users lost
+	// what their clients kept.
+	Users int    `json:"users,omitempty"`
+	Note  string `json:"note,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // New prepares a run: the shared database, the listeners, the supervisors,
@@ -210,7 +270,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the shared database: %w", err)
 	}
-	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting",
+	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
 		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 	if cfg.ReplicaCPU > 0 {
 		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
@@ -285,8 +345,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 				if err := s.lb.WaitIdle(ctx, be); err != nil {
 					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
 				}
-				// Its last word on what it spent identifying callers.
-				r.readReplica(s, rep)
+				// Its last word: what it spent identifying callers, and the
+				// sessions it is about to take with it.
+				s.lastWords.set(rep.ID, r.readReplica(s, rep))
 			},
 			OnChange: func(reps []supervisor.Replica) {
 				// The supervisor's set holds only replicas it has seen
@@ -495,6 +556,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 				// order on both sides.
 				StartAfter: time.Duration(i) * 2 * time.Second / time.Duration(r.cfg.Users),
 			})
+			r.mu.Lock() // a client-restart control may read them already
+			s.users = append(s.users, u)
+			r.mu.Unlock()
 			wg.Add(1)
 			go func() { defer wg.Done(); u.Run(usersCtx) }()
 		}
@@ -606,6 +670,9 @@ func (r *Runner) elapsed() time.Duration {
 // for the end of the scenario.
 func (r *Runner) playTimeline(ctx context.Context) error {
 	sc := r.cfg.Scenario
+	if r.cfg.Manual {
+		return r.playManually(ctx)
+	}
 	pace := r.cfg.Pace
 	// shift is how far the timeline has moved later than the scenario's
 	// clock, when a Pace made it wait.
@@ -667,6 +734,78 @@ func (r *Runner) waitReady(ctx context.Context, pace *Pace) error {
 	return nil
 }
 
+// PhaseWaiting is the runner's phase while, in manual mode, an event waits
+// to be fired.
+const PhaseWaiting = "waiting"
+
+// playManually plays each event when it is fired (Next), then lets the
+// users run for as long as the scenario gives them after its last event,
+// so its aftermath shows as in a timed run.
+func (r *Runner) playManually(ctx context.Context) error {
+	sc := r.cfg.Scenario
+	var last time.Duration
+	for i, e := range sc.Events {
+		r.mu.Lock()
+		r.pending = &PendingEvent{Event: e, Index: i + 1, Of: len(sc.Events)}
+		r.phase = PhaseWaiting
+		r.mu.Unlock()
+		var done chan error
+		select {
+		case done = <-r.next:
+		case <-ctx.Done():
+			return nil
+		}
+		r.mu.Lock()
+		r.pending = nil
+		r.phase = e.Action
+		r.mu.Unlock()
+		if r.cfg.OnEvent != nil {
+			r.cfg.OnEvent(r.elapsed(), e, r.Totals())
+		}
+		err := r.Apply(ctx, e, "scenario")
+		if err != nil {
+			r.cfg.Logger.Warn("event failed", "action", e.Action, "err", err)
+		}
+		done <- err
+		r.setPhase("running")
+		last = e.At.Std()
+	}
+	_ = sleepUntil(ctx, time.Now().Add(sc.Duration.Std()-last))
+	return nil
+}
+
+// Pending returns, in manual mode, the event waiting to be fired, or nil.
+func (r *Runner) Pending() *PendingEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil {
+		return nil
+	}
+	p := *r.pending
+	return &p
+}
+
+// errNothingWaiting is Next's answer when no event waits for it.
+var errNothingWaiting = errors.New("no event is waiting to be fired")
+
+// Next fires the event a manual run is waiting on and returns once it has
+// been played, with the records it made.
+func (r *Runner) Next(ctx context.Context) ([]EventRecord, error) {
+	done := make(chan error, 1)
+	before := len(r.Events())
+	select {
+	case r.next <- done:
+	default:
+		return nil, errNothingWaiting
+	}
+	select {
+	case err := <-done:
+		return r.Events()[before:], err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 func sleepUntil(ctx context.Context, t time.Time) error {
 	timer := time.NewTimer(time.Until(t))
 	defer timer.Stop()
@@ -692,12 +831,23 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		r.gate.Resume()
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
+	case ActionClientRestart:
+		r.clientRestart(e, source)
+		return nil
 	case ActionMark:
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	}
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
 		before := s.sup.Replicas()
+		// What each replica held a moment ago, from the feed: all there is
+		// to know of a replica that is killed. A replica stopped gracefully
+		// says it again itself once drained (BeforeStop).
+		counts := map[string]sessionCount{}
+		for _, rep := range before {
+			counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
+			s.lastWords.take(rep.ID)
+		}
 		start := time.Now()
 		// Whatever this event does begins a new phase of the load.
 		phaseKind := e.Action
@@ -715,7 +865,6 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		s.balance.close(r.since(start), s.lb.Requests())
 		var err error
 		var touched []string
-		var held *float64
 		var note string
 		kind := e.Action
 		switch e.Action {
@@ -727,7 +876,6 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			}
 			id := before[idx].ID
 			touched = []string{id}
-			held = r.feed.sessionsOf(s.name, id)
 			if e.Action == ActionRestart {
 				err = s.sup.Restart(ctx, id)
 			} else {
@@ -742,9 +890,9 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		case ActionScale:
 			err = s.sup.Scale(ctx, e.Replicas)
 			after := s.sup.Replicas()
-			kind = "scale-out"
+			kind = KindScaleOut
 			if len(after) < len(before) {
-				kind = "scale-in"
+				kind = KindScaleIn
 				touched = diffIDs(before, after)
 			} else {
 				touched = diffIDs(after, before)
@@ -764,7 +912,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		// The phase after the event begins once it is done, so that a
 		// scale-out's new replicas are in service from its first second.
 		r.markOver(r.phaseCtx(), s, phaseKind)
-		if kind == "scale-out" || kind == "scale-in" {
+		if kind == KindScaleOut || kind == KindScaleIn {
 			var ids []string
 			for _, rep := range s.sup.Replicas() {
 				ids = append(ids, rep.ID)
@@ -778,7 +926,14 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			note = strings.TrimPrefix(note+"; "+e.Note, "; ")
 		}
 		for _, id := range touched {
-			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note, SessionsHeld: held}
+			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
+			if kind != KindScaleOut {
+				c, ok := s.lastWords.take(id)
+				if !ok {
+					c = counts[id]
+				}
+				rec.SessionsHeld, rec.SessionsInUse = c.held, c.inUse
+			}
 			if err != nil {
 				rec.Error = err.Error()
 			}
@@ -787,6 +942,34 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		}
 		return err
 	})
+}
+
+// clientRestart makes the same share of users on both sides lose what
+// their clients kept. Which users is drawn from the run's seed and the
+// number of events so far, so a run with the same seed picks the same ones.
+func (r *Runner) clientRestart(e Event, source string) {
+	n := r.cfg.Users
+	k := min(n, max(1, int(math.Round(e.Share*float64(n)))))
+	r.mu.Lock()
+	picked := mrand.New(mrand.NewPCG(uint64(r.cfg.Seed), uint64(len(r.log)))).Perm(n)[:k]
+	users := make([][]*User, len(r.sides))
+	for i, s := range r.sides {
+		users[i] = slices.Clone(s.users)
+	}
+	r.mu.Unlock()
+	for si, s := range r.sides {
+		for _, i := range picked {
+			if i < len(users[si]) {
+				users[si][i].RestartClient()
+			}
+		}
+		note := fmt.Sprintf("%d of %d users' clients forgot their cookies, tokens and carts", k, n)
+		if e.Note != "" {
+			note += "; " + e.Note
+		}
+		r.events.WithLabelValues(e.Action, s.name, s.st.Server, source).Inc()
+		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: s.name, Source: source, Users: k, Note: note})
+	}
 }
 
 // diffIDs returns the ids in a that are not in b.

@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 //go:embed scenarios/*.yaml
@@ -44,10 +45,26 @@ const (
 	// records it, so a run can be cut into windows at it (the matrix's quiet
 	// window starts at one).
 	ActionMark = "mark"
+	// ActionClientRestart makes a share of the users on both sides lose
+	// everything their client kept (its cookie jar, its token, its cart),
+	// as when a browser tab is closed: the fault on the client's side of
+	// the trade.
+	ActionClientRestart = "client-restart"
+)
+
+// DefaultClientRestartShare is the share of users a client-restart control
+// hits when it names none.
+const DefaultClientRestartShare = 0.5
+
+// Kinds of event record that are not actions of their own: a scale action
+// is recorded as one or the other.
+const (
+	KindScaleOut = "scale-out"
+	KindScaleIn  = "scale-in"
 )
 
 // actions lists every action, for the error that names them.
-var actions = []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark, ActionCrashRandom}
+var actions = []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark, ActionCrashRandom, ActionClientRestart}
 
 // MinCrashEvery is the shortest interval crash-random takes: a crash
 // waits for the replacement to be ready, which takes a few hundred
@@ -64,11 +81,14 @@ const MaxUsers = 500
 
 // Scenario is a timeline of events played on both sides at the same moments.
 type Scenario struct {
-	Name        string   `yaml:"name" json:"name"`
-	Description string   `yaml:"description" json:"description"`
-	Duration    Duration `yaml:"duration" json:"duration"`
-	Replicas    int      `yaml:"replicas" json:"replicas"`
-	Events      []Event  `yaml:"events" json:"events"`
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description" json:"description"`
+	// Sides names the two strategies the scenario is written for ("A,B"),
+	// used when the command line names none; empty: the lab's default pair.
+	Sides    string   `yaml:"sides,omitempty" json:"sides,omitempty"`
+	Duration Duration `yaml:"duration" json:"duration"`
+	Replicas int      `yaml:"replicas" json:"replicas"`
+	Events   []Event  `yaml:"events" json:"events"`
 
 	// The load, each field optional; a flag of statelab compare that is
 	// set wins over it.
@@ -97,6 +117,9 @@ type Event struct {
 	Action   string   `yaml:"action" json:"action"`
 	Replica  int      `yaml:"replica,omitempty" json:"replica,omitempty"`
 	Replicas int      `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	// Share is, for client-restart, the part of each side's users whose
+	// client loses what it kept: 0.5 is half of them.
+	Share float64 `yaml:"share,omitempty" json:"share,omitempty"`
 	// Every and Until are crash-random's interval and end.
 	Every Duration `yaml:"every,omitempty" json:"every,omitempty"`
 	Until Duration `yaml:"until,omitempty" json:"until,omitempty"`
@@ -120,6 +143,17 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// UnmarshalText reads a Go duration string, as MarshalText writes it, so a
+// scenario read back from JSON (the feed's next event) is the same.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use e.g. 30s or 2m)", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // MarshalText writes the duration as Go does ("1m30s").
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
@@ -134,6 +168,18 @@ func BuiltinScenarios() []string {
 		names = append(names, strings.TrimSuffix(e.Name(), path.Ext(e.Name())))
 	}
 	return names
+}
+
+// Builtins returns every scenario compiled into the binary, by name: what
+// statelab compare -h lists, each with its one-line description.
+func Builtins() []Scenario {
+	var all []Scenario
+	for _, name := range BuiltinScenarios() {
+		if sc, err := LoadScenario(name); err == nil {
+			all = append(all, sc)
+		}
+	}
+	return all
 }
 
 // LoadScenario returns the built-in scenario with the name, or else reads
@@ -180,6 +226,11 @@ func (s *Scenario) Validate() error {
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
 		errs = append(errs, fmt.Errorf("replicas is %d; use 1 to %d", s.Replicas, MaxReplicas))
 	}
+	if s.Sides != "" {
+		if _, err := strategy.ParsePair(s.Sides); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if s.Users != nil && (*s.Users < 0 || *s.Users > MaxUsers) {
 		errs = append(errs, fmt.Errorf("users is %d; use 0 to %d per side, or leave it out", *s.Users, MaxUsers))
 	}
@@ -209,10 +260,20 @@ func (s *Scenario) Validate() error {
 		if i > 0 && e.At.Std() < s.Events[i-1].At.Std() {
 			errs = append(errs, fmt.Errorf("%s: events must be in time order", where))
 		}
+		if e.Share != 0 && e.Action != ActionClientRestart {
+			errs = append(errs, fmt.Errorf("%s: only client-restart takes a share", where))
+		}
 		if e.Action != ActionCrashRandom && (e.Every != 0 || e.Until != 0) {
 			errs = append(errs, fmt.Errorf("%s: every and until belong to %s", where, ActionCrashRandom))
 		}
 		switch e.Action {
+		case ActionClientRestart:
+			if e.Replica != 0 || e.Replicas != 0 {
+				errs = append(errs, fmt.Errorf("%s: this action takes a share of the users, not replica or replicas", where))
+			}
+			if e.Share <= 0 || e.Share > 1 {
+				errs = append(errs, fmt.Errorf("%s: share is %g; give the part of the users whose client restarts, more than 0 and at most 1 (e.g. share: 0.5)", where, e.Share))
+			}
 		case ActionCrashRandom:
 			if e.Replica != 0 || e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: crash-random picks the replica itself; give every and until, not replica or replicas", where))

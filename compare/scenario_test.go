@@ -168,6 +168,24 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"max_outstanding negative", head + "max_outstanding: -1\n", []string{"max_outstanding is -1"}},
 		{"deadline not a duration", head + "deadline: 2\n", []string{`line 4: "2" is not a duration`}},
 		{
+			"client-restart without share", head + "events:\n  - {at: 5s, action: client-restart}\n",
+			[]string{"event 1 (client-restart at 5s): share is 0; give the part of the users whose client restarts, more than 0 and at most 1"},
+		},
+		{
+			"client-restart of more than everyone", head + "events:\n  - {at: 5s, action: client-restart, share: 1.5}\n",
+			[]string{"event 1 (client-restart at 5s): share is 1.5"},
+		},
+		{
+			"client-restart of a replica", head + "events:\n  - {at: 5s, action: client-restart, share: 0.5, replica: 1}\n",
+			[]string{"this action takes a share of the users, not replica or replicas"},
+		},
+		{
+			"share on a restart", head + "events:\n  - {at: 5s, action: restart, share: 0.5}\n",
+			[]string{"event 1 (restart at 5s): only client-restart takes a share"},
+		},
+		{"unknown sides", head + "sides: memory,nosuch\n", []string{`unknown strategy "nosuch"`}},
+		{"one side", head + "sides: memory\n", []string{`sides "memory": name two strategies`}},
+		{
 			"crash-random without every", head + "events:\n  - {at: 5s, action: crash-random, until: 9s}\n",
 			[]string{"every is 0s; use at least 500ms"},
 		},
@@ -216,7 +234,7 @@ func TestParseScenarioErrors(t *testing.T) {
 // parses and validates, and pins what the end-to-end test relies on.
 func TestBuiltinScenarios(t *testing.T) {
 	names := compare.BuiltinScenarios()
-	for _, want := range []string{"default", "quick"} {
+	for _, want := range []string{"default", "quick", "routing", "reliability", "scaling", "client"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("BuiltinScenarios() = %v, want %q among them", names, want)
 		}
@@ -253,6 +271,32 @@ func TestBuiltinScenarios(t *testing.T) {
 	}
 	if quick.Replicas != 2 || quick.Duration.Std() != 20*time.Second || !reflect.DeepEqual(quick.Events, wantQuick) || !quick.PlannedStops() {
 		t.Errorf("quick = %+v, want 2 replicas for 20s, a restart of replica 1 at 6s and a scale to 3 at 12s", quick)
+	}
+	// One idea at a time: each of these shows one thing and nothing else.
+	for _, tt := range []struct {
+		name     string
+		replicas int
+		actions  []string
+	}{
+		{"routing", 2, nil},
+		{"reliability", 1, []string{compare.ActionRestart, compare.ActionCrash}},
+		{"scaling", 2, []string{compare.ActionScale, compare.ActionScale}},
+		{"client", 1, []string{compare.ActionClientRestart}},
+	} {
+		sc, err := compare.LoadScenario(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for _, e := range sc.Events {
+			actions = append(actions, e.Action)
+		}
+		if sc.Replicas != tt.replicas || !slices.Equal(actions, tt.actions) {
+			t.Errorf("%s: %d replicas, events %v; want %d replicas and %v", tt.name, sc.Replicas, actions, tt.replicas, tt.actions)
+		}
+	}
+	if routing, _ := compare.LoadScenario("routing"); routing.Sides != "memory,apikey" {
+		t.Errorf("routing's sides are %q: with a sticky balancer it shows nothing; want memory,apikey", routing.Sides)
 	}
 	// The capacity lesson counts on these: two replicas that cannot carry
 	// the rate, four that can, under a limit, with open-loop load only.

@@ -80,10 +80,14 @@ type SideStats struct {
 	outcomes      [numOutcomes]atomic.Int64
 	sessionsLost  atomic.Int64
 	cartItemsLost atomic.Int64
-	relogins      atomic.Int64
-	borrows       atomic.Int64
-	returns       atomic.Int64
-	signIns       atomic.Int64
+	// clientSignIns and clientCartItems count what the users' own clients
+	// forgot (a client-restart), apart from what the servers lost.
+	clientSignIns   atomic.Int64
+	clientCartItems atomic.Int64
+	relogins        atomic.Int64
+	borrows         atomic.Int64
+	returns         atomic.Int64
+	signIns         atomic.Int64
 	// offered counts the requests the users started, the open-loop
 	// arrivals included, whether or not they were sent: the load offered.
 	offered atomic.Int64
@@ -104,6 +108,7 @@ type SideStats struct {
 	sizes     map[int64]int64
 	sentBytes int64
 	sentN     int64
+	credBytes int64   // of sentBytes, what Cookie and Authorization headers took
 	journeys  []int64 // bytes of each whole journey, at most maxJourneys
 	// unexpected counts the 5xx answers and transport errors by what they
 	// said, so a report can explain them instead of only counting them.
@@ -246,6 +251,17 @@ func (s *SideStats) Sent(bytes int64) {
 	s.mu.Unlock()
 }
 
+// Credential records how many bytes of an answered request's headers its
+// sign-in took: the Cookie header (a session, a balancer's routing cookie)
+// and the Authorization header (a token), name, value and line end. What is
+// left is what the same request costs with no credential: the baseline a
+// cost is measured against.
+func (s *SideStats) Credential(bytes int64) {
+	s.mu.Lock()
+	s.credBytes += bytes
+	s.mu.Unlock()
+}
+
 // Journey records the bytes a user sent over one whole journey, from its
 // first request to its last, sign-ins it was forced into included.
 func (s *SideStats) Journey(bytes int64) {
@@ -264,6 +280,10 @@ type UserCosts struct {
 	RequestBytesP50  float64 `json:"request_bytes_p50"`
 	RequestBytesMean float64 `json:"request_bytes_mean"`
 	Requests         int64   `json:"requests_sized"`
+	// CredentialBytesMean is how many bytes of a request, on average, its
+	// Cookie and Authorization headers took: what the sign-in costs every
+	// request, over the same requests as RequestBytesMean.
+	CredentialBytesMean float64 `json:"credential_bytes_mean"`
 	// JourneyBytesP50 is the median of what one whole journey sent (sign
 	// in if needed, browse, search, fill a cart, check out, return).
 	JourneyBytesP50 float64 `json:"journey_bytes_p50"`
@@ -281,6 +301,7 @@ func (s *SideStats) UserCosts() UserCosts {
 	c := UserCosts{Requests: s.sentN, Journeys: int64(len(s.journeys))}
 	if s.sentN > 0 {
 		c.RequestBytesMean = float64(s.sentBytes) / float64(s.sentN)
+		c.CredentialBytesMean = float64(s.credBytes) / float64(s.sentN)
 		c.RequestBytesP50 = medianOfCounts(s.sizes, s.sentN)
 	}
 	if len(s.journeys) > 0 {
@@ -358,6 +379,16 @@ func (s *SideStats) SessionLost(cartItems int) {
 	s.cartItemsLost.Add(int64(cartItems))
 }
 
+// ClientLost records what a user's client forgot when it restarted: its
+// sign-in, if it had one, and the cart items it believed it had, whichever
+// side kept the cart.
+func (s *SideStats) ClientLost(signedIn bool, cartItems int) {
+	if signedIn {
+		s.clientSignIns.Add(1)
+	}
+	s.clientCartItems.Add(int64(cartItems))
+}
+
 // Relogin records a sign-in forced by a lost session or credential.
 func (s *SideStats) Relogin() { s.relogins.Add(1) }
 
@@ -411,15 +442,21 @@ type Totals struct {
 	Dropped int64 `json:"dropped"`
 	// Offered counts the requests the users started: what they asked of
 	// the side, answered or not.
-	Offered       int64      `json:"offered"`
-	SessionsLost  int64      `json:"sessions_lost"`
-	Relogins      int64      `json:"relogins"`
-	CartItemsLost int64      `json:"cart_items_lost"`
-	Borrows       int64      `json:"borrows"`
-	Returns       int64      `json:"returns"`
-	SignIns       int64      `json:"sign_ins"`     // successful sign-ins, part of ok
-	Availability  float64    `json:"availability"` // ok / (requests − conflicts)
-	LatencyMS     Percentile `json:"latency_ms"`
+	Offered       int64 `json:"offered"`
+	SessionsLost  int64 `json:"sessions_lost"`
+	Relogins      int64 `json:"relogins"`
+	CartItemsLost int64 `json:"cart_items_lost"`
+	// ClientSignInsLost and ClientCartItemsLost are what the users' own
+	// clients forgot at a client-restart: a cookie or a token, and the
+	// cart the user had filled (in the session or in the client). They are
+	// not in SessionsLost and CartItemsLost, which the servers lost.
+	ClientSignInsLost   int64      `json:"client_sign_ins_lost"`
+	ClientCartItemsLost int64      `json:"client_cart_items_lost"`
+	Borrows             int64      `json:"borrows"`
+	Returns             int64      `json:"returns"`
+	SignIns             int64      `json:"sign_ins"`     // successful sign-ins, part of ok
+	Availability        float64    `json:"availability"` // ok / (requests − conflicts)
+	LatencyMS           Percentile `json:"latency_ms"`
 
 	// UserRetries counts the requests users sent again, with the same
 	// Idempotency-Key for a write, because no replica answered them (part
@@ -445,25 +482,27 @@ type Percentile struct {
 // Totals returns a snapshot.
 func (s *SideStats) Totals() Totals {
 	t := Totals{
-		OK:                s.outcomes[OutcomeOK].Load(),
-		SessionLost:       s.outcomes[OutcomeSessionLost].Load(),
-		LoginRequired:     s.outcomes[OutcomeLoginRequired].Load(),
-		Conflicts:         s.outcomes[OutcomeConflict].Load(),
-		InvalidCredential: s.outcomes[OutcomeInvalidCredential].Load(),
-		Errors4xx:         s.outcomes[OutcomeOther4xx].Load(),
-		Errors5xx:         s.outcomes[Outcome5xx].Load(),
-		ConnErrors:        s.outcomes[OutcomeConnError].Load(),
-		Timeouts:          s.outcomes[OutcomeTimeout].Load(),
-		Dropped:           s.dropped.Load(),
-		Offered:           s.offered.Load(),
-		SessionsLost:      s.sessionsLost.Load(),
-		Relogins:          s.relogins.Load(),
-		CartItemsLost:     s.cartItemsLost.Load(),
-		Borrows:           s.borrows.Load(),
-		Returns:           s.returns.Load(),
-		SignIns:           s.signIns.Load(),
-		UserRetries:       s.userRetries.Load(),
-		UserRetriesSaved:  s.userSaved.Load(),
+		OK:                  s.outcomes[OutcomeOK].Load(),
+		SessionLost:         s.outcomes[OutcomeSessionLost].Load(),
+		LoginRequired:       s.outcomes[OutcomeLoginRequired].Load(),
+		Conflicts:           s.outcomes[OutcomeConflict].Load(),
+		InvalidCredential:   s.outcomes[OutcomeInvalidCredential].Load(),
+		Errors4xx:           s.outcomes[OutcomeOther4xx].Load(),
+		Errors5xx:           s.outcomes[Outcome5xx].Load(),
+		ConnErrors:          s.outcomes[OutcomeConnError].Load(),
+		Timeouts:            s.outcomes[OutcomeTimeout].Load(),
+		Dropped:             s.dropped.Load(),
+		Offered:             s.offered.Load(),
+		SessionsLost:        s.sessionsLost.Load(),
+		Relogins:            s.relogins.Load(),
+		CartItemsLost:       s.cartItemsLost.Load(),
+		ClientSignInsLost:   s.clientSignIns.Load(),
+		ClientCartItemsLost: s.clientCartItems.Load(),
+		Borrows:             s.borrows.Load(),
+		Returns:             s.returns.Load(),
+		SignIns:             s.signIns.Load(),
+		UserRetries:         s.userRetries.Load(),
+		UserRetriesSaved:    s.userSaved.Load(),
 	}
 	for _, c := range s.BalancerRetries() {
 		t.LBRetries += int64(c.Answered + c.Failed)
@@ -528,26 +567,31 @@ type statsCollector struct {
 	dropped  *prometheus.Desc
 	retries  *prometheus.Desc
 	latency  *prometheus.Desc
+	// clientSignIns and clientCart are what the users' own clients forgot.
+	clientSignIns *prometheus.Desc
+	clientCart    *prometheus.Desc
 }
 
 func newStatsCollector(sides []*side) *statsCollector {
 	labels := []string{"strategy", "server"}
 	return &statsCollector{
-		sides:    sides,
-		requests: prometheus.NewDesc("statelab_client_requests_total", "Requests the simulated users sent, by strategy, server and the outcome they saw.", append(labels, "outcome"), nil),
-		sessions: prometheus.NewDesc("statelab_client_sessions_lost_total", "Sessions the simulated users lost: a 401 while they believed they were signed in.", labels, nil),
-		cart:     prometheus.NewDesc("statelab_client_cart_items_lost_total", "Cart items the simulated users lost with their sessions.", labels, nil),
-		relogins: prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", labels, nil),
-		borrows:  prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", labels, nil),
-		offered:  prometheus.NewDesc("statelab_client_offered_requests_total", "Requests the simulated users started, open-loop arrivals included whether or not they were sent: the load offered to the side.", labels, nil),
-		dropped:  prometheus.NewDesc("statelab_client_dropped_requests_total", "Open-loop arrivals never sent because the side had its cap of requests outstanding; each is also counted with outcome timeout.", labels, nil),
-		retries:  prometheus.NewDesc("statelab_client_retries_total", "Requests the simulated users sent again (a write with the same Idempotency-Key) because no replica answered them, by outcome: saved (a replica answered the retry) or failed.", append(labels, "outcome"), nil),
-		latency:  prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
+		sides:         sides,
+		requests:      prometheus.NewDesc("statelab_client_requests_total", "Requests the simulated users sent, by strategy, server and the outcome they saw.", append(labels, "outcome"), nil),
+		sessions:      prometheus.NewDesc("statelab_client_sessions_lost_total", "Sessions the simulated users lost: a 401 while they believed they were signed in.", labels, nil),
+		cart:          prometheus.NewDesc("statelab_client_cart_items_lost_total", "Cart items the simulated users lost with their sessions.", labels, nil),
+		relogins:      prometheus.NewDesc("statelab_client_relogins_total", "Sign-ins the simulated users were forced into after losing a session or credential.", labels, nil),
+		borrows:       prometheus.NewDesc("statelab_client_borrows_total", "Borrow records the simulated users were answered 201 for.", labels, nil),
+		offered:       prometheus.NewDesc("statelab_client_offered_requests_total", "Requests the simulated users started, open-loop arrivals included whether or not they were sent: the load offered to the side.", labels, nil),
+		dropped:       prometheus.NewDesc("statelab_client_dropped_requests_total", "Open-loop arrivals never sent because the side had its cap of requests outstanding; each is also counted with outcome timeout.", labels, nil),
+		retries:       prometheus.NewDesc("statelab_client_retries_total", "Requests the simulated users sent again (a write with the same Idempotency-Key) because no replica answered them, by outcome: saved (a replica answered the retry) or failed.", append(labels, "outcome"), nil),
+		latency:       prometheus.NewDesc("statelab_client_request_duration_seconds", "Latency the simulated users saw, through the balancer.", labels, nil),
+		clientSignIns: prometheus.NewDesc("statelab_client_restart_sign_ins_lost_total", "Sign-ins (a session cookie or a token) the simulated users' own clients forgot at a client-restart.", labels, nil),
+		clientCart:    prometheus.NewDesc("statelab_client_restart_cart_items_lost_total", "Cart items the simulated users lost when their own clients forgot everything (client-restart), wherever the cart was kept.", labels, nil),
 	}
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.offered, c.dropped, c.retries, c.latency} {
+	for _, d := range []*prometheus.Desc{c.requests, c.sessions, c.cart, c.relogins, c.borrows, c.offered, c.dropped, c.retries, c.latency, c.clientSignIns, c.clientCart} {
 		ch <- d
 	}
 }
@@ -562,6 +606,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.cart, prometheus.CounterValue, float64(s.cartItemsLost.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.relogins, prometheus.CounterValue, float64(s.relogins.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.borrows, prometheus.CounterValue, float64(s.borrows.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.clientSignIns, prometheus.CounterValue, float64(s.clientSignIns.Load()), name, server)
+		ch <- prometheus.MustNewConstMetric(c.clientCart, prometheus.CounterValue, float64(s.clientCartItems.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.offered, prometheus.CounterValue, float64(s.offered.Load()), name, server)
 		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.dropped.Load()), name, server)
 		saved := s.userSaved.Load()

@@ -118,6 +118,32 @@ type User struct {
 	// journeyBytes adds up what the requests of the journey under way
 	// put on the wire.
 	journeyBytes int64
+	// restart is set by RestartClient from another goroutine; the user's
+	// own goroutine acts on it before its next request.
+	restart atomic.Bool
+}
+
+// RestartClient makes the user lose everything its client kept before its
+// next request, as a closed browser tab does: the cookie jar (a session
+// cookie, a balancer's routing cookie), the bearer token, and the cart it
+// kept itself. What the server keeps (a session, until it expires; the
+// member's loans, which the server lists) stays where it is.
+func (u *User) RestartClient() { u.restart.Store(true) }
+
+// forget acts on RestartClient and counts what went: a sign-in, if the
+// user had one, and the cart the user believed it had.
+func (u *User) forget() {
+	if u.sessionCart() {
+		jar, _ := cookiejar.New(nil) // cookiejar.New never fails without options
+		u.client.Jar = jar
+	}
+	u.cfg.Stats.ClientLost(u.signedIn, len(u.cart))
+	if u.signedIn {
+		u.lostOnce = true
+	}
+	u.signedIn = false
+	u.token = ""
+	u.cart = nil
 }
 
 // NewUser returns a user; a user with a session gets its own cookie jar,
@@ -223,6 +249,10 @@ type answer struct {
 	Detail json.RawMessage `json:"detail"`
 }
 
+// CodeClientRestart is the code of the errLost a user meets when its own
+// client forgot its sign-in (RestartClient), not the server.
+const CodeClientRestart = "client_restart"
+
 // Retries a user makes of a request that got no answer from a replica.
 const (
 	maxUserRetries = 2
@@ -243,6 +273,16 @@ const (
 // sending it twice is safe: a second key, token or session that nobody
 // uses.
 func (u *User) do(ctx context.Context, method, path string, body any) (answer, error) {
+	if u.restart.Swap(false) {
+		hadSignIn := u.signedIn
+		u.forget()
+		if hadSignIn && !strings.HasPrefix(path, "/api/auth/") {
+			// The request would go out without the credential the user
+			// meant to send: the user notices, as after a lost session,
+			// and signs in again.
+			return answer{}, errLost{CodeClientRestart}
+		}
+	}
 	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -332,6 +372,7 @@ func (u *User) send(ctx context.Context, method, path string, payload []byte, ke
 		u.journeyBytes += sent
 		if err == nil {
 			u.cfg.Stats.Sent(sent)
+			u.cfg.Stats.Credential(credentialBytes(req.Header))
 		}
 	}
 	if method == http.MethodGet && o == OutcomeOK {
@@ -466,6 +507,19 @@ func (u *User) journey(ctx context.Context) {
 		// short by the end of the run or an error is not counted.
 		u.cfg.Stats.Journey(u.journeyBytes)
 	}
+}
+
+// credentialBytes is what a request's sign-in takes of its header on the
+// wire: its Cookie lines (the client adds the jar's cookies to the request
+// it is given) and its Authorization line, each "Name: value\r\n".
+func credentialBytes(h http.Header) int64 {
+	var n int64
+	for _, name := range []string{"Cookie", "Authorization"} {
+		for _, v := range h.Values(name) {
+			n += int64(len(name) + len(": ") + len(v) + len("\r\n"))
+		}
+	}
+	return n
 }
 
 // routeOf names a request path by its route, without ids or queries, so

@@ -169,7 +169,7 @@ if [ -n "$RESTART_CMD" ]; then
 	eval "$RESTART_CMD" || fail "RESTART_CMD failed"
 	restarted=1
 elif [ -t 0 ]; then
-	say "Now restart BOTH servers: Ctrl-C each one and start it again, with the same secrets. Predict first: will alice's cookie still work? Will bob's key and JWT? Press Enter when both are back."
+	say "Now restart BOTH servers: Ctrl-C each one and start it again, with the same secrets. Predict first: what will alice's GET /api/me get, 200, 401 session_lost, 401 invalid_session or 401 login_required? How many of bob's two credentials will still work? Press Enter when both are back."
 	read -r _
 	restarted=1
 else
@@ -251,7 +251,8 @@ else
 fi
 
 step "5: What statelessness costs"
-say "GET /api/me with each credential: the bytes the request sends (curl's size_request: request line and headers) and a quick mean of curl's time_total over N requests on one connection. Measured, not claimed:"
+say "GET /api/me with each credential: the bytes the request sends (curl's size_request: request line and headers) and a quick mean of curl's time_total over N requests on one connection. Measured, not claimed. First the same request with no credential at all (answered 401): what every request costs anyway."
+printf '  %-7s %4s bytes per request\n' none "$(curl -sS -o /dev/null -w '%{size_request}' "$STATELESS_URL/api/me")"
 for cred in cookie key jwt; do
 	case $cred in
 	cookie) url=$STATEFUL_URL auth="Cookie: session_id=$COOKIE" ;;

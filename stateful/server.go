@@ -51,9 +51,15 @@ func NewServer(cfg api.Config, store SessionStore) http.Handler {
 	a.Registerer().MustRegister(s.lookups, s.storeSeconds)
 	if c, ok := store.(SessionCounter); ok {
 		a.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "statelab_sessions_active",
+			Name: api.SessionsActiveMetric,
 			Help: "Sessions held by this process's session store now.",
 		}, func() float64 { return float64(c.Len()) }))
+	}
+	if c, ok := store.(UseCounter); ok {
+		a.Registerer().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: api.SessionsInUseMetric,
+			Help: fmt.Sprintf("Sessions held by this process's session store that a request used within the last %s; the rest of statelab_sessions_active are idle, most of them left behind by clients that signed in again.", InUseWindow),
+		}, func() float64 { return float64(c.InUse(InUseWindow)) }))
 	}
 	for _, r := range []string{"found", "lost", "none", "invalid"} {
 		s.lookups.WithLabelValues(r)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
@@ -51,6 +52,21 @@ type SessionStore interface {
 type SessionCounter interface {
 	Len() int
 }
+
+// UseCounter is a SessionCounter that also knows when each session was last
+// used, so it can tell the sessions of clients still using them from the
+// idle ones it holds (the statelab_sessions_in_use gauge).
+type UseCounter interface {
+	InUse(window time.Duration) int
+}
+
+// InUseWindow is how recently a request must have used a session for the
+// statelab_sessions_in_use gauge to count it. The lab's simulated users
+// send a request every fraction of a second while they are signed in, and a
+// person clicks within seconds, so a session untouched for this long has,
+// in all likelihood, been left behind: its client signed in again and
+// holds another one.
+const InUseWindow = 10 * time.Second
 
 // Pinger is a SessionStore that lives outside the process and can be
 // unreachable. The server is not ready (GET /api/ready answers 503) while

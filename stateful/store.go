@@ -29,6 +29,7 @@ type MemoryStore struct {
 type entry struct {
 	sess    Session
 	expires time.Time // zero when the TTL is 0
+	used    time.Time // the last Load that found it, or its last Save
 }
 
 func (e entry) expired(now time.Time) bool {
@@ -59,11 +60,16 @@ func (s *MemoryStore) Load(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := s.now()
 	s.mu.Lock()
 	e, ok := s.sessions[id]
-	if ok && e.expired(s.now()) {
+	if ok && e.expired(now) {
 		delete(s.sessions, id)
 		ok = false
+	}
+	if ok {
+		e.used = now
+		s.sessions[id] = e
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -87,7 +93,7 @@ func (s *MemoryStore) Save(w http.ResponseWriter, r *http.Request, sess *Session
 		sess.ID = id
 	}
 	now := s.now()
-	e := entry{sess: *clone(*sess)}
+	e := entry{sess: *clone(*sess), used: now}
 	if s.ttl > 0 {
 		e.expires = now.Add(s.ttl)
 	}
@@ -122,6 +128,24 @@ func (s *MemoryStore) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// InUse returns how many of the sessions this process holds a request used
+// (loaded or saved) within the last window. The rest of Len are idle, and
+// most of them abandoned: a client that signed in again, here or on another
+// replica, leaves its old session behind until it expires, and nothing
+// tells the store that nobody will come back for it.
+func (s *MemoryStore) InUse(window time.Duration) int {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.sessions {
+		if now.Sub(e.used) < window && !e.expired(now) {
+			n++
+		}
+	}
+	return n
 }
 
 // sweepLocked drops expired sessions, so an idle lab does not grow forever.

@@ -477,3 +477,40 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 		t.Errorf("Len: got %v, want %v", got, want)
 	}
 }
+
+// TestMemoryStoreInUse checks that a session counts as in use while
+// requests keep using it, and as idle once they stop: the orphan a client
+// leaves behind when it signs in again.
+func TestMemoryStoreInUse(t *testing.T) {
+	clock := msNewClock()
+	store := stateful.NewMemoryStore(msKey, msOptions, clock.Now)
+	const window = 10 * time.Second
+	_, orphan := msSave(t, store, 1)
+	_, kept := msSave(t, store, 2)
+	_ = orphan // its client signed in again and never sends this cookie
+	steps := []struct {
+		advance time.Duration
+		load    bool // the client of kept sends a request
+		want    int
+	}{
+		{0, false, 2},                   // both just saved
+		{window - time.Second, true, 2}, // kept is used, orphan still within the window
+		{2 * time.Second, false, 1},     // orphan left the window; kept used 2 s ago
+		{window, false, 0},              // nobody used anything for a whole window
+		{0, true, 1},                    // a request brings kept back
+	}
+	for i, s := range steps {
+		clock.Advance(s.advance)
+		if s.load {
+			if _, err := store.Load(msRequest(kept)); err != nil {
+				t.Fatalf("step %d: load: %v", i, err)
+			}
+		}
+		if got := store.InUse(window); got != s.want {
+			t.Errorf("step %d: InUse: got %d, want %d", i, got, s.want)
+		}
+		if got := store.Len(); got != 2 {
+			t.Errorf("step %d: Len: got %d, want 2: idle sessions are still held", i, got)
+		}
+	}
+}

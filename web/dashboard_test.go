@@ -97,7 +97,7 @@ func TestDashboard(t *testing.T) {
 
 	// The left side's loss: the line says how many sessions went, and the
 	// replica's own count drops.
-	m := regexp.MustCompile(`replica (` + regexp.QuoteMeta(left) + `-\d+) restarted: (?:(\d+) sessions? (?:was|were) lost with it|the sessions it held went with it)`).FindStringSubmatch(what)
+	m := regexp.MustCompile(`replica (` + regexp.QuoteMeta(left) + `-\d+) restarted: (?:(\d+) sessions?(?: in use)? (?:was|were) lost with it|the sessions it held went with it)`).FindStringSubmatch(what)
 	if m == nil {
 		t.Fatalf("the line does not say what the %s side lost: %q", left, what)
 	}
@@ -112,14 +112,33 @@ func TestDashboard(t *testing.T) {
 	} else {
 		t.Logf("the replica missed its last count before the restart, so the line gives no number")
 	}
-	waitFor(t, ctx, "the restarted replica's session count to drop", 15*time.Second, fmt.Sprintf(`
+	// The drop: the new process's own count starts again from nothing, and
+	// what went with the old one is written beside it. Its users sign in
+	// again within a second, so a sample may catch the count back at its
+	// height already; the label is the replica's count just before.
+	waitFor(t, ctx, "the restarted replica's drop, drawn on its strip", 15*time.Second, fmt.Sprintf(`
 		(() => {
-			const g = document.querySelector('.cell[data-col="0"][data-chart="sessions"] .strip[data-replica="%s"]');
-			return g && g.dataset.last !== '' && +g.dataset.last < %d;
-		})()`, restarted, heldBefore))
+			const cell = document.querySelector('.cell[data-col="0"][data-chart="sessions"]');
+			const g = cell && cell.querySelector('.strip[data-replica="%s"]');
+			const label = cell && cell.querySelector('.loss-label[data-replica="%s"]');
+			return g && ((g.dataset.last !== '' && +g.dataset.last < %d) || (label && /^−\d+$/.test(label.textContent)));
+		})()`, restarted, restarted, heldBefore))
 	if !regexp.MustCompile(restartedRE(right) + `: it holds no sessions, so nothing was lost`).MatchString(what) {
 		t.Errorf("the line does not say the %s replica lost nothing: %q", right, what)
 	}
+
+	// What each side pays, from the runner's measurements: the cost panel
+	// has its rows, the API key's credential costs fewer bytes than the
+	// session's cookies, and both sides' replicas timed identifying callers.
+	costs := waitFor(t, ctx, "the cost panel", 15*time.Second, `
+		(() => {
+			const rows = [...document.querySelectorAll('#costs:not([hidden]) tbody tr')];
+			const row = (label) => rows.find((r) => r.querySelector('th').textContent === label);
+			const id = row('identifying the caller, median per request');
+			return rows.length >= 3 && id && [...id.querySelectorAll('td')].every((td) => /µs$/.test(td.textContent))
+				? rows.map((r) => r.textContent).join(' | ') : '';
+		})()`)
+	t.Logf("costs: %s", costs)
 
 	// The right side stays clean, as counted by the runner.
 	for _, k := range []string{"sessions_lost", "cart_items_lost", "relogins"} {
@@ -263,8 +282,10 @@ func TestDashboardLongRun(t *testing.T) {
 
 // TestScreenshot takes docs/dashboard.png for the README: the default demo
 // (as make demo runs it) 66 seconds in, once both sides have recorded its
-// rolling restart, after its restart, its crash and its scale-out. It runs
-// only when STATELAB_SCREENSHOT names the file to write: make screenshot.
+// rolling restart, after its restart, its crash and its scale-out; and, at
+// the same moment, the projector view at 1280×720 beside it
+// (dashboard-projector.png). It runs only when STATELAB_SCREENSHOT names
+// the file to write: make screenshot.
 func TestScreenshot(t *testing.T) {
 	out := os.Getenv("STATELAB_SCREENSHOT")
 	if out == "" {
@@ -294,6 +315,24 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s (%d bytes)", out, len(png))
+
+	proj := newTab(t, chromium, 1280, 720)
+	if err := chromedp.Do(proj, chromedp.Navigate(lab.url+"?view=projector")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, proj, "the projector view to draw the run so far", 30*time.Second, `
+		document.body.classList.contains('projector') && +document.body.dataset.samples >= 60 &&
+		/every .+ replica restarted in turn/.test(document.querySelector('#what').textContent)`)
+	time.Sleep(1500 * time.Millisecond) // one more poll, at the final layout
+	png, err = chromedp.Run(proj, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	projOut := strings.TrimSuffix(out, filepath.Ext(out)) + "-projector.png"
+	if err := os.WriteFile(projOut, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", projOut, len(png))
 }
 
 type lab struct {

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -29,6 +30,8 @@ type feedBody struct {
 	Now       compare.Sample        `json:"now"`
 	Events    []compare.EventRecord `json:"events"`
 	History   []compare.Sample      `json:"history"`
+	Manual    bool                  `json:"manual"`
+	Next      *compare.PendingEvent `json:"next,omitempty"`
 }
 
 // pair returns the two strategies of "A,B", as statelab compare --sides
@@ -56,6 +59,14 @@ type fakeFeed struct {
 	mu     sync.Mutex
 	sides  []strategy.Strategy
 	events []compare.EventRecord
+	// replicas per side; 0 is 3.
+	replicas int
+	// next, when set, makes the feed a manual run's, waiting on it.
+	next *compare.PendingEvent
+	// phase of every sample ("" is running) and the scenario's duration
+	// (0 is 120 s).
+	phase    string
+	duration float64
 }
 
 func (f *fakeFeed) Set(sides []strategy.Strategy, events []compare.EventRecord) {
@@ -67,18 +78,18 @@ func (f *fakeFeed) Set(sides []strategy.Strategy, events []compare.EventRecord) 
 const fakeElapsed = 30
 
 func (f *fakeFeed) sample(at float64) compare.Sample {
-	s := compare.Sample{ElapsedS: at, Phase: "running", Sides: map[string]compare.SideSample{}}
+	s := compare.Sample{ElapsedS: at, Phase: cmp.Or(f.phase, "running"), Sides: map[string]compare.SideSample{}}
 	n := int64(at)
 	for _, sd := range f.sides {
 		var ss compare.SideSample
 		ss.Requests, ss.OK, ss.Availability = 20*n, 20*n, 1
 		ss.LatencyWindowMS = &compare.Percentile{P50: 2, P95: 5, P99: 9}
-		for i := range 3 {
+		for i := range cmp.Or(f.replicas, 3) {
 			rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", sd.Name, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
 			// Only a replica that keeps sessions in its memory counts them.
 			if sd.HoldsSessionsInProcess() {
-				v := float64(10 + i)
-				rep.Sessions = &v
+				v, u := float64(10+i), float64(8+i)
+				rep.Sessions, rep.SessionsInUse = &v, &u
 			}
 			ss.Replicas = append(ss.Replicas, rep)
 		}
@@ -91,7 +102,8 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	since, _ := strconv.ParseFloat(r.URL.Query().Get("history"), 64)
-	body := feedBody{Scenario: "fake", DurationS: 120, Users: 10, Now: f.sample(fakeElapsed), Events: f.events, History: []compare.Sample{}}
+	body := feedBody{Scenario: "fake", DurationS: cmp.Or(f.duration, 120), Users: 10, Now: f.sample(fakeElapsed), Events: f.events, History: []compare.Sample{},
+		Manual: f.next != nil, Next: f.next}
 	if f.sides[0].Name != legacy[0].Name {
 		body.Sides = f.sides
 	}
@@ -151,6 +163,7 @@ func TestDashboardSides(t *testing.T) {
 		sides  []strategy.Strategy
 		kind   string
 		held   map[string]float64
+		inUse  map[string]float64
 		want   []string // in the what-just-happened line, in this order
 		strips [2]bool  // a counted sessions strip, per column
 	}{
@@ -203,6 +216,24 @@ func TestDashboardSides(t *testing.T) {
 			strips: [2]bool{true, false},
 		},
 		{
+			name: "memory-sticky vs apikey, restart with sessions in use", sides: pair(t, "memory-sticky,apikey"), kind: "restart",
+			held: map[string]float64{"memory-sticky": 12}, inUse: map[string]float64{"memory-sticky": 9},
+			want: []string{
+				"replica memory-sticky-1 restarted: 9 sessions in use were lost with it (and 3 idle, left behind by earlier sign-ins)",
+				"replica apikey-1 restarted: it holds no sessions, so nothing was lost",
+			},
+			strips: [2]bool{true, false},
+		},
+		{
+			name: "memory vs apikey, scale-in counted after the drain", sides: pair(t, "memory,apikey"), kind: "scale-in",
+			held: map[string]float64{"memory": 7}, inUse: map[string]float64{"memory": 7},
+			want: []string{
+				"memory-3 was removed: 7 sessions in use went with it",
+				"apikey-3 was removed: it holds no sessions, so nothing was lost",
+			},
+			strips: [2]bool{true, false},
+		},
+		{
 			name: "a feed without sides", sides: legacy, kind: "restart",
 			held: map[string]float64{"stateful": 5},
 			want: []string{
@@ -225,7 +256,13 @@ func TestDashboardSides(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			at := 10 + i
-			feed.Set(tt.sides, on(float64(at), tt.kind, tt.sides, tt.held))
+			recs := on(float64(at), tt.kind, tt.sides, tt.held)
+			for i := range recs {
+				if v, ok := tt.inUse[recs[i].Side]; ok {
+					recs[i].SessionsInUse = &v
+				}
+			}
+			feed.Set(tt.sides, recs)
 			want := []string{tt.sides[0].Name, tt.sides[1].Name}
 			wantJS, _ := json.Marshal(want)
 			waitFor(t, ctx, "the columns to be "+strings.Join(want, " and "), 10*time.Second, fmt.Sprintf(`

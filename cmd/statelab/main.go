@@ -476,12 +476,13 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		users, replicas                                                    int
 		seed                                                               int64
 		duration, think                                                    time.Duration
-		hold                                                               bool
+		hold, manual                                                       bool
 		logLevel                                                           slog.Level
 	)
 	logLevel = slog.LevelWarn
-	fs.String(&sides, "sides", "memory-sticky,apikey", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them)")
-	fs.String(&scenario, "scenario", "default", "scenario `name or file`: built-in "+strings.Join(compare.BuiltinScenarios(), ", ")+", or a YAML/JSON file (see compare/scenarios/default.yaml)")
+	fs.String(&sides, "sides", "", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them); default: the scenario's own sides, else "+defaultSides)
+	fs.String(&scenario, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenarios/default.yaml) or a built-in one:"+scenarioList())
+	fs.Bool(&manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST /api/control/next), then run as long after the last one as the scenario does")
 	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
 	fs.Int(&users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
 	fs.Int(&replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
@@ -515,11 +516,14 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true }) // the command line and the environment
-	pair, err := strategy.ParsePair(sides)
+	sc, err := compare.LoadScenario(scenario)
 	if err != nil {
 		return err
 	}
-	sc, err := compare.LoadScenario(scenario)
+	if sides == "" {
+		sides = cmp.Or(sc.Sides, defaultSides)
+	}
+	pair, err := strategy.ParsePair(sides)
 	if err != nil {
 		return err
 	}
@@ -559,7 +563,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	r, err := compare.New(ctx, compare.Config{
 		Binary: bin, Scenario: sc, Sides: pair, Users: load.users, Seed: seed, Think: think,
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{leftAddr, rightAddr},
-		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
+		ReportDir: reportDir, WorkDir: workDir, Hold: hold, Manual: manual, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
 		Dashboard: dashboard(matrixFile),
 		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
@@ -569,8 +573,26 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), load.users, sc.Replicas, ln.Addr())
+	if manual && len(sc.Events) > 0 {
+		fmt.Fprintf(stdout, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST http://%s/api/control/next\n", len(sc.Events), ln.Addr())
+	}
 	_, err = r.Run(ctx, ln)
 	return err
+}
+
+// defaultSides is the pair statelab compare puts side by side when neither
+// the command line nor the scenario names one: what a real team would run
+// against a stateless API.
+const defaultSides = "memory-sticky,apikey"
+
+// scenarioList lists the built-in scenarios with their one-line
+// descriptions, for -h.
+func scenarioList() string {
+	var b strings.Builder
+	for _, sc := range compare.Builtins() {
+		fmt.Fprintf(&b, "\n  %-12s %s", sc.Name, sc.Description)
+	}
+	return b.String() + "\n"
 }
 
 // compareLoad is the load statelab compare puts on the sides.

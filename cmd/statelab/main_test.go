@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -473,5 +474,27 @@ func TestRunStatefulWithRedisSessions(t *testing.T) {
 	}
 	if log := stderr.String(); strings.Contains(log, "redis-run-test-session-key") {
 		t.Errorf("the log shows the session key:\n%s", log)
+	}
+}
+
+// TestRunCompareHelp: statelab compare -h lists every built-in scenario
+// with its one-line description, and the flags a class needs with their
+// environment variables.
+func TestRunCompareHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"statelab", "compare", "-h"}, env(nil), nil, &stdout, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run(statelab compare -h) = %v, want flag.ErrHelp", err)
+	}
+	help := stderr.String()
+	for _, sc := range compare.Builtins() {
+		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(sc.Name) + `\s+` + regexp.QuoteMeta(sc.Description) + `$`).MatchString(help) {
+			t.Errorf("compare -h does not list scenario %s with its description %q:\n%s", sc.Name, sc.Description, help)
+		}
+	}
+	for _, want := range []string{"[$STATELAB_MANUAL]", "[$STATELAB_SIDES]", "default: the scenario's own sides, else memory-sticky,apikey", "/api/control/next"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("compare -h does not say %q:\n%s", want, help)
+		}
 	}
 }

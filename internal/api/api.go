@@ -20,6 +20,17 @@ import (
 // requests landing on different processes.
 const ReplicaHeader = "X-Statelab-Replica"
 
+// The gauges a stateful replica keeps of the sessions its store holds, by
+// name, for the runner that reads them from every replica's /metrics.
+const (
+	// SessionsActiveMetric counts every session the process holds.
+	SessionsActiveMetric = "statelab_sessions_active"
+	// SessionsInUseMetric counts those a request used lately (the stateful
+	// package's InUseWindow); the rest are idle, most of them left behind by
+	// clients that signed in again.
+	SessionsInUseMetric = "statelab_sessions_in_use"
+)
+
 // IdentifyMetric names the histogram both servers keep of the time they
 // spend finding a request's member: a session looked up in its store, an
 // API key looked up in the database, a JWT's signature checked. It is the

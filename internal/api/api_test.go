@@ -612,6 +612,12 @@ func wantMe(email, role string) func(*testing.T, *result) {
 		if m.Email != email || m.Role != role || m.ID == 0 || m.ServedBy != r.srv.replica {
 			t.Errorf("got %+v, want email %q, role %q, an id, served by %q", m, email, role, r.srv.replica)
 		}
+		// /api/me reads the member's row whatever identified the caller (a
+		// session's copy, an API key's join, a JWT's claims), so every
+		// credential gets the same answer for the same work.
+		if m.CreatedAt.IsZero() {
+			t.Errorf("got no created_at: /api/me answered from the credential, not from the member's row: %s", r.env.Data)
+		}
 		if strings.Contains(string(r.env.Data), "password") {
 			t.Errorf("data shows a password field: %s", r.env.Data)
 		}

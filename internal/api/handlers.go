@@ -45,10 +45,19 @@ type me struct {
 	ServedBy string `json:"served_by"`
 }
 
-func handleMe(replica string, logger *slog.Logger) http.Handler {
+// handleMe answers from the member's row in the store, whatever found the
+// member: a session holds a copy made at login, an API key's lookup joins
+// the row, a JWT carries only its claims. Reading the row on every path
+// makes /api/me the same work for every credential, so timing it compares
+// only how the caller was identified, and every answer is as fresh.
+func handleMe(store library.Store, replica string, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m, err := Member(r)
 		if err != nil {
+			Error(w, r, logger, err)
+			return
+		}
+		if m, err = store.FindMemberByID(r.Context(), m.ID); err != nil {
 			Error(w, r, logger, err)
 			return
 		}

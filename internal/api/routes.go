@@ -12,7 +12,7 @@ import "net/http"
 // Change behind write, so each one accepts an Idempotency-Key.
 func (a *API) HandleLibrary(authenticate func(http.Handler) http.Handler) {
 	s, l := a.cfg.Store, a.cfg.Logger
-	a.Handle("GET", "/api/me", authenticate(handleMe(a.cfg.Replica, l)))
+	a.Handle("GET", "/api/me", authenticate(handleMe(s, a.cfg.Replica, l)))
 
 	a.Handle("GET", "/api/books", authenticate(handleListBooks(s, l)))
 	a.Handle("POST", "/api/books", authenticate(a.write(createBook)))

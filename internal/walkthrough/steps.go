@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/supervisor"
 )
 
 // The demo members (internal/sqlite seeds them; their passwords are public).
@@ -109,14 +111,8 @@ func stepStateless(ctx context.Context, w *walk) error {
 	if _, err := w.must(ctx, request{method: "GET", base: sl, path: "/api/me", bearer: w.bobKey}, http.StatusOK); err != nil {
 		return err
 	}
-	me, err := w.must(ctx, request{method: "GET", base: sl, path: "/api/me", bearer: w.bobJWT}, http.StatusOK)
-	if err != nil {
+	if _, err := w.must(ctx, request{method: "GET", base: sl, path: "/api/me", bearer: w.bobJWT}, http.StatusOK); err != nil {
 		return err
-	}
-	var created time.Time
-	if err := me.field("created_at", &created); err != nil || created.IsZero() {
-		w.t.para("Look at the second answer: it has no created_at. With the JWT the server did not look " +
-			"bob up at all; it answered from the token's claims alone, and the token carries no creation date.")
 	}
 	w.bobCart = []int64{3, 4}
 	w.t.para(fmt.Sprintf("Bob wants books %d and %d too. His cart lives in this program, the client, as "+
@@ -129,8 +125,9 @@ func stepRestart(ctx context.Context, w *walk) error {
 	w.t.para("Processes are replaced all the time: a deploy, a crash, a machine that goes away. The lab " +
 		"now really does it: it stops the server (SIGTERM, then waits for the process to exit) and starts " +
 		"a new process on the same address, with the same signing secret and the same database.")
-	p, err := w.t.predict(ctx, "The stateful server is about to restart. Will alice's session cookie "+
-		"still work afterwards?", "[y/n]", yesNo)
+	p, err := w.t.predict(ctx, "The stateful server is about to restart. What will the new process answer "+
+		"to alice's GET /api/me, with the cookie she has? (a) 200 and her name, (b) 401 session_lost, "+
+		"(c) 401 invalid_session, (d) 401 login_required, (e) something else", "[a/b/c/d/e]", answerChoices)
 	if err != nil {
 		return err
 	}
@@ -145,7 +142,7 @@ func stepRestart(ctx context.Context, w *walk) error {
 	if _, err := w.show(ctx, request{method: "GET", base: sf, path: "/api/cart", cookie: w.aliceCookie}); err != nil {
 		return err
 	}
-	w.t.reveal(p, yn(me.status == http.StatusOK), "n",
+	w.t.reveal(p, answerOf(me), "b",
 		"The cookie is still genuine: the new process checks its signature with the same key. But "+
 			"the session it names lived in the old process's memory, and that memory is gone. The server "+
 			"says exactly that with session_lost: not \"you forged this\" but \"I don't have it\".")
@@ -165,8 +162,8 @@ func stepRestart(ctx context.Context, w *walk) error {
 		return err
 	}
 
-	p, err = w.t.predict(ctx, "Now the stateless server restarts the same way. Will bob's API key and "+
-		"his JWT still work afterwards?", "[y/n]", yesNo)
+	p, err = w.t.predict(ctx, "Now the stateless server restarts the same way. Of bob's two credentials, "+
+		"the API key and the JWT, how many will the new process accept?", "[0/1/2]", countChoices(2))
 	if err != nil {
 		return err
 	}
@@ -174,15 +171,17 @@ func stepRestart(ctx context.Context, w *walk) error {
 		return err
 	}
 	sl := w.url(stateless, 1)
-	allOK := true
+	accepted := 0
 	for _, cred := range []string{w.bobKey, w.bobJWT} {
 		resp, err := w.show(ctx, request{method: "GET", base: sl, path: "/api/me", bearer: cred})
 		if err != nil {
 			return err
 		}
-		allOK = allOK && resp.status == http.StatusOK
+		if resp.status == http.StatusOK {
+			accepted++
+		}
 	}
-	w.t.reveal(p, yn(allOK), "y",
+	w.t.reveal(p, strconv.Itoa(accepted), "2",
 		"Nothing the server needed was in the old process. The API key's hash is in the shared "+
 			"database; the JWT carries its own claims, and the new process has the same secret to check them.")
 	if err := w.t.pause(ctx, "borrow bob's cart"); err != nil {
@@ -218,12 +217,34 @@ func (w *walk) restart(ctx context.Context, side string) error {
 	return nil
 }
 
-// yn turns a fact into the answer to a yes-or-no prediction.
-func yn(b bool) string {
-	if b {
-		return "y"
+// answerChoices are the answers a request with a credential can get, for
+// a "which answer?" prediction; answerOf says which one a response was.
+var answerChoices = map[string]string{
+	"a": "200 with the member's name", "b": "401 session_lost", "c": "401 invalid_session",
+	"d": "401 login_required", "e": "something else",
+}
+
+func answerOf(r response) string {
+	switch {
+	case r.status == http.StatusOK:
+		return "a"
+	case r.status == http.StatusUnauthorized && r.Code == "session_lost":
+		return "b"
+	case r.status == http.StatusUnauthorized && r.Code == "invalid_session":
+		return "c"
+	case r.status == http.StatusUnauthorized && r.Code == "login_required":
+		return "d"
 	}
-	return "n"
+	return "e"
+}
+
+// countChoices are the answers to "how many of n?": "0" to n.
+func countChoices(n int) map[string]string {
+	c := make(map[string]string, n+1)
+	for i := range n + 1 {
+		c[strconv.Itoa(i)] = fmt.Sprintf("%d of %d", i, n)
+	}
+	return c
 }
 
 // ten is how many requests step 4 sends per side.
@@ -248,15 +269,14 @@ func stepReplicas(ctx context.Context, w *walk) error {
 		w.t.blank()
 	}
 
-	w.t.para("Alice logs in through the stateful balancer. Note which replica answers: that one now " +
-		"holds her session.")
+	w.t.para("Alice logs in through the stateful balancer. Note which replica answers.")
 	login, err := w.must(ctx, request{method: "POST", base: w.lbs[stateful].url, path: "/api/auth/login", body: alice}, http.StatusOK)
 	if err != nil {
 		return err
 	}
 	w.aliceCookie = login.cookie()
 	p, err := w.t.predict(ctx, fmt.Sprintf("Alice now sends GET /api/me %d times through the balancer with "+
-		"that cookie. Will all %d succeed?", ten, ten), "[y/n]", yesNo)
+		"that cookie. How many of the %d will succeed?", ten, ten), "[0-10]", countChoices(ten))
 	if err != nil {
 		return err
 	}
@@ -264,7 +284,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
-	w.t.reveal(p, yn(ok == ten), "n",
+	w.t.reveal(p, strconv.Itoa(ok), strconv.Itoa(ten/2),
 		fmt.Sprintf("Only %s, the replica that answered the login, holds alice's session. Every other "+
 			"request lands on a replica that has never heard of her: session_lost, every second time. Sticky "+
 			"sessions would hide this, until the one replica that holds the session restarts, or is "+
@@ -274,7 +294,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	}
 
 	p, err = w.t.predict(ctx, fmt.Sprintf("Bob sends GET /api/me %d times through the stateless balancer "+
-		"with his JWT. Will all %d succeed?", ten, ten), "[y/n]", yesNo)
+		"with his JWT. How many of the %d will succeed?", ten, ten), "[0-10]", countChoices(ten))
 	if err != nil {
 		return err
 	}
@@ -282,11 +302,69 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
-	w.t.reveal(p, yn(ok == ten), "y",
+	w.t.reveal(p, strconv.Itoa(ok), strconv.Itoa(ten),
 		"Any replica can check the JWT (they share the secret) or the API key (they share the "+
 			"database). That is the scalability the constraint promises: add replicas, balance any way "+
 			"you like, and no session needs to follow the client around.")
+	if err := w.t.pause(ctx, "crash a replica"); err != nil {
+		return err
+	}
+	return w.crash(ctx, login.replica)
+}
+
+// crash kills, on each side, the replica that answered alice's login
+// (and its twin on the stateless side) with SIGKILL, and asks what alice's
+// next requests get.
+func (w *walk) crash(ctx context.Context, aliceReplica string) error {
+	w.t.para(fmt.Sprintf("A crash, not a restart: the lab kills %s, the replica that answered alice's "+
+		"login, with SIGKILL (no warning, no draining), and the replica of the same number on the "+
+		"stateless side, then starts both again.", aliceReplica))
+	p, err := w.t.predict(ctx, fmt.Sprintf("After the crash, alice sends GET /api/me %d more times through "+
+		"the stateful balancer. How many of the %d will succeed?", ten, ten), "[0-10]", countChoices(ten))
+	if err != nil {
+		return err
+	}
+	n := strings.TrimPrefix(aliceReplica, stateful+"-")
+	for _, side := range []string{stateful, stateless} {
+		id := side + "-" + n
+		old := w.replica(side, 1)
+		for _, r := range w.sides[side].Replicas() {
+			if r.ID == id {
+				old = r
+			}
+		}
+		if err := w.sides[side].Crash(ctx, old.ID); err != nil {
+			return err
+		}
+		w.t.line(fmt.Sprintf("    %s: pid %d killed; pid %d started on %s", old.ID, old.PID, w.replicaByID(side, old.ID).PID, old.Addr))
+	}
+	w.t.blank()
+	ok, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateful].url, path: "/api/me", cookie: w.aliceCookie})
+	if err != nil {
+		return err
+	}
+	w.t.reveal(p, strconv.Itoa(ok), "0",
+		"The only copy of alice's session was in the killed process's memory, and the other replica "+
+			"never had it: none of her requests can succeed until she logs in again. A graceful restart "+
+			"would have lost it just the same. What a crash adds is any request the process was "+
+			"answering at that instant, on either side: the balancer sends those that are safe to send "+
+			"twice (reads, and writes with an Idempotency-Key) to another replica, and answers the rest "+
+			"502. Here nobody was sending, so nothing was in flight.")
+	w.t.text("Bob's JWT, through the stateless balancer, at the same moment:")
+	if _, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT}); err != nil {
+		return err
+	}
 	return nil
+}
+
+// replicaByID returns the replica of a side with the id, in service now.
+func (w *walk) replicaByID(side, id string) supervisor.Replica {
+	for _, r := range w.sides[side].Replicas() {
+		if r.ID == id {
+			return r
+		}
+	}
+	return supervisor.Replica{ID: id}
 }
 
 // repeat sends r ten times, shows the first answer in full and then a
@@ -346,6 +424,12 @@ func stepCosts(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
+	pj, err := w.t.predict(ctx, fmt.Sprintf("A short visit: sign in, then read %d books. Over the whole visit, "+
+		"how many more bytes does the JWT client send than the API key client? (a) fewer than 100, "+
+		"(b) 100 to 999, (c) 1,000 to 9,999, (d) 10,000 or more", journeyReads), "[a/b/c/d]", journeyChoices)
+	if err != nil {
+		return err
+	}
 	creds := []struct {
 		key, name, header string
 		replica           string
@@ -367,19 +451,28 @@ func stepCosts(ctx context.Context, w *walk) error {
 		}
 		results[i] = res
 	}
+	// The same request with no credential at all: what every request
+	// costs anyway. It is answered 401; its size is all that counts here.
+	none, _, err := w.sent(ctx, request{method: "GET", base: "http://" + sl.Addr, path: "/api/me"})
+	if err != nil {
+		return err
+	}
 	w.t.para(fmt.Sprintf("GET /api/me, %d times with each credential, one request at a time on one kept-alive connection.", n))
 	w.t.text("What the client sent per request (request line and headers, counted on the connection):")
+	w.t.line(fmt.Sprintf("    %-8s %d bytes on the wire: the same request with no credential (answered 401)", "none", none))
 	biggest := 0
 	for i, c := range creds {
-		w.t.line(fmt.Sprintf("    %-8s %d bytes on the wire, of which the credential header: %d bytes",
-			c.name, results[i].bytes, len(c.header)+2))
+		w.t.line(fmt.Sprintf("    %-8s %d bytes on the wire, %d more than none; the credential header is %d bytes",
+			c.name, results[i].bytes, results[i].bytes-none, len(c.header)+2))
 		if results[i].bytes > results[biggest].bytes {
 			biggest = i
 		}
 	}
 	w.t.blank()
 	w.t.text(fmt.Sprintf("Time per request, mean of %d: the client's round trip, and the server's own "+
-		"measurement of /api/me (its statelab_http_request_duration_seconds histogram, read before and after):", n))
+		"measurement of /api/me (its statelab_http_request_duration_seconds histogram, read before and after). "+
+		"/api/me does the same work whatever the credential (it reads the member's row), so the "+
+		"difference is finding out who is asking:", n))
 	for i, c := range creds {
 		w.t.line(fmt.Sprintf("    %-8s round trip %s, in the server %s", c.name, ms(results[i].client), ms(results[i].server)))
 	}
@@ -395,6 +488,22 @@ func stepCosts(ctx context.Context, w *walk) error {
 		w.t.note("Note the API key: its request is smaller than the cookie's. A bearer token is not big " +
 			"in itself; what makes a request big is carrying its context along, as the JWT does.")
 	}
+
+	keyVisit, jwtVisit, err := w.visits(ctx, sl.Addr)
+	if err != nil {
+		return err
+	}
+	w.t.text(fmt.Sprintf("The visit, sent now by each stateless client (a sign-in, then GET /api/books/{id} %d times):", journeyReads))
+	for _, v := range []visit{keyVisit, jwtVisit} {
+		w.t.line(fmt.Sprintf("    %-8s sign-in %d bytes + %d reads %d bytes = %d bytes", v.name, v.signIn, journeyReads, v.reads, v.signIn+v.reads))
+	}
+	diff := (jwtVisit.signIn + jwtVisit.reads) - (keyVisit.signIn + keyVisit.reads)
+	w.t.line(fmt.Sprintf("    the JWT client sent %d bytes more", diff))
+	w.t.blank()
+	w.t.reveal(pj, journeyBucket(diff), "c",
+		"The sign-ins cost about the same; every read then carries the JWT's extra bytes again. A "+
+			"credential's size is paid per request, so a client that makes many requests pays it many "+
+			"times: that is the \"more data per request\" the constraint's critics mean.")
 	if err := w.t.pause(ctx, "revoke a credential"); err != nil {
 		return err
 	}
@@ -407,6 +516,14 @@ func stepCosts(ctx context.Context, w *walk) error {
 	if _, err := w.must(ctx, request{method: "GET", base: "http://" + sf.Addr, path: "/api/me", cookie: w.aliceCookie}, http.StatusUnauthorized); err != nil {
 		return err
 	}
+	p, err = w.t.predict(ctx, "Bob fears his JWT was copied. The stateless server offers him two things: "+
+		"he can revoke his API key (DELETE /api/auth/keys/{id}), and the lab can restart the stateless "+
+		"replica. Which of them makes the copied JWT stop working before it expires? (k) revoking the "+
+		"API key, (r) the restart, (b) both are needed, (n) neither", "[k/r/b/n]",
+		map[string]string{"k": "revoking the API key", "r": "the restart", "b": "both", "n": "neither"})
+	if err != nil {
+		return err
+	}
 	w.t.para("Revoking an API key deletes its row in the shared database. Every replica looks the key " +
 		"up there on every request, so it is dead at once too, everywhere.")
 	if _, err := w.must(ctx, request{method: "DELETE", base: "http://" + sl.Addr, path: "/api/auth/keys/" + w.bobKeyID, bearer: w.bobKey}, http.StatusOK); err != nil {
@@ -415,20 +532,36 @@ func stepCosts(ctx context.Context, w *walk) error {
 	if _, err := w.must(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobKey}, http.StatusUnauthorized); err != nil {
 		return err
 	}
-	p, err = w.t.predict(ctx, "Bob's API key is revoked. His JWT was issued by the same server, for "+
-		"the same account. Will the JWT still be accepted?", "[y/n]", yesNo)
+	w.t.text("And the JWT, after the key's revocation:")
+	afterRevoke, err := w.show(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT})
 	if err != nil {
 		return err
 	}
-	me, err := w.show(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT})
-	if err != nil {
+	if err := w.restart(ctx, stateless); err != nil {
 		return err
 	}
-	w.t.reveal(p, yn(me.status == http.StatusOK), "y",
+	w.t.text("And the JWT after the restart, twice through the balancer, so both replicas answer:")
+	afterRestart := true
+	for range 2 {
+		resp, err := w.show(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT})
+		if err != nil {
+			return err
+		}
+		afterRestart = afterRestart && resp.status == http.StatusOK
+	}
+	got := "n"
+	switch {
+	case afterRevoke.status != http.StatusOK:
+		got = "k"
+	case !afterRestart:
+		got = "r"
+	}
+	w.t.reveal(p, got, "n",
 		"A JWT is checked by its signature and its expiry alone: that is what makes it cheap and "+
-			"stateless. The server has nowhere to write \"this one is cancelled\" without keeping state "+
-			"again (a deny-list every replica consults on every request). So it stays valid until it "+
-			"expires. Short lifetimes are the usual answer.")
+			"stateless. Revoking the key changed a row the JWT never looks at, and a new process has the "+
+			"same secret to check it with. The server has nowhere to write \"this one is cancelled\" "+
+			"without keeping state again (a deny-list every replica consults on every request). So it "+
+			"stays valid until it expires. Short lifetimes are the usual answer.")
 	claims, err := jwtClaims(w.bobJWT)
 	if err != nil {
 		return err
@@ -440,6 +573,90 @@ func stepCosts(ctx context.Context, w *walk) error {
 	w.t.line("  whatever happens to bob's keys.")
 	w.t.blank()
 	return nil
+}
+
+// journeyReads is how many books a visit of step 5 reads.
+const journeyReads = 10
+
+// journeyChoices are the answers to the visit's prediction, by size.
+var journeyChoices = map[string]string{"a": "fewer than 100", "b": "100 to 999", "c": "1,000 to 9,999", "d": "10,000 or more"}
+
+// journeyBucket says which of journeyChoices a difference in bytes is.
+func journeyBucket(diff int64) string {
+	switch {
+	case diff < 100:
+		return "a"
+	case diff < 1000:
+		return "b"
+	case diff < 10000:
+		return "c"
+	}
+	return "d"
+}
+
+// visit is what one client sent over step 5's visit.
+type visit struct {
+	name          string
+	signIn, reads int64
+}
+
+// visits sends step 5's visit with each stateless credential: a sign-in,
+// then journeyReads reads with the credential it got. The key it gets is
+// revoked afterwards, so the database holds only the keys the story made.
+func (w *walk) visits(ctx context.Context, addr string) (key, jwt visit, err error) {
+	base := "http://" + addr
+	read := func(bearer string) (int64, error) {
+		var total int64
+		for i := range journeyReads {
+			n, resp, err := w.sent(ctx, request{method: "GET", base: base, path: fmt.Sprintf("/api/books/%d", 10+i), bearer: bearer})
+			if err != nil {
+				return 0, err
+			}
+			if resp.status != http.StatusOK {
+				return 0, fmt.Errorf("GET /api/books/%d answered %d %s", 10+i, resp.status, resp.outcome())
+			}
+			total += n
+		}
+		return total, nil
+	}
+	key.name, jwt.name = "API key", "JWT"
+	n, resp, err := w.sent(ctx, request{method: "POST", base: base, path: "/api/auth/generate-key", body: bob})
+	if err != nil {
+		return key, jwt, err
+	}
+	var apiKey, keyID string
+	if err := resp.field("api_key", &apiKey); err != nil {
+		return key, jwt, err
+	}
+	if err := resp.field("key_id", &keyID); err != nil {
+		return key, jwt, err
+	}
+	key.signIn = n
+	if key.reads, err = read(apiKey); err != nil {
+		return key, jwt, err
+	}
+	if _, _, err := w.sent(ctx, request{method: "DELETE", base: base, path: "/api/auth/keys/" + keyID, bearer: apiKey}); err != nil {
+		return key, jwt, err
+	}
+	n, resp, err = w.sent(ctx, request{method: "POST", base: base, path: "/api/auth/token", body: bob})
+	if err != nil {
+		return key, jwt, err
+	}
+	var token string
+	if err := resp.field("access_token", &token); err != nil {
+		return key, jwt, err
+	}
+	jwt.signIn = n
+	jwt.reads, err = read(token)
+	return key, jwt, err
+}
+
+// sent sends r without showing it and returns how many bytes the client
+// wrote for it (request line, headers and body), and the answer.
+func (w *walk) sent(ctx context.Context, r request) (int64, response, error) {
+	before := w.written.Load()
+	resp, err := send(ctx, w.client, r)
+	return w.written.Load() - before, resp, err
 }
 
 // measurement is what step 5 measured for one credential.
@@ -556,18 +773,32 @@ func stepWhereState(ctx context.Context, w *walk) error {
 		"revoking it in step 5 deleted its row, which is why it stopped working everywhere at once. His " +
 		"JWT appears nowhere. Neither does alice's cart.")
 	w.t.para("The conversation state of the stateful side is in the replicas' memory, and only each " +
-		"replica can tell you about it. Their statelab_sessions_active gauges, read from /metrics now:")
+		"replica can tell you about it. Every session alice had so far died with a crash or a logout, " +
+		"so she logs in once more through the balancer, and the lab reads each replica's " +
+		"statelab_sessions_active gauge (every session held) and statelab_sessions_in_use gauge (those " +
+		"a request used in the last 10 s) from its /metrics:")
+	login, err := w.must(ctx, request{method: "POST", base: w.lbs[stateful].url, path: "/api/auth/login", body: alice}, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	w.aliceCookie = login.cookie()
 	for _, r := range w.sides[stateful].Replicas() {
 		n, err := scrape(ctx, w.client, r.Addr, "statelab_sessions_active")
 		if err != nil {
 			return err
 		}
-		w.t.line(fmt.Sprintf("    %-11s %s in memory", r.ID, plural(int(n), "session", "sessions")))
+		used, err := scrape(ctx, w.client, r.Addr, "statelab_sessions_in_use")
+		if err != nil {
+			return err
+		}
+		w.t.line(fmt.Sprintf("    %-11s %s in memory, %d of them used in the last 10 s", r.ID, plural(int(n), "session", "sessions"), int(used)))
 	}
 	w.t.blank()
-	w.t.para("Those sessions are the ones alice opened after the restart: the login in step 3 and the " +
-		"one through the balancer in step 4 (the one in step 5 she logged out of). Restart the process " +
-		"and they are gone; ask the other replica and it has none.")
+	w.t.para(fmt.Sprintf("The session is in %s's memory and nowhere else: restart that process and it is "+
+		"gone; ask the other replica and it has none. A replica also keeps every session nobody logged "+
+		"out of until it expires, even when its client signed in again and holds another one; the store "+
+		"cannot tell that nobody will come back for it. On a busy lab most of what a replica holds is "+
+		"such idle sessions, which is why the dashboard shows the ones in use apart.", login.replica))
 	return nil
 }
 
@@ -597,13 +828,18 @@ func stepHandOff(ctx context.Context, w *walk) error {
 		}
 	}
 	w.t.text("And all along:")
-	w.t.bullet("Sessions per replica: the stateful replicas' memory fills up and empties at every event; " +
+	w.t.bullet("Sessions per replica: each stateful replica's own count, those in use (a request used them " +
+		"in the last 10 s) apart from idle ones. It falls to zero at every restart, crash or scale-in; " +
 		"the stateless replicas have nothing to show.")
-	w.t.bullet("Latency between events: the stateless side pays for authentication on every request.")
+	w.t.bullet("What each side pays, in the dashboard's cost panel and the report: bytes per request " +
+		"against the same request with no credential, and the servers' own time to find out who is " +
+		"asking (their statelab_identify_seconds histograms). Measured like for like, not claimed.")
 	w.t.blank()
 	if err := w.capacity(ctx); err != nil {
 		return err
 	}
+	w.t.para("One idea at a time: statelab compare -h lists smaller scenarios (routing, reliability, chaos, " +
+		"scaling, client), and --manual holds each event until you press Next event on the dashboard.")
 	w.t.para("The question a class ends with, \"so which one should I use?\", has a command of its own. " +
 		"Sticky sessions, a shared redis, a session sealed in the cookie, API keys and JWTs each move " +
 		"the state somewhere else; the matrix runs every one of them against every fault (restart, " +
@@ -613,8 +849,9 @@ func stepHandOff(ctx context.Context, w *walk) error {
 	w.t.line("    statelab matrix           (about 5 minutes; --quick: about 90 seconds)")
 	w.t.line("    then open                 http://127.0.0.1:8080/matrix during make demo, or its matrix.html")
 	w.t.blank()
-	w.t.para("The lesson plan, its prediction questions, three exercises and a closing part built on the " +
-		"matrix are in docs/LESSON.md; the same story with curl is scripts/walkthrough.sh.")
+	w.t.para("The lesson plan, its prediction questions, five exercises and a closing part built on the " +
+		"matrix are in docs/LESSON.md, a worksheet to print in docs/WORKSHEET.md; the same story with " +
+		"curl is scripts/walkthrough.sh.")
 	return nil
 }
 
@@ -658,14 +895,14 @@ func (w *walk) capacity(ctx context.Context) error {
 	return nil
 }
 
-// watchFor says what an event of the demo's timeline shows; replicas is
-// how many each side runs before it.
+// watchFor says what an event of the demo's timeline shows, for its
+// default pair: sessions in memory behind a sticky balancer, against API
+// keys. replicas is how many each side runs before the event.
 func watchFor(e compare.Event, replicas int) string {
 	switch e.Action {
 	case compare.ActionRestart:
-		return "session_lost jumps on the stateful side only: the users whose sessions were on that " +
-			"replica must log in again and lose their carts (relogins, cart items lost). The stateless " +
-			"side does not notice."
+		return "the users pinned to that replica lose their sessions on the stateful side only: " +
+			"session_lost, re-logins, lost carts. The stateless side does not notice."
 	case compare.ActionCrash:
 		return "the killed process takes the requests it was answering with it. The balancer sends " +
 			"those that are safe to send twice (reads, and writes with an Idempotency-Key, which the " +
@@ -674,15 +911,19 @@ func watchFor(e compare.Event, replicas int) string {
 			"side keeps paying: session_lost, relogins, lost carts."
 	case compare.ActionScale:
 		if e.Replicas > replicas {
-			return "the new stateful replicas hold no sessions, so adding capacity makes things worse " +
-				"at first (session_lost on every request that lands there). New stateless replicas are " +
-				"useful at once."
+			return "the sticky balancer keeps every signed-in user on the replica that holds its " +
+				"session, so the new stateful replicas get only newcomers (the report's balance lines); " +
+				"the new stateless replicas take their share at once. With --sides memory-hash,apikey " +
+				"the hash ring moves some users to the new replicas, and they lose their sessions."
 		}
 		return "the sessions held by the stateful replicas taken away go with them; the stateless " +
 			"side just has fewer replicas."
 	case compare.ActionRollingRestart:
 		return "every stateful session is lost, one replica after another; the stateless side stays " +
 			"at full availability."
+	case compare.ActionClientRestart:
+		return "on both sides, the users whose clients restart lose their sign-in and their cart, " +
+			"wherever it was kept: a stateless client keeps its cart itself."
 	case compare.ActionPause, compare.ActionResume:
 		return "the simulated users stop or start again; the numbers stand still in between."
 	}

@@ -28,6 +28,8 @@ type term struct {
 	lines <-chan string // the student's input, a line at a time; closed at EOF
 	eof   bool          // input ended: carry on as in auto mode
 
+	posed        int // predictions asked and answered here, by the student or not
+	deferred     int // predictions a later run answers (later), not scored here
 	asked, right int // predictions the student answered, and got right
 }
 
@@ -194,14 +196,33 @@ func (t *term) pause(ctx context.Context, what string) error {
 	return nil
 }
 
+// score says how the student's predictions went; in auto mode, that
+// nobody answered them.
+func (t *term) score() string {
+	switch {
+	case t.posed == 0:
+		return ""
+	case t.auto:
+		return fmt.Sprintf("Predictions: %d asked, none answered (--auto). In class, ask them aloud before each "+
+			"exchange; run statelab walkthrough without --auto to answer them at the prompt and get a score.", t.posed)
+	case t.asked == 0:
+		return fmt.Sprintf("Predictions: %d asked, none answered.", t.posed)
+	}
+	sc := fmt.Sprintf("Your score: %d of %d predictions right (%d asked, %d answered).", t.right, t.asked, t.posed, t.asked)
+	switch {
+	case t.deferred == 1:
+		sc += " One more waits for a run of its own to answer it."
+	case t.deferred > 1:
+		sc += fmt.Sprintf(" %d more wait for runs of their own to answer them.", t.deferred)
+	}
+	return sc
+}
+
 // prediction is a question asked before an exchange and answered by it.
 type prediction struct {
 	choices map[string]string // the answers accepted, and how each is said in full
 	guess   string            // the student's answer; "" when none was given
 }
-
-// yesNo are the choices of a yes-or-no question.
-var yesNo = map[string]string{"y": "yes", "n": "no"}
 
 // predict asks a question before the exchange that answers it. prompt
 // names the choices, e.g. "[y/n]".
@@ -210,6 +231,7 @@ func (t *term) predict(ctx context.Context, question, prompt string, choices map
 	if t.quiet {
 		return p, nil
 	}
+	t.posed++
 	t.line(t.paint(styleYellow, "  ? Predict:"))
 	for _, l := range wrap(question+" "+prompt, width-4) {
 		t.line("    " + t.paint(styleBold, l))
@@ -250,6 +272,8 @@ func (t *term) later(p *prediction, where string) {
 	if t.quiet {
 		return
 	}
+	t.posed--
+	t.deferred++
 	verdict := "Not answered here: "
 	if p.guess != "" {
 		verdict = "You predicted " + p.choices[p.guess] + "; "

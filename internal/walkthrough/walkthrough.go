@@ -110,6 +110,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if errors.Is(err, errQuit) {
 			w.t.blank()
 			w.t.line(fmt.Sprintf("  Stopped at step %d. Start here again with: statelab walkthrough --step %d", n, n))
+			if sc := w.t.score(); sc != "" {
+				w.t.para(sc)
+			}
 			return nil
 		}
 		if err != nil {
@@ -121,15 +124,17 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if n < Steps && n >= cfg.Step {
 			if err := w.t.pause(ctx, fmt.Sprintf("step %d", n+1)); errors.Is(err, errQuit) {
 				w.t.line(fmt.Sprintf("  Stopped after step %d. Go on from here with: statelab walkthrough --step %d", n, n+1))
+				if sc := w.t.score(); sc != "" {
+					w.t.para(sc)
+				}
 				return nil
 			} else if err != nil {
 				return err
 			}
 		}
 	}
-	if w.t.asked > 0 {
-		w.t.line(fmt.Sprintf("  Your predictions: %d of %d right.", w.t.right, w.t.asked))
-		w.t.blank()
+	if sc := w.t.score(); sc != "" {
+		w.t.para(sc)
 	}
 	return nil
 }

@@ -46,23 +46,36 @@
     crash: { sym: '✖', word: 'crash', color: C.vermillion },
     'scale-out': { sym: '▲', word: 'scale out', color: C.green },
     'scale-in': { sym: '▼', word: 'scale in', color: C.green },
+    'client-restart': { sym: '⊘', word: 'client restart', color: C.orange },
     pause: { sym: '❚❚', word: 'pause', color: C.grey },
     resume: { sym: '▶', word: 'resume', color: C.grey },
   };
   const eventStyle = (kind) => EVENT_STYLE[kind] || { sym: '•', word: kind, color: C.grey };
 
-  // The chart rows, top to bottom; each is drawn once per side.
+  // The chart rows, top to bottom; each is drawn once per side, with one
+  // caption under the pair. The sessions strips come right after the
+  // losses, where a restart's loss is plain to see without scrolling;
+  // caption under the pair: what the chart shows and why it moves.
   // Heights share out the screen's height by weight, between min and max,
-  // so the page fills a projector and still fits a laptop.
+  // so the page fills a projector and still fits a laptop. The projector
+  // view (?view=projector) keeps only the rows marked proj, larger.
   const ROWS = [
-    { id: 'events' },
-    { id: 'ok', title: 'Successful requests / s', w: 1.25, min: 70, max: 190 },
-    { id: 'loss', title: 'Sessions lost / s', w: 1, min: 56, max: 160 },
-    { id: 'errors', title: 'Errors by kind / s', w: 0.9, min: 56, max: 150 },
-    { id: 'latency', title: 'Latency, each second', w: 1.05, min: 70, max: 170 },
-    { id: 'up', title: 'Replicas up', w: 0.5, min: 40, max: 80 },
-    { id: 'sessions', title: 'Per replica: sessions held in memory, and CPU' },
+    { id: 'events', proj: true },
+    { id: 'ok', title: 'Successful requests / s', w: 1.25, min: 70, max: 190, proj: true,
+      cap: 'Requests answered 2xx each second; it dips when users must sign in again or their requests fail.' },
+    { id: 'loss', title: 'Sessions lost / s', w: 1, min: 56, max: 160, proj: true,
+      cap: '401s to users who believed they were signed in; each spike is a replica’s memory going away.' },
+    { id: 'sessions', title: 'Per replica: sessions held in memory, and CPU', proj: true,
+      cap: 'Each replica’s own count: in use (dark, used in the last 10 s) and held (light); it drops to zero when the replica goes. Purple: its CPU.' },
+    { id: 'errors', title: 'Errors by kind / s', w: 0.9, min: 56, max: 150,
+      cap: 'Requests that failed each second, by kind; 5xx and “no answer” come from killed or missing replicas.' },
+    { id: 'latency', title: 'Latency, each second', w: 1.05, min: 70, max: 170,
+      cap: 'How long users waited each second (p50, p99); sign-in storms and restarts show as bumps.' },
+    { id: 'up', title: 'Replicas up', w: 0.5, min: 40, max: 80,
+      cap: 'Replica processes running and ready; it steps at a scale event and dips while one is replaced.' },
   ];
+  const projector = new URLSearchParams(location.search).get('view') === 'projector';
+  const shownRows = () => ROWS.filter((r) => !projector || r.proj);
   // The plots' text follows the page's type size (style.css sizes it by
   // the screen's width), so a projector gets larger labels; k scales the
   // room they need. Set by scaleToType().
@@ -153,9 +166,18 @@
         cell.dataset.side = sd.name;
         cell.dataset.col = String(sd.i);
         cell.dataset.chart = row.id;
+        cell.hidden = projector && !row.proj;
         cell.innerHTML = (row.title ? `<div class="cap"><span class="t">${esc(row.title)}</span><span class="v"></span></div>` : '') + '<div class="plot"></div>';
         grid.append(cell);
         cells[sd.i][row.id] = cell;
+      }
+      if (row.cap) {
+        const cap = document.createElement('p');
+        cap.className = 'chart-caption';
+        cap.dataset.chart = row.id;
+        cap.hidden = projector && !row.proj;
+        cap.textContent = row.cap;
+        grid.append(cap);
       }
     }
     $('#totals tbody').innerHTML = st.sides.map((sd) =>
@@ -197,7 +219,7 @@
       p99: win ? win.p99 : null,
       up: (B.replicas || []).length,
       reps: (B.replicas || []).map((r) => ({
-        id: r.id, s: r.sessions == null ? null : r.sessions,
+        id: r.id, s: r.sessions == null ? null : r.sessions, u: r.sessions_in_use == null ? null : r.sessions_in_use,
         // CPU since the previous sample: a share of the replica's limit
         // when the kernel enforces one, else cores.
         cpu: r.cpu_share != null ? r.cpu_share : null, cores: r.cpu_cores != null ? r.cpu_cores : null,
@@ -224,7 +246,7 @@
       // Other sides mid-run: a new runner; fetch its history from the start.
       if (had && last) return false;
     }
-    st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users, openLoop: body.open_loop || null, cpuLimit: body.replica_cpu || null };
+    st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users, manual: !!body.manual, next: body.next || null, openLoop: body.open_loop || null, cpuLimit: body.replica_cpu || null };
     for (const s of body.history || []) {
       const prev = st.samples[st.samples.length - 1];
       if (prev && s.elapsed_s <= prev.elapsed_s) continue;
@@ -277,9 +299,14 @@
     'scale-up': 'adding a replica on both sides…',
     'scale-down': 'removing a replica on both sides…',
     'restart-store': 'restarting the shared redis-server…',
+    'client-restart': 'half the users on each side close their browser tab…',
+    next: 'firing the next event of the scenario…',
     pause: 'pausing the simulated users…',
     resume: 'resuming the simulated users…',
   };
+
+  // pendingWord names the event a manual run waits on.
+  const pendingWord = (e) => (e.action === 'scale' ? 'scale to ' + e.replicas : e.action === 'rolling-restart' ? 'rolling restart' : eventStyle(e.action).word);
 
   async function control(action) {
     if (st.busy) return;
@@ -287,6 +314,7 @@
     st.busy = CONTROL_WORDS[action].replace('%n', n);
     st.override = null;
     render();
+    if (action === 'next' && st.meta && st.meta.next) st.busy = `firing the next event: ${pendingWord(st.meta.next)}…`;
     const q = action === 'restart' || action === 'crash' ? '?replica=' + encodeURIComponent(n) : '';
     try {
       const res = await fetch('/api/control/' + action + q, { method: 'POST', signal: AbortSignal.timeout(75000) });
@@ -382,12 +410,20 @@
     return 'each replica holds its sessions in its own memory';
   }
 
-  // heldClause says what went with one replica that kept sessions in memory.
-  function heldClause(n) {
+  // heldClause says what went with one replica that kept sessions in
+  // memory: n held, u of them in use (null where the replica did not say).
+  // The idle rest were left behind by users who had signed in again; they
+  // went too, but nobody missed them.
+  function heldClause(n, u) {
     if (n == null) return '<b class="loss">the sessions it held went with it</b> (how many was not counted: it missed its last count)';
     if (n === 0) return 'it held no sessions, so none were lost';
-    return `<b class="loss">${fmtInt(n)} ${plural(n, 'session was', 'sessions were')} lost with it</b>`;
+    if (u == null) return `<b class="loss">${fmtInt(n)} ${plural(n, 'session was', 'sessions were')} lost with it</b>`;
+    u = Math.min(u, n);
+    const idle = n - u;
+    return `<b class="loss">${fmtInt(u)} ${plural(u, 'session', 'sessions')} in use ${plural(u, 'was', 'were')} lost with it</b>` +
+      (idle > 0 ? ` (and ${fmtInt(idle)} idle, left behind by earlier sign-ins)` : '');
   }
+  const num = (v) => (v == null ? null : v);
 
   const OWN_SECRETS = ' (and each replica signs with its own secret, so what one replica signed the others reject)';
 
@@ -412,10 +448,18 @@
     if (g.kind === 'restart' || g.kind === 'crash') {
       const verb = g.kind === 'restart' ? 'restarted' : 'was killed (SIGKILL) and started again';
       if (many) {
-        out = `every ${name} replica restarted in turn (${ids}): ` + (kept || '<b class="loss">the sessions each held went with it</b>');
+        let went = '<b class="loss">the sessions each held went with it</b>';
+        if (recs.every((r) => r.sessions_held != null)) {
+          const held = recs.reduce((a, r) => a + r.sessions_held, 0);
+          const inUse = recs.every((r) => r.sessions_in_use != null) ? recs.reduce((a, r) => a + Math.min(r.sessions_in_use, r.sessions_held), 0) : null;
+          went = inUse == null
+            ? `<b class="loss">${fmtInt(held)} ${plural(held, 'session', 'sessions')} went with them</b>`
+            : `<b class="loss">${fmtInt(inUse)} ${plural(inUse, 'session', 'sessions')} in use went with them</b>` + (held > inUse ? ` (and ${fmtInt(held - inUse)} idle)` : '');
+        }
+        out = `every ${name} replica restarted in turn (${ids}): ` + (kept || went);
       } else {
         const r = recs[0];
-        out = `replica ${ids} ${verb}: ` + (kept || heldClause(r.sessions_held == null ? null : r.sessions_held));
+        out = `replica ${ids} ${verb}: ` + (kept || heldClause(num(r.sessions_held), num(r.sessions_in_use)));
       }
     } else if (g.kind === 'scale-out') {
       out = `${ids} ${plural(recs.length, 'was', 'were')} added`;
@@ -423,6 +467,14 @@
       out = `${ids} ${plural(recs.length, 'was', 'were')} removed: `;
       if (kept) {
         out += kept;
+      } else if (recs.every((r) => r.sessions_held != null)) {
+        // Each replica's own last word, counted after it was drained.
+        const held = recs.reduce((a, r) => a + r.sessions_held, 0);
+        const inUse = recs.every((r) => r.sessions_in_use != null) ? recs.reduce((a, r) => a + Math.min(r.sessions_in_use, r.sessions_held), 0) : null;
+        out += inUse == null
+          ? `<b class="loss">${fmtInt(held)} ${plural(held, 'session', 'sessions')} held there went with ${plural(recs.length, 'it', 'them')}</b>`
+          : `<b class="loss">${fmtInt(inUse)} ${plural(inUse, 'session', 'sessions')} in use went with ${plural(recs.length, 'it', 'them')}</b>` +
+            (held > inUse ? ` (and ${fmtInt(held - inUse)} idle, left behind by earlier sign-ins)` : '');
       } else {
         const known = recs.map((r) => lastSessions(sd.name, r.replica, g.at)).filter((v) => v != null);
         const sum = known.reduce((a, b) => a + b, 0);
@@ -442,6 +494,12 @@
     const who = g.source === 'control' ? 'your button' : 'the scenario';
     const head = `${when} (${who}${g.note && g.source !== 'control' ? ': ' + esc(g.note) : ''}) — `;
     if (g.kind === 'pause') return head + 'the simulated users are paused on both sides.';
+    if (g.kind === 'client-restart') {
+      const r = g.recs[0];
+      const n = r && r.users ? `${fmtInt(r.users)} of ${fmtInt((st.meta && st.meta.users) || 0)} users on each side` : 'some users on each side';
+      return head + `${n} lost everything their browser kept: <b class="loss">the cookie or token, and the cart</b>, whichever side kept it. ` +
+        'The server-side sessions stay behind, idle: nobody will come back for them.';
+    }
     if (g.kind === 'resume') return head + 'the simulated users carry on.';
     const parts = [];
     for (const sd of st.sides) {
@@ -470,7 +528,8 @@
 
   function xDomain() {
     const t = st.samples.length ? st.samples[st.samples.length - 1].elapsed_s : 0;
-    const dur = st.meta ? st.meta.duration : 0;
+    // A manual run has no schedule: the axis grows with the run.
+    const dur = st.meta ? (st.meta.manual ? Math.ceil((t + 5) / 30) * 30 : st.meta.duration) : 0;
     const x1 = Math.max(Math.min(dur, HISTORY_S), t, 10);
     return [Math.max(0, x1 - HISTORY_S), x1];
   }
@@ -668,9 +727,11 @@
       const es = eventStyle(g.kind);
       const mine = g.recs.filter((r) => r.side === sd.name && r.replica);
       let label = es.sym + ' ' + es.word;
-      if (g.kind === 'restart' || g.kind === 'crash') label += mine.length > 1 ? ' all' : mine.length ? ' #' + replicaNo(mine[0].replica) : '';
-      else if (g.kind === 'scale-out') label += ' +' + mine.length;
-      else if (g.kind === 'scale-in') label += ' −' + mine.length;
+      const sideDone = g.recs.some((r) => r.side === sd.name || r.side === 'both');
+      if (!sideDone) label += '…'; // this side's part is still under way (a drain takes a while)
+      else if (g.kind === 'restart' || g.kind === 'crash') label += mine.length > 1 ? ' all' : mine.length ? ' #' + replicaNo(mine[0].replica) : '';
+      else if (g.kind === 'scale-out' && mine.length) label += ' +' + mine.length;
+      else if (g.kind === 'scale-in' && mine.length) label += ' −' + mine.length;
       if (g.source === 'control') label += ' · live';
       const x = f.sx(g.at);
       // The full label where it fits on one of two rows, else only the symbol.
@@ -861,17 +922,21 @@
       const sf = { ...f, top: top + 3, bottom: top + st.stripH - 2, ph: st.stripH - 5 };
       sf.sy = (v) => sf.bottom - (Math.min(v, yMax) / yMax) * sf.ph;
       const get = (p) => { const r = p.reps.find((r) => r.id === id); return r ? r.s : null; };
+      const getU = (p) => { const r = p.reps.find((r) => r.id === id); return r ? r.u : null; };
       const gone = !up.has(id);
       s += `<g class="strip" data-replica="${esc(id)}"`;
       const lastVal = [...pts].reverse().map(get).find((v) => v != null);
-      s += ` data-last="${lastVal == null ? '' : lastVal}">`;
+      const lastU = [...pts].reverse().map(getU).find((v) => v != null);
+      s += ` data-last="${lastVal == null ? '' : lastVal}" data-in-use="${lastU == null ? '' : lastU}">`;
       s += `<line class="zero-line" x1="${M.l}" x2="${M.l + f.pw}" y1="${sf.bottom}" y2="${sf.bottom}"/>`;
       s += `<text class="strip-label${gone ? ' gone' : ''}" x="${M.l - 7}" y="${sf.bottom - 4}" text-anchor="end">#${esc(replicaNo(id))}</text>`;
       if (counted) {
-        s += `<path d="${areaPath(sf, pts, get)}" fill="${C.green}" opacity=".35"/>`;
-        s += `<path d="${linePath(sf, pts, get)}" fill="none" stroke="${C.green}" stroke-width="2"/>`;
+        // Held, idle ones included: a light area. In use: a dark line.
+        s += `<path d="${areaPath(sf, pts, get)}" fill="${C.green}" opacity=".25"/>`;
+        s += `<path d="${linePath(sf, pts, get)}" fill="none" stroke="${C.green}" stroke-width="1" opacity=".6"/>`;
+        s += `<path class="in-use" d="${linePath(sf, pts, getU)}" fill="none" stroke="#006b4f" stroke-width="2.6"/>`;
         if (gone) s += `<text class="note" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}">gone</text>`;
-        else if (lastVal != null) s += `<text class="end-label" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}" fill="#006b4f">${fmtInt(lastVal)}</text>`;
+        else if (lastVal != null) s += `<text class="end-label" x="${M.l + f.pw + 6}" y="${sf.bottom - 4}" fill="#006b4f">${lastU == null ? fmtInt(lastVal) : fmtInt(lastU) + '/' + fmtInt(lastVal)}</text>`;
       } else if (i === 0 && !cpuSeen) {
         s += `<text class="note" x="${M.l + 8}" y="${sf.bottom - 5}">${esc(noSessionsNote(sd))}</text>`;
       } else if (!cpuSeen) {
@@ -890,7 +955,10 @@
       for (const r of g.recs) {
         if (r.side !== sd.name || !r.replica) continue;
         const i = order.indexOf(r.replica);
-        const n = r.sessions_held != null ? r.sessions_held : g.kind === 'scale-in' ? lastSessions(sd.name, r.replica, g.at) : null;
+        // What went with it: the sessions in use where the replica said,
+        // else all it held.
+        const held = r.sessions_held != null ? r.sessions_held : g.kind === 'scale-in' ? lastSessions(sd.name, r.replica, g.at) : null;
+        const n = r.sessions_in_use != null && held != null ? Math.min(r.sessions_in_use, held) : held;
         if (i < 0 || !n) continue;
         const y = 2 + i * st.stripH + st.stripH / 2 + 5;
         s += `<text class="loss-label" x="${(f.sx(g.at) + 4).toFixed(1)}" y="${y.toFixed(1)}" data-replica="${esc(r.replica)}">−${fmtInt(n)}</text>`;
@@ -901,7 +969,7 @@
       ? `<span class="legend-item"><span style="color:${C.purple}">━</span> CPU, strip top = its limit</span>`
       : `<span class="legend-item"><span style="color:${C.purple}">━</span> CPU, strip top = ${fmtCores(st.cpuMax)} cores</span>`;
     setCap(cell, (counted
-      ? `<span class="legend-item"><span style="color:${C.green}">▮</span> sessions, each replica’s own count · scale 0–${fmtInt(yMax)}</span>`
+      ? `<span class="legend-item"><span style="color:${C.green}">▮</span> sessions in use / held · scale 0–${fmtInt(yMax)}</span>`
       : cpuSeen ? '' : 'nothing to count') + cpuCap);
   }
 
@@ -930,6 +998,36 @@
       s += `<text class="cpu-label${lim && last >= 0.95 ? ' hot' : ''}" x="${(M.l + sf.pw - 4).toFixed(1)}" y="${(sf.top + 10).toFixed(1)}" text-anchor="end" data-replica="${esc(id)}" data-cpu="${last.toFixed(3)}">${text}</text>`;
     }
     return s;
+  }
+
+  // ---- what each side pays --------------------------------------------------
+
+  // COST_ROWS are the cost panel's lines, read from each side's costs in the
+  // feed (the runner measures them; nothing here is computed from what a
+  // credential should cost). A row is left out when no side has its value.
+  const COST_ROWS = [
+    { label: 'request bytes, median', get: (c) => c.request_bytes_p50, fmt: (v, c) => fmtInt(v) + (c.credential_bytes_mean != null ? ` <small>${fmtInt(v - c.credential_bytes_mean)} without the credential</small>` : '') },
+    { label: 'bytes over a whole journey, median', get: (c) => c.journey_bytes_p50, fmt: (v) => fmtInt(v) },
+    // The median: the mean also holds the moments a busy machine made a
+    // replica wait, which no credential is to blame for.
+    { label: 'identifying the caller, median per request', get: (c) => c.identify_us_p50 || c.identify_us_mean, fmt: (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1)) + ' µs' },
+    { label: 'authenticated reads, p50 / p99', get: (c) => c.read_latency_ms && c.reads ? c.read_latency_ms.p50 : null, fmt: (v, c) => fmtMS(v) + ' / ' + fmtMS(c.read_latency_ms.p99) },
+  ];
+
+  function renderCosts() {
+    const box = $('#costs');
+    const costs = st.sides.map((sd) => (nowOf(sd) || {}).costs || null);
+    box.hidden = projector || !costs.some((c) => c);
+    if (box.hidden) return;
+    const head = '<th scope="col"></th>' + st.sides.map((sd) => `<th scope="col"><span class="side-tag col-${sd.i}">${esc(sd.name)}</span></th>`).join('');
+    if (box.querySelector('thead tr').innerHTML !== head) box.querySelector('thead tr').innerHTML = head;
+    const rows = COST_ROWS.filter((r) => costs.some((c) => c && r.get(c) != null && r.get(c) > 0)).map((r) =>
+      `<tr><th scope="row">${esc(r.label)}</th>` + costs.map((c) => {
+        const v = c ? r.get(c) : null;
+        return `<td>${v == null || !(v > 0) ? '–' : r.fmt(v, c)}</td>`;
+      }).join('') + '</tr>').join('');
+    const body = box.querySelector('tbody');
+    if (body.innerHTML !== rows) body.innerHTML = rows;
   }
 
   // ---- the whole page --------------------------------------------------------
@@ -968,13 +1066,18 @@
       $('#scenario').innerHTML = `scenario <b>${esc(m.scenario)}</b> · ${load}`;
       const t = st.now ? st.now.elapsed_s : 0;
       document.body.dataset.elapsed = t.toFixed(1);
-      $('#clock').textContent = `t = ${t.toFixed(0)} s` + (m.duration ? ` of ${m.duration.toFixed(0)} s` : '');
+      const ph = st.now ? st.now.phase : '';
+      let clock = `t = ${t.toFixed(0)} s`;
+      if (ph === 'finished' || ph === 'holding') clock += m.manual ? ' · timeline over' : ` · the timeline ended at ${m.duration.toFixed(0)} s`;
+      else if (m.manual) clock += projector ? '' : ' · events fired by hand';
+      else if (m.duration) clock += ` of ${m.duration.toFixed(0)} s`;
+      $('#clock').textContent = clock;
     }
     const phase = st.now ? st.now.phase : '';
     const ph = $('#phase');
     const done = phase === 'finished' || phase === 'holding';
     ph.hidden = !phase || phase === 'running';
-    ph.textContent = done ? 'timeline over' : phase;
+    ph.textContent = done ? 'timeline over' : phase === 'waiting' ? (projector ? 'waiting' : 'waiting for Next event') : phase;
     ph.className = 'badge' + (done ? ' done' : '');
     $('#paused').hidden = !(st.now && st.now.paused);
 
@@ -1007,6 +1110,17 @@
     off('#btn-restart-store', !st.sides.some((sd) => sd.sessions === 'redis'));
     off('#btn-pause', t && t.paused);
     off('#btn-resume', !(t && t.paused));
+    off('#btn-client-restart', false);
+    // Next event: only in a manual run, and only while an event waits.
+    const next = $('#btn-next');
+    const m = st.meta;
+    next.hidden = !(m && m.manual);
+    if (m && m.manual) {
+      const pend = m.next;
+      next.disabled = !pend || !!st.busy || !!st.failingSince;
+      const text = pend ? `▶ Next event: ${pendingWord(pend)} (${pend.index} of ${pend.of})` : '▶ Next event: none left';
+      if (next.textContent !== text) next.textContent = text;
+    }
     const pick = $('#replica-pick');
     if (n > 0 && pick.options.length !== n) {
       const keep = Math.min(+pick.value || 1, n);
@@ -1042,18 +1156,24 @@
   function layout(x0) {
     const n = Math.max(1, ...st.sides.map((sd) => replicaOrder(sd, x0).length));
     let plots = 0;
-    for (const row of ROWS) {
+    for (const row of shownRows()) {
       const g = cells[0] && cells[0][row.id].querySelector('.plot > svg');
       if (g) plots += g.height.baseVal.value;
     }
-    const bottom = $('.foot').getBoundingClientRect().bottom + window.scrollY + 16;
+    const foot = $('.foot');
+    const last = foot.offsetParent ? foot : grid; // the projector view has no footer
+    const bottom = last.getBoundingClientRect().bottom + window.scrollY + (projector ? 14 : 16);
+    // Less the events' lane and the strips' padding, which do not grow.
     const budget = plots + window.innerHeight - bottom - LANE_H - 4;
-    // A small screen scrolls a little rather than squash the charts flat.
-    const shrink = Math.min(1, Math.max(0.7, window.innerHeight / 1000));
-    const rows = ROWS.filter((r) => r.w);
+    // A small screen scrolls a little rather than squash the charts flat;
+    // the projector view never scrolls.
+    const shrink = projector ? 0.5 : Math.min(1, Math.max(0.7, window.innerHeight / 1000));
+    const rows = shownRows().filter((r) => r.w);
     const weights = rows.reduce((a, r) => a + r.w, 0);
     const mins = rows.reduce((a, r) => a + r.min * shrink, 0);
-    st.stripH = Math.round(Math.min(40 * k, Math.max(18 * k, (budget - mins * 1.1) / n)));
+    // The projector view gives the charts the room, and each strip just
+    // enough for its 18 px label.
+    st.stripH = projector ? Math.round(24 * k) : Math.round(Math.min(40 * k, Math.max(18 * k, (budget - mins * 1.1) / n)));
     const unit = (budget - n * st.stripH) / weights;
     for (const r of rows) st.h[r.id] = Math.round(Math.min(r.max * k, Math.max(r.min * shrink, unit * r.w)));
   }
@@ -1064,6 +1184,7 @@
     renderHeader();
     renderTotals();
     renderControls();
+    renderCosts();
     const groups = groupEvents(st.events);
     renderWhat(groups);
 
@@ -1094,9 +1215,11 @@
       drawEvents(sd, c.events, w, groups);
       drawOK(sd, c.ok, w, groups, yOK);
       drawLoss(sd, c.loss, w, groups, yLoss);
-      drawErrors(sd, c.errors, w, groups, yErr);
-      drawLatency(sd, c.latency, w, groups, yLatMin, yLatMax);
-      drawUp(sd, c.up, w, groups, yUp);
+      if (!projector) {
+        drawErrors(sd, c.errors, w, groups, yErr);
+        drawLatency(sd, c.latency, w, groups, yLatMin, yLatMax);
+        drawUp(sd, c.up, w, groups, yUp);
+      }
       drawSessions(sd, c.sessions, w, groups, ySess);
     }
     // For the browser test: how much the page holds and how long a frame took.
@@ -1107,6 +1230,16 @@
   // ---- start -----------------------------------------------------------------
 
   $('#history-bound').textContent = String(HISTORY_S);
+  document.body.classList.toggle('projector', projector);
+  document.documentElement.classList.toggle('projector', projector);
+  const view = $('#btn-view');
+  view.textContent = projector ? '▣ Full view' : '▣ Projector view';
+  view.title = projector ? 'every chart and control' : 'fewer, larger charts for the back row: 1280×720 without scrolling';
+  view.addEventListener('click', () => {
+    const u = new URL(location.href);
+    if (projector) u.searchParams.delete('view'); else u.searchParams.set('view', 'projector');
+    location.assign(u.toString());
+  });
   for (const b of document.querySelectorAll('button[data-action]')) {
     b.addEventListener('click', () => control(b.dataset.action));
   }
