@@ -809,15 +809,13 @@ func TestSupervisorUnexpectedExit(t *testing.T) {
 	if err := syscall.Kill(reps[0].PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	// The set changes first, then OnChange is called: wait for both.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(sup.Replicas()) != 1 {
+	for len(sup.Replicas()) != 1 || !slices.Equal(supIDs(h.lastChange()), []string{"stateless-2"}) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the killed replica is still in the set: %v", sup.Replicas())
+			t.Fatalf("10s after the SIGKILL: Replicas() %v, last OnChange %v; want [stateless-2] in both", supIDs(sup.Replicas()), supIDs(h.lastChange()))
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	if got := supIDs(h.lastChange()); !slices.Equal(got, []string{"stateless-2"}) {
-		t.Errorf("last OnChange %v, want [stateless-2]", got)
 	}
 	if !strings.Contains(logs.String(), "exited unexpectedly") {
 		t.Error("the unexpected exit was not logged")
