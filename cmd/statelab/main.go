@@ -119,6 +119,8 @@ type serverConfig struct {
 	shutdownTimeout time.Duration
 	exitWithStdin   bool
 
+	readCache bool
+
 	sessionKey    string // stateful
 	secureCookies bool
 	sessionTTL    time.Duration
@@ -148,6 +150,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	}
 	fs.String(&c.addr, "addr", defAddr, "`host:port` to listen on (port 0 picks a free one)")
 	fs.String(&c.db, "db", "./data/library.db", "SQLite `file` of the shared resource state (created and seeded when missing)")
+	fs.Bool(&c.readCache, "read-cache", true, "answer repeated reads (a book, a page of books, an API key) from this process's memory while the shared database is unchanged; every commit, by any process, empties it at once (-read-cache=false asks SQLite every time, to measure what it saves)")
 	fs.String(&c.replica, "replica-id", strconv.Itoa(os.Getpid()), "this process's replica `id`, in logs, metrics and the "+api.ReplicaHeader+" header")
 	fs.Func("log-level", "log `level`: debug, info, warn or error (default info)", "STATELAB_LOG_LEVEL", c.logLevel.UnmarshalText)
 	fs.String(&c.logFormat, "log-format", "text", "log `format`: text or json")
@@ -221,7 +224,11 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 	ctx, stdinClosed, cancel := watchStdin(ctx, c.exitWithStdin, stdin)
 	defer cancel()
 
-	store, err := sqlite.Open(ctx, c.db)
+	var opts []sqlite.Option
+	if !c.readCache {
+		opts = append(opts, sqlite.WithoutCache())
+	}
+	store, err := sqlite.Open(ctx, c.db, opts...)
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", c.db, err)
 	}
@@ -235,6 +242,16 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	prometheus.WrapRegistererWith(prometheus.Labels{"server": name, "replica": c.replica}, reg).MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "statelab_read_cache_hits_total",
+			Help: "Reads (a book, a page of books, an API key) answered from this process's read cache while the shared database was unchanged.",
+		}, func() float64 { return float64(store.CacheStats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "statelab_read_cache_misses_total",
+			Help: "Cacheable reads that went to SQLite: the first of their kind since the last commit anywhere, or one that met a commit being written (both counters stay 0 with -read-cache=false).",
+		}, func() float64 { return float64(store.CacheStats().Misses) }),
+	)
 	readiness := &api.Readiness{}
 	cfg := api.Config{
 		Replica: c.replica, Store: store, Logger: logger, Registry: reg, Readiness: readiness,

@@ -91,6 +91,7 @@ func TestRunServerHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	common := map[string]string{
 		"addr":             "STATELAB_ADDR",
 		"db":               "STATELAB_DB",
+		"read-cache":       "STATELAB_READ_CACHE",
 		"replica-id":       "STATELAB_REPLICA_ID",
 		"log-level":        "STATELAB_LOG_LEVEL",
 		"log-format":       "STATELAB_LOG_FORMAT",

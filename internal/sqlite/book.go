@@ -46,15 +46,17 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	var (
 		shape bookShape
 		args  []any
+		key   pageKey // the read cache's name for this page
 	)
 	if q := strings.TrimSpace(f.Query); q != "" {
 		p := likePattern(q)
-		shape.query = true
+		shape.query, key.query = true, p
 		args = append(args, p, p, p)
 	}
 	if a := strings.TrimSpace(f.Author); a != "" {
-		shape.author = true
-		args = append(args, likePattern(a))
+		p := likePattern(a)
+		shape.author, key.author = true, p
+		args = append(args, p)
 	}
 	if f.Available != nil {
 		shape.available = availableNo
@@ -67,11 +69,16 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	// The filter's values appear twice: in the total and in the page. A
 	// page of the catalog is full, as a rule: room for all of it at once.
 	pageArgs := append(append(slices.Clip(args), args...), limit, offset)
-	books, total, err := readPage(ctx, db.stmts.bookPage[shape], db.stmts.bookCount[shape], pageArgs, args, limit, offset, scanBook)
+	key.shape, key.limit, key.offset = shape, limit, offset
+	page, err := cached(db.cache, func(c *cache) map[pageKey]bookPage { return c.pages }, key, func() (bookPage, error) {
+		books, total, err := readPage(ctx, db.stmts.bookPage[shape], db.stmts.bookCount[shape], pageArgs, args, limit, offset, scanBook)
+		return bookPage{books, total}, err
+	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: find books: %w", err)
 	}
-	return books, total, nil
+	// A copy, so no caller can change the cached page.
+	return slices.Clone(page.books), page.total, nil
 }
 
 // clampPage turns a page request into a valid one: a limit out of range
@@ -94,7 +101,9 @@ func likePattern(s string) string {
 
 // FindBookByID returns ENOTFOUND when no book has the id.
 func (db *DB) FindBookByID(ctx context.Context, id int64) (library.Book, error) {
-	return bookByID(db.stmts.bookByID.QueryRowContext(ctx, id), id)
+	return cached(db.cache, func(c *cache) map[int64]library.Book { return c.books }, id, func() (library.Book, error) {
+		return bookByID(db.stmts.bookByID.QueryRowContext(ctx, id), id)
+	})
 }
 
 // findBook looks a book up inside a write transaction.

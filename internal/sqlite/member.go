@@ -153,17 +153,27 @@ DELETE FROM api_keys WHERE member_id = ? AND id NOT IN (
 // nothing else: no creation times to parse, no password hash, on a path
 // every stateless request takes. ENOTFOUND when there is no such key,
 // which includes a revoked one: revoking deletes it.
+//
+// The answer comes from the read cache while the database is unchanged
+// (cache.go): a revocation, in any process, is a commit, so the next
+// request with the revoked key asks the database and is refused.
 func (db *DB) FindAPIKey(ctx context.Context, id string) (library.APIKey, library.Member, error) {
-	k := library.APIKey{ID: id}
-	var m library.Member
-	err := db.stmts.apiKey.QueryRowContext(ctx, id).Scan(&k.Hash, &m.ID, &m.Email, &m.Name, &m.Role)
-	if errors.Is(err, sql.ErrNoRows) {
-		return library.APIKey{}, library.Member{}, library.Errorf(library.ENOTFOUND, "API key not found")
-	} else if err != nil {
-		return library.APIKey{}, library.Member{}, fmt.Errorf("sqlite: find api key: %w", err)
+	hit, err := cached(db.cache, func(c *cache) map[string]apiKeyHit { return c.keys }, id, func() (apiKeyHit, error) {
+		k := library.APIKey{ID: id}
+		var m library.Member
+		err := db.stmts.apiKey.QueryRowContext(ctx, id).Scan(&k.Hash, &m.ID, &m.Email, &m.Name, &m.Role)
+		if errors.Is(err, sql.ErrNoRows) {
+			return apiKeyHit{}, library.Errorf(library.ENOTFOUND, "API key not found")
+		} else if err != nil {
+			return apiKeyHit{}, fmt.Errorf("sqlite: find api key: %w", err)
+		}
+		k.MemberID = m.ID
+		return apiKeyHit{k, m}, nil
+	})
+	if err != nil {
+		return library.APIKey{}, library.Member{}, err
 	}
-	k.MemberID = m.ID
-	return k, m, nil
+	return hit.key, hit.member, nil
 }
 
 // RevokeAPIKey deletes a key: ENOTFOUND when there is none, EFORBIDDEN when

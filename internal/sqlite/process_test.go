@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -45,6 +46,9 @@ func TestHelperProcess(t *testing.T) {
 		return
 	case "write":
 		helperWrite()
+		return
+	case "pingpong":
+		helperPingPong()
 		return
 	case "1":
 	default:
@@ -175,6 +179,12 @@ func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Again, so the read cache answers: the other process's writes must
+	// reach a cache that holds every one of these answers.
+	hits := db.CacheStats().Hits
+	if read(); db.CacheStats().Hits != hits+3 {
+		t.Fatalf("cache stats %+v after a second read of the same three: want 3 more hits than %d", db.CacheStats(), hits)
+	}
 
 	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), envHelper+"=write", envPath+"="+path,
@@ -198,6 +208,89 @@ func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// helperPingPong changes a book's title to each line it reads on stdin, and
+// answers each with the same line once the change is committed.
+func helperPingPong() {
+	ctx := context.Background()
+	book, _ := strconv.ParseInt(os.Getenv(envBook), 10, 64)
+	db, err := sqlite.Open(ctx, os.Getenv(envPath))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	defer db.Close()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		title := in.Text()
+		if _, err := db.UpdateBook(ctx, book, library.BookUpdate{Title: &title}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Println(title)
+	}
+}
+
+// TestReadCache_SeesEveryCommitOfAnotherProcess proves the read cache's
+// invalidation across processes (cache.go): another process commits a new
+// title, and this process, whose cache held the old one and served it a
+// moment ago, must answer the new one at once, 200 times in a row.
+func TestReadCache_SeesEveryCommitOfAnotherProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "statelab.db")
+	db := openDB(t, path)
+	book := createBook(t, db, "title 0", 1)
+
+	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envHelper+"=pingpong", envPath+"="+path, envBook+"="+strconv.FormatInt(book.ID, 10))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	replies := bufio.NewScanner(stdout)
+
+	title := func() string {
+		b, err := db.FindBookByID(ctx, book.ID)
+		if err != nil {
+			t.Fatalf("FindBookByID: %v", err)
+		}
+		return b.Title
+	}
+	for i := 1; i <= 200; i++ {
+		before := fmt.Sprintf("title %d", i-1)
+		// Twice: the second read is the cache's.
+		if got, again := title(), title(); got != before || again != before {
+			t.Fatalf("before commit %d: read %q then %q, want %q", i, got, again, before)
+		}
+		want := fmt.Sprintf("title %d", i)
+		fmt.Fprintln(stdin, want)
+		if !replies.Scan() || replies.Text() != want {
+			t.Fatalf("the writer process did not commit %q: %v", want, replies.Err())
+		}
+		if got := title(); got != want {
+			t.Fatalf("commit %d by another process: this process still reads %q, want %q (cache %+v)", i, got, want, db.CacheStats())
+		}
+	}
+	if st := db.CacheStats(); st.Hits < 200 {
+		t.Errorf("cache stats %+v: want at least one hit per round, or the test proves nothing", st)
+	}
 }
 
 // TestOpen_FreshFile_Processes opens one brand-new file from several

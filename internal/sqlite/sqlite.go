@@ -26,7 +26,21 @@ type DB struct {
 	read *sql.DB
 	// stmts are the read paths' prepared statements, on the read pool.
 	stmts *stmts
+	// cache remembers the hottest reads while the database is unchanged;
+	// nil when it is off (see cache.go).
+	cache *cache
 }
+
+// Option changes how Open opens a database.
+type Option func(*options)
+
+type options struct {
+	noCache bool
+}
+
+// WithoutCache turns the read cache off, so every read asks SQLite: what
+// the servers' --read-cache=false does, to measure what the cache saves.
+func WithoutCache() Option { return func(o *options) { o.noCache = true } }
 
 var _ library.Store = (*DB)(nil)
 
@@ -49,7 +63,11 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z"
 // It is safe when several processes call it at once on a fresh file:
 // migration and seeding happen inside one IMMEDIATE transaction that
 // re-checks whether the seed is already there.
-func Open(ctx context.Context, path string) (*DB, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if path == "" {
 		return nil, errors.New("sqlite: open: empty database path")
 	}
@@ -109,6 +127,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if !o.noCache {
+		if db.cache, err = openCache(abs); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
@@ -157,7 +181,7 @@ func fileURI(abs string, params url.Values) string {
 
 // Close closes the prepared statements and both connection pools.
 func (db *DB) Close() error {
-	var errs []error
+	errs := []error{db.cache.close()}
 	if db.stmts != nil {
 		errs = append(errs, db.stmts.close())
 	}
