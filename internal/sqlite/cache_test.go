@@ -41,10 +41,10 @@ func TestCacheVersion(t *testing.T) {
 		ok     bool
 	}{
 		{"as SQLite wrote it", func([]byte) {}, true},
-		{"the copies disagree (a commit half written)", func(b []byte) { b[walHeaderSize+16]++ }},
-		{"both copies carry a bad checksum", func(b []byte) { b[16]++; b[walHeaderSize+16]++ }},
-		{"not initialized", func(b []byte) { b[12] = 0; b[walHeaderSize+12] = 0 }},
-		{"too short", nil},
+		{"the copies disagree (a commit half written)", func(b []byte) { b[walHeaderSize+16]++ }, false},
+		{"both copies carry a bad checksum", func(b []byte) { b[16]++; b[walHeaderSize+16]++ }, false},
+		{"not initialized", func(b []byte) { b[12] = 0; b[walHeaderSize+12] = 0 }, false},
+		{"too short", nil, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := append([]byte(nil), real[:2*walHeaderSize]...)
