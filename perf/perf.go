@@ -73,9 +73,12 @@ type Config struct {
 	Rounds     int           // runs per row, taking turns with the other rows
 	WorkDir    string        // for the database, redis and the servers' log
 	// NoPin leaves the processes where the scheduler puts them.
-	NoPin    bool
-	Progress io.Writer // a line per run; nil for none
-	Logger   *slog.Logger
+	NoPin bool
+	// NoReadCache starts the replicas with --read-cache=false, so every
+	// read asks SQLite: what the read cache saves is the difference.
+	NoReadCache bool
+	Progress    io.Writer // a line per run; nil for none
+	Logger      *slog.Logger
 }
 
 // Report is what Run measured.
@@ -89,9 +92,12 @@ type Report struct {
 	Load string `json:"load_generator"`
 	// Pinning says where the processes ran: "server on CPU 0, load on CPU
 	// 1", or why they were not pinned.
-	Pinning   string   `json:"pinning"`
-	Pinned    bool     `json:"pinned"`
-	GoVersion string   `json:"go_version"`
+	Pinning   string `json:"pinning"`
+	Pinned    bool   `json:"pinned"`
+	GoVersion string `json:"go_version"`
+	// ReadCache says whether the replicas answered repeated reads from
+	// their read cache (the default) or asked SQLite every time.
+	ReadCache bool     `json:"read_cache"`
 	CPUs      int      `json:"cpus"`
 	Rows      []Row    `json:"rows"`
 	LoadAvg   string   `json:"load_average,omitempty"` // /proc/loadavg at the start: how busy the machine was
@@ -164,6 +170,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Started: time.Now(), Conns: cfg.Conns, Rounds: cfg.Rounds,
 		Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(),
 		Load: "fasthttp client, closed loop", GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		ReadCache: !cfg.NoReadCache,
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		rep.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
@@ -231,6 +238,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, st := range cfg.Strategies {
 		s := &server{name: st.Name, st: st}
 		args := []string{"--db", dbPath, "--log-format", "json"}
+		if cfg.NoReadCache {
+			args = append(args, "--read-cache=false")
+		}
 		if st.Server == strategy.Stateful {
 			args = append(args, "--sessions", st.Sessions)
 		}

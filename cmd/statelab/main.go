@@ -405,7 +405,7 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 		strategies, paths, jsonOut, workDir string
 		conns, rounds                       int
 		duration, warmup                    time.Duration
-		noPin, quiet                        bool
+		noPin, quiet, noReadCache           bool
 	)
 	fs.String(&strategies, "strategies", strings.Join(perf.DefaultStrategies, ","), "the `strategies` to measure besides the bare server: any of "+strings.Join(strategy.Names(), ", ")+" (memory, memory-sticky and memory-hash run the same replica; only their balancers differ)")
 	fs.String(&paths, "requests", "book,page", "the `requests` to measure: book (GET /api/books/1), page (GET /api/books?limit=50), or both")
@@ -413,6 +413,7 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 	fs.Int(&rounds, "rounds", 3, "measured runs per row; rows take turns, and a row reports its median")
 	fs.Duration(&duration, "duration", 2*time.Second, "how long each measured run lasts")
 	fs.Duration(&warmup, "warmup", 300*time.Millisecond, "unmeasured load before each run")
+	fs.Bool(&noReadCache, "no-read-cache", false, "start the replicas with -read-cache=false, so every read asks SQLite: run once with and once without to see what the cache saves")
 	fs.Bool(&noPin, "no-pin", false, "leave the servers and the load generator where the scheduler puts them, instead of one CPU each")
 	fs.String(&jsonOut, "json", "", "also write the report as JSON to `file`")
 	fs.String(&workDir, "work-dir", "", "`dir`ectory for the database, redis-server and the servers' log (default: a temporary one, removed afterwards)")
@@ -451,7 +452,7 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	cfg := perf.Config{
 		Binary: bin, Strategies: sts, Paths: ps, Conns: conns, Duration: duration, Warmup: warmup,
-		Rounds: rounds, WorkDir: workDir, NoPin: noPin, Progress: stderr,
+		Rounds: rounds, WorkDir: workDir, NoPin: noPin, NoReadCache: noReadCache, Progress: stderr,
 		Logger: newLogger(stderr, "text", slog.LevelWarn),
 	}
 	if quiet {

@@ -55,7 +55,7 @@ func TestRunPerfAndBaselineHelpNameTheirEnvironment(t *testing.T) {
 		cmd   string
 		flags []string
 	}{
-		{"perf", []string{"strategies", "requests", "connections", "rounds", "duration", "warmup", "no-pin", "json", "work-dir", "quiet"}},
+		{"perf", []string{"strategies", "requests", "connections", "rounds", "duration", "warmup", "no-pin", "no-read-cache", "json", "work-dir", "quiet"}},
 		{"baseline", []string{"addr", "replica-id", "exit-with-stdin"}},
 	} {
 		t.Run(tt.cmd, func(t *testing.T) {

@@ -117,7 +117,7 @@ var all = []Strategy{
 	{
 		Name: "apikey", Keeps: "an API key, checked against the shared database", Server: Stateless, Credential: CredentialAPIKey, Affinity: AffinityNone,
 		Where:  "nowhere on the server between requests: each request carries an API key, checked against the shared database",
-		Pays:   "a bearer key in every request and a database lookup to check it",
+		Pays:   "a bearer key in every request and a check against the shared database (from the replica's read cache while nothing there has changed)",
 		Breaks: "nothing a replica does; revoking a key takes effect at once on every replica",
 	},
 	{

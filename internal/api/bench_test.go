@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,6 +40,10 @@ import (
 // request (every thread, the collector's too), which a busy machine
 // inflates far less than ns/op: on a shared machine, compare those.
 
+// noReadCache opens the benchmarks' database without the read cache, so
+// every read asks SQLite: go test -bench . ./internal/api/ -args -no-read-cache
+var noReadCache = flag.Bool("no-read-cache", false, "benchmark with the store's read cache off")
+
 // benchPaths are the auth paths, in the order they are reported.
 var benchPaths = []string{"none", "session", "apikey", "jwt"}
 
@@ -56,7 +61,11 @@ type benchLab struct {
 func benchSetup(b *testing.B) *benchLab {
 	b.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	var opts []sqlite.Option
+	if *noReadCache {
+		opts = append(opts, sqlite.WithoutCache())
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), opts...)
 	if err != nil {
 		b.Fatalf("open database: %v", err)
 	}

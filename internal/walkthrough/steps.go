@@ -480,9 +480,10 @@ func stepCosts(ctx context.Context, w *walk) error {
 	w.t.reveal(p, creds[biggest].key, "j",
 		"The JWT carries its claims (who, which role, until when) and a signature in every request; "+
 			"the cookie and the API key are only references to something the server keeps. As for time: the "+
-			"cookie costs a signature check and a lookup in the process's memory, the API key a database "+
-			"query on every request (the price of being revocable, as you will see), the JWT a signature "+
-			"check and no lookup at all. On loopback these are microseconds; across a network and at a "+
+			"cookie costs a signature check and a lookup in the process's memory, the API key a check "+
+			"against the shared database on every request (the price of being revocable, as you will see; "+
+			"a replica may answer it from its read cache, which any commit anywhere empties), the JWT a "+
+			"signature check and no lookup at all. On loopback these are microseconds; across a network and at a "+
 			"thousand requests a second, the bytes and the checks add up.")
 	if !w.t.quiet && results[1].bytes < results[0].bytes {
 		w.t.note("Note the API key: its request is smaller than the cookie's. A bearer token is not big " +
@@ -524,8 +525,9 @@ func stepCosts(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
-	w.t.para("Revoking an API key deletes its row in the shared database. Every replica looks the key " +
-		"up there on every request, so it is dead at once too, everywhere.")
+	w.t.para("Revoking an API key deletes its row in the shared database. Every replica checks the key " +
+		"there on every request (a cached answer lasts only until the next commit, and the revocation " +
+		"is one), so it is dead at once too, everywhere.")
 	if _, err := w.must(ctx, request{method: "DELETE", base: "http://" + sl.Addr, path: "/api/auth/keys/" + w.bobKeyID, bearer: w.bobKey}, http.StatusOK); err != nil {
 		return err
 	}
