@@ -77,6 +77,9 @@ func TestCapacityEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if !rep.NoReadCache {
+		t.Error("report: the replicas ran with their read cache on; the scenario turns it off")
+	}
 	// The limit was enforced, by the kernel, and its groups are gone.
 	e := rep.ReplicaCPU
 	if e == nil || !e.Enforced || e.Mechanism == "" || e.CPUs != 0.1 || e.QuotaUS != 10000 || e.PeriodUS != 100000 {

@@ -40,6 +40,8 @@ type Report struct {
 	// ReplicaCPU is the replicas' CPU limit and how the kernel enforced
 	// it, or why it did not; absent when no limit was asked for.
 	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
+	// NoReadCache is true when the replicas ran with --read-cache=false.
+	NoReadCache bool `json:"no_read_cache,omitempty"`
 	// Sides holds each side's strategy and totals, keyed by the strategy's
 	// name; SideOrder gives the columns' order.
 	Sides     map[string]SideReport `json:"sides"`
@@ -137,6 +139,7 @@ func (r *Runner) report(ctx context.Context) *Report {
 		Seed:        r.cfg.Seed,
 		OpenLoop:    r.openLoopInfo(),
 		ReplicaCPU:  r.enforcement(),
+		NoReadCache: r.cfg.NoReadCache,
 		Interrupted: ctx.Err() != nil,
 		Manual:      r.cfg.Manual,
 		Sides:       map[string]SideReport{},
@@ -677,6 +680,9 @@ func (rep *Report) describeLoad(w io.Writer) {
 		fmt.Fprintf(w, "Replica CPU: %s.\n", e)
 	} else {
 		fmt.Fprintln(w, "Replica CPU: no limit; every replica may use any core of the machine.")
+	}
+	if rep.NoReadCache {
+		fmt.Fprintln(w, "Read cache: off (--read-cache=false): every read the replicas answered asked SQLite.")
 	}
 }
 

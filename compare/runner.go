@@ -77,6 +77,9 @@ type Config struct {
 	// ReplicaCPU is every replica's CPU limit in cores, enforced by the
 	// kernel where the machine allows it (package cpulimit); 0 sets none.
 	ReplicaCPU float64
+	// NoReadCache starts every replica with --read-cache=false, so every
+	// read asks SQLite (the capacity scenario's read_cache: false).
+	NoReadCache bool
 	// OnEvent, when set, is called by the timeline just before it plays
 	// each scenario event, with the time since the users started and every
 	// side's counters at that instant, keyed by strategy name: what a
@@ -327,7 +330,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			Side:    st.Name,
 			Command: st.Server,
 			Binary:  cfg.Binary,
-			Args:    replicaArgs(st, dbPath, s.redis),
+			Args:    replicaArgs(st, dbPath, s.redis, cfg.NoReadCache),
 			Env:     append(replicaEnv(st), r.goMaxProcs()...),
 			Log:     logFile,
 			Logger:  cfg.Logger,
@@ -413,8 +416,11 @@ const MaxRateUsers = 200
 // replicaArgs are the flags every replica of a strategy runs with. Secrets
 // are not among them: argv is readable by every local user (ps), so they go
 // through the environment (replicaEnv).
-func replicaArgs(st strategy.Strategy, dbPath string, redis *redisserver.Server) []string {
+func replicaArgs(st strategy.Strategy, dbPath string, redis *redisserver.Server, noReadCache bool) []string {
 	args := []string{"--db", dbPath, "--log-format", "json", "--shutdown-timeout", "5s"}
+	if noReadCache {
+		args = append(args, "--read-cache=false")
+	}
 	if st.Server == strategy.Stateful {
 		args = append(args, "--sessions", st.Sessions)
 		if redis != nil {

@@ -99,6 +99,9 @@ type Scenario struct {
 	Users *int `yaml:"users,omitempty" json:"users,omitempty"`
 	// ReplicaCPU is every replica's CPU limit in cores (--replica-cpu).
 	ReplicaCPU float64 `yaml:"replica_cpu,omitempty" json:"replica_cpu,omitempty"`
+	// ReadCache false starts the replicas with --read-cache=false
+	// (--read-cache overrides it); absent, the cache is on.
+	ReadCache *bool `yaml:"read_cache,omitempty" json:"read_cache,omitempty"`
 	// Rate is the open-loop load in requests per second per side (--rate),
 	// from RateUsers signed-in users (--rate-users), each request with
 	// Deadline (--deadline).

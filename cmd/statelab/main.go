@@ -521,6 +521,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		replicaCPU, rate          float64
 		rateUsers, maxOutstanding int
 		deadline                  time.Duration
+		readCache                 bool
 	)
 	// The help quotes the built-in capacity scenario's load.
 	capacityDefaults, _ := compare.LoadScenario("capacity")
@@ -528,6 +529,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
 	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(compare.DefaultRateUsers)+")")
 	fs.Int(&maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
+	fs.Bool(&readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
 	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+compare.DefaultDeadline.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -554,7 +556,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenario, err)
 	}
-	load := resolveLoad(sc, set, compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline, maxOutstanding: maxOutstanding})
+	load := resolveLoad(sc, set, compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline, maxOutstanding: maxOutstanding, readCache: readCache})
 	if think <= 0 {
 		return errors.New("-think must be positive")
 	}
@@ -585,6 +587,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		FileSD:    fileSD,
 		Dashboard: dashboard(matrixFile),
 		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
+		NoReadCache: !load.readCache,
 	})
 	if err != nil {
 		ln.Close()
@@ -619,6 +622,7 @@ type compareLoad struct {
 	replicaCPU, rate          float64
 	rateUsers, maxOutstanding int
 	deadline                  time.Duration
+	readCache                 bool
 }
 
 // resolveLoad takes each part of the load from its flag when the command
@@ -643,6 +647,9 @@ func resolveLoad(sc compare.Scenario, set map[string]bool, flags compareLoad) co
 	}
 	if !set["max-outstanding"] {
 		l.maxOutstanding = sc.MaxOutstanding
+	}
+	if !set["read-cache"] && sc.ReadCache != nil {
+		l.readCache = *sc.ReadCache
 	}
 	return l
 }
