@@ -51,6 +51,18 @@ func (r stRun) lost(side string, w stWindow) (sessions, invalid int64) {
 	return b.SessionsLost - a.SessionsLost, b.InvalidCredential - a.InvalidCredential
 }
 
+// inUseAt returns how many sessions in use went with the replica that
+// side's first event of kind took (its report record, read from the
+// replica itself), 0 when the record has no count.
+func (r stRun) inUseAt(side, kind string) float64 {
+	for _, e := range r.rep.Events {
+		if e.Side == side && e.Kind == kind && e.SessionsInUse != nil {
+			return *e.SessionsInUse
+		}
+	}
+	return 0
+}
+
 // stCompare runs statelab compare with two strategies through the
 // strategies scenario and returns its report and the feed's whole history.
 func stCompare(t *testing.T, bin, sides string, users int) stRun {
@@ -192,7 +204,15 @@ func TestStrategiesEndToEnd(t *testing.T) {
 		t.Logf("memory-hash: %d sessions lost in the scale-out's window", s)
 		for _, fault := range []string{"restart", "crash"} {
 			if s, _ := r.lost("memory-hash", win(fault)); s == 0 {
-				t.Errorf("memory-hash: no session lost at the %s", fault)
+				// Users notice at their next request; on a busy machine
+				// that may fall after the 2 s window. The replica's own
+				// count of the sessions in use that went with it says
+				// the same without waiting for them.
+				if held := r.inUseAt("memory-hash", fault); held > 0 {
+					t.Logf("memory-hash: no user noticed the %s within its window; %g sessions in use went with the replica", fault, held)
+				} else {
+					t.Errorf("memory-hash: no session lost at the %s, and the replica held none in use", fault)
+				}
 			}
 		}
 		for _, w := range stWindows[:len(stWindows)-1] {

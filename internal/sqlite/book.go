@@ -107,7 +107,7 @@ func (db *DB) FindBookByID(ctx context.Context, id int64) (library.Book, error) 
 }
 
 // findBook looks a book up inside a write transaction.
-func findBook(ctx context.Context, tx *sql.Tx, id int64) (library.Book, error) {
+func findBook(ctx context.Context, tx querier, id int64) (library.Book, error) {
 	return bookByID(tx.QueryRowContext(ctx, bookByIDSQL, id), id)
 }
 
@@ -141,7 +141,7 @@ func validateBook(b library.Book) error {
 }
 
 // checkISBNFree returns ECONFLICT when another book than id has the ISBN.
-func checkISBNFree(ctx context.Context, tx *sql.Tx, isbn string, id int64) error {
+func checkISBNFree(ctx context.Context, tx querier, isbn string, id int64) error {
 	if isbn == "" {
 		return nil
 	}
@@ -162,7 +162,7 @@ func (db *DB) CreateBook(ctx context.Context, b library.Book) (library.Book, err
 	if err != nil {
 		return library.Book{}, err
 	}
-	if err = db.inTx(ctx, func(tx *sql.Tx) error {
+	if err = db.inTx(ctx, func(tx querier) error {
 		b, err = createBookIn(ctx, tx, b)
 		return err
 	}); err != nil {
@@ -184,7 +184,7 @@ func newBook(b library.Book) (library.Book, error) {
 }
 
 // createBookIn inserts a book newBook made inside tx.
-func createBookIn(ctx context.Context, tx *sql.Tx, b library.Book) (library.Book, error) {
+func createBookIn(ctx context.Context, tx querier, b library.Book) (library.Book, error) {
 	err := func() error {
 		if err := checkISBNFree(ctx, tx, b.ISBN, 0); err != nil {
 			return err
@@ -213,7 +213,7 @@ func createBookIn(ctx context.Context, tx *sql.Tx, b library.Book) (library.Book
 // fewer copies than are lent out.
 func (db *DB) UpdateBook(ctx context.Context, id int64, u library.BookUpdate) (library.Book, error) {
 	var b library.Book
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx querier) error {
 		var err error
 		if b, err = findBook(ctx, tx, id); err != nil {
 			return err
@@ -267,7 +267,7 @@ func (db *DB) UpdateBook(ctx context.Context, id int64, u library.BookUpdate) (l
 // DeleteBook removes a book and its past (returned) borrow records; it is a
 // conflict while any copy is lent out.
 func (db *DB) DeleteBook(ctx context.Context, id int64) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		if _, err := findBook(ctx, tx, id); err != nil {
 			return err
 		}

@@ -57,7 +57,7 @@ func scanBorrow(row interface{ Scan(...any) error }, lead ...any) (library.Borro
 
 // findBorrow looks a borrow record up on q, a pool or a transaction.
 func findBorrow(ctx context.Context, q querier, id int64) (library.BorrowRecord, error) {
-	r, err := scanBorrow(q.QueryRowContext(ctx, borrowSelect+` WHERE b.id = ?`, id))
+	r, err := scanBorrow(q.QueryRowContext(ctx, borrowByIDSQL, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return library.BorrowRecord{}, library.Errorf(library.ENOTFOUND, "Borrow %d not found", id)
 	} else if err != nil {
@@ -102,7 +102,7 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 		return nil, err
 	}
 	var records []library.BorrowRecord
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
+	err = db.inTx(ctx, func(tx querier) error {
 		var err error
 		records, err = borrowIn(ctx, tx, req, days, sql.NullString{})
 		return err
@@ -116,7 +116,7 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 // borrowIn lends the copies inside tx. key is the idempotency key of the
 // request that asked, written on every record it makes, so that the
 // end-of-run check can tell a key applied twice from two requests.
-func borrowIn(ctx context.Context, tx *sql.Tx, req library.BorrowRequest, days int, key sql.NullString) ([]library.BorrowRecord, error) {
+func borrowIn(ctx context.Context, tx querier, req library.BorrowRequest, days int, key sql.NullString) ([]library.BorrowRecord, error) {
 	var records []library.BorrowRecord
 	err := func() error {
 		m, err := findMember(ctx, tx, `id = ?`, req.MemberID)
@@ -129,7 +129,7 @@ func borrowIn(ctx context.Context, tx *sql.Tx, req library.BorrowRequest, days i
 		titles := make(map[int64]string, len(req.BookIDs))
 		for _, id := range req.BookIDs {
 			var title string
-			err := tx.QueryRowContext(ctx, `SELECT title FROM books WHERE id = ?`, id).Scan(&title)
+			err := tx.QueryRowContext(ctx, bookTitleSQL, id).Scan(&title)
 			if errors.Is(err, sql.ErrNoRows) {
 				return library.Errorf(library.ENOTFOUND, "Book %d not found", id)
 			} else if err != nil {
@@ -140,8 +140,7 @@ func borrowIn(ctx context.Context, tx *sql.Tx, req library.BorrowRequest, days i
 
 		unavailable := []int64{}
 		for _, id := range req.BookIDs {
-			res, err := tx.ExecContext(ctx,
-				`UPDATE books SET available_copies = available_copies - 1 WHERE id = ? AND available_copies > 0`, id)
+			res, err := tx.ExecContext(ctx, takeCopySQL, id)
 			if err != nil {
 				return fmt.Errorf("sqlite: borrow: %w", err)
 			}
@@ -170,14 +169,8 @@ func borrowIn(ctx context.Context, tx *sql.Tx, req library.BorrowRequest, days i
 		}
 		now := time.Now().UTC()
 		due := now.AddDate(0, 0, days)
-		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO borrows (book_id, member_id, borrower_name, borrow_date, due_date, idempotency_key) VALUES (?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return fmt.Errorf("sqlite: borrow: %w", err)
-		}
-		defer stmt.Close()
 		for _, id := range req.BookIDs {
-			res, err := stmt.ExecContext(ctx, id, m.ID, name, formatTime(now), formatTime(due), key)
+			res, err := tx.ExecContext(ctx, insertBorrowSQL, id, m.ID, name, formatTime(now), formatTime(due), key)
 			if err != nil {
 				return fmt.Errorf("sqlite: borrow: %w", err)
 			}
@@ -223,7 +216,7 @@ func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]librar
 // in one transaction.
 func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (library.BorrowRecord, error) {
 	var r library.BorrowRecord
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx querier) error {
 		var err error
 		r, err = returnIn(ctx, tx, memberID, borrowID)
 		return err
@@ -235,7 +228,7 @@ func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (libra
 }
 
 // returnIn marks a borrow returned inside tx.
-func returnIn(ctx context.Context, tx *sql.Tx, memberID, borrowID int64) (library.BorrowRecord, error) {
+func returnIn(ctx context.Context, tx querier, memberID, borrowID int64) (library.BorrowRecord, error) {
 	var r library.BorrowRecord
 	err := func() error {
 		var err error
@@ -249,11 +242,10 @@ func returnIn(ctx context.Context, tx *sql.Tx, memberID, borrowID int64) (librar
 			return library.Errorf(library.ECONFLICT, "Borrow %d was already returned", borrowID)
 		}
 		now := time.Now().UTC()
-		if _, err := tx.ExecContext(ctx, `UPDATE borrows SET returned_at = ? WHERE id = ?`, formatTime(now), borrowID); err != nil {
+		if _, err := tx.ExecContext(ctx, markReturnedSQL, formatTime(now), borrowID); err != nil {
 			return fmt.Errorf("sqlite: return borrow %d: %w", borrowID, err)
 		}
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE books SET available_copies = available_copies + 1 WHERE id = ?`, r.BookID); err != nil {
+		if _, err := tx.ExecContext(ctx, putCopyBackSQL, r.BookID); err != nil {
 			return fmt.Errorf("sqlite: return borrow %d: %w", borrowID, err)
 		}
 		r.Returned, r.ReturnDate = true, &now
@@ -269,7 +261,7 @@ func returnIn(ctx context.Context, tx *sql.Tx, memberID, borrowID int64) (librar
 // or not.
 func (db *DB) BorrowExists(ctx context.Context, id int64) (bool, error) {
 	var exists bool
-	if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM borrows WHERE id = ?)`, id).Scan(&exists); err != nil {
+	if err := db.readQ().QueryRowContext(ctx, borrowExistsSQL, id).Scan(&exists); err != nil {
 		return false, fmt.Errorf("sqlite: borrow exists: %w", err)
 	}
 	return exists, nil

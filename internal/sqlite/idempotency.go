@@ -29,21 +29,21 @@ func (db *DB) Idempotent(ctx context.Context, req library.IdempotentRequest, cha
 	}
 	// Most retries find the answer already committed: look on the read
 	// pool first, without taking the write lock.
-	if resp, ok, err := findKey(ctx, db.read, req); err != nil || ok {
+	if resp, ok, err := findKey(ctx, db.readQ(), req); err != nil || ok {
 		return resp, ok, err
 	}
 	var (
 		resp     library.StoredResponse
 		replayed bool
 	)
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx querier) error {
 		var err error
 		if resp, replayed, err = findKey(ctx, tx, req); err != nil || replayed {
 			return err
 		}
 		// A key older than its day names nothing any more; its row, not
 		// yet swept, must make way for the new one.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE member_id = ? AND key = ?`, req.MemberID, req.Key); err != nil {
+		if _, err := tx.ExecContext(ctx, forgetKeySQL, req.MemberID, req.Key); err != nil {
 			return fmt.Errorf("sqlite: forget an expired idempotency key: %w", err)
 		}
 		if resp, err = change(txWrites{tx: tx, key: req.Key}); err != nil {
@@ -52,8 +52,7 @@ func (db *DB) Idempotent(ctx context.Context, req library.IdempotentRequest, cha
 		if resp.Status < 200 || resp.Status > 299 {
 			return fmt.Errorf("sqlite: idempotent: refusing to store status %d: only a change that happened is remembered", resp.Status)
 		}
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO idempotency_keys (member_id, key, fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, storeKeySQL,
 			req.MemberID, req.Key, req.Fingerprint, resp.Status, resp.Body, formatTime(time.Now())); err != nil {
 			return fmt.Errorf("sqlite: store idempotency key: %w", err)
 		}
@@ -74,8 +73,7 @@ func findKey(ctx context.Context, q querier, req library.IdempotentRequest) (lib
 		fingerprint string
 		created     string
 	)
-	err := q.QueryRowContext(ctx,
-		`SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE member_id = ? AND key = ? AND created_at >= ?`,
+	err := q.QueryRowContext(ctx, findKeySQL,
 		req.MemberID, req.Key, formatTime(time.Now().Add(-library.IdempotencyKeyTTL)),
 	).Scan(&fingerprint, &resp.Status, &resp.Body, &created)
 	switch {
@@ -93,7 +91,7 @@ func findKey(ctx context.Context, q querier, req library.IdempotentRequest) (lib
 // SweepIdempotencyKeys deletes the keys stored before t.
 func (db *DB) SweepIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, formatTime(before))
 		if err != nil {
 			return fmt.Errorf("sqlite: sweep idempotency keys: %w", err)
@@ -107,7 +105,7 @@ func (db *DB) SweepIdempotencyKeys(ctx context.Context, before time.Time) (int64
 // txWrites are the Writes of one Idempotent transaction; every borrow they
 // make carries the request's key.
 type txWrites struct {
-	tx  *sql.Tx
+	tx  querier
 	key string
 }
 

@@ -17,7 +17,7 @@ const memberColumns = `id, email, name, role, password_hash, created_at`
 // findMember returns the member matching cond (a WHERE clause with one
 // placeholder) inside a write transaction. It returns sql.ErrNoRows,
 // unwrapped, when there is none, so each caller can say what it looked for.
-func findMember(ctx context.Context, tx *sql.Tx, cond string, arg any) (library.Member, error) {
+func findMember(ctx context.Context, tx querier, cond string, arg any) (library.Member, error) {
 	return scanMember(tx.QueryRowContext(ctx, `SELECT `+memberColumns+` FROM members WHERE `+cond, arg))
 }
 
@@ -83,7 +83,7 @@ func (db *DB) CreateMember(ctx context.Context, m library.Member) (library.Membe
 		return library.Member{}, err
 	}
 
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
+	err = db.inTx(ctx, func(tx querier) error {
 		var exists bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE email = ?)`, m.Email).Scan(&exists); err != nil {
 			return fmt.Errorf("sqlite: create member: %w", err)
@@ -120,14 +120,13 @@ func (db *DB) CreateAPIKey(ctx context.Context, k library.APIKey) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = time.Now()
 	}
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		if _, err := findMember(ctx, tx, `id = ?`, k.MemberID); errors.Is(err, sql.ErrNoRows) {
 			return library.Errorf(library.ENOTFOUND, "Member %d not found", k.MemberID)
 		} else if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO api_keys (id, member_id, hash, created_at) VALUES (?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, insertAPIKeySQL,
 			k.ID, k.MemberID, k.Hash, formatTime(k.CreatedAt))
 		if isUniqueViolation(err) {
 			return library.Errorf(library.ECONFLICT, "An API key with this id already exists")
@@ -137,9 +136,7 @@ func (db *DB) CreateAPIKey(ctx context.Context, k library.APIKey) error {
 		// Revoke the oldest beyond the cap, in the same transaction, so
 		// two replicas issuing at once cannot both leave one too many.
 		// rowid breaks ties between keys made in the same nanosecond.
-		_, err = tx.ExecContext(ctx, `
-DELETE FROM api_keys WHERE member_id = ? AND id NOT IN (
-	SELECT id FROM api_keys WHERE member_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?)`,
+		_, err = tx.ExecContext(ctx, revokeOldestKeysSQL,
 			k.MemberID, k.MemberID, library.MaxAPIKeysPerMember)
 		if err != nil {
 			return fmt.Errorf("sqlite: revoke oldest api keys: %w", err)
@@ -179,9 +176,9 @@ func (db *DB) FindAPIKey(ctx context.Context, id string) (library.APIKey, librar
 // RevokeAPIKey deletes a key: ENOTFOUND when there is none, EFORBIDDEN when
 // it belongs to another member.
 func (db *DB) RevokeAPIKey(ctx context.Context, memberID int64, id string) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		var owner int64
-		err := tx.QueryRowContext(ctx, `SELECT member_id FROM api_keys WHERE id = ?`, id).Scan(&owner)
+		err := tx.QueryRowContext(ctx, apiKeyOwnerSQL, id).Scan(&owner)
 		if errors.Is(err, sql.ErrNoRows) {
 			return library.Errorf(library.ENOTFOUND, "API key not found")
 		} else if err != nil {
@@ -190,7 +187,7 @@ func (db *DB) RevokeAPIKey(ctx context.Context, memberID int64, id string) error
 		if owner != memberID {
 			return library.Errorf(library.EFORBIDDEN, "This API key belongs to another member")
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE id = ?`, id); err != nil {
+		if _, err := tx.ExecContext(ctx, deleteAPIKeySQL, id); err != nil {
 			return fmt.Errorf("sqlite: revoke api key: %w", err)
 		}
 		return nil

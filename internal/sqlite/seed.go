@@ -60,7 +60,7 @@ type seedBook struct {
 
 // seed fills an empty database with the catalog and the demo members. It
 // runs inside the migration transaction, so it is all or nothing.
-func seed(ctx context.Context, tx *sql.Tx, now time.Time) error {
+func seed(ctx context.Context, tx querier, now time.Time) error {
 	books, err := parseBooksTSV(booksTSV)
 	if err != nil {
 		return fmt.Errorf("sqlite: seed: %w", err)

@@ -26,6 +26,9 @@ type DB struct {
 	read *sql.DB
 	// stmts are the read paths' prepared statements, on the read pool.
 	stmts *stmts
+	// writeStmts and readStmts are the statements of prepared.go, on the
+	// write pool and on the read pool.
+	writeStmts, readStmts map[string]*sql.Stmt
 	// cache remembers the hottest reads while the database is unchanged;
 	// nil when it is off (see cache.go).
 	cache *cache
@@ -127,6 +130,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if db.readStmts, err = prepareAll(ctx, db.read, readSQL); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if db.writeStmts, err = prepareAll(ctx, db.write, writeSQL); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if !o.noCache {
 		if db.cache, err = openCache(abs); err != nil {
 			db.Close()
@@ -181,7 +192,7 @@ func fileURI(abs string, params url.Values) string {
 
 // Close closes the prepared statements and both connection pools.
 func (db *DB) Close() error {
-	errs := []error{db.cache.close()}
+	errs := []error{db.cache.close(), closeAll(db.readStmts), closeAll(db.writeStmts)}
 	if db.stmts != nil {
 		errs = append(errs, db.stmts.close())
 	}
@@ -236,7 +247,7 @@ func isBusy(err error) bool {
 // migrate brings the schema up to date and seeds an empty database, all in
 // one IMMEDIATE transaction so concurrent openers do it exactly once.
 func (db *DB) migrate(ctx context.Context) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		var version int
 		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
 			return fmt.Errorf("sqlite: read schema version: %w", err)
@@ -342,24 +353,30 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 // inTx runs fn in a transaction on the write pool, which begins IMMEDIATE,
 // and commits when fn returns nil. fn must use tx only: the write pool has
 // one connection, so touching db.write inside fn would wait forever.
-func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) inTx(ctx context.Context, fn func(tx querier) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(preparedQuerier{q: tx, tx: tx, stmts: db.writeStmts}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
 	return nil
+}
+
+// readQ is the read pool, with the statements of readSQL prepared.
+func (db *DB) readQ() querier {
+	return preparedQuerier{q: db.read, stmts: db.readStmts}
 }
 
 // inReadTx runs fn in a read transaction on the read pool, so queries that
