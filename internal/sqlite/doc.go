@@ -36,4 +36,14 @@
 // first re-reads the schema version and whether the seed is there, so
 // replicas that start together on a fresh file migrate and seed it exactly
 // once; the others wait for the lock and then find nothing left to do.
+//
+// # What is prepared, and what is cached
+//
+// Every statement a request runs on its hot path is prepared once per
+// connection: the read paths' in stmts.go, the writes' (a borrow, a return,
+// an idempotent write, an API key's creation and revocation) in prepared.go.
+// On top of that, each process keeps a read cache (cache.go) of a book, a
+// page of books and an API key with its member, valid exactly as long as
+// SQLite's wal-index header, which every commit in every process rewrites,
+// reads the same. It holds resource state, never a client's.
 package sqlite
