@@ -6,15 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/statelab/statelab/internal/library"
 )
 
 // RedisKeyPrefix begins the key of every session the redis store keeps; the
 // session id follows it.
 const RedisKeyPrefix = "statelab:session:"
+
+// RedisMemberPrefix begins the key of each member's sorted set of session
+// ids, scored by creation time, which caps a member's sessions
+// (library.MaxSessionsPerMember); the member's id follows it.
+const RedisMemberPrefix = "statelab:member-sessions:"
 
 // RedisTimeout bounds each redis dial, read and write. A session lookup on
 // loopback takes well under a millisecond, so an outage is answered (503
@@ -127,6 +135,11 @@ func (s *RedisStore) Save(w http.ResponseWriter, r *http.Request, sess *Session)
 	case !ok:
 		return ErrSessionLost
 	}
+	if isNew && sess.Member.ID != 0 {
+		if err := s.cap(r.Context(), sess.Member.ID, sess.ID); err != nil {
+			return s.unavailable(r, err)
+		}
+	}
 	return s.ids.set(w, sess.ID)
 }
 
@@ -138,6 +151,37 @@ func (s *RedisStore) Destroy(w http.ResponseWriter, r *http.Request, sess *Sessi
 	}
 	clearCookie(w, s.ids.options)
 	return nil
+}
+
+// cap records a member's new session and deletes the oldest beyond
+// library.MaxSessionsPerMember, on every replica at once. The set may still
+// name sessions that expired or were logged out of; they are the oldest and
+// go first, and the set itself expires with the newest session. Two
+// sign-ins at once on two replicas both add, then both trim: the cap holds,
+// and at worst one session more than needed ends.
+func (s *RedisStore) cap(ctx context.Context, member int64, id string) error {
+	set := RedisMemberPrefix + strconv.FormatInt(member, 10)
+	pipe := s.client.TxPipeline()
+	pipe.ZAdd(ctx, set, redis.Z{Score: float64(time.Now().UnixNano()), Member: id})
+	if s.ttl > 0 {
+		pipe.Expire(ctx, set, s.ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	n, err := s.client.ZCard(ctx, set).Result()
+	if err != nil || n <= library.MaxSessionsPerMember {
+		return err
+	}
+	evicted, err := s.client.ZPopMin(ctx, set, n-library.MaxSessionsPerMember).Result()
+	if err != nil || len(evicted) == 0 {
+		return err
+	}
+	keys := make([]string, len(evicted))
+	for i, z := range evicted {
+		keys[i] = RedisKeyPrefix + z.Member.(string)
+	}
+	return s.client.Del(ctx, keys...).Err()
 }
 
 // unavailable wraps a redis failure as ErrStoreUnavailable, unless the

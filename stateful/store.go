@@ -1,12 +1,15 @@
 package stateful
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/gorilla/sessions"
+
+	"github.com/statelab/statelab/internal/library"
 )
 
 // MemoryStore keeps every session in this process's memory and puts only a
@@ -23,11 +26,13 @@ type MemoryStore struct {
 
 	mu        sync.Mutex
 	sessions  map[string]entry
+	saves     uint64 // new sessions saved so far, to number them
 	lastSweep time.Time
 }
 
 type entry struct {
 	sess    Session
+	seq     uint64    // its first Save's number, the order the per-member cap evicts in
 	expires time.Time // zero when the TTL is 0
 	used    time.Time // the last Load that found it, or its last Save
 }
@@ -99,13 +104,21 @@ func (s *MemoryStore) Save(w http.ResponseWriter, r *http.Request, sess *Session
 	}
 	s.mu.Lock()
 	if !isNew {
-		if old, ok := s.sessions[sess.ID]; !ok || old.expired(now) {
+		old, ok := s.sessions[sess.ID]
+		if !ok || old.expired(now) {
 			delete(s.sessions, sess.ID)
 			s.mu.Unlock()
 			return ErrSessionLost
 		}
+		e.seq = old.seq
+	} else {
+		s.saves++
+		e.seq = s.saves
 	}
 	s.sessions[sess.ID] = e
+	if isNew && sess.Member.ID != 0 {
+		s.capLocked(sess.Member.ID)
+	}
 	if now.Sub(s.lastSweep) > time.Minute {
 		s.sweepLocked(now)
 	}
@@ -146,6 +159,29 @@ func (s *MemoryStore) InUse(window time.Duration) int {
 		}
 	}
 	return n
+}
+
+// capLocked ends a member's oldest sessions beyond MaxSessionsPerMember.
+// It looks at every session: it runs once per sign-in, which a bcrypt
+// comparison (tens of milliseconds) and the sign-in rate limit precede.
+func (s *MemoryStore) capLocked(member int64) {
+	type held struct {
+		id  string
+		seq uint64
+	}
+	var mine []held
+	for id, e := range s.sessions {
+		if e.sess.Member.ID == member {
+			mine = append(mine, held{id, e.seq})
+		}
+	}
+	if len(mine) <= library.MaxSessionsPerMember {
+		return
+	}
+	slices.SortFunc(mine, func(a, b held) int { return cmp.Compare(a.seq, b.seq) })
+	for _, h := range mine[:len(mine)-library.MaxSessionsPerMember] {
+		delete(s.sessions, h.id)
+	}
 }
 
 // sweepLocked drops expired sessions, so an idle lab does not grow forever.

@@ -442,7 +442,11 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 				}
 
 				// An own session: saved, then found with its own cart.
-				own := &stateful.Session{Member: msAlice, Cart: []int64{int64(w*rounds + i)}}
+				// A member of its own each time: the per-member cap
+				// (TestSessionStores) is not what this test is about.
+				m := msAlice
+				m.ID = int64(1000 + w*rounds + i)
+				own := &stateful.Session{Member: m, Cart: []int64{int64(w*rounds + i)}}
 				rec := httptest.NewRecorder()
 				if err := store.Save(rec, httptest.NewRequest("POST", "/", nil), own); err != nil {
 					errs <- err

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/stateful"
 )
@@ -106,6 +107,33 @@ func TestSessionStores(t *testing.T) {
 					}
 				})
 			}
+
+			t.Run("sessions per member", func(t *testing.T) {
+				// A store of its own, so the sessions above do not count.
+				store := k.open(t, msKey)
+				var cookies []*http.Cookie
+				for range library.MaxSessionsPerMember + 1 {
+					_, c := msSave(t, store)
+					cookies = append(cookies, c)
+				}
+				bob := &stateful.Session{Member: library.Member{ID: 2, Email: "bob@example.com", Name: "Bob", Role: library.RoleMember}}
+				rec := httptest.NewRecorder()
+				if err := store.Save(rec, httptest.NewRequest("POST", "/api/auth/login", nil), bob); err != nil {
+					t.Fatal(err)
+				}
+				var wantOldest error // the client keeps a sealed cookie: nothing to cap
+				if k.revocable {
+					wantOldest = stateful.ErrSessionLost
+				}
+				if _, err := store.Load(msRequest(cookies[0])); !errors.Is(err, wantOldest) || (wantOldest == nil && err != nil) {
+					t.Errorf("the oldest of %d sessions of one member: got error %v, want %v", len(cookies), err, wantOldest)
+				}
+				for i, c := range append(cookies[1:], msCookie(t, rec)) {
+					if _, err := store.Load(msRequest(c)); err != nil {
+						t.Errorf("session %d: %v; only the oldest beyond %d ends", i+1, err, library.MaxSessionsPerMember)
+					}
+				}
+			})
 
 			t.Run("logout", func(t *testing.T) {
 				_, cookie := msSave(t, store, 5)

@@ -26,6 +26,14 @@ const (
 	MaxBorrowPageSize     = 500
 )
 
+// MaxSessionsPerMember is how many sessions a store that keeps them (memory,
+// redis) holds for one member at once. A sign-in beyond it ends the
+// member's oldest session: without a cap, anyone who knows a password (the
+// demo's are public) could fill a replica's memory or redis with sessions,
+// bcrypt and the sign-in rate limit being the only brakes. A sealed-cookie
+// session is kept by the client, not the server, so it has no cap.
+const MaxSessionsPerMember = 20
+
 // MaxAPIKeysPerMember is how many API keys a member may hold at once.
 // Issuing one more revokes the oldest: a client that asks for a key at every
 // start (as the simulated users do) keeps working, and a leaked list of keys
