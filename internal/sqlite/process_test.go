@@ -32,6 +32,20 @@ const (
 	envMember = "STATELAB_SQLITE_HELPER_MEMBER"
 )
 
+// helperCmd returns a command that runs this test binary as a helper
+// process (TestHelperProcess) in mode, with env added to this process's
+// environment.
+func helperCmd(t *testing.T, mode string, env ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), envHelper+"="+mode), env...)
+	return cmd
+}
+
 // helperBorrowers is how many goroutines each helper process runs.
 const helperBorrowers = 10
 
@@ -141,10 +155,6 @@ func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "statelab.db")
 	db := openDB(t, path)
@@ -186,8 +196,7 @@ func TestPreparedReads_SeeOtherProcessesWrites(t *testing.T) {
 		t.Fatalf("cache stats %+v after a second read of the same three: want 3 more hits than %d", db.CacheStats(), hits)
 	}
 
-	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envHelper+"=write", envPath+"="+path,
+	cmd := helperCmd(t, "write", envPath+"="+path,
 		envBook+"="+strconv.FormatInt(book.ID, 10), envMember+"="+strconv.FormatInt(alice, 10), envKey+"="+key.ID)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("writer process: %v\n%s", err, out)
@@ -240,17 +249,12 @@ func TestReadCache_SeesEveryCommitOfAnotherProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "statelab.db")
 	db := openDB(t, path)
 	book := createBook(t, db, "title 0", 1)
 
-	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envHelper+"=pingpong", envPath+"="+path, envBook+"="+strconv.FormatInt(book.ID, 10))
+	cmd := helperCmd(t, "pingpong", envPath+"="+path, envBook+"="+strconv.FormatInt(book.ID, 10))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -300,18 +304,13 @@ func TestOpen_FreshFile_Processes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "fresh.db")
 	start := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
 	const processes = 6
 	errs := make([]error, processes)
 	var wg sync.WaitGroup
 	for i := range processes {
-		cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), envHelper+"=open", envPath+"="+path, envStart+"="+start)
+		cmd := helperCmd(t, "open", envPath+"="+path, envStart+"="+start)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		wg.Go(func() {
@@ -341,10 +340,6 @@ func TestBorrow_LastCopyRace_Processes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "statelab.db")
 	db := openDB(t, path)
 	book := createBook(t, db, "The Last Copy", 1)
@@ -355,9 +350,7 @@ func TestBorrow_LastCopyRace_Processes(t *testing.T) {
 	start := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339Nano)
 	cmds := make([]*exec.Cmd, processes)
 	for i := range cmds {
-		cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(),
-			envHelper+"=1",
+		cmd := helperCmd(t, "1",
 			envPath+"="+path,
 			envBook+"="+strconv.FormatInt(book.ID, 10),
 			envFirst+"="+strconv.Itoa(1+i*helperBorrowers),
