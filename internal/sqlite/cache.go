@@ -49,8 +49,9 @@ import (
 // It holds resource state only, never a client's: losing it (a restart)
 // costs one query per entry and nothing else.
 //
-// Writes that bypass SQLite's WAL (a copy of the file, a sqlite3 shell in
-// rollback-journal mode) are outside this; the lab writes only through Open.
+// Every writer that goes through SQLite, a sqlite3 shell included, commits
+// through the same wal-index. A file replaced or copied over while the
+// replicas run is outside this, as it is outside SQLite's own guarantees.
 type cache struct {
 	shm *os.File // the wal-index; nil when the cache is off
 
