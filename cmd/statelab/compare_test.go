@@ -14,9 +14,9 @@ import (
 )
 
 func TestResolveLoad(t *testing.T) {
-	zero := 0
-	capacity := compare.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: compare.Duration(time.Second), MaxOutstanding: 160}
-	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, rateUsers: 5, deadline: 3 * time.Second, maxOutstanding: 50}
+	zero, off := 0, false
+	capacity := compare.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: compare.Duration(time.Second), MaxOutstanding: 160, ReadCache: &off}
+	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, rateUsers: 5, deadline: 3 * time.Second, maxOutstanding: 50, readCache: true}
 	tests := []struct {
 		name string
 		sc   compare.Scenario
@@ -25,11 +25,11 @@ func TestResolveLoad(t *testing.T) {
 	}{
 		{"the scenario's load when no flag is set", capacity, nil,
 			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
-		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "rate-users", "deadline", "max-outstanding"}, flags},
+		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "rate-users", "deadline", "max-outstanding", "read-cache"}, flags},
 		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
 			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 		{"a scenario without a load: the flags' defaults", compare.Scenario{}, nil,
-			compareLoad{users: 20, rateUsers: compare.DefaultRateUsers, deadline: compare.DefaultDeadline}},
+			compareLoad{users: 20, rateUsers: compare.DefaultRateUsers, deadline: compare.DefaultDeadline, readCache: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
