@@ -197,14 +197,13 @@ func cached[K comparable, V any](c *cache, pick func(*cache) map[K]V, k K, read 
 // database, since Open.
 type CacheStats struct {
 	Hits, Misses uint64
-	// On is false when the database was opened WithoutCache.
-	On bool
 }
 
-// CacheStats reports the read cache's hits and misses.
+// CacheStats reports the read cache's hits and misses; both stay 0 when
+// the database was opened WithoutCache.
 func (db *DB) CacheStats() CacheStats {
 	if db.cache == nil {
 		return CacheStats{}
 	}
-	return CacheStats{Hits: db.cache.hits.Load(), Misses: db.cache.misses.Load(), On: true}
+	return CacheStats{Hits: db.cache.hits.Load(), Misses: db.cache.misses.Load()}
 }
