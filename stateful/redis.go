@@ -166,12 +166,13 @@ func (s *RedisStore) cap(ctx context.Context, member int64, id string) error {
 	if s.ttl > 0 {
 		pipe.Expire(ctx, set, s.ttl)
 	}
+	card := pipe.ZCard(ctx, set)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
-	n, err := s.client.ZCard(ctx, set).Result()
-	if err != nil || n <= library.MaxSessionsPerMember {
-		return err
+	n := card.Val()
+	if n <= library.MaxSessionsPerMember {
+		return nil
 	}
 	evicted, err := s.client.ZPopMin(ctx, set, n-library.MaxSessionsPerMember).Result()
 	if err != nil || len(evicted) == 0 {
