@@ -743,9 +743,11 @@ func TestSupervisorStartFailure(t *testing.T) {
 			name: "replica never ready",
 			edit: func(c *supervisor.Config) {
 				c.Args = []string{"--never-ready"}
-				c.ReadyTimeout = 300 * time.Millisecond
+				// Long enough that even a loaded machine starts the
+				// fake and prints its "listening on" line first.
+				c.ReadyTimeout = 2 * time.Second
 			},
-			wantErrs: []string{"not ready within 300ms", "listening on"},
+			wantErrs: []string{"not ready within 2s", "listening on"},
 		},
 		{
 			name:     "no such binary",
