@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/redisserver"
 )
@@ -74,7 +75,7 @@ func TestChaosEndToEnd(t *testing.T) {
 			rep := rtRunToEnd(t, bin, "chaos.yaml", "--sides", run.sides, "--seed", strconv.Itoa(run.seed), "--users", "12")
 			crashes := 0
 			for _, e := range rep.Events {
-				if e.Kind == compare.ActionCrash {
+				if e.Kind == scenario.ActionCrash {
 					crashes++
 				}
 			}
@@ -116,7 +117,7 @@ func TestSurgeRestartEndToEnd(t *testing.T) {
 	rep := rtRunToEnd(t, bin, "surge.yaml", "--sides", "memory-sticky,apikey", "--users", "8")
 	restarts := 0
 	for _, e := range rep.Events {
-		if e.Kind == compare.ActionRestart {
+		if e.Kind == scenario.ActionRestart {
 			restarts++
 		}
 	}

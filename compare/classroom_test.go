@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -86,7 +87,7 @@ func TestManualClassroomRun(t *testing.T) {
 	}
 
 	f := waitPending(1)
-	if !f.Manual || f.Next.Of != 2 || f.Next.Action != compare.ActionClientRestart {
+	if !f.Manual || f.Next.Of != 2 || f.Next.Action != scenario.ActionClientRestart {
 		t.Errorf("the feed says manual %v, next %+v; want manual, the client-restart, 1 of 2", f.Manual, f.Next)
 	}
 	// Past the event's time in the scenario, nothing has happened: it
@@ -160,7 +161,7 @@ func TestManualClassroomRun(t *testing.T) {
 	}
 	var restart *compare.EventRecord
 	for i, e := range rep.Events {
-		if e.Kind == compare.ActionRestart && e.Side == left {
+		if e.Kind == scenario.ActionRestart && e.Side == left {
 			restart = &rep.Events[i]
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/library"
 )
@@ -192,7 +193,7 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	n := len(r.sides[0].sup.Replicas())
-	e := Event{Note: "live control"}
+	e := scenario.Event{Note: "live control"}
 	switch action {
 	case "restart", "crash":
 		e.Action = action
@@ -206,19 +207,19 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 			e.Replica = i
 		}
 	case "scale-up", "scale-down":
-		e.Action = ActionScale
+		e.Action = scenario.ActionScale
 		e.Replicas = n + 1
 		if action == "scale-down" {
 			e.Replicas = n - 1
 		}
-		if e.Replicas < 1 || e.Replicas > MaxReplicas {
-			writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": fmt.Sprintf("each side already runs %d replica(s); the lab allows 1 to %d", n, MaxReplicas)})
+		if e.Replicas < 1 || e.Replicas > scenario.MaxReplicas {
+			writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": fmt.Sprintf("each side already runs %d replica(s); the lab allows 1 to %d", n, scenario.MaxReplicas)})
 			return
 		}
-	case "pause", "resume", ActionRestartStore:
+	case "pause", "resume", scenario.ActionRestartStore:
 		e.Action = action
-	case ActionClientRestart:
-		e.Action, e.Share = action, DefaultClientRestartShare
+	case scenario.ActionClientRestart:
+		e.Action, e.Share = action, scenario.DefaultClientRestartShare
 		if v := req.URL.Query().Get("share"); v != "" {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || !(f > 0 && f <= 1) {
@@ -280,7 +281,7 @@ func describe(action string, recs []EventRecord) string {
 	}
 	var msg strings.Builder
 	for _, rec := range recs {
-		if rec.Kind == ActionRestartStore || rec.Kind == ActionClientRestart {
+		if rec.Kind == scenario.ActionRestartStore || rec.Kind == scenario.ActionClientRestart {
 			fmt.Fprintf(&msg, "%s: %s. ", rec.Side, strings.TrimSuffix(rec.Note, "; live control"))
 			continue
 		}

@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/statelab/statelab/compare/scenario"
 )
 
 // The report.html charts, in the order the page shows them. Each is one
@@ -35,8 +37,8 @@ var sideColors = []struct{ color, dash string }{{"#0072B2", ""}, {"#D55E00", "6 
 
 // eventWords names an event kind on a chart.
 var eventWords = map[string]string{
-	ActionRestart: "restart", ActionCrash: "crash", KindScaleOut: "scale out", KindScaleIn: "scale in",
-	ActionRestartStore: "store restart", ActionClientRestart: "client restart", ActionPause: "pause", ActionResume: "resume",
+	scenario.ActionRestart: "restart", scenario.ActionCrash: "crash", scenario.KindScaleOut: "scale out", scenario.KindScaleIn: "scale in",
+	scenario.ActionRestartStore: "store restart", scenario.ActionClientRestart: "client restart", scenario.ActionPause: "pause", scenario.ActionResume: "resume",
 }
 
 // htmlPage is what report.html's template fills in.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -509,7 +510,7 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	crashes := 0
 	for _, e := range rep.Events {
-		if e.Kind == ActionCrash {
+		if e.Kind == scenario.ActionCrash {
 			crashes++
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -141,7 +142,7 @@ func rtReport(consistent, crash bool) *compare.Report {
 		_, rep.Consistency.CopiesAddUp = compare.CopiesChecks(sqlite.Consistency{Books: 1200, ActiveBorrows: 3, Mismatched: []int64{99}}, nil)
 	}
 	if crash {
-		rep.Events = append(rep.Events, compare.EventRecord{AtS: 15, Kind: compare.ActionCrash, Side: rtLeft, Replica: "memory-sticky-2", TookMS: 300, Source: "control", Note: "live control"})
+		rep.Events = append(rep.Events, compare.EventRecord{AtS: 15, Kind: scenario.ActionCrash, Side: rtLeft, Replica: "memory-sticky-2", TookMS: 300, Source: "control", Note: "live control"})
 	}
 	rep.Series = map[string][]compare.SeriesPoint{
 		rtLeft:  rtSeries(22, 3, []string{"memory-sticky-1", "memory-sticky-2", "memory-sticky-3"}),
@@ -622,11 +623,11 @@ func TestLossesPerEvent(t *testing.T) {
 		"b": {{T: 1}, {T: 5}, {T: 11, Failed: 1}, {T: 21, Failed: 1, ClientSignInsLost: 3}, {T: 30, Failed: 1, ClientSignInsLost: 3}},
 	}
 	events := []compare.EventRecord{
-		{AtS: 10.2, Kind: compare.ActionRestart, Side: "a", Replica: "a-1", Source: "scenario", SessionsHeld: f(7), SessionsInUse: f(5)},
-		{AtS: 10.3, Kind: compare.ActionRestart, Side: "b", Replica: "b-1", Source: "scenario"},
-		{AtS: 10.9, Kind: compare.ActionRestart, Side: "a", Replica: "a-2", Source: "scenario", SessionsHeld: f(4), SessionsInUse: f(6)},
-		{AtS: 20, Kind: compare.ActionClientRestart, Side: "a", Source: "control", Users: 2},
-		{AtS: 20, Kind: compare.ActionClientRestart, Side: "b", Source: "control", Users: 2},
+		{AtS: 10.2, Kind: scenario.ActionRestart, Side: "a", Replica: "a-1", Source: "scenario", SessionsHeld: f(7), SessionsInUse: f(5)},
+		{AtS: 10.3, Kind: scenario.ActionRestart, Side: "b", Replica: "b-1", Source: "scenario"},
+		{AtS: 10.9, Kind: scenario.ActionRestart, Side: "a", Replica: "a-2", Source: "scenario", SessionsHeld: f(4), SessionsInUse: f(6)},
+		{AtS: 20, Kind: scenario.ActionClientRestart, Side: "a", Source: "control", Users: 2},
+		{AtS: 20, Kind: scenario.ActionClientRestart, Side: "b", Source: "control", Users: 2},
 	}
 	got := compare.LossesPerEvent(events, series, []string{"a", "b"}, 30)
 	type row struct {
@@ -648,8 +649,8 @@ func TestLossesPerEvent(t *testing.T) {
 		// In use is at most what was held: 4 held, "6 in use" counts as 4.
 		// The counts as they stood at each end: the last sample at or
 		// before it (5 s and 11 s here; 11 s and 30 s next).
-		{row{compare.ActionRestart, 10.2, 20, 9, 2, 8, 2, 0, 2}, row{compare.ActionRestart, 10.2, 20, -1, -1, 0, 1, 0, 1}},
-		{row{compare.ActionClientRestart, 20, 30, -1, -1, 3, 0, 0, 0}, row{compare.ActionClientRestart, 20, 30, -1, -1, 0, 0, 3, 0}},
+		{row{scenario.ActionRestart, 10.2, 20, 9, 2, 8, 2, 0, 2}, row{scenario.ActionRestart, 10.2, 20, -1, -1, 0, 1, 0, 1}},
+		{row{scenario.ActionClientRestart, 20, 30, -1, -1, 3, 0, 0, 0}, row{scenario.ActionClientRestart, 20, 30, -1, -1, 0, 0, 3, 0}},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d events, want %d: %+v", len(got), len(want), got)

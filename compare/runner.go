@@ -27,6 +27,7 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/redisserver"
@@ -37,7 +38,7 @@ import (
 // flags.
 type Config struct {
 	Binary   string // the statelab binary the replicas run (os.Executable())
-	Scenario Scenario
+	Scenario scenario.Scenario
 	// Sides are the two strategies put side by side, left column first.
 	Sides [2]strategy.Strategy
 	Users int // simulated users per side
@@ -86,7 +87,7 @@ type Config struct {
 	// caller needs to cut the run into windows that begin exactly where
 	// their events begin (the matrix does). It must not block for long: the
 	// timeline waits for it.
-	OnEvent func(at time.Duration, e Event, totals map[string]Totals)
+	OnEvent func(at time.Duration, e scenario.Event, totals map[string]Totals)
 	// Pace, when set, lets the timeline wait rather than keep to the
 	// scenario's clock; without it every event starts at its time,
 	// however long the one before took.
@@ -215,7 +216,7 @@ type Runner struct {
 // PendingEvent is, in manual mode, the scenario's next event, waiting for
 // someone to fire it.
 type PendingEvent struct {
-	Event
+	scenario.Event
 	Index int `json:"index"` // 1 for the first event of the scenario
 	Of    int `json:"of"`    // how many events the scenario has
 }
@@ -380,15 +381,15 @@ func (cfg *Config) validateLoad() error {
 	if cfg.Rate > 0 {
 		minUsers = 0 // the open-loop load alone is a load
 	}
-	if cfg.Users < minUsers || cfg.Users > MaxUsers {
-		return fmt.Errorf("users is %d; use %d to %d per side (the seed has 1000 load-test members)", cfg.Users, minUsers, MaxUsers)
+	if cfg.Users < minUsers || cfg.Users > scenario.MaxUsers {
+		return fmt.Errorf("users is %d; use %d to %d per side (the seed has 1000 load-test members)", cfg.Users, minUsers, scenario.MaxUsers)
 	}
-	if cfg.Rate < 0 || cfg.Rate > MaxRate {
-		return fmt.Errorf("rate is %g; use 0 (no open-loop load) to %d requests per second per side", cfg.Rate, MaxRate)
+	if cfg.Rate < 0 || cfg.Rate > scenario.MaxRate {
+		return fmt.Errorf("rate is %g; use 0 (no open-loop load) to %d requests per second per side", cfg.Rate, scenario.MaxRate)
 	}
 	if cfg.Rate > 0 {
-		if cfg.RateUsers < 1 || cfg.RateUsers > MaxRateUsers {
-			return fmt.Errorf("rate users is %d; use 1 to %d signed-in users per side for the open-loop load", cfg.RateUsers, MaxRateUsers)
+		if cfg.RateUsers < 1 || cfg.RateUsers > scenario.MaxRateUsers {
+			return fmt.Errorf("rate users is %d; use 1 to %d signed-in users per side for the open-loop load", cfg.RateUsers, scenario.MaxRateUsers)
 		}
 		if cfg.Deadline < 0 || cfg.Deadline > time.Minute || cfg.Deadline > 0 && cfg.Deadline < 10*time.Millisecond {
 			return fmt.Errorf("deadline is %s; use 10ms to 1m", cfg.Deadline)
@@ -404,14 +405,6 @@ func (cfg *Config) validateLoad() error {
 	}
 	return nil
 }
-
-// MaxRate bounds the open-loop rate per side: the runner, its balancers
-// and the replicas share the lab's two cores.
-const MaxRate = 5000
-
-// MaxRateUsers bounds the open-loop pool per side; its users are load-test
-// members counted down from the last (the simulated users count up).
-const MaxRateUsers = 200
 
 // replicaArgs are the flags every replica of a strategy runs with. Secrets
 // are not among them: argv is readable by every local user (ps), so they go
@@ -825,22 +818,22 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 
 // Apply plays one event on both sides at once and records what happened
 // to which replica.
-func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
+func (r *Runner) Apply(ctx context.Context, e scenario.Event, source string) error {
 	switch e.Action {
-	case ActionPause:
+	case scenario.ActionPause:
 		r.markPhases(e.Action)
 		r.gate.Pause()
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
-	case ActionResume:
+	case scenario.ActionResume:
 		r.markPhases(e.Action)
 		r.gate.Resume()
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
-	case ActionClientRestart:
+	case scenario.ActionClientRestart:
 		r.clientRestart(e, source)
 		return nil
-	case ActionMark:
+	case scenario.ActionMark:
 		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	}
@@ -858,11 +851,11 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		// Whatever this event does begins a new phase of the load.
 		phaseKind := e.Action
 		switch {
-		case e.Action == ActionRollingRestart:
-			phaseKind = ActionRestart
-		case e.Action == ActionScale && e.Replicas > len(before):
+		case e.Action == scenario.ActionRollingRestart:
+			phaseKind = scenario.ActionRestart
+		case e.Action == scenario.ActionScale && e.Replicas > len(before):
 			phaseKind = "scale-out"
-		case e.Action == ActionScale && e.Replicas < len(before):
+		case e.Action == scenario.ActionScale && e.Replicas < len(before):
 			phaseKind = "scale-in"
 		}
 		r.markPhase(s, phaseKind, stageUnderWay)
@@ -874,7 +867,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		var note string
 		kind := e.Action
 		switch e.Action {
-		case ActionRestart, ActionCrash:
+		case scenario.ActionRestart, scenario.ActionCrash:
 			idx := max(e.Replica, 1) - 1
 			if idx >= len(before) {
 				err = fmt.Errorf("replica %d does not exist: %d running", idx+1, len(before))
@@ -882,28 +875,28 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 			}
 			id := before[idx].ID
 			touched = []string{id}
-			if e.Action == ActionRestart {
+			if e.Action == scenario.ActionRestart {
 				err = s.sup.Restart(ctx, id)
 			} else {
 				err = s.sup.Crash(ctx, id)
 			}
-		case ActionRollingRestart:
-			kind = ActionRestart
+		case scenario.ActionRollingRestart:
+			kind = scenario.ActionRestart
 			for _, rep := range before {
 				touched = append(touched, rep.ID)
 			}
 			err = s.sup.RollingRestart(ctx)
-		case ActionScale:
+		case scenario.ActionScale:
 			err = s.sup.Scale(ctx, e.Replicas)
 			after := s.sup.Replicas()
-			kind = KindScaleOut
+			kind = scenario.KindScaleOut
 			if len(after) < len(before) {
-				kind = KindScaleIn
+				kind = scenario.KindScaleIn
 				touched = diffIDs(before, after)
 			} else {
 				touched = diffIDs(after, before)
 			}
-		case ActionRestartStore:
+		case scenario.ActionRestartStore:
 			if s.redis == nil {
 				note = "no session store to restart: " + s.st.Where
 				break
@@ -918,7 +911,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		// The phase after the event begins once it is done, so that a
 		// scale-out's new replicas are in service from its first second.
 		r.markOver(r.phaseCtx(), s, phaseKind)
-		if kind == KindScaleOut || kind == KindScaleIn {
+		if kind == scenario.KindScaleOut || kind == scenario.KindScaleIn {
 			var ids []string
 			for _, rep := range s.sup.Replicas() {
 				ids = append(ids, rep.ID)
@@ -933,7 +926,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 		}
 		for _, id := range touched {
 			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
-			if kind != KindScaleOut {
+			if kind != scenario.KindScaleOut {
 				c, ok := s.lastWords.take(id)
 				if !ok {
 					c = counts[id]
@@ -953,7 +946,7 @@ func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
 // clientRestart makes the same share of users on both sides lose what
 // their clients kept. Which users is drawn from the run's seed and the
 // number of events so far, so a run with the same seed picks the same ones.
-func (r *Runner) clientRestart(e Event, source string) {
+func (r *Runner) clientRestart(e scenario.Event, source string) {
 	n := r.cfg.Users
 	k := min(n, max(1, int(math.Round(e.Share*float64(n)))))
 	r.mu.Lock()

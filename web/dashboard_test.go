@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
@@ -43,12 +44,12 @@ func TestDashboard(t *testing.T) {
 
 	// The quick scenario without its timeline: the only restart is the one
 	// the test presses, and the users keep going until the test ends.
-	sc, err := compare.LoadScenario("quick")
+	sc, err := scenario.Load("quick")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc.Events = nil
-	sc.Duration = compare.Duration(3 * time.Minute)
+	sc.Duration = scenario.Duration(3 * time.Minute)
 	lab := startLab(t, bin, sc, 8)
 
 	ctx := newTab(t, chromium, 1400, 950)
@@ -293,7 +294,7 @@ func TestScreenshot(t *testing.T) {
 	}
 	chromium := labtest.Chromium(t)
 	bin := labtest.Binary(t)
-	sc, err := compare.LoadScenario("default")
+	sc, err := scenario.Load("default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +360,7 @@ func (l *lab) stop(t *testing.T) {
 
 // startLab runs a comparison in this process, on free ports, with the
 // dashboard mounted, held up until the test ends.
-func startLab(t *testing.T, bin string, sc compare.Scenario, users int) *lab {
+func startLab(t *testing.T, bin string, sc scenario.Scenario, users int) *lab {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/sqlite"
@@ -200,13 +201,13 @@ type window struct {
 
 // Scenario returns the scenario every run of cfg plays: the users sign in
 // during the warm-up, then each fault starts its own window.
-func Scenario(cfg Config) (compare.Scenario, error) {
+func Scenario(cfg Config) (scenario.Scenario, error) {
 	sc, _, err := plan(cfg)
 	return sc, err
 }
 
-func plan(cfg Config) (compare.Scenario, []window, error) {
-	sc := compare.Scenario{
+func plan(cfg Config) (scenario.Scenario, []window, error) {
+	sc := scenario.Scenario{
 		Name:        "matrix",
 		Description: fmt.Sprintf("one window of %s per fault (%s), after %s of sign-ins", cfg.Window, faultList(cfg.Faults), cfg.Warmup),
 		Replicas:    cfg.Replicas,
@@ -215,14 +216,14 @@ func plan(cfg Config) (compare.Scenario, []window, error) {
 	var ws []window
 	at := cfg.Warmup
 	for _, f := range cfg.Faults {
-		var e compare.Event
+		var e scenario.Event
 		e, n = f.event(n)
-		e.At = compare.Duration(at)
+		e.At = scenario.Duration(at)
 		sc.Events = append(sc.Events, e)
 		ws = append(ws, window{fault: f, at: at})
 		at += cfg.Window
 	}
-	sc.Duration = compare.Duration(at)
+	sc.Duration = scenario.Duration(at)
 	if err := sc.Validate(); err != nil {
 		return sc, nil, fmt.Errorf("the matrix's scenario: %w", err)
 	}
@@ -388,7 +389,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 
 // measure plays the scenario on one pair and fills the pair's cells and
 // costs in m.
-func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []window, idx int, pair [2]strategy.Strategy, m *Matrix, prog *progress) (RunRecord, error) {
+func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []window, idx int, pair [2]strategy.Strategy, m *Matrix, prog *progress) (RunRecord, error) {
 	dirName := fmt.Sprintf("%d-%s-%s", idx+1, pair[0].Name, pair[1].Name)
 	run := RunRecord{Sides: []string{pair[0].Name, pair[1].Name}, Report: filepath.ToSlash(filepath.Join("runs", dirName, "report.json"))}
 	kept := map[string]bool{}
@@ -430,7 +431,7 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 			},
 			MinGap: cfg.Window * 3 / 4,
 		},
-		OnEvent: func(at time.Duration, _ compare.Event, totals map[string]compare.Totals) {
+		OnEvent: func(at time.Duration, _ scenario.Event, totals map[string]compare.Totals) {
 			mu.Lock()
 			marks = append(marks, mark{at: at, totals: totals})
 			k := len(marks)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/matrix"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -86,13 +87,13 @@ func TestScenario(t *testing.T) {
 		replica, replicas int
 	}
 	want := []ev{
-		{2 * time.Second, compare.ActionMark, 0, 0},
-		{5 * time.Second, compare.ActionScale, 0, 4},
-		{8 * time.Second, compare.ActionRestart, 1, 0},
-		{11 * time.Second, compare.ActionCrash, 2, 0},
-		{14 * time.Second, compare.ActionScale, 0, 2},
-		{17 * time.Second, compare.ActionRollingRestart, 0, 0},
-		{20 * time.Second, compare.ActionRestartStore, 0, 0},
+		{2 * time.Second, scenario.ActionMark, 0, 0},
+		{5 * time.Second, scenario.ActionScale, 0, 4},
+		{8 * time.Second, scenario.ActionRestart, 1, 0},
+		{11 * time.Second, scenario.ActionCrash, 2, 0},
+		{14 * time.Second, scenario.ActionScale, 0, 2},
+		{17 * time.Second, scenario.ActionRollingRestart, 0, 0},
+		{20 * time.Second, scenario.ActionRestartStore, 0, 0},
 	}
 	var got []ev
 	for _, e := range sc.Events {

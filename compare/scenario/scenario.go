@@ -1,4 +1,9 @@
-package compare
+// Package scenario is the lab's timeline model: a scenario names the two
+// strategies, the replicas, the load and the events (restarts, crashes,
+// scaling, store restarts, client restarts) that the runner plays on both
+// sides at the same moments. It reads and validates scenario files and
+// holds the ones compiled into the binary; it starts nothing.
+package scenario
 
 import (
 	"bytes"
@@ -21,8 +26,8 @@ import (
 	"github.com/statelab/statelab/compare/strategy"
 )
 
-//go:embed scenarios/*.yaml
-var builtinScenarios embed.FS
+//go:embed builtin/*.yaml
+var builtin embed.FS
 
 // Actions a scenario event can take.
 const (
@@ -74,6 +79,14 @@ const MinCrashEvery = 500 * time.Millisecond
 // MaxReplicas bounds how many replicas a side may run: each is a real
 // process, and the machine the lab targets has two cores.
 const MaxReplicas = 16
+
+// MaxRate bounds the open-loop rate per side: the runner, its balancers
+// and the replicas share the lab's two cores.
+const MaxRate = 5000
+
+// MaxRateUsers bounds the open-loop pool per side; its users are load-test
+// members counted down from the last (the simulated users count up).
+const MaxRateUsers = 200
 
 // MaxUsers bounds the simulated users per side: the seed has 1000
 // load-test members, and each user of a run signs in as one of its own.
@@ -163,9 +176,9 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
-// BuiltinScenarios lists the names of the scenarios compiled into the binary.
-func BuiltinScenarios() []string {
-	entries, _ := fs.ReadDir(builtinScenarios, "scenarios")
+// Names lists the names of the scenarios compiled into the binary.
+func Names() []string {
+	entries, _ := fs.ReadDir(builtin, "builtin")
 	var names []string
 	for _, e := range entries {
 		names = append(names, strings.TrimSuffix(e.Name(), path.Ext(e.Name())))
@@ -177,31 +190,31 @@ func BuiltinScenarios() []string {
 // statelab compare -h lists, each with its one-line description.
 func Builtins() []Scenario {
 	var all []Scenario
-	for _, name := range BuiltinScenarios() {
-		if sc, err := LoadScenario(name); err == nil {
+	for _, name := range Names() {
+		if sc, err := Load(name); err == nil {
 			all = append(all, sc)
 		}
 	}
 	return all
 }
 
-// LoadScenario returns the built-in scenario with the name, or else reads
+// Load returns the built-in scenario with the name, or else reads
 // the file at nameOrPath (YAML, or JSON, which is YAML too).
-func LoadScenario(nameOrPath string) (Scenario, error) {
-	if b, err := builtinScenarios.ReadFile("scenarios/" + nameOrPath + ".yaml"); err == nil {
-		return ParseScenario(b, nameOrPath)
+func Load(nameOrPath string) (Scenario, error) {
+	if b, err := builtin.ReadFile("builtin/" + nameOrPath + ".yaml"); err == nil {
+		return Parse(b, nameOrPath)
 	}
 	b, err := os.ReadFile(nameOrPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Scenario{}, fmt.Errorf("no scenario %q: name a built-in one (%s) or a YAML/JSON file", nameOrPath, strings.Join(BuiltinScenarios(), ", "))
+		return Scenario{}, fmt.Errorf("no scenario %q: name a built-in one (%s) or a YAML/JSON file", nameOrPath, strings.Join(Names(), ", "))
 	} else if err != nil {
 		return Scenario{}, err
 	}
-	return ParseScenario(b, nameOrPath)
+	return Parse(b, nameOrPath)
 }
 
-// ParseScenario reads and validates a scenario. source names it in errors.
-func ParseScenario(b []byte, source string) (Scenario, error) {
+// Parse reads and validates a scenario. source names it in errors.
+func Parse(b []byte, source string) (Scenario, error) {
 	var s Scenario
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
