@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -22,11 +23,11 @@ func (r *Runner) startOpenLoop(ctx context.Context) error {
 	}
 	deadline := r.cfg.Deadline
 	if deadline <= 0 {
-		deadline = DefaultDeadline
+		deadline = load.DefaultDeadline
 	}
 	limit := r.cfg.MaxOutstanding
 	if limit <= 0 {
-		limit = DefaultMaxOutstanding(r.cfg.Rate, deadline)
+		limit = load.DefaultMaxOutstanding(r.cfg.Rate, deadline)
 	}
 	for si, s := range r.sides {
 		var emails []string
@@ -35,7 +36,7 @@ func (r *Runner) startOpenLoop(ctx context.Context) error {
 			// users count up from the first.
 			emails = append(emails, sqlite.LoadTestEmail(sqlite.LoadTestUsers-si*r.cfg.RateUsers-j))
 		}
-		s.open = NewOpenLoop(OpenLoopConfig{
+		s.open = load.NewOpenLoop(load.OpenLoopConfig{
 			Credential:     s.st.Credential,
 			BaseURL:        s.url,
 			Emails:         emails,
@@ -105,7 +106,7 @@ func (r *Runner) markOver(ctx context.Context, s *side, after string) {
 	}
 	r.markPhase(s, after, stageSettling)
 	n := s.phases.count()
-	deadline := cmp.Or(r.cfg.Deadline, DefaultDeadline)
+	deadline := cmp.Or(r.cfg.Deadline, load.DefaultDeadline)
 	go func() {
 		t := time.NewTimer(deadline)
 		defer t.Stop()
@@ -187,11 +188,11 @@ func (r *Runner) openLoopInfo() *OpenLoopInfo {
 	}
 	deadline := r.cfg.Deadline
 	if deadline <= 0 {
-		deadline = DefaultDeadline
+		deadline = load.DefaultDeadline
 	}
 	limit := r.cfg.MaxOutstanding
 	if limit <= 0 {
-		limit = DefaultMaxOutstanding(r.cfg.Rate, deadline)
+		limit = load.DefaultMaxOutstanding(r.cfg.Rate, deadline)
 	}
 	return &OpenLoopInfo{Rate: r.cfg.Rate, RateUsers: r.cfg.RateUsers, DeadlineMS: float64(deadline.Milliseconds()), MaxOutstanding: limit}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/api"
 )
@@ -20,7 +21,7 @@ import (
 // the run: on the users' side, counted by their HTTP clients; on the
 // servers' side, read from the replica processes themselves.
 type Costs struct {
-	UserCosts
+	load.UserCosts
 	ServerCosts
 }
 

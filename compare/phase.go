@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/proccpu"
 )
@@ -69,7 +70,7 @@ type phaseMark struct {
 	after    string
 	stage    stage
 	replicas int
-	totals   Totals
+	totals   load.Totals
 	cpu      map[string]time.Duration
 }
 
@@ -98,13 +99,13 @@ type phaseLog struct {
 // mark begins a phase at m. A phase that would be shorter than minPhase
 // (two events at once, or an event over at once) is not made: the open
 // one is relabelled instead, so the phases still cover the whole run.
-func (l *phaseLog) mark(stats *SideStats, m phaseMark) {
+func (l *phaseLog) mark(stats *load.SideStats, m phaseMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.markLocked(stats, m)
 }
 
-func (l *phaseLog) markLocked(stats *SideStats, m phaseMark) {
+func (l *phaseLog) markLocked(stats *load.SideStats, m phaseMark) {
 	if n := len(l.marks); n > 0 && m.at-l.marks[n-1].at < minPhase {
 		a := &l.marks[n-1]
 		a.after, a.stage, a.replicas = m.after, m.stage, m.replicas
@@ -116,7 +117,7 @@ func (l *phaseLog) markLocked(stats *SideStats, m phaseMark) {
 
 // markIfLast begins a phase at m unless another began since the n-th: the
 // end of a settling stretch must not cut the phase of a later event.
-func (l *phaseLog) markIfLast(stats *SideStats, n int, m phaseMark) {
+func (l *phaseLog) markIfLast(stats *load.SideStats, n int, m phaseMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.marks) == n && l.last == nil {
@@ -140,7 +141,7 @@ func (l *phaseLog) end(m phaseMark) {
 
 // phases returns the side's phases; the requests' counts are read from
 // stats, the CPU shares are of limit (none when 0).
-func (l *phaseLog) phases(stats *SideStats, limit float64) []Phase {
+func (l *phaseLog) phases(stats *load.SideStats, limit float64) []Phase {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := []Phase{} // [] in JSON when there are none, never null
@@ -166,13 +167,13 @@ func (l *phaseLog) phases(stats *SideStats, limit float64) []Phase {
 		p := Phase{
 			FromS: a.at, ToS: b.at, After: a.after, During: a.stage == stageUnderWay, Settling: a.stage == stageSettling, Replicas: a.replicas,
 			OfferedRPS:    float64(c.Offered) / dur,
-			ThroughputRPS: float64(c.Outcomes[OutcomeOK]) / dur,
-			Timeouts:      c.Outcomes[OutcomeTimeout],
+			ThroughputRPS: float64(c.Outcomes[load.OutcomeOK]) / dur,
+			Timeouts:      c.Outcomes[load.OutcomeTimeout],
 			Dropped:       c.Dropped,
-			Failed:        n - c.Outcomes[OutcomeOK] - c.Outcomes[OutcomeConflict],
+			Failed:        n - c.Outcomes[load.OutcomeOK] - c.Outcomes[load.OutcomeConflict],
 			SessionsLost:  b.totals.SessionsLost - a.totals.SessionsLost,
-			P50MS:         quantile(c.buckets, .50) * 1000,
-			P99MS:         quantile(c.buckets, .99) * 1000,
+			P50MS:         load.Quantile(c.Buckets, .50) * 1000,
+			P99MS:         load.Quantile(c.Buckets, .99) * 1000,
 		}
 		ids := slices.Sorted(maps.Keys(b.cpu))
 		if len(ids) > 0 {

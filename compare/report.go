@@ -17,6 +17,7 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
@@ -66,7 +67,7 @@ type Report struct {
 // balancer's retries by the reason the try before them failed.
 type SideReport struct {
 	strategy.Strategy
-	Totals
+	load.Totals
 	Balance []BalanceWindow `json:"balance"`
 	// Phases are the stretches between events: load offered, throughput,
 	// latency, timeouts and each replica's CPU.

@@ -19,6 +19,7 @@ import (
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
@@ -94,23 +95,23 @@ func rtReport(consistent, crash bool) *compare.Report {
 				Requests:  map[string]uint64{"memory-sticky-1": 180, "memory-sticky-2": 170, "memory-sticky-3": 12},
 				Shares:    map[string]float64{"memory-sticky-1": 180.0 / 362, "memory-sticky-2": 170.0 / 362, "memory-sticky-3": 12.0 / 362},
 				Imbalance: 3 * 180.0 / 362,
-			}}, Totals: compare.Totals{
+			}}, Totals: load.Totals{
 				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
 				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0, Offered: 707,
-				LatencyMS: compare.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
+				LatencyMS: load.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
 			}, Phases: []compare.Phase{
 				{FromS: 0, ToS: 6.03, After: "start", Replicas: 2, OfferedRPS: 40.1, ThroughputRPS: 25.2, P50MS: 1.5, P99MS: 90.1, Failed: 90, SessionsLost: 90,
 					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.021, "memory-sticky-2": 0.019}},
 				{FromS: 6.03, ToS: 7.6, After: "restart", During: true, Replicas: 2, OfferedRPS: 35, ThroughputRPS: 20, P50MS: 1.6, P99MS: 100.2, Failed: 20, SessionsLost: 20,
 					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.005, "memory-sticky-2": 0.03}},
 			}, Costs: compare.Costs{
-				UserCosts: compare.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
-					ReadLatencyMS: compare.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
+				UserCosts: load.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
+					ReadLatencyMS: load.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
 				ServerCosts: compare.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
 			}},
-			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
+			rtRight: {Strategy: rtStrategy(rtRight), Totals: load.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168,
-				LatencyMS: compare.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
+				LatencyMS: load.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
 				LBRetries: 3, LBRetriesSaved: 3, UserRetries: 1, UserRetriesSaved: 1,
 			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []compare.Phase{}},
 		},

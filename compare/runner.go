@@ -27,6 +27,7 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
@@ -87,7 +88,7 @@ type Config struct {
 	// caller needs to cut the run into windows that begin exactly where
 	// their events begin (the matrix does). It must not block for long: the
 	// timeline waits for it.
-	OnEvent func(at time.Duration, e scenario.Event, totals map[string]Totals)
+	OnEvent func(at time.Duration, e scenario.Event, totals map[string]load.Totals)
 	// Pace, when set, lets the timeline wait rather than keep to the
 	// scenario's clock; without it every event starts at its time,
 	// however long the one before took.
@@ -108,7 +109,7 @@ type Pace struct {
 	// Ready, when set, holds the first event until it returns true for
 	// every side's counters (polled every 20 ms), or MaxWait has passed
 	// (default 30 s): the matrix waits until every user has signed in.
-	Ready   func(map[string]Totals) bool
+	Ready   func(map[string]load.Totals) bool
 	MaxWait time.Duration
 	// MinGap is the least time from the end of one event to the start of
 	// the next, and from the last one to the end of the run.
@@ -122,7 +123,7 @@ type side struct {
 	st       strategy.Strategy
 	sup      *supervisor.Supervisor
 	lb       *balancer.Balancer
-	stats    *SideStats
+	stats    *load.SideStats
 	url      string
 	listener net.Listener
 	// redis is the side's private redis-server when its sessions live
@@ -132,7 +133,7 @@ type side struct {
 	// scale event.
 	balance balanceLog
 	// open sends the side's open-loop requests; nil without a Rate.
-	open *OpenLoop
+	open *load.OpenLoop
 	// phases are the stretches between events.
 	phases phaseLog
 	// cpu reads the replicas' CPU time.
@@ -150,7 +151,7 @@ type side struct {
 	lastWords lastWords
 	// users are the side's simulated users, in the same order on both
 	// sides, so a client-restart hits the same users on each.
-	users []*User
+	users []*load.User
 }
 
 // lastWords keeps, by replica id, the session counts a replica reported
@@ -188,7 +189,7 @@ type cpuReading struct {
 type Runner struct {
 	cfg    Config
 	sides  []*side // in the order of Config.Sides
-	gate   *Gate
+	gate   *load.Gate
 	db     *sqlite.DB
 	reg    *prometheus.Registry
 	events *prometheus.CounterVec
@@ -274,7 +275,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the shared database: %w", err)
 	}
-	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
+	r := &Runner{cfg: cfg, gate: &load.Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
 		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 	if cfg.ReplicaCPU > 0 {
 		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
@@ -308,7 +309,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			flagName := [2]string{"left-addr", "right-addr"}[i]
 			return fail(fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName))
 		}
-		s := &side{name: st.Name, st: st, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
+		s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
 			cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
 		r.sides = append(r.sides, s)
 		if st.NeedsRedis() {
@@ -362,7 +363,11 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			},
 		})
 	}
-	r.reg.MustRegister(newStatsCollector(r.sides))
+	sources := make([]load.Source, len(r.sides))
+	for i, s := range r.sides {
+		sources[i] = load.Source{Stats: s.stats, Strategy: s.name, Server: s.st.Server}
+	}
+	r.reg.MustRegister(load.NewCollector(sources))
 	for _, s := range r.sides {
 		sup := s.sup
 		r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -538,9 +543,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	var clients []*http.Client
 	for si, s := range r.sides {
 		for i := range r.cfg.Users {
-			client, sent := NewUserClient(15 * time.Second)
+			client, sent := load.NewUserClient(15 * time.Second)
 			clients = append(clients, client)
-			u := NewUser(UserConfig{
+			u := load.NewUser(load.UserConfig{
 				Credential: s.st.Credential,
 				BaseURL:    s.url,
 				Email:      sqlite.LoadTestEmail(si*r.cfg.Users + i + 1),
@@ -951,7 +956,7 @@ func (r *Runner) clientRestart(e scenario.Event, source string) {
 	k := min(n, max(1, int(math.Round(e.Share*float64(n)))))
 	r.mu.Lock()
 	picked := mrand.New(mrand.NewPCG(uint64(r.cfg.Seed), uint64(len(r.log)))).Perm(n)[:k]
-	users := make([][]*User, len(r.sides))
+	users := make([][]*load.User, len(r.sides))
 	for i, s := range r.sides {
 		users[i] = slices.Clone(s.users)
 	}
@@ -999,8 +1004,8 @@ func (r *Runner) record(rec EventRecord) {
 }
 
 // Totals returns every side's counters now, keyed by strategy name.
-func (r *Runner) Totals() map[string]Totals {
-	t := make(map[string]Totals, len(r.sides))
+func (r *Runner) Totals() map[string]load.Totals {
+	t := make(map[string]load.Totals, len(r.sides))
 	for _, s := range r.sides {
 		t[s.name] = s.stats.Totals()
 	}

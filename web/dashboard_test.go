@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
@@ -187,9 +188,9 @@ func TestDashboardLongRun(t *testing.T) {
 			side := sd.Name
 			var ss compare.SideSample
 			n := int64(at)
-			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20},
+			ss.Totals = load.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: load.Percentile{P50: 2, P95: 9, P99: 20},
 				LBRetries: 3 * n, LBRetriesSaved: 2 * n, UserRetries: n, UserRetriesSaved: n}
-			ss.LatencyWindowMS = &compare.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
+			ss.LatencyWindowMS = &load.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
 			if sd.HoldsSessionsInProcess() {
 				ss.OK, ss.SessionLost, ss.SessionsLost, ss.CartItemsLost, ss.Relogins = 100*n, 50*n, 50*n, 3*n, 50*n
 				ss.Availability = 2. / 3

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
@@ -83,7 +84,7 @@ func (f *fakeFeed) sample(at float64) compare.Sample {
 	for _, sd := range f.sides {
 		var ss compare.SideSample
 		ss.Requests, ss.OK, ss.Availability = 20*n, 20*n, 1
-		ss.LatencyWindowMS = &compare.Percentile{P50: 2, P95: 5, P99: 9}
+		ss.LatencyWindowMS = &load.Percentile{P50: 2, P95: 5, P99: 9}
 		for i := range cmp.Or(f.replicas, 3) {
 			rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", sd.Name, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
 			// Only a replica that keeps sessions in its memory counts them.

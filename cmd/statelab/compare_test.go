@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 )
 
@@ -30,7 +30,7 @@ func TestResolveLoad(t *testing.T) {
 		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
 			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 		{"a scenario without a load: the flags' defaults", scenario.Scenario{}, nil,
-			compareLoad{users: 20, rateUsers: compare.DefaultRateUsers, deadline: compare.DefaultDeadline, readCache: true}},
+			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, deadline: load.DefaultDeadline, readCache: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,6 +33,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/matrix"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
@@ -528,10 +529,10 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	capacityDefaults, _ := scenario.Load("capacity")
 	fs.Float64(&replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
 	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
-	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(compare.DefaultRateUsers)+")")
+	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(load.DefaultRateUsers)+")")
 	fs.Int(&maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
 	fs.Bool(&readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
-	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+compare.DefaultDeadline.String()+")")
+	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+load.DefaultDeadline.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -641,10 +642,10 @@ func resolveLoad(sc scenario.Scenario, set map[string]bool, flags compareLoad) c
 		l.rate = sc.Rate
 	}
 	if !set["rate-users"] {
-		l.rateUsers = cmp.Or(sc.RateUsers, compare.DefaultRateUsers)
+		l.rateUsers = cmp.Or(sc.RateUsers, load.DefaultRateUsers)
 	}
 	if !set["deadline"] {
-		l.deadline = cmp.Or(sc.Deadline.Std(), compare.DefaultDeadline)
+		l.deadline = cmp.Or(sc.Deadline.Std(), load.DefaultDeadline)
 	}
 	if !set["max-outstanding"] {
 		l.maxOutstanding = sc.MaxOutstanding

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/redisserver"
@@ -300,7 +301,7 @@ const probeTimeout = time.Minute
 // mark is the users' counters at the start of one window.
 type mark struct {
 	at     time.Duration
-	totals map[string]compare.Totals
+	totals map[string]load.Totals
 }
 
 // Run measures the matrix. It returns what was measured even when a run
@@ -421,7 +422,7 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 		// (a rolling restart waiting for its requests) would eat into the
 		// windows after them: the timeline waits instead.
 		Pace: &compare.Pace{
-			Ready: func(t map[string]compare.Totals) bool {
+			Ready: func(t map[string]load.Totals) bool {
 				for _, st := range pair {
 					if t[st.Name].SignIns < int64(cfg.Users) {
 						return false
@@ -431,7 +432,7 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 			},
 			MinGap: cfg.Window * 3 / 4,
 		},
-		OnEvent: func(at time.Duration, _ scenario.Event, totals map[string]compare.Totals) {
+		OnEvent: func(at time.Duration, _ scenario.Event, totals map[string]load.Totals) {
 			mu.Lock()
 			marks = append(marks, mark{at: at, totals: totals})
 			k := len(marks)
@@ -482,7 +483,7 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 	// the end of the run, unless the run was cut short.
 	ends := append([]mark(nil), marks[min(1, len(marks)):]...)
 	if !rep.Interrupted && len(marks) == len(windows) {
-		final := map[string]compare.Totals{}
+		final := map[string]load.Totals{}
 		for name, sr := range rep.Sides {
 			final[name] = sr.Totals
 		}
@@ -526,7 +527,7 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 
 // CellOf turns the users' counters at a window's start and end into the
 // window's cell (Applies and the window's bounds are the caller's to set).
-func CellOf(a, b compare.Totals) *Cell {
+func CellOf(a, b load.Totals) *Cell {
 	c := &Cell{
 		Requests:          b.Requests - a.Requests,
 		SessionsLost:      b.SessionsLost - a.SessionsLost,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/matrix"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
@@ -150,8 +151,8 @@ func TestPairs(t *testing.T) {
 }
 
 func TestCellOf(t *testing.T) {
-	a := compare.Totals{Requests: 100, OK: 90, Conflicts: 2, SessionLost: 8, SessionsLost: 8, Relogins: 7, CartItemsLost: 3, Errors5xx: 0}
-	b := compare.Totals{Requests: 300, OK: 270, Conflicts: 5, SessionLost: 20, SessionsLost: 20, Relogins: 18, CartItemsLost: 5, Errors5xx: 3, ConnErrors: 2, InvalidCredential: 1}
+	a := load.Totals{Requests: 100, OK: 90, Conflicts: 2, SessionLost: 8, SessionsLost: 8, Relogins: 7, CartItemsLost: 3, Errors5xx: 0}
+	b := load.Totals{Requests: 300, OK: 270, Conflicts: 5, SessionLost: 20, SessionsLost: 20, Relogins: 18, CartItemsLost: 5, Errors5xx: 3, ConnErrors: 2, InvalidCredential: 1}
 	c := matrix.CellOf(a, b)
 	c.Applies = true
 	// 200 requests, 180 ok, 3 conflicts: 17 failed (12 session_lost, 3 5xx,
@@ -211,7 +212,7 @@ func fixed() *matrix.Matrix {
 		},
 		Costs: map[string]*matrix.Costs{
 			"memory-sticky": {Costs: compare.Costs{
-				UserCosts:   compare.UserCosts{RequestBytesP50: 327, JourneyBytesP50: 3950, Journeys: 40, ReadLatencyMS: compare.Percentile{P50: 1.5, P99: 35.2}},
+				UserCosts:   load.UserCosts{RequestBytesP50: 327, JourneyBytesP50: 3950, Journeys: 40, ReadLatencyMS: load.Percentile{P50: 1.5, P99: 35.2}},
 				ServerCosts: compare.ServerCosts{IdentifyUSP50: 4.2, IdentifyUS: 9.1, CPUPerRequestUS: 812},
 			}, Revocation: matrix.Revocation{Verdict: matrix.RevokedAtOnce, How: "log in, log out, send the old cookies", Saw: "refused 6 times out of 6 (6 × 401 session_lost)"}},
 		},
