@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/api"
 )
@@ -51,8 +51,8 @@ type rtSession struct {
 
 // rtLoss is what the fake knew when it forgot a user.
 type rtLoss struct {
-	cart    []int64        // the books the user had chosen: the server's cart, or the stateless user's checkout
-	logins  int            // sign-ins so far
+	cart    []int64     // the books the user had chosen: the server's cart, or the stateless user's checkout
+	logins  int         // sign-ins so far
 	before  load.Totals // the user's counters just before it saw the 401
 	request string
 }
