@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/redisserver"
@@ -17,7 +17,7 @@ import (
 
 // rtRunToEnd runs statelab compare through a scenario of testdata without
 // --hold and returns its report once the runner has exited.
-func rtRunToEnd(t *testing.T, bin, scenario string, args ...string) compare.Report {
+func rtRunToEnd(t *testing.T, bin, scenario string, args ...string) report.Report {
 	t.Helper()
 	path, err := filepath.Abs(filepath.Join("testdata", scenario))
 	if err != nil {
@@ -32,7 +32,7 @@ func rtRunToEnd(t *testing.T, bin, scenario string, args ...string) compare.Repo
 	if r.err != nil {
 		t.Fatalf("the runner failed: %v", r.err)
 	}
-	var rep compare.Report
+	var rep report.Report
 	b, err := os.ReadFile(filepath.Join(r.report, "report.json"))
 	if err != nil {
 		t.Fatal(err)

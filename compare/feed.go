@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/supervisor"
 )
 
@@ -35,7 +36,7 @@ type SideSample struct {
 	// users' bytes and read latency, the replicas' own identification
 	// time and CPU, read in this sample. The dashboard's cost panel draws
 	// it.
-	Costs *Costs `json:"costs,omitempty"`
+	Costs *report.Costs `json:"costs,omitempty"`
 	// buckets is the side's latency histogram at this moment, from which
 	// the feed works out LatencyWindowMS.
 	buckets []uint64
@@ -195,7 +196,7 @@ func (r *Runner) sample() Sample {
 		wg.Wait()
 		r.sampleCPU(sd, reps, info)
 		buckets := sd.stats.Buckets()
-		costs := Costs{UserCosts: sd.stats.UserCosts(), ServerCosts: r.spent(sd)}
+		costs := report.Costs{UserCosts: sd.stats.UserCosts(), ServerCosts: r.spent(sd)}
 		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets, Costs: &costs}
 	}
 	return s

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/library"
@@ -142,10 +143,10 @@ type feedBody struct {
 	// (or why not); absent when no limit was asked for.
 	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
 	// OpenLoop is the open-loop load; absent without one.
-	OpenLoop *OpenLoopInfo `json:"open_loop,omitempty"`
-	Now      Sample        `json:"now"`
-	Events   []EventRecord `json:"events"`
-	History  []Sample      `json:"history,omitempty"`
+	OpenLoop *report.OpenLoopInfo `json:"open_loop,omitempty"`
+	Now      Sample               `json:"now"`
+	Events   []report.EventRecord `json:"events"`
+	History  []Sample             `json:"history,omitempty"`
 	// Manual is true when each scenario event waits to be fired; Next is
 	// then the one waiting, if any.
 	Manual bool          `json:"manual"`
@@ -170,7 +171,7 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 	// up from before: an event shows at the first sample after it ended, a
 	// second later at most. (A sample taken at once instead would make the
 	// rates of that short interval spike.)
-	body.Events = slices.DeleteFunc(body.Events, func(e EventRecord) bool {
+	body.Events = slices.DeleteFunc(body.Events, func(e report.EventRecord) bool {
 		return e.AtS+e.TookMS/1000 > body.Now.ElapsedS
 	})
 	if v := req.URL.Query().Get("history"); v != "" {
@@ -272,7 +273,7 @@ func (r *Runner) handleNext(w http.ResponseWriter, req *http.Request) {
 }
 
 // describe says in words what a control did.
-func describe(action string, recs []EventRecord) string {
+func describe(action string, recs []report.EventRecord) string {
 	switch action {
 	case "pause":
 		return "The simulated users are paused."
@@ -301,7 +302,7 @@ func describe(action string, recs []EventRecord) string {
 // sessionsWent says what sessions went with a replica: those of users
 // still using them, apart from the idle ones nobody would have come back
 // for. It is empty when the replica counted none.
-func sessionsWent(rec EventRecord) string {
+func sessionsWent(rec report.EventRecord) string {
 	if rec.SessionsHeld == nil {
 		return ""
 	}

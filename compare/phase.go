@@ -8,59 +8,10 @@ import (
 
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/proccpu"
 )
-
-// Phase is one side's stretch of a run between two events (or the start
-// and the end): the load offered, what got through, how long it took, and
-// what each replica's CPU did meanwhile. The requests are those that
-// arrived in the phase, whenever they were answered, so a backlog built up
-// before a scale-out counts against the phase that built it; sessions lost
-// and CPU are counted as they happened.
-type Phase struct {
-	FromS float64 `json:"from_s"`
-	ToS   float64 `json:"to_s"`
-	// After names what began the phase: "start", or the event's kind
-	// (scale-out, scale-in, restart, crash, pause, ...).
-	After string `json:"after"`
-	// During is true when the phase is the event itself, from its start
-	// until it was done (new replicas ready, old ones stopped); the phase
-	// after it then begins once it was.
-	During bool `json:"during,omitempty"`
-	// Settling is true for the stretch of one deadline after an event was
-	// over, when there is an open-loop load: every request that arrived
-	// before the event was over has its answer, or gave up, by its end, so
-	// the phase after it measures the new state of the side, not its
-	// backlog.
-	Settling bool `json:"settling,omitempty"`
-	// Replicas is how many replicas were in service when it began.
-	Replicas int `json:"replicas"`
-	// OfferedRPS counts the requests the users started per second, open-
-	// loop arrivals included whether or not they were sent.
-	OfferedRPS float64 `json:"offered_rps"`
-	// ThroughputRPS counts the requests of the phase answered 2xx, per
-	// second of the phase: at most OfferedRPS.
-	ThroughputRPS float64 `json:"throughput_rps"`
-	P50MS         float64 `json:"p50_ms"`
-	P99MS         float64 `json:"p99_ms"`
-	// P50MS and P99MS are the latency of the phase's requests, from
-	// arrival to answer; a timeout counts with the time it waited.
-	// Timeouts counts requests with no answer within their deadline,
-	// Dropped ones included.
-	Timeouts int64 `json:"timeouts"`
-	Dropped  int64 `json:"dropped"`
-	// Failed counts every answer that was neither a 2xx nor a 409 conflict:
-	// timeouts, lost sessions, 5xx, connection errors.
-	Failed       int64 `json:"failed"`
-	SessionsLost int64 `json:"sessions_lost"`
-	// ReplicaCPUCores is each replica's mean CPU use over the phase, in
-	// cores, counted by its cgroup (or, without one, its process).
-	ReplicaCPUCores map[string]float64 `json:"replica_cpu_cores,omitempty"`
-	// ReplicaCPUShare is the same as a share of the replica's limit, when
-	// the kernel enforced one.
-	ReplicaCPUShare map[string]float64 `json:"replica_cpu_share,omitempty"`
-}
 
 // phaseMark is where a phase begins or the last one ends: the moment, the
 // side's counters and each replica's CPU time then.
@@ -141,10 +92,10 @@ func (l *phaseLog) end(m phaseMark) {
 
 // phases returns the side's phases; the requests' counts are read from
 // stats, the CPU shares are of limit (none when 0).
-func (l *phaseLog) phases(stats *load.SideStats, limit float64) []Phase {
+func (l *phaseLog) phases(stats *load.SideStats, limit float64) []report.Phase {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := []Phase{} // [] in JSON when there are none, never null
+	out := []report.Phase{} // [] in JSON when there are none, never null
 	for i, a := range l.marks {
 		var b phaseMark
 		switch {
@@ -164,7 +115,7 @@ func (l *phaseLog) phases(stats *load.SideStats, limit float64) []Phase {
 		for _, v := range c.Outcomes {
 			n += v
 		}
-		p := Phase{
+		p := report.Phase{
 			FromS: a.at, ToS: b.at, After: a.after, During: a.stage == stageUnderWay, Settling: a.stage == stageSettling, Replicas: a.replicas,
 			OfferedRPS:    float64(c.Offered) / dur,
 			ThroughputRPS: float64(c.Outcomes[load.OutcomeOK]) / dur,

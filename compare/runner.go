@@ -28,6 +28,7 @@ import (
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
@@ -203,7 +204,7 @@ type Runner struct {
 	usersCtx context.Context
 
 	mu      sync.Mutex
-	log     []EventRecord
+	log     []report.EventRecord
 	phase   string
 	maxLate time.Duration
 	// pending is, in manual mode, the event waiting to be fired; nil
@@ -220,31 +221,6 @@ type PendingEvent struct {
 	scenario.Event
 	Index int `json:"index"` // 1 for the first event of the scenario
 	Of    int `json:"of"`    // how many events the scenario has
-}
-
-// EventRecord is one thing the timeline or a live control did to one
-// replica (or the session store) of one side.
-type EventRecord struct {
-	AtS     float64 `json:"at_s"`
-	Kind    string  `json:"kind"`
-	Side    string  `json:"side"`
-	Replica string  `json:"replica"`
-	TookMS  float64 `json:"took_ms"`
-	Source  string  `json:"source"` // "scenario" or "control"
-	// SessionsHeld is how many sessions the replica reported holding just
-	// before it stopped (a restart, a scale-in: after it was drained) or in
-	// the feed's last sample before it was killed: what went with it.
-	SessionsHeld *float64 `json:"sessions_held,omitempty"`
-	// SessionsInUse is how many of those a request had used lately (the
-	// replica's statelab_sessions_in_use): sessions of users still using
-	// them. The rest were idle, most of them abandoned by users who had
-	// signed in again; they went too, but nobody missed them.
-	SessionsInUse *float64 `json:"sessions_in_use,omitempty"`
-	// Users is, for a client-restart, how many of the side's users lost
-	// what their clients kept.
-	Users int    `json:"users,omitempty"`
-	Note  string `json:"note,omitempty"`
-	Error string `json:"error,omitempty"`
 }
 
 // New prepares a run: the shared database, the listeners, the supervisors,
@@ -472,7 +448,7 @@ func (r *Runner) Registry() *prometheus.Registry { return r.reg }
 // writes the report, and stops everything (after ctx is done, with Hold).
 // It returns the report even when a consistency check failed; the error then
 // says so.
-func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report, error) {
+func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.Report, error) {
 	defer r.db.Close()
 	out := r.cfg.Stdout
 	sc := r.cfg.Scenario
@@ -794,7 +770,7 @@ var errNothingWaiting = errors.New("no event is waiting to be fired")
 
 // Next fires the event a manual run is waiting on and returns once it has
 // been played, with the records it made.
-func (r *Runner) Next(ctx context.Context) ([]EventRecord, error) {
+func (r *Runner) Next(ctx context.Context) ([]report.EventRecord, error) {
 	done := make(chan error, 1)
 	before := len(r.Events())
 	select {
@@ -828,18 +804,18 @@ func (r *Runner) Apply(ctx context.Context, e scenario.Event, source string) err
 	case scenario.ActionPause:
 		r.markPhases(e.Action)
 		r.gate.Pause()
-		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
+		r.record(report.EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	case scenario.ActionResume:
 		r.markPhases(e.Action)
 		r.gate.Resume()
-		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
+		r.record(report.EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	case scenario.ActionClientRestart:
 		r.clientRestart(e, source)
 		return nil
 	case scenario.ActionMark:
-		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
+		r.record(report.EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
 		return nil
 	}
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
@@ -930,7 +906,7 @@ func (r *Runner) Apply(ctx context.Context, e scenario.Event, source string) err
 			note = strings.TrimPrefix(note+"; "+e.Note, "; ")
 		}
 		for _, id := range touched {
-			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
+			rec := report.EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
 			if kind != scenario.KindScaleOut {
 				c, ok := s.lastWords.take(id)
 				if !ok {
@@ -972,7 +948,7 @@ func (r *Runner) clientRestart(e scenario.Event, source string) {
 			note += "; " + e.Note
 		}
 		r.events.WithLabelValues(e.Action, s.name, s.st.Server, source).Inc()
-		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: s.name, Source: source, Users: k, Note: note})
+		r.record(report.EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: s.name, Source: source, Users: k, Note: note})
 	}
 }
 
@@ -997,7 +973,7 @@ func (r *Runner) since(t time.Time) float64 {
 	return t.Sub(r.start).Seconds()
 }
 
-func (r *Runner) record(rec EventRecord) {
+func (r *Runner) record(rec report.EventRecord) {
 	r.mu.Lock()
 	r.log = append(r.log, rec)
 	r.mu.Unlock()
@@ -1017,10 +993,10 @@ func (r *Runner) Totals() map[string]load.Totals {
 func (r *Runner) History(since float64) []Sample { return r.feed.History(since) }
 
 // Events returns what has happened so far.
-func (r *Runner) Events() []EventRecord {
+func (r *Runner) Events() []report.EventRecord {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]EventRecord{}, r.log...) // [] in JSON before the first event, never null
+	return append([]report.EventRecord{}, r.log...) // [] in JSON before the first event, never null
 }
 
 // progress prints a status line every second until ctx is done.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/redisserver"
 )
@@ -30,7 +30,7 @@ var stWindows = []stWindow{
 
 // stRun is one finished run of two strategies through the scenario.
 type stRun struct {
-	rep  compare.Report
+	rep  report.Report
 	feed rtFeedBody
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
@@ -58,11 +59,11 @@ func (f capacityFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := struct {
 		feedBody
 		ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu"`
-		OpenLoop   *compare.OpenLoopInfo `json:"open_loop"`
+		OpenLoop   *report.OpenLoopInfo  `json:"open_loop"`
 	}{
 		feedBody:   feedBody{Scenario: "capacity", DurationS: 45, Users: 0, Sides: sides, Now: sample(20), History: []compare.Sample{}},
 		ReplicaCPU: f.enf,
-		OpenLoop:   &compare.OpenLoopInfo{Rate: 450, RateUsers: 10, DeadlineMS: 1000, MaxOutstanding: 900},
+		OpenLoop:   &report.OpenLoopInfo{Rate: 450, RateUsers: 10, DeadlineMS: 1000, MaxOutstanding: 900},
 	}
 	for at := 0.0; at <= 20; at++ {
 		if at > since {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
@@ -219,7 +220,7 @@ func TestDashboardLongRun(t *testing.T) {
 		}
 		for at := 30.0; at < now; at += 30 {
 			for _, sd := range sides {
-				rec := compare.EventRecord{AtS: at, Kind: "restart", Side: sd.Name, Replica: sd.Name + "-1", TookMS: 900, Source: "scenario"}
+				rec := report.EventRecord{AtS: at, Kind: "restart", Side: sd.Name, Replica: sd.Name + "-1", TookMS: 900, Source: "scenario"}
 				if sd.HoldsSessionsInProcess() {
 					held := 40.0
 					rec.SessionsHeld = &held

@@ -16,6 +16,7 @@ import (
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/redisserver"
@@ -155,7 +156,7 @@ type Cell struct {
 	InvalidCredential int64   `json:"invalid_credential"`
 	// Balance is how the balancer shared the requests out after a
 	// scale-out, for that fault's cell.
-	Balance *compare.BalanceWindow `json:"balance,omitempty"`
+	Balance *report.BalanceWindow `json:"balance,omitempty"`
 }
 
 // The glyphs of a cell, so the table reads without colour.
@@ -184,7 +185,7 @@ func (c *Cell) Glyph() string {
 
 // Costs is what a strategy paid, measured in its run.
 type Costs struct {
-	compare.Costs
+	report.Costs
 	Revocation Revocation `json:"revocation"`
 }
 

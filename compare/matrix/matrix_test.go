@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/matrix"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 )
@@ -192,7 +192,7 @@ func fixed() *matrix.Matrix {
 		st, _ := strategy.Parse(n)
 		about[n] = st
 	}
-	share := &compare.BalanceWindow{FromS: 6, ToS: 8, After: "scale-out",
+	share := &report.BalanceWindow{FromS: 6, ToS: 8, After: "scale-out",
 		Requests: map[string]uint64{"memory-sticky-1": 60, "memory-sticky-2": 40, "memory-sticky-3": 0},
 		Shares:   map[string]float64{"memory-sticky-1": .6, "memory-sticky-2": .4, "memory-sticky-3": 0}, Imbalance: 1.8}
 	return &matrix.Matrix{
@@ -211,9 +211,9 @@ func fixed() *matrix.Matrix {
 			},
 		},
 		Costs: map[string]*matrix.Costs{
-			"memory-sticky": {Costs: compare.Costs{
+			"memory-sticky": {Costs: report.Costs{
 				UserCosts:   load.UserCosts{RequestBytesP50: 327, JourneyBytesP50: 3950, Journeys: 40, ReadLatencyMS: load.Percentile{P50: 1.5, P99: 35.2}},
-				ServerCosts: compare.ServerCosts{IdentifyUSP50: 4.2, IdentifyUS: 9.1, CPUPerRequestUS: 812},
+				ServerCosts: report.ServerCosts{IdentifyUSP50: 4.2, IdentifyUS: 9.1, CPUPerRequestUS: 812},
 			}, Revocation: matrix.Revocation{Verdict: matrix.RevokedAtOnce, How: "log in, log out, send the old cookies", Saw: "refused 6 times out of 6 (6 × 401 session_lost)"}},
 		},
 		Seed: 7, StartedAt: time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC),
