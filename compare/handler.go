@@ -151,6 +151,9 @@ type feedBody struct {
 	// then the one waiting, if any.
 	Manual bool          `json:"manual"`
 	Next   *PendingEvent `json:"next,omitempty"`
+	// Kinds words every kind of event for the page's markers and
+	// controls: the same table the report words them from.
+	Kinds []scenario.Kind `json:"kinds"`
 }
 
 func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
@@ -165,6 +168,7 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Now:        r.feed.Latest(),
 		Manual:     r.cfg.Manual,
 		Next:       r.Pending(),
+		Kinds:      scenario.Kinds,
 	}
 	// Name only the events the newest sample shows the effect of, so the
 	// page never says "two replicas were added" beside a count of replicas
@@ -195,8 +199,22 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 	}
 	n := len(r.sides[0].sup.Replicas())
 	e := scenario.Event{Note: "live control"}
-	switch action {
-	case "restart", "crash":
+	k, ok := scenario.KindOf(action)
+	switch {
+	case action == "scale-up" || action == "scale-down":
+		e.Action = scenario.ActionScale
+		e.Replicas = n + 1
+		if action == "scale-down" {
+			e.Replicas = n - 1
+		}
+		if e.Replicas < 1 || e.Replicas > scenario.MaxReplicas {
+			writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": fmt.Sprintf("each side already runs %d replica(s); the lab allows 1 to %d", n, scenario.MaxReplicas)})
+			return
+		}
+	case !ok || !k.Control:
+		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use " + controls()})
+		return
+	case k.Takes == scenario.TakesReplica:
 		e.Action = action
 		e.Replica = 1
 		if v := req.URL.Query().Get("replica"); v != "" {
@@ -207,19 +225,7 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 			}
 			e.Replica = i
 		}
-	case "scale-up", "scale-down":
-		e.Action = scenario.ActionScale
-		e.Replicas = n + 1
-		if action == "scale-down" {
-			e.Replicas = n - 1
-		}
-		if e.Replicas < 1 || e.Replicas > scenario.MaxReplicas {
-			writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": fmt.Sprintf("each side already runs %d replica(s); the lab allows 1 to %d", n, scenario.MaxReplicas)})
-			return
-		}
-	case "pause", "resume", scenario.ActionRestartStore:
-		e.Action = action
-	case scenario.ActionClientRestart:
+	case k.Takes == scenario.TakesShare:
 		e.Action, e.Share = action, scenario.DefaultClientRestartShare
 		if v := req.URL.Query().Get("share"); v != "" {
 			f, err := strconv.ParseFloat(v, 64)
@@ -230,8 +236,7 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 			e.Share = f
 		}
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use restart, crash, scale-up, scale-down, restart-store, client-restart, pause or resume"})
-		return
+		e.Action = action
 	}
 	before := len(r.Events())
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), time.Minute)
@@ -272,12 +277,23 @@ func (r *Runner) handleNext(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// controls lists what POST /api/control/{action} takes, for its 404.
+func controls() string {
+	var names []string
+	for _, k := range scenario.Kinds {
+		if k.Control {
+			names = append(names, k.Action)
+		}
+	}
+	return strings.Join(append(names, "scale-up", "scale-down", "next"), ", ")
+}
+
 // describe says in words what a control did.
 func describe(action string, recs []report.EventRecord) string {
 	switch action {
-	case "pause":
+	case scenario.ActionPause:
 		return "The simulated users are paused."
-	case "resume":
+	case scenario.ActionResume:
 		return "The simulated users go on."
 	}
 	var msg strings.Builder

@@ -9,14 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -800,167 +797,82 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 // Apply plays one event on both sides at once and records what happened
 // to which replica.
 func (r *Runner) Apply(ctx context.Context, e scenario.Event, source string) error {
-	switch e.Action {
-	case scenario.ActionPause:
-		r.markPhases(e.Action)
-		r.gate.Pause()
-		r.record(report.EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
-		return nil
-	case scenario.ActionResume:
-		r.markPhases(e.Action)
-		r.gate.Resume()
-		r.record(report.EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
-		return nil
-	case scenario.ActionClientRestart:
-		r.clientRestart(e, source)
-		return nil
-	case scenario.ActionMark:
-		r.record(report.EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
+	if play, ok := runActions[e.Action]; ok {
+		play(r, e, source)
 		return nil
 	}
+	play, ok := sideActions[e.Action]
+	if !ok {
+		return fmt.Errorf("unknown action %q", e.Action)
+	}
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
-		before := s.sup.Replicas()
-		// What each replica held a moment ago, from the feed: all there is
-		// to know of a replica that is killed. A replica stopped gracefully
-		// says it again itself once drained (BeforeStop).
-		counts := map[string]sessionCount{}
-		for _, rep := range before {
-			counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
-			s.lastWords.take(rep.ID)
-		}
-		start := time.Now()
-		// Whatever this event does begins a new phase of the load.
-		phaseKind := e.Action
-		switch {
-		case e.Action == scenario.ActionRollingRestart:
-			phaseKind = scenario.ActionRestart
-		case e.Action == scenario.ActionScale && e.Replicas > len(before):
-			phaseKind = "scale-out"
-		case e.Action == scenario.ActionScale && e.Replicas < len(before):
-			phaseKind = "scale-in"
-		}
-		r.markPhase(s, phaseKind, stageUnderWay)
-		// Whatever this event does changes who gets the requests: the share
-		// window of an earlier scale event ends here.
-		s.balance.close(r.since(start), s.lb.Requests())
-		var err error
-		var touched []string
-		var note string
-		kind := e.Action
-		switch e.Action {
-		case scenario.ActionRestart, scenario.ActionCrash:
-			idx := max(e.Replica, 1) - 1
-			if idx >= len(before) {
-				err = fmt.Errorf("replica %d does not exist: %d running", idx+1, len(before))
-				break
-			}
-			id := before[idx].ID
-			touched = []string{id}
-			if e.Action == scenario.ActionRestart {
-				err = s.sup.Restart(ctx, id)
-			} else {
-				err = s.sup.Crash(ctx, id)
-			}
-		case scenario.ActionRollingRestart:
-			kind = scenario.ActionRestart
-			for _, rep := range before {
-				touched = append(touched, rep.ID)
-			}
-			err = s.sup.RollingRestart(ctx)
-		case scenario.ActionScale:
-			err = s.sup.Scale(ctx, e.Replicas)
-			after := s.sup.Replicas()
-			kind = scenario.KindScaleOut
-			if len(after) < len(before) {
-				kind = scenario.KindScaleIn
-				touched = diffIDs(before, after)
-			} else {
-				touched = diffIDs(after, before)
-			}
-		case scenario.ActionRestartStore:
-			if s.redis == nil {
-				note = "no session store to restart: " + s.st.Where
-				break
-			}
-			touched = []string{"redis-server"}
-			err = s.redis.Restart(ctx)
-			note = "redis-server restarted without persistence: every session it held is gone"
-		default:
-			err = fmt.Errorf("unknown action %q", e.Action)
-		}
-		took := time.Since(start)
-		// The phase after the event begins once it is done, so that a
-		// scale-out's new replicas are in service from its first second.
-		r.markOver(r.phaseCtx(), s, phaseKind)
-		if kind == scenario.KindScaleOut || kind == scenario.KindScaleIn {
-			var ids []string
-			for _, rep := range s.sup.Replicas() {
-				ids = append(ids, rep.ID)
-			}
-			s.balance.open(r.since(time.Now()), kind, s.lb.Requests(), ids)
-		}
-		if len(touched) == 0 {
-			touched = []string{""}
-		}
-		if e.Note != "" {
-			note = strings.TrimPrefix(note+"; "+e.Note, "; ")
-		}
-		for _, id := range touched {
-			rec := report.EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
-			if kind != scenario.KindScaleOut {
-				c, ok := s.lastWords.take(id)
-				if !ok {
-					c = counts[id]
-				}
-				rec.SessionsHeld, rec.SessionsInUse = c.held, c.inUse
-			}
-			if err != nil {
-				rec.Error = err.Error()
-			}
-			r.events.WithLabelValues(kind, s.name, s.st.Server, source).Inc()
-			r.record(rec)
-		}
-		return err
+		return r.applyToSide(ctx, s, e, source, play)
 	})
 }
 
-// clientRestart makes the same share of users on both sides lose what
-// their clients kept. Which users is drawn from the run's seed and the
-// number of events so far, so a run with the same seed picks the same ones.
-func (r *Runner) clientRestart(e scenario.Event, source string) {
-	n := r.cfg.Users
-	k := min(n, max(1, int(math.Round(e.Share*float64(n)))))
-	r.mu.Lock()
-	picked := mrand.New(mrand.NewPCG(uint64(r.cfg.Seed), uint64(len(r.log)))).Perm(n)[:k]
-	users := make([][]*load.User, len(r.sides))
-	for i, s := range r.sides {
-		users[i] = slices.Clone(s.users)
+// applyToSide plays an event on one side: it begins a new phase of the
+// load and ends the balance window of an earlier scale event, plays it,
+// then records each replica it touched with the sessions that went with it.
+func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, source string, play sideAction) error {
+	before := s.sup.Replicas()
+	// What each replica held a moment ago, from the feed: all there is
+	// to know of a replica that is killed. A replica stopped gracefully
+	// says it again itself once drained (BeforeStop).
+	counts := map[string]sessionCount{}
+	for _, rep := range before {
+		counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
+		s.lastWords.take(rep.ID)
 	}
-	r.mu.Unlock()
-	for si, s := range r.sides {
-		for _, i := range picked {
-			if i < len(users[si]) {
-				users[si][i].RestartClient()
+	start := time.Now()
+	// Whatever this event does begins a new phase of the load.
+	phaseKind := e.Action
+	switch {
+	case e.Action == scenario.ActionRollingRestart:
+		phaseKind = scenario.ActionRestart
+	case e.Action == scenario.ActionScale && e.Replicas > len(before):
+		phaseKind = scenario.KindScaleOut
+	case e.Action == scenario.ActionScale && e.Replicas < len(before):
+		phaseKind = scenario.KindScaleIn
+	}
+	r.markPhase(s, phaseKind, stageUnderWay)
+	// Whatever this event does changes who gets the requests: the share
+	// window of an earlier scale event ends here.
+	s.balance.close(r.since(start), s.lb.Requests())
+	res := play(ctx, s, e, before)
+	took := time.Since(start)
+	// The phase after the event begins once it is done, so that a
+	// scale-out's new replicas are in service from its first second.
+	r.markOver(r.phaseCtx(), s, phaseKind)
+	if res.kind == scenario.KindScaleOut || res.kind == scenario.KindScaleIn {
+		var ids []string
+		for _, rep := range s.sup.Replicas() {
+			ids = append(ids, rep.ID)
+		}
+		s.balance.open(r.since(time.Now()), res.kind, s.lb.Requests(), ids)
+	}
+	if len(res.touched) == 0 {
+		res.touched = []string{""}
+	}
+	note := res.note
+	if e.Note != "" {
+		note = strings.TrimPrefix(note+"; "+e.Note, "; ")
+	}
+	for _, id := range res.touched {
+		rec := report.EventRecord{AtS: r.since(start), Kind: res.kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
+		if res.kind != scenario.KindScaleOut {
+			c, ok := s.lastWords.take(id)
+			if !ok {
+				c = counts[id]
 			}
+			rec.SessionsHeld, rec.SessionsInUse = c.held, c.inUse
 		}
-		note := fmt.Sprintf("%d of %d users' clients forgot their cookies, tokens and carts", k, n)
-		if e.Note != "" {
-			note += "; " + e.Note
+		if res.err != nil {
+			rec.Error = res.err.Error()
 		}
-		r.events.WithLabelValues(e.Action, s.name, s.st.Server, source).Inc()
-		r.record(report.EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: s.name, Source: source, Users: k, Note: note})
+		r.events.WithLabelValues(res.kind, s.name, s.st.Server, source).Inc()
+		r.record(rec)
 	}
-}
-
-// diffIDs returns the ids in a that are not in b.
-func diffIDs(a, b []supervisor.Replica) []string {
-	var ids []string
-	for _, x := range a {
-		if !slices.ContainsFunc(b, func(y supervisor.Replica) bool { return y.ID == x.ID }) {
-			ids = append(ids, x.ID)
-		}
-	}
-	return ids
+	return res.err
 }
 
 // since returns t as seconds from the start of the run.

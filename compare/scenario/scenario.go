@@ -68,9 +68,6 @@ const (
 	KindScaleIn  = "scale-in"
 )
 
-// actions lists every action, for the error that names them.
-var actions = []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark, ActionCrashRandom, ActionClientRestart}
-
 // MinCrashEvery is the shortest interval crash-random takes: a crash
 // waits for the replacement to be ready, which takes a few hundred
 // milliseconds on a busy two-core machine.
@@ -276,23 +273,28 @@ func (s *Scenario) Validate() error {
 		if i > 0 && e.At.Std() < s.Events[i-1].At.Std() {
 			errs = append(errs, fmt.Errorf("%s: events must be in time order", where))
 		}
-		if e.Share != 0 && e.Action != ActionClientRestart {
+		k, ok := KindOf(e.Action)
+		if !ok || k.RecordOnly {
+			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, actions()))
+			continue
+		}
+		if e.Share != 0 && k.Takes != TakesShare {
 			errs = append(errs, fmt.Errorf("%s: only client-restart takes a share", where))
 		}
-		if e.Action != ActionCrashRandom && (e.Every != 0 || e.Until != 0) {
+		if k.Takes != TakesInterval && (e.Every != 0 || e.Until != 0) {
 			errs = append(errs, fmt.Errorf("%s: every and until belong to %s", where, ActionCrashRandom))
 		}
-		switch e.Action {
-		case ActionClientRestart:
+		switch k.Takes {
+		case TakesShare:
 			if e.Replica != 0 || e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: this action takes a share of the users, not replica or replicas", where))
 			}
 			if e.Share <= 0 || e.Share > 1 {
 				errs = append(errs, fmt.Errorf("%s: share is %g; give the part of the users whose client restarts, more than 0 and at most 1 (e.g. share: 0.5)", where, e.Share))
 			}
-		case ActionCrashRandom:
+		case TakesInterval:
 			if e.Replica != 0 || e.Replicas != 0 {
-				errs = append(errs, fmt.Errorf("%s: crash-random picks the replica itself; give every and until, not replica or replicas", where))
+				errs = append(errs, fmt.Errorf("%s: %s picks the replica itself; give every and until, not replica or replicas", where, e.Action))
 			}
 			if e.Every.Std() < MinCrashEvery {
 				errs = append(errs, fmt.Errorf("%s: every is %s; use at least %s (each crash waits for the replacement to be ready)", where, e.Every.Std(), MinCrashEvery))
@@ -300,24 +302,22 @@ func (s *Scenario) Validate() error {
 			if e.Until.Std() <= e.At.Std() || e.Until.Std() > s.Duration.Std() {
 				errs = append(errs, fmt.Errorf("%s: until must come after at and within the duration (%s)", where, s.Duration.Std()))
 			}
-		case ActionRestart, ActionCrash:
+		case TakesReplica:
 			if e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: use replica (which one), not replicas", where))
 			}
 			if e.Replica < 0 || e.Replica > n {
 				errs = append(errs, fmt.Errorf("%s: replica %d does not exist then (there are %d)", where, e.Replica, n))
 			}
-		case ActionScale:
+		case TakesReplicas:
 			if e.Replicas < 1 || e.Replicas > MaxReplicas {
 				errs = append(errs, fmt.Errorf("%s: replicas is %d; use 1 to %d", where, e.Replicas, MaxReplicas))
 			}
 			n = e.Replicas
-		case ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark:
+		case TakesNothing:
 			if e.Replica != 0 || e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: this action takes no replica or replicas", where))
 			}
-		default:
-			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, strings.Join(actions, ", ")))
 		}
 	}
 	return errors.Join(errs...)

@@ -472,3 +472,48 @@ func TestPlannedStops(t *testing.T) {
 		})
 	}
 }
+
+// TestKinds checks the table every layer words events from: each action a
+// scenario may ask for validates with the fields its entry says it takes,
+// and every kind has a word and a symbol for the charts.
+func TestKinds(t *testing.T) {
+	for _, k := range scenario.Kinds {
+		if k.Word == "" || k.Symbol == "" || k.Color == "" || k.Does == "" {
+			t.Errorf("%s: word %q, symbol %q, color %q, does %q: want all four", k.Action, k.Word, k.Symbol, k.Color, k.Does)
+		}
+		if k.Control && k.Busy == "" {
+			t.Errorf("%s: a control with no words for while it runs", k.Action)
+		}
+		if got := scenario.WordOf(k.Action); got != k.Word {
+			t.Errorf("WordOf(%q) = %q, want %q", k.Action, got, k.Word)
+		}
+		if k.RecordOnly {
+			continue
+		}
+		e := scenario.Event{At: rtDur(time.Second), Action: k.Action}
+		switch k.Takes {
+		case scenario.TakesReplica:
+			e.Replica = 1
+		case scenario.TakesReplicas:
+			e.Replicas = 3
+		case scenario.TakesShare:
+			e.Share = 0.5
+		case scenario.TakesInterval:
+			e.Every, e.Until = rtDur(time.Second), rtDur(5*time.Second)
+		}
+		sc := scenario.Scenario{Name: "k", Duration: rtDur(10 * time.Second), Replicas: 2, Events: []scenario.Event{e}}
+		if err := sc.Validate(); err != nil {
+			t.Errorf("%s with what it takes: %v", k.Action, err)
+		}
+		if k.Takes != scenario.TakesReplicas {
+			e.Replicas = 2
+			sc.Events = []scenario.Event{e}
+			if err := sc.Validate(); err == nil {
+				t.Errorf("%s with replicas: 2, which it does not take: valid", k.Action)
+			}
+		}
+	}
+	if got := scenario.WordOf("no-such-kind"); got != "no-such-kind" {
+		t.Errorf("WordOf an unknown kind = %q, want the kind itself", got)
+	}
+}
