@@ -276,65 +276,13 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		return fail(err)
 	}
 	for i, st := range cfg.Sides {
-		addr := cfg.BalancerAddrs[i]
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			flagName := [2]string{"left-addr", "right-addr"}[i]
-			return fail(fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName))
+		s, err := r.newSide(ctx, i, st, dbPath, logFile)
+		if s != nil {
+			r.sides = append(r.sides, s)
 		}
-		s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
-			cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
-		r.sides = append(r.sides, s)
-		if st.NeedsRedis() {
-			dir := filepath.Join(cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
-			if s.redis, err = redisserver.Start(ctx, dir); err != nil {
-				return fail(fmt.Errorf("%s: start redis-server: %w", st.Name, err))
-			}
-		}
-		policy, err := balancer.ParseAffinity(st.Affinity)
 		if err != nil {
 			return fail(err)
 		}
-		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
-		s.stats.CountRetries(s.lb.Retries)
-		var confine func(string, *exec.Cmd) (func(int) error, error)
-		if r.limiter != nil {
-			confine = r.limiter.Confine
-		}
-		s.sup = supervisor.New(supervisor.Config{
-			Side:    st.Name,
-			Command: st.Server,
-			Binary:  cfg.Binary,
-			Args:    replicaArgs(st, dbPath, s.redis, cfg.NoReadCache),
-			Env:     append(replicaEnv(st), r.goMaxProcs()...),
-			Log:     logFile,
-			Logger:  cfg.Logger,
-			Confine: confine,
-			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
-			BeforeStop: func(rep supervisor.Replica) {
-				// Drain, then wait for the requests already handed to the
-				// replica, so a graceful stop interrupts nothing. A replica
-				// a surge restart replaced is out of rotation already, on
-				// its old address: only the wait is left.
-				be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
-				s.lb.Drain(be)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := s.lb.WaitIdle(ctx, be); err != nil {
-					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
-				}
-				// Its last word: what it spent identifying callers, and the
-				// sessions it is about to take with it.
-				s.lastWords.set(rep.ID, r.readReplica(s, rep))
-			},
-			OnChange: func(reps []supervisor.Replica) {
-				// The supervisor's set holds only replicas it has seen
-				// ready, so they join the rotation at once: a replacement
-				// takes over from the process it replaces in one step.
-				s.lb.SetReadyBackends(backendsOf(reps))
-				r.targetsChanged()
-			},
-		})
 	}
 	sources := make([]load.Source, len(r.sides))
 	for i, s := range r.sides {
@@ -351,6 +299,72 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	}
 	r.feed = newFeed(r.sample)
 	return r, nil
+}
+
+// newSide starts one side's balancer listening, and its redis-server when
+// its sessions live in one, and makes its supervisor, which starts no
+// replica yet. A side returned with an error is to be closed with the
+// others.
+func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, dbPath string, logFile *os.File) (*side, error) {
+	addr := r.cfg.BalancerAddrs[i]
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		flagName := [2]string{"left-addr", "right-addr"}[i]
+		return nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName)
+	}
+	s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
+		cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
+	if st.NeedsRedis() {
+		dir := filepath.Join(r.cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
+		if s.redis, err = redisserver.Start(ctx, dir); err != nil {
+			return s, fmt.Errorf("%s: start redis-server: %w", st.Name, err)
+		}
+	}
+	policy, err := balancer.ParseAffinity(st.Affinity)
+	if err != nil {
+		return s, err
+	}
+	s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: r.cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
+	s.stats.CountRetries(s.lb.Retries)
+	var confine func(string, *exec.Cmd) (func(int) error, error)
+	if r.limiter != nil {
+		confine = r.limiter.Confine
+	}
+	s.sup = supervisor.New(supervisor.Config{
+		Side:    st.Name,
+		Command: st.Server,
+		Binary:  r.cfg.Binary,
+		Args:    replicaArgs(st, dbPath, s.redis, r.cfg.NoReadCache),
+		Env:     append(replicaEnv(st), r.goMaxProcs()...),
+		Log:     logFile,
+		Logger:  r.cfg.Logger,
+		Confine: confine,
+		OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
+		BeforeStop: func(rep supervisor.Replica) {
+			// Drain, then wait for the requests already handed to the
+			// replica, so a graceful stop interrupts nothing. A replica
+			// a surge restart replaced is out of rotation already, on
+			// its old address: only the wait is left.
+			be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
+			s.lb.Drain(be)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.lb.WaitIdle(ctx, be); err != nil {
+				r.cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
+			}
+			// Its last word: what it spent identifying callers, and the
+			// sessions it is about to take with it.
+			s.lastWords.set(rep.ID, r.readReplica(s, rep))
+		},
+		OnChange: func(reps []supervisor.Replica) {
+			// The supervisor's set holds only replicas it has seen
+			// ready, so they join the rotation at once: a replacement
+			// takes over from the process it replaces in one step.
+			s.lb.SetReadyBackends(backendsOf(reps))
+			r.targetsChanged()
+		},
+	})
+	return s, nil
 }
 
 // validateLoad checks the users, the open-loop load and the CPU limit.
