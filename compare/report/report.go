@@ -523,7 +523,8 @@ func (rep *Report) markdown(w io.Writer) {
 func (rep *Report) noBackend() bool {
 	for _, u := range rep.Unexpected {
 		for m := range u {
-			if strings.Contains(m, "no_backend") {
+			// The users write a 5xx as "METHOD /route: STATUS CODE".
+			if strings.HasSuffix(m, " "+balancer.CodeNoBackend) {
 				return true
 			}
 		}

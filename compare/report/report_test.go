@@ -405,6 +405,35 @@ func TestReportMarkdownFailures(t *testing.T) {
 	}
 }
 
+// TestReportNoBackend checks that report.md explains the balancer's 503
+// no_backend only when a user was answered one: a replica's own 503 with
+// another code does not count.
+func TestReportNoBackend(t *testing.T) {
+	const why = "came while a side had no replica in service"
+	for _, tt := range []struct {
+		msg  string
+		want bool
+	}{
+		{"GET /api/books/{id}: 503 " + balancer.CodeNoBackend, true},
+		{"GET /api/books/{id}: 503 session_store_unavailable", false},
+		{"GET /api/books/{id}: 502 " + balancer.CodeBadGateway, false},
+	} {
+		rep := rtReport(true, false)
+		rep.Unexpected = map[string]map[string]int64{rep.SideOrder[0]: {tt.msg: 2}}
+		dir := t.TempDir()
+		if err := rep.Write(dir); err != nil {
+			t.Fatal(err)
+		}
+		md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(md), why); got != tt.want {
+			t.Errorf("unexpected answer %q: report.md explains no_backend = %v, want %v", tt.msg, got, tt.want)
+		}
+	}
+}
+
 func TestReportWriteError(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "a-file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
