@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/statelab/statelab/compare/filesd"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/supervisor"
@@ -264,5 +265,27 @@ func (f *Feed) windowLatency(s *Sample) {
 		}
 		ss.LatencyWindowMS = &load.Percentile{P50: load.Quantile(win, .50) * 1000, P95: load.Quantile(win, .95) * 1000, P99: load.Quantile(win, .99) * 1000}
 		s.Sides[name] = ss
+	}
+}
+
+// targetsChanged is called whenever a side's set of replicas changes. It
+// rewrites Config.FileSD with the runner and the replicas in service now.
+//
+// The two sides' supervisors call it concurrently; r.mu makes one rewrite
+// wait for the other, and each reads both sides' sets inside the lock, so
+// the last file written holds every change. A failed write is logged and
+// the run goes on: Prometheus is an extra, the lab works without it.
+func (r *Runner) targetsChanged() {
+	if r.cfg.FileSD == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var replicas []filesd.TargetSide
+	for _, s := range r.sides {
+		replicas = append(replicas, filesd.TargetSide{Strategy: s.name, Server: s.st.Server, Replicas: s.sup.Replicas()})
+	}
+	if err := filesd.WriteFileSD(r.cfg.FileSD, filesd.TargetGroups(r.cfg.Addr, replicas)); err != nil && r.cfg.Logger != nil {
+		r.cfg.Logger.Warn("prometheus targets not written", "path", r.cfg.FileSD, "err", err)
 	}
 }
