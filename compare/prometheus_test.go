@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 )
@@ -101,9 +102,9 @@ func psdStartLab(t *testing.T) *psdLab {
 		t.Fatal(err)
 	}
 	lab := &psdLab{runnerAddr: ln.Addr().String(), fileSD: filepath.Join(dir, "file_sd", "statelab.json"), out: &labtest.Buffer{}}
-	sc := compare.Scenario{
-		Name: "prometheus", Duration: compare.Duration(3 * time.Second), Replicas: 1,
-		Events: []compare.Event{{At: compare.Duration(time.Second), Action: compare.ActionScale, Replicas: 2, Note: "a replica is added"}},
+	sc := scenario.Scenario{
+		Name: "prometheus", Duration: scenario.Duration(3 * time.Second), Replicas: 1,
+		Events: []scenario.Event{{At: scenario.Duration(time.Second), Action: scenario.ActionScale, Replicas: 2, Note: "a replica is added"}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r, err := compare.New(ctx, compare.Config{
