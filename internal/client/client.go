@@ -101,7 +101,7 @@ type Request struct {
 	// functions of this package.
 	Path string
 	// Body, when not nil, is sent as JSON; a []byte or json.RawMessage
-	// is sent as it is.
+	// is sent as it is, and an empty one is no body.
 	Body any
 	// IdempotencyKey, when set, is sent in the Idempotency-Key header.
 	IdempotencyKey string
@@ -110,27 +110,28 @@ type Request struct {
 // NewRequest returns r as an HTTP request to c's server with c's
 // credential: what Do sends, for a caller that sends it its own way.
 func (c *Client) NewRequest(ctx context.Context, r Request) (*http.Request, error) {
-	var body io.Reader
-	if r.Body != nil {
-		var b []byte
-		switch v := r.Body.(type) {
-		case []byte:
-			b = v
-		case json.RawMessage:
-			b = v
-		default:
-			var err error
-			if b, err = json.Marshal(r.Body); err != nil {
-				return nil, fmt.Errorf("%s %s: encode the body: %w", r.Method, r.Path, err)
-			}
+	var b []byte
+	switch v := r.Body.(type) {
+	case nil:
+	case []byte:
+		b = v
+	case json.RawMessage:
+		b = v
+	default:
+		var err error
+		if b, err = json.Marshal(r.Body); err != nil {
+			return nil, fmt.Errorf("%s %s: encode the body: %w", r.Method, r.Path, err)
 		}
+	}
+	var body io.Reader
+	if len(b) > 0 {
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, c.base+r.Path, body)
 	if err != nil {
 		return nil, err
 	}
-	if r.Body != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if r.IdempotencyKey != "" {
@@ -141,8 +142,8 @@ func (c *Client) NewRequest(ctx context.Context, r Request) (*http.Request, erro
 }
 
 // Do sends r and reads the whole answer. The error is only about getting
-// an answer (the transport's error, as the HTTP client returned it); an
-// answer that is a failure is a Response whose Err says so.
+// an answer (the transport's error, or the body's, as they came); an answer
+// that is a failure is a Response whose Err says so.
 func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	req, err := c.NewRequest(ctx, r)
 	if err != nil {
@@ -177,8 +178,8 @@ type Response struct {
 
 // ReadResponse reads and closes the body of resp and decodes its envelope.
 // A body that is not an envelope (a proxy's error page, an empty body)
-// leaves the envelope's fields zero; Decode then says so. The error is only
-// about reading the body.
+// leaves the envelope's fields zero; Decode then says so. The error is the
+// one reading the body returned, as it is: the answer did not arrive.
 func ReadResponse(resp *http.Response) (*Response, error) {
 	defer resp.Body.Close()
 	r := &Response{Status: resp.StatusCode, Header: resp.Header, Request: resp.Request}
@@ -187,7 +188,7 @@ func ReadResponse(resp *http.Response) (*Response, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: read the answer: %w", r.Method, r.Path, err)
+		return nil, err
 	}
 	r.Body = b
 	// The envelope's Data, Meta and Detail are interfaces: holding a

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -445,10 +447,29 @@ func TestNewRequest(t *testing.T) {
 	if b, _ := io.ReadAll(req.Body); string(b) != `{"book_ids":[3,4]}` {
 		t.Errorf("borrow body %s", b)
 	}
-	// A GET has no body and no Content-Type.
-	req, _ = client.New("http://lab.example", nil).NewRequest(t.Context(), client.Request{Method: http.MethodGet, Path: client.MePath})
-	if req.Body != nil || req.Header.Get("Content-Type") != "" || req.Header.Get("Authorization") != "" {
-		t.Errorf("GET with a body or headers: %v", req.Header)
+	// A GET has no body and no Content-Type; nor has a request whose body
+	// is an empty []byte, which a caller that encodes its bodies once
+	// passes for none.
+	for _, body := range []any{nil, []byte(nil), json.RawMessage{}} {
+		req, _ = client.New("http://lab.example", nil).NewRequest(t.Context(), client.Request{Method: http.MethodGet, Path: client.MePath, Body: body})
+		if req.Body != nil || req.Header.Get("Content-Type") != "" || req.Header.Get("Authorization") != "" {
+			t.Errorf("GET with body %#v: a body or headers: %v", body, req.Header)
+		}
+	}
+	// Bytes already encoded go as they are.
+	req, _ = c.NewRequest(t.Context(), client.Request{Method: http.MethodPost, Path: client.LoginPath, Body: []byte(`{"email":"a@b.c"}`)})
+	if b, _ := io.ReadAll(req.Body); string(b) != `{"email":"a@b.c"}` || req.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("encoded body %s, Content-Type %q", b, req.Header.Get("Content-Type"))
+	}
+}
+
+// An answer whose body breaks off did not arrive: ReadResponse returns the
+// error as it came.
+func TestReadResponseOfABrokenBody(t *testing.T) {
+	broken := errors.New("connection reset")
+	resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Body: io.NopCloser(iotest.ErrReader(broken))}
+	if r, err := client.ReadResponse(resp); !errors.Is(err, broken) || r != nil {
+		t.Errorf("got %v, %v; want the read error", r, err)
 	}
 }
 

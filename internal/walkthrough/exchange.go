@@ -137,7 +137,7 @@ func send(ctx context.Context, hc *http.Client, r request) (response, error) {
 	// A body that is not an envelope shows as it is.
 	out, err := client.ReadResponse(resp)
 	if err != nil {
-		return response{}, err
+		return response{}, fmt.Errorf("%s %s: read the answer: %w", r.method, r.path, err)
 	}
 	return response{*out}, nil
 }
