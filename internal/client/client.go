@@ -88,12 +88,6 @@ func (c *Client) With(cred Credential) *Client {
 	return &cp
 }
 
-// Credential returns the credential c sends.
-func (c *Client) Credential() Credential { return c.cred }
-
-// Base returns the server's URL the client was made with.
-func (c *Client) Base() string { return c.base }
-
 // Request is one request of the API.
 type Request struct {
 	Method string
