@@ -1,16 +1,13 @@
 package perf
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,8 +17,9 @@ import (
 
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/client"
+	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/redisserver"
-	"github.com/statelab/statelab/stateful"
 )
 
 // Bare names the bare net/http server's row.
@@ -38,8 +36,8 @@ type Path struct {
 
 // Paths are the requests Run can measure, by name.
 var Paths = []Path{
-	{Name: "book", Target: "/api/books/1"},
-	{Name: "page", Target: "/api/books?limit=50"},
+	{Name: "book", Target: client.BookPath(1)},
+	{Name: "page", Target: client.FindBooksPath(library.BookFilter{Limit: 50})},
 }
 
 // ParsePaths turns a comma-separated list of path names into Paths.
@@ -414,56 +412,12 @@ func pinSelf(cpu int) (func(), error) {
 
 // signIn gets the strategy's credential the way a client would, once.
 func (s *server) signIn(ctx context.Context) error {
-	creds := `{"email":"alice@example.com","password":"wonderland"}`
-	var path string
-	switch s.st.Credential {
-	case strategy.CredentialCookie:
-		path = "/api/auth/login"
-	case strategy.CredentialAPIKey:
-		path = "/api/auth/generate-key"
-	case strategy.CredentialJWT:
-		path = "/api/auth/token"
-	default:
-		return fmt.Errorf("no way to sign in for credential %q", s.st.Credential)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+path, strings.NewReader(creds))
+	alice := client.Credentials{Email: "alice@example.com", Password: "wonderland"}
+	cred, err := client.New("http://"+s.addr, nil).SignIn(ctx, s.st.Credential, alice)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("sign in: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("sign in: POST %s: %s: %s", path, resp.Status, bytes.TrimSpace(body))
-	}
-	var env struct {
-		Data struct {
-			APIKey      string `json:"api_key"`
-			AccessToken string `json:"access_token"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("sign in: %w", err)
-	}
-	switch s.st.Credential {
-	case strategy.CredentialCookie:
-		for _, c := range resp.Cookies() {
-			if c.Name == stateful.CookieName {
-				s.header, s.value = "Cookie", c.Name+"="+c.Value
-			}
-		}
-	case strategy.CredentialAPIKey:
-		s.header, s.value = "Authorization", "Bearer "+env.Data.APIKey
-	case strategy.CredentialJWT:
-		s.header, s.value = "Authorization", "Bearer "+env.Data.AccessToken
-	}
-	if s.value == "" || strings.HasSuffix(s.value, " ") {
-		return fmt.Errorf("sign in: POST %s gave no credential", path)
-	}
+	s.header, s.value = cred.Header, cred.Value
 	return nil
 }
 

@@ -71,12 +71,12 @@ func NewServer(cfg api.Config, store SessionStore) http.Handler {
 	s.saveSeconds = s.storeSeconds.WithLabelValues(store.Name(), "save")
 	s.destroySeconds = s.storeSeconds.WithLabelValues(store.Name(), "destroy")
 
-	a.Handle("POST", "/api/auth/login", s.handleLogin())
-	a.Handle("POST", "/api/auth/logout", s.handleLogout())
-	a.Handle("GET", "/api/cart", s.handleCart())
-	a.Handle("POST", "/api/cart/items", s.handleAddToCart())
-	a.Handle("DELETE", "/api/cart/items/{book_id}", s.handleRemoveFromCart())
-	a.Handle("POST", "/api/cart/checkout", s.handleCheckout())
+	a.Handle("POST", LoginRoute, s.handleLogin())
+	a.Handle("POST", LogoutRoute, s.handleLogout())
+	a.Handle("GET", CartRoute, s.handleCart())
+	a.Handle("POST", CartItemsRoute, s.handleAddToCart())
+	a.Handle("DELETE", CartItemRoute, s.handleRemoveFromCart())
+	a.Handle("POST", CheckoutRoute, s.handleCheckout())
 	a.HandleLibrary(s.requireSession)
 	return a
 }
@@ -265,24 +265,10 @@ func (s *server) handleLogout() http.Handler {
 	})
 }
 
-// cartItem is one line of GET /api/cart.
-type cartItem struct {
-	BookID    int64  `json:"book_id"`
-	Title     string `json:"title"`
-	Author    string `json:"author"`
-	Available bool   `json:"available"`
-}
-
-// cart is the body of the cart routes.
-type cart struct {
-	Items []cartItem `json:"items"`
-	Count int        `json:"count"`
-}
-
 // describe turns the cart's ids into lines with titles, read from the
 // shared store. A book deleted since it was added is left out.
-func (s *server) describe(r *http.Request, ids []int64) (cart, error) {
-	c := cart{Items: []cartItem{}}
+func (s *server) describe(r *http.Request, ids []int64) (Cart, error) {
+	c := Cart{Items: []CartItem{}}
 	for _, id := range ids {
 		b, err := s.cfg.Store.FindBookByID(r.Context(), id)
 		if library.ErrorCode(err) == library.ENOTFOUND {
@@ -290,7 +276,7 @@ func (s *server) describe(r *http.Request, ids []int64) (cart, error) {
 		} else if err != nil {
 			return c, err
 		}
-		c.Items = append(c.Items, cartItem{BookID: b.ID, Title: b.Title, Author: b.Author, Available: b.Available})
+		c.Items = append(c.Items, CartItem{BookID: b.ID, Title: b.Title, Author: b.Author, Available: b.Available})
 	}
 	c.Count = len(c.Items)
 	return c, nil
@@ -316,11 +302,6 @@ func (s *server) handleCart() http.Handler {
 	})
 }
 
-// cartInput is the body of POST /api/cart/items.
-type cartInput struct {
-	BookID int64 `json:"book_id"`
-}
-
 func (s *server) handleAddToCart() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, err := s.session(r)
@@ -328,7 +309,7 @@ func (s *server) handleAddToCart() http.Handler {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		in, err := api.Decode[cartInput](w, r)
+		in, err := api.Decode[CartInput](w, r)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return

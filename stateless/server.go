@@ -49,9 +49,9 @@ func NewServer(cfg api.Config, tokens *Tokens, now func() time.Time, opts ...Opt
 	s.keyOK = s.auths.WithLabelValues("api_key", "ok")
 	s.jwtOK = s.auths.WithLabelValues("jwt", "ok")
 
-	a.Handle("POST", "/api/auth/generate-key", s.handleGenerateKey())
-	a.Handle("POST", "/api/auth/token", s.handleToken())
-	a.Handle("DELETE", "/api/auth/keys/{key_id}", s.requireToken(s.handleRevokeKey()))
+	a.Handle("POST", GenerateKeyRoute, s.handleGenerateKey())
+	a.Handle("POST", TokenRoute, s.handleToken())
+	a.Handle("DELETE", KeyRoute, s.requireToken(s.handleRevokeKey()))
 	a.HandleLibrary(s.requireToken)
 	return a
 }
@@ -86,7 +86,7 @@ func (s *server) authenticate(r *http.Request) (library.Member, error) {
 	}
 	scheme, token, ok := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	if !ok || !strings.EqualFold(scheme, TokenType) || token == "" {
 		s.auths.WithLabelValues("none", "invalid").Inc()
 		return library.Member{}, library.Errorf(library.EINVALIDTOKEN, "The Authorization header must be \"Bearer <token>\".")
 	}
@@ -143,13 +143,6 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 	})
 }
 
-// keyIssued is the body of a 201 from generate-key.
-type keyIssued struct {
-	APIKey string `json:"api_key"`
-	KeyID  string `json:"key_id"`
-	Email  string `json:"email"`
-}
-
 // handleGenerateKey issues an API key to a member who signs in with email
 // and password: one answer, at one bcrypt cost, whether the account is
 // missing or the password wrong. Only with InsecureEmailOnlyKeys does an
@@ -183,7 +176,7 @@ func (s *server) handleGenerateKey() http.Handler {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		api.OK(w, http.StatusCreated, keyIssued{APIKey: key, KeyID: rec.ID, Email: m.Email},
+		api.OK(w, http.StatusCreated, KeyIssued{APIKey: key, KeyID: rec.ID, Email: m.Email},
 			"Keep this key: it is shown once and stored only as a hash. Send it as Authorization: Bearer <key> with every request.")
 	})
 }
@@ -233,13 +226,6 @@ func (s *server) register(r *http.Request, email, password string) (library.Memb
 	return m, err
 }
 
-// tokenIssued is the body of a 200 from /api/auth/token (RFC 6749 names).
-type tokenIssued struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int    `json:"expires_in"`
-}
-
 func (s *server) handleToken() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := api.Decode[api.Credentials](w, r)
@@ -262,7 +248,7 @@ func (s *server) handleToken() http.Handler {
 			return
 		}
 		ttl := s.tokens.TTL()
-		api.OK(w, http.StatusOK, tokenIssued{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(ttl.Seconds())},
+		api.OK(w, http.StatusOK, TokenIssued{AccessToken: tok, TokenType: TokenType, ExpiresIn: int(ttl.Seconds())},
 			fmt.Sprintf("This JWT is valid for %s on every replica; it cannot be revoked before then.", ttl))
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/client"
 )
 
 // Backend is one replica the balancer may send requests to.
@@ -189,7 +190,6 @@ const (
 	maxBody       = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
 	healthTimeout = 500 * time.Millisecond
 	defaultEvery  = 250 * time.Millisecond
-	readyPath     = "/api/ready"
 	maxEarly      = 64 // early MarkReady ids remembered at most
 	slowChecks    = 3  // timed-out health checks in a row that take a backend out, by default
 )
@@ -503,7 +503,7 @@ func (b *Balancer) checkAll(ctx context.Context) {
 }
 
 func (b *Balancer) check(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+readyPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+client.ReadyPath, nil)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package load
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,12 +9,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/cookiejar"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/client"
+	"github.com/statelab/statelab/internal/library"
 )
 
 // DefaultDeadline is how long an open-loop request waits for its answer
@@ -87,14 +86,15 @@ type poolUser struct {
 	cfg    *OpenLoopConfig
 	email  string
 	client *http.Client
+	api    *client.Client // of the side's balancer, through client
 
 	mu       sync.Mutex
 	signedIn bool
-	token    string        // a stateless user's bearer credential
-	gen      uint64        // counts sign-ins, so a 401 for an old sign-in is not a new loss
-	signing  chan struct{} // open while a sign-in is under way
-	failed   Outcome       // what the last failed sign-in saw
-	lost     bool          // the next sign-in is forced by a loss
+	cred     client.Credential // a stateless user's bearer token (a session lives in the jar)
+	gen      uint64            // counts sign-ins, so a 401 for an old sign-in is not a new loss
+	signing  chan struct{}     // open while a sign-in is under way
+	failed   Outcome           // what the last failed sign-in saw
+	lost     bool              // the next sign-in is forced by a loss
 }
 
 // NewOpenLoop returns the open-loop load of one side; nothing is sent
@@ -117,6 +117,7 @@ func NewOpenLoop(cfg OpenLoopConfig) *OpenLoop {
 			// this user's alone.
 			u.client.Jar, _ = cookiejar.New(nil) // never fails without options
 		}
+		u.api = client.New(cfg.BaseURL, u.client)
 		o.users = append(o.users, u)
 	}
 	return o
@@ -193,11 +194,11 @@ func (o *OpenLoop) Run(ctx context.Context) {
 func openLoopPath(rng *rand.Rand) string {
 	switch n := rng.IntN(4); n {
 	case 0:
-		return "/api/books?limit=20&offset=" + strconv.Itoa(rng.IntN(500))
+		return client.FindBooksPath(library.BookFilter{Limit: 20, Offset: rng.IntN(500)})
 	case 1:
-		return "/api/books/" + strconv.Itoa(1+rng.IntN(500))
+		return client.BookPath(int64(1 + rng.IntN(500)))
 	default:
-		return "/api/books?available=true&q=" + searchWords[rng.IntN(len(searchWords))]
+		return client.FindBooksPath(library.BookFilter{Available: new(true), Query: searchWords[rng.IntN(len(searchWords))]})
 	}
 }
 
@@ -223,19 +224,16 @@ func (u *poolUser) act(runCtx context.Context, ph int, path string) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(runCtx, u.cfg.Deadline)
 	defer cancel()
-	token, gen, failed, err := u.ready(runCtx, ctx)
+	cred, gen, failed, err := u.ready(runCtx, ctx)
 	if err != nil {
 		if runCtx.Err() == nil {
 			u.cfg.Stats.ObserveFrom(ph, failed, time.Since(start))
 		}
 		return
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.cfg.BaseURL+path, nil)
+	req, err := u.api.With(cred).NewRequest(ctx, client.Request{Method: http.MethodGet, Path: path})
 	if err != nil {
 		return
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	a, err := u.send(req)
 	if runCtx.Err() != nil {
@@ -244,7 +242,7 @@ func (u *poolUser) act(runCtx context.Context, ph int, path string) {
 	o := classifyOpen(ctx, a, err)
 	u.cfg.Stats.ObserveFrom(ph, o, time.Since(start))
 	u.unexpected(o, http.MethodGet, path, a, err)
-	if a.status == http.StatusUnauthorized {
+	if a.Status == http.StatusUnauthorized {
 		u.lose(gen)
 	}
 }
@@ -255,7 +253,7 @@ func classifyOpen(ctx context.Context, a answer, err error) Outcome {
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return OutcomeTimeout
 	}
-	return Classify(a.status, a.Code, err)
+	return Classify(a.Status, a.Code, err)
 }
 
 // send does one request and reads the answer; the body is decoded only
@@ -265,19 +263,20 @@ func (u *poolUser) send(req *http.Request) (answer, error) {
 	if err != nil {
 		return answer{}, err
 	}
-	defer resp.Body.Close()
-	a := answer{status: resp.StatusCode}
-	if a.status == http.StatusUnauthorized || a.status >= 500 || strings.HasPrefix(req.URL.Path, "/api/auth/") {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if s := resp.StatusCode; s == http.StatusUnauthorized || s >= 500 || client.IsSignIn(req.URL.Path) {
+		// A body that is no envelope leaves the code empty.
+		r, err := client.ReadResponse(resp)
 		if err != nil {
 			return answer{}, err
 		}
-		_ = json.Unmarshal(b, &a) // a non-JSON body leaves the code empty
-		return a, nil
+		return answer{*r}, nil
 	}
+	defer resp.Body.Close()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return answer{}, err
 	}
+	var a answer
+	a.Status = resp.StatusCode
 	return a, nil
 }
 
@@ -287,7 +286,7 @@ func (u *poolUser) unexpected(o Outcome, method, path string, a answer, err erro
 	case OutcomeConnError:
 		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: no answer: %v", method, routeOf(path), err))
 	case Outcome5xx:
-		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: %d %s", method, routeOf(path), a.status, a.Code))
+		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: %d %s", method, routeOf(path), a.Status, a.Code))
 	}
 }
 
@@ -297,11 +296,11 @@ func (u *poolUser) unexpected(o Outcome, method, path string, a answer, err erro
 // requests after this one; this request waits only until ctx is done. On
 // failure, failed is what this request saw: a timeout, or what the
 // sign-in was answered.
-func (u *poolUser) ready(runCtx, ctx context.Context) (token string, gen uint64, failed Outcome, err error) {
+func (u *poolUser) ready(runCtx, ctx context.Context) (cred client.Credential, gen uint64, failed Outcome, err error) {
 	u.mu.Lock()
 	if u.signedIn {
 		defer u.mu.Unlock()
-		return u.token, u.gen, OutcomeOK, nil
+		return u.cred, u.gen, OutcomeOK, nil
 	}
 	ch := u.signing
 	if ch == nil {
@@ -313,21 +312,21 @@ func (u *poolUser) ready(runCtx, ctx context.Context) (token string, gen uint64,
 	select {
 	case <-ch:
 	case <-ctx.Done():
-		return "", 0, OutcomeTimeout, ctx.Err()
+		return client.Credential{}, 0, OutcomeTimeout, ctx.Err()
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if !u.signedIn {
-		return "", 0, u.failed, errors.New("sign-in failed: " + u.failed.String())
+		return client.Credential{}, 0, u.failed, errors.New("sign-in failed: " + u.failed.String())
 	}
-	return u.token, u.gen, OutcomeOK, nil
+	return u.cred, u.gen, OutcomeOK, nil
 }
 
 // signIn signs the user in and closes done.
 func (u *poolUser) signIn(runCtx context.Context, done chan struct{}) {
 	ctx, cancel := context.WithTimeout(runCtx, signInTimeout)
 	defer cancel()
-	token, o, err := u.postSignIn(ctx)
+	cred, o, err := u.postSignIn(ctx)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	defer close(done)
@@ -336,7 +335,7 @@ func (u *poolUser) signIn(runCtx context.Context, done chan struct{}) {
 		u.failed = o
 		return
 	}
-	u.signedIn, u.token = true, token
+	u.signedIn, u.cred = true, cred
 	u.gen++
 	u.cfg.Stats.SignedIn()
 	if u.lost {
@@ -347,31 +346,30 @@ func (u *poolUser) signIn(runCtx context.Context, done chan struct{}) {
 
 // postSignIn asks for a session or a token. Its answer is not an outcome
 // of its own: the user action that needed it reports it.
-func (u *poolUser) postSignIn(ctx context.Context) (string, Outcome, error) {
-	path := signInPath(u.cfg.Credential)
-	body := strings.NewReader(`{"email":` + strconv.Quote(u.email) + `,"password":` + strconv.Quote(u.cfg.Password) + `}`)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.cfg.BaseURL+path, body)
+func (u *poolUser) postSignIn(ctx context.Context) (client.Credential, Outcome, error) {
+	var none client.Credential
+	sr, err := client.SignInRequest(u.cfg.Credential, client.Credentials{Email: u.email, Password: u.cfg.Password})
 	if err != nil {
-		return "", OutcomeConnError, err
+		return none, OutcomeConnError, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req, err := u.api.NewRequest(ctx, sr)
+	if err != nil {
+		return none, OutcomeConnError, err
+	}
 	a, err := u.send(req)
 	o := classifyOpen(ctx, a, err)
-	u.unexpected(o, http.MethodPost, path, a, err)
+	u.unexpected(o, sr.Method, sr.Path, a, err)
 	if err != nil || o != OutcomeOK {
-		return "", o, err
+		return none, o, err
 	}
 	if u.cfg.Credential == strategy.CredentialCookie {
-		return "", OutcomeOK, nil // the jar holds the session cookie
+		return none, OutcomeOK, nil // the jar holds the session cookie
 	}
-	var tok struct {
-		APIKey      string `json:"api_key"`
-		AccessToken string `json:"access_token"`
+	cred, err := client.SignedIn(u.cfg.Credential, &a.Response, nil, nil)
+	if err != nil {
+		return none, OutcomeOther4xx, fmt.Errorf("sign-in answer without a token: %v", err)
 	}
-	if err := json.Unmarshal(a.Data, &tok); err != nil || tok.APIKey+tok.AccessToken == "" {
-		return "", OutcomeOther4xx, fmt.Errorf("sign-in answer without a token: %v", err)
-	}
-	return tok.APIKey + tok.AccessToken, OutcomeOK, nil
+	return cred, OutcomeOK, nil
 }
 
 // lose records that the server no longer knows the user's sign-in number
@@ -382,20 +380,8 @@ func (u *poolUser) lose(gen uint64) {
 	if !u.signedIn || u.gen != gen {
 		return
 	}
-	u.signedIn, u.token, u.lost = false, "", true
+	u.signedIn, u.cred, u.lost = false, client.Credential{}, true
 	u.cfg.Stats.SessionLost(0) // the pool's users keep no cart
-}
-
-// signInPath is where a user signs in for a credential.
-func signInPath(credential string) string {
-	switch credential {
-	case strategy.CredentialCookie:
-		return "/api/auth/login"
-	case strategy.CredentialJWT:
-		return "/api/auth/token"
-	default:
-		return "/api/auth/generate-key"
-	}
 }
 
 // sleepCtx pauses for d or until ctx is done.

@@ -51,6 +51,10 @@ func (f *olFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rtAnswer(w, http.StatusOK, "", map[string]any{"email": "x"})
 			return
 		}
+		if r.URL.Path == "/api/auth/token" {
+			rtAnswer(w, http.StatusOK, "", map[string]any{"access_token": cred, "token_type": "Bearer"})
+			return
+		}
 		rtAnswer(w, http.StatusCreated, "", map[string]any{"api_key": cred})
 		return
 	}

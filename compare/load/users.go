@@ -1,19 +1,14 @@
 package load
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +16,8 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
-	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/client"
+	"github.com/statelab/statelab/internal/library"
 )
 
 // searchWords are what simulated users type into the search box.
@@ -109,12 +105,13 @@ type User struct {
 	cfg    UserConfig
 	rng    *mrand.Rand
 	client *http.Client
+	api    *client.Client // of the side's balancer, through client
 
 	signedIn bool
-	token    string  // stateless: the bearer credential
-	cart     []int64 // what the user believes its cart holds
-	borrowed []int64 // borrow ids it has out
-	lostOnce bool    // the next sign-in is forced by a loss
+	cred     client.Credential // stateless: the bearer token (a session lives in the jar)
+	cart     []int64           // what the user believes its cart holds
+	borrowed []int64           // borrow ids it has out
+	lostOnce bool              // the next sign-in is forced by a loss
 	// journeyBytes adds up what the requests of the journey under way
 	// put on the wire.
 	journeyBytes int64
@@ -142,7 +139,7 @@ func (u *User) forget() {
 		u.lostOnce = true
 	}
 	u.signedIn = false
-	u.token = ""
+	u.cred = client.Credential{}
 	u.cart = nil
 }
 
@@ -156,6 +153,7 @@ func NewUser(cfg UserConfig) *User {
 		c.Jar = jar
 		u.client = &c
 	}
+	u.api = client.New(cfg.BaseURL, u.client)
 	return u
 }
 
@@ -241,13 +239,9 @@ func (u *User) think(ctx context.Context, factor float64) {
 	}
 }
 
-// answer is the part of the JSON envelope the user reads.
-type answer struct {
-	status int
-	Code   string          `json:"code"`
-	Data   json.RawMessage `json:"data"`
-	Detail json.RawMessage `json:"detail"`
-}
+// answer is what the user read of a response; its zero value is no answer
+// at all.
+type answer struct{ client.Response }
 
 // CodeClientRestart is the code of the errLost a user meets when its own
 // client forgot its sign-in (RestartClient), not the server.
@@ -276,7 +270,7 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 	if u.restart.Swap(false) {
 		hadSignIn := u.signedIn
 		u.forget()
-		if hadSignIn && !strings.HasPrefix(path, "/api/auth/") {
+		if hadSignIn && !client.IsSignIn(path) {
 			// The request would go out without the credential the user
 			// meant to send: the user notices, as after a lost session,
 			// and signs in again.
@@ -293,7 +287,7 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 	}
 	var key string
 	if method != http.MethodGet && method != http.MethodHead {
-		key = newIdempotencyKey()
+		key = client.NewIdempotencyKey()
 	}
 	for attempt := 0; ; attempt++ {
 		a, again, err := u.send(ctx, method, path, payload, key)
@@ -312,7 +306,7 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 		if err != nil {
 			return a, err
 		}
-		if a.status == http.StatusUnauthorized && u.signedIn {
+		if a.Status == http.StatusUnauthorized && u.signedIn {
 			u.lose()
 			return a, errLost{a.Code}
 		}
@@ -324,22 +318,9 @@ func (u *User) do(ctx context.Context, method, path string, body any) (answer, e
 // that no replica answered it: no HTTP answer at all, or the balancer's own
 // 502, 503 or 504.
 func (u *User) send(ctx context.Context, method, path string, payload []byte, key string) (a answer, again bool, err error) {
-	var rd io.Reader
-	if payload != nil {
-		rd = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.cfg.BaseURL+path, rd)
+	req, err := u.api.With(u.cred).NewRequest(ctx, client.Request{Method: method, Path: path, Body: payload, IdempotencyKey: key})
 	if err != nil {
 		return answer{}, false, err
-	}
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set(api.IdempotencyKeyHeader, key)
-	}
-	if u.token != "" {
-		req.Header.Set("Authorization", "Bearer "+u.token)
 	}
 	ph := u.cfg.Stats.Offer()
 	var sentBefore int64
@@ -350,14 +331,13 @@ func (u *User) send(ctx context.Context, method, path string, payload []byte, ke
 	resp, err := u.client.Do(req)
 	fromBalancer := false
 	if err == nil {
-		b, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		// A body that is no envelope leaves the code empty.
+		r, rerr := client.ReadResponse(resp)
 		if rerr != nil {
 			err = rerr
 		} else {
-			a.status = resp.StatusCode
-			fromBalancer = resp.Header.Get(balancer.Header) != ""
-			_ = json.Unmarshal(b, &a) // a non-JSON body leaves the code empty
+			a.Response = *r
+			fromBalancer = r.Header.Get(balancer.Header) != ""
 		}
 	}
 	took := time.Since(start)
@@ -365,7 +345,7 @@ func (u *User) send(ctx context.Context, method, path string, payload []byte, ke
 		// The run ended mid-request: that is not something the user saw.
 		return a, false, ctx.Err()
 	}
-	o := Classify(a.status, a.Code, err)
+	o := Classify(a.Status, a.Code, err)
 	u.cfg.Stats.ObserveFrom(ph, o, took)
 	if u.cfg.Sent != nil {
 		sent := u.cfg.Sent.Load() - sentBefore
@@ -384,9 +364,9 @@ func (u *User) send(ctx context.Context, method, path string, payload []byte, ke
 	case OutcomeConnError:
 		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: no answer: %v", method, routeOf(path), err))
 	case Outcome5xx:
-		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: %d %s", method, routeOf(path), a.status, a.Code))
+		u.cfg.Stats.Unexpected(fmt.Sprintf("%s %s: %d %s", method, routeOf(path), a.Status, a.Code))
 	}
-	again = (err != nil && !timedOut(err)) || (fromBalancer && a.status >= 502 && a.status <= 504)
+	again = (err != nil && !timedOut(err)) || (fromBalancer && a.Status >= 502 && a.Status <= 504)
 	return a, again, err
 }
 
@@ -398,14 +378,6 @@ func timedOut(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// newIdempotencyKey returns a key no other request of this or any run has:
-// 128 random bits.
-func newIdempotencyKey() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
-	return hex.EncodeToString(b)
-}
-
 // lose records what went with a session the server no longer has.
 func (u *User) lose() {
 	lostItems := 0
@@ -415,37 +387,27 @@ func (u *User) lose() {
 	}
 	u.cfg.Stats.SessionLost(lostItems)
 	u.signedIn = false
-	u.token = ""
+	u.cred = client.Credential{}
 	u.lostOnce = true
 }
 
 func (u *User) signIn(ctx context.Context) error {
-	creds := map[string]string{"email": u.cfg.Email, "password": u.cfg.Password}
-	var path string
-	switch u.cfg.Credential {
-	case strategy.CredentialCookie:
-		path = "/api/auth/login"
-	case strategy.CredentialJWT:
-		path = "/api/auth/token"
-	default:
-		path = "/api/auth/generate-key"
-	}
-	a, err := u.do(ctx, http.MethodPost, path, creds)
+	req, err := client.SignInRequest(u.cfg.Credential, client.Credentials{Email: u.cfg.Email, Password: u.cfg.Password})
 	if err != nil {
 		return err
 	}
-	if a.status != http.StatusOK && a.status != http.StatusCreated {
-		return fmt.Errorf("sign in: status %d %s", a.status, a.Code)
+	a, err := u.do(ctx, req.Method, req.Path, req.Body)
+	if err != nil {
+		return err
+	}
+	if a.Status != http.StatusOK && a.Status != http.StatusCreated {
+		return fmt.Errorf("sign in: status %d %s", a.Status, a.Code)
 	}
 	if !u.sessionCart() {
-		var tok struct {
-			APIKey      string `json:"api_key"`
-			AccessToken string `json:"access_token"`
+		// A session's cookies are in the jar; a token is sent by hand.
+		if u.cred, err = client.SignedIn(u.cfg.Credential, &a.Response, nil, nil); err != nil {
+			return err
 		}
-		if err := json.Unmarshal(a.Data, &tok); err != nil {
-			return fmt.Errorf("sign in: %w", err)
-		}
-		u.token = tok.APIKey + tok.AccessToken
 	}
 	u.cfg.Stats.SignedIn()
 	if u.lostOnce {
@@ -454,12 +416,6 @@ func (u *User) signIn(ctx context.Context) error {
 	}
 	u.signedIn = true
 	return nil
-}
-
-// bookRef is the part of a book the user looks at.
-type bookRef struct {
-	ID        int64 `json:"id"`
-	Available bool  `json:"available"`
 }
 
 // Steps of a journey, in order.
@@ -536,21 +492,21 @@ func routeOf(path string) string {
 }
 
 func (u *User) browse(ctx context.Context) error {
-	_, err := u.do(ctx, http.MethodGet, "/api/books?limit=20&offset="+strconv.Itoa(u.rng.IntN(500)), nil)
+	_, err := u.do(ctx, http.MethodGet, client.FindBooksPath(library.BookFilter{Limit: 20, Offset: u.rng.IntN(500)}), nil)
 	return err
 }
 
 func (u *User) search(ctx context.Context) error {
-	_, err := u.do(ctx, http.MethodGet, "/api/books?available=true&q="+searchWords[u.rng.IntN(len(searchWords))], nil)
+	_, err := u.do(ctx, http.MethodGet, client.FindBooksPath(library.BookFilter{Available: new(true), Query: searchWords[u.rng.IntN(len(searchWords))]}), nil)
 	return err
 }
 
 func (u *User) fillCart(ctx context.Context) error {
-	a, err := u.do(ctx, http.MethodGet, "/api/books?available=true&limit=50&offset="+strconv.Itoa(u.rng.IntN(450)), nil)
-	if err != nil || a.status != http.StatusOK {
+	a, err := u.do(ctx, http.MethodGet, client.FindBooksPath(library.BookFilter{Available: new(true), Limit: 50, Offset: u.rng.IntN(450)}), nil)
+	if err != nil || a.Status != http.StatusOK {
 		return err
 	}
-	var books []bookRef
+	var books []library.Book
 	if err := json.Unmarshal(a.Data, &books); err != nil || len(books) == 0 {
 		return nil
 	}
@@ -560,17 +516,17 @@ func (u *User) fillCart(ctx context.Context) error {
 			break
 		}
 		id := books[i].ID
-		if _, err := u.do(ctx, http.MethodGet, "/api/books/"+strconv.FormatInt(id, 10), nil); err != nil {
+		if _, err := u.do(ctx, http.MethodGet, client.BookPath(id), nil); err != nil {
 			return err
 		}
 		if u.sessionCart() {
-			a, err := u.do(ctx, http.MethodPost, "/api/cart/items", map[string]int64{"book_id": id})
+			a, err := u.do(ctx, http.MethodPost, client.CartItemsPath, client.CartInput{BookID: id})
 			if err != nil {
 				return err
 			}
 			// 409 is "already in your cart": a retried add the server
 			// had made before it died. The book is there all the same.
-			if a.status != http.StatusCreated && a.status != http.StatusConflict {
+			if a.Status != http.StatusCreated && a.Status != http.StatusConflict {
 				continue
 			}
 		}
@@ -578,7 +534,7 @@ func (u *User) fillCart(ctx context.Context) error {
 		u.think(ctx, 0.5)
 	}
 	if u.sessionCart() {
-		_, err := u.do(ctx, http.MethodGet, "/api/cart", nil)
+		_, err := u.do(ctx, http.MethodGet, client.CartPath, nil)
 		return err
 	}
 	return nil
@@ -591,18 +547,16 @@ func (u *User) checkout(ctx context.Context) error {
 	var a answer
 	var err error
 	if u.sessionCart() {
-		a, err = u.do(ctx, http.MethodPost, "/api/cart/checkout", nil)
+		a, err = u.do(ctx, http.MethodPost, client.CheckoutPath, nil)
 	} else {
-		a, err = u.do(ctx, http.MethodPost, "/api/borrows", map[string][]int64{"book_ids": u.cart})
+		a, err = u.do(ctx, http.MethodPost, client.BorrowsPath, client.BorrowBooksInput{BookIDs: u.cart})
 	}
 	if err != nil {
 		return err
 	}
-	switch a.status {
+	switch a.Status {
 	case http.StatusCreated:
-		var recs []struct {
-			ID int64 `json:"id"`
-		}
+		var recs []library.BorrowRecord
 		if err := json.Unmarshal(a.Data, &recs); err != nil {
 			return err
 		}
@@ -617,7 +571,7 @@ func (u *User) checkout(ctx context.Context) error {
 		// Someone took the last copy first: empty the cart and move on.
 		if u.sessionCart() {
 			for _, id := range u.cart {
-				if _, err := u.do(ctx, http.MethodDelete, "/api/cart/items/"+strconv.FormatInt(id, 10), nil); err != nil {
+				if _, err := u.do(ctx, http.MethodDelete, client.CartItemPath(id), nil); err != nil {
 					return err
 				}
 			}
@@ -628,21 +582,21 @@ func (u *User) checkout(ctx context.Context) error {
 }
 
 func (u *User) listBorrows(ctx context.Context) error {
-	_, err := u.do(ctx, http.MethodGet, "/api/borrows", nil)
+	_, err := u.do(ctx, http.MethodGet, client.BorrowsPath, nil)
 	return err
 }
 
 func (u *User) returnAll(ctx context.Context) error {
 	for len(u.borrowed) > 0 {
 		id := u.borrowed[0]
-		a, err := u.do(ctx, http.MethodPost, "/api/borrows/"+strconv.FormatInt(id, 10)+"/return", nil)
+		a, err := u.do(ctx, http.MethodPost, client.ReturnPath(id), nil)
 		if err != nil {
 			return err
 		}
-		if a.status == http.StatusOK {
+		if a.Status == http.StatusOK {
 			u.cfg.Stats.Returned()
 		}
-		if a.status < 500 {
+		if a.Status < 500 {
 			// Returned, or already returned (a retry after a lost answer):
 			// either way it is no longer out.
 			u.borrowed = u.borrowed[1:]

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/proccpu"
 )
 
@@ -606,7 +606,7 @@ func (s *Supervisor) waitReady(ctx context.Context, p *proc) error {
 	tooSlow := errors.New("not ready in time")
 	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.ReadyTimeout, tooSlow)
 	defer cancel()
-	url := "http://" + p.addr + "/api/ready"
+	url := "http://" + p.addr + client.ReadyPath
 	tick := time.NewTicker(supPollEvery)
 	defer tick.Stop()
 	for {
@@ -646,7 +646,7 @@ func (s *Supervisor) probe(ctx context.Context, url, id string) bool {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && resp.Header.Get(api.ReplicaHeader) == id
+	return resp.StatusCode == http.StatusOK && resp.Header.Get(client.ReplicaHeader) == id
 }
 
 // halt ends the given processes and returns once all have exited.

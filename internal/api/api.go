@@ -138,9 +138,9 @@ func New(cfg Config) *API {
 	}))
 	a.router.MethodNotAllowedHandler = a.instrument("unmatched", http.HandlerFunc(a.methodNotAllowed))
 
-	a.Handle("GET", "/api/health", a.handleHealth())
-	a.Handle("GET", "/api/ready", a.handleReady())
-	a.Handle("GET", "/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
+	a.Handle("GET", HealthRoute, a.handleHealth())
+	a.Handle("GET", ReadyRoute, a.handleReady())
+	a.Handle("GET", MetricsRoute, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
 	return a
 }
 
@@ -312,8 +312,8 @@ func (a *API) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	Error(w, r, a.cfg.Logger, errorf(library.EMETHODNOTALLOWED, "%s does not answer %s; it answers %s.", r.URL.Path, r.Method, strings.Join(allowed, ", ")))
 }
 
-// health is the body of /api/health.
-type health struct {
+// Health is the body of GET /api/health, and of a 200 from GET /api/ready.
+type Health struct {
 	Success bool   `json:"success"`
 	Status  string `json:"status"`
 	Service string `json:"service"`
@@ -321,7 +321,7 @@ type health struct {
 }
 
 func (a *API) handleHealth() http.Handler {
-	body := health{Success: true, Status: "healthy", Service: a.cfg.Service, Replica: a.cfg.Replica}
+	body := Health{Success: true, Status: "healthy", Service: a.cfg.Service, Replica: a.cfg.Replica}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		Encode(w, http.StatusOK, body)
 	})
@@ -351,6 +351,6 @@ func (a *API) handleReady() http.Handler {
 				return
 			}
 		}
-		Encode(w, http.StatusOK, health{Success: true, Status: "ready", Service: a.cfg.Service, Replica: a.cfg.Replica})
+		Encode(w, http.StatusOK, Health{Success: true, Status: "ready", Service: a.cfg.Service, Replica: a.cfg.Replica})
 	})
 }

@@ -39,8 +39,9 @@ func PathID(r *http.Request, name string) (int64, error) {
 	return id, nil
 }
 
-// me is the body of GET /api/me.
-type me struct {
+// Me is the data of GET /api/me: the member's row, and the replica that
+// read it.
+type Me struct {
 	library.Member
 	ServedBy string `json:"served_by"`
 }
@@ -61,12 +62,12 @@ func handleMe(store library.Store, replica string, logger *slog.Logger) http.Han
 			Error(w, r, logger, err)
 			return
 		}
-		OK(w, http.StatusOK, me{Member: m, ServedBy: replica}, "You are "+m.Email+".")
+		OK(w, http.StatusOK, Me{Member: m, ServedBy: replica}, "You are "+m.Email+".")
 	})
 }
 
-// pageMeta is the "meta" of a page of books or borrow records.
-type pageMeta struct {
+// PageMeta is the "meta" of a page of books or borrow records.
+type PageMeta struct {
 	Total  int `json:"total"`
 	Limit  int `json:"limit"`
 	Offset int `json:"offset"`
@@ -90,7 +91,7 @@ func handleListBooks(store library.Store, logger *slog.Logger) http.Handler {
 		Encode(w, http.StatusOK, Envelope{
 			Success: true,
 			Data:    books,
-			Meta:    pageMeta{Total: total, Limit: f.Limit, Offset: f.Offset},
+			Meta:    PageMeta{Total: total, Limit: f.Limit, Offset: f.Offset},
 			Message: fmt.Sprintf("%d of %d books.", len(books), total),
 		})
 	})
@@ -162,14 +163,14 @@ func handleGetBook(store library.Store, logger *slog.Logger) http.Handler {
 	})
 }
 
-// bookInput is the body of POST /api/books and PUT /api/books/{id}. Pointer
+// BookInput is the body of POST /api/books and PUT /api/books/{id}. Pointer
 // fields tell "left out" from "set to zero".
-type bookInput struct {
-	Title  *string `json:"title"`
-	Author *string `json:"author"`
-	ISBN   *string `json:"isbn"`
-	Year   *int    `json:"year"`
-	Copies *int    `json:"copies"`
+type BookInput struct {
+	Title  *string `json:"title,omitempty"`
+	Author *string `json:"author,omitempty"`
+	ISBN   *string `json:"isbn,omitempty"`
+	Year   *int    `json:"year,omitempty"`
+	Copies *int    `json:"copies,omitempty"`
 }
 
 // requireLibrarian returns the member when it may change the catalog.
@@ -189,7 +190,7 @@ func createBook(w http.ResponseWriter, r *http.Request, s library.Writes) (Resul
 	if _, err := requireLibrarian(r); err != nil {
 		return Result{}, err
 	}
-	in, err := Decode[bookInput](w, r)
+	in, err := Decode[BookInput](w, r)
 	if err != nil {
 		return Result{}, err
 	}
@@ -224,7 +225,7 @@ func handleUpdateBook(store library.Store, logger *slog.Logger) http.Handler {
 			Error(w, r, logger, err)
 			return
 		}
-		in, err := Decode[bookInput](w, r)
+		in, err := Decode[BookInput](w, r)
 		if err != nil {
 			Error(w, r, logger, err)
 			return
@@ -259,10 +260,11 @@ func handleDeleteBook(store library.Store, logger *slog.Logger) http.Handler {
 	})
 }
 
-// borrowInput is the optional body of POST /api/books/{id}/borrow.
-type borrowInput struct {
-	BorrowerName string `json:"borrower_name"`
-	Days         int    `json:"days"`
+// BorrowInput is the optional body of POST /api/books/{id}/borrow; zero
+// fields take the defaults (the member's name, DefaultLoanDays).
+type BorrowInput struct {
+	BorrowerName string `json:"borrower_name,omitempty"`
+	Days         int    `json:"days,omitempty"`
 }
 
 // borrowBook is POST /api/books/{id}/borrow.
@@ -275,7 +277,7 @@ func borrowBook(w http.ResponseWriter, r *http.Request, s library.Writes) (Resul
 	if err != nil {
 		return Result{}, err
 	}
-	in, err := DecodeOptional[borrowInput](w, r)
+	in, err := DecodeOptional[BorrowInput](w, r)
 	if err != nil {
 		return Result{}, err
 	}
@@ -290,11 +292,12 @@ func borrowBook(w http.ResponseWriter, r *http.Request, s library.Writes) (Resul
 }
 
 // BorrowBooksInput is the body of POST /api/borrows: the stateless client's
-// own cart, sent whole.
+// own cart, sent whole. Zero optional fields take the defaults, as in
+// BorrowInput, and a client leaves them out.
 type BorrowBooksInput struct {
 	BookIDs      []int64 `json:"book_ids"`
-	BorrowerName string  `json:"borrower_name"`
-	Days         int     `json:"days"`
+	BorrowerName string  `json:"borrower_name,omitempty"`
+	Days         int     `json:"days,omitempty"`
 }
 
 // borrowBooks is POST /api/borrows.
@@ -342,7 +345,7 @@ func handleListBorrows(store library.Store, logger *slog.Logger) http.Handler {
 		Encode(w, http.StatusOK, Envelope{
 			Success: true,
 			Data:    recs,
-			Meta:    pageMeta{Total: total, Limit: f.Limit, Offset: f.Offset},
+			Meta:    PageMeta{Total: total, Limit: f.Limit, Offset: f.Offset},
 			Message: fmt.Sprintf("%d of %d borrow record(s).", len(recs), total),
 		})
 	})

@@ -2,6 +2,22 @@ package api
 
 import "net/http"
 
+// Routes of every server, as gorilla/mux templates: the API's contract.
+// internal/client builds its requests from them, and the metrics label each
+// request with its template. Each server adds its sign-in routes (and the
+// stateful one its cart) under /api/auth and /api/cart.
+const (
+	HealthRoute     = "/api/health"
+	ReadyRoute      = "/api/ready"
+	MetricsRoute    = "/metrics"
+	MeRoute         = "/api/me"
+	BooksRoute      = "/api/books"
+	BookRoute       = "/api/books/{id}"
+	BorrowBookRoute = "/api/books/{id}/borrow"
+	BorrowsRoute    = "/api/borrows"
+	ReturnRoute     = "/api/borrows/{id}/return"
+)
+
 // HandleLibrary mounts the library's resource routes, each behind
 // authenticate: the one place where the two servers differ. authenticate
 // must put the request's member in its context with
@@ -12,16 +28,16 @@ import "net/http"
 // Change behind write, so each one accepts an Idempotency-Key.
 func (a *API) HandleLibrary(authenticate func(http.Handler) http.Handler) {
 	s, l := a.cfg.Store, a.cfg.Logger
-	a.Handle("GET", "/api/me", authenticate(handleMe(s, a.cfg.Replica, l)))
+	a.Handle("GET", MeRoute, authenticate(handleMe(s, a.cfg.Replica, l)))
 
-	a.Handle("GET", "/api/books", authenticate(handleListBooks(s, l)))
-	a.Handle("POST", "/api/books", authenticate(a.write(createBook)))
-	a.Handle("GET", "/api/books/{id}", authenticate(handleGetBook(s, l)))
-	a.Handle("PUT", "/api/books/{id}", authenticate(handleUpdateBook(s, l)))
-	a.Handle("DELETE", "/api/books/{id}", authenticate(handleDeleteBook(s, l)))
-	a.Handle("POST", "/api/books/{id}/borrow", authenticate(a.write(borrowBook)))
+	a.Handle("GET", BooksRoute, authenticate(handleListBooks(s, l)))
+	a.Handle("POST", BooksRoute, authenticate(a.write(createBook)))
+	a.Handle("GET", BookRoute, authenticate(handleGetBook(s, l)))
+	a.Handle("PUT", BookRoute, authenticate(handleUpdateBook(s, l)))
+	a.Handle("DELETE", BookRoute, authenticate(handleDeleteBook(s, l)))
+	a.Handle("POST", BorrowBookRoute, authenticate(a.write(borrowBook)))
 
-	a.Handle("GET", "/api/borrows", authenticate(handleListBorrows(s, l)))
-	a.Handle("POST", "/api/borrows", authenticate(a.write(borrowBooks)))
-	a.Handle("POST", "/api/borrows/{id}/return", authenticate(a.write(returnBorrow)))
+	a.Handle("GET", BorrowsRoute, authenticate(handleListBorrows(s, l)))
+	a.Handle("POST", BorrowsRoute, authenticate(a.write(borrowBooks)))
+	a.Handle("POST", ReturnRoute, authenticate(a.write(returnBorrow)))
 }

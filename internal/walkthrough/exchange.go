@@ -16,11 +16,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/client"
 )
-
-// cookieName is the stateful server's session cookie.
-const cookieName = "session_id"
 
 // userAgent names the walkthrough in the servers' logs. Fixed, so the bytes
 // a request takes do not depend on the Go version.
@@ -33,55 +30,44 @@ type request struct {
 	path   string
 	cookie string // a session id cookie value, sent as Cookie
 	bearer string // an API key or a JWT, sent as Authorization: Bearer
-	body   any    // sent as JSON when not nil
+	body   any    // sent as JSON when not nil: one of client's body types
 }
 
-// response is what came back, read whole.
-type response struct {
-	status  int
-	header  http.Header
-	body    []byte
-	replica string // the X-Statelab-Replica header
-
-	// The envelope every answer of the lab is wrapped in.
-	Success bool            `json:"success"`
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-	Data    json.RawMessage `json:"data"`
-}
-
-// outcome is a short name for how a request went: "ok" or the error code.
-func (r response) outcome() string {
-	if r.status >= 200 && r.status < 300 {
-		return "ok"
-	}
-	if r.Code != "" {
-		return r.Code
-	}
-	return strconv.Itoa(r.status)
-}
+// response is what came back, read whole, with its envelope.
+type response struct{ client.Response }
 
 // cookie returns the value of the session cookie the response sets.
 func (r response) cookie() string {
-	for _, c := range (&http.Response{Header: r.header}).Cookies() {
-		if c.Name == cookieName {
+	for _, c := range r.Cookies() {
+		if c.Name == client.CookieName {
 			return c.Value
 		}
 	}
 	return ""
 }
 
-// field decodes one field of the response's data into v.
-func (r response) field(name string, v any) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(r.Data, &m); err != nil {
-		return fmt.Errorf("%d answer: data is not an object: %s", r.status, trim(string(r.body), 200))
+// keyIssued returns the API key and its id from a generate-key answer.
+func (r response) keyIssued() (key, id string, err error) {
+	var k client.KeyIssued
+	if err := r.Decode(&k); err != nil {
+		return "", "", err
 	}
-	raw, ok := m[name]
-	if !ok {
-		return fmt.Errorf("%d answer has no data.%s: %s", r.status, name, trim(string(r.body), 200))
+	if k.APIKey == "" || k.KeyID == "" {
+		return "", "", fmt.Errorf("%d answer has no key or key id: %s", r.Status, trim(string(r.Body), 200))
 	}
-	return json.Unmarshal(raw, v)
+	return k.APIKey, k.KeyID, nil
+}
+
+// tokenIssued returns the JWT from a token answer.
+func (r response) tokenIssued() (string, error) {
+	var t client.TokenIssued
+	if err := r.Decode(&t); err != nil {
+		return "", err
+	}
+	if t.AccessToken == "" {
+		return "", fmt.Errorf("%d answer has no token: %s", r.Status, trim(string(r.Body), 200))
+	}
+	return t.AccessToken, nil
 }
 
 // newClient returns the client of one conversation with the servers: keep-
@@ -121,7 +107,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 // send makes one request and reads the whole answer.
-func send(ctx context.Context, client *http.Client, r request) (response, error) {
+func send(ctx context.Context, hc *http.Client, r request) (response, error) {
 	var body io.Reader
 	if r.body != nil {
 		b, err := json.Marshal(r.body)
@@ -139,23 +125,21 @@ func send(ctx context.Context, client *http.Client, r request) (response, error)
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if r.cookie != "" {
-		req.Header.Set("Cookie", cookieName+"="+r.cookie)
+		client.Session(r.cookie).Set(req.Header)
 	}
 	if r.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+r.bearer)
+		client.Bearer(r.bearer).Set(req.Header)
 	}
-	resp, err := client.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, api.MaxBodyBytes))
+	// A body that is not an envelope shows as it is.
+	out, err := client.ReadResponse(resp)
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: read the answer: %w", r.method, r.path, err)
 	}
-	out := response{status: resp.StatusCode, header: resp.Header, body: b, replica: resp.Header.Get(api.ReplicaHeader)}
-	_ = json.Unmarshal(b, &out) // a body that is not an envelope shows as it is
-	return out, nil
+	return response{*out}, nil
 }
 
 // Shown bodies are cut here: long enough for an error's sentence, short
@@ -169,10 +153,11 @@ func (t *term) printExchange(r request, resp response) {
 	out := func(s string) { t.line("  " + t.paint(styleCyan, "> "+s)) }
 	out(r.method + " " + r.base + r.path)
 	if r.cookie != "" {
-		out("Cookie: " + cookieName + "=" + shorten(r.cookie))
+		// Written out: Session would drop the shortened value's "…".
+		out("Cookie: " + client.CookieName + "=" + shorten(r.cookie))
 	}
 	if r.bearer != "" {
-		out("Authorization: Bearer " + shorten(r.bearer))
+		out(client.Bearer(shorten(r.bearer)).Line())
 	}
 	if r.body != nil {
 		b, _ := json.Marshal(r.body)
@@ -180,9 +165,9 @@ func (t *term) printExchange(r request, resp response) {
 		out(string(b))
 	}
 
-	status := fmt.Sprintf("%d %s", resp.status, http.StatusText(resp.status))
+	status := fmt.Sprintf("%d %s", resp.Status, http.StatusText(resp.Status))
 	style := styleGreen
-	if resp.status >= 400 {
+	if resp.Status >= 400 {
 		style = styleRed
 	}
 	t.line("  " + t.paint(style, "< "+status))
@@ -197,17 +182,17 @@ func (t *term) printExchange(r request, resp response) {
 			t.line(prefix + t.paint(style, l))
 		}
 	}
-	if resp.replica != "" {
-		in(api.ReplicaHeader+": "+resp.replica, "", "")
+	if replica := resp.Replica(); replica != "" {
+		in(client.ReplicaHeader+": "+replica, "", "")
 	}
-	for _, c := range resp.header.Values("Set-Cookie") {
+	for _, c := range resp.Header.Values("Set-Cookie") {
 		in("Set-Cookie: "+shortenCookie(c), ";", "")
 	}
-	if v := resp.header.Get("WWW-Authenticate"); v != "" {
+	if v := resp.Header.Get("WWW-Authenticate"); v != "" {
 		in("WWW-Authenticate: "+v, ",", "")
 	}
-	if len(resp.body) > 0 {
-		in(showBody(resp.body), ", ", styleDim)
+	if len(resp.Body) > 0 {
+		in(showBody(resp), ", ", styleDim)
 	}
 	t.blank()
 }
@@ -268,22 +253,25 @@ func shortenCookie(h string) string {
 	return s
 }
 
-var (
-	// secretField finds the secrets a body hands out.
-	secretField = regexp.MustCompile(`"(api_key|access_token)":"([^"]*)"`)
-	// subSecond finds the fraction of a second in a timestamp: noise to a
-	// reader, and it would make trimmed bodies differ in length.
-	subSecond = regexp.MustCompile(`(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.\d+`)
-)
+// subSecond finds the fraction of a second in a timestamp: noise to a
+// reader, and it would make trimmed bodies differ in length.
+var subSecond = regexp.MustCompile(`(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.\d+`)
 
-// showBody returns a body as one trimmed line: secrets shortened,
-// timestamps to the second.
-func showBody(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	s = secretField.ReplaceAllStringFunc(s, func(m string) string {
-		sub := secretField.FindStringSubmatch(m)
-		return `"` + sub[1] + `":"` + shorten(sub[2]) + `"`
-	})
+// showBody returns a body as one trimmed line: the secrets it hands out
+// (an API key, a JWT) shortened, timestamps to the second.
+func showBody(resp response) string {
+	s := strings.TrimSpace(string(resp.Body))
+	var issued struct {
+		client.KeyIssued
+		client.TokenIssued
+	}
+	if resp.Decode(&issued) == nil {
+		for _, secret := range []string{issued.APIKey, issued.AccessToken} {
+			if secret != "" {
+				s = strings.ReplaceAll(s, `"`+secret+`"`, `"`+shorten(secret)+`"`)
+			}
+		}
+	}
 	s = subSecond.ReplaceAllString(s, "$1")
 	return trim(s, maxShownBody)
 }
@@ -300,12 +288,12 @@ func trim(s string, n int) string {
 // scrape reads the Prometheus text exposition of one replica and returns
 // the sum of the samples of metric whose labels include every one of
 // labels (each written as `name="value"`).
-func scrape(ctx context.Context, client *http.Client, addr, metric string, labels ...string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+func scrape(ctx context.Context, hc *http.Client, addr, metric string, labels ...string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+client.MetricsPath, nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := client.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("read the metrics of %s: %w", addr, err)
 	}

@@ -12,17 +12,14 @@ import (
 
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/client"
+	"github.com/statelab/statelab/internal/library"
 )
 
 // The demo members (internal/sqlite seeds them; their passwords are public).
-type credentials struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
 var (
-	alice = credentials{"alice@example.com", "wonderland"}
-	bob   = credentials{"bob@example.com", "builder"}
+	alice = client.Credentials{Email: "alice@example.com", Password: "wonderland"}
+	bob   = client.Credentials{Email: "bob@example.com", Password: "builder"}
 )
 
 // aliceBooks go into alice's server-side cart; bob's client-side cart holds
@@ -45,16 +42,16 @@ func stepStateful(ctx context.Context, w *walk) error {
 	w.t.para("The stateful server keeps what it knows about each signed-in client, who you are " +
 		"and your borrowing cart, in its own memory: the session. The cookie it hands out carries " +
 		"only a signed, random session id, like the ticket for a coat that hangs inside this one process.")
-	login, err := w.must(ctx, request{method: "POST", base: sf, path: "/api/auth/login", body: alice}, http.StatusOK)
+	login, err := w.must(ctx, request{method: "POST", base: sf, path: client.LoginPath, body: alice}, http.StatusOK)
 	if err != nil {
 		return err
 	}
 	if w.aliceCookie = login.cookie(); w.aliceCookie == "" {
-		return fmt.Errorf("the login set no %s cookie", cookieName)
+		return fmt.Errorf("the login set no %s cookie", client.CookieName)
 	}
 	w.t.para("From now on the client only sends the cookie back. To know who is asking, the server " +
 		"looks the id up in its memory.")
-	if _, err := w.must(ctx, request{method: "GET", base: sf, path: "/api/me", cookie: w.aliceCookie}, http.StatusOK); err != nil {
+	if _, err := w.must(ctx, request{method: "GET", base: sf, path: client.MePath, cookie: w.aliceCookie}, http.StatusOK); err != nil {
 		return err
 	}
 	if err := w.t.pause(ctx, "fill the cart"); err != nil {
@@ -64,12 +61,12 @@ func stepStateful(ctx context.Context, w *walk) error {
 	w.t.para(fmt.Sprintf("Alice puts %s in her cart. The server keeps the cart in her session; the client "+
 		"holds nothing but the cookie.", plural(len(aliceBooks), "book", "books")))
 	for _, id := range aliceBooks {
-		if _, err := w.must(ctx, request{method: "POST", base: sf, path: "/api/cart/items", cookie: w.aliceCookie,
-			body: map[string]int64{"book_id": id}}, http.StatusCreated); err != nil {
+		if _, err := w.must(ctx, request{method: "POST", base: sf, path: client.CartItemsPath, cookie: w.aliceCookie,
+			body: client.CartInput{BookID: id}}, http.StatusCreated); err != nil {
 			return err
 		}
 	}
-	if _, err := w.must(ctx, request{method: "GET", base: sf, path: "/api/cart", cookie: w.aliceCookie}, http.StatusOK); err != nil {
+	if _, err := w.must(ctx, request{method: "GET", base: sf, path: client.CartPath, cookie: w.aliceCookie}, http.StatusOK); err != nil {
 		return err
 	}
 	w.t.para("Convenient: the conversation (signed in as alice, two books chosen) lives on the " +
@@ -82,24 +79,21 @@ func stepStateless(ctx context.Context, w *walk) error {
 	w.t.para("The stateless server keeps nothing about bob between requests. Instead of a session, " +
 		"bob gets a credential that he sends with every request. There are two kinds here. An API key " +
 		"is a random secret; the server stores only its hash, in the shared database.")
-	key, err := w.must(ctx, request{method: "POST", base: sl, path: "/api/auth/generate-key", body: bob}, http.StatusCreated)
+	key, err := w.must(ctx, request{method: "POST", base: sl, path: client.GenerateKeyPath, body: bob}, http.StatusCreated)
 	if err != nil {
 		return err
 	}
-	if err := key.field("api_key", &w.bobKey); err != nil {
-		return err
-	}
-	if err := key.field("key_id", &w.bobKeyID); err != nil {
+	if w.bobKey, w.bobKeyID, err = key.keyIssued(); err != nil {
 		return err
 	}
 	w.t.para("A JWT is a signed statement: \"this is member 2, bob@example.com, until a quarter of an " +
 		"hour from now\". The server stores nothing at all for it: it checks the signature with its " +
 		"secret and reads the claims.")
-	tok, err := w.must(ctx, request{method: "POST", base: sl, path: "/api/auth/token", body: bob}, http.StatusOK)
+	tok, err := w.must(ctx, request{method: "POST", base: sl, path: client.TokenPath, body: bob}, http.StatusOK)
 	if err != nil {
 		return err
 	}
-	if err := tok.field("access_token", &w.bobJWT); err != nil {
+	if w.bobJWT, err = tok.tokenIssued(); err != nil {
 		return err
 	}
 	if err := w.t.pause(ctx, "ask who am I"); err != nil {
@@ -108,10 +102,10 @@ func stepStateless(ctx context.Context, w *walk) error {
 
 	w.t.para("Who am I, asked once with each credential. No cookie and no session: the Authorization " +
 		"header is everything the server needs to answer.")
-	if _, err := w.must(ctx, request{method: "GET", base: sl, path: "/api/me", bearer: w.bobKey}, http.StatusOK); err != nil {
+	if _, err := w.must(ctx, request{method: "GET", base: sl, path: client.MePath, bearer: w.bobKey}, http.StatusOK); err != nil {
 		return err
 	}
-	if _, err := w.must(ctx, request{method: "GET", base: sl, path: "/api/me", bearer: w.bobJWT}, http.StatusOK); err != nil {
+	if _, err := w.must(ctx, request{method: "GET", base: sl, path: client.MePath, bearer: w.bobJWT}, http.StatusOK); err != nil {
 		return err
 	}
 	w.bobCart = []int64{3, 4}
@@ -126,8 +120,8 @@ func stepRestart(ctx context.Context, w *walk) error {
 		"now really does it: it stops the server (SIGTERM, then waits for the process to exit) and starts " +
 		"a new process on the same address, with the same signing secret and the same database.")
 	p, err := w.t.predict(ctx, "The stateful server is about to restart. What will the new process answer "+
-		"to alice's GET /api/me, with the cookie she has? (a) 200 and her name, (b) 401 session_lost, "+
-		"(c) 401 invalid_session, (d) 401 login_required, (e) something else", "[a/b/c/d/e]", answerChoices)
+		"to alice's GET /api/me, with the cookie she has? (a) 200 and her name, (b) "+answerChoices["b"]+", "+
+		"(c) "+answerChoices["c"]+", (d) "+answerChoices["d"]+", (e) something else", "[a/b/c/d/e]", answerChoices)
 	if err != nil {
 		return err
 	}
@@ -135,11 +129,11 @@ func stepRestart(ctx context.Context, w *walk) error {
 		return err
 	}
 	sf := w.url(stateful, 1)
-	me, err := w.show(ctx, request{method: "GET", base: sf, path: "/api/me", cookie: w.aliceCookie})
+	me, err := w.show(ctx, request{method: "GET", base: sf, path: client.MePath, cookie: w.aliceCookie})
 	if err != nil {
 		return err
 	}
-	if _, err := w.show(ctx, request{method: "GET", base: sf, path: "/api/cart", cookie: w.aliceCookie}); err != nil {
+	if _, err := w.show(ctx, request{method: "GET", base: sf, path: client.CartPath, cookie: w.aliceCookie}); err != nil {
 		return err
 	}
 	w.t.reveal(p, answerOf(me), "b",
@@ -150,12 +144,12 @@ func stepRestart(ctx context.Context, w *walk) error {
 		return err
 	}
 	w.t.para("Alice can log in again, but her cart starts empty: the books she chose are gone for good.")
-	login, err := w.must(ctx, request{method: "POST", base: sf, path: "/api/auth/login", body: alice}, http.StatusOK)
+	login, err := w.must(ctx, request{method: "POST", base: sf, path: client.LoginPath, body: alice}, http.StatusOK)
 	if err != nil {
 		return err
 	}
 	w.aliceCookie = login.cookie()
-	if _, err := w.must(ctx, request{method: "GET", base: sf, path: "/api/cart", cookie: w.aliceCookie}, http.StatusOK); err != nil {
+	if _, err := w.must(ctx, request{method: "GET", base: sf, path: client.CartPath, cookie: w.aliceCookie}, http.StatusOK); err != nil {
 		return err
 	}
 	if err := w.t.pause(ctx, "restart the stateless server"); err != nil {
@@ -173,11 +167,11 @@ func stepRestart(ctx context.Context, w *walk) error {
 	sl := w.url(stateless, 1)
 	accepted := 0
 	for _, cred := range []string{w.bobKey, w.bobJWT} {
-		resp, err := w.show(ctx, request{method: "GET", base: sl, path: "/api/me", bearer: cred})
+		resp, err := w.show(ctx, request{method: "GET", base: sl, path: client.MePath, bearer: cred})
 		if err != nil {
 			return err
 		}
-		if resp.status == http.StatusOK {
+		if resp.Status == http.StatusOK {
 			accepted++
 		}
 	}
@@ -189,8 +183,8 @@ func stepRestart(ctx context.Context, w *walk) error {
 	}
 	w.t.para("Bob's cart survived as well, because it never left the client. He borrows it now, whole, " +
 		"in one request.")
-	_, err = w.must(ctx, request{method: "POST", base: sl, path: "/api/borrows", bearer: w.bobJWT,
-		body: map[string][]int64{"book_ids": w.bobCart}}, http.StatusCreated)
+	_, err = w.must(ctx, request{method: "POST", base: sl, path: client.BorrowsPath, bearer: w.bobJWT,
+		body: client.BorrowBooksInput{BookIDs: w.bobCart}}, http.StatusCreated)
 	if err != nil {
 		return err
 	}
@@ -220,19 +214,19 @@ func (w *walk) restart(ctx context.Context, side string) error {
 // answerChoices are the answers a request with a credential can get, for
 // a "which answer?" prediction; answerOf says which one a response was.
 var answerChoices = map[string]string{
-	"a": "200 with the member's name", "b": "401 session_lost", "c": "401 invalid_session",
-	"d": "401 login_required", "e": "something else",
+	"a": "200 with the member's name", "b": "401 " + library.ESESSIONLOST, "c": "401 " + library.EINVALIDSESSION,
+	"d": "401 " + library.ELOGINREQUIRED, "e": "something else",
 }
 
 func answerOf(r response) string {
 	switch {
-	case r.status == http.StatusOK:
+	case r.Status == http.StatusOK:
 		return "a"
-	case r.status == http.StatusUnauthorized && r.Code == "session_lost":
+	case r.Status == http.StatusUnauthorized && r.Code == library.ESESSIONLOST:
 		return "b"
-	case r.status == http.StatusUnauthorized && r.Code == "invalid_session":
+	case r.Status == http.StatusUnauthorized && r.Code == library.EINVALIDSESSION:
 		return "c"
-	case r.status == http.StatusUnauthorized && r.Code == "login_required":
+	case r.Status == http.StatusUnauthorized && r.Code == library.ELOGINREQUIRED:
 		return "d"
 	}
 	return "e"
@@ -270,7 +264,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	}
 
 	w.t.para("Alice logs in through the stateful balancer. Note which replica answers.")
-	login, err := w.must(ctx, request{method: "POST", base: w.lbs[stateful].url, path: "/api/auth/login", body: alice}, http.StatusOK)
+	login, err := w.must(ctx, request{method: "POST", base: w.lbs[stateful].url, path: client.LoginPath, body: alice}, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -280,7 +274,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
-	ok, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateful].url, path: "/api/me", cookie: w.aliceCookie})
+	ok, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateful].url, path: client.MePath, cookie: w.aliceCookie})
 	if err != nil {
 		return err
 	}
@@ -288,7 +282,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 		fmt.Sprintf("Only %s, the replica that answered the login, holds alice's session. Every other "+
 			"request lands on a replica that has never heard of her: session_lost, every second time. Sticky "+
 			"sessions would hide this, until the one replica that holds the session restarts, or is "+
-			"taken out to scale in.", login.replica))
+			"taken out to scale in.", login.Replica()))
 	if err := w.t.pause(ctx, "the same with the stateless side"); err != nil {
 		return err
 	}
@@ -298,7 +292,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
-	ok, err = w.repeat(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT})
+	ok, err = w.repeat(ctx, request{method: "GET", base: w.lbs[stateless].url, path: client.MePath, bearer: w.bobJWT})
 	if err != nil {
 		return err
 	}
@@ -309,7 +303,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	if err := w.t.pause(ctx, "crash a replica"); err != nil {
 		return err
 	}
-	return w.crash(ctx, login.replica)
+	return w.crash(ctx, login.Replica())
 }
 
 // crash kills, on each side, the replica that answered alice's login
@@ -339,7 +333,7 @@ func (w *walk) crash(ctx context.Context, aliceReplica string) error {
 		w.t.line(fmt.Sprintf("    %s: pid %d killed; pid %d started on %s", old.ID, old.PID, w.replicaByID(side, old.ID).PID, old.Addr))
 	}
 	w.t.blank()
-	ok, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateful].url, path: "/api/me", cookie: w.aliceCookie})
+	ok, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateful].url, path: client.MePath, cookie: w.aliceCookie})
 	if err != nil {
 		return err
 	}
@@ -351,7 +345,7 @@ func (w *walk) crash(ctx context.Context, aliceReplica string) error {
 			"twice (reads, and writes with an Idempotency-Key) to another replica, and answers the rest "+
 			"502. Here nobody was sending, so nothing was in flight.")
 	w.t.text("Bob's JWT, through the stateless balancer, at the same moment:")
-	if _, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT}); err != nil {
+	if _, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateless].url, path: client.MePath, bearer: w.bobJWT}); err != nil {
 		return err
 	}
 	return nil
@@ -385,7 +379,7 @@ func (w *walk) repeat(ctx context.Context, r request) (int, error) {
 		if i == 0 {
 			first = resp
 		}
-		rows = append(rows, row{resp.replica, resp.status, resp.outcome()})
+		rows = append(rows, row{resp.Replica(), resp.Status, resp.Outcome()})
 	}
 	w.t.line("  The first of them:")
 	w.t.printExchange(r, first)
@@ -413,7 +407,7 @@ func stepCosts(ctx context.Context, w *walk) error {
 	sf, sl := w.replica(stateful, 1), w.replica(stateless, 1)
 	w.t.para(fmt.Sprintf("To measure, the client talks to %s and %s directly. Alice logs in to %s "+
 		"first, so every cookie request finds its session.", sf.ID, sl.ID, sf.ID))
-	login, err := w.must(ctx, request{method: "POST", base: "http://" + sf.Addr, path: "/api/auth/login", body: alice}, http.StatusOK)
+	login, err := w.must(ctx, request{method: "POST", base: "http://" + sf.Addr, path: client.LoginPath, body: alice}, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -435,12 +429,12 @@ func stepCosts(ctx context.Context, w *walk) error {
 		replica           string
 		r                 request
 	}{
-		{"c", "cookie", "Cookie: " + cookieName + "=" + w.aliceCookie, sf.Addr,
-			request{method: "GET", base: "http://" + sf.Addr, path: "/api/me", cookie: w.aliceCookie}},
-		{"k", "API key", "Authorization: Bearer " + w.bobKey, sl.Addr,
-			request{method: "GET", base: "http://" + sl.Addr, path: "/api/me", bearer: w.bobKey}},
-		{"j", "JWT", "Authorization: Bearer " + w.bobJWT, sl.Addr,
-			request{method: "GET", base: "http://" + sl.Addr, path: "/api/me", bearer: w.bobJWT}},
+		{"c", "cookie", client.Session(w.aliceCookie).Line(), sf.Addr,
+			request{method: "GET", base: "http://" + sf.Addr, path: client.MePath, cookie: w.aliceCookie}},
+		{"k", "API key", client.Bearer(w.bobKey).Line(), sl.Addr,
+			request{method: "GET", base: "http://" + sl.Addr, path: client.MePath, bearer: w.bobKey}},
+		{"j", "JWT", client.Bearer(w.bobJWT).Line(), sl.Addr,
+			request{method: "GET", base: "http://" + sl.Addr, path: client.MePath, bearer: w.bobJWT}},
 	}
 	results := make([]measurement, len(creds))
 	n := w.cfg.Requests
@@ -453,7 +447,7 @@ func stepCosts(ctx context.Context, w *walk) error {
 	}
 	// The same request with no credential at all: what every request
 	// costs anyway. It is answered 401; its size is all that counts here.
-	none, _, err := w.sent(ctx, request{method: "GET", base: "http://" + sl.Addr, path: "/api/me"})
+	none, _, err := w.sent(ctx, request{method: "GET", base: "http://" + sl.Addr, path: client.MePath})
 	if err != nil {
 		return err
 	}
@@ -470,9 +464,9 @@ func stepCosts(ctx context.Context, w *walk) error {
 	}
 	w.t.blank()
 	w.t.text(fmt.Sprintf("Time per request, mean of %d: the client's round trip, and the server's own "+
-		"measurement of /api/me (its statelab_http_request_duration_seconds histogram, read before and after). "+
-		"/api/me does the same work whatever the credential (it reads the member's row), so the "+
-		"difference is finding out who is asking:", n))
+		"measurement of %s (its statelab_http_request_duration_seconds histogram, read before and after). "+
+		"%s does the same work whatever the credential (it reads the member's row), so the "+
+		"difference is finding out who is asking:", n, client.MePath, client.MePath))
 	for i, c := range creds {
 		w.t.line(fmt.Sprintf("    %-8s round trip %s, in the server %s", c.name, ms(results[i].client), ms(results[i].server)))
 	}
@@ -511,10 +505,10 @@ func stepCosts(ctx context.Context, w *walk) error {
 
 	w.t.para("Revocation. On the stateful side, logging out deletes the session on the server: the " +
 		"cookie is dead at the very next request.")
-	if _, err := w.must(ctx, request{method: "POST", base: "http://" + sf.Addr, path: "/api/auth/logout", cookie: w.aliceCookie}, http.StatusOK); err != nil {
+	if _, err := w.must(ctx, request{method: "POST", base: "http://" + sf.Addr, path: client.LogoutPath, cookie: w.aliceCookie}, http.StatusOK); err != nil {
 		return err
 	}
-	if _, err := w.must(ctx, request{method: "GET", base: "http://" + sf.Addr, path: "/api/me", cookie: w.aliceCookie}, http.StatusUnauthorized); err != nil {
+	if _, err := w.must(ctx, request{method: "GET", base: "http://" + sf.Addr, path: client.MePath, cookie: w.aliceCookie}, http.StatusUnauthorized); err != nil {
 		return err
 	}
 	p, err = w.t.predict(ctx, "Bob fears his JWT was copied. The stateless server offers him two things: "+
@@ -528,14 +522,14 @@ func stepCosts(ctx context.Context, w *walk) error {
 	w.t.para("Revoking an API key deletes its row in the shared database. Every replica checks the key " +
 		"there on every request (a cached answer lasts only until the next commit, and the revocation " +
 		"is one), so it is dead at once too, everywhere.")
-	if _, err := w.must(ctx, request{method: "DELETE", base: "http://" + sl.Addr, path: "/api/auth/keys/" + w.bobKeyID, bearer: w.bobKey}, http.StatusOK); err != nil {
+	if _, err := w.must(ctx, request{method: "DELETE", base: "http://" + sl.Addr, path: client.KeyPath(w.bobKeyID), bearer: w.bobKey}, http.StatusOK); err != nil {
 		return err
 	}
-	if _, err := w.must(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobKey}, http.StatusUnauthorized); err != nil {
+	if _, err := w.must(ctx, request{method: "GET", base: w.lbs[stateless].url, path: client.MePath, bearer: w.bobKey}, http.StatusUnauthorized); err != nil {
 		return err
 	}
 	w.t.text("And the JWT, after the key's revocation:")
-	afterRevoke, err := w.show(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT})
+	afterRevoke, err := w.show(ctx, request{method: "GET", base: w.lbs[stateless].url, path: client.MePath, bearer: w.bobJWT})
 	if err != nil {
 		return err
 	}
@@ -545,15 +539,15 @@ func stepCosts(ctx context.Context, w *walk) error {
 	w.t.text("And the JWT after the restart, twice through the balancer, so both replicas answer:")
 	afterRestart := true
 	for range 2 {
-		resp, err := w.show(ctx, request{method: "GET", base: w.lbs[stateless].url, path: "/api/me", bearer: w.bobJWT})
+		resp, err := w.show(ctx, request{method: "GET", base: w.lbs[stateless].url, path: client.MePath, bearer: w.bobJWT})
 		if err != nil {
 			return err
 		}
-		afterRestart = afterRestart && resp.status == http.StatusOK
+		afterRestart = afterRestart && resp.Status == http.StatusOK
 	}
 	got := "n"
 	switch {
-	case afterRevoke.status != http.StatusOK:
+	case afterRevoke.Status != http.StatusOK:
 		got = "k"
 	case !afterRestart:
 		got = "r"
@@ -610,42 +604,40 @@ func (w *walk) visits(ctx context.Context, addr string) (key, jwt visit, err err
 	read := func(bearer string) (int64, error) {
 		var total int64
 		for i := range journeyReads {
-			n, resp, err := w.sent(ctx, request{method: "GET", base: base, path: fmt.Sprintf("/api/books/%d", 10+i), bearer: bearer})
+			path := client.BookPath(int64(10 + i))
+			n, resp, err := w.sent(ctx, request{method: "GET", base: base, path: path, bearer: bearer})
 			if err != nil {
 				return 0, err
 			}
-			if resp.status != http.StatusOK {
-				return 0, fmt.Errorf("GET /api/books/%d answered %d %s", 10+i, resp.status, resp.outcome())
+			if resp.Status != http.StatusOK {
+				return 0, fmt.Errorf("GET %s answered %d %s", path, resp.Status, resp.Outcome())
 			}
 			total += n
 		}
 		return total, nil
 	}
 	key.name, jwt.name = "API key", "JWT"
-	n, resp, err := w.sent(ctx, request{method: "POST", base: base, path: "/api/auth/generate-key", body: bob})
+	n, resp, err := w.sent(ctx, request{method: "POST", base: base, path: client.GenerateKeyPath, body: bob})
 	if err != nil {
 		return key, jwt, err
 	}
-	var apiKey, keyID string
-	if err := resp.field("api_key", &apiKey); err != nil {
-		return key, jwt, err
-	}
-	if err := resp.field("key_id", &keyID); err != nil {
+	apiKey, keyID, err := resp.keyIssued()
+	if err != nil {
 		return key, jwt, err
 	}
 	key.signIn = n
 	if key.reads, err = read(apiKey); err != nil {
 		return key, jwt, err
 	}
-	if _, _, err := w.sent(ctx, request{method: "DELETE", base: base, path: "/api/auth/keys/" + keyID, bearer: apiKey}); err != nil {
+	if _, _, err := w.sent(ctx, request{method: "DELETE", base: base, path: client.KeyPath(keyID), bearer: apiKey}); err != nil {
 		return key, jwt, err
 	}
-	n, resp, err = w.sent(ctx, request{method: "POST", base: base, path: "/api/auth/token", body: bob})
+	n, resp, err = w.sent(ctx, request{method: "POST", base: base, path: client.TokenPath, body: bob})
 	if err != nil {
 		return key, jwt, err
 	}
-	var token string
-	if err := resp.field("access_token", &token); err != nil {
+	token, err := resp.tokenIssued()
+	if err != nil {
 		return key, jwt, err
 	}
 	jwt.signIn = n
@@ -694,8 +686,8 @@ func (w *walk) measure(ctx context.Context, addr string, r request, n int) (res 
 		if err != nil {
 			return res, err
 		}
-		if resp.status != http.StatusOK {
-			return res, fmt.Errorf("%s %s answered %d %s", r.method, r.path, resp.status, resp.outcome())
+		if resp.Status != http.StatusOK {
+			return res, fmt.Errorf("%s %s answered %d %s", r.method, r.path, resp.Status, resp.Outcome())
 		}
 	}
 	res.client = time.Since(began) / time.Duration(n)
@@ -779,7 +771,7 @@ func stepWhereState(ctx context.Context, w *walk) error {
 		"so she logs in once more through the balancer, and the lab reads each replica's " +
 		"statelab_sessions_active gauge (every session held) and statelab_sessions_in_use gauge (those " +
 		"a request used in the last 10 s) from its /metrics:")
-	login, err := w.must(ctx, request{method: "POST", base: w.lbs[stateful].url, path: "/api/auth/login", body: alice}, http.StatusOK)
+	login, err := w.must(ctx, request{method: "POST", base: w.lbs[stateful].url, path: client.LoginPath, body: alice}, http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -800,7 +792,7 @@ func stepWhereState(ctx context.Context, w *walk) error {
 		"gone; ask the other replica and it has none. A replica also keeps every session nobody logged "+
 		"out of until it expires, even when its client signed in again and holds another one; the store "+
 		"cannot tell that nobody will come back for it. On a busy lab most of what a replica holds is "+
-		"such idle sessions, which is why the dashboard shows the ones in use apart.", login.replica))
+		"such idle sessions, which is why the dashboard shows the ones in use apart.", login.Replica()))
 	return nil
 }
 

@@ -301,8 +301,8 @@ func (w *walk) show(ctx context.Context, r request) (response, error) {
 // nonsense.
 func (w *walk) must(ctx context.Context, r request, want int) (response, error) {
 	resp, err := w.show(ctx, r)
-	if err == nil && resp.status != want {
-		err = fmt.Errorf("%s %s answered %d %s, not %d: %s", r.method, r.path, resp.status, resp.outcome(), want, trim(string(resp.body), 300))
+	if err == nil && resp.Status != want {
+		err = fmt.Errorf("%s %s answered %d %s, not %d: %s", r.method, r.path, resp.Status, resp.Outcome(), want, trim(string(resp.Body), 300))
 	}
 	return resp, err
 }
