@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"slices"
 	"strconv"
@@ -83,7 +84,15 @@ const (
 // without a key is never sent again: it may have been processed, and
 // sending it again could borrow a book twice. Those retries are bounded:
 // at most two of them, and none once the request has spent
-// Config.RetryWithin in the balancer. Request bodies up to 1 MiB are buffered so
+// Config.RetryWithin in the balancer. Whether a try may have reached a
+// replica is decided by what was written: once its headers went out, on any
+// of the Transport's own attempts, it counts as sent, whatever error ends
+// it. (Go's Transport sends a request it deems replayable again on a new
+// connection by itself; a refused dial there does not mean the first
+// attempt never left.) X-Idempotency-Key is removed before a request goes
+// to a replica: the replicas honour only Idempotency-Key, but the Transport
+// reads either as a promise that a POST may be sent twice.
+// Request bodies up to 1 MiB are buffered so
 // they can be sent again; a larger body is streamed to one replica with no
 // retry: the replica rejects it with its own 413 anyway, and the balancer
 // stays out of that judgement.
@@ -590,7 +599,14 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Host = "replica.invalid"
 	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	pr.SetXForwarded()
+	// The Transport would take it as a promise no replica makes (see
+	// Balancer) and send a POST that carries it twice.
+	pr.Out.Header.Del(xIdempotencyKey)
 }
+
+// xIdempotencyKey is the header Go's Transport treats, like
+// Idempotency-Key, as making a POST safe to replay; the replicas ignore it.
+const xIdempotencyKey = "X-Idempotency-Key"
 
 // exchange is one request's way through the balancer. It is the
 // ReverseProxy's Transport, which is where a try can fail and the next begin.
@@ -665,7 +681,8 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			b.metrics.retries.WithLabelValues(failed.ID).Inc()
 		}
 		ex.backend = be
-		resp, err := b.transport.RoundTrip(ex.try(req, be))
+		var wrote atomic.Bool // set from the Transport's writer goroutine
+		resp, err := b.transport.RoundTrip(ex.try(req, be, &wrote))
 		if err == nil {
 			if failed != nil {
 				ex.countRetry(reason, OutcomeAnswered)
@@ -683,14 +700,21 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err // the client went away: no one is left to answer
 		}
 		reason = failureReason(err)
-		if neverSent(err) {
-			if reason == ReasonRefused {
-				// Nobody listens there: the process is gone. A dial that
-				// timed out only says the replica is slow to accept (an
-				// overloaded machine); the health checks judge that.
-				b.markDown(be, err)
-			}
-		} else {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// Nobody listens there: the process is gone. A dial that
+			// timed out only says the replica is slow to accept (an
+			// overloaded machine); the health checks judge that.
+			b.markDown(be, err)
+		}
+		// What was written decides, not the last error alone: when the
+		// Transport wrote the request, the connection failed and its own
+		// retry could not connect, the dial error hides an attempt that
+		// may have been processed.
+		reached := wrote.Load() || !neverSent(err)
+		if reached && neverSent(err) {
+			reason = ReasonOther
+		}
+		if reached {
 			// The request may have reached the replica, which may have
 			// made its change before it died.
 			lastErr = err
@@ -747,9 +771,12 @@ func failureReason(err error) string {
 	return ReasonOther
 }
 
-// try is req addressed to be, with a fresh copy of the buffered body.
-func (ex *exchange) try(req *http.Request, be *backend) *http.Request {
-	out := req.WithContext(req.Context()) // a shallow copy the Transport may own
+// try is req addressed to be, with a fresh copy of the buffered body; wrote
+// is set once the Transport has written its headers on any attempt.
+func (ex *exchange) try(req *http.Request, be *backend, wrote *atomic.Bool) *http.Request {
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}
+	// A shallow copy the Transport may own.
+	out := req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	u := *req.URL
 	u.Host = be.Addr
 	out.URL = &u
