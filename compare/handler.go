@@ -23,7 +23,8 @@ import (
 )
 
 // Handler serves the runner's address: /metrics, the JSON feed, the live
-// controls and, when configured, the dashboard.
+// controls and, when configured, the dashboard. No page may frame anything
+// it serves (see noFraming).
 func (r *Runner) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
@@ -36,7 +37,21 @@ func (r *Runner) Handler() http.Handler {
 			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, client-restart, pause, resume (both sides at once);\n                                 next: fire the event a --manual run waits on\n")
 		})
 	}
-	return mux
+	return noFraming(mux)
+}
+
+// noFraming forbids every page to show the runner's answers in a frame:
+// a page on another port could otherwise lay the dashboard, at opacity
+// 0.02, under its own buttons, and a click there would crash replicas
+// (clickjacking). A dashboard handler may set a fuller
+// Content-Security-Policy in its place; web's pages keep frame-ancestors
+// 'none' in theirs.
+func noFraming(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, req)
+	})
 }
 
 // guardControl lets only the runner's own pages and programs on this
