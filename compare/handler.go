@@ -23,7 +23,9 @@ import (
 )
 
 // Handler serves the runner's address: /metrics, the JSON feed, the live
-// controls and, when configured, the dashboard.
+// controls and, when configured, the dashboard, each only to a request
+// whose Host names the runner (guardHost). No page may frame anything it
+// serves (see noFraming).
 func (r *Runner) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
@@ -36,24 +38,48 @@ func (r *Runner) Handler() http.Handler {
 			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, client-restart, pause, resume (both sides at once);\n                                 next: fire the event a --manual run waits on\n")
 		})
 	}
-	return mux
+	return noFraming(r.guardHost(mux))
+}
+
+// guardHost answers 421 to a request whose Host does not name this runner
+// (hostAllowed). With DNS rebinding, attacker.example is made to resolve
+// to 127.0.0.1, and the attacker's page reads the runner as its own
+// origin: the feed, the metrics, the dashboard, and presses the controls.
+// The Host header still says attacker.example, and only this check
+// catches it.
+func (r *Runner) guardHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !r.hostAllowed(req.Host) {
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]any{"success": false, "code": library.EMISDIRECTED,
+				"message": fmt.Sprintf("This runner answers only for its own address (%s) or localhost, 127.0.0.1 or [::1] on its port, not for Host %q: a page that reached it under another name (DNS rebinding) may neither read it nor press its buttons.", r.cfg.Addr, req.Host)})
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+// noFraming forbids every page to show the runner's answers in a frame:
+// a page on another port could otherwise lay the dashboard, at opacity
+// 0.02, under its own buttons, and a click there would crash replicas
+// (clickjacking). A dashboard handler may set a fuller
+// Content-Security-Policy in its place; web's pages keep frame-ancestors
+// 'none' in theirs.
+func noFraming(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, req)
+	})
 }
 
 // guardControl lets only the runner's own pages and programs on this
 // machine press the buttons. A control crashes replicas, so two browser
 // attacks matter: a page on another origin posting to the runner
-// (cross-origin protection refuses it), and DNS rebinding, where
-// attacker.example is made to resolve to 127.0.0.1 so that the browser
-// thinks the runner is same-origin with the attacker's page; the Host
-// header still says attacker.example, and only the Host check catches it.
+// (cross-origin protection refuses it), and DNS rebinding (guardHost,
+// in front of every route, refuses it).
 func (r *Runner) guardControl(next http.Handler) http.Handler {
 	csrf := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if !r.hostAllowed(req.Host) {
-			writeJSON(w, http.StatusMisdirectedRequest, map[string]any{"success": false, "code": library.EMISDIRECTED,
-				"message": fmt.Sprintf("This runner answers controls only for its own address (%s) or localhost, 127.0.0.1 or [::1] on its port, not for Host %q: a page that reached it under another name (DNS rebinding) may not press its buttons.", r.cfg.Addr, req.Host)})
-			return
-		}
 		if err := csrf.Check(req); err != nil {
 			writeJSON(w, http.StatusForbidden, map[string]any{"success": false, "code": library.EFORBIDDEN,
 				"message": "Cross-origin request refused: only the runner's own dashboard may press its controls, not a page from another origin."})

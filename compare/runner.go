@@ -271,8 +271,15 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		}
 		return nil, err
 	}
-	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The replicas' log is for the one running the lab: it can hold what a
+	// replica logged about a request. 0600 whatever the umask, and an
+	// existing file from an older run is tightened too.
+	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		return fail(err)
+	}
+	if err := logFile.Chmod(0o600); err != nil {
+		logFile.Close()
 		return fail(err)
 	}
 	for i, st := range cfg.Sides {

@@ -30,7 +30,7 @@ func Handler() http.Handler {
 		// The files change with the binary; a stale app.js against a new
 		// feed would draw nonsense, so the browser always asks.
 		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		noFraming(w, DashboardCSP)
 		fileServer.ServeHTTP(w, r)
 	})
 }
@@ -48,7 +48,7 @@ func MatrixPage(path string) http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		noFraming(w, MatrixCSP)
 		b, err := os.ReadFile(path)
 		if err != nil {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -59,6 +59,30 @@ func MatrixPage(path string) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(b)
 	})
+}
+
+// The pages' Content-Security-Policy. Each forbids every page to frame it
+// (frame-ancestors 'none'): the dashboard's buttons crash replicas, and a
+// page on another port could otherwise show it at opacity 0.02 under its
+// own "click here" (clickjacking).
+const (
+	// DashboardCSP lets the dashboard load only its own files and poll
+	// its own runner: no inline script or style, nothing from elsewhere.
+	// The data: image is the page's empty icon.
+	DashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	// MatrixCSP fits the matrix page, one self-contained file whose only
+	// style is inline and that runs no script at all.
+	MatrixCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+// noFraming sets a page's security headers: its Content-Security-Policy,
+// and X-Frame-Options for browsers that know only that.
+func noFraming(w http.ResponseWriter, csp string) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 const noMatrix = `<!doctype html>

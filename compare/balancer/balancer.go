@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"slices"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/client"
@@ -54,6 +56,12 @@ type Config struct {
 	// a retry after a failure that may have reached a replica to start;
 	// 0 means 10s.
 	RetryWithin time.Duration
+	// MaxBuffered bounds the request-body bytes buffered for a retry at
+	// once, over all requests; 0 means 32 MiB. A request whose body would
+	// take it over the bound is answered 503 CodeBodiesFull at once rather
+	// than held: 300 clients each trickling a 1 MiB body would otherwise
+	// hold 300 MiB of the runner's memory.
+	MaxBuffered int64
 }
 
 // The codes of the balancer's own answers, in the envelope's code field.
@@ -63,6 +71,9 @@ const (
 	// CodeBadGateway (502): the replica failed before it finished
 	// answering; the request may or may not have been processed.
 	CodeBadGateway = "bad_gateway"
+	// CodeBodiesFull (503): the balancer already buffers as many request
+	// bodies as Config.MaxBuffered allows; the request was not sent.
+	CodeBodiesFull = "bodies_full"
 )
 
 // Balancer is a load balancer whose Policy chooses the replica for each
@@ -84,14 +95,23 @@ const (
 // without a key is never sent again: it may have been processed, and
 // sending it again could borrow a book twice. Those retries are bounded:
 // at most two of them, and none once the request has spent
-// Config.RetryWithin in the balancer. Request bodies up to 1 MiB are buffered so
+// Config.RetryWithin in the balancer. Whether a try may have reached a
+// replica is decided by what was written: once its headers went out, on any
+// of the Transport's own attempts, it counts as sent, whatever error ends
+// it. (Go's Transport sends a request it deems replayable again on a new
+// connection by itself; a refused dial there does not mean the first
+// attempt never left.) X-Idempotency-Key is removed before a request goes
+// to a replica: the replicas honour only Idempotency-Key, but the Transport
+// reads either as a promise that a POST may be sent twice.
+// Request bodies up to 1 MiB are buffered so
 // they can be sent again; a larger body is streamed to one replica with no
 // retry: the replica rejects it with its own 413 anyway, and the balancer
-// stays out of that judgement.
+// stays out of that judgement. The bytes buffered at once are bounded
+// (Config.MaxBuffered); past that, 503 bodies_full.
 //
 // Answers from replicas pass through untouched, Set-Cookie included; a
 // policy may only add to them (CookieAffinity adds its cookie). The
-// balancer's own answers (503 no_backend, 502 bad_gateway) use the
+// balancer's own answers (503 no_backend or bodies_full, 502 bad_gateway) use the
 // project's JSON envelope and carry X-Statelab-Balancer: <side>.
 type Balancer struct {
 	side      string
@@ -103,6 +123,7 @@ type Balancer struct {
 	metrics   *metrics // nil: no metrics
 	errorLog  *log.Logger
 	buffers   bufferPool
+	bodies    *semaphore.Weighted // request-body bytes buffered at once (Config.MaxBuffered)
 	policy    Policy
 	slowAfter int // Config.SlowChecks
 
@@ -187,11 +208,14 @@ const (
 	// shorter than a typical client timeout (the simulated users wait 15s).
 	defaultRetryWithin = 10 * time.Second
 
-	maxBody       = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
-	healthTimeout = 500 * time.Millisecond
-	defaultEvery  = 250 * time.Millisecond
-	maxEarly      = 64 // early MarkReady ids remembered at most
-	slowChecks    = 3  // timed-out health checks in a row that take a backend out, by default
+	maxBody = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
+	// defaultMaxBuffered is 32 bodies of the largest size; the lab's own
+	// users send bodies of a few dozen bytes.
+	defaultMaxBuffered = 32 << 20
+	healthTimeout      = 500 * time.Millisecond
+	defaultEvery       = 250 * time.Millisecond
+	maxEarly           = 64 // early MarkReady ids remembered at most
+	slowChecks         = 3  // timed-out health checks in a row that take a backend out, by default
 )
 
 // Header is set on the balancer's own answers (503 no_backend, 502
@@ -202,6 +226,10 @@ const Header = "X-Statelab-Balancer"
 // errNoBackend means the request reached no replica: none was in
 // rotation, or every one tried refused the connection.
 var errNoBackend = errors.New("no replica could be reached")
+
+// errBodiesFull means buffering the request's body would take the
+// balancer over Config.MaxBuffered.
+var errBodiesFull = errors.New("too many request-body bytes buffered")
 
 // New returns a balancer with no backends; SetBackends gives it
 // some and Run keeps their health current.
@@ -230,6 +258,10 @@ func New(cfg Config) *Balancer {
 	if retryWait <= 0 {
 		retryWait = defaultRetryWithin
 	}
+	maxBuffered := cfg.MaxBuffered
+	if maxBuffered <= 0 {
+		maxBuffered = defaultMaxBuffered
+	}
 	b := &Balancer{
 		side:      cfg.Side,
 		logger:    logger,
@@ -249,6 +281,7 @@ func New(cfg Config) *Balancer {
 		retries:   map[retryKey]*atomic.Uint64{},
 		policy:    cfg.Policy,
 		slowAfter: cfg.SlowChecks,
+		bodies:    semaphore.NewWeighted(maxBuffered),
 	}
 	if b.slowAfter <= 0 {
 		b.slowAfter = slowChecks
@@ -568,7 +601,15 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ReverseProxy ends with panic(http.ErrAbortHandler)) is counted too.
 	defer ex.count()
 
-	if err := ex.readBody(r); err != nil {
+	err := ex.readBody(r)
+	defer ex.releaseBody()
+	if errors.Is(err, errBodiesFull) {
+		ex.status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+		b.writeError(w, ex.status, CodeBodiesFull, "The "+b.side+" balancer is holding as many request bodies as it may; try again in a moment.")
+		return
+	}
+	if err != nil {
 		ex.status = http.StatusBadRequest
 		b.writeError(w, ex.status, "bad_request", "The balancer could not read the request body: the client stopped sending it.")
 		return
@@ -590,7 +631,14 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Host = "replica.invalid"
 	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	pr.SetXForwarded()
+	// The Transport would take it as a promise no replica makes (see
+	// Balancer) and send a POST that carries it twice.
+	pr.Out.Header.Del(xIdempotencyKey)
 }
+
+// xIdempotencyKey is the header Go's Transport treats, like
+// Idempotency-Key, as making a POST safe to replay; the replicas ignore it.
+const xIdempotencyKey = "X-Idempotency-Key"
 
 // exchange is one request's way through the balancer. It is the
 // ReverseProxy's Transport, which is where a try can fail and the next begin.
@@ -601,10 +649,14 @@ type exchange struct {
 	orderBuf   [8]int        // room for the policy's order without an allocation of its own
 	body       []byte        // the buffered body (or, when !replayable, its first part)
 	replayable bool          // body is all of it: a refused connection may be retried
+	held       int64         // bytes of Balancer.bodies this request holds
 	backend    *backend
 	status     int
 }
 
+// readBody buffers the request's body so that it can be sent again, once
+// its bytes are reserved in Balancer.bodies (errBodiesFull when they cannot
+// be); releaseBody gives them back.
 func (ex *exchange) readBody(r *http.Request) error {
 	ex.replayable = true
 	switch {
@@ -614,19 +666,59 @@ func (ex *exchange) readBody(r *http.Request) error {
 		ex.replayable = false
 		return nil
 	case r.ContentLength > 0:
+		if !ex.hold(r.ContentLength) {
+			return errBodiesFull
+		}
 		ex.body = make([]byte, r.ContentLength)
 		_, err := io.ReadFull(r.Body, ex.body)
 		return err
 	}
-	// Unknown length (chunked): read up to one byte over the limit.
+	// Unknown length (chunked): reserve the most it may take, read up to
+	// one byte over the limit, and give back what it did not take.
+	if !ex.hold(maxBody + 1) {
+		return errBodiesFull
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	ex.body = body
 	if err != nil {
 		return err
 	}
 	ex.replayable = len(body) <= maxBody
+	if ex.replayable {
+		ex.give(ex.held - int64(len(body)))
+	}
+	// A body over the limit is streamed with its first part: that part
+	// stays reserved until the request ends.
 	return nil
 }
+
+// hold reserves n bytes of Balancer.bodies for this request, without
+// waiting: a client that cannot be served now is told so at once.
+func (ex *exchange) hold(n int64) bool {
+	if !ex.b.bodies.TryAcquire(n) {
+		return false
+	}
+	ex.held += n
+	if m := ex.b.metrics; m != nil {
+		m.buffered.Add(float64(n))
+	}
+	return true
+}
+
+// give gives back n of the bytes hold reserved.
+func (ex *exchange) give(n int64) {
+	if n <= 0 {
+		return
+	}
+	ex.b.bodies.Release(n)
+	ex.held -= n
+	if m := ex.b.metrics; m != nil {
+		m.buffered.Sub(float64(n))
+	}
+}
+
+// releaseBody gives back every byte hold reserved.
+func (ex *exchange) releaseBody() { ex.give(ex.held) }
 
 // RoundTrip sends req to the backends in rotation, in the policy's order,
 // until one answers, or a failure that may have reached a replica cannot
@@ -665,7 +757,8 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			b.metrics.retries.WithLabelValues(failed.ID).Inc()
 		}
 		ex.backend = be
-		resp, err := b.transport.RoundTrip(ex.try(req, be))
+		var wrote atomic.Bool // set from the Transport's writer goroutine
+		resp, err := b.transport.RoundTrip(ex.try(req, be, &wrote))
 		if err == nil {
 			if failed != nil {
 				ex.countRetry(reason, OutcomeAnswered)
@@ -683,14 +776,21 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err // the client went away: no one is left to answer
 		}
 		reason = failureReason(err)
-		if neverSent(err) {
-			if reason == ReasonRefused {
-				// Nobody listens there: the process is gone. A dial that
-				// timed out only says the replica is slow to accept (an
-				// overloaded machine); the health checks judge that.
-				b.markDown(be, err)
-			}
-		} else {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			// Nobody listens there: the process is gone. A dial that
+			// timed out only says the replica is slow to accept (an
+			// overloaded machine); the health checks judge that.
+			b.markDown(be, err)
+		}
+		// What was written decides, not the last error alone: when the
+		// Transport wrote the request, the connection failed and its own
+		// retry could not connect, the dial error hides an attempt that
+		// may have been processed.
+		reached := wrote.Load() || !neverSent(err)
+		if reached && neverSent(err) {
+			reason = ReasonOther
+		}
+		if reached {
 			// The request may have reached the replica, which may have
 			// made its change before it died.
 			lastErr = err
@@ -747,9 +847,12 @@ func failureReason(err error) string {
 	return ReasonOther
 }
 
-// try is req addressed to be, with a fresh copy of the buffered body.
-func (ex *exchange) try(req *http.Request, be *backend) *http.Request {
-	out := req.WithContext(req.Context()) // a shallow copy the Transport may own
+// try is req addressed to be, with a fresh copy of the buffered body; wrote
+// is set once the Transport has written its headers on any attempt.
+func (ex *exchange) try(req *http.Request, be *backend, wrote *atomic.Bool) *http.Request {
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}
+	// A shallow copy the Transport may own.
+	out := req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	u := *req.URL
 	u.Host = be.Addr
 	out.URL = &u
@@ -864,6 +967,7 @@ type metrics struct {
 	retries    *prometheus.CounterVec // backend
 	lbRetries  *prometheus.CounterVec // reason, outcome
 	inRotation prometheus.Gauge
+	buffered   prometheus.Gauge
 }
 
 // newMetrics registers the balancer's metrics. Both balancers of a run
@@ -886,12 +990,17 @@ func newMetrics(reg prometheus.Registerer, side string, logger *slog.Logger) *me
 		Name: "statelab_balancer_backends_in_rotation",
 		Help: "Backends the balancer sends new requests to: ready and not draining, by strategy.",
 	}, []string{"strategy"}))
+	buffered := register(reg, logger, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "statelab_balancer_buffered_bytes",
+		Help: "Request-body bytes the balancer holds now so that it can send them again, by strategy; at most its MaxBuffered, beyond which it answers 503 bodies_full.",
+	}, []string{"strategy"}))
 	labels := prometheus.Labels{"strategy": side}
 	m := &metrics{
 		requests:   requests.MustCurryWith(labels),
 		retries:    retries.MustCurryWith(labels),
 		lbRetries:  lbRetries.MustCurryWith(labels),
 		inRotation: inRotation.With(labels),
+		buffered:   buffered.With(labels),
 	}
 	for _, reason := range []string{ReasonRefused, ReasonDial, ReasonReset, ReasonEOF, ReasonOther} {
 		for _, outcome := range []string{OutcomeAnswered, OutcomeFailed} {

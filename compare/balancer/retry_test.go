@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -246,4 +248,115 @@ func TestBalancerSurgeReplacement(t *testing.T) {
 func lbSHA256(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// lbKilledByPost is a replica that answers reads and dies on the first
+// POST it receives: it reads the whole request, then stops listening and
+// closes every connection, as a process killed at that moment would. Its
+// port then refuses connections. posts counts the POSTs its handler saw.
+func lbKilledByPost(t *testing.T, id string, before time.Duration, posts *atomic.Int64) balancer.Backend {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Write([]byte(`{"success":true}`))
+			return
+		}
+		posts.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(before)
+		srv.Listener.Close()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+		srv.CloseClientConnections()
+	}))
+	t.Cleanup(srv.Close)
+	return balancer.Backend{ID: id, Addr: srv.Listener.Addr().String()}
+}
+
+// TestBalancerSendsPostOnce kills a replica right after it received a POST
+// on a keep-alive connection. Go's Transport sends a request carrying
+// X-Idempotency-Key again on a new connection by itself; that dial is
+// refused, and a balancer that judged "sent" by that last error alone
+// would think the POST never left and send it to another replica too. The
+// lab's replicas do not honour X-Idempotency-Key, so the POST must reach
+// one replica only and be answered 502.
+func TestBalancerSendsPostOnce(t *testing.T) {
+	const trials = 10
+	for _, header := range []string{"", "X-Idempotency-Key"} {
+		name := "no key"
+		if header != "" {
+			name = header
+		}
+		t.Run(name, func(t *testing.T) {
+			twice := 0
+			for i := range trials {
+				var posts atomic.Int64
+				other := lbStartReplica(t, "other")
+				_, url := lbStartBalancer(t, nil, lbKilledByPost(t, "killed", 0, &posts), other.backend())
+				// Round robin: the first GET opens a keep-alive connection
+				// to the replica that will be killed, the POST reuses it.
+				lbDo(t, http.MethodGet, url+"/api/books", nil)
+				lbDo(t, http.MethodGet, url+"/api/books", nil)
+				req, err := http.NewRequest(http.MethodPost, url+"/api/borrows", strings.NewReader(`{"book_id":1}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if header != "" {
+					req.Header.Set(header, fmt.Sprintf("k-%d", i))
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if posts.Load() != 1 {
+					t.Fatalf("trial %d: the killed replica got %d POSTs, want 1", i, posts.Load())
+				}
+				if other.hits.Load() > 1 { // its one GET
+					twice++
+				} else if resp.StatusCode != http.StatusBadGateway {
+					t.Errorf("trial %d: status %d, want 502: the POST may have been processed", i, resp.StatusCode)
+				}
+			}
+			if twice > 0 {
+				t.Errorf("%d of %d POSTs reached two replicas, want 0", twice, trials)
+			}
+		})
+	}
+}
+
+// TestBalancerTransportRetryCountsAsSent sends a POST with the lab's
+// Idempotency-Key to a replica that dies after receiving it, on a
+// keep-alive connection: the Transport sends it again on a new connection,
+// which is refused. What was written decides that the request may have
+// been processed, so the balancer's own bounds apply: after RetryWithin,
+// no retry on another replica.
+func TestBalancerTransportRetryCountsAsSent(t *testing.T) {
+	var posts atomic.Int64
+	other := lbStartReplica(t, "other")
+	lb := balancer.New(balancer.Config{Side: "stateful", RetryWithin: 20 * time.Millisecond})
+	lb.SetReadyBackends([]balancer.Backend{lbKilledByPost(t, "killed", 60*time.Millisecond, &posts), other.backend()})
+	srv := httptest.NewServer(lb)
+	t.Cleanup(srv.Close)
+	lbDo(t, http.MethodGet, srv.URL+"/api/books", nil)
+	lbDo(t, http.MethodGet, srv.URL+"/api/books", nil)
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/api/borrows", strings.NewReader(`{"book_id":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(api.IdempotencyKeyHeader, "k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || posts.Load() != 1 || other.hits.Load() != 1 {
+		t.Errorf("got %d, %d POST(s) on the killed replica, %d request(s) on the other; want 502, 1 and its one GET",
+			resp.StatusCode, posts.Load(), other.hits.Load())
+	}
+	if got := lb.Retries()[balancer.ReasonRefused]; got != (balancer.RetryCount{}) {
+		t.Errorf("Retries()[refused] = %+v, want none: the try was sent before the refusal", got)
+	}
 }

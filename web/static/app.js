@@ -779,7 +779,7 @@
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"` + (last && open ? ` data-offered="${last.offered.toFixed(1)}" data-ok="${last.ok.toFixed(1)}"` : ''));
     const tot = nowOf(sd);
     setCap(cell, !last ? 'waiting for the first second…' : open
-      ? `<span class="legend-item"><span style="color:${C.blue}">━</span> ok <b>${fmtRate(last.ok)}</b>/s</span><span class="legend-item"><span>╍</span> offered <b>${fmtRate(last.offered)}</b>/s</span>`
+      ? `<span class="legend-item"><span class="swatch blue">━</span> ok <b>${fmtRate(last.ok)}</b>/s</span><span class="legend-item"><span>╍</span> offered <b>${fmtRate(last.offered)}</b>/s</span>`
       : `now <b>${fmtRate(last.ok)}</b>/s · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>`);
   }
 
@@ -800,8 +800,8 @@
     const tot = nowOf(sd);
     const sl = tot ? tot.sessions_lost : 0, ci = tot ? tot.cart_items_lost : 0;
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-sessions-lost="${sl}" data-cart-items-lost="${ci}"`);
-    setCap(cell, `<span class="legend-item"><span style="color:${C.vermillion}">▮</span> sessions <b>${fmtInt(sl)}</b> total</span>` +
-      `<span class="legend-item"><span style="color:${C.orange};-webkit-text-stroke:1px #000">◆</span> cart items lost <b>${fmtInt(ci)}</b> total</span>`);
+    setCap(cell, `<span class="legend-item"><span class="swatch vermillion">▮</span> sessions <b>${fmtInt(sl)}</b> total</span>` +
+      `<span class="legend-item"><span class="swatch orange outlined">◆</span> cart items lost <b>${fmtInt(ci)}</b> total</span>`);
   }
 
   function drawErrors(sd, cell, w, groups, yMax) {
@@ -855,7 +855,7 @@
     s += overlay(f, groups);
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
     setCap(cell, last
-      ? `<span class="legend-item"><span style="color:${C.blue}">━</span> p50 <b>${fmtMS(last.p50)}</b></span><span class="legend-item"><span style="color:${C.vermillion}">╍</span> p99 <b>${fmtMS(last.p99)}</b></span>`
+      ? `<span class="legend-item"><span class="swatch blue">━</span> p50 <b>${fmtMS(last.p50)}</b></span><span class="legend-item"><span class="swatch vermillion">╍</span> p99 <b>${fmtMS(last.p99)}</b></span>`
       : '');
   }
 
@@ -962,10 +962,10 @@
     }
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-counted="${counted ? 1 : 0}"`);
     const cpuCap = !cpuSeen ? '' : limited()
-      ? `<span class="legend-item"><span style="color:${C.purple}">━</span> CPU, strip top = its limit</span>`
-      : `<span class="legend-item"><span style="color:${C.purple}">━</span> CPU, strip top = ${fmtCores(st.cpuMax)} cores</span>`;
+      ? `<span class="legend-item"><span class="swatch purple">━</span> CPU, strip top = its limit</span>`
+      : `<span class="legend-item"><span class="swatch purple">━</span> CPU, strip top = ${fmtCores(st.cpuMax)} cores</span>`;
     setCap(cell, (counted
-      ? `<span class="legend-item"><span style="color:${C.green}">▮</span> sessions in use / held · scale 0–${fmtInt(yMax)}</span>`
+      ? `<span class="legend-item"><span class="swatch green">▮</span> sessions in use / held · scale 0–${fmtInt(yMax)}</span>`
       : cpuSeen ? '' : 'nothing to count') + cpuCap);
   }
 
