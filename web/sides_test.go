@@ -17,6 +17,7 @@ import (
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
@@ -34,6 +35,8 @@ type feedBody struct {
 	History   []compare.Sample      `json:"history"`
 	Manual    bool                  `json:"manual"`
 	Next      *compare.PendingEvent `json:"next,omitempty"`
+	// Kinds words the events, as the runner's feed does.
+	Kinds []scenario.Kind `json:"kinds"`
 }
 
 // pair returns the two strategies of "A,B", as statelab compare --sides
@@ -105,7 +108,7 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	since, _ := strconv.ParseFloat(r.URL.Query().Get("history"), 64)
 	body := feedBody{Scenario: "fake", DurationS: cmp.Or(f.duration, 120), Users: 10, Now: f.sample(fakeElapsed), Events: f.events, History: []compare.Sample{},
-		Manual: f.next != nil, Next: f.next}
+		Manual: f.next != nil, Next: f.next, Kinds: scenario.Kinds}
 	if f.sides[0].Name != legacy[0].Name {
 		body.Sides = f.sides
 	}
