@@ -138,9 +138,6 @@ type serverConfig struct {
 // than library.IdempotencyKeyTTL.
 const keySweepEvery = 10 * time.Minute
 
-// sessionStores are the values of -sessions.
-var sessionStores = []string{"memory", "redis", "cookie"}
-
 func parseServerFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (serverConfig, error) {
 	c := serverConfig{}
 	fs := newFlagSet("statelab "+name, getenv, stderr)
@@ -168,11 +165,8 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 		fs.Secret(&c.sessionKey, "session-key", "`secret` that signs session cookies, at least 32 bytes; give every replica the same one (default: random, so cookies die with the process)")
 		fs.Bool(&c.secureCookies, "secure-cookies", false, "mark the session cookie Secure (only sent over HTTPS)")
 		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long a session is kept after its last change (at least 1s)")
-		fs.String(&c.sessions, "sessions", "memory", "the `store` that keeps sessions between requests:\n"+
-			"  memory  this process's memory; the cookie holds a signed id (lost on restart and on other replicas)\n"+
-			"  redis   a redis server every replica shares (-redis-addr); the cookie holds a signed id\n"+
-			"  cookie  the whole session encrypted into the cookie; nothing kept on the server, logout cannot revoke a copy")
-		fs.String(&c.redisAddr, "redis-addr", "127.0.0.1:6379", "`host:port` of the redis server that keeps sessions with -sessions redis")
+		fs.String(&c.sessions, "sessions", "memory", "the `store` that keeps sessions between requests:"+storeList())
+		fs.String(&c.redisAddr, stateful.RedisServer.AddrFlag, "127.0.0.1:6379", "`host:port` of the redis server that keeps sessions with -sessions redis")
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
 		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
@@ -185,8 +179,8 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	if accountRate <= 0 || addrRate <= 0 || c.signIn.AccountBurst < 1 || c.signIn.AddrBurst < 1 {
 		return c, errors.New("sign-in rates must be positive and bursts at least 1")
 	}
-	if name == "stateful" && !slices.Contains(sessionStores, c.sessions) {
-		return c, fmt.Errorf("-sessions %q: use %s", c.sessions, strings.Join(sessionStores, ", "))
+	if name == "stateful" && !slices.Contains(stateful.StoreNames(), c.sessions) {
+		return c, fmt.Errorf("-sessions %q: use %s", c.sessions, strings.Join(stateful.StoreNames(), ", "))
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("-log-format %q: use text or json", c.logFormat)
@@ -268,19 +262,18 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		opts := sessions.Options{
 			Path: "/", MaxAge: int(c.sessionTTL.Seconds()), HttpOnly: true, Secure: c.secureCookies, SameSite: http.SameSiteLaxMode,
 		}
-		var sessStore stateful.SessionStore
-		switch c.sessions {
-		case "memory":
-			sessStore = stateful.NewMemoryStore(key, opts, time.Now)
-		case "redis":
-			rs := stateful.NewRedisStore(c.redisAddr, key, opts)
-			defer rs.Close()
-			sessStore = rs
-			logger.Info("sessions kept in redis", "redis_addr", c.redisAddr)
-		case "cookie":
-			sessStore = stateful.NewCookieStore(key, opts, stateful.MaxCookieBytes, time.Now)
-			logger.Info("sessions sealed in the cookie: nothing is kept on the server")
+		sessStore, err := stateful.OpenStore(c.sessions, stateful.StoreConfig{Key: key, Cookie: opts, RedisAddr: c.redisAddr, Now: time.Now})
+		if err != nil {
+			return err
 		}
+		if cl, ok := sessStore.(io.Closer); ok {
+			defer cl.Close()
+		}
+		attrs := []any{"store", sessStore.Name(), "kept", sessStore.Where(c.replica)}
+		if slices.Contains(sessStore.Needs(), stateful.RedisServer) {
+			attrs = append(attrs, "redis_addr", c.redisAddr)
+		}
+		logger.Info("session store", attrs...)
 		handler = stateful.NewServer(cfg, sessStore)
 	case "stateless":
 		secret, err := secretOrRandom(c.jwtSecret, "jwt-secret", logger)
@@ -605,6 +598,15 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 // the command line nor the scenario names one: what a real team would run
 // against a stateless API.
 const defaultSides = "memory-sticky,apikey"
+
+// storeList lists the session stores with their one-line usage, for -h.
+func storeList() string {
+	var b strings.Builder
+	for _, k := range stateful.StoreKinds() {
+		fmt.Fprintf(&b, "\n  %-7s %s", k.Name(), k.Usage)
+	}
+	return b.String()
+}
 
 // scenarioList lists the built-in scenarios with their one-line
 // descriptions, for -h.
