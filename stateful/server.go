@@ -187,16 +187,7 @@ func (s *server) requireSession(next http.Handler) http.Handler {
 
 func (s *server) handleLogin() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := api.Decode[api.Credentials](w, r)
-		if err != nil {
-			api.Error(w, r, s.logger, err)
-			return
-		}
-		if err := s.cfg.SignIn.Allow(r, c.Email); err != nil {
-			api.Error(w, r, s.logger, err)
-			return
-		}
-		m, err := api.Authenticate(r.Context(), s.cfg.Store, c.Email, c.Password)
+		m, err := api.SignIn(w, r, s.cfg.SignIn, api.PasswordCheck(s.cfg.Store))
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
