@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/sqlite"
@@ -243,7 +244,7 @@ func faultList(fs []Fault) string {
 // re-logins (bcrypt), so they share runs with each other, not with a
 // strategy whose latency they would spoil.
 func failsAtRest(st strategy.Strategy) bool {
-	if st.HoldsSessionsInProcess() && st.Affinity == strategy.AffinityNone {
+	if st.HoldsSessionsInProcess() && st.Affinity == balancer.AffinityNone {
 		return true
 	}
 	return st.OwnSecrets && st.Credential != strategy.CredentialAPIKey

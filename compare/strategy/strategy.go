@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/statelab/statelab/compare/balancer"
 )
 
 // Servers: the subcommand a strategy's replicas run.
@@ -34,13 +36,6 @@ const (
 	CredentialJWT    = "jwt"    // an HS256 JWT (stateless)
 )
 
-// Balancer affinities (the balancer package's policy names).
-const (
-	AffinityNone   = "none"
-	AffinityCookie = "cookie"
-	AffinityHash   = "hash"
-)
-
 // OwnSecretsSuffix makes every replica of a strategy start with its own
 // random session key or JWT secret: the classic deployment mistake, switched
 // on on purpose.
@@ -53,7 +48,7 @@ type Strategy struct {
 	Server     string `json:"server"`      // Stateful or Stateless
 	Sessions   string `json:"sessions"`    // the stateful session store; "" when stateless
 	Credential string `json:"credential"`  // what a client sends on every request
-	Affinity   string `json:"affinity"`    // the balancer's policy
+	Affinity   string `json:"affinity"`    // the balancer's policy: balancer.AffinityNone, AffinityCookie or AffinityHash
 	OwnSecrets bool   `json:"own_secrets"` // every replica makes its own secret
 	// Keeps names in a few words what keeps the sign-in.
 	Keeps string `json:"keeps"`
@@ -85,43 +80,43 @@ func (s Strategy) Secret() string {
 
 var all = []Strategy{
 	{
-		Name: "memory", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: AffinityNone,
+		Name: "memory", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: balancer.AffinityNone,
 		Where:  "in the memory of the one replica that made the session",
 		Pays:   "a signed session id in a cookie; a map read in the process",
 		Breaks: "any request the round-robin balancer sends to another replica; a restart, crash or scale-in of its replica",
 	},
 	{
-		Name: "memory-sticky", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: AffinityCookie,
+		Name: "memory-sticky", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: balancer.AffinityCookie,
 		Where:  "in the memory of one replica; the balancer's routing cookie pins each client to it",
 		Pays:   "a session cookie and a routing cookie; a map read in the process",
 		Breaks: "a restart, crash or scale-in of its replica; new replicas get only new clients, so load does not rebalance",
 	},
 	{
-		Name: "memory-hash", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: AffinityHash,
+		Name: "memory-hash", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: balancer.AffinityHash,
 		Where:  "in the memory of one replica; a consistent-hash ring maps each session cookie to it",
 		Pays:   "a signed session id in a cookie; a map read in the process",
 		Breaks: "a restart, crash or scale-in of its replica, and a scale-out, which remaps a share of clients to the new replica",
 	},
 	{
-		Name: "redis", Keeps: "a shared redis-server", Server: Stateful, Sessions: SessionsRedis, Credential: CredentialCookie, Affinity: AffinityNone,
+		Name: "redis", Keeps: "a shared redis-server", Server: Stateful, Sessions: SessionsRedis, Credential: CredentialCookie, Affinity: balancer.AffinityNone,
 		Where:  "in one redis-server that every replica shares",
 		Pays:   "a signed session id in a cookie; a network round trip to redis on every request",
 		Breaks: "a restart of redis-server without persistence, which signs everyone out at once; redis down means no sign-in works",
 	},
 	{
-		Name: "cookie", Keeps: "sealed in the cookie", Server: Stateful, Sessions: SessionsCookie, Credential: CredentialCookie, Affinity: AffinityNone,
+		Name: "cookie", Keeps: "sealed in the cookie", Server: Stateful, Sessions: SessionsCookie, Credential: CredentialCookie, Affinity: balancer.AffinityNone,
 		Where:  "in the client's cookie, encrypted and signed: the server is stateless in disguise",
 		Pays:   "the whole session (member and cart) in every request, growing with the cart; a decryption per request",
 		Breaks: "nothing on the server side; but logout cannot revoke a copy of the cookie, and a browser keeps at most 4096 bytes",
 	},
 	{
-		Name: "apikey", Keeps: "an API key, checked against the shared database", Server: Stateless, Credential: CredentialAPIKey, Affinity: AffinityNone,
+		Name: "apikey", Keeps: "an API key, checked against the shared database", Server: Stateless, Credential: CredentialAPIKey, Affinity: balancer.AffinityNone,
 		Where:  "nowhere on the server between requests: each request carries an API key, checked against the shared database",
 		Pays:   "a bearer key in every request and a check against the shared database (from the replica's read cache while nothing there has changed)",
 		Breaks: "nothing a replica does; revoking a key takes effect at once on every replica",
 	},
 	{
-		Name: "jwt", Keeps: "an HS256 JWT, signed with a shared secret", Server: Stateless, Credential: CredentialJWT, Affinity: AffinityNone,
+		Name: "jwt", Keeps: "an HS256 JWT, signed with a shared secret", Server: Stateless, Credential: CredentialJWT, Affinity: balancer.AffinityNone,
 		Where:  "nowhere on the server between requests: each request carries a signed JWT naming its member",
 		Pays:   "the biggest credential in every request and an HMAC check; a shared secret on every replica",
 		Breaks: "replicas that do not share the secret; a token cannot be revoked before it expires",
@@ -139,15 +134,7 @@ func All() []Strategy {
 }
 
 // Balancer says in words how the strategy's balancer routes.
-func (s Strategy) Balancer() string {
-	switch s.Affinity {
-	case AffinityCookie:
-		return "sticky: a routing cookie"
-	case AffinityHash:
-		return "sticky: a consistent-hash ring"
-	}
-	return "round robin"
-}
+func (s Strategy) Balancer() string { return balancer.DescribeAffinity(s.Affinity) }
 
 // WriteTable prints every strategy: the table, then what each keeps where,
 // pays and breaks on.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -15,15 +16,15 @@ func TestParse(t *testing.T) {
 		own                           bool
 		redis, inProcess              bool
 	}{
-		{"memory", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityNone, false, false, true},
-		{"memory-sticky", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityCookie, false, false, true},
-		{"memory-hash", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityHash, false, false, true},
-		{"redis", strategy.Stateful, strategy.SessionsRedis, strategy.CredentialCookie, strategy.AffinityNone, false, true, false},
-		{"cookie", strategy.Stateful, strategy.SessionsCookie, strategy.CredentialCookie, strategy.AffinityNone, false, false, false},
-		{"apikey", strategy.Stateless, "", strategy.CredentialAPIKey, strategy.AffinityNone, false, false, false},
-		{"jwt", strategy.Stateless, "", strategy.CredentialJWT, strategy.AffinityNone, false, false, false},
-		{"jwt+own-secrets", strategy.Stateless, "", strategy.CredentialJWT, strategy.AffinityNone, true, false, false},
-		{"memory-sticky+own-secrets", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityCookie, true, false, true},
+		{"memory", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, balancer.AffinityNone, false, false, true},
+		{"memory-sticky", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, balancer.AffinityCookie, false, false, true},
+		{"memory-hash", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, balancer.AffinityHash, false, false, true},
+		{"redis", strategy.Stateful, strategy.SessionsRedis, strategy.CredentialCookie, balancer.AffinityNone, false, true, false},
+		{"cookie", strategy.Stateful, strategy.SessionsCookie, strategy.CredentialCookie, balancer.AffinityNone, false, false, false},
+		{"apikey", strategy.Stateless, "", strategy.CredentialAPIKey, balancer.AffinityNone, false, false, false},
+		{"jwt", strategy.Stateless, "", strategy.CredentialJWT, balancer.AffinityNone, false, false, false},
+		{"jwt+own-secrets", strategy.Stateless, "", strategy.CredentialJWT, balancer.AffinityNone, true, false, false},
+		{"memory-sticky+own-secrets", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, balancer.AffinityCookie, true, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
