@@ -69,8 +69,11 @@ func deriveKey(key []byte, purpose string) []byte {
 	return mac.Sum(nil)
 }
 
-// Name returns "cookie".
-func (*CookieStore) Name() string { return "cookie" }
+// CookieStoreName is the cookie store's Name.
+const CookieStoreName = "cookie"
+
+// Name returns CookieStoreName.
+func (*CookieStore) Name() string { return CookieStoreName }
 
 // Where says the session is in the client's cookie.
 func (*CookieStore) Where(string) string { return "sealed in your cookie; no server holds it" }

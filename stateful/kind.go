@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
+
+	"github.com/statelab/statelab/internal/redisserver"
 )
 
 // Description is what a kind of session store says about itself: the
@@ -49,7 +51,7 @@ type Service struct {
 }
 
 // RedisServer is the redis-server the redis store keeps sessions in.
-var RedisServer = Service{Program: "redis-server", AddrFlag: "redis-addr"}
+var RedisServer = Service{Program: redisserver.Program, AddrFlag: "redis-addr"}
 
 // StoreConfig is what OpenStore opens a store with. A store uses what it
 // needs of it and ignores the rest.

@@ -66,8 +66,11 @@ func NewRedisStore(addr string, key []byte, options sessions.Options) *RedisStor
 	return &RedisStore{client: client, ids: newIDCodec(key, options), ttl: time.Duration(options.MaxAge) * time.Second}
 }
 
-// Name returns "redis".
-func (*RedisStore) Name() string { return "redis" }
+// RedisStoreName is the redis store's Name.
+const RedisStoreName = "redis"
+
+// Name returns RedisStoreName.
+func (*RedisStore) Name() string { return RedisStoreName }
 
 // Where says the session is in the redis every replica shares.
 func (*RedisStore) Where(string) string { return "in redis, shared by every replica" }

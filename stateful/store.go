@@ -56,8 +56,11 @@ func NewMemoryStore(key []byte, options sessions.Options, now func() time.Time) 
 	}
 }
 
-// Name returns "memory".
-func (*MemoryStore) Name() string { return "memory" }
+// MemoryStoreName is the memory store's Name.
+const MemoryStoreName = "memory"
+
+// Name returns MemoryStoreName.
+func (*MemoryStore) Name() string { return MemoryStoreName }
 
 // Where says the session is in replica's memory.
 func (*MemoryStore) Where(replica string) string { return "in the memory of replica " + replica }

@@ -17,7 +17,6 @@ import (
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
-	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -347,15 +346,13 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 	for _, st := range cfg.Strategies {
 		m.Strategies = append(m.Strategies, st.Name)
 		m.About[st.Name] = st
-		if st.NeedsRedis() {
-			if _, err := redisserver.LookPath(); err != nil {
-				if cfg.RequireTools {
-					return nil, fmt.Errorf("strategy %s cannot run: %w (CI is set, so a missing tool is a failure, not a skipped row)", st.Name, err)
-				}
-				m.Skipped[st.Name] = err.Error()
-				fmt.Fprintf(cfg.Stdout, "skipping %s: %v\n", st.Name, err)
-				continue
+		if err := st.LookServices(); err != nil {
+			if cfg.RequireTools {
+				return nil, fmt.Errorf("strategy %s cannot run: %w (CI is set, so a missing tool is a failure, not a skipped row)", st.Name, err)
 			}
+			m.Skipped[st.Name] = err.Error()
+			fmt.Fprintf(cfg.Stdout, "skipping %s: %v\n", st.Name, err)
+			continue
 		}
 		rows = append(rows, st)
 	}

@@ -4,16 +4,22 @@
 // how the balancer in front of it routes. Every place that picks a side of a
 // comparison takes these names, so "memory-sticky" means the same thing in
 // statelab compare, the report, the dashboard and the matrix.
+//
+// A strategy also says what its replicas need running beside them
+// (Services: its session store's, such as a redis-server), so that whoever
+// starts them asks the strategy instead of testing for a store by name.
 package strategy
 
 import (
 	"fmt"
 	"io"
+	"os/exec"
 	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/stateful"
 )
 
 // Servers: the subcommand a strategy's replicas run.
@@ -22,11 +28,12 @@ const (
 	Stateless = "stateless"
 )
 
-// Session stores of the stateful server (its --sessions flag).
+// Session stores of the stateful server (its --sessions flag): the names
+// stateful.OpenStore takes.
 const (
-	SessionsMemory = "memory"
-	SessionsRedis  = "redis"
-	SessionsCookie = "cookie"
+	SessionsMemory = stateful.MemoryStoreName
+	SessionsRedis  = stateful.RedisStoreName
+	SessionsCookie = stateful.CookieStoreName
 )
 
 // Credentials a simulated user signs in for and sends on every request.
@@ -60,12 +67,52 @@ type Strategy struct {
 	Breaks string `json:"breaks"`
 }
 
-// NeedsRedis reports whether the strategy's replicas share a redis-server.
-func (s Strategy) NeedsRedis() bool { return s.Sessions == SessionsRedis }
+// Services returns the programs the strategy's replicas need running
+// beside them, one of each shared by every replica of a side: what its
+// session store needs (a redis-server for redis), nothing for the others.
+// Whoever starts the replicas starts these first, and gives their
+// addresses to ReplicaArgs.
+func (s Strategy) Services() []stateful.Service {
+	if k, ok := s.store(); ok {
+		return k.Needs()
+	}
+	return nil
+}
 
-// HoldsSessionsInProcess reports whether a replica's process memory holds
-// the sessions, so a restart, a crash or a scale-in loses them.
-func (s Strategy) HoldsSessionsInProcess() bool { return s.Sessions == SessionsMemory }
+// NeedsRedis reports whether the strategy's replicas share a
+// redis-server: whether Services holds stateful.RedisServer.
+func (s Strategy) NeedsRedis() bool { return slices.Contains(s.Services(), stateful.RedisServer) }
+
+// HoldsSessionsInProcess reports whether each replica keeps its own
+// sessions, which no other replica finds, so a restart, a crash or a
+// scale-in loses them.
+func (s Strategy) HoldsSessionsInProcess() bool {
+	k, ok := s.store()
+	return ok && !k.Shared()
+}
+
+// LookServices returns an error that names the first of the strategy's
+// Services not installed here (not on PATH) and how to install it, or nil
+// when every one is, so a caller can skip the strategy before it starts
+// anything.
+func (s Strategy) LookServices() error {
+	for _, svc := range s.Services() {
+		if _, err := exec.LookPath(svc.Program); err != nil {
+			return fmt.Errorf("%s not found on PATH; install it (Debian/Ubuntu: sudo apt-get install %s)", svc.Program, svc.Program)
+		}
+	}
+	return nil
+}
+
+// store returns the kind of session store the strategy's replicas keep
+// sessions in; none for a stateless strategy.
+func (s Strategy) store() (stateful.StoreKind, bool) {
+	if s.Server != Stateful {
+		return stateful.StoreKind{}, false
+	}
+	k, err := stateful.LookupStore(s.Sessions)
+	return k, err == nil // TestEveryStrategy checks that the table names only stores there are
+}
 
 // Secret is the name of the secret every replica must share (the flag and,
 // with STATELAB_ and capitals, the environment variable); "" when the

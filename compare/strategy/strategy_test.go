@@ -2,11 +2,13 @@ package strategy_test
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/stateful"
 )
 
 func TestParse(t *testing.T) {
@@ -103,5 +105,35 @@ func TestWriteTableNamesEveryStrategy(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), strategy.OwnSecretsSuffix) {
 		t.Error("the table does not explain the +own-secrets suffix")
+	}
+}
+
+func TestEveryStrategyNamesAStoreThereIs(t *testing.T) {
+	for _, st := range strategy.All() {
+		_, err := stateful.LookupStore(st.Sessions)
+		switch st.Server {
+		case strategy.Stateful:
+			if err != nil {
+				t.Errorf("%s: %v", st.Name, err)
+			}
+		case strategy.Stateless:
+			if st.Sessions != "" {
+				t.Errorf("%s: a stateless strategy keeps no sessions, got %q", st.Name, st.Sessions)
+			}
+		default:
+			t.Errorf("%s: unknown server %q", st.Name, st.Server)
+		}
+	}
+}
+
+func TestServices(t *testing.T) {
+	for _, st := range strategy.All() {
+		want := []stateful.Service(nil)
+		if st.Name == "redis" {
+			want = []stateful.Service{stateful.RedisServer}
+		}
+		if got := st.Services(); !slices.Equal(got, want) {
+			t.Errorf("%s: Services() = %v, want %v", st.Name, got, want)
+		}
 	}
 }
