@@ -149,7 +149,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	fs.String(&c.db, "db", "./data/library.db", "SQLite `file` of the shared resource state (created and seeded when missing)")
 	fs.Bool(&c.readCache, "read-cache", true, "answer repeated reads (a book, a page of books, an API key) from this process's memory while the shared database is unchanged; every commit, by any process, empties it at once (-read-cache=false asks SQLite every time, to measure what it saves)")
 	fs.String(&c.replica, "replica-id", strconv.Itoa(os.Getpid()), "this process's replica `id`, in logs, metrics and the "+api.ReplicaHeader+" header")
-	fs.Func("log-level", "log `level`: debug, info, warn or error (default info)", "STATELAB_LOG_LEVEL", c.logLevel.UnmarshalText)
+	fs.Func("log-level", "log `level`: debug, info, warn or error (default info)", c.logLevel.UnmarshalText)
 	fs.String(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Duration(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish after SIGTERM")
 	fs.Bool(&c.exitWithStdin, "exit-with-stdin", false, "exit (gracefully) when standard input closes: the comparison runner holds a pipe to every replica, so no replica outlives it, even when the runner is killed")
@@ -283,7 +283,7 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		var opts []stateless.Option
 		if c.emailOnlyKeys {
 			logger.Warn("-insecure-email-only-keys is on: an email alone gets an API key and registers an account without a password; anyone who knows an email can act as that member. Use it only to show the seed's original flow, never on a shared machine",
-				"env", envName("insecure-email-only-keys"))
+				"env", strategy.EnvName("insecure-email-only-keys"))
 			opts = append(opts, stateless.InsecureEmailOnlyKeys())
 		}
 		handler = stateless.NewServer(cfg, stateless.NewTokens(secret, c.jwtTTL, time.Now), time.Now, opts...)
@@ -508,7 +508,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	var fileSD, matrixFile string
 	fs.String(&matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
 	fs.String(&fileSD, "file-sd", "./data/file_sd/statelab.json", "Prometheus file_sd `file` the runner keeps listing itself and every live replica, for scripts/prometheus.yml (make prometheus); -file-sd= writes none")
-	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
+	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	var (
 		replicaCPU, rate          float64
@@ -708,7 +708,7 @@ Flags:
 	fs.String(&reportDir, "report", "", "`dir`ectory for matrix.json, matrix.md, matrix.html and each run's report under runs/ (default ./reports/matrix-<start time>)")
 	fs.String(&latest, "latest", matrix.LatestFile, "a `file` that gets a copy of matrix.html, which the dashboard serves at /matrix (statelab compare -matrix); -latest= writes none")
 	fs.String(&workDir, "work-dir", "", "`dir`ectory for the runs' databases and logs (default: a temporary one, removed afterwards)")
-	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", "STATELAB_LOG_LEVEL", logLevel.UnmarshalText)
+	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -877,7 +877,7 @@ func secretOrRandom(secret, flagName string, logger *slog.Logger) ([]byte, error
 		return nil, fmt.Errorf("make random %s: %w", flagName, err)
 	}
 	logger.Warn("no -"+flagName+" given: using a random one, so other replicas and a restarted process will not accept what this one signs",
-		"env", envName(flagName))
+		"env", strategy.EnvName(flagName))
 	return b, nil
 }
 
@@ -895,40 +895,36 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) *flag
 	return &flagSet{FlagSet: fs, getenv: getenv}
 }
 
-func envName(flagName string) string {
-	return "STATELAB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
 func (f *flagSet) String(p *string, name, def, usage string) {
-	f.StringVar(p, name, def, usage+" [$"+envName(name)+"]")
+	f.StringVar(p, name, def, usage+" [$"+strategy.EnvName(name)+"]")
 }
 
 func (f *flagSet) Secret(p *string, name, usage string) {
-	f.StringVar(p, name, "", usage+" [$"+envName(name)+"]")
+	f.StringVar(p, name, "", usage+" [$"+strategy.EnvName(name)+"]")
 }
 
 func (f *flagSet) Bool(p *bool, name string, def bool, usage string) {
-	f.BoolVar(p, name, def, usage+" [$"+envName(name)+"]")
+	f.BoolVar(p, name, def, usage+" [$"+strategy.EnvName(name)+"]")
 }
 
 func (f *flagSet) Int(p *int, name string, def int, usage string) {
-	f.IntVar(p, name, def, usage+" [$"+envName(name)+"]")
+	f.IntVar(p, name, def, usage+" [$"+strategy.EnvName(name)+"]")
 }
 
 func (f *flagSet) Float64(p *float64, name string, def float64, usage string) {
-	f.Float64Var(p, name, def, usage+" [$"+envName(name)+"]")
+	f.Float64Var(p, name, def, usage+" [$"+strategy.EnvName(name)+"]")
 }
 
 func (f *flagSet) Int64(p *int64, name string, def int64, usage string) {
-	f.Int64Var(p, name, def, usage+" [$"+envName(name)+"]")
+	f.Int64Var(p, name, def, usage+" [$"+strategy.EnvName(name)+"]")
 }
 
 func (f *flagSet) Duration(p *time.Duration, name string, def time.Duration, usage string) {
-	f.DurationVar(p, name, def, usage+" [$"+envName(name)+"]")
+	f.DurationVar(p, name, def, usage+" [$"+strategy.EnvName(name)+"]")
 }
 
-func (f *flagSet) Func(name, usage, env string, fn func([]byte) error) {
-	f.FlagSet.Func(name, usage+" [$"+env+"]", func(s string) error { return fn([]byte(s)) })
+func (f *flagSet) Func(name, usage string, fn func([]byte) error) {
+	f.FlagSet.Func(name, usage+" [$"+strategy.EnvName(name)+"]", func(s string) error { return fn([]byte(s)) })
 }
 
 // Parse parses the command line, then fills every flag the command line did
@@ -944,12 +940,12 @@ func (f *flagSet) Parse(args []string) error {
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	var err error
 	f.VisitAll(func(fl *flag.Flag) {
-		v := f.getenv(envName(fl.Name))
+		v := f.getenv(strategy.EnvName(fl.Name))
 		if set[fl.Name] || v == "" || err != nil {
 			return
 		}
 		if e := f.Set(fl.Name, v); e != nil {
-			err = fmt.Errorf("$%s=%q: %v", envName(fl.Name), v, e)
+			err = fmt.Errorf("$%s=%q: %v", strategy.EnvName(fl.Name), v, e)
 		}
 	})
 	return err

@@ -5,9 +5,10 @@
 // comparison takes these names, so "memory-sticky" means the same thing in
 // statelab compare, the report, the dashboard and the matrix.
 //
-// A strategy also says what its replicas need running beside them
-// (Services: its session store's, such as a redis-server), so that whoever
-// starts them asks the strategy instead of testing for a store by name.
+// A strategy also says how to deploy it: the services its replicas need
+// beside them (Services: its session store's, such as a redis-server),
+// and the flags and environment each replica starts with (ReplicaArgs,
+// ReplicaEnv, and EnvName, the STATELAB_ rule every flag follows).
 package strategy
 
 import (
