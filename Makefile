@@ -28,7 +28,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 		done; \
 	done
 
-bench: ## run the benchmarks (numbers quoted in the README)
+bench: ## run the benchmarks (numbers quoted in docs/COSTS.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
 
 perf: build ## what a request costs with each strategy against a bare net/http server, one CPU each for servers and load (under 2 minutes; PERFFLAGS="--rounds 5")

@@ -4,33 +4,16 @@ import (
 	"maps"
 	"slices"
 	"sync"
-)
 
-// BalanceWindow is how one side's balancer shared the requests out among
-// the replicas in the stretch after a scale event, until the next event on
-// that side or the end of the run. Counted by the balancer as it handed
-// requests over, so it is what really happened, not what the policy
-// promises.
-type BalanceWindow struct {
-	FromS float64 `json:"from_s"`
-	ToS   float64 `json:"to_s"`
-	After string  `json:"after"` // the event that opened the window: scale-out or scale-in
-	// Requests counts the requests each replica in service at FromS was
-	// handed during the window.
-	Requests map[string]uint64 `json:"requests"`
-	// Shares are each replica's part of those requests.
-	Shares map[string]float64 `json:"shares"`
-	// Imbalance is the largest share divided by the fair share (1/replicas):
-	// 1 is an even spread, 2 means one replica carried twice its part.
-	Imbalance float64 `json:"imbalance"`
-}
+	"github.com/statelab/statelab/compare/report"
+)
 
 // balanceLog keeps a side's balance windows.
 type balanceLog struct {
 	mu      sync.Mutex
-	current *BalanceWindow
+	current *report.BalanceWindow
 	start   map[string]uint64 // the balancer's counts when the current window began
-	done    []BalanceWindow
+	done    []report.BalanceWindow
 }
 
 // open starts a window after a scale event; counts are the balancer's
@@ -38,7 +21,7 @@ type balanceLog struct {
 func (l *balanceLog) open(at float64, after string, counts map[string]uint64, ids []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.current = &BalanceWindow{FromS: at, After: after, Requests: map[string]uint64{}}
+	l.current = &report.BalanceWindow{FromS: at, After: after, Requests: map[string]uint64{}}
 	l.start = map[string]uint64{}
 	for _, id := range ids {
 		l.current.Requests[id] = 0
@@ -72,7 +55,7 @@ func (l *balanceLog) close(at float64, counts map[string]uint64) {
 }
 
 // windows returns the finished windows.
-func (l *balanceLog) windows() []BalanceWindow {
+func (l *balanceLog) windows() []report.BalanceWindow {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.done)

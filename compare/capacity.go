@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -22,11 +24,11 @@ func (r *Runner) startOpenLoop(ctx context.Context) error {
 	}
 	deadline := r.cfg.Deadline
 	if deadline <= 0 {
-		deadline = DefaultDeadline
+		deadline = load.DefaultDeadline
 	}
 	limit := r.cfg.MaxOutstanding
 	if limit <= 0 {
-		limit = DefaultMaxOutstanding(r.cfg.Rate, deadline)
+		limit = load.DefaultMaxOutstanding(r.cfg.Rate, deadline)
 	}
 	for si, s := range r.sides {
 		var emails []string
@@ -35,7 +37,7 @@ func (r *Runner) startOpenLoop(ctx context.Context) error {
 			// users count up from the first.
 			emails = append(emails, sqlite.LoadTestEmail(sqlite.LoadTestUsers-si*r.cfg.RateUsers-j))
 		}
-		s.open = NewOpenLoop(OpenLoopConfig{
+		s.open = load.NewOpenLoop(load.OpenLoopConfig{
 			Credential:     s.st.Credential,
 			BaseURL:        s.url,
 			Emails:         emails,
@@ -105,7 +107,7 @@ func (r *Runner) markOver(ctx context.Context, s *side, after string) {
 	}
 	r.markPhase(s, after, stageSettling)
 	n := s.phases.count()
-	deadline := cmp.Or(r.cfg.Deadline, DefaultDeadline)
+	deadline := cmp.Or(r.cfg.Deadline, load.DefaultDeadline)
 	go func() {
 		t := time.NewTimer(deadline)
 		defer t.Stop()
@@ -127,26 +129,8 @@ func (r *Runner) cpuLimit() float64 {
 	return r.cfg.ReplicaCPU
 }
 
-// ReplicaCPUUse is what one replica's CPU did over a whole run.
-type ReplicaCPUUse struct {
-	Replica string  `json:"replica"`
-	CPUS    float64 `json:"cpu_s"` // CPU time, every process of the replica id
-	// MaxShare is the highest use in one feed sample (about a second), as
-	// a share of the limit: above 1 only by the kernel's slack.
-	MaxShare float64 `json:"max_share_1s,omitempty"`
-	// Periods and ThrottledPeriods are the cgroup's CFS periods with work
-	// to do, and those in which the replica used its whole quota and was
-	// stopped; ThrottledS the time it spent stopped.
-	Periods          int64   `json:"periods,omitempty"`
-	ThrottledPeriods int64   `json:"throttled_periods,omitempty"`
-	ThrottledS       float64 `json:"throttled_s,omitempty"`
-	// QuotaShare is CPU time ÷ (quota × periods): the whole run's use of
-	// the quota the kernel granted, at most 1 but for its slack.
-	QuotaShare float64 `json:"quota_share,omitempty"`
-}
-
 // replicaCPU reports every replica's CPU over the run.
-func (r *Runner) replicaCPU(s *side) []ReplicaCPUUse {
+func (r *Runner) replicaCPU(s *side) []report.ReplicaCPUUse {
 	var enf cpulimit.Enforcement
 	if r.limiter != nil {
 		enf = r.limiter.Enforcement()
@@ -158,9 +142,9 @@ func (r *Runner) replicaCPU(s *side) []ReplicaCPUUse {
 		maxShare[id] = v
 	}
 	r.mu.Unlock()
-	var out []ReplicaCPUUse
+	var out []report.ReplicaCPUUse
 	for _, id := range slices.Sorted(maps.Keys(used)) {
-		u := ReplicaCPUUse{Replica: id, CPUS: used[id].Seconds(), MaxShare: maxShare[id]}
+		u := report.ReplicaCPUUse{Replica: id, CPUS: used[id].Seconds(), MaxShare: maxShare[id]}
 		if th, ok := r.limiter.Throttling(id); ok {
 			u.Periods, u.ThrottledPeriods, u.ThrottledS = th.Periods, th.Throttled, th.Time.Seconds()
 			if th.Periods > 0 && enf.QuotaUS > 0 {
@@ -172,28 +156,20 @@ func (r *Runner) replicaCPU(s *side) []ReplicaCPUUse {
 	return out
 }
 
-// OpenLoopInfo says what open-loop load each side got.
-type OpenLoopInfo struct {
-	Rate           float64 `json:"rate"`            // arrivals per second per side, asked for
-	RateUsers      int     `json:"rate_users"`      // signed-in users per side the requests come from
-	DeadlineMS     float64 `json:"deadline_ms"`     // past it a request is a timeout
-	MaxOutstanding int     `json:"max_outstanding"` // beyond it an arrival is dropped (and a timeout)
-}
-
 // openLoopInfo returns the open-loop load, nil without one.
-func (r *Runner) openLoopInfo() *OpenLoopInfo {
+func (r *Runner) openLoopInfo() *report.OpenLoopInfo {
 	if r.cfg.Rate <= 0 {
 		return nil
 	}
 	deadline := r.cfg.Deadline
 	if deadline <= 0 {
-		deadline = DefaultDeadline
+		deadline = load.DefaultDeadline
 	}
 	limit := r.cfg.MaxOutstanding
 	if limit <= 0 {
-		limit = DefaultMaxOutstanding(r.cfg.Rate, deadline)
+		limit = load.DefaultMaxOutstanding(r.cfg.Rate, deadline)
 	}
-	return &OpenLoopInfo{Rate: r.cfg.Rate, RateUsers: r.cfg.RateUsers, DeadlineMS: float64(deadline.Milliseconds()), MaxOutstanding: limit}
+	return &report.OpenLoopInfo{Rate: r.cfg.Rate, RateUsers: r.cfg.RateUsers, DeadlineMS: float64(deadline.Milliseconds()), MaxOutstanding: limit}
 }
 
 // enforcement returns the replicas' CPU limit and how it is enforced, nil

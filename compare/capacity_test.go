@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -72,7 +72,7 @@ func TestCapacityEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep compare.Report
+	var rep report.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestCapacityEndToEnd(t *testing.T) {
 }
 
 // phaseAfter returns the (settled) phase that began with the given event.
-func phaseAfter(t *testing.T, phases []compare.Phase, after string) compare.Phase {
+func phaseAfter(t *testing.T, phases []report.Phase, after string) report.Phase {
 	t.Helper()
 	for _, p := range phases {
 		if p.After == after && !p.During && !p.Settling {
@@ -151,5 +151,5 @@ func phaseAfter(t *testing.T, phases []compare.Phase, after string) compare.Phas
 		}
 	}
 	t.Fatalf("no phase after %q in %+v", after, phases)
-	return compare.Phase{}
+	return report.Phase{}
 }

@@ -9,14 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/redisserver"
 )
 
 // rtRunToEnd runs statelab compare through a scenario of testdata without
 // --hold and returns its report once the runner has exited.
-func rtRunToEnd(t *testing.T, bin, scenario string, args ...string) compare.Report {
+func rtRunToEnd(t *testing.T, bin, scenario string, args ...string) report.Report {
 	t.Helper()
 	path, err := filepath.Abs(filepath.Join("testdata", scenario))
 	if err != nil {
@@ -31,7 +32,7 @@ func rtRunToEnd(t *testing.T, bin, scenario string, args ...string) compare.Repo
 	if r.err != nil {
 		t.Fatalf("the runner failed: %v", r.err)
 	}
-	var rep compare.Report
+	var rep report.Report
 	b, err := os.ReadFile(filepath.Join(r.report, "report.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestChaosEndToEnd(t *testing.T) {
 			rep := rtRunToEnd(t, bin, "chaos.yaml", "--sides", run.sides, "--seed", strconv.Itoa(run.seed), "--users", "12")
 			crashes := 0
 			for _, e := range rep.Events {
-				if e.Kind == compare.ActionCrash {
+				if e.Kind == scenario.ActionCrash {
 					crashes++
 				}
 			}
@@ -116,7 +117,7 @@ func TestSurgeRestartEndToEnd(t *testing.T) {
 	rep := rtRunToEnd(t, bin, "surge.yaml", "--sides", "memory-sticky,apikey", "--users", "8")
 	restarts := 0
 	for _, e := range rep.Events {
-		if e.Kind == compare.ActionRestart {
+		if e.Kind == scenario.ActionRestart {
 			restarts++
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -86,7 +88,7 @@ func TestManualClassroomRun(t *testing.T) {
 	}
 
 	f := waitPending(1)
-	if !f.Manual || f.Next.Of != 2 || f.Next.Action != compare.ActionClientRestart {
+	if !f.Manual || f.Next.Of != 2 || f.Next.Action != scenario.ActionClientRestart {
 		t.Errorf("the feed says manual %v, next %+v; want manual, the client-restart, 1 of 2", f.Manual, f.Next)
 	}
 	// Past the event's time in the scenario, nothing has happened: it
@@ -138,7 +140,7 @@ func TestManualClassroomRun(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("the runner failed: %v\n%s", r.err, r.out.String())
 	}
-	var rep compare.Report
+	var rep report.Report
 	b, err := os.ReadFile(filepath.Join(r.report, "report.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -158,9 +160,9 @@ func TestManualClassroomRun(t *testing.T) {
 			t.Errorf("%s: %d sign-ins the clients forgot, want 3", side, tot.ClientSignInsLost)
 		}
 	}
-	var restart *compare.EventRecord
+	var restart *report.EventRecord
 	for i, e := range rep.Events {
-		if e.Kind == compare.ActionRestart && e.Side == left {
+		if e.Kind == scenario.ActionRestart && e.Side == left {
 			restart = &rep.Events[i]
 		}
 	}
@@ -202,5 +204,5 @@ type clFeed struct {
 	Manual bool                  `json:"manual"`
 	Next   *compare.PendingEvent `json:"next"`
 	Now    compare.Sample        `json:"now"`
-	Events []compare.EventRecord `json:"events"`
+	Events []report.EventRecord  `json:"events"`
 }

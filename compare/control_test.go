@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -27,7 +28,7 @@ func newControlRunner(t *testing.T, timeouts compare.Timeouts) (*compare.Runner,
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := compare.LoadScenario("quick")
+	sc, err := scenario.Load("quick")
 	if err != nil {
 		t.Fatal(err)
 	}

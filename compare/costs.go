@@ -2,9 +2,7 @@ package compare
 
 import (
 	"context"
-	"maps"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -12,92 +10,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/api"
 )
-
-// Costs is what one side paid for its way of keeping a sign-in, measured in
-// the run: on the users' side, counted by their HTTP clients; on the
-// servers' side, read from the replica processes themselves.
-type Costs struct {
-	UserCosts
-	ServerCosts
-}
-
-// ServerCosts is what one side's replica processes spent, by their own
-// account.
-type ServerCosts struct {
-	// IdentifyUSP50 and IdentifyUS are the median (estimated from the
-	// buckets, as histogram_quantile does) and the mean of the time a
-	// replica spent finding a request's member, found or not, over
-	// Identifications requests, from every replica process's
-	// statelab_identify_seconds histogram. Both are wall time in the
-	// process: the mean also holds the moments a busy machine made the
-	// process wait; the median mostly does not.
-	IdentifyUSP50   float64 `json:"identify_us_p50"`
-	IdentifyUS      float64 `json:"identify_us_mean"`
-	Identifications int64   `json:"identifications"`
-	// CPUSeconds is the CPU time (user and system) of every replica process
-	// that lived in the run, by the kernel's account: it does not grow when
-	// the machine is busy with something else, as a latency does.
-	CPUSeconds float64 `json:"server_cpu_s"`
-	// BalancedRequests counts the requests the balancer handed the
-	// replicas, and CPUPerRequestUS is CPUSeconds divided by them.
-	BalancedRequests int64   `json:"balanced_requests"`
-	CPUPerRequestUS  float64 `json:"server_cpu_per_request_us"`
-	// StoreCPUSeconds is the CPU time of the side's session store (its
-	// redis-server processes), 0 for a side without one, and
-	// StoreCPUPerRequestUS the same divided by BalancedRequests: the part of
-	// the cost the replicas' own account does not show.
-	StoreCPUSeconds      float64 `json:"store_cpu_s"`
-	StoreCPUPerRequestUS float64 `json:"store_cpu_per_request_us"`
-}
-
-// Histogram is a Prometheus histogram read from a replica's /metrics, or
-// the sum of several: the count and sum of the samples, and the cumulative
-// count at each bucket's upper bound. Histograms of one metric share their
-// bounds, so they add bucket by bucket.
-type Histogram struct {
-	Count   uint64
-	Sum     float64
-	Buckets map[float64]uint64
-}
-
-// Add returns h and o summed.
-func (h Histogram) Add(o Histogram) Histogram {
-	out := Histogram{Count: h.Count + o.Count, Sum: h.Sum + o.Sum, Buckets: map[float64]uint64{}}
-	for b, n := range h.Buckets {
-		out.Buckets[b] += n
-	}
-	for b, n := range o.Buckets {
-		out.Buckets[b] += n
-	}
-	return out
-}
-
-// Quantile estimates the q-quantile as Prometheus's histogram_quantile
-// does: it finds the bucket that holds it and interpolates linearly inside
-// it (from 0 for the first bucket). A quantile above the last bound is the
-// last bound; an empty histogram's is 0.
-func (h Histogram) Quantile(q float64) float64 {
-	if h.Count == 0 {
-		return 0
-	}
-	rank := q * float64(h.Count)
-	var lo float64
-	var below uint64
-	for _, b := range slices.Sorted(maps.Keys(h.Buckets)) {
-		n := h.Buckets[b]
-		if float64(n) >= rank {
-			if n == below {
-				return b
-			}
-			return lo + (b-lo)*(rank-float64(below))/float64(n-below)
-		}
-		lo, below = b, n
-	}
-	return lo
-}
 
 // identLog keeps the last reading of every replica process of a side, by
 // pid: a histogram is cumulative, so the last reading of a process is all
@@ -107,24 +23,24 @@ func (h Histogram) Quantile(q float64) float64 {
 // last reading is lost with it (under a second).
 type identLog struct {
 	mu   sync.Mutex
-	last map[int]Histogram
+	last map[int]report.Histogram
 }
 
-func (l *identLog) set(pid int, r Histogram) {
+func (l *identLog) set(pid int, r report.Histogram) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.last == nil {
-		l.last = map[int]Histogram{}
+		l.last = map[int]report.Histogram{}
 	}
 	if r.Count >= l.last[pid].Count {
 		l.last[pid] = r
 	}
 }
 
-func (l *identLog) total() Histogram {
+func (l *identLog) total() report.Histogram {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var t Histogram
+	var t report.Histogram
 	for _, r := range l.last {
 		t = t.Add(r)
 	}
@@ -137,7 +53,7 @@ type replicaReading struct {
 	// statelab_sessions_in_use gauges; nil when it keeps no count (a
 	// stateless server, a session sealed in the cookie).
 	sessions sessionCount
-	ident    Histogram
+	ident    report.Histogram
 }
 
 // scrapeReplica reads a replica's own /metrics. The numbers are the
@@ -174,8 +90,8 @@ func (r *Runner) scrapeReplica(addr string) (replicaReading, bool) {
 	return rd, true
 }
 
-func identOf(mf *dto.MetricFamily) Histogram {
-	r := Histogram{Buckets: map[float64]uint64{}}
+func identOf(mf *dto.MetricFamily) report.Histogram {
+	r := report.Histogram{Buckets: map[float64]uint64{}}
 	for _, m := range mf.GetMetric() {
 		h := m.GetHistogram()
 		r.Count += h.GetSampleCount()
@@ -200,7 +116,7 @@ func (r *Runner) readReplica(s *side, rep supervisor.Replica) sessionCount {
 
 // serverCosts reads every replica of the side in service now, then adds up
 // what all its processes spent.
-func (r *Runner) serverCosts(s *side) ServerCosts {
+func (r *Runner) serverCosts(s *side) report.ServerCosts {
 	var wg sync.WaitGroup
 	for _, rep := range s.sup.Replicas() {
 		wg.Go(func() { r.readReplica(s, rep) })
@@ -211,8 +127,8 @@ func (r *Runner) serverCosts(s *side) ServerCosts {
 
 // spent adds up what the side's processes spent, from their last readings:
 // the feed's once a second, or serverCosts' fresh ones.
-func (r *Runner) spent(s *side) ServerCosts {
-	var c ServerCosts
+func (r *Runner) spent(s *side) report.ServerCosts {
+	var c report.ServerCosts
 	id := s.ident.total()
 	c.Identifications = int64(id.Count)
 	if id.Count > 0 {

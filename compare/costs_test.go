@@ -4,13 +4,13 @@ import (
 	"math"
 	"testing"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/report"
 )
 
 func TestHistogramQuantile(t *testing.T) {
 	// Cumulative counts at the bounds 1, 2, 4 (and 10 samples in all: 2
 	// above the last bound).
-	h := compare.Histogram{Count: 10, Sum: 30, Buckets: map[float64]uint64{1: 2, 2: 6, 4: 8}}
+	h := report.Histogram{Count: 10, Sum: 30, Buckets: map[float64]uint64{1: 2, 2: 6, 4: 8}}
 	tests := []struct {
 		q, want float64
 	}{
@@ -26,11 +26,11 @@ func TestHistogramQuantile(t *testing.T) {
 			t.Errorf("Quantile(%v) = %v, want %v", tt.q, got, tt.want)
 		}
 	}
-	if got := (compare.Histogram{}).Quantile(.5); got != 0 {
+	if got := (report.Histogram{}).Quantile(.5); got != 0 {
 		t.Errorf("empty histogram: %v, want 0", got)
 	}
 
-	sum := h.Add(compare.Histogram{Count: 2, Sum: 1, Buckets: map[float64]uint64{1: 2, 2: 2, 4: 2}})
+	sum := h.Add(report.Histogram{Count: 2, Sum: 1, Buckets: map[float64]uint64{1: 2, 2: 2, 4: 2}})
 	if sum.Count != 12 || sum.Sum != 31 || sum.Buckets[1] != 4 || sum.Buckets[2] != 8 || sum.Buckets[4] != 10 {
 		t.Errorf("Add: %+v", sum)
 	}

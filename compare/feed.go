@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/statelab/statelab/compare/filesd"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/supervisor"
 )
 
@@ -23,18 +26,18 @@ type Sample struct {
 
 // SideSample is one side at one moment.
 type SideSample struct {
-	Totals
+	load.Totals
 	// LatencyWindowMS holds the percentiles of the requests answered since
 	// the previous sample, nil when there were none. The totals' percentiles
 	// cover the whole run and hardly move after a minute; a restart's slow
 	// second shows only in a window.
-	LatencyWindowMS *Percentile   `json:"latency_window_ms,omitempty"`
-	Replicas        []ReplicaInfo `json:"replicas"`
+	LatencyWindowMS *load.Percentile `json:"latency_window_ms,omitempty"`
+	Replicas        []ReplicaInfo    `json:"replicas"`
 	// Costs is what the side has paid so far, as the report's costs: the
 	// users' bytes and read latency, the replicas' own identification
 	// time and CPU, read in this sample. The dashboard's cost panel draws
 	// it.
-	Costs *Costs `json:"costs,omitempty"`
+	Costs *report.Costs `json:"costs,omitempty"`
 	// buckets is the side's latency histogram at this moment, from which
 	// the feed works out LatencyWindowMS.
 	buckets []uint64
@@ -193,8 +196,8 @@ func (r *Runner) sample() Sample {
 		}
 		wg.Wait()
 		r.sampleCPU(sd, reps, info)
-		buckets, _, _ := sd.stats.histogram()
-		costs := Costs{UserCosts: sd.stats.UserCosts(), ServerCosts: r.spent(sd)}
+		buckets := sd.stats.Buckets()
+		costs := report.Costs{UserCosts: sd.stats.UserCosts(), ServerCosts: r.spent(sd)}
 		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets, Costs: &costs}
 	}
 	return s
@@ -260,7 +263,29 @@ func (f *Feed) windowLatency(s *Sample) {
 		if n == 0 {
 			continue
 		}
-		ss.LatencyWindowMS = &Percentile{P50: quantile(win, .50) * 1000, P95: quantile(win, .95) * 1000, P99: quantile(win, .99) * 1000}
+		ss.LatencyWindowMS = &load.Percentile{P50: load.Quantile(win, .50) * 1000, P95: load.Quantile(win, .95) * 1000, P99: load.Quantile(win, .99) * 1000}
 		s.Sides[name] = ss
+	}
+}
+
+// targetsChanged is called whenever a side's set of replicas changes. It
+// rewrites Config.FileSD with the runner and the replicas in service now.
+//
+// The two sides' supervisors call it concurrently; r.mu makes one rewrite
+// wait for the other, and each reads both sides' sets inside the lock, so
+// the last file written holds every change. A failed write is logged and
+// the run goes on: Prometheus is an extra, the lab works without it.
+func (r *Runner) targetsChanged() {
+	if r.cfg.FileSD == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var replicas []filesd.TargetSide
+	for _, s := range r.sides {
+		replicas = append(replicas, filesd.TargetSide{Strategy: s.name, Server: s.st.Server, Replicas: s.sup.Replicas()})
+	}
+	if err := filesd.WriteFileSD(r.cfg.FileSD, filesd.TargetGroups(r.cfg.Addr, replicas)); err != nil && r.cfg.Logger != nil {
+		r.cfg.Logger.Warn("prometheus targets not written", "path", r.cfg.FileSD, "err", err)
 	}
 }

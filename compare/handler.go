@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/library"
 )
@@ -141,14 +143,17 @@ type feedBody struct {
 	// (or why not); absent when no limit was asked for.
 	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
 	// OpenLoop is the open-loop load; absent without one.
-	OpenLoop *OpenLoopInfo `json:"open_loop,omitempty"`
-	Now      Sample        `json:"now"`
-	Events   []EventRecord `json:"events"`
-	History  []Sample      `json:"history,omitempty"`
+	OpenLoop *report.OpenLoopInfo `json:"open_loop,omitempty"`
+	Now      Sample               `json:"now"`
+	Events   []report.EventRecord `json:"events"`
+	History  []Sample             `json:"history,omitempty"`
 	// Manual is true when each scenario event waits to be fired; Next is
 	// then the one waiting, if any.
 	Manual bool          `json:"manual"`
 	Next   *PendingEvent `json:"next,omitempty"`
+	// Kinds words every kind of event for the page's markers and
+	// controls: the same table the report words them from.
+	Kinds []scenario.Kind `json:"kinds"`
 }
 
 func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
@@ -163,13 +168,14 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Now:        r.feed.Latest(),
 		Manual:     r.cfg.Manual,
 		Next:       r.Pending(),
+		Kinds:      scenario.Kinds,
 	}
 	// Name only the events the newest sample shows the effect of, so the
 	// page never says "two replicas were added" beside a count of replicas
 	// up from before: an event shows at the first sample after it ended, a
 	// second later at most. (A sample taken at once instead would make the
 	// rates of that short interval spike.)
-	body.Events = slices.DeleteFunc(body.Events, func(e EventRecord) bool {
+	body.Events = slices.DeleteFunc(body.Events, func(e report.EventRecord) bool {
 		return e.AtS+e.TookMS/1000 > body.Now.ElapsedS
 	})
 	if v := req.URL.Query().Get("history"); v != "" {
@@ -192,9 +198,23 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	n := len(r.sides[0].sup.Replicas())
-	e := Event{Note: "live control"}
-	switch action {
-	case "restart", "crash":
+	e := scenario.Event{Note: "live control"}
+	k, ok := scenario.KindOf(action)
+	switch {
+	case action == "scale-up" || action == "scale-down":
+		e.Action = scenario.ActionScale
+		e.Replicas = n + 1
+		if action == "scale-down" {
+			e.Replicas = n - 1
+		}
+		if e.Replicas < 1 || e.Replicas > scenario.MaxReplicas {
+			writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": fmt.Sprintf("each side already runs %d replica(s); the lab allows 1 to %d", n, scenario.MaxReplicas)})
+			return
+		}
+	case !ok || !k.Control:
+		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use " + controls()})
+		return
+	case k.Takes == scenario.TakesReplica:
 		e.Action = action
 		e.Replica = 1
 		if v := req.URL.Query().Get("replica"); v != "" {
@@ -205,20 +225,8 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 			}
 			e.Replica = i
 		}
-	case "scale-up", "scale-down":
-		e.Action = ActionScale
-		e.Replicas = n + 1
-		if action == "scale-down" {
-			e.Replicas = n - 1
-		}
-		if e.Replicas < 1 || e.Replicas > MaxReplicas {
-			writeJSON(w, http.StatusConflict, map[string]any{"success": false, "code": "conflict", "message": fmt.Sprintf("each side already runs %d replica(s); the lab allows 1 to %d", n, MaxReplicas)})
-			return
-		}
-	case "pause", "resume", ActionRestartStore:
-		e.Action = action
-	case ActionClientRestart:
-		e.Action, e.Share = action, DefaultClientRestartShare
+	case k.Takes == scenario.TakesShare:
+		e.Action, e.Share = action, scenario.DefaultClientRestartShare
 		if v := req.URL.Query().Get("share"); v != "" {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || !(f > 0 && f <= 1) {
@@ -228,8 +236,7 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 			e.Share = f
 		}
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": "not_found", "message": "unknown control " + strconv.Quote(action) + "; use restart, crash, scale-up, scale-down, restart-store, client-restart, pause or resume"})
-		return
+		e.Action = action
 	}
 	before := len(r.Events())
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), time.Minute)
@@ -270,17 +277,28 @@ func (r *Runner) handleNext(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// controls lists what POST /api/control/{action} takes, for its 404.
+func controls() string {
+	var names []string
+	for _, k := range scenario.Kinds {
+		if k.Control {
+			names = append(names, k.Action)
+		}
+	}
+	return strings.Join(append(names, "scale-up", "scale-down", "next"), ", ")
+}
+
 // describe says in words what a control did.
-func describe(action string, recs []EventRecord) string {
+func describe(action string, recs []report.EventRecord) string {
 	switch action {
-	case "pause":
+	case scenario.ActionPause:
 		return "The simulated users are paused."
-	case "resume":
+	case scenario.ActionResume:
 		return "The simulated users go on."
 	}
 	var msg strings.Builder
 	for _, rec := range recs {
-		if rec.Kind == ActionRestartStore || rec.Kind == ActionClientRestart {
+		if rec.Kind == scenario.ActionRestartStore || rec.Kind == scenario.ActionClientRestart {
 			fmt.Fprintf(&msg, "%s: %s. ", rec.Side, strings.TrimSuffix(rec.Note, "; live control"))
 			continue
 		}
@@ -300,7 +318,7 @@ func describe(action string, recs []EventRecord) string {
 // sessionsWent says what sessions went with a replica: those of users
 // still using them, apart from the idle ones nobody would have come back
 // for. It is empty when the replica counted none.
-func sessionsWent(rec EventRecord) string {
+func sessionsWent(rec report.EventRecord) string {
 	if rec.SessionsHeld == nil {
 		return ""
 	}

@@ -7,59 +7,11 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/proccpu"
 )
-
-// Phase is one side's stretch of a run between two events (or the start
-// and the end): the load offered, what got through, how long it took, and
-// what each replica's CPU did meanwhile. The requests are those that
-// arrived in the phase, whenever they were answered, so a backlog built up
-// before a scale-out counts against the phase that built it; sessions lost
-// and CPU are counted as they happened.
-type Phase struct {
-	FromS float64 `json:"from_s"`
-	ToS   float64 `json:"to_s"`
-	// After names what began the phase: "start", or the event's kind
-	// (scale-out, scale-in, restart, crash, pause, ...).
-	After string `json:"after"`
-	// During is true when the phase is the event itself, from its start
-	// until it was done (new replicas ready, old ones stopped); the phase
-	// after it then begins once it was.
-	During bool `json:"during,omitempty"`
-	// Settling is true for the stretch of one deadline after an event was
-	// over, when there is an open-loop load: every request that arrived
-	// before the event was over has its answer, or gave up, by its end, so
-	// the phase after it measures the new state of the side, not its
-	// backlog.
-	Settling bool `json:"settling,omitempty"`
-	// Replicas is how many replicas were in service when it began.
-	Replicas int `json:"replicas"`
-	// OfferedRPS counts the requests the users started per second, open-
-	// loop arrivals included whether or not they were sent.
-	OfferedRPS float64 `json:"offered_rps"`
-	// ThroughputRPS counts the requests of the phase answered 2xx, per
-	// second of the phase: at most OfferedRPS.
-	ThroughputRPS float64 `json:"throughput_rps"`
-	P50MS         float64 `json:"p50_ms"`
-	P99MS         float64 `json:"p99_ms"`
-	// P50MS and P99MS are the latency of the phase's requests, from
-	// arrival to answer; a timeout counts with the time it waited.
-	// Timeouts counts requests with no answer within their deadline,
-	// Dropped ones included.
-	Timeouts int64 `json:"timeouts"`
-	Dropped  int64 `json:"dropped"`
-	// Failed counts every answer that was neither a 2xx nor a 409 conflict:
-	// timeouts, lost sessions, 5xx, connection errors.
-	Failed       int64 `json:"failed"`
-	SessionsLost int64 `json:"sessions_lost"`
-	// ReplicaCPUCores is each replica's mean CPU use over the phase, in
-	// cores, counted by its cgroup (or, without one, its process).
-	ReplicaCPUCores map[string]float64 `json:"replica_cpu_cores,omitempty"`
-	// ReplicaCPUShare is the same as a share of the replica's limit, when
-	// the kernel enforced one.
-	ReplicaCPUShare map[string]float64 `json:"replica_cpu_share,omitempty"`
-}
 
 // phaseMark is where a phase begins or the last one ends: the moment, the
 // side's counters and each replica's CPU time then.
@@ -69,7 +21,7 @@ type phaseMark struct {
 	after    string
 	stage    stage
 	replicas int
-	totals   Totals
+	totals   load.Totals
 	cpu      map[string]time.Duration
 }
 
@@ -98,13 +50,13 @@ type phaseLog struct {
 // mark begins a phase at m. A phase that would be shorter than minPhase
 // (two events at once, or an event over at once) is not made: the open
 // one is relabelled instead, so the phases still cover the whole run.
-func (l *phaseLog) mark(stats *SideStats, m phaseMark) {
+func (l *phaseLog) mark(stats *load.SideStats, m phaseMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.markLocked(stats, m)
 }
 
-func (l *phaseLog) markLocked(stats *SideStats, m phaseMark) {
+func (l *phaseLog) markLocked(stats *load.SideStats, m phaseMark) {
 	if n := len(l.marks); n > 0 && m.at-l.marks[n-1].at < minPhase {
 		a := &l.marks[n-1]
 		a.after, a.stage, a.replicas = m.after, m.stage, m.replicas
@@ -116,7 +68,7 @@ func (l *phaseLog) markLocked(stats *SideStats, m phaseMark) {
 
 // markIfLast begins a phase at m unless another began since the n-th: the
 // end of a settling stretch must not cut the phase of a later event.
-func (l *phaseLog) markIfLast(stats *SideStats, n int, m phaseMark) {
+func (l *phaseLog) markIfLast(stats *load.SideStats, n int, m phaseMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.marks) == n && l.last == nil {
@@ -140,10 +92,10 @@ func (l *phaseLog) end(m phaseMark) {
 
 // phases returns the side's phases; the requests' counts are read from
 // stats, the CPU shares are of limit (none when 0).
-func (l *phaseLog) phases(stats *SideStats, limit float64) []Phase {
+func (l *phaseLog) phases(stats *load.SideStats, limit float64) []report.Phase {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := []Phase{} // [] in JSON when there are none, never null
+	out := []report.Phase{} // [] in JSON when there are none, never null
 	for i, a := range l.marks {
 		var b phaseMark
 		switch {
@@ -163,16 +115,16 @@ func (l *phaseLog) phases(stats *SideStats, limit float64) []Phase {
 		for _, v := range c.Outcomes {
 			n += v
 		}
-		p := Phase{
+		p := report.Phase{
 			FromS: a.at, ToS: b.at, After: a.after, During: a.stage == stageUnderWay, Settling: a.stage == stageSettling, Replicas: a.replicas,
 			OfferedRPS:    float64(c.Offered) / dur,
-			ThroughputRPS: float64(c.Outcomes[OutcomeOK]) / dur,
-			Timeouts:      c.Outcomes[OutcomeTimeout],
+			ThroughputRPS: float64(c.Outcomes[load.OutcomeOK]) / dur,
+			Timeouts:      c.Outcomes[load.OutcomeTimeout],
 			Dropped:       c.Dropped,
-			Failed:        n - c.Outcomes[OutcomeOK] - c.Outcomes[OutcomeConflict],
+			Failed:        n - c.Outcomes[load.OutcomeOK] - c.Outcomes[load.OutcomeConflict],
 			SessionsLost:  b.totals.SessionsLost - a.totals.SessionsLost,
-			P50MS:         quantile(c.buckets, .50) * 1000,
-			P99MS:         quantile(c.buckets, .99) * 1000,
+			P50MS:         load.Quantile(c.Buckets, .50) * 1000,
+			P99MS:         load.Quantile(c.Buckets, .99) * 1000,
 		}
 		ids := slices.Sorted(maps.Keys(b.cpu))
 		if len(ids) > 0 {

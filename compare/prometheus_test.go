@@ -23,6 +23,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/filesd"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 )
@@ -101,9 +103,9 @@ func psdStartLab(t *testing.T) *psdLab {
 		t.Fatal(err)
 	}
 	lab := &psdLab{runnerAddr: ln.Addr().String(), fileSD: filepath.Join(dir, "file_sd", "statelab.json"), out: &labtest.Buffer{}}
-	sc := compare.Scenario{
-		Name: "prometheus", Duration: compare.Duration(3 * time.Second), Replicas: 1,
-		Events: []compare.Event{{At: compare.Duration(time.Second), Action: compare.ActionScale, Replicas: 2, Note: "a replica is added"}},
+	sc := scenario.Scenario{
+		Name: "prometheus", Duration: scenario.Duration(3 * time.Second), Replicas: 1,
+		Events: []scenario.Event{{At: scenario.Duration(time.Second), Action: scenario.ActionScale, Replicas: 2, Note: "a replica is added"}},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r, err := compare.New(ctx, compare.Config{
@@ -201,10 +203,10 @@ func TestPrometheus(t *testing.T) {
 
 	// The file must list the runner and exactly the replicas the feed
 	// shows, with the labels scripts/prometheus.yml documents.
-	want := []compare.TargetGroup{{Targets: []string{lab.runnerAddr}, Labels: map[string]string{"role": "runner"}}}
+	want := []filesd.TargetGroup{{Targets: []string{lab.runnerAddr}, Labels: map[string]string{"role": "runner"}}}
 	for _, side := range []struct{ strategy, server string }{{psdLeft, strategy.Stateful}, {psdRight, strategy.Stateless}} {
 		for _, rep := range feed.Now.Sides[side.strategy].Replicas {
-			want = append(want, compare.TargetGroup{
+			want = append(want, filesd.TargetGroup{
 				Targets: []string{rep.Addr},
 				Labels:  map[string]string{"role": "replica", "server": side.server, "strategy": side.strategy, "replica": rep.ID},
 			})
@@ -217,8 +219,12 @@ func TestPrometheus(t *testing.T) {
 			got := psdReadFileSD(t, lab.fileSD)
 			return slices.EqualFunc(got, want, psdSameGroup), fmt.Sprintf("%+v", got)
 		})
-		if got := psdDirNames(t, filepath.Dir(lab.fileSD)); !slices.Equal(got, []string{"statelab.json"}) {
-			t.Errorf("the file_sd directory holds %q: a temporary file was left behind", got)
+		entries, err := os.ReadDir(filepath.Dir(lab.fileSD))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 || entries[0].Name() != "statelab.json" {
+			t.Errorf("the file_sd directory holds %v: a temporary file was left behind", entries)
 		}
 	})
 
@@ -397,7 +403,7 @@ func TestPrometheus(t *testing.T) {
 }
 
 // psdSameGroup compares target groups.
-func psdSameGroup(a, b compare.TargetGroup) bool {
+func psdSameGroup(a, b filesd.TargetGroup) bool {
 	return slices.Equal(a.Targets, b.Targets) && maps.Equal(a.Labels, b.Labels)
 }
 
@@ -779,4 +785,14 @@ func TestGrafanaDashboard(t *testing.T) {
 	if events == 0 {
 		t.Error("no annotation shows the scenario events")
 	}
+}
+
+// psdReadFileSD reads a file_sd file as Prometheus would.
+func psdReadFileSD(t *testing.T, path string) []filesd.TargetGroup {
+	t.Helper()
+	groups, err := filesd.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return groups
 }

@@ -9,14 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +24,9 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/redisserver"
@@ -37,7 +37,7 @@ import (
 // flags.
 type Config struct {
 	Binary   string // the statelab binary the replicas run (os.Executable())
-	Scenario Scenario
+	Scenario scenario.Scenario
 	// Sides are the two strategies put side by side, left column first.
 	Sides [2]strategy.Strategy
 	Users int // simulated users per side
@@ -86,7 +86,7 @@ type Config struct {
 	// caller needs to cut the run into windows that begin exactly where
 	// their events begin (the matrix does). It must not block for long: the
 	// timeline waits for it.
-	OnEvent func(at time.Duration, e Event, totals map[string]Totals)
+	OnEvent func(at time.Duration, e scenario.Event, totals map[string]load.Totals)
 	// Pace, when set, lets the timeline wait rather than keep to the
 	// scenario's clock; without it every event starts at its time,
 	// however long the one before took.
@@ -107,7 +107,7 @@ type Pace struct {
 	// Ready, when set, holds the first event until it returns true for
 	// every side's counters (polled every 20 ms), or MaxWait has passed
 	// (default 30 s): the matrix waits until every user has signed in.
-	Ready   func(map[string]Totals) bool
+	Ready   func(map[string]load.Totals) bool
 	MaxWait time.Duration
 	// MinGap is the least time from the end of one event to the start of
 	// the next, and from the last one to the end of the run.
@@ -121,7 +121,7 @@ type side struct {
 	st       strategy.Strategy
 	sup      *supervisor.Supervisor
 	lb       *balancer.Balancer
-	stats    *SideStats
+	stats    *load.SideStats
 	url      string
 	listener net.Listener
 	// redis is the side's private redis-server when its sessions live
@@ -131,7 +131,7 @@ type side struct {
 	// scale event.
 	balance balanceLog
 	// open sends the side's open-loop requests; nil without a Rate.
-	open *OpenLoop
+	open *load.OpenLoop
 	// phases are the stretches between events.
 	phases phaseLog
 	// cpu reads the replicas' CPU time.
@@ -149,7 +149,7 @@ type side struct {
 	lastWords lastWords
 	// users are the side's simulated users, in the same order on both
 	// sides, so a client-restart hits the same users on each.
-	users []*User
+	users []*load.User
 }
 
 // lastWords keeps, by replica id, the session counts a replica reported
@@ -187,7 +187,7 @@ type cpuReading struct {
 type Runner struct {
 	cfg    Config
 	sides  []*side // in the order of Config.Sides
-	gate   *Gate
+	gate   *load.Gate
 	db     *sqlite.DB
 	reg    *prometheus.Registry
 	events *prometheus.CounterVec
@@ -201,7 +201,7 @@ type Runner struct {
 	usersCtx context.Context
 
 	mu      sync.Mutex
-	log     []EventRecord
+	log     []report.EventRecord
 	phase   string
 	maxLate time.Duration
 	// pending is, in manual mode, the event waiting to be fired; nil
@@ -215,34 +215,9 @@ type Runner struct {
 // PendingEvent is, in manual mode, the scenario's next event, waiting for
 // someone to fire it.
 type PendingEvent struct {
-	Event
+	scenario.Event
 	Index int `json:"index"` // 1 for the first event of the scenario
 	Of    int `json:"of"`    // how many events the scenario has
-}
-
-// EventRecord is one thing the timeline or a live control did to one
-// replica (or the session store) of one side.
-type EventRecord struct {
-	AtS     float64 `json:"at_s"`
-	Kind    string  `json:"kind"`
-	Side    string  `json:"side"`
-	Replica string  `json:"replica"`
-	TookMS  float64 `json:"took_ms"`
-	Source  string  `json:"source"` // "scenario" or "control"
-	// SessionsHeld is how many sessions the replica reported holding just
-	// before it stopped (a restart, a scale-in: after it was drained) or in
-	// the feed's last sample before it was killed: what went with it.
-	SessionsHeld *float64 `json:"sessions_held,omitempty"`
-	// SessionsInUse is how many of those a request had used lately (the
-	// replica's statelab_sessions_in_use): sessions of users still using
-	// them. The rest were idle, most of them abandoned by users who had
-	// signed in again; they went too, but nobody missed them.
-	SessionsInUse *float64 `json:"sessions_in_use,omitempty"`
-	// Users is, for a client-restart, how many of the side's users lost
-	// what their clients kept.
-	Users int    `json:"users,omitempty"`
-	Note  string `json:"note,omitempty"`
-	Error string `json:"error,omitempty"`
 }
 
 // New prepares a run: the shared database, the listeners, the supervisors,
@@ -273,7 +248,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the shared database: %w", err)
 	}
-	r := &Runner{cfg: cfg, gate: &Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
+	r := &Runner{cfg: cfg, gate: &load.Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
 		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 	if cfg.ReplicaCPU > 0 {
 		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
@@ -301,67 +276,19 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		return fail(err)
 	}
 	for i, st := range cfg.Sides {
-		addr := cfg.BalancerAddrs[i]
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			flagName := [2]string{"left-addr", "right-addr"}[i]
-			return fail(fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName))
+		s, err := r.newSide(ctx, i, st, dbPath, logFile)
+		if s != nil {
+			r.sides = append(r.sides, s)
 		}
-		s := &side{name: st.Name, st: st, stats: NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
-			cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
-		r.sides = append(r.sides, s)
-		if st.NeedsRedis() {
-			dir := filepath.Join(cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
-			if s.redis, err = redisserver.Start(ctx, dir); err != nil {
-				return fail(fmt.Errorf("%s: start redis-server: %w", st.Name, err))
-			}
-		}
-		policy, err := balancer.ParseAffinity(st.Affinity)
 		if err != nil {
 			return fail(err)
 		}
-		s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
-		s.stats.CountRetries(s.lb.Retries)
-		var confine func(string, *exec.Cmd) (func(int) error, error)
-		if r.limiter != nil {
-			confine = r.limiter.Confine
-		}
-		s.sup = supervisor.New(supervisor.Config{
-			Side:    st.Name,
-			Command: st.Server,
-			Binary:  cfg.Binary,
-			Args:    replicaArgs(st, dbPath, s.redis, cfg.NoReadCache),
-			Env:     append(replicaEnv(st), r.goMaxProcs()...),
-			Log:     logFile,
-			Logger:  cfg.Logger,
-			Confine: confine,
-			OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
-			BeforeStop: func(rep supervisor.Replica) {
-				// Drain, then wait for the requests already handed to the
-				// replica, so a graceful stop interrupts nothing. A replica
-				// a surge restart replaced is out of rotation already, on
-				// its old address: only the wait is left.
-				be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
-				s.lb.Drain(be)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := s.lb.WaitIdle(ctx, be); err != nil {
-					cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
-				}
-				// Its last word: what it spent identifying callers, and the
-				// sessions it is about to take with it.
-				s.lastWords.set(rep.ID, r.readReplica(s, rep))
-			},
-			OnChange: func(reps []supervisor.Replica) {
-				// The supervisor's set holds only replicas it has seen
-				// ready, so they join the rotation at once: a replacement
-				// takes over from the process it replaces in one step.
-				s.lb.SetReadyBackends(backendsOf(reps))
-				r.targetsChanged()
-			},
-		})
 	}
-	r.reg.MustRegister(newStatsCollector(r.sides))
+	sources := make([]load.Source, len(r.sides))
+	for i, s := range r.sides {
+		sources[i] = load.Source{Stats: s.stats, Strategy: s.name, Server: s.st.Server}
+	}
+	r.reg.MustRegister(load.NewCollector(sources))
 	for _, s := range r.sides {
 		sup := s.sup
 		r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -374,21 +301,87 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	return r, nil
 }
 
+// newSide starts one side's balancer listening, and its redis-server when
+// its sessions live in one, and makes its supervisor, which starts no
+// replica yet. A side returned with an error is to be closed with the
+// others.
+func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, dbPath string, logFile *os.File) (*side, error) {
+	addr := r.cfg.BalancerAddrs[i]
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		flagName := [2]string{"left-addr", "right-addr"}[i]
+		return nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName)
+	}
+	s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
+		cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
+	if st.NeedsRedis() {
+		dir := filepath.Join(r.cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
+		if s.redis, err = redisserver.Start(ctx, dir); err != nil {
+			return s, fmt.Errorf("%s: start redis-server: %w", st.Name, err)
+		}
+	}
+	policy, err := balancer.ParseAffinity(st.Affinity)
+	if err != nil {
+		return s, err
+	}
+	s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: r.cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
+	s.stats.CountRetries(s.lb.Retries)
+	var confine func(string, *exec.Cmd) (func(int) error, error)
+	if r.limiter != nil {
+		confine = r.limiter.Confine
+	}
+	s.sup = supervisor.New(supervisor.Config{
+		Side:    st.Name,
+		Command: st.Server,
+		Binary:  r.cfg.Binary,
+		Args:    replicaArgs(st, dbPath, s.redis, r.cfg.NoReadCache),
+		Env:     append(replicaEnv(st), r.goMaxProcs()...),
+		Log:     logFile,
+		Logger:  r.cfg.Logger,
+		Confine: confine,
+		OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
+		BeforeStop: func(rep supervisor.Replica) {
+			// Drain, then wait for the requests already handed to the
+			// replica, so a graceful stop interrupts nothing. A replica
+			// a surge restart replaced is out of rotation already, on
+			// its old address: only the wait is left.
+			be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
+			s.lb.Drain(be)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.lb.WaitIdle(ctx, be); err != nil {
+				r.cfg.Logger.Warn("stopping a replica with requests in flight", "err", err)
+			}
+			// Its last word: what it spent identifying callers, and the
+			// sessions it is about to take with it.
+			s.lastWords.set(rep.ID, r.readReplica(s, rep))
+		},
+		OnChange: func(reps []supervisor.Replica) {
+			// The supervisor's set holds only replicas it has seen
+			// ready, so they join the rotation at once: a replacement
+			// takes over from the process it replaces in one step.
+			s.lb.SetReadyBackends(backendsOf(reps))
+			r.targetsChanged()
+		},
+	})
+	return s, nil
+}
+
 // validateLoad checks the users, the open-loop load and the CPU limit.
 func (cfg *Config) validateLoad() error {
 	minUsers := 1
 	if cfg.Rate > 0 {
 		minUsers = 0 // the open-loop load alone is a load
 	}
-	if cfg.Users < minUsers || cfg.Users > MaxUsers {
-		return fmt.Errorf("users is %d; use %d to %d per side (the seed has 1000 load-test members)", cfg.Users, minUsers, MaxUsers)
+	if cfg.Users < minUsers || cfg.Users > scenario.MaxUsers {
+		return fmt.Errorf("users is %d; use %d to %d per side (the seed has 1000 load-test members)", cfg.Users, minUsers, scenario.MaxUsers)
 	}
-	if cfg.Rate < 0 || cfg.Rate > MaxRate {
-		return fmt.Errorf("rate is %g; use 0 (no open-loop load) to %d requests per second per side", cfg.Rate, MaxRate)
+	if cfg.Rate < 0 || cfg.Rate > scenario.MaxRate {
+		return fmt.Errorf("rate is %g; use 0 (no open-loop load) to %d requests per second per side", cfg.Rate, scenario.MaxRate)
 	}
 	if cfg.Rate > 0 {
-		if cfg.RateUsers < 1 || cfg.RateUsers > MaxRateUsers {
-			return fmt.Errorf("rate users is %d; use 1 to %d signed-in users per side for the open-loop load", cfg.RateUsers, MaxRateUsers)
+		if cfg.RateUsers < 1 || cfg.RateUsers > scenario.MaxRateUsers {
+			return fmt.Errorf("rate users is %d; use 1 to %d signed-in users per side for the open-loop load", cfg.RateUsers, scenario.MaxRateUsers)
 		}
 		if cfg.Deadline < 0 || cfg.Deadline > time.Minute || cfg.Deadline > 0 && cfg.Deadline < 10*time.Millisecond {
 			return fmt.Errorf("deadline is %s; use 10ms to 1m", cfg.Deadline)
@@ -404,14 +397,6 @@ func (cfg *Config) validateLoad() error {
 	}
 	return nil
 }
-
-// MaxRate bounds the open-loop rate per side: the runner, its balancers
-// and the replicas share the lab's two cores.
-const MaxRate = 5000
-
-// MaxRateUsers bounds the open-loop pool per side; its users are load-test
-// members counted down from the last (the simulated users count up).
-const MaxRateUsers = 200
 
 // replicaArgs are the flags every replica of a strategy runs with. Secrets
 // are not among them: argv is readable by every local user (ps), so they go
@@ -474,7 +459,7 @@ func (r *Runner) Registry() *prometheus.Registry { return r.reg }
 // writes the report, and stops everything (after ctx is done, with Hold).
 // It returns the report even when a consistency check failed; the error then
 // says so.
-func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report, error) {
+func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.Report, error) {
 	defer r.db.Close()
 	out := r.cfg.Stdout
 	sc := r.cfg.Scenario
@@ -545,9 +530,9 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*Report,
 	var clients []*http.Client
 	for si, s := range r.sides {
 		for i := range r.cfg.Users {
-			client, sent := NewUserClient(15 * time.Second)
+			client, sent := load.NewUserClient(15 * time.Second)
 			clients = append(clients, client)
-			u := NewUser(UserConfig{
+			u := load.NewUser(load.UserConfig{
 				Credential: s.st.Credential,
 				BaseURL:    s.url,
 				Email:      sqlite.LoadTestEmail(si*r.cfg.Users + i + 1),
@@ -796,7 +781,7 @@ var errNothingWaiting = errors.New("no event is waiting to be fired")
 
 // Next fires the event a manual run is waiting on and returns once it has
 // been played, with the records it made.
-func (r *Runner) Next(ctx context.Context) ([]EventRecord, error) {
+func (r *Runner) Next(ctx context.Context) ([]report.EventRecord, error) {
 	done := make(chan error, 1)
 	before := len(r.Events())
 	select {
@@ -825,168 +810,83 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 
 // Apply plays one event on both sides at once and records what happened
 // to which replica.
-func (r *Runner) Apply(ctx context.Context, e Event, source string) error {
-	switch e.Action {
-	case ActionPause:
-		r.markPhases(e.Action)
-		r.gate.Pause()
-		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
-		return nil
-	case ActionResume:
-		r.markPhases(e.Action)
-		r.gate.Resume()
-		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
-		return nil
-	case ActionClientRestart:
-		r.clientRestart(e, source)
-		return nil
-	case ActionMark:
-		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: "both", Source: source, Note: e.Note})
+func (r *Runner) Apply(ctx context.Context, e scenario.Event, source string) error {
+	if play, ok := runActions[e.Action]; ok {
+		play(r, e, source)
 		return nil
 	}
+	play, ok := sideActions[e.Action]
+	if !ok {
+		return fmt.Errorf("unknown action %q", e.Action)
+	}
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
-		before := s.sup.Replicas()
-		// What each replica held a moment ago, from the feed: all there is
-		// to know of a replica that is killed. A replica stopped gracefully
-		// says it again itself once drained (BeforeStop).
-		counts := map[string]sessionCount{}
-		for _, rep := range before {
-			counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
-			s.lastWords.take(rep.ID)
-		}
-		start := time.Now()
-		// Whatever this event does begins a new phase of the load.
-		phaseKind := e.Action
-		switch {
-		case e.Action == ActionRollingRestart:
-			phaseKind = ActionRestart
-		case e.Action == ActionScale && e.Replicas > len(before):
-			phaseKind = "scale-out"
-		case e.Action == ActionScale && e.Replicas < len(before):
-			phaseKind = "scale-in"
-		}
-		r.markPhase(s, phaseKind, stageUnderWay)
-		// Whatever this event does changes who gets the requests: the share
-		// window of an earlier scale event ends here.
-		s.balance.close(r.since(start), s.lb.Requests())
-		var err error
-		var touched []string
-		var note string
-		kind := e.Action
-		switch e.Action {
-		case ActionRestart, ActionCrash:
-			idx := max(e.Replica, 1) - 1
-			if idx >= len(before) {
-				err = fmt.Errorf("replica %d does not exist: %d running", idx+1, len(before))
-				break
-			}
-			id := before[idx].ID
-			touched = []string{id}
-			if e.Action == ActionRestart {
-				err = s.sup.Restart(ctx, id)
-			} else {
-				err = s.sup.Crash(ctx, id)
-			}
-		case ActionRollingRestart:
-			kind = ActionRestart
-			for _, rep := range before {
-				touched = append(touched, rep.ID)
-			}
-			err = s.sup.RollingRestart(ctx)
-		case ActionScale:
-			err = s.sup.Scale(ctx, e.Replicas)
-			after := s.sup.Replicas()
-			kind = KindScaleOut
-			if len(after) < len(before) {
-				kind = KindScaleIn
-				touched = diffIDs(before, after)
-			} else {
-				touched = diffIDs(after, before)
-			}
-		case ActionRestartStore:
-			if s.redis == nil {
-				note = "no session store to restart: " + s.st.Where
-				break
-			}
-			touched = []string{"redis-server"}
-			err = s.redis.Restart(ctx)
-			note = "redis-server restarted without persistence: every session it held is gone"
-		default:
-			err = fmt.Errorf("unknown action %q", e.Action)
-		}
-		took := time.Since(start)
-		// The phase after the event begins once it is done, so that a
-		// scale-out's new replicas are in service from its first second.
-		r.markOver(r.phaseCtx(), s, phaseKind)
-		if kind == KindScaleOut || kind == KindScaleIn {
-			var ids []string
-			for _, rep := range s.sup.Replicas() {
-				ids = append(ids, rep.ID)
-			}
-			s.balance.open(r.since(time.Now()), kind, s.lb.Requests(), ids)
-		}
-		if len(touched) == 0 {
-			touched = []string{""}
-		}
-		if e.Note != "" {
-			note = strings.TrimPrefix(note+"; "+e.Note, "; ")
-		}
-		for _, id := range touched {
-			rec := EventRecord{AtS: r.since(start), Kind: kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
-			if kind != KindScaleOut {
-				c, ok := s.lastWords.take(id)
-				if !ok {
-					c = counts[id]
-				}
-				rec.SessionsHeld, rec.SessionsInUse = c.held, c.inUse
-			}
-			if err != nil {
-				rec.Error = err.Error()
-			}
-			r.events.WithLabelValues(kind, s.name, s.st.Server, source).Inc()
-			r.record(rec)
-		}
-		return err
+		return r.applyToSide(ctx, s, e, source, play)
 	})
 }
 
-// clientRestart makes the same share of users on both sides lose what
-// their clients kept. Which users is drawn from the run's seed and the
-// number of events so far, so a run with the same seed picks the same ones.
-func (r *Runner) clientRestart(e Event, source string) {
-	n := r.cfg.Users
-	k := min(n, max(1, int(math.Round(e.Share*float64(n)))))
-	r.mu.Lock()
-	picked := mrand.New(mrand.NewPCG(uint64(r.cfg.Seed), uint64(len(r.log)))).Perm(n)[:k]
-	users := make([][]*User, len(r.sides))
-	for i, s := range r.sides {
-		users[i] = slices.Clone(s.users)
+// applyToSide plays an event on one side: it begins a new phase of the
+// load and ends the balance window of an earlier scale event, plays it,
+// then records each replica it touched with the sessions that went with it.
+func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, source string, play sideAction) error {
+	before := s.sup.Replicas()
+	// What each replica held a moment ago, from the feed: all there is
+	// to know of a replica that is killed. A replica stopped gracefully
+	// says it again itself once drained (BeforeStop).
+	counts := map[string]sessionCount{}
+	for _, rep := range before {
+		counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
+		s.lastWords.take(rep.ID)
 	}
-	r.mu.Unlock()
-	for si, s := range r.sides {
-		for _, i := range picked {
-			if i < len(users[si]) {
-				users[si][i].RestartClient()
+	start := time.Now()
+	// Whatever this event does begins a new phase of the load.
+	phaseKind := e.Action
+	switch {
+	case e.Action == scenario.ActionRollingRestart:
+		phaseKind = scenario.ActionRestart
+	case e.Action == scenario.ActionScale && e.Replicas > len(before):
+		phaseKind = scenario.KindScaleOut
+	case e.Action == scenario.ActionScale && e.Replicas < len(before):
+		phaseKind = scenario.KindScaleIn
+	}
+	r.markPhase(s, phaseKind, stageUnderWay)
+	// Whatever this event does changes who gets the requests: the share
+	// window of an earlier scale event ends here.
+	s.balance.close(r.since(start), s.lb.Requests())
+	res := play(ctx, s, e, before)
+	took := time.Since(start)
+	// The phase after the event begins once it is done, so that a
+	// scale-out's new replicas are in service from its first second.
+	r.markOver(r.phaseCtx(), s, phaseKind)
+	if res.kind == scenario.KindScaleOut || res.kind == scenario.KindScaleIn {
+		var ids []string
+		for _, rep := range s.sup.Replicas() {
+			ids = append(ids, rep.ID)
+		}
+		s.balance.open(r.since(time.Now()), res.kind, s.lb.Requests(), ids)
+	}
+	if len(res.touched) == 0 {
+		res.touched = []string{""}
+	}
+	note := res.note
+	if e.Note != "" {
+		note = strings.TrimPrefix(note+"; "+e.Note, "; ")
+	}
+	for _, id := range res.touched {
+		rec := report.EventRecord{AtS: r.since(start), Kind: res.kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
+		if res.kind != scenario.KindScaleOut {
+			c, ok := s.lastWords.take(id)
+			if !ok {
+				c = counts[id]
 			}
+			rec.SessionsHeld, rec.SessionsInUse = c.held, c.inUse
 		}
-		note := fmt.Sprintf("%d of %d users' clients forgot their cookies, tokens and carts", k, n)
-		if e.Note != "" {
-			note += "; " + e.Note
+		if res.err != nil {
+			rec.Error = res.err.Error()
 		}
-		r.events.WithLabelValues(e.Action, s.name, s.st.Server, source).Inc()
-		r.record(EventRecord{AtS: r.elapsed().Seconds(), Kind: e.Action, Side: s.name, Source: source, Users: k, Note: note})
+		r.events.WithLabelValues(res.kind, s.name, s.st.Server, source).Inc()
+		r.record(rec)
 	}
-}
-
-// diffIDs returns the ids in a that are not in b.
-func diffIDs(a, b []supervisor.Replica) []string {
-	var ids []string
-	for _, x := range a {
-		if !slices.ContainsFunc(b, func(y supervisor.Replica) bool { return y.ID == x.ID }) {
-			ids = append(ids, x.ID)
-		}
-	}
-	return ids
+	return res.err
 }
 
 // since returns t as seconds from the start of the run.
@@ -999,15 +899,15 @@ func (r *Runner) since(t time.Time) float64 {
 	return t.Sub(r.start).Seconds()
 }
 
-func (r *Runner) record(rec EventRecord) {
+func (r *Runner) record(rec report.EventRecord) {
 	r.mu.Lock()
 	r.log = append(r.log, rec)
 	r.mu.Unlock()
 }
 
 // Totals returns every side's counters now, keyed by strategy name.
-func (r *Runner) Totals() map[string]Totals {
-	t := make(map[string]Totals, len(r.sides))
+func (r *Runner) Totals() map[string]load.Totals {
+	t := make(map[string]load.Totals, len(r.sides))
 	for _, s := range r.sides {
 		t[s.name] = s.stats.Totals()
 	}
@@ -1019,10 +919,10 @@ func (r *Runner) Totals() map[string]Totals {
 func (r *Runner) History(since float64) []Sample { return r.feed.History(since) }
 
 // Events returns what has happened so far.
-func (r *Runner) Events() []EventRecord {
+func (r *Runner) Events() []report.EventRecord {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]EventRecord{}, r.log...) // [] in JSON before the first event, never null
+	return append([]report.EventRecord{}, r.log...) // [] in JSON before the first event, never null
 }
 
 // progress prints a status line every second until ctx is done.

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -140,10 +141,10 @@ func rtReplicaTrouble(path string) string {
 
 // rtFeedBody is what GET /api/feed answers.
 type rtFeedBody struct {
-	Scenario string                `json:"scenario"`
-	Now      compare.Sample        `json:"now"`
-	Events   []compare.EventRecord `json:"events"`
-	History  []compare.Sample      `json:"history"`
+	Scenario string               `json:"scenario"`
+	Now      compare.Sample       `json:"now"`
+	Events   []report.EventRecord `json:"events"`
+	History  []compare.Sample     `json:"history"`
 }
 
 var rtClient = &http.Client{Timeout: 3 * time.Second}
@@ -356,7 +357,7 @@ func rtQuickScenario(t *testing.T, bin string) {
 	// While the timeline runs: every replica pid the feed shows, twice a
 	// second, until report.json is written (the runner then holds).
 	reportPath := filepath.Join(r.report, "report.json")
-	var rep compare.Report
+	var rep report.Report
 	deadline = time.Now().Add(90 * time.Second)
 	for {
 		if feed, err := r.feed(-1); err == nil {
@@ -497,7 +498,7 @@ func rtCheckSecrets(t *testing.T, pids []int) {
 }
 
 // rtCheckReport checks the lesson in report.json.
-func rtCheckReport(t *testing.T, rep compare.Report, users int) {
+func rtCheckReport(t *testing.T, rep report.Report, users int) {
 	sf, sl := rep.Sides[rtMemory], rep.Sides[rtAPIKey]
 	t.Logf("stateful:  %+v", sf)
 	t.Logf("stateless: %+v", sl)
@@ -588,7 +589,7 @@ func rtCheckReport(t *testing.T, rep compare.Report, users int) {
 
 // rtCheckMetrics checks the runner's /metrics: it parses and lints, it
 // teaches the same lesson, and it says what report.json says.
-func rtCheckMetrics(t *testing.T, exposition []byte, rep compare.Report) {
+func rtCheckMetrics(t *testing.T, exposition []byte, rep report.Report) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := parser.TextToMetricFamilies(bytes.NewReader(exposition))
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/redisserver"
 )
@@ -29,7 +30,7 @@ var stWindows = []stWindow{
 
 // stRun is one finished run of two strategies through the scenario.
 type stRun struct {
-	rep  compare.Report
+	rep  report.Report
 	feed rtFeedBody
 }
 
@@ -38,8 +39,8 @@ type stRun struct {
 // samples, taken once a second from the same counters as the report, and
 // takes the difference between the last sample before each end.
 func (r stRun) lost(side string, w stWindow) (sessions, invalid int64) {
-	at := func(s float64) compare.Totals {
-		var t compare.Totals
+	at := func(s float64) load.Totals {
+		var t load.Totals
 		for _, smp := range r.feed.History {
 			if smp.ElapsedS <= s {
 				t = smp.Sides[side].Totals

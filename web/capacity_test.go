@@ -14,6 +14,8 @@ import (
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
@@ -35,7 +37,7 @@ func (f capacityFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, sd := range sides {
 			var ss compare.SideSample
 			ss.Offered, ss.OK, ss.Timeouts, ss.Requests = 450*n, 300*n, 150*n, 450*n
-			ss.LatencyWindowMS = &compare.Percentile{P50: 400, P95: 900, P99: 1000}
+			ss.LatencyWindowMS = &load.Percentile{P50: 400, P95: 900, P99: 1000}
 			for i := range 4 {
 				rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", sd.Name, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
 				share := 1.0
@@ -57,11 +59,11 @@ func (f capacityFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := struct {
 		feedBody
 		ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu"`
-		OpenLoop   *compare.OpenLoopInfo `json:"open_loop"`
+		OpenLoop   *report.OpenLoopInfo  `json:"open_loop"`
 	}{
 		feedBody:   feedBody{Scenario: "capacity", DurationS: 45, Users: 0, Sides: sides, Now: sample(20), History: []compare.Sample{}},
 		ReplicaCPU: f.enf,
-		OpenLoop:   &compare.OpenLoopInfo{Rate: 450, RateUsers: 10, DeadlineMS: 1000, MaxOutstanding: 900},
+		OpenLoop:   &report.OpenLoopInfo{Rate: 450, RateUsers: 10, DeadlineMS: 1000, MaxOutstanding: 900},
 	}
 	for at := 0.0; at <= 20; at++ {
 		if at > since {

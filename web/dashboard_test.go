@@ -22,6 +22,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
@@ -43,12 +46,12 @@ func TestDashboard(t *testing.T) {
 
 	// The quick scenario without its timeline: the only restart is the one
 	// the test presses, and the users keep going until the test ends.
-	sc, err := compare.LoadScenario("quick")
+	sc, err := scenario.Load("quick")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc.Events = nil
-	sc.Duration = compare.Duration(3 * time.Minute)
+	sc.Duration = scenario.Duration(3 * time.Minute)
 	lab := startLab(t, bin, sc, 8)
 
 	ctx := newTab(t, chromium, 1400, 950)
@@ -186,9 +189,9 @@ func TestDashboardLongRun(t *testing.T) {
 			side := sd.Name
 			var ss compare.SideSample
 			n := int64(at)
-			ss.Totals = compare.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: compare.Percentile{P50: 2, P95: 9, P99: 20},
+			ss.Totals = load.Totals{Requests: 150 * n, OK: 150 * n, Availability: 1, LatencyMS: load.Percentile{P50: 2, P95: 9, P99: 20},
 				LBRetries: 3 * n, LBRetriesSaved: 2 * n, UserRetries: n, UserRetriesSaved: n}
-			ss.LatencyWindowMS = &compare.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
+			ss.LatencyWindowMS = &load.Percentile{P50: 2 + float64(n%5), P95: 9, P99: 20 + float64(n%40)}
 			if sd.HoldsSessionsInProcess() {
 				ss.OK, ss.SessionLost, ss.SessionsLost, ss.CartItemsLost, ss.Relogins = 100*n, 50*n, 50*n, 3*n, 50*n
 				ss.Availability = 2. / 3
@@ -217,7 +220,7 @@ func TestDashboardLongRun(t *testing.T) {
 		}
 		for at := 30.0; at < now; at += 30 {
 			for _, sd := range sides {
-				rec := compare.EventRecord{AtS: at, Kind: "restart", Side: sd.Name, Replica: sd.Name + "-1", TookMS: 900, Source: "scenario"}
+				rec := report.EventRecord{AtS: at, Kind: "restart", Side: sd.Name, Replica: sd.Name + "-1", TookMS: 900, Source: "scenario"}
 				if sd.HoldsSessionsInProcess() {
 					held := 40.0
 					rec.SessionsHeld = &held
@@ -293,7 +296,7 @@ func TestScreenshot(t *testing.T) {
 	}
 	chromium := labtest.Chromium(t)
 	bin := labtest.Binary(t)
-	sc, err := compare.LoadScenario("default")
+	sc, err := scenario.Load("default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +362,7 @@ func (l *lab) stop(t *testing.T) {
 
 // startLab runs a comparison in this process, on free ports, with the
 // dashboard mounted, held up until the test ends.
-func startLab(t *testing.T, bin string, sc compare.Scenario, users int) *lab {
+func startLab(t *testing.T, bin string, sc scenario.Scenario, users int) *lab {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
 )
@@ -36,7 +37,7 @@ const (
 func TestProjectorView(t *testing.T) {
 	chromium := labtest.Chromium(t)
 	sides := pair(t, "memory-sticky,apikey")
-	feed := &fakeFeed{replicas: 4, next: &compare.PendingEvent{Event: compare.Event{Action: compare.ActionCrash, Replica: 2}, Index: 2, Of: 5}}
+	feed := &fakeFeed{replicas: 4, next: &compare.PendingEvent{Event: scenario.Event{Action: scenario.ActionCrash, Replica: 2}, Index: 2, Of: 5}}
 	feed.Set(sides, on(12, "restart", sides, map[string]float64{"memory-sticky": 12}))
 	var nexts atomic.Int32
 	mux := http.NewServeMux()

@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
@@ -28,7 +30,7 @@ type feedBody struct {
 	Users     int                   `json:"users"`
 	Sides     []strategy.Strategy   `json:"sides,omitempty"`
 	Now       compare.Sample        `json:"now"`
-	Events    []compare.EventRecord `json:"events"`
+	Events    []report.EventRecord  `json:"events"`
 	History   []compare.Sample      `json:"history"`
 	Manual    bool                  `json:"manual"`
 	Next      *compare.PendingEvent `json:"next,omitempty"`
@@ -58,7 +60,7 @@ var legacy = []strategy.Strategy{
 type fakeFeed struct {
 	mu     sync.Mutex
 	sides  []strategy.Strategy
-	events []compare.EventRecord
+	events []report.EventRecord
 	// replicas per side; 0 is 3.
 	replicas int
 	// next, when set, makes the feed a manual run's, waiting on it.
@@ -69,7 +71,7 @@ type fakeFeed struct {
 	duration float64
 }
 
-func (f *fakeFeed) Set(sides []strategy.Strategy, events []compare.EventRecord) {
+func (f *fakeFeed) Set(sides []strategy.Strategy, events []report.EventRecord) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sides, f.events = sides, events
@@ -83,7 +85,7 @@ func (f *fakeFeed) sample(at float64) compare.Sample {
 	for _, sd := range f.sides {
 		var ss compare.SideSample
 		ss.Requests, ss.OK, ss.Availability = 20*n, 20*n, 1
-		ss.LatencyWindowMS = &compare.Percentile{P50: 2, P95: 5, P99: 9}
+		ss.LatencyWindowMS = &load.Percentile{P50: 2, P95: 5, P99: 9}
 		for i := range cmp.Or(f.replicas, 3) {
 			rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", sd.Name, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
 			// Only a replica that keeps sessions in its memory counts them.
@@ -120,11 +122,11 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // per side, on replica 1 of each (replica 3 for a scale-in; for a store
 // restart, the redis-server or none, each side's words before the
 // scenario's note).
-func on(at float64, kind string, sides []strategy.Strategy, held map[string]float64) []compare.EventRecord {
+func on(at float64, kind string, sides []strategy.Strategy, held map[string]float64) []report.EventRecord {
 	const note = "the scenario's note"
-	var recs []compare.EventRecord
+	var recs []report.EventRecord
 	for _, sd := range sides {
-		rec := compare.EventRecord{AtS: at, Kind: kind, Side: sd.Name, Replica: sd.Name + "-1", TookMS: 300, Source: "scenario", Note: note}
+		rec := report.EventRecord{AtS: at, Kind: kind, Side: sd.Name, Replica: sd.Name + "-1", TookMS: 300, Source: "scenario", Note: note}
 		switch kind {
 		case "scale-in":
 			rec.Replica = sd.Name + "-3"

@@ -10,16 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/scenario"
 )
 
 func TestResolveLoad(t *testing.T) {
 	zero, off := 0, false
-	capacity := compare.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: compare.Duration(time.Second), MaxOutstanding: 160, ReadCache: &off}
+	capacity := scenario.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: scenario.Duration(time.Second), MaxOutstanding: 160, ReadCache: &off}
 	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, rateUsers: 5, deadline: 3 * time.Second, maxOutstanding: 50, readCache: true}
 	tests := []struct {
 		name string
-		sc   compare.Scenario
+		sc   scenario.Scenario
 		set  []string
 		want compareLoad
 	}{
@@ -28,8 +29,8 @@ func TestResolveLoad(t *testing.T) {
 		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "rate-users", "deadline", "max-outstanding", "read-cache"}, flags},
 		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
 			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
-		{"a scenario without a load: the flags' defaults", compare.Scenario{}, nil,
-			compareLoad{users: 20, rateUsers: compare.DefaultRateUsers, deadline: compare.DefaultDeadline, readCache: true}},
+		{"a scenario without a load: the flags' defaults", scenario.Scenario{}, nil,
+			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, deadline: load.DefaultDeadline, readCache: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

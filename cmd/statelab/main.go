@@ -33,7 +33,9 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/matrix"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/sqlite"
@@ -482,17 +484,17 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 func runCompare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("statelab compare", getenv, stderr)
 	var (
-		scenario, addr, leftAddr, rightAddr, reportDir, workDir, logFormat string
-		sides                                                              string
-		users, replicas                                                    int
-		seed                                                               int64
-		duration, think                                                    time.Duration
-		hold, manual                                                       bool
-		logLevel                                                           slog.Level
+		scenarioName, addr, leftAddr, rightAddr, reportDir, workDir, logFormat string
+		sides                                                                  string
+		users, replicas                                                        int
+		seed                                                                   int64
+		duration, think                                                        time.Duration
+		hold, manual                                                           bool
+		logLevel                                                               slog.Level
 	)
 	logLevel = slog.LevelWarn
 	fs.String(&sides, "sides", "", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them); default: the scenario's own sides, else "+defaultSides)
-	fs.String(&scenario, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenarios/default.yaml) or a built-in one:"+scenarioList())
+	fs.String(&scenarioName, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenario/builtin/default.yaml) or a built-in one:"+scenarioList())
 	fs.Bool(&manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST /api/control/next), then run as long after the last one as the scenario does")
 	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
 	fs.Int(&users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
@@ -517,19 +519,19 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		readCache                 bool
 	)
 	// The help quotes the built-in capacity scenario's load.
-	capacityDefaults, _ := compare.LoadScenario("capacity")
+	capacityDefaults, _ := scenario.Load("capacity")
 	fs.Float64(&replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
 	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
-	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(compare.DefaultRateUsers)+")")
+	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(load.DefaultRateUsers)+")")
 	fs.Int(&maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
 	fs.Bool(&readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
-	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+compare.DefaultDeadline.String()+")")
+	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+load.DefaultDeadline.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true }) // the command line and the environment
-	sc, err := compare.LoadScenario(scenario)
+	sc, err := scenario.Load(scenarioName)
 	if err != nil {
 		return err
 	}
@@ -547,7 +549,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		sc.Shorten(duration)
 	}
 	if err := sc.Validate(); err != nil {
-		return fmt.Errorf("scenario %s: %w", scenario, err)
+		return fmt.Errorf("scenario %s: %w", scenarioName, err)
 	}
 	load := resolveLoad(sc, set, compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline, maxOutstanding: maxOutstanding, readCache: readCache})
 	if think <= 0 {
@@ -612,7 +614,7 @@ func storeList() string {
 // descriptions, for -h.
 func scenarioList() string {
 	var b strings.Builder
-	for _, sc := range compare.Builtins() {
+	for _, sc := range scenario.Builtins() {
 		fmt.Fprintf(&b, "\n  %-12s %s", sc.Name, sc.Description)
 	}
 	return b.String() + "\n"
@@ -630,7 +632,7 @@ type compareLoad struct {
 // resolveLoad takes each part of the load from its flag when the command
 // line or the environment set it (set names those flags), else from the
 // scenario, else from the flag's default.
-func resolveLoad(sc compare.Scenario, set map[string]bool, flags compareLoad) compareLoad {
+func resolveLoad(sc scenario.Scenario, set map[string]bool, flags compareLoad) compareLoad {
 	l := flags
 	if !set["users"] && sc.Users != nil {
 		l.users = *sc.Users
@@ -642,10 +644,10 @@ func resolveLoad(sc compare.Scenario, set map[string]bool, flags compareLoad) co
 		l.rate = sc.Rate
 	}
 	if !set["rate-users"] {
-		l.rateUsers = cmp.Or(sc.RateUsers, compare.DefaultRateUsers)
+		l.rateUsers = cmp.Or(sc.RateUsers, load.DefaultRateUsers)
 	}
 	if !set["deadline"] {
-		l.deadline = cmp.Or(sc.Deadline.Std(), compare.DefaultDeadline)
+		l.deadline = cmp.Or(sc.Deadline.Std(), load.DefaultDeadline)
 	}
 	if !set["max-outstanding"] {
 		l.maxOutstanding = sc.MaxOutstanding

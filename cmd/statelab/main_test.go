@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -488,7 +488,7 @@ func TestRunCompareHelp(t *testing.T) {
 		t.Fatalf("run(statelab compare -h) = %v, want flag.ErrHelp", err)
 	}
 	help := stderr.String()
-	for _, sc := range compare.Builtins() {
+	for _, sc := range scenario.Builtins() {
 		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(sc.Name) + `\s+` + regexp.QuoteMeta(sc.Description) + `$`).MatchString(help) {
 			t.Errorf("compare -h does not list scenario %s with its description %q:\n%s", sc.Name, sc.Description, help)
 		}

@@ -55,6 +55,15 @@ type Config struct {
 	RetryWithin time.Duration
 }
 
+// The codes of the balancer's own answers, in the envelope's code field.
+const (
+	// CodeNoBackend (503): no replica was in service to take the request.
+	CodeNoBackend = "no_backend"
+	// CodeBadGateway (502): the replica failed before it finished
+	// answering; the request may or may not have been processed.
+	CodeBadGateway = "bad_gateway"
+)
+
 // Balancer is a load balancer whose Policy chooses the replica for each
 // request. With RoundRobin, the default, there is no stickiness:
 // consecutive requests of one client go to different replicas, which is
@@ -804,11 +813,11 @@ func neverSent(err error) bool {
 func (ex *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errNoBackend) {
 		ex.status = http.StatusServiceUnavailable
-		ex.b.writeError(w, ex.status, "no_backend", "No "+ex.b.side+" replica could take the request; try again in a moment.")
+		ex.b.writeError(w, ex.status, CodeNoBackend, "No "+ex.b.side+" replica could take the request; try again in a moment.")
 		return
 	}
 	ex.status = http.StatusBadGateway
-	ex.b.writeError(w, ex.status, "bad_gateway", "The "+ex.b.side+" replica failed before it finished answering; the request may or may not have been processed.")
+	ex.b.writeError(w, ex.status, CodeBadGateway, "The "+ex.b.side+" replica failed before it finished answering; the request may or may not have been processed.")
 }
 
 func (ex *exchange) count() {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -16,7 +16,7 @@ type Fault struct {
 	Does string `json:"does"`
 	// event returns the scenario event that plays the fault when each side
 	// runs n replicas, and how many run after it.
-	event func(n int) (compare.Event, int)
+	event func(n int) (scenario.Event, int)
 	// applies reports whether the fault means anything to a strategy: a
 	// restart of the session store does nothing to one that has none, and
 	// its cell says "n/a".
@@ -35,48 +35,48 @@ func (f Fault) Applies(st strategy.Strategy) bool { return f.applies == nil || f
 var faults = []Fault{
 	{
 		Name: "none", Does: "steady traffic, no event: what routing alone costs",
-		event: func(n int) (compare.Event, int) {
-			return compare.Event{Action: compare.ActionMark, Note: "matrix: a quiet window, no event"}, n
+		event: func(n int) (scenario.Event, int) {
+			return scenario.Event{Action: scenario.ActionMark, Note: "matrix: a quiet window, no event"}, n
 		},
 	},
 	{
 		Name: "scale-out", Does: "two replicas added",
-		event: func(n int) (compare.Event, int) {
-			return compare.Event{Action: compare.ActionScale, Replicas: n + 2, Note: "matrix: a scale-out"}, n + 2
+		event: func(n int) (scenario.Event, int) {
+			return scenario.Event{Action: scenario.ActionScale, Replicas: n + 2, Note: "matrix: a scale-out"}, n + 2
 		},
 	},
 	{
 		Name: "restart", Does: "one replica restarted gracefully (drained, SIGTERM, a new process)",
-		event: func(n int) (compare.Event, int) {
-			return compare.Event{Action: compare.ActionRestart, Replica: 1, Note: "matrix: a graceful restart"}, n
+		event: func(n int) (scenario.Event, int) {
+			return scenario.Event{Action: scenario.ActionRestart, Replica: 1, Note: "matrix: a graceful restart"}, n
 		},
 	},
 	{
 		Name: "crash", Does: "one replica killed with SIGKILL, then a new process",
-		event: func(n int) (compare.Event, int) {
-			return compare.Event{Action: compare.ActionCrash, Replica: min(2, n), Note: "matrix: a crash"}, n
+		event: func(n int) (scenario.Event, int) {
+			return scenario.Event{Action: scenario.ActionCrash, Replica: min(2, n), Note: "matrix: a crash"}, n
 		},
 	},
 	{
 		Name: "scale-in", Does: "two replicas taken away (one, from two), drained first",
-		event: func(n int) (compare.Event, int) {
+		event: func(n int) (scenario.Event, int) {
 			to := n - 2
 			if to < 1 {
 				to = n - 1
 			}
-			return compare.Event{Action: compare.ActionScale, Replicas: to, Note: "matrix: a scale-in"}, to
+			return scenario.Event{Action: scenario.ActionScale, Replicas: to, Note: "matrix: a scale-in"}, to
 		},
 	},
 	{
 		Name: "rolling-restart", Does: "every replica restarted, one after another",
-		event: func(n int) (compare.Event, int) {
-			return compare.Event{Action: compare.ActionRollingRestart, Note: "matrix: a rolling restart"}, n
+		event: func(n int) (scenario.Event, int) {
+			return scenario.Event{Action: scenario.ActionRollingRestart, Note: "matrix: a rolling restart"}, n
 		},
 	},
 	{
 		Name: "restart-store", Does: "the shared session store (redis-server, no persistence) restarted",
-		event: func(n int) (compare.Event, int) {
-			return compare.Event{Action: compare.ActionRestartStore, Note: "matrix: a session store restart"}, n
+		event: func(n int) (scenario.Event, int) {
+			return scenario.Event{Action: scenario.ActionRestartStore, Note: "matrix: a session store restart"}, n
 		},
 		applies: hasServices,
 	},

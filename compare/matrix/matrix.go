@@ -16,6 +16,9 @@ import (
 
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -153,7 +156,7 @@ type Cell struct {
 	InvalidCredential int64   `json:"invalid_credential"`
 	// Balance is how the balancer shared the requests out after a
 	// scale-out, for that fault's cell.
-	Balance *compare.BalanceWindow `json:"balance,omitempty"`
+	Balance *report.BalanceWindow `json:"balance,omitempty"`
 }
 
 // The glyphs of a cell, so the table reads without colour.
@@ -182,7 +185,7 @@ func (c *Cell) Glyph() string {
 
 // Costs is what a strategy paid, measured in its run.
 type Costs struct {
-	compare.Costs
+	report.Costs
 	Revocation Revocation `json:"revocation"`
 }
 
@@ -200,13 +203,13 @@ type window struct {
 
 // Scenario returns the scenario every run of cfg plays: the users sign in
 // during the warm-up, then each fault starts its own window.
-func Scenario(cfg Config) (compare.Scenario, error) {
+func Scenario(cfg Config) (scenario.Scenario, error) {
 	sc, _, err := plan(cfg)
 	return sc, err
 }
 
-func plan(cfg Config) (compare.Scenario, []window, error) {
-	sc := compare.Scenario{
+func plan(cfg Config) (scenario.Scenario, []window, error) {
+	sc := scenario.Scenario{
 		Name:        "matrix",
 		Description: fmt.Sprintf("one window of %s per fault (%s), after %s of sign-ins", cfg.Window, faultList(cfg.Faults), cfg.Warmup),
 		Replicas:    cfg.Replicas,
@@ -215,14 +218,14 @@ func plan(cfg Config) (compare.Scenario, []window, error) {
 	var ws []window
 	at := cfg.Warmup
 	for _, f := range cfg.Faults {
-		var e compare.Event
+		var e scenario.Event
 		e, n = f.event(n)
-		e.At = compare.Duration(at)
+		e.At = scenario.Duration(at)
 		sc.Events = append(sc.Events, e)
 		ws = append(ws, window{fault: f, at: at})
 		at += cfg.Window
 	}
-	sc.Duration = compare.Duration(at)
+	sc.Duration = scenario.Duration(at)
 	if err := sc.Validate(); err != nil {
 		return sc, nil, fmt.Errorf("the matrix's scenario: %w", err)
 	}
@@ -299,7 +302,7 @@ const probeTimeout = time.Minute
 // mark is the users' counters at the start of one window.
 type mark struct {
 	at     time.Duration
-	totals map[string]compare.Totals
+	totals map[string]load.Totals
 }
 
 // Run measures the matrix. It returns what was measured even when a run
@@ -386,7 +389,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 
 // measure plays the scenario on one pair and fills the pair's cells and
 // costs in m.
-func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []window, idx int, pair [2]strategy.Strategy, m *Matrix, prog *progress) (RunRecord, error) {
+func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []window, idx int, pair [2]strategy.Strategy, m *Matrix, prog *progress) (RunRecord, error) {
 	dirName := fmt.Sprintf("%d-%s-%s", idx+1, pair[0].Name, pair[1].Name)
 	run := RunRecord{Sides: []string{pair[0].Name, pair[1].Name}, Report: filepath.ToSlash(filepath.Join("runs", dirName, "report.json"))}
 	kept := map[string]bool{}
@@ -418,7 +421,7 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 		// (a rolling restart waiting for its requests) would eat into the
 		// windows after them: the timeline waits instead.
 		Pace: &compare.Pace{
-			Ready: func(t map[string]compare.Totals) bool {
+			Ready: func(t map[string]load.Totals) bool {
 				for _, st := range pair {
 					if t[st.Name].SignIns < int64(cfg.Users) {
 						return false
@@ -428,7 +431,7 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 			},
 			MinGap: cfg.Window * 3 / 4,
 		},
-		OnEvent: func(at time.Duration, _ compare.Event, totals map[string]compare.Totals) {
+		OnEvent: func(at time.Duration, _ scenario.Event, totals map[string]load.Totals) {
 			mu.Lock()
 			marks = append(marks, mark{at: at, totals: totals})
 			k := len(marks)
@@ -479,7 +482,7 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 	// the end of the run, unless the run was cut short.
 	ends := append([]mark(nil), marks[min(1, len(marks)):]...)
 	if !rep.Interrupted && len(marks) == len(windows) {
-		final := map[string]compare.Totals{}
+		final := map[string]load.Totals{}
 		for name, sr := range rep.Sides {
 			final[name] = sr.Totals
 		}
@@ -523,7 +526,7 @@ func measure(ctx context.Context, cfg Config, sc compare.Scenario, windows []win
 
 // CellOf turns the users' counters at a window's start and end into the
 // window's cell (Applies and the window's bounds are the caller's to set).
-func CellOf(a, b compare.Totals) *Cell {
+func CellOf(a, b load.Totals) *Cell {
 	c := &Cell{
 		Requests:          b.Requests - a.Requests,
 		SessionsLost:      b.SessionsLost - a.SessionsLost,

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/matrix"
+	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -86,13 +88,13 @@ func TestScenario(t *testing.T) {
 		replica, replicas int
 	}
 	want := []ev{
-		{2 * time.Second, compare.ActionMark, 0, 0},
-		{5 * time.Second, compare.ActionScale, 0, 4},
-		{8 * time.Second, compare.ActionRestart, 1, 0},
-		{11 * time.Second, compare.ActionCrash, 2, 0},
-		{14 * time.Second, compare.ActionScale, 0, 2},
-		{17 * time.Second, compare.ActionRollingRestart, 0, 0},
-		{20 * time.Second, compare.ActionRestartStore, 0, 0},
+		{2 * time.Second, scenario.ActionMark, 0, 0},
+		{5 * time.Second, scenario.ActionScale, 0, 4},
+		{8 * time.Second, scenario.ActionRestart, 1, 0},
+		{11 * time.Second, scenario.ActionCrash, 2, 0},
+		{14 * time.Second, scenario.ActionScale, 0, 2},
+		{17 * time.Second, scenario.ActionRollingRestart, 0, 0},
+		{20 * time.Second, scenario.ActionRestartStore, 0, 0},
 	}
 	var got []ev
 	for _, e := range sc.Events {
@@ -149,8 +151,8 @@ func TestPairs(t *testing.T) {
 }
 
 func TestCellOf(t *testing.T) {
-	a := compare.Totals{Requests: 100, OK: 90, Conflicts: 2, SessionLost: 8, SessionsLost: 8, Relogins: 7, CartItemsLost: 3, Errors5xx: 0}
-	b := compare.Totals{Requests: 300, OK: 270, Conflicts: 5, SessionLost: 20, SessionsLost: 20, Relogins: 18, CartItemsLost: 5, Errors5xx: 3, ConnErrors: 2, InvalidCredential: 1}
+	a := load.Totals{Requests: 100, OK: 90, Conflicts: 2, SessionLost: 8, SessionsLost: 8, Relogins: 7, CartItemsLost: 3, Errors5xx: 0}
+	b := load.Totals{Requests: 300, OK: 270, Conflicts: 5, SessionLost: 20, SessionsLost: 20, Relogins: 18, CartItemsLost: 5, Errors5xx: 3, ConnErrors: 2, InvalidCredential: 1}
 	c := matrix.CellOf(a, b)
 	c.Applies = true
 	// 200 requests, 180 ok, 3 conflicts: 17 failed (12 session_lost, 3 5xx,
@@ -190,7 +192,7 @@ func fixed() *matrix.Matrix {
 		st, _ := strategy.Parse(n)
 		about[n] = st
 	}
-	share := &compare.BalanceWindow{FromS: 6, ToS: 8, After: "scale-out",
+	share := &report.BalanceWindow{FromS: 6, ToS: 8, After: "scale-out",
 		Requests: map[string]uint64{"memory-sticky-1": 60, "memory-sticky-2": 40, "memory-sticky-3": 0},
 		Shares:   map[string]float64{"memory-sticky-1": .6, "memory-sticky-2": .4, "memory-sticky-3": 0}, Imbalance: 1.8}
 	return &matrix.Matrix{
@@ -209,9 +211,9 @@ func fixed() *matrix.Matrix {
 			},
 		},
 		Costs: map[string]*matrix.Costs{
-			"memory-sticky": {Costs: compare.Costs{
-				UserCosts:   compare.UserCosts{RequestBytesP50: 327, JourneyBytesP50: 3950, Journeys: 40, ReadLatencyMS: compare.Percentile{P50: 1.5, P99: 35.2}},
-				ServerCosts: compare.ServerCosts{IdentifyUSP50: 4.2, IdentifyUS: 9.1, CPUPerRequestUS: 812},
+			"memory-sticky": {Costs: report.Costs{
+				UserCosts:   load.UserCosts{RequestBytesP50: 327, JourneyBytesP50: 3950, Journeys: 40, ReadLatencyMS: load.Percentile{P50: 1.5, P99: 35.2}},
+				ServerCosts: report.ServerCosts{IdentifyUSP50: 4.2, IdentifyUS: 9.1, CPUPerRequestUS: 812},
 			}, Revocation: matrix.Revocation{Verdict: matrix.RevokedAtOnce, How: "log in, log out, send the old cookies", Saw: "refused 6 times out of 6 (6 × 401 session_lost)"}},
 		},
 		Seed: 7, StartedAt: time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC),

@@ -134,7 +134,7 @@ func New(cfg Config) *API {
 	a.idem = newIdempotency(reg)
 
 	a.router.NotFoundHandler = a.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		Error(w, r, cfg.Logger, errorf(library.ENOTFOUND, "There is no %s on this server; see the API table in the README.", r.URL.Path))
+		Error(w, r, cfg.Logger, errorf(library.ENOTFOUND, "There is no %s on this server; see the API table in docs/API.md.", r.URL.Path))
 	}))
 	a.router.MethodNotAllowedHandler = a.instrument("unmatched", http.HandlerFunc(a.methodNotAllowed))
 

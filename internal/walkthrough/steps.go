@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/supervisor"
 )
 
@@ -805,7 +805,7 @@ func stepWhereState(ctx context.Context, w *walk) error {
 }
 
 func stepHandOff(ctx context.Context, w *walk) error {
-	sc, err := compare.LoadScenario("default")
+	sc, err := scenario.Load("default")
 	if err != nil {
 		return err
 	}
@@ -825,7 +825,7 @@ func stepHandOff(ctx context.Context, w *walk) error {
 			what += " (" + e.Note + ")"
 		}
 		w.t.bullet(fmt.Sprintf("%s, %s: %s", e.At.Std(), what, watchFor(e, replicas)))
-		if e.Action == compare.ActionScale {
+		if e.Action == scenario.ActionScale {
 			replicas = e.Replicas
 		}
 	}
@@ -862,14 +862,14 @@ func stepHandOff(ctx context.Context, w *walk) error {
 // servers share the machine's cores and have no CPU limit, so adding one
 // here would add no capacity, and the answer would be made up.
 func (w *walk) capacity(ctx context.Context) error {
-	sc, err := compare.LoadScenario("capacity")
+	sc, err := scenario.Load("capacity")
 	if err != nil {
 		return err
 	}
 	before, after := sc.Replicas, sc.Replicas
 	var at time.Duration
 	for _, e := range sc.Events {
-		if e.Action == compare.ActionScale && e.Replicas > before {
+		if e.Action == scenario.ActionScale && e.Replicas > before {
 			after, at = e.Replicas, e.At.Std()
 			break
 		}
@@ -900,18 +900,18 @@ func (w *walk) capacity(ctx context.Context) error {
 // watchFor says what an event of the demo's timeline shows, for its
 // default pair: sessions in memory behind a sticky balancer, against API
 // keys. replicas is how many each side runs before the event.
-func watchFor(e compare.Event, replicas int) string {
+func watchFor(e scenario.Event, replicas int) string {
 	switch e.Action {
-	case compare.ActionRestart:
+	case scenario.ActionRestart:
 		return "the users pinned to that replica lose their sessions on the stateful side only: " +
 			"session_lost, re-logins, lost carts. The stateless side does not notice."
-	case compare.ActionCrash:
+	case scenario.ActionCrash:
 		return "the killed process takes the requests it was answering with it. The balancer sends " +
 			"those that are safe to send twice (reads, and writes with an Idempotency-Key, which the " +
 			"simulated users send) to another replica, so the users do not see them fail; the " +
 			"stateful side's retry lands where the session never was. Afterwards only the stateful " +
 			"side keeps paying: session_lost, relogins, lost carts."
-	case compare.ActionScale:
+	case scenario.ActionScale:
 		if e.Replicas > replicas {
 			return "the sticky balancer keeps every signed-in user on the replica that holds its " +
 				"session, so the new stateful replicas get only newcomers (the report's balance lines); " +
@@ -920,13 +920,13 @@ func watchFor(e compare.Event, replicas int) string {
 		}
 		return "the sessions held by the stateful replicas taken away go with them; the stateless " +
 			"side just has fewer replicas."
-	case compare.ActionRollingRestart:
+	case scenario.ActionRollingRestart:
 		return "every stateful session is lost, one replica after another; the stateless side stays " +
 			"at full availability."
-	case compare.ActionClientRestart:
+	case scenario.ActionClientRestart:
 		return "on both sides, the users whose clients restart lose their sign-in and their cart, " +
 			"wherever it was kept: a stateless client keeps its cart itself."
-	case compare.ActionPause, compare.ActionResume:
+	case scenario.ActionPause, scenario.ActionResume:
 		return "the simulated users stop or start again; the numbers stand still in between."
 	}
 	return "watch both sides."

@@ -39,16 +39,14 @@
     { k: 'conn_errors', label: 'no answer', color: C.sky, pat: 'hlines' },
     { k: 'timeouts', label: 'timeout (no answer by the deadline)', color: C.grey, pat: 'vlines' },
   ];
-  // Event markers: a symbol and a word each, not only a colour.
-  const EVENT_STYLE = {
-    restart: { sym: '↻', word: 'restart', color: C.blue },
-    'restart-store': { sym: '⟲', word: 'store restart', color: C.purple },
-    crash: { sym: '✖', word: 'crash', color: C.vermillion },
-    'scale-out': { sym: '▲', word: 'scale out', color: C.green },
-    'scale-in': { sym: '▼', word: 'scale in', color: C.green },
-    'client-restart': { sym: '⊘', word: 'client restart', color: C.orange },
-    pause: { sym: '❚❚', word: 'pause', color: C.grey },
-    resume: { sym: '▶', word: 'resume', color: C.grey },
+  // Event markers: a symbol and a word each, not only a colour. The words,
+  // symbols and palette names come with the feed (kinds): the same table
+  // the runner validates scenarios and the report words its charts from.
+  let EVENT_STYLE = {};
+  const learnKinds = (kinds) => {
+    if (!kinds) return;
+    EVENT_STYLE = {};
+    for (const k of kinds) EVENT_STYLE[k.action] = { sym: k.symbol, word: k.word, color: C[k.color] || C.grey, busy: k.busy };
   };
   const eventStyle = (kind) => EVENT_STYLE[kind] || { sym: '•', word: kind, color: C.grey };
 
@@ -246,6 +244,7 @@
       // Other sides mid-run: a new runner; fetch its history from the start.
       if (had && last) return false;
     }
+    learnKinds(body.kinds);
     st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users, manual: !!body.manual, next: body.next || null, openLoop: body.open_loop || null, cpuLimit: body.replica_cpu || null };
     for (const s of body.history || []) {
       const prev = st.samples[st.samples.length - 1];
@@ -293,25 +292,22 @@
 
   // ---- controls ------------------------------------------------------------
 
+  // What the page says while a control runs: the kinds' own words, and
+  // those of the controls that are not kinds of event.
   const CONTROL_WORDS = {
-    restart: 'restarting replica %n on both sides…',
-    crash: 'killing replica %n on both sides…',
     'scale-up': 'adding a replica on both sides…',
     'scale-down': 'removing a replica on both sides…',
-    'restart-store': 'restarting the shared redis-server…',
-    'client-restart': 'half the users on each side close their browser tab…',
     next: 'firing the next event of the scenario…',
-    pause: 'pausing the simulated users…',
-    resume: 'resuming the simulated users…',
   };
+  const controlWord = (action) => CONTROL_WORDS[action] || eventStyle(action).busy || action + '…';
 
   // pendingWord names the event a manual run waits on.
-  const pendingWord = (e) => (e.action === 'scale' ? 'scale to ' + e.replicas : e.action === 'rolling-restart' ? 'rolling restart' : eventStyle(e.action).word);
+  const pendingWord = (e) => (e.action === 'scale' ? 'scale to ' + e.replicas : eventStyle(e.action).word);
 
   async function control(action) {
     if (st.busy) return;
     const n = $('#replica-pick').value || '1';
-    st.busy = CONTROL_WORDS[action].replace('%n', n);
+    st.busy = controlWord(action).replace('%n', n);
     st.override = null;
     render();
     if (action === 'next' && st.meta && st.meta.next) st.busy = `firing the next event: ${pendingWord(st.meta.next)}…`;

@@ -1,4 +1,4 @@
-package compare_test
+package load_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -77,19 +77,19 @@ func (f *olFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rtAnswer(w, http.StatusOK, "", []any{})
 }
 
-func olConfig(url, credential string, users int, stats *compare.SideStats) compare.OpenLoopConfig {
+func olConfig(url, credential string, users int, stats *load.SideStats) load.OpenLoopConfig {
 	var emails []string
 	for i := range users {
 		emails = append(emails, "user"+strconv.Itoa(i)+"@example.com")
 	}
-	return compare.OpenLoopConfig{
+	return load.OpenLoopConfig{
 		Credential: credential, BaseURL: url, Emails: emails, Password: "pw",
-		Rate: 200, Deadline: time.Second, Seed: 1, Stats: stats, Gate: &compare.Gate{},
+		Rate: 200, Deadline: time.Second, Seed: 1, Stats: stats, Gate: &load.Gate{},
 	}
 }
 
 // olRun signs the pool in, then sends arrivals for d.
-func olRun(t *testing.T, o *compare.OpenLoop, d time.Duration) {
+func olRun(t *testing.T, o *load.OpenLoop, d time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
@@ -100,8 +100,8 @@ func TestOpenLoopSignsInOnceAndSends(t *testing.T) {
 	for _, credential := range []string{strategy.CredentialCookie, strategy.CredentialAPIKey} {
 		t.Run(credential, func(t *testing.T) {
 			f := &olFake{}
-			stats := compare.NewSideStats()
-			o := compare.NewOpenLoop(olConfig(olStart(t, f), credential, 4, stats))
+			stats := load.NewSideStats()
+			o := load.NewOpenLoop(olConfig(olStart(t, f), credential, 4, stats))
 			if n := o.SignIn(t.Context()); n != 4 {
 				t.Fatalf("SignIn: %d of 4 signed in", n)
 			}
@@ -125,7 +125,7 @@ func TestOpenLoopSignsInOnceAndSends(t *testing.T) {
 			if tot.SignIns != 4 || f.signIns != 4 {
 				t.Errorf("sign-ins: counted %d, the server saw %d; want 4 (one per user, before the arrivals)", tot.SignIns, f.signIns)
 			}
-			if p := stats.Phase(0); p.Offered != tot.Offered || p.Outcomes[compare.OutcomeOK] != tot.OK {
+			if p := stats.Phase(0); p.Offered != tot.Offered || p.Outcomes[load.OutcomeOK] != tot.OK {
 				t.Errorf("phase 0 %+v, want the whole run %+v", p, tot)
 			}
 		})
@@ -134,11 +134,11 @@ func TestOpenLoopSignsInOnceAndSends(t *testing.T) {
 
 func TestOpenLoopDeadline(t *testing.T) {
 	f := &olFake{delay: 300 * time.Millisecond}
-	stats := compare.NewSideStats()
+	stats := load.NewSideStats()
 	cfg := olConfig(olStart(t, f), strategy.CredentialJWT, 2, stats)
 	cfg.Deadline = 50 * time.Millisecond
 	cfg.Rate = 100
-	o := compare.NewOpenLoop(cfg)
+	o := load.NewOpenLoop(cfg)
 	if n := o.SignIn(t.Context()); n != 2 {
 		t.Fatalf("SignIn: %d of 2 signed in", n)
 	}
@@ -156,10 +156,10 @@ func TestOpenLoopDeadline(t *testing.T) {
 
 func TestOpenLoopDropsAtTheCap(t *testing.T) {
 	f := &olFake{block: make(chan struct{})}
-	stats := compare.NewSideStats()
+	stats := load.NewSideStats()
 	cfg := olConfig(olStart(t, f), strategy.CredentialAPIKey, 2, stats)
 	cfg.MaxOutstanding = 3
-	o := compare.NewOpenLoop(cfg)
+	o := load.NewOpenLoop(cfg)
 	if n := o.SignIn(t.Context()); n != 2 {
 		t.Fatalf("SignIn: %d of 2 signed in", n)
 	}
@@ -188,8 +188,8 @@ func TestOpenLoopDropsAtTheCap(t *testing.T) {
 // the user signs in again at its next request.
 func TestOpenLoopLosesAndSignsInAgain(t *testing.T) {
 	f := &olFake{forgetEvery: 25, delay: 5 * time.Millisecond}
-	stats := compare.NewSideStats()
-	o := compare.NewOpenLoop(olConfig(olStart(t, f), strategy.CredentialCookie, 1, stats))
+	stats := load.NewSideStats()
+	o := load.NewOpenLoop(olConfig(olStart(t, f), strategy.CredentialCookie, 1, stats))
 	if n := o.SignIn(t.Context()); n != 1 {
 		t.Fatalf("SignIn: %d of 1 signed in", n)
 	}
@@ -213,10 +213,10 @@ func TestOpenLoopLosesAndSignsInAgain(t *testing.T) {
 // TestOpenLoopPause checks that nothing arrives while the users are paused.
 func TestOpenLoopPause(t *testing.T) {
 	f := &olFake{}
-	stats := compare.NewSideStats()
+	stats := load.NewSideStats()
 	cfg := olConfig(olStart(t, f), strategy.CredentialJWT, 1, stats)
 	cfg.Gate.Pause()
-	o := compare.NewOpenLoop(cfg)
+	o := load.NewOpenLoop(cfg)
 	o.SignIn(t.Context())
 	olRun(t, o, 200*time.Millisecond)
 	if tot := stats.Totals(); tot.Offered != 0 {
@@ -230,7 +230,7 @@ func TestDefaultMaxOutstanding(t *testing.T) {
 		deadline time.Duration
 		want     int
 	}{{480, 2 * time.Second, 1920}, {1, time.Second, 16}, {100, 500 * time.Millisecond, 100}} {
-		if got := compare.DefaultMaxOutstanding(tt.rate, tt.deadline); got != tt.want {
+		if got := load.DefaultMaxOutstanding(tt.rate, tt.deadline); got != tt.want {
 			t.Errorf("DefaultMaxOutstanding(%g, %v) = %d, want %d", tt.rate, tt.deadline, got, tt.want)
 		}
 	}

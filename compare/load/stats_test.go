@@ -1,15 +1,14 @@
-// These tests are inside package compare, unlike the others: the Prometheus
-// collector is unexported, and the test must feed it counts it knows to
-// check that /metrics says exactly what Totals (the feed, the report) says.
+// These tests are inside package load, unlike the others: they feed the
+// Prometheus collector counts they know, through SideStats' unexported
+// counters, to check that /metrics says exactly what Totals (the feed, the
+// report) says.
 
-package compare
+package load
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,12 +168,12 @@ const (
 
 // sidesOf makes the runner's sides of SideStats keyed by server: the
 // stateful one runs memory, the stateless one apikey.
-func sidesOf(m map[string]*SideStats) []*side {
-	var out []*side
+func sidesOf(m map[string]*SideStats) []Source {
+	var out []Source
 	for _, server := range []string{Stateful, Stateless} {
 		if st, ok := m[server]; ok {
 			name := map[string]string{Stateful: "memory", Stateless: "apikey"}[server]
-			out = append(out, &side{name: name, st: strategy.Strategy{Name: name, Server: server}, stats: st})
+			out = append(out, Source{Stats: st, Strategy: name, Server: server})
 		}
 	}
 	return out
@@ -185,7 +184,7 @@ func sidesOf(m map[string]*SideStats) []*side {
 func TestSideStatsConcurrent(t *testing.T) {
 	s := NewSideStats()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newStatsCollector(sidesOf(map[string]*SideStats{Stateful: s})))
+	reg.MustRegister(NewCollector(sidesOf(map[string]*SideStats{Stateful: s})))
 	const writers, each = 8, 500
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -261,7 +260,7 @@ func TestStatsCollector(t *testing.T) {
 	sides[Stateless].Borrowed(3, 4, 5, 6)
 
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newStatsCollector(sidesOf(sides)))
+	reg.MustRegister(NewCollector(sidesOf(sides)))
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -364,63 +363,6 @@ statelab_client_sessions_lost_total{server="stateless",strategy="apikey"} 0
 	}
 }
 
-// TestPhases checks that a request counts in the phase it arrived in,
-// whenever it is answered; that an event over at once relabels the open
-// phase instead of making one too short for a rate; and the CPU shares.
-func TestPhases(t *testing.T) {
-	s := NewSideStats()
-	var log phaseLog
-	cpu := func(a, b float64) map[string]time.Duration {
-		return map[string]time.Duration{"x-1": time.Duration(a * float64(time.Second)), "x-2": time.Duration(b * float64(time.Second))}
-	}
-	log.mark(s, phaseMark{at: 0, after: "start", replicas: 2, cpu: cpu(0, 0)})
-	// 10 arrivals in the first phase: 4 answered at once, 6 still out.
-	var first []int
-	for range 10 {
-		first = append(first, s.Offer())
-	}
-	for _, ph := range first[:4] {
-		s.ObserveFrom(ph, OutcomeOK, 10*time.Millisecond)
-	}
-	// A scale-out begins at 5 s and is over 0.1 s later: one phase, labelled
-	// as the one after it, begins at 5 s.
-	log.mark(s, phaseMark{at: 5, after: "scale-out", stage: stageUnderWay, replicas: 2, cpu: cpu(0.5, 0.5)})
-	log.mark(s, phaseMark{at: 5.1, after: "scale-out", replicas: 4, cpu: cpu(0.51, 0.51)})
-	// The first phase's other 6 are answered now: 3 ok, 2 timeouts, 1 drop.
-	for _, ph := range first[4:7] {
-		s.ObserveFrom(ph, OutcomeOK, time.Second)
-	}
-	s.ObserveFrom(first[7], OutcomeTimeout, 2*time.Second)
-	s.ObserveFrom(first[8], OutcomeTimeout, 2*time.Second)
-	s.Drop(first[9])
-	for range 20 {
-		s.ObserveFrom(s.Offer(), OutcomeOK, time.Millisecond)
-	}
-	s.SessionLost(0)
-	log.end(phaseMark{at: 15, totals: s.Totals(), cpu: cpu(1.5, 0.6)})
-
-	got := log.phases(s, 0.1)
-	if len(got) != 2 {
-		t.Fatalf("%d phases, want 2: %+v", len(got), got)
-	}
-	a, b := got[0], got[1]
-	if a.After != "start" || a.FromS != 0 || a.ToS != 5 || a.OfferedRPS != 2 || a.ThroughputRPS != 7.0/5 || a.Timeouts != 3 || a.Dropped != 1 || a.Failed != 3 {
-		t.Errorf("first phase %+v: want 10 arrivals in 5 s, 7 ok, 3 timeouts of which 1 dropped", a)
-	}
-	if b.After != "scale-out" || b.During || b.Replicas != 4 || b.FromS != 5 || b.OfferedRPS != 2 || b.ThroughputRPS != 2 || b.Timeouts != 0 || b.SessionsLost != 1 {
-		t.Errorf("second phase %+v: want the scale-out's, from 5 s with 4 replicas, 20 arrivals all ok in 10 s", b)
-	}
-	if a.P99MS < 2000 || b.P99MS > 2 {
-		t.Errorf("p99: first phase %.1f ms (its timeouts waited 2 s), second %.1f ms", a.P99MS, b.P99MS)
-	}
-	if math.Abs(b.ReplicaCPUCores["x-1"]-0.1) > 1e-9 || math.Abs(b.ReplicaCPUShare["x-1"]-1) > 1e-9 || math.Abs(b.ReplicaCPUShare["x-2"]-0.1) > 1e-9 {
-		t.Errorf("second phase CPU %v, shares %v: want x-1 at its limit, x-2 at a tenth", b.ReplicaCPUCores, b.ReplicaCPUShare)
-	}
-	if got := log.phases(s, 0); got[0].ReplicaCPUShare != nil {
-		t.Errorf("shares %v without a limit", got[0].ReplicaCPUShare)
-	}
-}
-
 func TestUserCosts(t *testing.T) {
 	s := NewSideStats()
 	if c := s.UserCosts(); c != (UserCosts{}) {
@@ -450,31 +392,5 @@ func TestUserCosts(t *testing.T) {
 	// The reads do not touch the totals: they are counted by Observe too.
 	if tot := s.Totals(); tot.Requests != 0 {
 		t.Errorf("Totals counts %d requests; ObserveRead and Sent must not add any", tot.Requests)
-	}
-}
-
-// TestPhasesSettling checks that the end of a settling stretch begins the
-// settled phase only when nothing else began since, and never after the
-// run's end.
-func TestPhasesSettling(t *testing.T) {
-	s := NewSideStats()
-	var log phaseLog
-	log.mark(s, phaseMark{at: 0, after: "start"})
-	log.mark(s, phaseMark{at: 5, after: "scale-out", stage: stageSettling})
-	n := log.count()
-	log.markIfLast(s, n, phaseMark{at: 6, after: "scale-out"}) // one deadline later: settled
-	stale := log.count()
-	log.mark(s, phaseMark{at: 8, after: "restart", stage: stageSettling})
-	log.markIfLast(s, stale, phaseMark{at: 9, after: "scale-out"}) // a later event began: ignored
-	last := log.count()
-	log.end(phaseMark{at: 12})
-	log.markIfLast(s, last, phaseMark{at: 13, after: "restart"}) // after the end: ignored
-	var got []string
-	for _, p := range log.phases(s, 0) {
-		got = append(got, fmt.Sprintf("%s %v %g-%g", p.After, p.Settling, p.FromS, p.ToS))
-	}
-	want := []string{"start false 0-5", "scale-out true 5-6", "scale-out false 6-8", "restart true 8-12"}
-	if !slices.Equal(got, want) {
-		t.Errorf("phases %q, want %q", got, want)
 	}
 }

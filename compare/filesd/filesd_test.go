@@ -1,4 +1,4 @@
-package compare_test
+package filesd_test
 
 import (
 	"encoding/json"
@@ -10,28 +10,28 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/filesd"
 	"github.com/statelab/statelab/compare/supervisor"
 )
 
 func TestTargetGroups(t *testing.T) {
-	replicas := []compare.TargetSide{
+	replicas := []filesd.TargetSide{
 		{Strategy: "memory-sticky", Server: "stateful", Replicas: []supervisor.Replica{{ID: "memory-sticky-1", Addr: "127.0.0.1:3001"}, {ID: "memory-sticky-2", Addr: "127.0.0.1:3002"}}},
 		{Strategy: "apikey", Server: "stateless", Replicas: []supervisor.Replica{{ID: "apikey-1", Addr: "127.0.0.1:4001"}}},
 	}
-	wantReplicas := []compare.TargetGroup{
+	wantReplicas := []filesd.TargetGroup{
 		{Targets: []string{"127.0.0.1:3001"}, Labels: map[string]string{"role": "replica", "server": "stateful", "strategy": "memory-sticky", "replica": "memory-sticky-1"}},
 		{Targets: []string{"127.0.0.1:3002"}, Labels: map[string]string{"role": "replica", "server": "stateful", "strategy": "memory-sticky", "replica": "memory-sticky-2"}},
 		{Targets: []string{"127.0.0.1:4001"}, Labels: map[string]string{"role": "replica", "server": "stateless", "strategy": "apikey", "replica": "apikey-1"}},
 	}
-	runner := func(addr string) []compare.TargetGroup {
-		return []compare.TargetGroup{{Targets: []string{addr}, Labels: map[string]string{"role": "runner"}}}
+	runner := func(addr string) []filesd.TargetGroup {
+		return []filesd.TargetGroup{{Targets: []string{addr}, Labels: map[string]string{"role": "runner"}}}
 	}
 	tests := []struct {
 		name       string
 		runnerAddr string
-		replicas   []compare.TargetSide
-		want       []compare.TargetGroup
+		replicas   []filesd.TargetSide
+		want       []filesd.TargetGroup
 	}{
 		{"runner and replicas, in the sides' order", "127.0.0.1:8080", replicas, append(runner("127.0.0.1:8080"), wantReplicas...)},
 		{"no runner address", "", replicas, wantReplicas},
@@ -44,26 +44,12 @@ func TestTargetGroups(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := compare.TargetGroups(tt.runnerAddr, tt.replicas)
+			got := filesd.TargetGroups(tt.runnerAddr, tt.replicas)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
 	}
-}
-
-// psdReadFileSD reads a file_sd file as Prometheus would.
-func psdReadFileSD(t *testing.T, path string) []compare.TargetGroup {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var groups []compare.TargetGroup
-	if err := json.Unmarshal(b, &groups); err != nil {
-		t.Fatalf("%s is not a file_sd list: %v\n%s", path, err, b)
-	}
-	return groups
 }
 
 // psdDirNames lists a directory, to show what a write left behind.
@@ -83,17 +69,17 @@ func psdDirNames(t *testing.T, dir string) []string {
 func TestWriteFileSD(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "file_sd") // missing: WriteFileSD makes it
 	path := filepath.Join(dir, "statelab.json")
-	first := compare.TargetGroups("127.0.0.1:8080", []compare.TargetSide{
+	first := filesd.TargetGroups("127.0.0.1:8080", []filesd.TargetSide{
 		{Strategy: "memory", Server: "stateful", Replicas: []supervisor.Replica{{ID: "memory-1", Addr: "127.0.0.1:3001"}}},
 		{Strategy: "jwt", Server: "stateless", Replicas: []supervisor.Replica{{ID: "jwt-1", Addr: "127.0.0.1:4001"}}},
 	})
-	second := compare.TargetGroups("127.0.0.1:8080", nil)
+	second := filesd.TargetGroups("127.0.0.1:8080", nil)
 
-	for _, groups := range [][]compare.TargetGroup{first, second} {
-		if err := compare.WriteFileSD(path, groups); err != nil {
+	for _, groups := range [][]filesd.TargetGroup{first, second} {
+		if err := filesd.WriteFileSD(path, groups); err != nil {
 			t.Fatal(err)
 		}
-		if got := psdReadFileSD(t, path); !reflect.DeepEqual(got, groups) {
+		if got := mustRead(t, path); !reflect.DeepEqual(got, groups) {
 			t.Errorf("read back %+v, want %+v", got, groups)
 		}
 		if got, want := psdDirNames(t, dir), []string{"statelab.json"}; !reflect.DeepEqual(got, want) {
@@ -110,7 +96,7 @@ func TestWriteFileSD(t *testing.T) {
 		}
 	}
 
-	if err := compare.WriteFileSD(path, nil); err != nil {
+	if err := filesd.WriteFileSD(path, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "[]\n" {
@@ -124,7 +110,7 @@ func TestWriteFileSDError(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := compare.WriteFileSD(filepath.Join(blocker, "statelab.json"), nil); err == nil {
+	if err := filesd.WriteFileSD(filepath.Join(blocker, "statelab.json"), nil); err == nil {
 		t.Fatal("writing under a regular file succeeded")
 	}
 	// A rename onto a directory fails after the temporary file is written:
@@ -133,7 +119,7 @@ func TestWriteFileSDError(t *testing.T) {
 	if err := os.Mkdir(target, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := compare.WriteFileSD(target, nil); err == nil {
+	if err := filesd.WriteFileSD(target, nil); err == nil {
 		t.Fatal("renaming onto a directory succeeded")
 	}
 	if got, want := psdDirNames(t, dir), []string{"not-a-dir", "statelab.json"}; !reflect.DeepEqual(got, want) {
@@ -146,15 +132,15 @@ func TestWriteFileSDError(t *testing.T) {
 // and must never see half a list.
 func TestWriteFileSDAtomic(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "statelab.json")
-	var lists [][]compare.TargetGroup
+	var lists [][]filesd.TargetGroup
 	for n := range 4 {
 		reps := make([]supervisor.Replica, n*8)
 		for i := range reps {
 			reps[i] = supervisor.Replica{ID: "stateful-" + string(rune('a'+i)), Addr: "127.0.0.1:3000"}
 		}
-		lists = append(lists, compare.TargetGroups("127.0.0.1:8080", []compare.TargetSide{{Strategy: "memory", Server: "stateful", Replicas: reps}}))
+		lists = append(lists, filesd.TargetGroups("127.0.0.1:8080", []filesd.TargetSide{{Strategy: "memory", Server: "stateful", Replicas: reps}}))
 	}
-	if err := compare.WriteFileSD(path, lists[0]); err != nil {
+	if err := filesd.WriteFileSD(path, lists[0]); err != nil {
 		t.Fatal(err)
 	}
 
@@ -170,7 +156,7 @@ func TestWriteFileSDAtomic(t *testing.T) {
 			}
 			b, err := os.ReadFile(path)
 			if err == nil {
-				var groups []compare.TargetGroup
+				var groups []filesd.TargetGroup
 				err = json.Unmarshal(b, &groups)
 			}
 			if err != nil {
@@ -180,7 +166,7 @@ func TestWriteFileSDAtomic(t *testing.T) {
 		}
 	})
 	for i := range 400 {
-		if err := compare.WriteFileSD(path, lists[i%len(lists)]); err != nil {
+		if err := filesd.WriteFileSD(path, lists[i%len(lists)]); err != nil {
 			close(done)
 			wg.Wait()
 			t.Fatal(err)
@@ -191,4 +177,13 @@ func TestWriteFileSDAtomic(t *testing.T) {
 	if readErr != nil {
 		t.Fatalf("a reader saw a broken file: %v", readErr)
 	}
+}
+
+func mustRead(t *testing.T, path string) []filesd.TargetGroup {
+	t.Helper()
+	groups, err := filesd.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return groups
 }

@@ -1,15 +1,5 @@
-package compare
-
-import (
-	"encoding/json"
-	"fmt"
-	"net"
-	"os"
-	"path/filepath"
-
-	"github.com/statelab/statelab/compare/supervisor"
-)
-
+// Package filesd writes the lab's Prometheus targets as a file_sd file.
+//
 // The runner tells a real Prometheus what to scrape through file-based
 // service discovery (file_sd): a JSON file listing target groups, which
 // Prometheus re-reads whenever it changes. The runner rewrites it every time
@@ -29,6 +19,17 @@ import (
 // honor_labels: true, so the labels the process exposes win and the target
 // labels only fill in where the exposition has none. For a replica the two
 // always agree: both come from the ID the supervisor gave it.
+package filesd
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/statelab/statelab/compare/supervisor"
+)
 
 // TargetGroup is one entry of a Prometheus file_sd file: addresses to
 // scrape and the labels Prometheus attaches to what it scrapes from them.
@@ -125,24 +126,15 @@ func WriteFileSD(path string, groups []TargetGroup) error {
 	return nil
 }
 
-// targetsChanged is called whenever a side's set of replicas changes. It
-// rewrites Config.FileSD with the runner and the replicas in service now.
-//
-// The two sides' supervisors call it concurrently; r.mu makes one rewrite
-// wait for the other, and each reads both sides' sets inside the lock, so
-// the last file written holds every change. A failed write is logged and
-// the run goes on: Prometheus is an extra, the lab works without it.
-func (r *Runner) targetsChanged() {
-	if r.cfg.FileSD == "" {
-		return
+// Read reads a file_sd file as Prometheus would.
+func Read(path string) ([]TargetGroup, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var replicas []TargetSide
-	for _, s := range r.sides {
-		replicas = append(replicas, TargetSide{Strategy: s.name, Server: s.st.Server, Replicas: s.sup.Replicas()})
+	var groups []TargetGroup
+	if err := json.Unmarshal(b, &groups); err != nil {
+		return nil, fmt.Errorf("%s is not a file_sd list: %w", path, err)
 	}
-	if err := WriteFileSD(r.cfg.FileSD, TargetGroups(r.cfg.Addr, replicas)); err != nil && r.cfg.Logger != nil {
-		r.cfg.Logger.Warn("prometheus targets not written", "path", r.cfg.FileSD, "err", err)
-	}
+	return groups, nil
 }

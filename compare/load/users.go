@@ -1,4 +1,4 @@
-package compare
+package load
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package compare_test
+package scenario_test
 
 import (
 	"os"
@@ -9,22 +9,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/scenario"
 )
 
 // rtDur turns a Go duration into a scenario Duration.
-func rtDur(d time.Duration) compare.Duration { return compare.Duration(d) }
+func rtDur(d time.Duration) scenario.Duration { return scenario.Duration(d) }
 
 func TestParseScenario(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
-		want compare.Scenario
+		want scenario.Scenario
 	}{
 		{
 			name: "no events",
 			in:   "name: calm\nduration: 30s\nreplicas: 1\n",
-			want: compare.Scenario{Name: "calm", Duration: rtDur(30 * time.Second), Replicas: 1},
+			want: scenario.Scenario{Name: "calm", Duration: rtDur(30 * time.Second), Replicas: 1},
 		},
 		{
 			name: "every action",
@@ -43,37 +43,37 @@ events:
   - {at: 1m, action: scale, replicas: 16}
   - {at: 119s, action: scale, replicas: 1}
 `,
-			want: compare.Scenario{
+			want: scenario.Scenario{
 				Name: "all", Description: "every action once", Duration: rtDur(2 * time.Minute), Replicas: 2,
-				Events: []compare.Event{
-					{At: rtDur(5 * time.Second), Action: compare.ActionRestart, Replica: 2, Note: "a deploy"},
-					{At: rtDur(10 * time.Second), Action: compare.ActionCrash},
-					{At: rtDur(15 * time.Second), Action: compare.ActionScale, Replicas: 4},
-					{At: rtDur(15 * time.Second), Action: compare.ActionRestart, Replica: 4},
-					{At: rtDur(20 * time.Second), Action: compare.ActionRollingRestart},
-					{At: rtDur(25 * time.Second), Action: compare.ActionPause},
-					{At: rtDur(30 * time.Second), Action: compare.ActionResume},
-					{At: rtDur(time.Minute), Action: compare.ActionScale, Replicas: 16},
-					{At: rtDur(119 * time.Second), Action: compare.ActionScale, Replicas: 1},
+				Events: []scenario.Event{
+					{At: rtDur(5 * time.Second), Action: scenario.ActionRestart, Replica: 2, Note: "a deploy"},
+					{At: rtDur(10 * time.Second), Action: scenario.ActionCrash},
+					{At: rtDur(15 * time.Second), Action: scenario.ActionScale, Replicas: 4},
+					{At: rtDur(15 * time.Second), Action: scenario.ActionRestart, Replica: 4},
+					{At: rtDur(20 * time.Second), Action: scenario.ActionRollingRestart},
+					{At: rtDur(25 * time.Second), Action: scenario.ActionPause},
+					{At: rtDur(30 * time.Second), Action: scenario.ActionResume},
+					{At: rtDur(time.Minute), Action: scenario.ActionScale, Replicas: 16},
+					{At: rtDur(119 * time.Second), Action: scenario.ActionScale, Replicas: 1},
 				},
 			},
 		},
 		{
 			name: "the load",
 			in:   "name: load\nduration: 30s\nreplicas: 2\nusers: 0\nreplica_cpu: 0.25\nrate: 300\nrate_users: 12\ndeadline: 1500ms\nmax_outstanding: 160\n",
-			want: compare.Scenario{Name: "load", Duration: rtDur(30 * time.Second), Replicas: 2, Users: new(0),
+			want: scenario.Scenario{Name: "load", Duration: rtDur(30 * time.Second), Replicas: 2, Users: new(0),
 				ReplicaCPU: 0.25, Rate: 300, RateUsers: 12, Deadline: rtDur(1500 * time.Millisecond), MaxOutstanding: 160},
 		},
 		{
 			name: "JSON is YAML too",
 			in:   `{"name": "j", "duration": "1m30s", "replicas": 16, "events": [{"at": "0s", "action": "crash", "replica": 16}]}`,
-			want: compare.Scenario{Name: "j", Duration: rtDur(90 * time.Second), Replicas: 16,
-				Events: []compare.Event{{At: 0, Action: compare.ActionCrash, Replica: 16}}},
+			want: scenario.Scenario{Name: "j", Duration: rtDur(90 * time.Second), Replicas: 16,
+				Events: []scenario.Event{{At: 0, Action: scenario.ActionCrash, Replica: 16}}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := compare.ParseScenario([]byte(tt.in), "good.yaml")
+			got, err := scenario.Parse([]byte(tt.in), "good.yaml")
 			if err != nil {
 				t.Fatalf("ParseScenario: %v", err)
 			}
@@ -105,8 +105,8 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"replicas missing", "name: bad\nduration: 20s\n", []string{"replicas is 0; use 1 to 16"}},
 		{"replicas 17", "name: bad\nduration: 20s\nreplicas: 17\n", []string{"replicas is 17; use 1 to 16"}},
 		{"replicas not a number", "name: bad\nduration: 20s\nreplicas: two\n", []string{"line 3: cannot unmarshal !!str `two` into int"}},
-		{"unknown field", head + "replica: 3\n", []string{"line 4: field replica not found in type compare.Scenario"}},
-		{"unknown event field", head + "events:\n  - {at: 5s, action: restart, replcia: 1}\n", []string{"line 5: field replcia not found in type compare.Event"}},
+		{"unknown field", head + "replica: 3\n", []string{"line 4: field replica not found in type scenario.Scenario"}},
+		{"unknown event field", head + "events:\n  - {at: 5s, action: restart, replcia: 1}\n", []string{"line 5: field replcia not found in type scenario.Event"}},
 		{"bad event time", head + "events:\n  - {at: soon, action: restart}\n", []string{`line 5: "soon" is not a duration`}},
 		{
 			"unknown action", head + "events:\n  - {at: 5s, action: explode}\n",
@@ -213,7 +213,7 @@ func TestParseScenarioErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := compare.ParseScenario([]byte(tt.in), "bad.yaml")
+			_, err := scenario.Parse([]byte(tt.in), "bad.yaml")
 			if err == nil {
 				t.Fatalf("ParseScenario(%q) = nil error, want %q", tt.in, tt.want)
 			}
@@ -233,7 +233,7 @@ func TestParseScenarioErrors(t *testing.T) {
 // TestBuiltinScenarios checks that every scenario compiled into the binary
 // parses and validates, and pins what the end-to-end test relies on.
 func TestBuiltinScenarios(t *testing.T) {
-	names := compare.BuiltinScenarios()
+	names := scenario.Names()
 	for _, want := range []string{"default", "quick", "routing", "reliability", "scaling", "client"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("BuiltinScenarios() = %v, want %q among them", names, want)
@@ -241,7 +241,7 @@ func TestBuiltinScenarios(t *testing.T) {
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			sc, err := compare.LoadScenario(name)
+			sc, err := scenario.Load(name)
 			if err != nil {
 				t.Fatalf("LoadScenario(%q): %v", name, err)
 			}
@@ -258,13 +258,13 @@ func TestBuiltinScenarios(t *testing.T) {
 	}
 
 	// TestRunnerEndToEnd counts on these.
-	quick, err := compare.LoadScenario("quick")
+	quick, err := scenario.Load("quick")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantQuick := []compare.Event{
-		{At: rtDur(6 * time.Second), Action: compare.ActionRestart, Replica: 1},
-		{At: rtDur(12 * time.Second), Action: compare.ActionScale, Replicas: 3},
+	wantQuick := []scenario.Event{
+		{At: rtDur(6 * time.Second), Action: scenario.ActionRestart, Replica: 1},
+		{At: rtDur(12 * time.Second), Action: scenario.ActionScale, Replicas: 3},
 	}
 	for i := range quick.Events {
 		quick.Events[i].Note = ""
@@ -279,11 +279,11 @@ func TestBuiltinScenarios(t *testing.T) {
 		actions  []string
 	}{
 		{"routing", 2, nil},
-		{"reliability", 1, []string{compare.ActionRestart, compare.ActionCrash}},
-		{"scaling", 2, []string{compare.ActionScale, compare.ActionScale}},
-		{"client", 1, []string{compare.ActionClientRestart}},
+		{"reliability", 1, []string{scenario.ActionRestart, scenario.ActionCrash}},
+		{"scaling", 2, []string{scenario.ActionScale, scenario.ActionScale}},
+		{"client", 1, []string{scenario.ActionClientRestart}},
 	} {
-		sc, err := compare.LoadScenario(tt.name)
+		sc, err := scenario.Load(tt.name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,18 +295,18 @@ func TestBuiltinScenarios(t *testing.T) {
 			t.Errorf("%s: %d replicas, events %v; want %d replicas and %v", tt.name, sc.Replicas, actions, tt.replicas, tt.actions)
 		}
 	}
-	if routing, _ := compare.LoadScenario("routing"); routing.Sides != "memory,apikey" {
+	if routing, _ := scenario.Load("routing"); routing.Sides != "memory,apikey" {
 		t.Errorf("routing's sides are %q: with a sticky balancer it shows nothing; want memory,apikey", routing.Sides)
 	}
 	// The capacity lesson counts on these: two replicas that cannot carry
 	// the rate, four that can, under a limit, with open-loop load only.
-	capacity, err := compare.LoadScenario("capacity")
+	capacity, err := scenario.Load("capacity")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var scales []int
 	for _, e := range capacity.Events {
-		if e.Action == compare.ActionScale {
+		if e.Action == scenario.ActionScale {
 			scales = append(scales, e.Replicas)
 		}
 	}
@@ -314,7 +314,7 @@ func TestBuiltinScenarios(t *testing.T) {
 		capacity.Users == nil || *capacity.Users != 0 || !capacity.PlannedStops() {
 		t.Errorf("capacity = %+v, want 2 replicas scaled to 4 and back to 2, a CPU limit, a rate and no closed-loop users", capacity)
 	}
-	def, err := compare.LoadScenario("default")
+	def, err := scenario.Load("default")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestBuiltinScenarios(t *testing.T) {
 	}
 
 	// The chaos of the issue: 4 replicas, a kill every 3 s for a minute.
-	chaos, err := compare.LoadScenario("chaos")
+	chaos, err := scenario.Load("chaos")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,10 +334,10 @@ func TestBuiltinScenarios(t *testing.T) {
 }
 
 func TestScenarioExpand(t *testing.T) {
-	sc := compare.Scenario{Name: "chaos", Duration: rtDur(20 * time.Second), Replicas: 3, Events: []compare.Event{
-		{At: rtDur(time.Second), Action: compare.ActionCrashRandom, Every: rtDur(2 * time.Second), Until: rtDur(10 * time.Second)},
-		{At: rtDur(5 * time.Second), Action: compare.ActionScale, Replicas: 1},
-		{At: rtDur(12 * time.Second), Action: compare.ActionRestart, Replica: 1},
+	sc := scenario.Scenario{Name: "chaos", Duration: rtDur(20 * time.Second), Replicas: 3, Events: []scenario.Event{
+		{At: rtDur(time.Second), Action: scenario.ActionCrashRandom, Every: rtDur(2 * time.Second), Until: rtDur(10 * time.Second)},
+		{At: rtDur(5 * time.Second), Action: scenario.ActionScale, Replicas: 1},
+		{At: rtDur(12 * time.Second), Action: scenario.ActionRestart, Replica: 1},
 	}}
 	if err := sc.Validate(); err != nil {
 		t.Fatal(err)
@@ -346,7 +346,7 @@ func TestScenarioExpand(t *testing.T) {
 	var at []time.Duration
 	for _, e := range got {
 		at = append(at, e.At.Std())
-		if e.Action == compare.ActionCrash && (e.Replica < 1 || e.Replica > 3 || e.At.Std() > 5*time.Second && e.Replica != 1) {
+		if e.Action == scenario.ActionCrash && (e.Replica < 1 || e.Replica > 3 || e.At.Std() > 5*time.Second && e.Replica != 1) {
 			t.Errorf("crash %+v: want a replica among those there are then (3, then 1 after the scale at 5 s)", e)
 		}
 	}
@@ -357,7 +357,7 @@ func TestScenarioExpand(t *testing.T) {
 	if !slices.Equal(at, want) {
 		t.Errorf("events at %v, want %v: the crashes every 2 s from 1 s until 10 s among the scenario's own", at, want)
 	}
-	if got[2].Action != compare.ActionScale {
+	if got[2].Action != scenario.ActionScale {
 		t.Errorf("at 5 s: %s first, want the scale, then the crash", got[2].Action)
 	}
 	if again := sc.Expand(7); !reflect.DeepEqual(again, got) {
@@ -374,11 +374,11 @@ func TestScenarioExpand(t *testing.T) {
 
 func TestLoadScenarioFile(t *testing.T) {
 	dir := t.TempDir()
-	want := compare.Scenario{
+	want := scenario.Scenario{
 		Name: "mine", Description: "from a file", Duration: rtDur(45 * time.Second), Replicas: 3,
-		Events: []compare.Event{
-			{At: rtDur(10 * time.Second), Action: compare.ActionCrash, Replica: 3},
-			{At: rtDur(20 * time.Second), Action: compare.ActionScale, Replicas: 5},
+		Events: []scenario.Event{
+			{At: rtDur(10 * time.Second), Action: scenario.ActionCrash, Replica: 3},
+			{At: rtDur(20 * time.Second), Action: scenario.ActionScale, Replicas: 5},
 		},
 	}
 	files := map[string]string{
@@ -412,7 +412,7 @@ events:
 			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			got, err := compare.LoadScenario(path)
+			got, err := scenario.Load(path)
 			if err != nil {
 				t.Fatalf("LoadScenario(%s): %v", path, err)
 			}
@@ -427,7 +427,7 @@ events:
 		if err := os.WriteFile(path, []byte("name: bad\nduration: 20s\nreplicas: 2\nevents:\n  - {at: 5s, action: restart, replica: 3}\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := compare.LoadScenario(path)
+		_, err := scenario.Load(path)
 		if err == nil || !strings.Contains(err.Error(), "scenario "+path+": ") || !strings.Contains(err.Error(), "replica 3 does not exist then") {
 			t.Errorf("LoadScenario(%s) = %v, want an error naming the file and the missing replica", path, err)
 		}
@@ -435,13 +435,13 @@ events:
 
 	t.Run("missing", func(t *testing.T) {
 		for _, name := range []string{"nosuch", filepath.Join(dir, "nosuch.yaml")} {
-			_, err := compare.LoadScenario(name)
+			_, err := scenario.Load(name)
 			if err == nil {
 				t.Fatalf("LoadScenario(%q) = nil error", name)
 			}
 			msg := err.Error()
 			// The error lists the built-in scenarios, whatever they are.
-			for _, want := range append([]string{`no scenario "` + name + `"`, "YAML/JSON file"}, compare.BuiltinScenarios()...) {
+			for _, want := range append([]string{`no scenario "` + name + `"`, "YAML/JSON file"}, scenario.Names()...) {
 				if !strings.Contains(msg, want) {
 					t.Errorf("LoadScenario(%q) = %q, does not say %q", name, msg, want)
 				}
@@ -457,18 +457,63 @@ func TestPlannedStops(t *testing.T) {
 		want    bool
 	}{
 		{"no events", nil, true},
-		{"restarts and scaling", []string{compare.ActionRestart, compare.ActionScale, compare.ActionRollingRestart, compare.ActionPause, compare.ActionResume}, true},
-		{"a crash", []string{compare.ActionRestart, compare.ActionCrash}, false},
+		{"restarts and scaling", []string{scenario.ActionRestart, scenario.ActionScale, scenario.ActionRollingRestart, scenario.ActionPause, scenario.ActionResume}, true},
+		{"a crash", []string{scenario.ActionRestart, scenario.ActionCrash}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := compare.Scenario{Name: "p", Duration: rtDur(time.Minute), Replicas: 2}
+			s := scenario.Scenario{Name: "p", Duration: rtDur(time.Minute), Replicas: 2}
 			for i, a := range tt.actions {
-				s.Events = append(s.Events, compare.Event{At: rtDur(time.Duration(i) * time.Second), Action: a})
+				s.Events = append(s.Events, scenario.Event{At: rtDur(time.Duration(i) * time.Second), Action: a})
 			}
 			if got := s.PlannedStops(); got != tt.want {
 				t.Errorf("PlannedStops() with %v = %v, want %v", tt.actions, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestKinds checks the table every layer words events from: each action a
+// scenario may ask for validates with the fields its entry says it takes,
+// and every kind has a word and a symbol for the charts.
+func TestKinds(t *testing.T) {
+	for _, k := range scenario.Kinds {
+		if k.Word == "" || k.Symbol == "" || k.Color == "" || k.Does == "" {
+			t.Errorf("%s: word %q, symbol %q, color %q, does %q: want all four", k.Action, k.Word, k.Symbol, k.Color, k.Does)
+		}
+		if k.Control && k.Busy == "" {
+			t.Errorf("%s: a control with no words for while it runs", k.Action)
+		}
+		if got := scenario.WordOf(k.Action); got != k.Word {
+			t.Errorf("WordOf(%q) = %q, want %q", k.Action, got, k.Word)
+		}
+		if k.RecordOnly {
+			continue
+		}
+		e := scenario.Event{At: rtDur(time.Second), Action: k.Action}
+		switch k.Takes {
+		case scenario.TakesReplica:
+			e.Replica = 1
+		case scenario.TakesReplicas:
+			e.Replicas = 3
+		case scenario.TakesShare:
+			e.Share = 0.5
+		case scenario.TakesInterval:
+			e.Every, e.Until = rtDur(time.Second), rtDur(5*time.Second)
+		}
+		sc := scenario.Scenario{Name: "k", Duration: rtDur(10 * time.Second), Replicas: 2, Events: []scenario.Event{e}}
+		if err := sc.Validate(); err != nil {
+			t.Errorf("%s with what it takes: %v", k.Action, err)
+		}
+		if k.Takes != scenario.TakesReplicas {
+			e.Replicas = 2
+			sc.Events = []scenario.Event{e}
+			if err := sc.Validate(); err == nil {
+				t.Errorf("%s with replicas: 2, which it does not take: valid", k.Action)
+			}
+		}
+	}
+	if got := scenario.WordOf("no-such-kind"); got != "no-such-kind" {
+		t.Errorf("WordOf an unknown kind = %q, want the kind itself", got)
 	}
 }

@@ -1,8 +1,7 @@
-package compare
+package report
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -65,7 +66,7 @@ type Report struct {
 // balancer's retries by the reason the try before them failed.
 type SideReport struct {
 	strategy.Strategy
-	Totals
+	load.Totals
 	Balance []BalanceWindow `json:"balance"`
 	// Phases are the stretches between events: load offered, throughput,
 	// latency, timeouts and each replica's CPU.
@@ -126,81 +127,9 @@ type Check struct {
 	Detail string `json:"detail"`
 }
 
-func (r *Runner) report(ctx context.Context) *Report {
-	r.mu.Lock()
-	start, maxLate := r.start, r.maxLate
-	r.mu.Unlock()
-	rep := &Report{
-		Scenario:    r.cfg.Scenario.Name,
-		Description: r.cfg.Scenario.Description,
-		StartedAt:   start.UTC(),
-		DurationS:   r.elapsed().Seconds(),
-		Users:       r.cfg.Users,
-		Seed:        r.cfg.Seed,
-		OpenLoop:    r.openLoopInfo(),
-		ReplicaCPU:  r.enforcement(),
-		NoReadCache: r.cfg.NoReadCache,
-		Interrupted: ctx.Err() != nil,
-		Manual:      r.cfg.Manual,
-		Sides:       map[string]SideReport{},
-		Unexpected:  map[string]map[string]int64{},
-		Events:      r.Events(),
-		Timeline: TimelineStats{
-			MaxLateMS:    float64(maxLate.Microseconds()) / 1000,
-			FeedMaxGapMS: float64(r.feed.MaxGap().Microseconds()) / 1000,
-			ReadyMSP50:   map[string]float64{},
-			ReadyMSMax:   map[string]float64{},
-			ReplicaStart: map[string]int{},
-		},
-	}
-	var borrowIDs []int64
-	for _, s := range r.sides {
-		rep.Sides[s.name] = SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
-			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
-			Costs: Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries()}
-		rep.SideOrder = append(rep.SideOrder, s.name)
-		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
-		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
-		d := s.sup.ReadyDurations()
-		rep.Timeline.ReplicaStart[s.name] = len(d)
-		if len(d) > 0 {
-			slices.Sort(d)
-			rep.Timeline.ReadyMSP50[s.name] = float64(d[len(d)/2].Microseconds()) / 1000
-			rep.Timeline.ReadyMSMax[s.name] = float64(d[len(d)-1].Microseconds()) / 1000
-		}
-	}
-	rep.Consistency = r.checkConsistency(context.WithoutCancel(ctx), borrowIDs)
-	rep.Series = seriesOf(r.feed.History(-1), rep.SideOrder)
-	rep.Losses = lossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
-	return rep
-}
-
-// checkConsistency checks the shared database after the run: every borrow a
-// user was answered 201 for exists, and the copies add up.
-func (r *Runner) checkConsistency(ctx context.Context, borrowIDs []int64) Consistency {
-	var c Consistency
-	var missing []int64
-	var err error
-	for _, id := range borrowIDs {
-		var ok bool
-		if ok, err = r.db.BorrowExists(ctx, id); err != nil {
-			break
-		}
-		if !ok {
-			missing = append(missing, id)
-		}
-	}
-	c.BorrowsExist = borrowsCheck(len(borrowIDs), missing, err)
-	db, err := r.db.CheckConsistency(ctx)
-	c.NoNegativeAvailability, c.CopiesAddUp = copiesChecks(db, err)
-	c.KeysAppliedOnce, c.BorrowsOnce = keysChecks(db, err, borrowIDs)
-	c.OK = c.BorrowsExist.OK && c.BorrowsOnce.OK && c.KeysAppliedOnce.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
-	return c
-}
-
-// borrowsCheck says whether every one of n borrows answered 201 is in the
+// BorrowsCheck says whether every one of n borrows answered 201 is in the
 // database; missing lists those that are not, err a failed lookup.
-func borrowsCheck(n int, missing []int64, err error) Check {
+func BorrowsCheck(n int, missing []int64, err error) Check {
 	if err != nil {
 		return Check{Detail: fmt.Sprintf("could not look the %s up: %v", count(n, "borrow answered 201", "borrows answered 201"), err)}
 	}
@@ -213,10 +142,10 @@ func borrowsCheck(n int, missing []int64, err error) Check {
 	return Check{Detail: fmt.Sprintf("%d of %d borrows answered 201 are missing from the database: %s", len(missing), n, idList(missing))}
 }
 
-// copiesChecks says whether any book has fewer than zero copies on the
+// CopiesChecks says whether any book has fewer than zero copies on the
 // shelf, and whether each book's copies on the shelf and lent out add up
 // to the copies it has.
-func copiesChecks(db sqlite.Consistency, err error) (negative, addUp Check) {
+func CopiesChecks(db sqlite.Consistency, err error) (negative, addUp Check) {
 	if err != nil {
 		c := Check{Detail: "could not check: " + err.Error()}
 		return c, c
@@ -234,10 +163,10 @@ func copiesChecks(db sqlite.Consistency, err error) (negative, addUp Check) {
 	return negative, addUp
 }
 
-// keysChecks says whether an Idempotency-Key made a borrow twice, and
+// KeysChecks says whether an Idempotency-Key made a borrow twice, and
 // whether each borrow a user was answered 201 for (answered) was named by
 // one answer only and made once.
-func keysChecks(db sqlite.Consistency, err error, answered []int64) (keys, once Check) {
+func KeysChecks(db sqlite.Consistency, err error, answered []int64) (keys, once Check) {
 	if err != nil {
 		c := Check{Detail: "could not check: " + err.Error()}
 		return c, c
@@ -247,13 +176,13 @@ func keysChecks(db sqlite.Consistency, err error, answered []int64) (keys, once 
 	if !keys.OK {
 		keys.Detail = fmt.Sprintf("%d of the %d borrows made under an Idempotency-Key share key and book with another: %s", len(db.AppliedTwice), db.KeyedBorrows, idList(db.AppliedTwice))
 	}
-	return keys, borrowsOnce(answered, db.AppliedTwice)
+	return keys, BorrowsOnce(answered, db.AppliedTwice)
 }
 
-// borrowsOnce checks that no two answers a user got named one borrow, and
+// BorrowsOnce checks that no two answers a user got named one borrow, and
 // that no borrow a user got was made twice under its key (the twin would
 // be a copy lent that nobody was told of).
-func borrowsOnce(answered, appliedTwice []int64) Check {
+func BorrowsOnce(answered, appliedTwice []int64) Check {
 	seen := make(map[int64]bool, len(answered))
 	var named, doubled []int64
 	for _, id := range answered {
@@ -509,7 +438,7 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	crashes := 0
 	for _, e := range rep.Events {
-		if e.Kind == ActionCrash {
+		if e.Kind == scenario.ActionCrash {
 			crashes++
 		}
 	}
@@ -594,7 +523,8 @@ func (rep *Report) markdown(w io.Writer) {
 func (rep *Report) noBackend() bool {
 	for _, u := range rep.Unexpected {
 		for m := range u {
-			if strings.Contains(m, "no_backend") {
+			// The users write a 5xx as "METHOD /route: STATUS CODE".
+			if strings.HasSuffix(m, " "+balancer.CodeNoBackend) {
 				return true
 			}
 		}

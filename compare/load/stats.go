@@ -1,4 +1,4 @@
-package compare
+package load
 
 import (
 	"maps"
@@ -128,7 +128,9 @@ type PhaseCount struct {
 	Offered  int64
 	Dropped  int64
 	Outcomes [numOutcomes]int64
-	buckets  []uint64
+	// Buckets are the latencies of the phase's answered requests, in the
+	// buckets Quantile reads.
+	Buckets []uint64
 }
 
 // BeginPhase makes the requests that arrive from now on count in a new
@@ -136,7 +138,7 @@ type PhaseCount struct {
 func (s *SideStats) BeginPhase() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.phases = append(s.phases, &PhaseCount{buckets: make([]uint64, len(latencyBounds)+1)})
+	s.phases = append(s.phases, &PhaseCount{Buckets: make([]uint64, len(latencyBounds)+1)})
 	return len(s.phases) - 1
 }
 
@@ -145,10 +147,10 @@ func (s *SideStats) Phase(i int) PhaseCount {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i < 0 || i >= len(s.phases) {
-		return PhaseCount{buckets: make([]uint64, len(latencyBounds)+1)}
+		return PhaseCount{Buckets: make([]uint64, len(latencyBounds)+1)}
 	}
 	p := *s.phases[i]
-	p.buckets = slices.Clone(p.buckets)
+	p.Buckets = slices.Clone(p.Buckets)
 	return p
 }
 
@@ -226,7 +228,7 @@ func (s *SideStats) ObserveFrom(ph int, o Outcome, d time.Duration) {
 	s.sum += sec
 	if ph >= 0 && ph < len(s.phases) {
 		s.phases[ph].Outcomes[o]++
-		s.phases[ph].buckets[i]++
+		s.phases[ph].Buckets[i]++
 	}
 	s.mu.Unlock()
 }
@@ -312,7 +314,7 @@ func (s *SideStats) UserCosts() UserCosts {
 	for _, n := range s.reads {
 		c.Reads += int64(n)
 	}
-	c.ReadLatencyMS = Percentile{P50: quantile(s.reads, .50) * 1000, P95: quantile(s.reads, .95) * 1000, P99: quantile(s.reads, .99) * 1000}
+	c.ReadLatencyMS = Percentile{P50: Quantile(s.reads, .50) * 1000, P95: Quantile(s.reads, .95) * 1000, P99: Quantile(s.reads, .99) * 1000}
 	return c
 }
 
@@ -516,8 +518,15 @@ func (s *SideStats) Totals() Totals {
 		t.Availability = float64(t.OK) / float64(served)
 	}
 	buckets, _, _ := s.histogram()
-	t.LatencyMS = Percentile{P50: quantile(buckets, .50) * 1000, P95: quantile(buckets, .95) * 1000, P99: quantile(buckets, .99) * 1000}
+	t.LatencyMS = Percentile{P50: Quantile(buckets, .50) * 1000, P95: Quantile(buckets, .95) * 1000, P99: Quantile(buckets, .99) * 1000}
 	return t
+}
+
+// Buckets returns a copy of the latency histogram's buckets, for Quantile:
+// the feed subtracts two of them to read one window's percentiles.
+func (s *SideStats) Buckets() []uint64 {
+	b, _, _ := s.histogram()
+	return b
 }
 
 func (s *SideStats) histogram() ([]uint64, float64, uint64) {
@@ -530,8 +539,8 @@ func (s *SideStats) histogram() ([]uint64, float64, uint64) {
 	return append([]uint64(nil), s.buckets...), s.sum, n
 }
 
-// quantile returns the upper bound of the bucket holding the q-quantile.
-func quantile(buckets []uint64, q float64) float64 {
+// Quantile returns the upper bound of the bucket holding the q-quantile.
+func Quantile(buckets []uint64, q float64) float64 {
 	var n uint64
 	for _, c := range buckets {
 		n += c
@@ -553,11 +562,19 @@ func quantile(buckets []uint64, q float64) float64 {
 	return latencyBounds[len(latencyBounds)-1]
 }
 
-// statsCollector exposes both sides' counters to Prometheus, read from the
+// Source is one side's counters as the collector labels them: the
+// strategy's name and the server its replicas run.
+type Source struct {
+	Stats    *SideStats
+	Strategy string
+	Server   string
+}
+
+// statsCollector exposes the sides' counters to Prometheus, read from the
 // same SideStats as everything else, labelled with each side's strategy and
 // the server its replicas run.
 type statsCollector struct {
-	sides    []*side
+	sides    []Source
 	requests *prometheus.Desc
 	sessions *prometheus.Desc
 	cart     *prometheus.Desc
@@ -572,7 +589,9 @@ type statsCollector struct {
 	clientCart    *prometheus.Desc
 }
 
-func newStatsCollector(sides []*side) *statsCollector {
+// NewCollector returns a Prometheus collector of the sources' counters:
+// what the simulated users sent and saw, by strategy and server.
+func NewCollector(sides []Source) prometheus.Collector {
 	labels := []string{"strategy", "server"}
 	return &statsCollector{
 		sides:         sides,
@@ -598,7 +617,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, sd := range c.sides {
-		s, name, server := sd.stats, sd.name, sd.st.Server
+		s, name, server := sd.Stats, sd.Strategy, sd.Server
 		for o := range numOutcomes {
 			ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.outcomes[o].Load()), name, server, o.String())
 		}

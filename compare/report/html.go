@@ -1,4 +1,4 @@
-package compare
+package report
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/statelab/statelab/compare/scenario"
 )
 
 // The report.html charts, in the order the page shows them. Each is one
@@ -32,12 +34,6 @@ var htmlCharts = []struct{ id, title, caption string }{
 // sideColors tell the columns apart: the Okabe-Ito blue and vermillion,
 // the second also dashed, so a black-and-white print keeps them apart.
 var sideColors = []struct{ color, dash string }{{"#0072B2", ""}, {"#D55E00", "6 3"}}
-
-// eventWords names an event kind on a chart.
-var eventWords = map[string]string{
-	ActionRestart: "restart", ActionCrash: "crash", KindScaleOut: "scale out", KindScaleIn: "scale in",
-	ActionRestartStore: "store restart", ActionClientRestart: "client restart", ActionPause: "pause", ActionResume: "resume",
-}
 
 // htmlPage is what report.html's template fills in.
 type htmlPage struct {
@@ -96,11 +92,9 @@ func (rep *Report) writeHTML(w io.Writer) error {
 		p.Charts = append(p.Charts, htmlChart{ID: ch.id, Title: ch.title, Caption: ch.caption, SVG: template.HTML(svg)})
 	}
 	for _, l := range rep.Losses {
-		what := eventWords[l.Kind]
+		what := scenario.WordOf(l.Kind)
 		if l.Kind == "start" {
 			what = "from the start"
-		} else if what == "" {
-			what = l.Kind
 		}
 		for _, name := range rep.SideOrder {
 			sl := l.Sides[name]
@@ -186,10 +180,7 @@ func (rep *Report) markers(b *strings.Builder, p plot, top, bottom float64) {
 		}
 		x := p.x(l.AtS)
 		fmt.Fprintf(b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" class="event"/>`, x, x, top, bottom)
-		word := eventWords[l.Kind]
-		if word == "" {
-			word = l.Kind
-		}
+		word := scenario.WordOf(l.Kind)
 		// Alternate the labels' heights so two close events stay readable.
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" class="event-label">%s</text>`, x+3, top+10+float64(i%2)*11, html.EscapeString(word))
 	}

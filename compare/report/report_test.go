@@ -1,4 +1,4 @@
-package compare_test
+package report_test
 
 import (
 	"bytes"
@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
 )
@@ -40,10 +42,10 @@ func rtStrategy(name string) strategy.Strategy {
 // okPerS, and from 7 s on sessions lost by lostPerS; with replicas, the
 // first replica holds 5 sessions (3 in use) until the restart at 6 s, then
 // 2, and a third replica joins at 12 s.
-func rtSeries(okPerS, lostPerS int64, replicas []string) []compare.SeriesPoint {
-	var pts []compare.SeriesPoint
+func rtSeries(okPerS, lostPerS int64, replicas []string) []report.SeriesPoint {
+	var pts []report.SeriesPoint
 	for t := range int64(21) {
-		p := compare.SeriesPoint{T: float64(t), Requests: okPerS * t, OK: okPerS * t}
+		p := report.SeriesPoint{T: float64(t), Requests: okPerS * t, OK: okPerS * t}
 		if t >= 7 {
 			p.SessionsLost = lostPerS * (t - 6)
 			p.CartItemsLost = p.SessionsLost / 2
@@ -56,7 +58,7 @@ func rtSeries(okPerS, lostPerS int64, replicas []string) []compare.SeriesPoint {
 			if i == 0 && t < 6 {
 				held, inUse = 5, 3
 			}
-			p.Replicas = append(p.Replicas, compare.ReplicaPoint{ID: id, Sessions: &held, InUse: &inUse})
+			p.Replicas = append(p.Replicas, report.ReplicaPoint{ID: id, Sessions: &held, InUse: &inUse})
 		}
 		pts = append(pts, p)
 	}
@@ -74,12 +76,12 @@ func rtBorrowIDs(n int) []int64 {
 
 // rtReport returns a fixed report: a quick run with a restart (whose
 // replica held sessions), a scale-out and, with crash, a crash.
-func rtReport(consistent, crash bool) *compare.Report {
+func rtReport(consistent, crash bool) *report.Report {
 	held, inUse := 7.0, 5.0
 	db := sqlite.Consistency{Books: 1200, ActiveBorrows: 3, KeyedBorrows: 252}
-	negative, addUp := compare.CopiesChecks(db, nil)
-	keys, once := compare.KeysChecks(db, nil, rtBorrowIDs(252))
-	rep := &compare.Report{
+	negative, addUp := report.CopiesChecks(db, nil)
+	keys, once := report.KeysChecks(db, nil, rtBorrowIDs(252))
+	rep := &report.Report{
 		Scenario:    "quick",
 		Description: "2 replicas per side, one graceful restart, one scale-out, about 20 seconds",
 		StartedAt:   time.Date(2026, 3, 14, 15, 9, 26, 535000000, time.UTC),
@@ -87,47 +89,47 @@ func rtReport(consistent, crash bool) *compare.Report {
 		Users:       8,
 		Seed:        1,
 		SideOrder:   []string{rtLeft, rtRight},
-		Sides: map[string]compare.SideReport{
-			rtLeft: {Strategy: rtStrategy(rtLeft), Balance: []compare.BalanceWindow{{
+		Sides: map[string]report.SideReport{
+			rtLeft: {Strategy: rtStrategy(rtLeft), Balance: []report.BalanceWindow{{
 				FromS: 12.2, ToS: 20, After: "scale-out",
 				Requests:  map[string]uint64{"memory-sticky-1": 180, "memory-sticky-2": 170, "memory-sticky-3": 12},
 				Shares:    map[string]float64{"memory-sticky-1": 180.0 / 362, "memory-sticky-2": 170.0 / 362, "memory-sticky-3": 12.0 / 362},
 				Imbalance: 3 * 180.0 / 362,
-			}}, Totals: compare.Totals{
+			}}, Totals: load.Totals{
 				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
 				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0, Offered: 707,
-				LatencyMS: compare.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
-			}, Phases: []compare.Phase{
+				LatencyMS: load.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
+			}, Phases: []report.Phase{
 				{FromS: 0, ToS: 6.03, After: "start", Replicas: 2, OfferedRPS: 40.1, ThroughputRPS: 25.2, P50MS: 1.5, P99MS: 90.1, Failed: 90, SessionsLost: 90,
 					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.021, "memory-sticky-2": 0.019}},
 				{FromS: 6.03, ToS: 7.6, After: "restart", During: true, Replicas: 2, OfferedRPS: 35, ThroughputRPS: 20, P50MS: 1.6, P99MS: 100.2, Failed: 20, SessionsLost: 20,
 					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.005, "memory-sticky-2": 0.03}},
-			}, Costs: compare.Costs{
-				UserCosts: compare.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
-					ReadLatencyMS: compare.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
-				ServerCosts: compare.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
+			}, Costs: report.Costs{
+				UserCosts: load.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
+					ReadLatencyMS: load.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
+				ServerCosts: report.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
 			}},
-			rtRight: {Strategy: rtStrategy(rtRight), Totals: compare.Totals{
+			rtRight: {Strategy: rtStrategy(rtRight), Totals: load.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168,
-				LatencyMS: compare.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
+				LatencyMS: load.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
 				LBRetries: 3, LBRetriesSaved: 3, UserRetries: 1, UserRetriesSaved: 1,
-			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []compare.Phase{}},
+			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []report.Phase{}},
 		},
-		Events: []compare.EventRecord{
+		Events: []report.EventRecord{
 			{AtS: 6.0346, Kind: "restart", Side: rtLeft, Replica: "memory-sticky-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, SessionsInUse: &inUse, Note: "a deploy restarts one replica gracefully"},
 			{AtS: 6.0347, Kind: "restart", Side: rtRight, Replica: "apikey-1", TookMS: 198.98, Source: "scenario", Note: "a deploy restarts one replica gracefully"},
 			{AtS: 12.0007, Kind: "scale-out", Side: rtLeft, Replica: "memory-sticky-3", TookMS: 160.06, Source: "scenario"},
 			{AtS: 12.0008, Kind: "scale-out", Side: rtRight, Replica: "apikey-3", TookMS: 150.5, Source: "scenario", Error: "replica apikey-3 (pid 42) was not ready within 10s"},
 		},
-		Consistency: compare.Consistency{
+		Consistency: report.Consistency{
 			OK:                     true,
-			BorrowsExist:           compare.BorrowsCheck(252, nil, nil),
+			BorrowsExist:           report.BorrowsCheck(252, nil, nil),
 			NoNegativeAvailability: negative,
 			CopiesAddUp:            addUp,
 			KeysAppliedOnce:        keys,
 			BorrowsOnce:            once,
 		},
-		Timeline: compare.TimelineStats{
+		Timeline: report.TimelineStats{
 			MaxLateMS:    0.7,
 			FeedMaxGapMS: 1003.5,
 			ReadyMSP50:   map[string]float64{rtLeft: 180.5, rtRight: 150.25},
@@ -137,17 +139,17 @@ func rtReport(consistent, crash bool) *compare.Report {
 	}
 	if !consistent {
 		rep.Consistency.OK = false
-		rep.Consistency.BorrowsExist = compare.BorrowsCheck(252, []int64{17, 18}, nil)
-		_, rep.Consistency.CopiesAddUp = compare.CopiesChecks(sqlite.Consistency{Books: 1200, ActiveBorrows: 3, Mismatched: []int64{99}}, nil)
+		rep.Consistency.BorrowsExist = report.BorrowsCheck(252, []int64{17, 18}, nil)
+		_, rep.Consistency.CopiesAddUp = report.CopiesChecks(sqlite.Consistency{Books: 1200, ActiveBorrows: 3, Mismatched: []int64{99}}, nil)
 	}
 	if crash {
-		rep.Events = append(rep.Events, compare.EventRecord{AtS: 15, Kind: compare.ActionCrash, Side: rtLeft, Replica: "memory-sticky-2", TookMS: 300, Source: "control", Note: "live control"})
+		rep.Events = append(rep.Events, report.EventRecord{AtS: 15, Kind: scenario.ActionCrash, Side: rtLeft, Replica: "memory-sticky-2", TookMS: 300, Source: "control", Note: "live control"})
 	}
-	rep.Series = map[string][]compare.SeriesPoint{
+	rep.Series = map[string][]report.SeriesPoint{
 		rtLeft:  rtSeries(22, 3, []string{"memory-sticky-1", "memory-sticky-2", "memory-sticky-3"}),
 		rtRight: rtSeries(58, 0, nil),
 	}
-	rep.Losses = compare.LossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
+	rep.Losses = report.LossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
 	return rep
 }
 
@@ -174,13 +176,13 @@ func rtKeys(prefix string, v any, into map[string]bool) {
 // rtCapacity adds to a report what a run with an open-loop load and a CPU
 // limit has: the load, the limit, the phases' CPU shares, each replica's
 // CPU over the run.
-func rtCapacity(rep *compare.Report) *compare.Report {
-	rep.OpenLoop = &compare.OpenLoopInfo{Rate: 480, RateUsers: 10, DeadlineMS: 2000, MaxOutstanding: 1920}
+func rtCapacity(rep *report.Report) *report.Report {
+	rep.OpenLoop = &report.OpenLoopInfo{Rate: 480, RateUsers: 10, DeadlineMS: 2000, MaxOutstanding: 1920}
 	rep.ReplicaCPU = &cpulimit.Enforcement{CPUs: 0.1, Enforced: true, Mechanism: cpulimit.MechanismCgroupV1, QuotaUS: 10000, PeriodUS: 100000,
 		Parent: "/sys/fs/cgroup/cpu/statelab-4242-99", LeftoversRemoved: []string{"/sys/fs/cgroup/cpu/statelab-17-3"}}
 	side := rep.Sides[rtRight]
 	side.Timeouts, side.Dropped = 2300, 12
-	side.Phases = []compare.Phase{
+	side.Phases = []report.Phase{
 		{FromS: 0, ToS: 15, After: "start", Replicas: 2, OfferedRPS: 481.2, ThroughputRPS: 270.4, P50MS: 1343.4, P99MS: 2162.5, Timeouts: 2300, Dropped: 12, Failed: 2300,
 			ReplicaCPUCores: map[string]float64{"apikey-1": 0.1, "apikey-2": 0.099}, ReplicaCPUShare: map[string]float64{"apikey-1": 1, "apikey-2": 0.99}},
 		{FromS: 15, ToS: 16, After: "scale-out", Settling: true, Replicas: 4, OfferedRPS: 490, ThroughputRPS: 380, P50MS: 640, P99MS: 1009, Timeouts: 110, Failed: 110,
@@ -190,7 +192,7 @@ func rtCapacity(rep *compare.Report) *compare.Report {
 			ReplicaCPUCores: map[string]float64{"apikey-1": 0.09, "apikey-2": 0.091, "apikey-3": 0.094, "apikey-4": 0.089},
 			ReplicaCPUShare: map[string]float64{"apikey-1": 0.9, "apikey-2": 0.91, "apikey-3": 0.94, "apikey-4": 0.89}},
 	}
-	side.ReplicaCPU = []compare.ReplicaCPUUse{{Replica: "apikey-1", CPUS: 3.31, MaxShare: 1.04, Periods: 340, ThrottledPeriods: 300, ThrottledS: 20.5, QuotaShare: 0.97}}
+	side.ReplicaCPU = []report.ReplicaCPUUse{{Replica: "apikey-1", CPUS: 3.31, MaxShare: 1.04, Periods: 340, ThrottledPeriods: 300, ThrottledS: 20.5, QuotaShare: 0.97}}
 	rep.Sides[rtRight] = side
 	return rep
 }
@@ -330,7 +332,7 @@ func TestReportWrite(t *testing.T) {
 	}
 
 	// report.json reads back as the report that was written.
-	var back compare.Report
+	var back report.Report
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -399,6 +401,35 @@ func TestReportMarkdownFailures(t *testing.T) {
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
+		}
+	}
+}
+
+// TestReportNoBackend checks that report.md explains the balancer's 503
+// no_backend only when a user was answered one: a replica's own 503 with
+// another code does not count.
+func TestReportNoBackend(t *testing.T) {
+	const why = "came while a side had no replica in service"
+	for _, tt := range []struct {
+		msg  string
+		want bool
+	}{
+		{"GET /api/books/{id}: 503 " + balancer.CodeNoBackend, true},
+		{"GET /api/books/{id}: 503 session_store_unavailable", false},
+		{"GET /api/books/{id}: 502 " + balancer.CodeBadGateway, false},
+	} {
+		rep := rtReport(true, false)
+		rep.Unexpected = map[string]map[string]int64{rep.SideOrder[0]: {tt.msg: 2}}
+		dir := t.TempDir()
+		if err := rep.Write(dir); err != nil {
+			t.Fatal(err)
+		}
+		md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(md), why); got != tt.want {
+			t.Errorf("unexpected answer %q: report.md explains no_backend = %v, want %v", tt.msg, got, tt.want)
 		}
 	}
 }
@@ -585,7 +616,7 @@ func TestReportHTML(t *testing.T) {
 	if got, want := elements["svg"], 3; got != want {
 		t.Errorf("report.html has %d <svg>, want %d: requests/s, losses with events, sessions per replica", got, want)
 	}
-	for _, id := range []string{compare.ChartRequests, compare.ChartLosses, compare.ChartSessions} {
+	for _, id := range []string{report.ChartRequests, report.ChartLosses, report.ChartSessions} {
 		re := regexp.MustCompile(`(?s)<figure id="chart-` + id + `" class="chart">\s*<svg .*?</svg>\s*<figcaption><b>[^<]+\.</b> [^<]+</figcaption>`)
 		if !re.MatchString(page) {
 			t.Errorf("report.html has no figure chart-%s holding an <svg> and a caption", id)
@@ -617,18 +648,18 @@ func TestReportHTML(t *testing.T) {
 // next event.
 func TestLossesPerEvent(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
-	series := map[string][]compare.SeriesPoint{
+	series := map[string][]report.SeriesPoint{
 		"a": {{T: 1}, {T: 5, SessionsLost: 1}, {T: 11, SessionsLost: 9, CartItemsLost: 4, Failed: 2}, {T: 21, SessionsLost: 12, CartItemsLost: 5, Failed: 2}, {T: 30, SessionsLost: 12, CartItemsLost: 5, Failed: 2}},
 		"b": {{T: 1}, {T: 5}, {T: 11, Failed: 1}, {T: 21, Failed: 1, ClientSignInsLost: 3}, {T: 30, Failed: 1, ClientSignInsLost: 3}},
 	}
-	events := []compare.EventRecord{
-		{AtS: 10.2, Kind: compare.ActionRestart, Side: "a", Replica: "a-1", Source: "scenario", SessionsHeld: f(7), SessionsInUse: f(5)},
-		{AtS: 10.3, Kind: compare.ActionRestart, Side: "b", Replica: "b-1", Source: "scenario"},
-		{AtS: 10.9, Kind: compare.ActionRestart, Side: "a", Replica: "a-2", Source: "scenario", SessionsHeld: f(4), SessionsInUse: f(6)},
-		{AtS: 20, Kind: compare.ActionClientRestart, Side: "a", Source: "control", Users: 2},
-		{AtS: 20, Kind: compare.ActionClientRestart, Side: "b", Source: "control", Users: 2},
+	events := []report.EventRecord{
+		{AtS: 10.2, Kind: scenario.ActionRestart, Side: "a", Replica: "a-1", Source: "scenario", SessionsHeld: f(7), SessionsInUse: f(5)},
+		{AtS: 10.3, Kind: scenario.ActionRestart, Side: "b", Replica: "b-1", Source: "scenario"},
+		{AtS: 10.9, Kind: scenario.ActionRestart, Side: "a", Replica: "a-2", Source: "scenario", SessionsHeld: f(4), SessionsInUse: f(6)},
+		{AtS: 20, Kind: scenario.ActionClientRestart, Side: "a", Source: "control", Users: 2},
+		{AtS: 20, Kind: scenario.ActionClientRestart, Side: "b", Source: "control", Users: 2},
 	}
-	got := compare.LossesPerEvent(events, series, []string{"a", "b"}, 30)
+	got := report.LossesPerEvent(events, series, []string{"a", "b"}, 30)
 	type row struct {
 		kind           string
 		from, to       float64
@@ -648,8 +679,8 @@ func TestLossesPerEvent(t *testing.T) {
 		// In use is at most what was held: 4 held, "6 in use" counts as 4.
 		// The counts as they stood at each end: the last sample at or
 		// before it (5 s and 11 s here; 11 s and 30 s next).
-		{row{compare.ActionRestart, 10.2, 20, 9, 2, 8, 2, 0, 2}, row{compare.ActionRestart, 10.2, 20, -1, -1, 0, 1, 0, 1}},
-		{row{compare.ActionClientRestart, 20, 30, -1, -1, 3, 0, 0, 0}, row{compare.ActionClientRestart, 20, 30, -1, -1, 0, 0, 3, 0}},
+		{row{scenario.ActionRestart, 10.2, 20, 9, 2, 8, 2, 0, 2}, row{scenario.ActionRestart, 10.2, 20, -1, -1, 0, 1, 0, 1}},
+		{row{scenario.ActionClientRestart, 20, 30, -1, -1, 3, 0, 0, 0}, row{scenario.ActionClientRestart, 20, 30, -1, -1, 0, 0, 3, 0}},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d events, want %d: %+v", len(got), len(want), got)

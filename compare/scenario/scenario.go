@@ -1,4 +1,9 @@
-package compare
+// Package scenario is the lab's timeline model: a scenario names the two
+// strategies, the replicas, the load and the events (restarts, crashes,
+// scaling, store restarts, client restarts) that the runner plays on both
+// sides at the same moments. It reads and validates scenario files and
+// holds the ones compiled into the binary; it starts nothing.
+package scenario
 
 import (
 	"bytes"
@@ -21,8 +26,8 @@ import (
 	"github.com/statelab/statelab/compare/strategy"
 )
 
-//go:embed scenarios/*.yaml
-var builtinScenarios embed.FS
+//go:embed builtin/*.yaml
+var builtin embed.FS
 
 // Actions a scenario event can take.
 const (
@@ -63,9 +68,6 @@ const (
 	KindScaleIn  = "scale-in"
 )
 
-// actions lists every action, for the error that names them.
-var actions = []string{ActionRestart, ActionCrash, ActionScale, ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark, ActionCrashRandom, ActionClientRestart}
-
 // MinCrashEvery is the shortest interval crash-random takes: a crash
 // waits for the replacement to be ready, which takes a few hundred
 // milliseconds on a busy two-core machine.
@@ -74,6 +76,14 @@ const MinCrashEvery = 500 * time.Millisecond
 // MaxReplicas bounds how many replicas a side may run: each is a real
 // process, and the machine the lab targets has two cores.
 const MaxReplicas = 16
+
+// MaxRate bounds the open-loop rate per side: the runner, its balancers
+// and the replicas share the lab's two cores.
+const MaxRate = 5000
+
+// MaxRateUsers bounds the open-loop pool per side; its users are load-test
+// members counted down from the last (the simulated users count up).
+const MaxRateUsers = 200
 
 // MaxUsers bounds the simulated users per side: the seed has 1000
 // load-test members, and each user of a run signs in as one of its own.
@@ -163,9 +173,9 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
-// BuiltinScenarios lists the names of the scenarios compiled into the binary.
-func BuiltinScenarios() []string {
-	entries, _ := fs.ReadDir(builtinScenarios, "scenarios")
+// Names lists the names of the scenarios compiled into the binary.
+func Names() []string {
+	entries, _ := fs.ReadDir(builtin, "builtin")
 	var names []string
 	for _, e := range entries {
 		names = append(names, strings.TrimSuffix(e.Name(), path.Ext(e.Name())))
@@ -177,31 +187,31 @@ func BuiltinScenarios() []string {
 // statelab compare -h lists, each with its one-line description.
 func Builtins() []Scenario {
 	var all []Scenario
-	for _, name := range BuiltinScenarios() {
-		if sc, err := LoadScenario(name); err == nil {
+	for _, name := range Names() {
+		if sc, err := Load(name); err == nil {
 			all = append(all, sc)
 		}
 	}
 	return all
 }
 
-// LoadScenario returns the built-in scenario with the name, or else reads
+// Load returns the built-in scenario with the name, or else reads
 // the file at nameOrPath (YAML, or JSON, which is YAML too).
-func LoadScenario(nameOrPath string) (Scenario, error) {
-	if b, err := builtinScenarios.ReadFile("scenarios/" + nameOrPath + ".yaml"); err == nil {
-		return ParseScenario(b, nameOrPath)
+func Load(nameOrPath string) (Scenario, error) {
+	if b, err := builtin.ReadFile("builtin/" + nameOrPath + ".yaml"); err == nil {
+		return Parse(b, nameOrPath)
 	}
 	b, err := os.ReadFile(nameOrPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Scenario{}, fmt.Errorf("no scenario %q: name a built-in one (%s) or a YAML/JSON file", nameOrPath, strings.Join(BuiltinScenarios(), ", "))
+		return Scenario{}, fmt.Errorf("no scenario %q: name a built-in one (%s) or a YAML/JSON file", nameOrPath, strings.Join(Names(), ", "))
 	} else if err != nil {
 		return Scenario{}, err
 	}
-	return ParseScenario(b, nameOrPath)
+	return Parse(b, nameOrPath)
 }
 
-// ParseScenario reads and validates a scenario. source names it in errors.
-func ParseScenario(b []byte, source string) (Scenario, error) {
+// Parse reads and validates a scenario. source names it in errors.
+func Parse(b []byte, source string) (Scenario, error) {
 	var s Scenario
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -263,23 +273,28 @@ func (s *Scenario) Validate() error {
 		if i > 0 && e.At.Std() < s.Events[i-1].At.Std() {
 			errs = append(errs, fmt.Errorf("%s: events must be in time order", where))
 		}
-		if e.Share != 0 && e.Action != ActionClientRestart {
+		k, ok := KindOf(e.Action)
+		if !ok || k.RecordOnly {
+			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, actions()))
+			continue
+		}
+		if e.Share != 0 && k.Takes != TakesShare {
 			errs = append(errs, fmt.Errorf("%s: only client-restart takes a share", where))
 		}
-		if e.Action != ActionCrashRandom && (e.Every != 0 || e.Until != 0) {
+		if k.Takes != TakesInterval && (e.Every != 0 || e.Until != 0) {
 			errs = append(errs, fmt.Errorf("%s: every and until belong to %s", where, ActionCrashRandom))
 		}
-		switch e.Action {
-		case ActionClientRestart:
+		switch k.Takes {
+		case TakesShare:
 			if e.Replica != 0 || e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: this action takes a share of the users, not replica or replicas", where))
 			}
 			if e.Share <= 0 || e.Share > 1 {
 				errs = append(errs, fmt.Errorf("%s: share is %g; give the part of the users whose client restarts, more than 0 and at most 1 (e.g. share: 0.5)", where, e.Share))
 			}
-		case ActionCrashRandom:
+		case TakesInterval:
 			if e.Replica != 0 || e.Replicas != 0 {
-				errs = append(errs, fmt.Errorf("%s: crash-random picks the replica itself; give every and until, not replica or replicas", where))
+				errs = append(errs, fmt.Errorf("%s: %s picks the replica itself; give every and until, not replica or replicas", where, e.Action))
 			}
 			if e.Every.Std() < MinCrashEvery {
 				errs = append(errs, fmt.Errorf("%s: every is %s; use at least %s (each crash waits for the replacement to be ready)", where, e.Every.Std(), MinCrashEvery))
@@ -287,24 +302,22 @@ func (s *Scenario) Validate() error {
 			if e.Until.Std() <= e.At.Std() || e.Until.Std() > s.Duration.Std() {
 				errs = append(errs, fmt.Errorf("%s: until must come after at and within the duration (%s)", where, s.Duration.Std()))
 			}
-		case ActionRestart, ActionCrash:
+		case TakesReplica:
 			if e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: use replica (which one), not replicas", where))
 			}
 			if e.Replica < 0 || e.Replica > n {
 				errs = append(errs, fmt.Errorf("%s: replica %d does not exist then (there are %d)", where, e.Replica, n))
 			}
-		case ActionScale:
+		case TakesReplicas:
 			if e.Replicas < 1 || e.Replicas > MaxReplicas {
 				errs = append(errs, fmt.Errorf("%s: replicas is %d; use 1 to %d", where, e.Replicas, MaxReplicas))
 			}
 			n = e.Replicas
-		case ActionRollingRestart, ActionPause, ActionResume, ActionRestartStore, ActionMark:
+		case TakesNothing:
 			if e.Replica != 0 || e.Replicas != 0 {
 				errs = append(errs, fmt.Errorf("%s: this action takes no replica or replicas", where))
 			}
-		default:
-			errs = append(errs, fmt.Errorf("event %d: unknown action %q; use one of %s", i+1, e.Action, strings.Join(actions, ", ")))
 		}
 	}
 	return errors.Join(errs...)

@@ -1,4 +1,4 @@
-package compare_test
+package load_test
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/api"
 )
@@ -29,7 +29,7 @@ import (
 // replica behind round robin would.
 type rtFake struct {
 	side  string
-	stats *compare.SideStats // read at the moment of the loss
+	stats *load.SideStats // read at the moment of the loss
 	// loseOn is asked about every signed-in request: n counts the requests
 	// of the session from 1. The first time it says yes, the fake forgets
 	// the session and answers 401.
@@ -51,15 +51,15 @@ type rtSession struct {
 
 // rtLoss is what the fake knew when it forgot a user.
 type rtLoss struct {
-	cart    []int64        // the books the user had chosen: the server's cart, or the stateless user's checkout
-	logins  int            // sign-ins so far
-	before  compare.Totals // the user's counters just before it saw the 401
+	cart    []int64     // the books the user had chosen: the server's cart, or the stateless user's checkout
+	logins  int         // sign-ins so far
+	before  load.Totals // the user's counters just before it saw the 401
 	request string
 }
 
 func rtStartFake(t *testing.T, side string, loseOn func(int, string, string) bool) (*rtFake, string) {
 	t.Helper()
-	f := &rtFake{side: side, stats: compare.NewSideStats(), loseOn: loseOn, sessions: map[string]*rtSession{}}
+	f := &rtFake{side: side, stats: load.NewSideStats(), loseOn: loseOn, sessions: map[string]*rtSession{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv.URL
@@ -197,9 +197,9 @@ func (f *rtFake) snapshot() (seen []string, logins int, loss *rtLoss, checkouts 
 
 // rtRunUser starts a simulated user against url and returns the function
 // that stops it and waits until it has.
-func rtRunUser(t *testing.T, side, url string, seed int64, stats *compare.SideStats, gate *compare.Gate) func() {
+func rtRunUser(t *testing.T, side, url string, seed int64, stats *load.SideStats, gate *load.Gate) func() {
 	t.Helper()
-	u := compare.NewUser(compare.UserConfig{
+	u := load.NewUser(load.UserConfig{
 		Credential: side, BaseURL: url, Email: "u@example.org", Password: "pw", Seed: seed,
 		Client: &http.Client{Timeout: 5 * time.Second}, Stats: stats, Gate: gate, Think: time.Millisecond,
 	})
@@ -246,7 +246,7 @@ func TestUserLosesSession(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f, url := rtStartFake(t, tt.side, tt.loseOn)
-			stop := rtRunUser(t, tt.side, url, 7, f.stats, &compare.Gate{})
+			stop := rtRunUser(t, tt.side, url, 7, f.stats, &load.Gate{})
 			rtEventually(t, 10*time.Second, "a loss and the sign-in after it", func() bool {
 				_, _, loss, checkouts := f.snapshot()
 				done := loss != nil && f.stats.Totals().Relogins == 1
@@ -303,7 +303,7 @@ func TestUserLosesSession(t *testing.T) {
 func TestGate(t *testing.T) {
 	t.Run("pause and resume the users", func(t *testing.T) {
 		f, url := rtStartFake(t, strategy.CredentialAPIKey, nil)
-		gate := &compare.Gate{}
+		gate := &load.Gate{}
 		rtRunUser(t, strategy.CredentialAPIKey, url, 3, f.stats, gate)
 		count := func() int { seen, _, _, _ := f.snapshot(); return len(seen) }
 		rtEventually(t, 5*time.Second, "10 requests", func() bool { return count() >= 10 })
@@ -333,7 +333,7 @@ func TestGate(t *testing.T) {
 	})
 
 	t.Run("wait", func(t *testing.T) {
-		var g compare.Gate
+		var g load.Gate
 		if err := g.Wait(t.Context()); err != nil {
 			t.Fatalf("Wait on an open gate = %v", err)
 		}
@@ -369,7 +369,7 @@ func TestUserSameSeed(t *testing.T) {
 			paths := map[int64][][]string{}
 			for _, seed := range []int64{42, 42, 43} {
 				f, url := rtStartFake(t, side, nil)
-				stop := rtRunUser(t, side, url, seed, f.stats, &compare.Gate{})
+				stop := rtRunUser(t, side, url, seed, f.stats, &load.Gate{})
 				rtEventually(t, 10*time.Second, fmt.Sprintf("%d requests", n), func() bool { seen, _, _, _ := f.snapshot(); return len(seen) >= n })
 				stop()
 				seen, _, _, _ := f.snapshot()
@@ -418,7 +418,7 @@ func TestUserRetriesWithTheSameKey(t *testing.T) {
 				f.ServeHTTP(w, r)
 			}))
 			t.Cleanup(srv.Close)
-			stop := rtRunUser(t, side, srv.URL, 7, f.stats, &compare.Gate{})
+			stop := rtRunUser(t, side, srv.URL, 7, f.stats, &load.Gate{})
 			rtEventually(t, 10*time.Second, "a checkout after the failed one, answered", func() bool {
 				return f.stats.Totals().UserRetriesSaved > 0
 			})
@@ -490,17 +490,17 @@ func TestUserCountsBytes(t *testing.T) {
 	for _, side := range []string{strategy.CredentialCookie, strategy.CredentialAPIKey, strategy.CredentialJWT} {
 		t.Run(side, func(t *testing.T) {
 			t.Parallel()
-			f := &rtFake{side: side, stats: compare.NewSideStats(), loseOn: func(int, string, string) bool { return false }, sessions: map[string]*rtSession{}}
+			f := &rtFake{side: side, stats: load.NewSideStats(), loseOn: func(int, string, string) bool { return false }, sessions: map[string]*rtSession{}}
 			srv := httptest.NewUnstartedServer(f)
 			read := &atomic.Int64{}
 			srv.Listener = rtCountingListener{Listener: srv.Listener, read: read}
 			srv.Start()
 			t.Cleanup(srv.Close)
 
-			client, sent := compare.NewUserClient(5 * time.Second)
-			u := compare.NewUser(compare.UserConfig{
+			client, sent := load.NewUserClient(5 * time.Second)
+			u := load.NewUser(load.UserConfig{
 				Credential: side, BaseURL: srv.URL, Email: "u@example.org", Password: "pw", Seed: 3,
-				Client: client, Sent: sent, Stats: f.stats, Gate: &compare.Gate{}, Think: time.Millisecond,
+				Client: client, Sent: sent, Stats: f.stats, Gate: &load.Gate{}, Think: time.Millisecond,
 			})
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan struct{})
@@ -557,9 +557,9 @@ func TestUserDoesNotRetryATimeout(t *testing.T) {
 		f.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	u := compare.NewUser(compare.UserConfig{
+	u := load.NewUser(load.UserConfig{
 		Credential: strategy.CredentialAPIKey, BaseURL: srv.URL, Email: "u@example.org", Password: "pw", Seed: 1,
-		Client: &http.Client{Timeout: 100 * time.Millisecond}, Stats: f.stats, Gate: &compare.Gate{}, Think: time.Millisecond,
+		Client: &http.Client{Timeout: 100 * time.Millisecond}, Stats: f.stats, Gate: &load.Gate{}, Think: time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})

@@ -1,4 +1,4 @@
-package compare
+package report
 
 import (
 	"cmp"
@@ -26,32 +26,6 @@ type ReplicaPoint struct {
 	ID       string   `json:"id"`
 	Sessions *float64 `json:"sessions,omitempty"`
 	InUse    *float64 `json:"in_use,omitempty"`
-}
-
-// seriesOf turns the feed's samples into each side's series.
-func seriesOf(samples []Sample, sides []string) map[string][]SeriesPoint {
-	out := make(map[string][]SeriesPoint, len(sides))
-	for _, name := range sides {
-		pts := []SeriesPoint{}
-		for _, s := range samples {
-			ss, ok := s.Sides[name]
-			if !ok {
-				continue
-			}
-			p := SeriesPoint{
-				T: math.Round(s.ElapsedS*1000) / 1000, Requests: ss.Requests, OK: ss.OK,
-				SessionsLost: ss.SessionsLost, CartItemsLost: ss.CartItemsLost,
-				Failed: ss.Errors5xx + ss.ConnErrors, ClientSignInsLost: ss.ClientSignInsLost,
-				Replicas: make([]ReplicaPoint, len(ss.Replicas)),
-			}
-			for i, rep := range ss.Replicas {
-				p.Replicas[i] = ReplicaPoint{ID: rep.ID, Sessions: rep.Sessions, InUse: rep.SessionsInUse}
-			}
-			pts = append(pts, p)
-		}
-		out[name] = pts
-	}
-	return out
 }
 
 // EventLosses is what one event cost each side: the sessions that went with
@@ -90,12 +64,12 @@ func sameEvent(a EventLosses, e EventRecord) bool {
 	return a.Kind == e.Kind && a.Source == e.Source && math.Abs(a.AtS-e.AtS) < 2
 }
 
-// lossesPerEvent groups the event records into events and counts, for each
+// LossesPerEvent groups the event records into events and counts, for each
 // side, what went with each event and what the users lost until the next.
 // The stretch before the first event is the first entry, so losses that no
 // event caused (a round-robin balancer's) are shown too. end is when the
 // run ended.
-func lossesPerEvent(events []EventRecord, series map[string][]SeriesPoint, sides []string, end float64) []EventLosses {
+func LossesPerEvent(events []EventRecord, series map[string][]SeriesPoint, sides []string, end float64) []EventLosses {
 	var groups []EventLosses
 	for _, e := range events {
 		i := slices.IndexFunc(groups, func(g EventLosses) bool { return sameEvent(g, e) })

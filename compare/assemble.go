@@ -1,0 +1,107 @@
+package compare
+
+import (
+	"context"
+	"math"
+	"slices"
+
+	"github.com/statelab/statelab/compare/report"
+)
+
+func (r *Runner) report(ctx context.Context) *report.Report {
+	r.mu.Lock()
+	start, maxLate := r.start, r.maxLate
+	r.mu.Unlock()
+	rep := &report.Report{
+		Scenario:    r.cfg.Scenario.Name,
+		Description: r.cfg.Scenario.Description,
+		StartedAt:   start.UTC(),
+		DurationS:   r.elapsed().Seconds(),
+		Users:       r.cfg.Users,
+		Seed:        r.cfg.Seed,
+		OpenLoop:    r.openLoopInfo(),
+		ReplicaCPU:  r.enforcement(),
+		NoReadCache: r.cfg.NoReadCache,
+		Interrupted: ctx.Err() != nil,
+		Manual:      r.cfg.Manual,
+		Sides:       map[string]report.SideReport{},
+		Unexpected:  map[string]map[string]int64{},
+		Events:      r.Events(),
+		Timeline: report.TimelineStats{
+			MaxLateMS:    float64(maxLate.Microseconds()) / 1000,
+			FeedMaxGapMS: float64(r.feed.MaxGap().Microseconds()) / 1000,
+			ReadyMSP50:   map[string]float64{},
+			ReadyMSMax:   map[string]float64{},
+			ReplicaStart: map[string]int{},
+		},
+	}
+	var borrowIDs []int64
+	for _, s := range r.sides {
+		rep.Sides[s.name] = report.SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
+			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
+			Costs: report.Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries()}
+		rep.SideOrder = append(rep.SideOrder, s.name)
+		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
+		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
+		d := s.sup.ReadyDurations()
+		rep.Timeline.ReplicaStart[s.name] = len(d)
+		if len(d) > 0 {
+			slices.Sort(d)
+			rep.Timeline.ReadyMSP50[s.name] = float64(d[len(d)/2].Microseconds()) / 1000
+			rep.Timeline.ReadyMSMax[s.name] = float64(d[len(d)-1].Microseconds()) / 1000
+		}
+	}
+	rep.Consistency = r.checkConsistency(context.WithoutCancel(ctx), borrowIDs)
+	rep.Series = seriesOf(r.feed.History(-1), rep.SideOrder)
+	rep.Losses = report.LossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
+	return rep
+}
+
+// checkConsistency checks the shared database after the run: every borrow a
+// user was answered 201 for exists, and the copies add up.
+func (r *Runner) checkConsistency(ctx context.Context, borrowIDs []int64) report.Consistency {
+	var c report.Consistency
+	var missing []int64
+	var err error
+	for _, id := range borrowIDs {
+		var ok bool
+		if ok, err = r.db.BorrowExists(ctx, id); err != nil {
+			break
+		}
+		if !ok {
+			missing = append(missing, id)
+		}
+	}
+	c.BorrowsExist = report.BorrowsCheck(len(borrowIDs), missing, err)
+	db, err := r.db.CheckConsistency(ctx)
+	c.NoNegativeAvailability, c.CopiesAddUp = report.CopiesChecks(db, err)
+	c.KeysAppliedOnce, c.BorrowsOnce = report.KeysChecks(db, err, borrowIDs)
+	c.OK = c.BorrowsExist.OK && c.BorrowsOnce.OK && c.KeysAppliedOnce.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
+	return c
+}
+
+// seriesOf turns the feed's samples into each side's series.
+func seriesOf(samples []Sample, sides []string) map[string][]report.SeriesPoint {
+	out := make(map[string][]report.SeriesPoint, len(sides))
+	for _, name := range sides {
+		pts := []report.SeriesPoint{}
+		for _, s := range samples {
+			ss, ok := s.Sides[name]
+			if !ok {
+				continue
+			}
+			p := report.SeriesPoint{
+				T: math.Round(s.ElapsedS*1000) / 1000, Requests: ss.Requests, OK: ss.OK,
+				SessionsLost: ss.SessionsLost, CartItemsLost: ss.CartItemsLost,
+				Failed: ss.Errors5xx + ss.ConnErrors, ClientSignInsLost: ss.ClientSignInsLost,
+				Replicas: make([]report.ReplicaPoint, len(ss.Replicas)),
+			}
+			for i, rep := range ss.Replicas {
+				p.Replicas[i] = report.ReplicaPoint{ID: rep.ID, Sessions: rep.Sessions, InUse: rep.SessionsInUse}
+			}
+			pts = append(pts, p)
+		}
+		out[name] = pts
+	}
+	return out
+}
