@@ -236,6 +236,31 @@ func Parse(name string) (Strategy, error) {
 		name, strings.Join(Names(), ", "), OwnSecretsSuffix)
 }
 
+// ParseList reads a comma-separated list of strategies, each of which may
+// carry the +own-secrets suffix. Empty entries (a doubled or a trailing
+// comma, blanks) are skipped; a list that names no strategy, or one
+// strategy twice, is an error.
+func ParseList(list string) ([]Strategy, error) {
+	var out []Strategy
+	for name := range strings.SplitSeq(list, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		st, err := Parse(name)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(out, func(o Strategy) bool { return o.Name == st.Name }) {
+			return nil, fmt.Errorf("strategy %s is named twice", st.Name)
+		}
+		out = append(out, st)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("strategies %q: name at least one of %s", list, strings.Join(Names(), ", "))
+	}
+	return out, nil
+}
+
 // ParsePair reads "A,B": the two strategies of a comparison, which must
 // differ.
 func ParsePair(s string) ([2]Strategy, error) {

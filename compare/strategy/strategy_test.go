@@ -95,6 +95,48 @@ func TestParsePair(t *testing.T) {
 	}
 }
 
+func TestParseList(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr string
+	}{
+		{in: "memory-sticky,apikey", want: []string{"memory-sticky", "apikey"}},
+		{in: " redis , jwt+own-secrets ", want: []string{"redis", "jwt+own-secrets"}},
+		// Empty entries are skipped, wherever they are.
+		{in: "jwt,,apikey", want: []string{"jwt", "apikey"}},
+		{in: "jwt,", want: []string{"jwt"}},
+		{in: ",jwt", want: []string{"jwt"}},
+		{in: "jwt, ,apikey,", want: []string{"jwt", "apikey"}},
+		// A list of nothing but empty entries names no strategy.
+		{in: "", wantErr: "name at least one"},
+		{in: ",", wantErr: "name at least one"},
+		{in: " , ,", wantErr: "name at least one"},
+		{in: "jwt,carrier-pigeon", wantErr: `unknown strategy "carrier-pigeon"`},
+		{in: "apikey,jwt,apikey", wantErr: "strategy apikey is named twice"},
+	}
+	for _, tt := range tests {
+		got, err := strategy.ParseList(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseList(%q) error = %v, want one saying %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseList(%q): %v", tt.in, err)
+			continue
+		}
+		var names []string
+		for _, st := range got {
+			names = append(names, st.Name)
+		}
+		if !slices.Equal(names, tt.want) {
+			t.Errorf("ParseList(%q) = %v, want %v", tt.in, names, tt.want)
+		}
+	}
+}
+
 func TestWriteTableNamesEveryStrategy(t *testing.T) {
 	var b bytes.Buffer
 	strategy.WriteTable(&b)
