@@ -448,6 +448,3 @@ func copyFile(src, dst string) error {
 	}
 	return os.Rename(tmp, dst)
 }
-
-// CopyFile copies the file at src to dst, making dst's directory.
-func CopyFile(src, dst string) error { return copyFile(src, dst) }
