@@ -1,8 +1,12 @@
 package perf
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/library"
@@ -31,4 +35,28 @@ func BareHandler(replica string) http.Handler {
 		h.Set(api.ReplicaHeader, replica)
 		_, _ = w.Write(body)
 	})
+}
+
+// ServeBaseline serves BareHandler on ln, as replica, until ctx ends, then
+// shuts down, giving requests in flight up to 5 seconds. It is what the
+// statelab baseline subcommand runs: the server statelab perf starts
+// beside the strategies' and measures them against.
+func ServeBaseline(ctx context.Context, ln net.Listener, replica string) error {
+	srv := &http.Server{
+		Handler:           BareHandler(replica),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer stop()
+	return srv.Shutdown(shutdownCtx)
 }

@@ -2,8 +2,6 @@ package perf
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/redisserver"
+	"github.com/statelab/statelab/stateful"
 )
 
 // Bare names the bare net/http server's row.
@@ -235,33 +234,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	for _, st := range cfg.Strategies {
 		s := &server{name: st.Name, st: st}
-		args := []string{"--db", dbPath, "--log-format", "json"}
-		if cfg.NoReadCache {
-			args = append(args, "--read-cache=false")
+		if err := st.LookServices(); err != nil {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", st.Name, err))
+			fmt.Fprintf(progress, "skipping %s: %v\n", st.Name, err)
+			continue
 		}
-		if st.Server == strategy.Stateful {
-			args = append(args, "--sessions", st.Sessions)
+		services, err := s.startServices(ctx, cfg.WorkDir)
+		if err != nil {
+			return nil, fmt.Errorf("perf: %s: %w", st.Name, err)
 		}
-		if st.NeedsRedis() {
-			if _, err := redisserver.LookPath(); err != nil {
-				rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", st.Name, err))
-				fmt.Fprintf(progress, "skipping %s: %v\n", st.Name, err)
-				continue
+		if pinned && s.redis != nil {
+			// The session store belongs to the server's side.
+			if err := pin(s.redis.PID(), serverCPU); err != nil {
+				s.redis.Stop()
+				return nil, fmt.Errorf("perf: pin redis-server: %w", err)
 			}
-			if s.redis, err = redisserver.Start(ctx, filepath.Join(cfg.WorkDir, "redis")); err != nil {
-				return nil, fmt.Errorf("perf: %s: start redis-server: %w", st.Name, err)
-			}
-			if pinned {
-				// The session store belongs to the server's side.
-				if err := pin(s.redis.PID(), serverCPU); err != nil {
-					s.redis.Stop()
-					return nil, fmt.Errorf("perf: pin redis-server: %w", err)
-				}
-			}
-			args = append(args, "--redis-addr", s.redis.Addr())
 		}
-		secret := "STATELAB_" + strings.ToUpper(strings.ReplaceAll(st.Secret(), "-", "_")) + "=" + randomHex(32)
-		if err := start(s, st.Server, args, []string{secret}); err != nil {
+		args := st.ReplicaArgs(strategy.ReplicaConfig{DB: dbPath, NoReadCache: cfg.NoReadCache, Services: services})
+		if err := start(s, st.Server, args, st.ReplicaEnv()); err != nil {
 			if s.redis != nil {
 				s.redis.Stop()
 			}
@@ -368,6 +358,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
+// startServices starts what the strategy's replica needs beside it
+// (Strategy.Services) and returns their addresses.
+func (s *server) startServices(ctx context.Context, workDir string) (map[stateful.Service]string, error) {
+	addrs := map[stateful.Service]string{}
+	for _, svc := range s.st.Services() {
+		if svc != stateful.RedisServer {
+			return nil, fmt.Errorf("perf cannot start %s", svc.Program)
+		}
+		r, err := redisserver.Start(ctx, filepath.Join(workDir, "redis"))
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", svc.Program, err)
+		}
+		s.redis, addrs[svc] = r, r.Addr()
+	}
+	return addrs, nil
+}
+
 func serverOf(s *server) string {
 	if s.name == Bare {
 		return BaselineCommand
@@ -419,10 +426,4 @@ func (s *server) signIn(ctx context.Context) error {
 	}
 	s.header, s.value = cred.Header, cred.Value
 	return nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
-	return hex.EncodeToString(b)
 }

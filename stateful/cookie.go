@@ -69,8 +69,30 @@ func deriveKey(key []byte, purpose string) []byte {
 	return mac.Sum(nil)
 }
 
-// Name returns "cookie".
-func (s *CookieStore) Name() string { return "cookie" }
+// CookieStoreName is the cookie store's Name.
+const CookieStoreName = "cookie"
+
+// Name returns CookieStoreName.
+func (*CookieStore) Name() string { return CookieStoreName }
+
+// Where says the session is in the client's cookie.
+func (*CookieStore) Where(string) string { return "sealed in your cookie; no server holds it" }
+
+// Lost can only mean the sealed expiry passed: nothing else takes a
+// session from the client's cookie.
+func (*CookieStore) Lost(string) string {
+	return "Your session cookie is genuine, but the session sealed in it has expired. Log in again."
+}
+
+// Shared is true: every replica with the key opens every cookie.
+func (*CookieStore) Shared() bool { return true }
+
+// Revocable is false: the server keeps no list to strike a session from,
+// so a copy of the cookie works until its sealed expiry.
+func (*CookieStore) Revocable() bool { return false }
+
+// Needs is nothing: the client carries the store.
+func (*CookieStore) Needs() []Service { return nil }
 
 // Load opens the request's cookie. A cookie that fails authentication is
 // ErrInvalidCookie; one whose sealed expiry has passed is ErrSessionLost.

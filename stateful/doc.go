@@ -15,4 +15,9 @@
 //   - CookieStore seals the whole session into the cookie (encrypted and
 //     authenticated) and keeps nothing: stateless in disguise. The cookie
 //     grows with the cart, and a logout cannot revoke a copy of it.
+//
+// OpenStore opens any of them by name (the -sessions flag), and each
+// describes itself (Description): where it keeps a session, whether other
+// replicas find it, whether a logout revokes it, and what it needs running
+// beside the replicas. A new store is one file and a line in storeKinds.
 package stateful

@@ -66,8 +66,28 @@ func NewRedisStore(addr string, key []byte, options sessions.Options) *RedisStor
 	return &RedisStore{client: client, ids: newIDCodec(key, options), ttl: time.Duration(options.MaxAge) * time.Second}
 }
 
-// Name returns "redis".
-func (s *RedisStore) Name() string { return "redis" }
+// RedisStoreName is the redis store's Name.
+const RedisStoreName = "redis"
+
+// Name returns RedisStoreName.
+func (*RedisStore) Name() string { return RedisStoreName }
+
+// Where says the session is in the redis every replica shares.
+func (*RedisStore) Where(string) string { return "in redis, shared by every replica" }
+
+// Lost names what makes redis drop a session.
+func (*RedisStore) Lost(string) string {
+	return "Your session cookie is genuine, but redis holds no session for it: you logged out, it expired, or redis restarted without keeping its data. Your cart went with it. Log in again."
+}
+
+// Shared is true: every replica asks the same redis.
+func (*RedisStore) Shared() bool { return true }
+
+// Revocable is true: Destroy deletes the key every replica would read.
+func (*RedisStore) Revocable() bool { return true }
+
+// Needs is the RedisServer.
+func (*RedisStore) Needs() []Service { return []Service{RedisServer} }
 
 // Close closes the connections to redis.
 func (s *RedisStore) Close() error { return s.client.Close() }

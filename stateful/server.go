@@ -133,21 +133,6 @@ func observe(o prometheus.Observer, start time.Time) {
 	o.Observe(time.Since(start).Seconds())
 }
 
-// where says where the store keeps a session, to finish a sentence such as
-// "Your cart is kept ...".
-func (s *server) where() string {
-	switch s.store.Name() {
-	case "memory":
-		return "in the memory of replica " + s.cfg.Replica
-	case "redis":
-		return "in redis, shared by every replica"
-	case "cookie":
-		return "sealed in your cookie; no server holds it"
-	default:
-		return "in the " + s.store.Name() + " session store"
-	}
-}
-
 // session returns the request's session, or the error that tells the
 // client which way it has none.
 func (s *server) session(r *http.Request) (*Session, error) {
@@ -175,7 +160,7 @@ func (s *server) sessionError(err error) error {
 			"Your session cookie failed its signature check (tampered with, or signed with another key). Log in again.")
 	case errors.Is(err, ErrSessionLost):
 		s.lookups.WithLabelValues("lost").Inc()
-		return library.Errorf(library.ESESSIONLOST, "%s", s.lostMessage())
+		return library.Errorf(library.ESESSIONLOST, "%s", s.store.Lost(s.cfg.Replica))
 	case errors.Is(err, ErrStoreUnavailable):
 		return fmt.Errorf("%w: %v", library.Errorf(library.ESESSIONSTORE,
 			"The session store (%s) cannot be reached, so replica %s cannot tell who you are. Your session is not lost; try again in a moment.",
@@ -185,19 +170,6 @@ func (s *server) sessionError(err error) error {
 			"The cookie holding your session would exceed the %d bytes a browser keeps, so nothing was changed. Check out or remove books from your cart first.", MaxCookieBytes)
 	}
 	return err
-}
-
-func (s *server) lostMessage() string {
-	switch s.store.Name() {
-	case "memory":
-		return fmt.Sprintf("Your session cookie is genuine, but replica %s holds no session for it: the session lived in the memory of another process, or of this one before it restarted. Your cart went with it. Log in again.", s.cfg.Replica)
-	case "redis":
-		return "Your session cookie is genuine, but redis holds no session for it: you logged out, it expired, or redis restarted without keeping its data. Your cart went with it. Log in again."
-	case "cookie":
-		return "Your session cookie is genuine, but the session sealed in it has expired. Log in again."
-	default:
-		return "Your session cookie is genuine, but the session store holds no session for it. Log in again."
-	}
 }
 
 // requireSession is the stateful side's way of finding the request's
@@ -215,16 +187,7 @@ func (s *server) requireSession(next http.Handler) http.Handler {
 
 func (s *server) handleLogin() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := api.Decode[api.Credentials](w, r)
-		if err != nil {
-			api.Error(w, r, s.logger, err)
-			return
-		}
-		if err := s.cfg.SignIn.Allow(r, c.Email); err != nil {
-			api.Error(w, r, s.logger, err)
-			return
-		}
-		m, err := api.Authenticate(r.Context(), s.cfg.Store, c.Email, c.Password)
+		m, err := api.SignIn(w, r, s.cfg.SignIn, api.PasswordCheck(s.cfg.Store))
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
@@ -242,7 +205,7 @@ func (s *server) handleLogin() http.Handler {
 			api.Error(w, r, s.logger, s.sessionError(err))
 			return
 		}
-		api.OK(w, http.StatusOK, m, fmt.Sprintf("Logged in as %s. Your session is kept %s.", m.Email, s.where()))
+		api.OK(w, http.StatusOK, m, fmt.Sprintf("Logged in as %s. Your session is kept %s.", m.Email, s.store.Where(s.cfg.Replica)))
 	})
 }
 
@@ -258,7 +221,7 @@ func (s *server) handleLogout() http.Handler {
 			return
 		}
 		msg := "Logged out; the session is gone from the server."
-		if s.store.Name() == "cookie" {
+		if !s.store.Revocable() {
 			msg = "Logged out: your browser drops its cookie. No server keeps the session, so none can strike it off: a copy of the old cookie still works until it expires."
 		}
 		api.OK(w, http.StatusOK, nil, msg)
@@ -298,7 +261,7 @@ func (s *server) handleCart() http.Handler {
 			api.Error(w, r, s.logger, err)
 			return
 		}
-		s.writeCart(w, r, http.StatusOK, sess.Cart, fmt.Sprintf("Your cart holds %d book(s), kept %s.", len(sess.Cart), s.where()))
+		s.writeCart(w, r, http.StatusOK, sess.Cart, fmt.Sprintf("Your cart holds %d book(s), kept %s.", len(sess.Cart), s.store.Where(s.cfg.Replica)))
 	})
 }
 

@@ -37,10 +37,11 @@ type Session struct {
 // session that was destroyed or expired since it was loaded: it returns
 // ErrSessionLost instead, so a logout cannot be undone by a request that
 // was still in flight.
+//
+// A store also describes itself (Description), so the server can word its
+// answers without knowing which store it has.
 type SessionStore interface {
-	// Name is the store's name in metrics and messages: memory, redis or
-	// cookie.
-	Name() string
+	Description
 	Load(r *http.Request) (*Session, error)
 	Save(w http.ResponseWriter, r *http.Request, sess *Session) error
 	Destroy(w http.ResponseWriter, r *http.Request, sess *Session) error

@@ -2,6 +2,7 @@ package stateful
 
 import (
 	"cmp"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -55,8 +56,30 @@ func NewMemoryStore(key []byte, options sessions.Options, now func() time.Time) 
 	}
 }
 
-// Name returns "memory".
-func (s *MemoryStore) Name() string { return "memory" }
+// MemoryStoreName is the memory store's Name.
+const MemoryStoreName = "memory"
+
+// Name returns MemoryStoreName.
+func (*MemoryStore) Name() string { return MemoryStoreName }
+
+// Where says the session is in replica's memory.
+func (*MemoryStore) Where(replica string) string { return "in the memory of replica " + replica }
+
+// Lost says the session lived in another process's memory, or in this
+// one's before a restart.
+func (*MemoryStore) Lost(replica string) string {
+	return fmt.Sprintf("Your session cookie is genuine, but replica %s holds no session for it: the session lived in the memory of another process, or of this one before it restarted. Your cart went with it. Log in again.", replica)
+}
+
+// Shared is false: no other process sees this one's memory.
+func (*MemoryStore) Shared() bool { return false }
+
+// Revocable is true: Destroy forgets the session, so no copy of its
+// cookie finds it again.
+func (*MemoryStore) Revocable() bool { return true }
+
+// Needs is nothing: the process is the store.
+func (*MemoryStore) Needs() []Service { return nil }
 
 // Load returns a copy of the session the request's cookie names, or
 // ErrNoCookie, ErrInvalidCookie or ErrSessionLost.

@@ -72,6 +72,13 @@ func TestSessionStores(t *testing.T) {
 			if got := store.Name(); got != k.name {
 				t.Errorf("Name: got %q, want %q", got, k.name)
 			}
+			// What the store says of itself is what the cases below find.
+			if got := store.Shared(); got != k.shared {
+				t.Errorf("Shared: got %v, want %v", got, k.shared)
+			}
+			if got := store.Revocable(); got != k.revocable {
+				t.Errorf("Revocable: got %v, want %v", got, k.revocable)
+			}
 			id, cookie := msSave(t, store, 3, 1, 4)
 			_, foreign := msSave(t, k.open(t, msOtherKey))
 			replica := k.open(t, msKey)

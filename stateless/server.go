@@ -149,21 +149,11 @@ func (s *server) requireToken(next http.Handler) http.Handler {
 // email alone do, as in the original lab.
 func (s *server) handleGenerateKey() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := api.Decode[api.Credentials](w, r)
-		if err != nil {
-			api.Error(w, r, s.logger, err)
-			return
-		}
-		if err := s.cfg.SignIn.Allow(r, c.Email); err != nil {
-			api.Error(w, r, s.logger, err)
-			return
-		}
-		var m library.Member
+		check := api.PasswordCheck(s.cfg.Store)
 		if s.emailOnlyKeys {
-			m, err = s.keyOwner(r, c)
-		} else {
-			m, err = api.Authenticate(r.Context(), s.cfg.Store, c.Email, c.Password)
+			check = s.keyOwner
 		}
+		m, err := api.SignIn(w, r, s.cfg.SignIn, check)
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return
@@ -228,16 +218,7 @@ func (s *server) register(r *http.Request, email, password string) (library.Memb
 
 func (s *server) handleToken() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := api.Decode[api.Credentials](w, r)
-		if err != nil {
-			api.Error(w, r, s.logger, err)
-			return
-		}
-		if err := s.cfg.SignIn.Allow(r, c.Email); err != nil {
-			api.Error(w, r, s.logger, err)
-			return
-		}
-		m, err := api.Authenticate(r.Context(), s.cfg.Store, c.Email, c.Password)
+		m, err := api.SignIn(w, r, s.cfg.SignIn, api.PasswordCheck(s.cfg.Store))
 		if err != nil {
 			api.Error(w, r, s.logger, err)
 			return

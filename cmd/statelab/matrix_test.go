@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 // TestMatrixHelp checks that statelab matrix -h explains every flag and
@@ -38,7 +40,7 @@ func TestMatrixHelp(t *testing.T) {
 			t.Errorf("help does not list -%s", name)
 			continue
 		}
-		if want := "[$" + envName(name) + "]"; !strings.Contains(chunk, want) {
+		if want := "[$" + strategy.EnvName(name) + "]"; !strings.Contains(chunk, want) {
 			t.Errorf("help of -%s does not name %s:\n%s", name, want, chunk)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/compare/strategy"
 )
 
 func TestRunPerfRejectsBadConfiguration(t *testing.T) {
@@ -67,7 +69,7 @@ func TestRunPerfAndBaselineHelpNameTheirEnvironment(t *testing.T) {
 			help := stderr.String()
 			for _, name := range tt.flags {
 				chunk := regexp.MustCompile(`(?ms)^  -` + name + `\b.*?(?:^  -|\z)`).FindString(help)
-				want := "[$" + envName(name) + "]"
+				want := "[$" + strategy.EnvName(name) + "]"
 				if !strings.Contains(chunk, want) {
 					t.Errorf("help of -%s does not name %s:\n%s", name, want, help)
 				}

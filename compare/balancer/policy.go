@@ -65,19 +65,41 @@ const (
 	HashKeyCookie = "statelab_hash_key"
 )
 
+// affinities are the policies ParseAffinity names, each with how it routes
+// in a few words.
+var affinities = []struct {
+	name, routes string
+	policy       func() Policy
+}{
+	{AffinityNone, "round robin", RoundRobin},
+	{AffinityCookie, "sticky: a routing cookie", CookieAffinity},
+	{AffinityHash, "sticky: a consistent-hash ring", func() Policy { return HashAffinity(HashKeyCookie) }},
+}
+
 // ParseAffinity returns the policy named by name: AffinityNone,
 // AffinityCookie or AffinityHash (keyed by HashKeyCookie). It exists so
 // that a flag can choose a policy.
 func ParseAffinity(name string) (Policy, error) {
-	switch name {
-	case AffinityNone:
-		return RoundRobin(), nil
-	case AffinityCookie:
-		return CookieAffinity(), nil
-	case AffinityHash:
-		return HashAffinity(HashKeyCookie), nil
+	names := make([]string, len(affinities))
+	for i, a := range affinities {
+		if a.name == name {
+			return a.policy(), nil
+		}
+		names[i] = a.name
 	}
-	return nil, fmt.Errorf("unknown affinity %q: want %s, %s or %s", name, AffinityNone, AffinityCookie, AffinityHash)
+	return nil, fmt.Errorf("unknown affinity %q: want %s or %s", name, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+}
+
+// DescribeAffinity says in a few words how the policy an affinity names
+// routes, e.g. "sticky: a routing cookie"; "round robin" for a name
+// ParseAffinity does not know, which is what a Config without a Policy gets.
+func DescribeAffinity(name string) string {
+	for _, a := range affinities {
+		if a.name == name {
+			return a.routes
+		}
+	}
+	return "round robin"
 }
 
 // RoundRobin returns the policy of a balancer with no stickiness:

@@ -172,6 +172,19 @@ func TestParseAffinity(t *testing.T) {
 	}
 }
 
+func TestDescribeAffinity(t *testing.T) {
+	for _, tt := range []struct{ name, want string }{
+		{balancer.AffinityNone, "round robin"},
+		{balancer.AffinityCookie, "sticky: a routing cookie"},
+		{balancer.AffinityHash, "sticky: a consistent-hash ring"},
+		{"", "round robin"},
+	} {
+		if got := balancer.DescribeAffinity(tt.name); got != tt.want {
+			t.Errorf("DescribeAffinity(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestCookieAffinityPins(t *testing.T) {
 	reps := []*lbReplica{lbStartReplica(t, "a"), lbStartReplica(t, "b"), lbStartReplica(t, "c")}
 	_, base := lbStartPolicy(t, balancer.CookieAffinity(), nil, lbBackends(reps...)...)

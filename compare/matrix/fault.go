@@ -78,9 +78,13 @@ var faults = []Fault{
 		event: func(n int) (scenario.Event, int) {
 			return scenario.Event{Action: scenario.ActionRestartStore, Note: "matrix: a session store restart"}, n
 		},
-		applies: strategy.Strategy.NeedsRedis,
+		applies: hasServices,
 	},
 }
+
+// hasServices reports whether the strategy's replicas share a service
+// outside them (its session store's), which a restart-store restarts.
+func hasServices(st strategy.Strategy) bool { return len(st.Services()) > 0 }
 
 // Faults returns every fault, in the order of the matrix's columns.
 func Faults() []Fault { return append([]Fault(nil), faults...) }

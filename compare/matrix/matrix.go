@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
-	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -246,7 +246,7 @@ func faultList(fs []Fault) string {
 // re-logins (bcrypt), so they share runs with each other, not with a
 // strategy whose latency they would spoil.
 func failsAtRest(st strategy.Strategy) bool {
-	if st.HoldsSessionsInProcess() && st.Affinity == strategy.AffinityNone {
+	if st.HoldsSessionsInProcess() && st.Affinity == balancer.AffinityNone {
 		return true
 	}
 	return st.OwnSecrets && st.Credential != strategy.CredentialAPIKey
@@ -349,15 +349,13 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 	for _, st := range cfg.Strategies {
 		m.Strategies = append(m.Strategies, st.Name)
 		m.About[st.Name] = st
-		if st.NeedsRedis() {
-			if _, err := redisserver.LookPath(); err != nil {
-				if cfg.RequireTools {
-					return nil, fmt.Errorf("strategy %s cannot run: %w (CI is set, so a missing tool is a failure, not a skipped row)", st.Name, err)
-				}
-				m.Skipped[st.Name] = err.Error()
-				fmt.Fprintf(cfg.Stdout, "skipping %s: %v\n", st.Name, err)
-				continue
+		if err := st.LookServices(); err != nil {
+			if cfg.RequireTools {
+				return nil, fmt.Errorf("strategy %s cannot run: %w (CI is set, so a missing tool is a failure, not a skipped row)", st.Name, err)
 			}
+			m.Skipped[st.Name] = err.Error()
+			fmt.Fprintf(cfg.Stdout, "skipping %s: %v\n", st.Name, err)
+			continue
 		}
 		rows = append(rows, st)
 	}

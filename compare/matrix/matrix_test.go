@@ -301,3 +301,50 @@ func TestOutputs(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteLatest checks that only a complete matrix replaces the page the
+// dashboard serves.
+func TestWriteLatest(t *testing.T) {
+	dir := t.TempDir()
+	latest := filepath.Join(dir, "latest", "matrix.html")
+	partial := fixed() // interrupted, with cells missing
+	if err := partial.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	if copied, err := partial.WriteLatest(dir, latest); err != nil || copied {
+		t.Fatalf("an interrupted matrix: WriteLatest = %v, %v; want nothing copied", copied, err)
+	}
+	if _, err := os.Stat(latest); !os.IsNotExist(err) {
+		t.Fatalf("an interrupted matrix left %s: %v", latest, err)
+	}
+
+	whole := &matrix.Matrix{
+		Strategies: []string{"apikey"}, Faults: []string{"none"},
+		Cells:   map[string]map[string]*matrix.Cell{"apikey": {"none": {Applies: true, FromS: 2, ToS: 4, Requests: 500}}},
+		Costs:   map[string]*matrix.Costs{"apikey": {}},
+		Skipped: map[string]string{},
+	}
+	if !whole.Complete() {
+		t.Fatal("the fixture should be a complete matrix")
+	}
+	if err := whole.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	if copied, err := whole.WriteLatest(dir, ""); err != nil || copied {
+		t.Errorf("no latest file named: WriteLatest = %v, %v; want nothing copied", copied, err)
+	}
+	if copied, err := whole.WriteLatest(dir, latest); err != nil || !copied {
+		t.Fatalf("a complete matrix: WriteLatest = %v, %v; want it copied", copied, err)
+	}
+	got, err := os.ReadFile(latest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "matrix.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("the latest page is not the matrix's matrix.html")
+	}
+}

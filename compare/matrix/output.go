@@ -417,9 +417,24 @@ func (m *Matrix) costCells() [][]string {
 	return rows
 }
 
-// CopyFile copies the file at src to dst, making dst's directory: the
-// matrix command leaves a copy of its page where the dashboard finds it.
-func CopyFile(src, dst string) error {
+// WriteLatest copies the matrix.html that Write left in dir to latest, the
+// page a runner's dashboard serves at /matrix (LatestFile), and reports
+// whether it did. Only a complete matrix is copied: an interrupted one
+// must not replace the last whole one. An empty latest copies nothing.
+func (m *Matrix) WriteLatest(dir, latest string) (bool, error) {
+	if latest == "" || !m.Complete() {
+		return false, nil
+	}
+	if err := copyFile(filepath.Join(dir, "matrix.html"), latest); err != nil {
+		return false, fmt.Errorf("copy matrix.html to %s: %w", latest, err)
+	}
+	return true, nil
+}
+
+// copyFile copies the file at src to dst, making dst's directory. It
+// writes a temporary file and renames it, so a dashboard reading dst never
+// serves half a page.
+func copyFile(src, dst string) error {
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return err

@@ -2,10 +2,12 @@ package matrix_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +40,7 @@ func rvLab(t *testing.T, st strategy.Strategy, n int) string {
 	}
 	t.Cleanup(func() { db.Close() })
 	var redisAddr string
-	if st.NeedsRedis() {
+	if slices.Contains(st.Services(), stateful.RedisServer) {
 		redisAddr = labtest.Redis(t).Addr()
 	}
 	opts := sessions.Options{Path: "/", MaxAge: 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode}
@@ -47,16 +49,16 @@ func rvLab(t *testing.T, st strategy.Strategy, n int) string {
 		id := st.Name + "-" + string(rune('1'+i))
 		cfg := api.Config{Replica: id, Store: db, Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()}
 		var h http.Handler
-		switch st.Sessions {
-		case strategy.SessionsMemory:
-			h = stateful.NewServer(cfg, stateful.NewMemoryStore(rvSessionKey, opts, time.Now))
-		case strategy.SessionsCookie:
-			h = stateful.NewServer(cfg, stateful.NewCookieStore(rvSessionKey, opts, 0, time.Now))
-		case strategy.SessionsRedis:
-			rs := stateful.NewRedisStore(redisAddr, rvSessionKey, opts)
-			t.Cleanup(func() { rs.Close() })
-			h = stateful.NewServer(cfg, rs)
-		default:
+		if st.Server == strategy.Stateful {
+			store, err := stateful.OpenStore(st.Sessions, stateful.StoreConfig{Key: rvSessionKey, Cookie: opts, RedisAddr: redisAddr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c, ok := store.(io.Closer); ok {
+				t.Cleanup(func() { c.Close() })
+			}
+			h = stateful.NewServer(cfg, store)
+		} else {
 			h = stateless.NewServer(cfg, stateless.NewTokens(rvJWTSecret, 15*time.Minute, time.Now), time.Now)
 		}
 		srv := httptest.NewServer(h)

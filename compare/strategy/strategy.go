@@ -4,14 +4,23 @@
 // how the balancer in front of it routes. Every place that picks a side of a
 // comparison takes these names, so "memory-sticky" means the same thing in
 // statelab compare, the report, the dashboard and the matrix.
+//
+// A strategy also says how to deploy it: the services its replicas need
+// beside them (Services: its session store's, such as a redis-server),
+// and the flags and environment each replica starts with (ReplicaArgs,
+// ReplicaEnv, and EnvName, the STATELAB_ rule every flag follows).
 package strategy
 
 import (
 	"fmt"
 	"io"
+	"os/exec"
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/stateful"
 )
 
 // Servers: the subcommand a strategy's replicas run.
@@ -20,11 +29,12 @@ const (
 	Stateless = "stateless"
 )
 
-// Session stores of the stateful server (its --sessions flag).
+// Session stores of the stateful server (its --sessions flag): the names
+// stateful.OpenStore takes.
 const (
-	SessionsMemory = "memory"
-	SessionsRedis  = "redis"
-	SessionsCookie = "cookie"
+	SessionsMemory = stateful.MemoryStoreName
+	SessionsRedis  = stateful.RedisStoreName
+	SessionsCookie = stateful.CookieStoreName
 )
 
 // Credentials a simulated user signs in for and sends on every request.
@@ -32,13 +42,6 @@ const (
 	CredentialCookie = "cookie" // a session cookie (stateful)
 	CredentialAPIKey = "apikey" // an opaque API key (stateless)
 	CredentialJWT    = "jwt"    // an HS256 JWT (stateless)
-)
-
-// Balancer affinities (the balancer package's policy names).
-const (
-	AffinityNone   = "none"
-	AffinityCookie = "cookie"
-	AffinityHash   = "hash"
 )
 
 // OwnSecretsSuffix makes every replica of a strategy start with its own
@@ -53,7 +56,7 @@ type Strategy struct {
 	Server     string `json:"server"`      // Stateful or Stateless
 	Sessions   string `json:"sessions"`    // the stateful session store; "" when stateless
 	Credential string `json:"credential"`  // what a client sends on every request
-	Affinity   string `json:"affinity"`    // the balancer's policy
+	Affinity   string `json:"affinity"`    // the balancer's policy: balancer.AffinityNone, AffinityCookie or AffinityHash
 	OwnSecrets bool   `json:"own_secrets"` // every replica makes its own secret
 	// Keeps names in a few words what keeps the sign-in.
 	Keeps string `json:"keeps"`
@@ -65,12 +68,52 @@ type Strategy struct {
 	Breaks string `json:"breaks"`
 }
 
-// NeedsRedis reports whether the strategy's replicas share a redis-server.
-func (s Strategy) NeedsRedis() bool { return s.Sessions == SessionsRedis }
+// Services returns the programs the strategy's replicas need running
+// beside them, one of each shared by every replica of a side: what its
+// session store needs (a redis-server for redis), nothing for the others.
+// Whoever starts the replicas starts these first, and gives their
+// addresses to ReplicaArgs.
+func (s Strategy) Services() []stateful.Service {
+	if k, ok := s.store(); ok {
+		return k.Needs()
+	}
+	return nil
+}
 
-// HoldsSessionsInProcess reports whether a replica's process memory holds
-// the sessions, so a restart, a crash or a scale-in loses them.
-func (s Strategy) HoldsSessionsInProcess() bool { return s.Sessions == SessionsMemory }
+// NeedsRedis reports whether the strategy's replicas share a
+// redis-server: whether Services holds stateful.RedisServer.
+func (s Strategy) NeedsRedis() bool { return slices.Contains(s.Services(), stateful.RedisServer) }
+
+// HoldsSessionsInProcess reports whether each replica keeps its own
+// sessions, which no other replica finds, so a restart, a crash or a
+// scale-in loses them.
+func (s Strategy) HoldsSessionsInProcess() bool {
+	k, ok := s.store()
+	return ok && !k.Shared()
+}
+
+// LookServices returns an error that names the first of the strategy's
+// Services not installed here (not on PATH) and how to install it, or nil
+// when every one is, so a caller can skip the strategy before it starts
+// anything.
+func (s Strategy) LookServices() error {
+	for _, svc := range s.Services() {
+		if _, err := exec.LookPath(svc.Program); err != nil {
+			return fmt.Errorf("%s not found on PATH; install it (Debian/Ubuntu: sudo apt-get install %s)", svc.Program, svc.Program)
+		}
+	}
+	return nil
+}
+
+// store returns the kind of session store the strategy's replicas keep
+// sessions in; none for a stateless strategy.
+func (s Strategy) store() (stateful.StoreKind, bool) {
+	if s.Server != Stateful {
+		return stateful.StoreKind{}, false
+	}
+	k, err := stateful.LookupStore(s.Sessions)
+	return k, err == nil // TestEveryStrategy checks that the table names only stores there are
+}
 
 // Secret is the name of the secret every replica must share (the flag and,
 // with STATELAB_ and capitals, the environment variable); "" when the
@@ -85,43 +128,43 @@ func (s Strategy) Secret() string {
 
 var all = []Strategy{
 	{
-		Name: "memory", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: AffinityNone,
+		Name: "memory", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: balancer.AffinityNone,
 		Where:  "in the memory of the one replica that made the session",
 		Pays:   "a signed session id in a cookie; a map read in the process",
 		Breaks: "any request the round-robin balancer sends to another replica; a restart, crash or scale-in of its replica",
 	},
 	{
-		Name: "memory-sticky", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: AffinityCookie,
+		Name: "memory-sticky", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: balancer.AffinityCookie,
 		Where:  "in the memory of one replica; the balancer's routing cookie pins each client to it",
 		Pays:   "a session cookie and a routing cookie; a map read in the process",
 		Breaks: "a restart, crash or scale-in of its replica; new replicas get only new clients, so load does not rebalance",
 	},
 	{
-		Name: "memory-hash", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: AffinityHash,
+		Name: "memory-hash", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: balancer.AffinityHash,
 		Where:  "in the memory of one replica; a consistent-hash ring maps each session cookie to it",
 		Pays:   "a signed session id in a cookie; a map read in the process",
 		Breaks: "a restart, crash or scale-in of its replica, and a scale-out, which remaps a share of clients to the new replica",
 	},
 	{
-		Name: "redis", Keeps: "a shared redis-server", Server: Stateful, Sessions: SessionsRedis, Credential: CredentialCookie, Affinity: AffinityNone,
+		Name: "redis", Keeps: "a shared redis-server", Server: Stateful, Sessions: SessionsRedis, Credential: CredentialCookie, Affinity: balancer.AffinityNone,
 		Where:  "in one redis-server that every replica shares",
 		Pays:   "a signed session id in a cookie; a network round trip to redis on every request",
 		Breaks: "a restart of redis-server without persistence, which signs everyone out at once; redis down means no sign-in works",
 	},
 	{
-		Name: "cookie", Keeps: "sealed in the cookie", Server: Stateful, Sessions: SessionsCookie, Credential: CredentialCookie, Affinity: AffinityNone,
+		Name: "cookie", Keeps: "sealed in the cookie", Server: Stateful, Sessions: SessionsCookie, Credential: CredentialCookie, Affinity: balancer.AffinityNone,
 		Where:  "in the client's cookie, encrypted and signed: the server is stateless in disguise",
 		Pays:   "the whole session (member and cart) in every request, growing with the cart; a decryption per request",
 		Breaks: "nothing on the server side; but logout cannot revoke a copy of the cookie, and a browser keeps at most 4096 bytes",
 	},
 	{
-		Name: "apikey", Keeps: "an API key, checked against the shared database", Server: Stateless, Credential: CredentialAPIKey, Affinity: AffinityNone,
+		Name: "apikey", Keeps: "an API key, checked against the shared database", Server: Stateless, Credential: CredentialAPIKey, Affinity: balancer.AffinityNone,
 		Where:  "nowhere on the server between requests: each request carries an API key, checked against the shared database",
 		Pays:   "a bearer key in every request and a check against the shared database (from the replica's read cache while nothing there has changed)",
 		Breaks: "nothing a replica does; revoking a key takes effect at once on every replica",
 	},
 	{
-		Name: "jwt", Keeps: "an HS256 JWT, signed with a shared secret", Server: Stateless, Credential: CredentialJWT, Affinity: AffinityNone,
+		Name: "jwt", Keeps: "an HS256 JWT, signed with a shared secret", Server: Stateless, Credential: CredentialJWT, Affinity: balancer.AffinityNone,
 		Where:  "nowhere on the server between requests: each request carries a signed JWT naming its member",
 		Pays:   "the biggest credential in every request and an HMAC check; a shared secret on every replica",
 		Breaks: "replicas that do not share the secret; a token cannot be revoked before it expires",
@@ -139,15 +182,7 @@ func All() []Strategy {
 }
 
 // Balancer says in words how the strategy's balancer routes.
-func (s Strategy) Balancer() string {
-	switch s.Affinity {
-	case AffinityCookie:
-		return "sticky: a routing cookie"
-	case AffinityHash:
-		return "sticky: a consistent-hash ring"
-	}
-	return "round robin"
-}
+func (s Strategy) Balancer() string { return balancer.DescribeAffinity(s.Affinity) }
 
 // WriteTable prints every strategy: the table, then what each keeps where,
 // pays and breaks on.
@@ -199,6 +234,31 @@ func Parse(name string) (Strategy, error) {
 	}
 	return Strategy{}, fmt.Errorf("unknown strategy %q: use one of %s, optionally with the suffix %s (statelab strategies explains each)",
 		name, strings.Join(Names(), ", "), OwnSecretsSuffix)
+}
+
+// ParseList reads a comma-separated list of strategies, each of which may
+// carry the +own-secrets suffix. Empty entries (a doubled or a trailing
+// comma, blanks) are skipped; a list that names no strategy, or one
+// strategy twice, is an error.
+func ParseList(list string) ([]Strategy, error) {
+	var out []Strategy
+	for name := range strings.SplitSeq(list, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		st, err := Parse(name)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(out, func(o Strategy) bool { return o.Name == st.Name }) {
+			return nil, fmt.Errorf("strategy %s is named twice", st.Name)
+		}
+		out = append(out, st)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("strategies %q: name at least one of %s", list, strings.Join(Names(), ", "))
+	}
+	return out, nil
 }
 
 // ParsePair reads "A,B": the two strategies of a comparison, which must

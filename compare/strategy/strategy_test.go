@@ -2,10 +2,13 @@ package strategy_test
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/stateful"
 )
 
 func TestParse(t *testing.T) {
@@ -15,15 +18,15 @@ func TestParse(t *testing.T) {
 		own                           bool
 		redis, inProcess              bool
 	}{
-		{"memory", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityNone, false, false, true},
-		{"memory-sticky", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityCookie, false, false, true},
-		{"memory-hash", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityHash, false, false, true},
-		{"redis", strategy.Stateful, strategy.SessionsRedis, strategy.CredentialCookie, strategy.AffinityNone, false, true, false},
-		{"cookie", strategy.Stateful, strategy.SessionsCookie, strategy.CredentialCookie, strategy.AffinityNone, false, false, false},
-		{"apikey", strategy.Stateless, "", strategy.CredentialAPIKey, strategy.AffinityNone, false, false, false},
-		{"jwt", strategy.Stateless, "", strategy.CredentialJWT, strategy.AffinityNone, false, false, false},
-		{"jwt+own-secrets", strategy.Stateless, "", strategy.CredentialJWT, strategy.AffinityNone, true, false, false},
-		{"memory-sticky+own-secrets", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, strategy.AffinityCookie, true, false, true},
+		{"memory", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, balancer.AffinityNone, false, false, true},
+		{"memory-sticky", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, balancer.AffinityCookie, false, false, true},
+		{"memory-hash", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, balancer.AffinityHash, false, false, true},
+		{"redis", strategy.Stateful, strategy.SessionsRedis, strategy.CredentialCookie, balancer.AffinityNone, false, true, false},
+		{"cookie", strategy.Stateful, strategy.SessionsCookie, strategy.CredentialCookie, balancer.AffinityNone, false, false, false},
+		{"apikey", strategy.Stateless, "", strategy.CredentialAPIKey, balancer.AffinityNone, false, false, false},
+		{"jwt", strategy.Stateless, "", strategy.CredentialJWT, balancer.AffinityNone, false, false, false},
+		{"jwt+own-secrets", strategy.Stateless, "", strategy.CredentialJWT, balancer.AffinityNone, true, false, false},
+		{"memory-sticky+own-secrets", strategy.Stateful, strategy.SessionsMemory, strategy.CredentialCookie, balancer.AffinityCookie, true, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +95,48 @@ func TestParsePair(t *testing.T) {
 	}
 }
 
+func TestParseList(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr string
+	}{
+		{in: "memory-sticky,apikey", want: []string{"memory-sticky", "apikey"}},
+		{in: " redis , jwt+own-secrets ", want: []string{"redis", "jwt+own-secrets"}},
+		// Empty entries are skipped, wherever they are.
+		{in: "jwt,,apikey", want: []string{"jwt", "apikey"}},
+		{in: "jwt,", want: []string{"jwt"}},
+		{in: ",jwt", want: []string{"jwt"}},
+		{in: "jwt, ,apikey,", want: []string{"jwt", "apikey"}},
+		// A list of nothing but empty entries names no strategy.
+		{in: "", wantErr: "name at least one"},
+		{in: ",", wantErr: "name at least one"},
+		{in: " , ,", wantErr: "name at least one"},
+		{in: "jwt,carrier-pigeon", wantErr: `unknown strategy "carrier-pigeon"`},
+		{in: "apikey,jwt,apikey", wantErr: "strategy apikey is named twice"},
+	}
+	for _, tt := range tests {
+		got, err := strategy.ParseList(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseList(%q) error = %v, want one saying %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseList(%q): %v", tt.in, err)
+			continue
+		}
+		var names []string
+		for _, st := range got {
+			names = append(names, st.Name)
+		}
+		if !slices.Equal(names, tt.want) {
+			t.Errorf("ParseList(%q) = %v, want %v", tt.in, names, tt.want)
+		}
+	}
+}
+
 func TestWriteTableNamesEveryStrategy(t *testing.T) {
 	var b bytes.Buffer
 	strategy.WriteTable(&b)
@@ -102,5 +147,35 @@ func TestWriteTableNamesEveryStrategy(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), strategy.OwnSecretsSuffix) {
 		t.Error("the table does not explain the +own-secrets suffix")
+	}
+}
+
+func TestEveryStrategyNamesAStoreThereIs(t *testing.T) {
+	for _, st := range strategy.All() {
+		_, err := stateful.LookupStore(st.Sessions)
+		switch st.Server {
+		case strategy.Stateful:
+			if err != nil {
+				t.Errorf("%s: %v", st.Name, err)
+			}
+		case strategy.Stateless:
+			if st.Sessions != "" {
+				t.Errorf("%s: a stateless strategy keeps no sessions, got %q", st.Name, st.Sessions)
+			}
+		default:
+			t.Errorf("%s: unknown server %q", st.Name, st.Server)
+		}
+	}
+}
+
+func TestServices(t *testing.T) {
+	for _, st := range strategy.All() {
+		want := []stateful.Service(nil)
+		if st.Name == "redis" {
+			want = []stateful.Service{stateful.RedisServer}
+		}
+		if got := st.Services(); !slices.Equal(got, want) {
+			t.Errorf("%s: Services() = %v, want %v", st.Name, got, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"net/mail"
 	"strings"
 
@@ -60,4 +61,33 @@ func Authenticate(ctx context.Context, store library.Store, email, password stri
 		return library.Member{}, err
 	}
 	return library.Member{}, library.Errorf(library.EUNAUTHORIZED, "Wrong email or password.")
+}
+
+// CheckCredentials checks a sign-in's credentials and returns the member
+// they name, or the error the client gets.
+type CheckCredentials func(r *http.Request, c Credentials) (library.Member, error)
+
+// PasswordCheck returns the check every sign-in route makes:
+// Authenticate against store.
+func PasswordCheck(store library.Store) CheckCredentials {
+	return func(r *http.Request, c Credentials) (library.Member, error) {
+		return Authenticate(r.Context(), store, c.Email, c.Password)
+	}
+}
+
+// SignIn is the start every sign-in route shares, whatever it hands out
+// afterwards (a session, an API key, a JWT): decode the Credentials, count
+// the attempt against limiter (a nil limiter allows all), then check them.
+// The limiter comes before the check, so a refused attempt costs no bcrypt
+// comparison; a body that does not decode counts against no limit. The
+// error is what the route answers with api.Error.
+func SignIn(w http.ResponseWriter, r *http.Request, limiter *SignInLimiter, check CheckCredentials) (library.Member, error) {
+	c, err := Decode[Credentials](w, r)
+	if err != nil {
+		return library.Member{}, err
+	}
+	if err := limiter.Allow(r, c.Email); err != nil {
+		return library.Member{}, err
+	}
+	return check(r, c)
 }

@@ -22,10 +22,13 @@ import (
 // Without persistence redis has nothing to write, so it exits at once.
 const stopGrace = 2 * time.Second
 
+// Program is the executable Start runs.
+const Program = "redis-server"
+
 // LookPath returns the path of redis-server, or an error that says how to
 // install it.
 func LookPath() (string, error) {
-	p, err := exec.LookPath("redis-server")
+	p, err := exec.LookPath(Program)
 	if err != nil {
 		return "", errors.New("redis-server not found on PATH; install it (Debian/Ubuntu: sudo apt-get install redis-server)")
 	}

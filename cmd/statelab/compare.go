@@ -1,0 +1,198 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/matrix"
+	"github.com/statelab/statelab/compare/scenario"
+	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/web"
+)
+
+// runCompare runs the comparison: replicas of both servers behind balancers,
+// simulated users, a scenario timeline, a report.
+func runCompare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("statelab compare", getenv, stderr)
+	var (
+		scenarioName, addr, leftAddr, rightAddr, reportDir, dir, logFormat string
+		sides                                                              string
+		users, replicas                                                    int
+		seed                                                               int64
+		duration, think                                                    time.Duration
+		hold, manual                                                       bool
+		logLevel                                                           slog.Level
+	)
+	logLevel = slog.LevelWarn
+	fs.String(&sides, "sides", "", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them); default: the scenario's own sides, else "+defaultSides)
+	fs.String(&scenarioName, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenario/builtin/default.yaml) or a built-in one:"+scenarioList())
+	fs.Bool(&manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST /api/control/next), then run as long after the last one as the scenario does")
+	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
+	fs.Int(&users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
+	fs.Int(&replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
+	fs.Int64(&seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
+	fs.Duration(&think, "think", 150*time.Millisecond, "mean think time between a user's steps")
+	fs.String(&addr, "addr", "127.0.0.1:8080", "the runner's `host:port`: dashboard, /api/feed, /metrics")
+	fs.String(&leftAddr, "left-addr", "127.0.0.1:8001", "`host:port` of the first side's load balancer")
+	fs.String(&rightAddr, "right-addr", "127.0.0.1:8002", "`host:port` of the second side's load balancer")
+	fs.String(&reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
+	fs.String(&dir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
+	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
+	var fileSD, matrixFile string
+	fs.String(&matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
+	fs.String(&fileSD, "file-sd", "./data/file_sd/statelab.json", "Prometheus file_sd `file` the runner keeps listing itself and every live replica, for scripts/prometheus.yml (make prometheus); -file-sd= writes none")
+	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
+	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
+	var (
+		replicaCPU, rate          float64
+		rateUsers, maxOutstanding int
+		deadline                  time.Duration
+		readCache                 bool
+	)
+	// The help quotes the built-in capacity scenario's load.
+	capacityDefaults, _ := scenario.Load("capacity")
+	fs.Float64(&replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
+	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
+	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(load.DefaultRateUsers)+")")
+	fs.Int(&maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
+	fs.Bool(&readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
+	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+load.DefaultDeadline.String()+")")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sc, err := scenario.Load(scenarioName)
+	if err != nil {
+		return err
+	}
+	if sides == "" {
+		sides = cmp.Or(sc.Sides, defaultSides)
+	}
+	pair, err := strategy.ParsePair(sides)
+	if err != nil {
+		return err
+	}
+	if replicas > 0 {
+		sc.Replicas = replicas
+	}
+	if duration > 0 {
+		sc.Shorten(duration)
+	}
+	if err := sc.Validate(); err != nil {
+		return fmt.Errorf("scenario %s: %w", scenarioName, err)
+	}
+	load := resolveLoad(sc, fs.set(), compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline, maxOutstanding: maxOutstanding, readCache: readCache})
+	if think <= 0 {
+		return errors.New("-think must be positive")
+	}
+	bin, err := executable()
+	if err != nil {
+		return err
+	}
+	if reportDir == "" {
+		reportDir = filepath.Join("reports", time.Now().Format("20060102-150405"))
+	}
+	dir, cleanup, err := workDir(dir, "compare")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	logger := newLogger(stderr, logFormat, logLevel).With("component", "compare")
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another lab running? pick another address with -addr)", addr, err)
+	}
+	r, err := compare.New(ctx, compare.Config{
+		Binary: bin, Scenario: sc, Sides: pair, Users: load.users, Seed: seed, Think: think,
+		Addr: ln.Addr().String(), BalancerAddrs: [2]string{leftAddr, rightAddr},
+		ReportDir: reportDir, WorkDir: dir, Hold: hold, Manual: manual, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
+		FileSD:    fileSD,
+		Dashboard: dashboard(matrixFile),
+		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
+		NoReadCache: !load.readCache,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), load.users, sc.Replicas, ln.Addr())
+	if manual && len(sc.Events) > 0 {
+		fmt.Fprintf(stdout, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST http://%s/api/control/next\n", len(sc.Events), ln.Addr())
+	}
+	_, err = r.Run(ctx, ln)
+	return err
+}
+
+// defaultSides is the pair statelab compare puts side by side when neither
+// the command line nor the scenario names one: what a real team would run
+// against a stateless API.
+const defaultSides = "memory-sticky,apikey"
+
+// scenarioList lists the built-in scenarios with their one-line
+// descriptions, for -h.
+func scenarioList() string {
+	var b strings.Builder
+	for _, sc := range scenario.Builtins() {
+		fmt.Fprintf(&b, "\n  %-12s %s", sc.Name, sc.Description)
+	}
+	return b.String() + "\n"
+}
+
+// compareLoad is the load statelab compare puts on the sides.
+type compareLoad struct {
+	users                     int
+	replicaCPU, rate          float64
+	rateUsers, maxOutstanding int
+	deadline                  time.Duration
+	readCache                 bool
+}
+
+// resolveLoad takes each part of the load from its flag when the command
+// line or the environment set it (set names those flags), else from the
+// scenario, else from the flag's default.
+func resolveLoad(sc scenario.Scenario, set map[string]bool, flags compareLoad) compareLoad {
+	l := flags
+	if !set["users"] && sc.Users != nil {
+		l.users = *sc.Users
+	}
+	if !set["replica-cpu"] {
+		l.replicaCPU = sc.ReplicaCPU
+	}
+	if !set["rate"] {
+		l.rate = sc.Rate
+	}
+	if !set["rate-users"] {
+		l.rateUsers = cmp.Or(sc.RateUsers, load.DefaultRateUsers)
+	}
+	if !set["deadline"] {
+		l.deadline = cmp.Or(sc.Deadline.Std(), load.DefaultDeadline)
+	}
+	if !set["max-outstanding"] {
+		l.maxOutstanding = sc.MaxOutstanding
+	}
+	if !set["read-cache"] && sc.ReadCache != nil {
+		l.readCache = *sc.ReadCache
+	}
+	return l
+}
+
+// dashboard is what a runner serves at /: the live page, and at /matrix the
+// page the last matrix wrote.
+func dashboard(matrixFile string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", web.Handler())
+	mux.Handle("/matrix", web.MatrixPage(matrixFile))
+	return mux
+}

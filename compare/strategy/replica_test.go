@@ -1,0 +1,94 @@
+package strategy_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/stateful"
+)
+
+func TestEnvName(t *testing.T) {
+	for _, tt := range []struct{ flag, want string }{
+		{"addr", "STATELAB_ADDR"},
+		{"session-key", "STATELAB_SESSION_KEY"},
+		{"insecure-email-only-keys", "STATELAB_INSECURE_EMAIL_ONLY_KEYS"},
+		{"redis-addr", "STATELAB_REDIS_ADDR"},
+	} {
+		if got := strategy.EnvName(tt.flag); got != tt.want {
+			t.Errorf("EnvName(%q) = %q, want %q", tt.flag, got, tt.want)
+		}
+	}
+}
+
+func TestReplicaArgs(t *testing.T) {
+	redisAt := map[stateful.Service]string{stateful.RedisServer: "127.0.0.1:7001"}
+	tests := []struct {
+		strategy string
+		cfg      strategy.ReplicaConfig
+		want     string
+	}{
+		{"memory-sticky", strategy.ReplicaConfig{DB: "/w/library.db", ShutdownTimeout: 5 * time.Second},
+			"--db /w/library.db --log-format json --shutdown-timeout 5s --sessions memory"},
+		{"redis", strategy.ReplicaConfig{DB: "/w/library.db", ShutdownTimeout: 5 * time.Second, NoReadCache: true, Services: redisAt},
+			"--db /w/library.db --log-format json --shutdown-timeout 5s --read-cache=false --sessions redis --redis-addr 127.0.0.1:7001"},
+		{"redis", strategy.ReplicaConfig{DB: "db"},
+			"--db db --log-format json --sessions redis"},
+		{"cookie", strategy.ReplicaConfig{DB: "db", Services: redisAt},
+			"--db db --log-format json --sessions cookie"},
+		{"jwt", strategy.ReplicaConfig{DB: "db", NoReadCache: true, Services: redisAt},
+			"--db db --log-format json --read-cache=false"},
+	}
+	for _, tt := range tests {
+		st, err := strategy.Parse(tt.strategy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(st.ReplicaArgs(tt.cfg), " ")
+		if got != tt.want {
+			t.Errorf("%s.ReplicaArgs(%+v):\n got %s\nwant %s", tt.strategy, tt.cfg, got, tt.want)
+		}
+		if strings.Contains(got, "secret") || strings.Contains(got, "key") {
+			t.Errorf("%s: a secret in argv, which ps shows to everyone: %s", tt.strategy, got)
+		}
+	}
+}
+
+func TestReplicaEnv(t *testing.T) {
+	tests := []struct {
+		strategy, env string
+		empty         bool
+	}{
+		{"memory", "STATELAB_SESSION_KEY", false},
+		{"jwt", "STATELAB_JWT_SECRET", false},
+		{"apikey", "STATELAB_JWT_SECRET", false},
+		{"cookie+own-secrets", "STATELAB_SESSION_KEY", true},
+		{"jwt+own-secrets", "STATELAB_JWT_SECRET", true},
+	}
+	for _, tt := range tests {
+		st, err := strategy.Parse(tt.strategy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := st.ReplicaEnv()
+		if len(env) != 1 {
+			t.Fatalf("%s: ReplicaEnv() = %q, want one variable", tt.strategy, env)
+		}
+		name, value, _ := strings.Cut(env[0], "=")
+		if name != tt.env {
+			t.Errorf("%s: ReplicaEnv() sets %s, want %s", tt.strategy, name, tt.env)
+		}
+		if tt.empty != (value == "") {
+			t.Errorf("%s: ReplicaEnv() = %q: empty %v, want %v", tt.strategy, env[0], value == "", tt.empty)
+		}
+		if !tt.empty {
+			if len(value) < 32 {
+				t.Errorf("%s: a secret of %d bytes; the servers want at least 32", tt.strategy, len(value))
+			}
+			if again := st.ReplicaEnv(); again[0] == env[0] {
+				t.Errorf("%s: two sides got the same secret", tt.strategy)
+			}
+		}
+	}
+}
