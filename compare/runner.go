@@ -3,8 +3,6 @@ package compare
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +29,7 @@ import (
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/stateful"
 )
 
 // Config is everything a comparison run needs. cmd/statelab fills it from
@@ -234,10 +233,8 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		return nil, errors.New("name two different strategies for the sides (statelab strategies lists them)")
 	}
 	for _, st := range cfg.Sides {
-		if st.NeedsRedis() {
-			if _, err := redisserver.LookPath(); err != nil {
-				return nil, fmt.Errorf("strategy %s keeps its sessions in redis: %w", st.Name, err)
-			}
+		if err := st.LookServices(); err != nil {
+			return nil, fmt.Errorf("strategy %s: %w", st.Name, err)
 		}
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
@@ -321,11 +318,18 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, dbPat
 	}
 	s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
 		cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
-	if st.NeedsRedis() {
+	// The shared services the strategy's replicas need (a session store's
+	// redis-server), each a private one for this side.
+	services := map[stateful.Service]string{}
+	for _, svc := range st.Services() {
+		if svc != stateful.RedisServer {
+			return s, fmt.Errorf("%s: the runner cannot start %s", st.Name, svc.Program)
+		}
 		dir := filepath.Join(r.cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
 		if s.redis, err = redisserver.Start(ctx, dir); err != nil {
 			return s, fmt.Errorf("%s: start redis-server: %w", st.Name, err)
 		}
+		services[svc] = s.redis.Addr()
 	}
 	policy, err := balancer.ParseAffinity(st.Affinity)
 	if err != nil {
@@ -341,8 +345,8 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, dbPat
 		Side:    st.Name,
 		Command: st.Server,
 		Binary:  r.cfg.Binary,
-		Args:    replicaArgs(st, dbPath, s.redis, r.cfg.NoReadCache),
-		Env:     append(replicaEnv(st), r.goMaxProcs()...),
+		Args:    st.ReplicaArgs(strategy.ReplicaConfig{DB: dbPath, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}),
+		Env:     append(st.ReplicaEnv(), r.goMaxProcs()...),
 		Log:     logFile,
 		Logger:  r.cfg.Logger,
 		Confine: confine,
@@ -405,48 +409,12 @@ func (cfg *Config) validateLoad() error {
 	return nil
 }
 
-// replicaArgs are the flags every replica of a strategy runs with. Secrets
-// are not among them: argv is readable by every local user (ps), so they go
-// through the environment (replicaEnv).
-func replicaArgs(st strategy.Strategy, dbPath string, redis *redisserver.Server, noReadCache bool) []string {
-	args := []string{"--db", dbPath, "--log-format", "json", "--shutdown-timeout", "5s"}
-	if noReadCache {
-		args = append(args, "--read-cache=false")
-	}
-	if st.Server == strategy.Stateful {
-		args = append(args, "--sessions", st.Sessions)
-		if redis != nil {
-			args = append(args, "--redis-addr", redis.Addr())
-		}
-	}
-	return args
-}
-
-// replicaEnv gives every replica of a side the same secret, so a request
-// that fails on another replica fails because the state is missing, never
-// because a signature did not match — unless the strategy is one of the
-// +own-secrets mistakes, whose replicas each make a random one. The empty
-// value then overrides a secret the runner's own environment may hold.
-func replicaEnv(st strategy.Strategy) []string {
-	name := "STATELAB_" + strings.ToUpper(strings.ReplaceAll(st.Secret(), "-", "_"))
-	if st.OwnSecrets {
-		return []string{name + "="}
-	}
-	return []string{name + "=" + randomHex(32)}
-}
-
 func backendsOf(reps []supervisor.Replica) []balancer.Backend {
 	b := make([]balancer.Backend, len(reps))
 	for i, rep := range reps {
 		b[i] = balancer.Backend{ID: rep.ID, Addr: rep.Addr}
 	}
 	return b
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
-	return hex.EncodeToString(b)
 }
 
 // closeSides undoes what New set up for the sides when it fails half-way.
