@@ -76,7 +76,7 @@ func checkCode(t testing.TB, err error, want string) {
 }
 
 // checkConsistent fails the test when an invariant of the database is broken.
-func checkConsistent(t testing.TB, db *sqlite.DB) sqlite.Consistency {
+func checkConsistent(t testing.TB, db *sqlite.DB) library.Consistency {
 	t.Helper()
 	c, err := db.CheckConsistency(context.Background())
 	if err != nil {

@@ -142,11 +142,11 @@ func parseBooksTSV(data []byte) ([]seedBook, error) {
 			return nil, fmt.Errorf("books.tsv line %d: title and author are required", line)
 		}
 		var err error
-		if b.year, err = strconv.Atoi(field("year")); err != nil || b.year < 0 || b.year > maxYear {
-			return nil, fmt.Errorf("books.tsv line %d: year %q is not a year between 0 and %d", line, field("year"), maxYear)
+		if b.year, err = strconv.Atoi(field("year")); err != nil || b.year < 0 || b.year > library.MaxYear {
+			return nil, fmt.Errorf("books.tsv line %d: year %q is not a year between 0 and %d", line, field("year"), library.MaxYear)
 		}
-		if b.copies, err = strconv.Atoi(field("copies")); err != nil || b.copies < 0 || b.copies > maxCopies {
-			return nil, fmt.Errorf("books.tsv line %d: copies %q is not a number between 0 and %d", line, field("copies"), maxCopies)
+		if b.copies, err = strconv.Atoi(field("copies")); err != nil || b.copies < 0 || b.copies > library.MaxCopies {
+			return nil, fmt.Errorf("books.tsv line %d: copies %q is not a number between 0 and %d", line, field("copies"), library.MaxCopies)
 		}
 		books = append(books, b)
 	}
