@@ -151,7 +151,7 @@ func TestLoadTestEmail(t *testing.T) {
 // person would read the file, to check the embedded parser against.
 func tsvRows(t testing.TB) [][]string {
 	t.Helper()
-	f, err := os.Open("books.tsv")
+	f, err := os.Open(filepath.Join("..", "seed", "books.tsv"))
 	if err != nil {
 		t.Fatal(err)
 	}
