@@ -1,4 +1,4 @@
-package sqlite_test
+package storetest
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/library"
-	"github.com/statelab/statelab/internal/sqlite"
 )
 
 // borrowChange returns a change that borrows one book for member and
@@ -32,9 +29,9 @@ func borrowChange(member, book int64, runs *atomic.Int64) func(library.Writes) (
 	}
 }
 
-func TestIdempotent(t *testing.T) {
+func testIdempotent(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice, bob := memberID(t, db, "alice@example.com"), memberID(t, db, "bob@example.com")
 	book := createBook(t, db, "Idempotent", 5)
 	var runs atomic.Int64
@@ -96,14 +93,14 @@ func TestIdempotent(t *testing.T) {
 	}
 }
 
-// TestIdempotentConcurrent sends one key from several goroutines through
+// testIdempotentConcurrent sends one key from several goroutines through
 // two handles on one file, as two replica processes would: SQLite's one
 // writer serialises them, so the change runs once and every caller gets
 // the same answer.
-func TestIdempotentConcurrent(t *testing.T) {
+func testIdempotentConcurrent(t *testing.T, be Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	dbs := []*sqlite.DB{openDB(t, path), openDB(t, path)}
+	name := be.New(t)
+	dbs := []Store{be.Open(t, name), be.Open(t, name)}
 	alice := memberID(t, dbs[0], "alice@example.com")
 	book := createBook(t, dbs[0], "Contended", 10)
 	var runs atomic.Int64
@@ -134,12 +131,12 @@ func TestIdempotentConcurrent(t *testing.T) {
 	}
 }
 
-// TestIdempotentWrites checks that every write an idempotent request may
+// testIdempotentWrites checks that every write an idempotent request may
 // make is bound to the key's transaction: a change that fails after a
 // write leaves nothing behind.
-func TestIdempotentWrites(t *testing.T) {
+func testIdempotentWrites(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice := memberID(t, db, "alice@example.com")
 	book := createBook(t, db, "Rolled back", 1)
 	rec, err := db.Borrow(ctx, library.BorrowRequest{MemberID: alice, BookIDs: []int64{book.ID}})
@@ -185,10 +182,10 @@ func TestIdempotentWrites(t *testing.T) {
 	checkConsistent(t, db)
 }
 
-func TestIdempotencyKeysExpireAndSweep(t *testing.T) {
+func testIdempotencyKeysExpireAndSweep(t *testing.T, be Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	db := openDB(t, path)
+	name := be.New(t)
+	db := be.Open(t, name)
 	alice := memberID(t, db, "alice@example.com")
 	book := createBook(t, db, "Old key", 5)
 	var runs atomic.Int64
@@ -198,14 +195,11 @@ func TestIdempotencyKeysExpireAndSweep(t *testing.T) {
 		}
 	}
 	// Age one key past the TTL behind the store's back.
-	u := url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=busy_timeout(10000)"}
-	raw, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := be.Raw(t, name)
+	// A time literal both databases read: SQLite keeps this text as it
+	// is, PostgreSQL reads it as a timestamptz.
 	old := time.Now().Add(-library.IdempotencyKeyTTL - time.Minute).UTC().Format("2006-01-02T15:04:05.000000000Z")
-	if _, err := raw.Exec(`UPDATE idempotency_keys SET created_at = ? WHERE key = 'old'`, old); err != nil {
+	if _, err := raw.Exec(`UPDATE idempotency_keys SET created_at = '` + old + `' WHERE key = 'old'`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -221,7 +215,7 @@ func TestIdempotencyKeysExpireAndSweep(t *testing.T) {
 	if runs.Load() != 1 {
 		t.Errorf("the change ran %d times, want once (for the expired key)", runs.Load())
 	}
-	if _, err := raw.Exec(`UPDATE idempotency_keys SET created_at = ? WHERE key = 'new'`, old); err != nil {
+	if _, err := raw.Exec(`UPDATE idempotency_keys SET created_at = '` + old + `' WHERE key = 'new'`); err != nil {
 		t.Fatal(err)
 	}
 	n, err := db.SweepIdempotencyKeys(ctx, time.Now().Add(-library.IdempotencyKeyTTL))
@@ -251,13 +245,13 @@ func rawKeys(t *testing.T, raw *sql.DB) []string {
 	return keys
 }
 
-// TestCheckConsistencyAppliedTwice makes what the key prevents behind the
+// testCheckConsistencyAppliedTwice makes what the key prevents behind the
 // store's back — a second borrow of the same book under the same key — and
 // checks that the end-of-run check sees it.
-func TestCheckConsistencyAppliedTwice(t *testing.T) {
+func testCheckConsistencyAppliedTwice(t *testing.T, be Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	db := openDB(t, path)
+	name := be.New(t)
+	db := be.Open(t, name)
 	alice := memberID(t, db, "alice@example.com")
 	book := createBook(t, db, "Twice", 3)
 	var runs atomic.Int64
@@ -268,12 +262,7 @@ func TestCheckConsistencyAppliedTwice(t *testing.T) {
 	if first.KeyedBorrows != 1 || len(first.AppliedTwice) != 0 {
 		t.Fatalf("before: %+v, want 1 keyed borrow applied once", first)
 	}
-	u := url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=busy_timeout(10000)"}
-	raw, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := be.Raw(t, name)
 	// The copies still add up: only the key gives the double away.
 	for _, q := range []string{
 		`INSERT INTO borrows (book_id, member_id, borrower_name, borrow_date, due_date, idempotency_key)
