@@ -1,7 +1,7 @@
 // Package labtest holds what the end-to-end tests of several packages
 // share: a buffer processes may write their logs to, a private redis-server
-// for the redis session store, and the statelab
-// binary, built once per test process, without the race detector (the
+// for the redis session store, a private PostgreSQL for the PostgreSQL
+// store, and the statelab binary, built once per test process, without the race detector (the
 // replicas are what a user runs, and -race would slow the lab to a crawl on
 // two cores), into a temporary directory that Main removes.
 package labtest
@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/pgserver"
 	"github.com/statelab/statelab/internal/redisserver"
 )
 
@@ -100,6 +101,37 @@ func Redis(t testing.TB) *redisserver.Server {
 	t.Cleanup(func() {
 		if err := srv.Stop(); err != nil {
 			t.Errorf("stop redis-server: %v", err)
+		}
+	})
+	return srv
+}
+
+// Postgres starts a private PostgreSQL server for the test and stops it
+// (removing its cluster) when the test ends, under NeedProgram's rules: a
+// missing PostgreSQL skips the test on a developer's machine and fails it
+// under CI. The cluster lives in a directory of its own under the system's
+// temporary directory, not in t.TempDir(): run as root, the server runs as
+// the user "postgres", which cannot reach into t.TempDir()'s 0700 parent.
+func Postgres(t testing.TB) *pgserver.Server {
+	t.Helper()
+	NeedProgram(t, "PostgreSQL", pgserver.LookPath)
+	dir, err := os.MkdirTemp("", "statelab-pg-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, err := pgserver.Start(ctx, dir)
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("stop PostgreSQL: %v", err)
 		}
 	})
 	return srv
