@@ -21,6 +21,15 @@ import (
 	"github.com/statelab/statelab/internal/redisserver"
 )
 
+// shared is the PostgreSQL server SharedPostgres starts for a test binary,
+// stopped by Main.
+var shared struct {
+	once sync.Once
+	dir  string
+	srv  *pgserver.Server
+	err  error
+}
+
 var built struct {
 	once sync.Once
 	dir  string
@@ -55,6 +64,15 @@ func Main(m *testing.M) int {
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
+	}
+	if shared.srv != nil {
+		if err := shared.srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "labtest: stop PostgreSQL:", err)
+			code = 1
+		}
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
 	}
 	return code
 }
@@ -106,6 +124,41 @@ func Redis(t testing.TB) *redisserver.Server {
 	return srv
 }
 
+// SharedPostgres returns the one PostgreSQL server of this test binary,
+// starting it on first use, under NeedProgram's rules; Main stops it and
+// removes its cluster. initdb and a server's start take seconds, so the
+// tests of a package share one server and make a database each.
+func SharedPostgres(t testing.TB) *pgserver.Server {
+	t.Helper()
+	NeedProgram(t, "PostgreSQL", pgserver.LookPath)
+	shared.once.Do(func() {
+		if shared.dir, shared.err = postgresDir(); shared.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		shared.srv, shared.err = pgserver.Start(ctx, shared.dir)
+	})
+	if shared.err != nil {
+		t.Fatalf("start PostgreSQL: %v", shared.err)
+	}
+	return shared.srv
+}
+
+// postgresDir makes a directory for a cluster that the user "postgres" can
+// reach when the tests run as root.
+func postgresDir() (string, error) {
+	dir, err := os.MkdirTemp("", "statelab-pg-test-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
 // Postgres starts a private PostgreSQL server for the test and stops it
 // (removing its cluster) when the test ends, under NeedProgram's rules: a
 // missing PostgreSQL skips the test on a developer's machine and fails it
@@ -115,14 +168,11 @@ func Redis(t testing.TB) *redisserver.Server {
 func Postgres(t testing.TB) *pgserver.Server {
 	t.Helper()
 	NeedProgram(t, "PostgreSQL", pgserver.LookPath)
-	dir, err := os.MkdirTemp("", "statelab-pg-test-")
+	dir, err := postgresDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	srv, err := pgserver.Start(ctx, dir)
