@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,7 @@ func scanBook(row pgx.Row, lead ...any) (library.Book, error) {
 // FindBooks returns a page of books matching f, ordered by id, and the total
 // number of matches, from one statement, so from one snapshot (see
 // readPage). Matching is case-insensitive (ILIKE), as SQLite's LIKE is.
+// Pages come from the read cache while the server's snapshot is unchanged.
 func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Book, int, error) {
 	// The same caps as the handlers check, so a caller that skips them
 	// still cannot hand the database an unbounded pattern.
@@ -41,22 +43,27 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	var (
 		where []string
 		args  []any
+		key   pageKey // the read cache's name for this page
 	)
 	param := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
 	if q := strings.TrimSpace(f.Query); q != "" {
-		p := param(likePattern(q))
+		key.query = likePattern(q)
+		p := param(key.query)
 		where = append(where, `(title ILIKE `+p+` ESCAPE '\' OR author ILIKE `+p+` ESCAPE '\' OR isbn ILIKE `+p+` ESCAPE '\')`)
 	}
 	if a := strings.TrimSpace(f.Author); a != "" {
-		where = append(where, `author ILIKE `+param(likePattern(a))+` ESCAPE '\'`)
+		key.author = likePattern(a)
+		where = append(where, `author ILIKE `+param(key.author)+` ESCAPE '\'`)
 	}
 	if f.Available != nil {
 		if *f.Available {
+			key.available = 1
 			where = append(where, `available_copies > 0`)
 		} else {
+			key.available = 2
 			where = append(where, `available_copies = 0`)
 		}
 	}
@@ -64,48 +71,59 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	limit, offset := library.ClampPage(f.Limit, f.Offset, library.DefaultBookPageSize, library.MaxBookPageSize)
+	key.limit, key.offset = library.ClampPage(f.Limit, f.Offset, library.DefaultBookPageSize, library.MaxBookPageSize)
 	countArgs := args
-	page := `SELECT (SELECT count(*) FROM books` + cond + `), ` + bookColumns + ` FROM books` + cond +
-		` ORDER BY id LIMIT ` + param(limit) + ` OFFSET ` + param(offset)
-	books, total, err := readPage(ctx, db.pool, page, `SELECT count(*) FROM books`+cond, args, countArgs, limit, offset, scanBook)
+	page := `SELECT ` + snapshotSQL + `, (SELECT count(*) FROM books` + cond + `), ` + bookColumns + ` FROM books` + cond +
+		` ORDER BY id LIMIT ` + param(key.limit) + ` OFFSET ` + param(key.offset)
+	count := `SELECT ` + snapshotSQL + `, count(*) FROM books` + cond
+	p, err := cached(ctx, db, func(c *cache) map[pageKey]bookPage { return c.pages }, key, func() (bookPage, string, error) {
+		// A page of the catalog is full, as a rule: room for all of it.
+		books, total, tag, err := readPage(ctx, db.pool, page, count, args, countArgs, key.limit, key.offset, scanBook)
+		return bookPage{books, total}, tag, err
+	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: find books: %w", err)
 	}
-	return books, total, nil
+	// A copy, so no caller can change the cached page.
+	return slices.Clone(p.books), p.total, nil
 }
 
-// readPage runs page, a statement whose first column is the total number of
-// matches and whose other columns scan reads, and returns its rows and the
-// total. One statement reads one snapshot, so the total agrees with the
-// page. A page past the end has no row to carry the total: then count,
-// run with countArgs, says it, a moment later. sizeHint is how many rows
-// to make room for at once.
+// readPage runs page, a statement whose first columns are its snapshot and
+// the total number of matches and whose other columns scan reads, and
+// returns its rows, the total and the snapshot (the read cache's tag). One
+// statement reads one snapshot, so the total agrees with the page. A page
+// past the end has no row to carry the total: then count, run with
+// countArgs, says it (and its snapshot), a moment later. An empty first
+// page has no total to carry: 0, and no snapshot. sizeHint is how many
+// rows to make room for at once.
 func readPage[T any](ctx context.Context, q querier, page, count string, pageArgs, countArgs []any, sizeHint, offset int,
-	scan func(row pgx.Row, lead ...any) (T, error)) ([]T, int, error) {
+	scan func(row pgx.Row, lead ...any) (T, error)) ([]T, int, string, error) {
 	rows, err := q.Query(ctx, page, pageArgs...)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	defer rows.Close()
 	items := make([]T, 0, sizeHint)
-	var total int
+	var (
+		total int
+		tag   string
+	)
 	for rows.Next() {
-		item, err := scan(rows, &total)
+		item, err := scan(rows, &tag, &total)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		items = append(items, item)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	if len(items) == 0 && offset > 0 {
-		if err := q.QueryRow(ctx, count, countArgs...).Scan(&total); err != nil {
-			return nil, 0, err
+		if err := q.QueryRow(ctx, count, countArgs...).Scan(&tag, &total); err != nil {
+			return nil, 0, "", err
 		}
 	}
-	return items, total, nil
+	return items, total, tag, nil
 }
 
 // likePattern makes s a LIKE pattern matching any text that contains s,
@@ -117,7 +135,16 @@ func likePattern(s string) string {
 
 // FindBookByID returns ENOTFOUND when no book has the id.
 func (db *DB) FindBookByID(ctx context.Context, id int64) (library.Book, error) {
-	return findBook(ctx, db.pool, id, "")
+	return cached(ctx, db, func(c *cache) map[int64]library.Book { return c.books }, id, func() (library.Book, string, error) {
+		var tag string
+		b, err := scanBook(db.pool.QueryRow(ctx, `SELECT `+snapshotSQL+`, `+bookColumns+` FROM books WHERE id = $1`, id), &tag)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return library.Book{}, "", library.Errorf(library.ENOTFOUND, "Book %d not found", id)
+		} else if err != nil {
+			return library.Book{}, "", fmt.Errorf("postgres: find book %d: %w", id, err)
+		}
+		return b, tag, nil
+	})
 }
 
 // findBook looks a book up on q; lock is "" or a locking clause (FOR

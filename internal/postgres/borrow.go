@@ -172,15 +172,16 @@ RETURNING book_id, id`, req.BookIDs, m.ID, name, now, due, key)
 }
 
 // FindBorrows returns a page of a member's borrow records, newest first,
-// and how many there are in all, from one statement (see readPage). Ids
+// and how many there are in all, from one statement (see readPage), never
+// from the cache: a member reads their loans right after changing them. Ids
 // grow in the order the database assigned them, which every replica
 // agrees on, unlike their clocks.
 func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]library.BorrowRecord, int, error) {
 	limit, offset := library.ClampPage(f.Limit, f.Offset, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
-	records, total, err := readPage(ctx, db.pool,
-		`SELECT (SELECT count(*) FROM borrows WHERE member_id = $1), `+borrowColumns+borrowFrom+
+	records, total, _, err := readPage(ctx, db.pool,
+		`SELECT '', (SELECT count(*) FROM borrows WHERE member_id = $1), `+borrowColumns+borrowFrom+
 			` WHERE b.member_id = $1 ORDER BY b.id DESC LIMIT $2 OFFSET $3`,
-		`SELECT count(*) FROM borrows WHERE member_id = $1`,
+		`SELECT '', count(*) FROM borrows WHERE member_id = $1`,
 		[]any{f.MemberID, limit, offset}, []any{f.MemberID}, 0, offset, scanBorrow)
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: find borrows: %w", err)

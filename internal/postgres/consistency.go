@@ -67,7 +67,3 @@ ORDER BY bk.id`, &c.Mismatched},
 	}
 	return c, nil
 }
-
-// CacheStats reports zeros: this store has no read cache (see the package
-// documentation for why).
-func (db *DB) CacheStats() library.CacheStats { return library.CacheStats{} }

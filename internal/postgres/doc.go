@@ -34,9 +34,17 @@
 // write lock serialises them today; and the two dialects' steps could not
 // be shared anyway.
 //
-// # Prepared statements
+// # Prepared statements, and the read cache
 //
 // pgx prepares each statement text once per connection and keeps it (its
 // statement cache), so the hot paths' texts are parsed once per
 // connection, as SQLite's prepared statements are.
+//
+// The read cache (cache.go) holds the same reads as SQLite's — a book, a
+// page of books, an API key with its member — and is exact in the same
+// sense: an entry is served only while no transaction has committed since
+// it was read, by any replica. Without shared memory to read that from,
+// each hit asks the server for its snapshot: one round trip, but a short
+// one in place of the query. LISTEN/NOTIFY would cost no round trip, and
+// would let a replica accept a revoked key until the notification arrives.
 package postgres

@@ -23,6 +23,9 @@ import (
 // replica reaches over the network.
 type DB struct {
 	pool *pgxpool.Pool
+	// cache remembers the hottest reads while the server's snapshot is
+	// unchanged; nil when it is off (see cache.go).
+	cache *cache
 }
 
 var _ library.Store = (*DB)(nil)
@@ -32,7 +35,13 @@ type Option func(*options)
 
 type options struct {
 	maxConns int32
+	noCache  bool
 }
+
+// WithoutCache turns the read cache off, so every read runs its query:
+// what the servers' --read-cache=false does, to measure what the cache
+// saves.
+func WithoutCache() Option { return func(o *options) { o.noCache = true } }
 
 // WithMaxConns sets how many connections the pool may open; pgxpool's
 // default is the larger of 4 and the number of CPUs.
@@ -75,6 +84,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	db := &DB{pool: pool}
+	if !o.noCache {
+		db.cache = newCache()
+	}
 	if err := db.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

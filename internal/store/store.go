@@ -65,8 +65,11 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	}
 	switch Kind(dsn) {
 	case Postgres:
-		// No read cache on PostgreSQL yet: NoReadCache changes nothing.
-		return postgres.Open(ctx, dsn)
+		var o []postgres.Option
+		if opts.NoReadCache {
+			o = append(o, postgres.WithoutCache())
+		}
+		return postgres.Open(ctx, dsn, o...)
 	default:
 		var o []sqlite.Option
 		if opts.NoReadCache {
