@@ -76,7 +76,7 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	page := `SELECT ` + snapshotSQL + `, (SELECT count(*) FROM books` + cond + `), ` + bookColumns + ` FROM books` + cond +
 		` ORDER BY id LIMIT ` + param(key.limit) + ` OFFSET ` + param(key.offset)
 	count := `SELECT ` + snapshotSQL + `, count(*) FROM books` + cond
-	p, err := cached(ctx, db, func(c *cache) map[pageKey]bookPage { return c.pages }, key, func() (bookPage, string, error) {
+	p, err := db.page(ctx, key, func() (bookPage, string, error) {
 		// A page of the catalog is full, as a rule: room for all of it.
 		books, total, tag, err := readPage(ctx, db.pool, page, count, args, countArgs, key.limit, key.offset, scanBook)
 		return bookPage{books, total}, tag, err
@@ -133,18 +133,11 @@ func likePattern(s string) string {
 	return "%" + r.Replace(s) + "%"
 }
 
-// FindBookByID returns ENOTFOUND when no book has the id.
+// FindBookByID returns ENOTFOUND when no book has the id. It asks the
+// server every time: a cached answer would cost a round trip too (see
+// cache.go).
 func (db *DB) FindBookByID(ctx context.Context, id int64) (library.Book, error) {
-	return cached(ctx, db, func(c *cache) map[int64]library.Book { return c.books }, id, func() (library.Book, string, error) {
-		var tag string
-		b, err := scanBook(db.pool.QueryRow(ctx, `SELECT `+snapshotSQL+`, `+bookColumns+` FROM books WHERE id = $1`, id), &tag)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return library.Book{}, "", library.Errorf(library.ENOTFOUND, "Book %d not found", id)
-		} else if err != nil {
-			return library.Book{}, "", fmt.Errorf("postgres: find book %d: %w", id, err)
-		}
-		return b, tag, nil
-	})
+	return findBook(ctx, db.pool, id, "")
 }
 
 // findBook looks a book up on q; lock is "" or a locking clause (FOR

@@ -8,9 +8,8 @@ import (
 	"github.com/statelab/statelab/internal/library"
 )
 
-// cache remembers the answers of the hottest reads — a book by id, a page
-// of books, an API key with its member — for exactly as long as no
-// transaction has committed anywhere in the database server since they
+// cache remembers pages of the catalog (FindBooks) for exactly as long as
+// no transaction has committed anywhere in the database server since they
 // were read, by any replica.
 //
 // # How it knows the database changed
@@ -18,47 +17,46 @@ import (
 // Replicas on separate hosts share no memory and no file, so nothing
 // tells a replica of another's commit for free: SQLite's cache reads a
 // header in shared memory that every commit rewrites (a pread), but here
-// the only one who knows is the server. So every hit costs one round
-// trip: the cache asks for the server's current snapshot
-// (pg_current_snapshot(): the oldest transaction still running, the next
-// transaction id, and those in progress between them), which changes
-// whenever a transaction that wrote anything commits, and never comes back
-// to an earlier value. An entry is served only when the snapshot reads the
-// same as when the entry was read.
+// only the server knows. So every hit costs one round trip: the cache asks
+// for the server's current snapshot (pg_current_snapshot(): the oldest
+// transaction still running, the next transaction id, and those in
+// progress between them), which changes whenever a transaction that wrote
+// anything commits, and never comes back to an earlier value. A page is
+// served only while the snapshot reads the same as when the page was read.
+// Each page is read with the snapshot of its own statement beside its
+// rows, so its tag names exactly the commits it saw.
 //
-// Each cached read returns the snapshot of its own statement beside its
-// rows, so the tag names exactly the commits the answer saw; a miss costs
-// no extra round trip, unless an entry was there and found stale (two).
+// Notifications (LISTEN/NOTIFY) would cost no round trip, but they arrive
+// after the commit, on a connection of their own: in between, a replica
+// would serve what another has just changed. A read that can't tell is a
+// miss, never a guess.
 //
-// Notifications (LISTEN/NOTIFY) would cost nothing per read, but they
-// arrive after the commit, on their own connection: in between, a replica
-// would still accept a key another has just revoked. A read that can't
-// tell is a miss, never a guess; this cache never guesses.
+// # Why pages only
 //
-// # What it costs and saves
-//
-// A hit is one round trip that returns a short text, instead of the
-// query: measured on this machine (go test -bench . ./internal/postgres),
-// the check takes about 44 µs where a book by id takes 60 µs, the first
-// page of the catalog 265 µs and a search 900 µs. Any write anywhere on
-// the server empties it, so under a write-heavy load it mostly misses.
+// A hit costs a round trip, so the cache can save only what the server
+// spends beyond one. Measured here (go test -bench . ./internal/postgres,
+// two cores, loopback, in runs that vary by a third): the check alone
+// takes 40–45 µs; a book by id or an API key with its member 50–65 µs
+// with or without the cache, the round trip being nearly all of it, and a
+// stale entry costs two; the first page of the catalog 190–290 µs
+// uncached and 50–110 µs cached, a search 740–820 µs and 50–95 µs. So a book and an API key are read from the server every time (and a
+// revoked key is refused at once by every replica, trivially), and pages
+// are cached. Any write anywhere on the server empties the cache.
 type cache struct {
 	hits, misses atomic.Uint64
 
 	mu    sync.Mutex
-	at    string // the snapshot every entry below was read at
-	books map[int64]library.Book
+	at    string // the snapshot every page below was read at
 	pages map[pageKey]bookPage
-	keys  map[string]apiKeyHit
 }
 
-// maxCacheEntries bounds each map: pages are keyed by whatever a client
+// maxCacheEntries bounds the cache: pages are keyed by whatever a client
 // searches for, so without a bound a client could grow it without end. A
-// full map takes no more entries until the next change empties it.
+// full cache takes no more pages until the next change empties it.
 const maxCacheEntries = 4096
 
-// snapshotSQL is the column every cached read adds in front of its own:
-// the snapshot its statement reads.
+// snapshotSQL is the column a cached read adds in front of its own: the
+// snapshot its statement reads.
 const snapshotSQL = `pg_current_snapshot()::text`
 
 // bookPage is a cached answer of FindBooks.
@@ -74,61 +72,49 @@ type pageKey struct {
 	limit, offset int
 }
 
-// apiKeyHit is a cached answer of FindAPIKey.
-type apiKeyHit struct {
-	key    library.APIKey
-	member library.Member
-}
-
 func newCache() *cache {
-	return &cache{
-		books: make(map[int64]library.Book),
-		pages: make(map[pageKey]bookPage),
-		keys:  make(map[string]apiKeyHit),
-	}
+	return &cache{pages: make(map[pageKey]bookPage)}
 }
 
-// cached looks k up in the map that pick chooses. An entry is served when
-// the server's snapshot still reads as its tag; otherwise read runs and
-// returns the answer with the snapshot its statement read, which tags it.
-// Errors are never remembered: a missing book or key is asked again; nor
-// are answers without a tag (an empty page has no row to carry one).
-func cached[K comparable, V any](ctx context.Context, db *DB, pick func(*cache) map[K]V, k K, read func() (V, string, error)) (V, error) {
+// page returns the page k names: the cached one when the server's
+// snapshot still reads as its tag; otherwise read's, which returns the
+// page with the snapshot its statement read, to tag it. Errors are never
+// remembered, nor pages without a tag (an empty page has no row to carry
+// one).
+func (db *DB) page(ctx context.Context, k pageKey, read func() (bookPage, string, error)) (bookPage, error) {
 	c := db.cache
 	if c == nil {
-		v, _, err := read()
-		return v, err
+		p, _, err := read()
+		return p, err
 	}
 	c.mu.Lock()
-	v, held := pick(c)[k]
+	p, held := c.pages[k]
 	at := c.at
 	c.mu.Unlock()
 	if held {
 		var now string
 		if err := db.pool.QueryRow(ctx, `SELECT `+snapshotSQL).Scan(&now); err == nil && now == at {
 			c.hits.Add(1)
-			return v, nil
+			return p, nil
 		}
 	}
 	c.misses.Add(1)
-	v, tag, err := read()
+	p, tag, err := read()
 	if err != nil || tag == "" {
-		return v, err
+		return p, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.at != tag {
-		// The database changed since the entries were read (or this
-		// answer is older than they are): start again at this snapshot.
-		clear(c.books)
+		// The database changed since the pages were read (or this one is
+		// older than they are): start again at this snapshot.
 		clear(c.pages)
-		clear(c.keys)
 		c.at = tag
 	}
-	if m := pick(c); len(m) < maxCacheEntries {
-		m[k] = v
+	if len(c.pages) < maxCacheEntries {
+		c.pages[k] = p
 	}
-	return v, nil
+	return p, nil
 }
 
 // CacheStats reports the read cache's hits and misses since Open; both

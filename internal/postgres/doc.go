@@ -40,11 +40,13 @@
 // statement cache), so the hot paths' texts are parsed once per
 // connection, as SQLite's prepared statements are.
 //
-// The read cache (cache.go) holds the same reads as SQLite's — a book, a
-// page of books, an API key with its member — and is exact in the same
-// sense: an entry is served only while no transaction has committed since
-// it was read, by any replica. Without shared memory to read that from,
-// each hit asks the server for its snapshot: one round trip, but a short
-// one in place of the query. LISTEN/NOTIFY would cost no round trip, and
-// would let a replica accept a revoked key until the notification arrives.
+// The read cache (cache.go) is exact in the sense SQLite's is: a page is
+// served only while no transaction has committed since it was read, by
+// any replica. Without shared memory to read that from, each hit asks the
+// server for its snapshot: one round trip, a short one in place of the
+// query. That pays for pages of the catalog and searches, and not for a
+// book by id or an API key, whose query is hardly more than the round
+// trip: those are read from the server every time. LISTEN/NOTIFY would
+// cost no round trip, and would let a replica serve what another has just
+// changed until the notification arrives.
 package postgres

@@ -23,7 +23,7 @@ import (
 // replica reaches over the network.
 type DB struct {
 	pool *pgxpool.Pool
-	// cache remembers the hottest reads while the server's snapshot is
+	// cache remembers pages of the catalog while the server's snapshot is
 	// unchanged; nil when it is off (see cache.go).
 	cache *cache
 }
