@@ -19,7 +19,7 @@ import (
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/library"
 )
 
 // Report is what a run found, as written to report.json.
@@ -145,7 +145,7 @@ func BorrowsCheck(n int, missing []int64, err error) Check {
 // CopiesChecks says whether any book has fewer than zero copies on the
 // shelf, and whether each book's copies on the shelf and lent out add up
 // to the copies it has.
-func CopiesChecks(db sqlite.Consistency, err error) (negative, addUp Check) {
+func CopiesChecks(db library.Consistency, err error) (negative, addUp Check) {
 	if err != nil {
 		c := Check{Detail: "could not check: " + err.Error()}
 		return c, c
@@ -166,7 +166,7 @@ func CopiesChecks(db sqlite.Consistency, err error) (negative, addUp Check) {
 // KeysChecks says whether an Idempotency-Key made a borrow twice, and
 // whether each borrow a user was answered 201 for (answered) was named by
 // one answer only and made once.
-func KeysChecks(db sqlite.Consistency, err error, answered []int64) (keys, once Check) {
+func KeysChecks(db library.Consistency, err error, answered []int64) (keys, once Check) {
 	if err != nil {
 		c := Check{Detail: "could not check: " + err.Error()}
 		return c, c

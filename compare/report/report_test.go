@@ -22,7 +22,7 @@ import (
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/library"
 )
 
 var rtUpdate = flag.Bool("update", false, "rewrite the testdata/*.golden files with what the code writes now")
@@ -78,7 +78,7 @@ func rtBorrowIDs(n int) []int64 {
 // replica held sessions), a scale-out and, with crash, a crash.
 func rtReport(consistent, crash bool) *report.Report {
 	held, inUse := 7.0, 5.0
-	db := sqlite.Consistency{Books: 1200, ActiveBorrows: 3, KeyedBorrows: 252}
+	db := library.Consistency{Books: 1200, ActiveBorrows: 3, KeyedBorrows: 252}
 	negative, addUp := report.CopiesChecks(db, nil)
 	keys, once := report.KeysChecks(db, nil, rtBorrowIDs(252))
 	rep := &report.Report{
@@ -140,7 +140,7 @@ func rtReport(consistent, crash bool) *report.Report {
 	if !consistent {
 		rep.Consistency.OK = false
 		rep.Consistency.BorrowsExist = report.BorrowsCheck(252, []int64{17, 18}, nil)
-		_, rep.Consistency.CopiesAddUp = report.CopiesChecks(sqlite.Consistency{Books: 1200, ActiveBorrows: 3, Mismatched: []int64{99}}, nil)
+		_, rep.Consistency.CopiesAddUp = report.CopiesChecks(library.Consistency{Books: 1200, ActiveBorrows: 3, Mismatched: []int64{99}}, nil)
 	}
 	if crash {
 		rep.Events = append(rep.Events, report.EventRecord{AtS: 15, Kind: scenario.ActionCrash, Side: rtLeft, Replica: "memory-sticky-2", TookMS: 300, Source: "control", Note: "live control"})

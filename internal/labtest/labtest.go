@@ -1,7 +1,7 @@
 // Package labtest holds what the end-to-end tests of several packages
 // share: a buffer processes may write their logs to, a private redis-server
-// for the redis session store, and the statelab
-// binary, built once per test process, without the race detector (the
+// for the redis session store, a private PostgreSQL for the PostgreSQL
+// store, and the statelab binary, built once per test process, without the race detector (the
 // replicas are what a user runs, and -race would slow the lab to a crawl on
 // two cores), into a temporary directory that Main removes.
 package labtest
@@ -17,8 +17,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/internal/pgserver"
 	"github.com/statelab/statelab/internal/redisserver"
 )
+
+// shared is the PostgreSQL server SharedPostgres starts for a test binary,
+// stopped by Main.
+var shared struct {
+	once sync.Once
+	dir  string
+	srv  *pgserver.Server
+	err  error
+}
 
 var built struct {
 	once sync.Once
@@ -54,6 +64,15 @@ func Main(m *testing.M) int {
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
+	}
+	if shared.srv != nil {
+		if err := shared.srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "labtest: stop PostgreSQL:", err)
+			code = 1
+		}
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
 	}
 	return code
 }
@@ -100,6 +119,69 @@ func Redis(t testing.TB) *redisserver.Server {
 	t.Cleanup(func() {
 		if err := srv.Stop(); err != nil {
 			t.Errorf("stop redis-server: %v", err)
+		}
+	})
+	return srv
+}
+
+// SharedPostgres returns the one PostgreSQL server of this test binary,
+// starting it on first use, under NeedProgram's rules; Main stops it and
+// removes its cluster. initdb and a server's start take seconds, so the
+// tests of a package share one server and make a database each.
+func SharedPostgres(t testing.TB) *pgserver.Server {
+	t.Helper()
+	NeedProgram(t, "PostgreSQL", pgserver.LookPath)
+	shared.once.Do(func() {
+		if shared.dir, shared.err = postgresDir(); shared.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		shared.srv, shared.err = pgserver.Start(ctx, shared.dir)
+	})
+	if shared.err != nil {
+		t.Fatalf("start PostgreSQL: %v", shared.err)
+	}
+	return shared.srv
+}
+
+// postgresDir makes a directory for a cluster that the user "postgres" can
+// reach when the tests run as root.
+func postgresDir() (string, error) {
+	dir, err := os.MkdirTemp("", "statelab-pg-test-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+// Postgres starts a private PostgreSQL server for the test and stops it
+// (removing its cluster) when the test ends, under NeedProgram's rules: a
+// missing PostgreSQL skips the test on a developer's machine and fails it
+// under CI. The cluster lives in a directory of its own under the system's
+// temporary directory, not in t.TempDir(): run as root, the server runs as
+// the user "postgres", which cannot reach into t.TempDir()'s 0700 parent.
+func Postgres(t testing.TB) *pgserver.Server {
+	t.Helper()
+	NeedProgram(t, "PostgreSQL", pgserver.LookPath)
+	dir, err := postgresDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, err := pgserver.Start(ctx, dir)
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("stop PostgreSQL: %v", err)
 		}
 	})
 	return srv

@@ -2,6 +2,7 @@ package library
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,13 @@ const MaxSessionsPerMember = 20
 // start (as the simulated users do) keeps working, and a leaked list of keys
 // cannot grow past this.
 const MaxAPIKeysPerMember = 20
+
+// Limits on a book's fields and on one borrow request.
+const (
+	MaxCopies      = 1000 // copies of one book
+	MaxYear        = 3000 // a book's year
+	MaxBorrowBooks = 50   // books one borrow request may ask for
+)
 
 // CheckLength returns an EINVALID error naming field when value is longer
 // than max bytes.
@@ -93,6 +101,82 @@ func (b Book) ValidateText() error {
 		}
 	}
 	return nil
+}
+
+// Validate checks the fields a client sets on a book: its free text, that
+// it has a title and an author, and its copies and year. The caller trims
+// the text first.
+func (b Book) Validate() error {
+	if err := b.ValidateText(); err != nil {
+		return err
+	}
+	switch {
+	case b.Title == "":
+		return Errorf(EINVALID, "Title is required")
+	case b.Author == "":
+		return Errorf(EINVALID, "Author is required")
+	case b.Copies < 0 || b.Copies > MaxCopies:
+		return Errorf(EINVALID, "Copies must be between 0 and %d", MaxCopies)
+	case b.Year < 0 || b.Year > MaxYear:
+		return Errorf(EINVALID, "Year must be between 0 and %d", MaxYear)
+	}
+	return nil
+}
+
+// LoanDays returns the loan length the request asks for: Days, or
+// DefaultLoanDays when it is 0.
+func (r BorrowRequest) LoanDays() int {
+	if r.Days == 0 {
+		return DefaultLoanDays
+	}
+	return r.Days
+}
+
+// Validate checks a borrow request before a store takes any lock: its
+// borrower name, 1 to MaxBorrowBooks distinct books, and a loan of 1 to
+// MaxLoanDays days.
+func (r BorrowRequest) Validate() error {
+	if err := r.ValidateText(); err != nil {
+		return err
+	}
+	if len(r.BookIDs) == 0 || len(r.BookIDs) > MaxBorrowBooks {
+		return Errorf(EINVALID, "Borrow between 1 and %d books at a time", MaxBorrowBooks)
+	}
+	seen := make(map[int64]bool, len(r.BookIDs))
+	for _, id := range r.BookIDs {
+		if seen[id] {
+			return Errorf(EINVALID, "Book %d is listed more than once", id)
+		}
+		seen[id] = true
+	}
+	if days := r.LoanDays(); days < 1 || days > MaxLoanDays {
+		return Errorf(EINVALID, "A loan lasts between 1 and %d days", MaxLoanDays)
+	}
+	return nil
+}
+
+// Validate checks a member before a store creates it: an email with an @
+// and a known role. The caller trims the text and defaults the role first.
+func (m Member) Validate() error {
+	switch {
+	case m.Email == "" || !strings.Contains(m.Email, "@"):
+		return Errorf(EINVALID, "A valid email is required")
+	case m.Role != RoleMember && m.Role != RoleLibrarian:
+		return Errorf(EINVALID, "Role must be %q or %q", RoleMember, RoleLibrarian)
+	}
+	return nil
+}
+
+// ClampPage turns a page request into a valid one, the way the stores
+// read it: a limit out of range becomes def (0 or less) or most (over it),
+// a negative offset 0.
+func ClampPage(limit, offset, def, most int) (int, int) {
+	if limit <= 0 {
+		limit = def
+	} else if limit > most {
+		limit = most
+	}
+	return limit, max(offset, 0)
 }
 
 // ValidateText checks the free-text fields of a borrow request.

@@ -11,12 +11,6 @@ import (
 	"github.com/statelab/statelab/internal/library"
 )
 
-// Limits on a book's fields.
-const (
-	maxCopies = 1000
-	maxYear   = 3000
-)
-
 // bookColumns are the columns scanBook reads, in order.
 const bookColumns = `id, title, author, COALESCE(isbn, ''), year, copies, available_copies`
 
@@ -64,7 +58,7 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 			shape.available = availableYes
 		}
 	}
-	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBookPageSize, library.MaxBookPageSize)
+	limit, offset := library.ClampPage(f.Limit, f.Offset, library.DefaultBookPageSize, library.MaxBookPageSize)
 
 	// The filter's values appear twice: in the total and in the page. A
 	// page of the catalog is full, as a rule: room for all of it at once.
@@ -79,17 +73,6 @@ func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Bo
 	}
 	// A copy, so no caller can change the cached page.
 	return slices.Clone(page.books), page.total, nil
-}
-
-// clampPage turns a page request into a valid one: a limit out of range
-// becomes def or max, a negative offset 0.
-func clampPage(limit, offset, def, most int) (int, int) {
-	if limit <= 0 {
-		limit = def
-	} else if limit > most {
-		limit = most
-	}
-	return limit, max(offset, 0)
 }
 
 // likePattern makes s a LIKE pattern matching any text that contains s,
@@ -120,24 +103,6 @@ func bookByID(row *sql.Row, id int64) (library.Book, error) {
 		return library.Book{}, fmt.Errorf("sqlite: find book %d: %w", id, err)
 	}
 	return b, nil
-}
-
-// validateBook checks the fields a client sets on a book.
-func validateBook(b library.Book) error {
-	if err := b.ValidateText(); err != nil {
-		return err
-	}
-	switch {
-	case b.Title == "":
-		return library.Errorf(library.EINVALID, "Title is required")
-	case b.Author == "":
-		return library.Errorf(library.EINVALID, "Author is required")
-	case b.Copies < 0 || b.Copies > maxCopies:
-		return library.Errorf(library.EINVALID, "Copies must be between 0 and %d", maxCopies)
-	case b.Year < 0 || b.Year > maxYear:
-		return library.Errorf(library.EINVALID, "Year must be between 0 and %d", maxYear)
-	}
-	return nil
 }
 
 // checkISBNFree returns ECONFLICT when another book than id has the ISBN.
@@ -175,7 +140,7 @@ func (db *DB) CreateBook(ctx context.Context, b library.Book) (library.Book, err
 // its copies on the shelf.
 func newBook(b library.Book) (library.Book, error) {
 	b.Title, b.Author, b.ISBN = strings.TrimSpace(b.Title), strings.TrimSpace(b.Author), strings.TrimSpace(b.ISBN)
-	if err := validateBook(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return library.Book{}, err
 	}
 	b.AvailableCopies = b.Copies
@@ -239,7 +204,7 @@ func (db *DB) UpdateBook(ctx context.Context, id int64, u library.BookUpdate) (l
 			b.AvailableCopies += *u.Copies - b.Copies
 			b.Copies = *u.Copies
 		}
-		if err := validateBook(b); err != nil {
+		if err := b.Validate(); err != nil {
 			return err
 		}
 		b.Available = b.AvailableCopies > 0

@@ -11,9 +11,6 @@ import (
 	"github.com/statelab/statelab/internal/library"
 )
 
-// maxBorrowBooks is how many books one Borrow may ask for.
-const maxBorrowBooks = 50
-
 // borrowColumns are the columns scanBorrow reads, in order, from
 // borrowFrom.
 const (
@@ -69,27 +66,10 @@ func findBorrow(ctx context.Context, q querier, id int64) (library.BorrowRecord,
 // validateBorrow checks a request before any lock is taken and returns the
 // loan length in days.
 func validateBorrow(req library.BorrowRequest) (int, error) {
-	if err := req.ValidateText(); err != nil {
+	if err := req.Validate(); err != nil {
 		return 0, err
 	}
-	if len(req.BookIDs) == 0 || len(req.BookIDs) > maxBorrowBooks {
-		return 0, library.Errorf(library.EINVALID, "Borrow between 1 and %d books at a time", maxBorrowBooks)
-	}
-	seen := make(map[int64]bool, len(req.BookIDs))
-	for _, id := range req.BookIDs {
-		if seen[id] {
-			return 0, library.Errorf(library.EINVALID, "Book %d is listed more than once", id)
-		}
-		seen[id] = true
-	}
-	days := req.Days
-	if days == 0 {
-		days = library.DefaultLoanDays
-	}
-	if days < 1 || days > library.MaxLoanDays {
-		return 0, library.Errorf(library.EINVALID, "A loan lasts between 1 and %d days", library.MaxLoanDays)
-	}
-	return days, nil
+	return req.LoanDays(), nil
 }
 
 // Borrow lends one copy of every requested book in one IMMEDIATE
@@ -203,7 +183,7 @@ func borrowIn(ctx context.Context, tx querier, req library.BorrowRequest, days i
 // member has far fewer records than a page holds, as a rule, so the page
 // grows as it fills.
 func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]library.BorrowRecord, int, error) {
-	limit, offset := clampPage(f.Limit, f.Offset, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
+	limit, offset := library.ClampPage(f.Limit, f.Offset, library.DefaultBorrowPageSize, library.MaxBorrowPageSize)
 	records, total, err := readPage(ctx, db.stmts.borrowPage, db.stmts.borrowCount,
 		[]any{f.MemberID, f.MemberID, limit, offset}, []any{f.MemberID}, 0, offset, scanBorrow)
 	if err != nil {

@@ -195,9 +195,7 @@ func cached[K comparable, V any](c *cache, pick func(*cache) map[K]V, k K, read 
 
 // CacheStats counts the reads the cache answered and those it sent to the
 // database, since Open.
-type CacheStats struct {
-	Hits, Misses uint64
-}
+type CacheStats = library.CacheStats
 
 // CacheStats reports the read cache's hits and misses; both stay 0 when
 // the database was opened WithoutCache.

@@ -4,39 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/statelab/statelab/internal/library"
 )
 
-// Consistency is the result of checking the shared database's invariants.
-// The comparison runner checks it after a load test: whatever the servers
-// did to their sessions, the resource state must still add up.
-type Consistency struct {
-	// Books is how many books the catalog holds.
-	Books int
-	// NegativeAvailability lists books with fewer than zero copies on the
-	// shelf, which the schema's CHECK should make impossible.
-	NegativeAvailability []int64
-	// Mismatched lists books where available_copies + active borrows !=
-	// copies: a copy was lost or made up.
-	Mismatched []int64
-	// ActiveBorrows is how many borrows are not yet returned.
-	ActiveBorrows int
-	// KeyedBorrows is how many borrows were made by a request that carried
-	// an idempotency key.
-	KeyedBorrows int
-	// AppliedTwice lists borrows that share member, idempotency key and
-	// book with another borrow: one key that lent the same book twice, a
-	// retry that was applied again instead of being replayed.
-	AppliedTwice []int64
-}
-
-// OK reports whether no invariant is broken.
-func (c Consistency) OK() bool {
-	return len(c.NegativeAvailability) == 0 && len(c.Mismatched) == 0 && len(c.AppliedTwice) == 0
-}
-
 // CheckConsistency checks the invariants on one snapshot of the database.
-func (db *DB) CheckConsistency(ctx context.Context) (Consistency, error) {
-	c := Consistency{NegativeAvailability: []int64{}, Mismatched: []int64{}, AppliedTwice: []int64{}}
+func (db *DB) CheckConsistency(ctx context.Context) (library.Consistency, error) {
+	c := library.Consistency{NegativeAvailability: []int64{}, Mismatched: []int64{}, AppliedTwice: []int64{}}
 	err := db.inReadTx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM books`).Scan(&c.Books); err != nil {
 			return fmt.Errorf("sqlite: check consistency: %w", err)
@@ -74,7 +48,7 @@ ORDER BY bk.id`)
 		return err
 	})
 	if err != nil {
-		return Consistency{}, err
+		return library.Consistency{}, err
 	}
 	return c, nil
 }

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"net/url"
 	"path/filepath"
 	"testing"
@@ -53,30 +52,8 @@ func createBook(t testing.TB, db *sqlite.DB, title string, copies int) library.B
 	return b
 }
 
-// available returns how many copies of a book are on the shelf.
-func available(t testing.TB, db *sqlite.DB, id int64) int {
-	t.Helper()
-	b, err := db.FindBookByID(context.Background(), id)
-	if err != nil {
-		t.Fatalf("FindBookByID(%d): %v", id, err)
-	}
-	return b.AvailableCopies
-}
-
-// checkCode fails the test unless err carries the code want ("" for nil).
-func checkCode(t testing.TB, err error, want string) {
-	t.Helper()
-	if got := library.ErrorCode(err); got != want {
-		t.Fatalf("error code: got %q (%v), want %q", got, err, want)
-	}
-	var e *library.Error
-	if err != nil && want != library.EINTERNAL && !errors.As(err, &e) {
-		t.Fatalf("error %v is not a *library.Error", err)
-	}
-}
-
 // checkConsistent fails the test when an invariant of the database is broken.
-func checkConsistent(t testing.TB, db *sqlite.DB) sqlite.Consistency {
+func checkConsistent(t testing.TB, db *sqlite.DB) library.Consistency {
 	t.Helper()
 	c, err := db.CheckConsistency(context.Background())
 	if err != nil {

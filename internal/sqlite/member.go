@@ -67,11 +67,8 @@ func (db *DB) CreateMember(ctx context.Context, m library.Member) (library.Membe
 	if m.Role == "" {
 		m.Role = library.RoleMember
 	}
-	switch {
-	case m.Email == "" || !strings.Contains(m.Email, "@"):
-		return library.Member{}, library.Errorf(library.EINVALID, "A valid email is required")
-	case m.Role != library.RoleMember && m.Role != library.RoleLibrarian:
-		return library.Member{}, library.Errorf(library.EINVALID, "Role must be %q or %q", library.RoleMember, library.RoleLibrarian)
+	if err := m.Validate(); err != nil {
+		return library.Member{}, err
 	}
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = time.Now()

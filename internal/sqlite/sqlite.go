@@ -291,7 +291,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		if seeded {
 			return nil
 		}
-		return seed(ctx, tx, time.Now())
+		return seedDB(ctx, tx, time.Now())
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/storetest"
 )
 
 // syncBuffer is a bytes.Buffer the sweep's goroutine and the test can
@@ -57,7 +58,7 @@ func TestKeySweep(t *testing.T) {
 	book := createBook(t, db, "Swept key", 5)
 	var runs atomic.Int64
 	for _, k := range []string{"old", "new"} {
-		if _, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: k, Fingerprint: "fp"}, borrowChange(alice, book.ID, &runs)); err != nil {
+		if _, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: k, Fingerprint: "fp"}, storetest.BorrowChange(alice, book.ID, &runs)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -72,7 +73,7 @@ func TestKeySweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		keys := rawKeys(t, raw)
+		keys := storetest.RawKeys(t, raw)
 		if len(keys) == 1 && keys[0] == "new" {
 			break
 		}
@@ -92,7 +93,7 @@ func TestKeySweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if keys := rawKeys(t, raw); len(keys) != 1 {
+	if keys := storetest.RawKeys(t, raw); len(keys) != 1 {
 		t.Errorf("keys after Close: %v, want [new] still there", keys)
 	}
 }

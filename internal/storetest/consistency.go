@@ -1,20 +1,18 @@
-package sqlite_test
+package storetest
 
 import (
 	"context"
-	"database/sql"
-	"net/url"
-	"path/filepath"
+	"fmt"
 	"reflect"
 	"testing"
 
 	"github.com/statelab/statelab/internal/library"
 )
 
-func TestCheckConsistency(t *testing.T) {
+func testCheckConsistency(t *testing.T, be Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	db := openDB(t, path)
+	name := be.New(t)
+	db := be.Open(t, name)
 	alice := memberID(t, db, "alice@example.com")
 	lent, lost := createBook(t, db, "Lent", 2), createBook(t, db, "Lost", 2)
 	if _, err := db.Borrow(ctx, library.BorrowRequest{MemberID: alice, BookIDs: []int64{lent.ID}}); err != nil {
@@ -26,13 +24,8 @@ func TestCheckConsistency(t *testing.T) {
 	}
 
 	// Lose a copy behind the store's back, as a buggy server would.
-	u := url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=busy_timeout(10000)"}
-	raw, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if _, err := raw.Exec(`UPDATE books SET available_copies = available_copies - 1 WHERE id = ?`, lost.ID); err != nil {
+	raw := be.Raw(t, name)
+	if _, err := raw.Exec(fmt.Sprintf(`UPDATE books SET available_copies = available_copies - 1 WHERE id = %d`, lost.ID)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,8 +44,8 @@ func TestCheckConsistency(t *testing.T) {
 	}
 }
 
-func TestPing(t *testing.T) {
-	db := newDB(t)
+func testPing(t *testing.T, be Backend) {
+	db := be.fresh(t)
 	if err := db.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: got %v, want nil", err)
 	}

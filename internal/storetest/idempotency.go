@@ -1,4 +1,4 @@
-package sqlite_test
+package storetest
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,12 +14,11 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/library"
-	"github.com/statelab/statelab/internal/sqlite"
 )
 
-// borrowChange returns a change that borrows one book for member and
+// BorrowChange returns a change that borrows one book for member and
 // answers with the new borrow's id, counting how often it ran.
-func borrowChange(member, book int64, runs *atomic.Int64) func(library.Writes) (library.StoredResponse, error) {
+func BorrowChange(member, book int64, runs *atomic.Int64) func(library.Writes) (library.StoredResponse, error) {
 	return func(w library.Writes) (library.StoredResponse, error) {
 		runs.Add(1)
 		recs, err := w.Borrow(context.Background(), library.BorrowRequest{MemberID: member, BookIDs: []int64{book}})
@@ -32,9 +29,9 @@ func borrowChange(member, book int64, runs *atomic.Int64) func(library.Writes) (
 	}
 }
 
-func TestIdempotent(t *testing.T) {
+func testIdempotent(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice, bob := memberID(t, db, "alice@example.com"), memberID(t, db, "bob@example.com")
 	book := createBook(t, db, "Idempotent", 5)
 	var runs atomic.Int64
@@ -42,7 +39,7 @@ func TestIdempotent(t *testing.T) {
 		return library.IdempotentRequest{MemberID: member, Key: key, Fingerprint: fp}
 	}
 
-	first, replayed, err := db.Idempotent(ctx, req(alice, "k1", "fp-a"), borrowChange(alice, book.ID, &runs))
+	first, replayed, err := db.Idempotent(ctx, req(alice, "k1", "fp-a"), BorrowChange(alice, book.ID, &runs))
 	if err != nil || replayed || first.Status != 201 || runs.Load() != 1 {
 		t.Fatalf("first: got %+v replayed=%v err=%v runs=%d, want a stored 201 after one run", first, replayed, err, runs.Load())
 	}
@@ -56,20 +53,20 @@ func TestIdempotent(t *testing.T) {
 		wantRuns     int64 // runs of the change this case adds
 		wantSame     bool  // the answer is first's, byte for byte
 	}{
-		{"the same request again is replayed", req(alice, "k1", "fp-a"), borrowChange(alice, book.ID, &runs), "", true, 0, true},
-		{"another request under the key is refused", req(alice, "k1", "fp-b"), borrowChange(alice, book.ID, &runs), library.EKEYREUSED, false, 0, false},
-		{"another member's key of the same name is theirs", req(bob, "k1", "fp-a"), borrowChange(bob, book.ID, &runs), "", false, 1, false},
-		{"an empty key", req(alice, "", "fp-a"), borrowChange(alice, book.ID, &runs), library.EINVALID, false, 0, false},
-		{"a key of 256 bytes", req(alice, strings.Repeat("k", 256), "fp-a"), borrowChange(alice, book.ID, &runs), library.EINVALID, false, 0, false},
-		{"a key with a control character", req(alice, "k\n1", "fp-a"), borrowChange(alice, book.ID, &runs), library.EINVALID, false, 0, false},
-		{"a key of 255 printable bytes", req(alice, strings.Repeat("~", 255), "fp-a"), borrowChange(alice, book.ID, &runs), "", false, 1, false},
-		{"no fingerprint is a bug", req(alice, "k2", ""), borrowChange(alice, book.ID, &runs), library.EINTERNAL, false, 0, false},
+		{"the same request again is replayed", req(alice, "k1", "fp-a"), BorrowChange(alice, book.ID, &runs), "", true, 0, true},
+		{"another request under the key is refused", req(alice, "k1", "fp-b"), BorrowChange(alice, book.ID, &runs), library.EKEYREUSED, false, 0, false},
+		{"another member's key of the same name is theirs", req(bob, "k1", "fp-a"), BorrowChange(bob, book.ID, &runs), "", false, 1, false},
+		{"an empty key", req(alice, "", "fp-a"), BorrowChange(alice, book.ID, &runs), library.EINVALID, false, 0, false},
+		{"a key of 256 bytes", req(alice, strings.Repeat("k", 256), "fp-a"), BorrowChange(alice, book.ID, &runs), library.EINVALID, false, 0, false},
+		{"a key with a control character", req(alice, "k\n1", "fp-a"), BorrowChange(alice, book.ID, &runs), library.EINVALID, false, 0, false},
+		{"a key of 255 printable bytes", req(alice, strings.Repeat("~", 255), "fp-a"), BorrowChange(alice, book.ID, &runs), "", false, 1, false},
+		{"no fingerprint is a bug", req(alice, "k2", ""), BorrowChange(alice, book.ID, &runs), library.EINTERNAL, false, 0, false},
 		{"a change that fails stores nothing", req(alice, "k3", "fp-a"), func(w library.Writes) (library.StoredResponse, error) {
 			runs.Add(1)
 			_, err := w.Borrow(ctx, library.BorrowRequest{MemberID: alice, BookIDs: []int64{1 << 40}})
 			return library.StoredResponse{}, err
 		}, library.ENOTFOUND, false, 1, false},
-		{"so the key is free for the retry", req(alice, "k3", "fp-a"), borrowChange(alice, book.ID, &runs), "", false, 1, false},
+		{"so the key is free for the retry", req(alice, "k3", "fp-a"), BorrowChange(alice, book.ID, &runs), "", false, 1, false},
 		{"a non-2xx answer is never stored", req(alice, "k4", "fp-a"), func(library.Writes) (library.StoredResponse, error) {
 			return library.StoredResponse{Status: 409, Body: []byte("{}")}, nil
 		}, library.EINTERNAL, false, 0, false},
@@ -96,14 +93,14 @@ func TestIdempotent(t *testing.T) {
 	}
 }
 
-// TestIdempotentConcurrent sends one key from several goroutines through
+// testIdempotentConcurrent sends one key from several goroutines through
 // two handles on one file, as two replica processes would: SQLite's one
 // writer serialises them, so the change runs once and every caller gets
 // the same answer.
-func TestIdempotentConcurrent(t *testing.T) {
+func testIdempotentConcurrent(t *testing.T, be Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	dbs := []*sqlite.DB{openDB(t, path), openDB(t, path)}
+	name := be.New(t)
+	dbs := []Store{be.Open(t, name), be.Open(t, name)}
 	alice := memberID(t, dbs[0], "alice@example.com")
 	book := createBook(t, dbs[0], "Contended", 10)
 	var runs atomic.Int64
@@ -113,7 +110,7 @@ func TestIdempotentConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range callers {
 		wg.Go(func() {
-			resp, _, err := dbs[i%2].Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: "once", Fingerprint: "fp"}, borrowChange(alice, book.ID, &runs))
+			resp, _, err := dbs[i%2].Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: "once", Fingerprint: "fp"}, BorrowChange(alice, book.ID, &runs))
 			bodies[i], errs[i] = resp.Body, err
 		})
 	}
@@ -134,12 +131,12 @@ func TestIdempotentConcurrent(t *testing.T) {
 	}
 }
 
-// TestIdempotentWrites checks that every write an idempotent request may
+// testIdempotentWrites checks that every write an idempotent request may
 // make is bound to the key's transaction: a change that fails after a
 // write leaves nothing behind.
-func TestIdempotentWrites(t *testing.T) {
+func testIdempotentWrites(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice := memberID(t, db, "alice@example.com")
 	book := createBook(t, db, "Rolled back", 1)
 	rec, err := db.Borrow(ctx, library.BorrowRequest{MemberID: alice, BookIDs: []int64{book.ID}})
@@ -185,27 +182,24 @@ func TestIdempotentWrites(t *testing.T) {
 	checkConsistent(t, db)
 }
 
-func TestIdempotencyKeysExpireAndSweep(t *testing.T) {
+func testIdempotencyKeysExpireAndSweep(t *testing.T, be Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	db := openDB(t, path)
+	name := be.New(t)
+	db := be.Open(t, name)
 	alice := memberID(t, db, "alice@example.com")
 	book := createBook(t, db, "Old key", 5)
 	var runs atomic.Int64
 	for _, k := range []string{"old", "new"} {
-		if _, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: k, Fingerprint: "fp"}, borrowChange(alice, book.ID, &runs)); err != nil {
+		if _, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: k, Fingerprint: "fp"}, BorrowChange(alice, book.ID, &runs)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Age one key past the TTL behind the store's back.
-	u := url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=busy_timeout(10000)"}
-	raw, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := be.Raw(t, name)
+	// A time literal both databases read: SQLite keeps this text as it
+	// is, PostgreSQL reads it as a timestamptz.
 	old := time.Now().Add(-library.IdempotencyKeyTTL - time.Minute).UTC().Format("2006-01-02T15:04:05.000000000Z")
-	if _, err := raw.Exec(`UPDATE idempotency_keys SET created_at = ? WHERE key = 'old'`, old); err != nil {
+	if _, err := raw.Exec(`UPDATE idempotency_keys SET created_at = '` + old + `' WHERE key = 'old'`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -213,7 +207,7 @@ func TestIdempotencyKeysExpireAndSweep(t *testing.T) {
 	// new change, while a key still in its day is replayed.
 	runs.Store(0)
 	for _, k := range []string{"old", "new"} {
-		_, replayed, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: k, Fingerprint: "fp"}, borrowChange(alice, book.ID, &runs))
+		_, replayed, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: k, Fingerprint: "fp"}, BorrowChange(alice, book.ID, &runs))
 		if err != nil || replayed != (k == "new") {
 			t.Errorf("key %q: replayed=%v, err=%v; want a replay only for the key in its day", k, replayed, err)
 		}
@@ -221,19 +215,20 @@ func TestIdempotencyKeysExpireAndSweep(t *testing.T) {
 	if runs.Load() != 1 {
 		t.Errorf("the change ran %d times, want once (for the expired key)", runs.Load())
 	}
-	if _, err := raw.Exec(`UPDATE idempotency_keys SET created_at = ? WHERE key = 'new'`, old); err != nil {
+	if _, err := raw.Exec(`UPDATE idempotency_keys SET created_at = '` + old + `' WHERE key = 'new'`); err != nil {
 		t.Fatal(err)
 	}
 	n, err := db.SweepIdempotencyKeys(ctx, time.Now().Add(-library.IdempotencyKeyTTL))
 	if err != nil || n != 1 {
 		t.Fatalf("sweep: got %d, %v; want 1 key forgotten", n, err)
 	}
-	if got := rawKeys(t, raw); !slices.Equal(got, []string{"old"}) {
+	if got := RawKeys(t, raw); !slices.Equal(got, []string{"old"}) {
 		t.Errorf("keys after the sweep: %v, want [old], stored again a moment ago", got)
 	}
 }
 
-func rawKeys(t *testing.T, raw *sql.DB) []string {
+// RawKeys lists the idempotency keys stored, read behind the store's back.
+func RawKeys(t *testing.T, raw *sql.DB) []string {
 	t.Helper()
 	rows, err := raw.Query(`SELECT key FROM idempotency_keys ORDER BY key`)
 	if err != nil {
@@ -251,29 +246,24 @@ func rawKeys(t *testing.T, raw *sql.DB) []string {
 	return keys
 }
 
-// TestCheckConsistencyAppliedTwice makes what the key prevents behind the
+// testCheckConsistencyAppliedTwice makes what the key prevents behind the
 // store's back — a second borrow of the same book under the same key — and
 // checks that the end-of-run check sees it.
-func TestCheckConsistencyAppliedTwice(t *testing.T) {
+func testCheckConsistencyAppliedTwice(t *testing.T, be Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	db := openDB(t, path)
+	name := be.New(t)
+	db := be.Open(t, name)
 	alice := memberID(t, db, "alice@example.com")
 	book := createBook(t, db, "Twice", 3)
 	var runs atomic.Int64
-	if _, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: "k", Fingerprint: "fp"}, borrowChange(alice, book.ID, &runs)); err != nil {
+	if _, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: "k", Fingerprint: "fp"}, BorrowChange(alice, book.ID, &runs)); err != nil {
 		t.Fatal(err)
 	}
 	first := checkConsistent(t, db)
 	if first.KeyedBorrows != 1 || len(first.AppliedTwice) != 0 {
 		t.Fatalf("before: %+v, want 1 keyed borrow applied once", first)
 	}
-	u := url.URL{Scheme: "file", Path: path, RawQuery: "_pragma=busy_timeout(10000)"}
-	raw, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := be.Raw(t, name)
 	// The copies still add up: only the key gives the double away.
 	for _, q := range []string{
 		`INSERT INTO borrows (book_id, member_id, borrower_name, borrow_date, due_date, idempotency_key)

@@ -1,10 +1,9 @@
-package sqlite_test
+package storetest
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -12,12 +11,12 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/library"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/seed"
 )
 
-func TestBorrow_Invalid(t *testing.T) {
+func testBorrow_Invalid(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice := memberID(t, db, "alice@example.com")
 	book := createBook(t, db, "Valid", 5)
 	tooMany := make([]int64, 51)
@@ -58,9 +57,9 @@ func TestBorrow_Invalid(t *testing.T) {
 	}
 }
 
-func TestBorrow(t *testing.T) {
+func testBorrow(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice, err := db.FindMemberByEmail(ctx, "alice@example.com")
 	if err != nil {
 		t.Fatal(err)
@@ -137,9 +136,9 @@ func TestBorrow(t *testing.T) {
 	}
 }
 
-func TestBorrow_AllOrNothing(t *testing.T) {
+func testBorrow_AllOrNothing(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice := memberID(t, db, "alice@example.com")
 	plenty, gone, lastOne := createBook(t, db, "Plenty", 3), createBook(t, db, "Gone Girl", 0), createBook(t, db, "Last One", 1)
 
@@ -173,9 +172,9 @@ func TestBorrow_AllOrNothing(t *testing.T) {
 	checkConsistent(t, db)
 }
 
-func TestReturnBorrow(t *testing.T) {
+func testReturnBorrow(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice, bob := memberID(t, db, "alice@example.com"), memberID(t, db, "bob@example.com")
 	book := createBook(t, db, "Boomerang", 1)
 	recs, err := db.Borrow(ctx, library.BorrowRequest{MemberID: alice, BookIDs: []int64{book.ID}})
@@ -226,53 +225,64 @@ func TestReturnBorrow(t *testing.T) {
 	}
 }
 
-// TestBorrow_LastCopyRace opens the file twice, as two server processes
-// would, and lets 40 members race for one copy.
-func TestBorrow_LastCopyRace(t *testing.T) {
+// testBorrow_LastCopyRace opens the database twice, as two server
+// processes would, and lets 40 members race for one copy.
+func testBorrow_LastCopyRace(t *testing.T, be Backend) {
+	name := be.New(t)
+	LastCopyRace(t, []Store{be.Open(t, name), be.Open(t, name)}, 40, 1)
+}
+
+// LastCopyRace lets borrowers members (the load-test members, spread over
+// stores, handles on one database as replicas hold them) race for the one
+// copy of a new book, trials times, each time with a new book: exactly one
+// borrow may succeed, and every other must be refused EUNAVAILABLE.
+func LastCopyRace(t *testing.T, stores []Store, borrowers, trials int) {
+	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	dbs := []*sqlite.DB{openDB(t, path), openDB(t, path)}
-	book := createBook(t, dbs[0], "The Last Copy", 1)
-
-	const borrowers = 40
-	errs := make([]error, borrowers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range borrowers {
-		db := dbs[i%len(dbs)]
-		member := memberID(t, db, sqlite.LoadTestEmail(i+1))
-		wg.Go(func() {
-			<-start
-			_, errs[i] = db.Borrow(ctx, library.BorrowRequest{MemberID: member, BookIDs: []int64{book.ID}})
-		})
+	members := make([]int64, borrowers)
+	for i := range members {
+		members[i] = memberID(t, stores[i%len(stores)], seed.LoadTestEmail(i+1))
 	}
-	close(start)
-	wg.Wait()
-
-	codes := map[string]int{}
-	for _, err := range errs {
-		codes[library.ErrorCode(err)]++
-	}
-	want := map[string]int{"": 1, library.EUNAVAILABLE: borrowers - 1}
-	if !reflect.DeepEqual(codes, want) {
-		t.Errorf("outcomes by error code: got %v, want %v (first error: %v)", codes, want, errors.Join(errs...))
-	}
-	for _, db := range dbs {
-		if got := available(t, db, book.ID); got != 0 {
-			t.Errorf("on the shelf: got %d, want 0", got)
+	for trial := range trials {
+		book := createBook(t, stores[0], fmt.Sprintf("The Last Copy %d", trial+1), 1)
+		errs := make([]error, borrowers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, member := range members {
+			db := stores[i%len(stores)]
+			wg.Go(func() {
+				<-start
+				_, errs[i] = db.Borrow(ctx, library.BorrowRequest{MemberID: member, BookIDs: []int64{book.ID}})
+			})
 		}
-		if c := checkConsistent(t, db); c.ActiveBorrows != 1 {
-			t.Errorf("active borrows: got %d, want 1", c.ActiveBorrows)
+		close(start)
+		wg.Wait()
+
+		codes := map[string]int{}
+		for _, err := range errs {
+			codes[library.ErrorCode(err)]++
+		}
+		want := map[string]int{"": 1, library.EUNAVAILABLE: borrowers - 1}
+		if !reflect.DeepEqual(codes, want) {
+			t.Errorf("trial %d: outcomes by error code: got %v, want %v (first error: %v)", trial+1, codes, want, errors.Join(errs...))
+		}
+		for _, db := range stores {
+			if got := available(t, db, book.ID); got != 0 {
+				t.Errorf("trial %d: on the shelf: got %d, want 0", trial+1, got)
+			}
+			if c := checkConsistent(t, db); c.ActiveBorrows != trial+1 {
+				t.Errorf("trial %d: active borrows: got %d, want %d", trial+1, c.ActiveBorrows, trial+1)
+			}
 		}
 	}
 }
 
-// TestBorrow_ChurnAcrossProcesses borrows and returns from two handles at
+// testBorrow_ChurnAcrossProcesses borrows and returns from two handles at
 // once and checks that no copy is lost or made up.
-func TestBorrow_ChurnAcrossProcesses(t *testing.T) {
+func testBorrow_ChurnAcrossProcesses(t *testing.T, be Backend) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "statelab.db")
-	dbs := []*sqlite.DB{openDB(t, path), openDB(t, path)}
+	name := be.New(t)
+	dbs := []Store{be.Open(t, name), be.Open(t, name)}
 	books := []int64{createBook(t, dbs[0], "Churn A", 2).ID, createBook(t, dbs[0], "Churn B", 1).ID}
 
 	const workers, rounds = 8, 10
@@ -280,7 +290,7 @@ func TestBorrow_ChurnAcrossProcesses(t *testing.T) {
 	errs := make(chan error, workers*rounds)
 	for w := range workers {
 		db := dbs[w%len(dbs)]
-		member := memberID(t, db, sqlite.LoadTestEmail(w+1))
+		member := memberID(t, db, seed.LoadTestEmail(w+1))
 		wg.Go(func() {
 			for range rounds {
 				recs, err := db.Borrow(ctx, library.BorrowRequest{MemberID: member, BookIDs: books})

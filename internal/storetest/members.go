@@ -1,4 +1,4 @@
-package sqlite_test
+package storetest
 
 import (
 	"bytes"
@@ -9,9 +9,9 @@ import (
 	"github.com/statelab/statelab/internal/library"
 )
 
-func TestCreateMember(t *testing.T) {
+func testCreateMember(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 
 	tests := []struct {
 		name   string
@@ -46,9 +46,9 @@ func TestCreateMember(t *testing.T) {
 	}
 }
 
-func TestFindMember(t *testing.T) {
+func testFindMember(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice := memberID(t, db, "alice@example.com")
 
 	tests := []struct {
@@ -73,9 +73,9 @@ func TestFindMember(t *testing.T) {
 	}
 }
 
-func TestAPIKeys(t *testing.T) {
+func testAPIKeys(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice, bob := memberID(t, db, "alice@example.com"), memberID(t, db, "bob@example.com")
 	key := library.APIKey{ID: "key-1", MemberID: alice, Hash: bytes.Repeat([]byte{7}, 32), CreatedAt: time.Now().UTC()}
 

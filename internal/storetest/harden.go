@@ -1,9 +1,8 @@
-package sqlite_test
+package storetest
 
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,12 +10,12 @@ import (
 	"github.com/statelab/statelab/internal/library"
 )
 
-// TestFindBooks_LongAndWildcardQueries: a search of 50,000 bytes, or of
+// testFindBooks_LongAndWildcardQueries: a search of 50,000 bytes, or of
 // 25,000 '%' (which escaping doubles), made SQLite fail with "LIKE or GLOB
 // pattern too complex", a 500. Over the cap it is a bad request before any
 // query; within it, LIKE's own wildcards are matched literally and never fail.
-func TestFindBooks_LongAndWildcardQueries(t *testing.T) {
-	db := newDB(t)
+func testFindBooks_LongAndWildcardQueries(t *testing.T, be Backend) {
+	db := be.fresh(t)
 	ctx := context.Background()
 	tests := []struct {
 		name     string
@@ -45,10 +44,10 @@ func TestFindBooks_LongAndWildcardQueries(t *testing.T) {
 	}
 }
 
-// TestBookAndBorrow_TextCaps: every free-text field a client sets is
+// testBookAndBorrow_TextCaps: every free-text field a client sets is
 // capped, on create, on update and on a borrow.
-func TestBookAndBorrow_TextCaps(t *testing.T) {
-	db := newDB(t)
+func testBookAndBorrow_TextCaps(t *testing.T, be Backend) {
+	db := be.fresh(t)
 	ctx := context.Background()
 	b := createBook(t, db, "Capped", 2)
 	long := func(n int) *string { s := strings.Repeat("x", n); return &s }
@@ -97,10 +96,10 @@ func TestBookAndBorrow_TextCaps(t *testing.T) {
 	}
 }
 
-// TestFindBorrows_Pages: a member's records come in pages, newest first,
+// testFindBorrows_Pages: a member's records come in pages, newest first,
 // with the total of all of them.
-func TestFindBorrows_Pages(t *testing.T) {
-	db := newDB(t)
+func testFindBorrows_Pages(t *testing.T, be Backend) {
+	db := be.fresh(t)
 	ctx := context.Background()
 	alice := memberID(t, db, "alice@example.com")
 	var ids []int64
@@ -137,11 +136,11 @@ func TestFindBorrows_Pages(t *testing.T) {
 	}
 }
 
-// TestCreateAPIKey_CapRevokesOldest: a member holds at most
+// testCreateAPIKey_CapRevokesOldest: a member holds at most
 // MaxAPIKeysPerMember keys; the next one revokes the oldest, and another
 // member's keys are untouched.
-func TestCreateAPIKey_CapRevokesOldest(t *testing.T) {
-	db := newDB(t)
+func testCreateAPIKey_CapRevokesOldest(t *testing.T, be Backend) {
+	db := be.fresh(t)
 	ctx := context.Background()
 	alice, bob := memberID(t, db, "alice@example.com"), memberID(t, db, "bob@example.com")
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -167,27 +166,4 @@ func TestCreateAPIKey_CapRevokesOldest(t *testing.T) {
 	if _, _, err := db.FindAPIKey(ctx, bobKey); err != nil {
 		t.Errorf("bob's key after alice's went over the cap: %v", err)
 	}
-}
-
-// TestOpen_FileModes: the database and its -wal and -shm hold password and
-// key hashes; they are created 0600 whatever the umask, and an existing
-// world-readable file is tightened.
-func TestOpen_FileModes(t *testing.T) {
-	old := setUmask(0)
-	defer setUmask(old)
-
-	dir := t.TempDir()
-	path := filepath.Join(dir, "statelab.db")
-	db := openDB(t, path)
-	// A write makes sure the -wal and -shm exist.
-	createBook(t, db, "Private", 1)
-	checkModes(t, path)
-	db.Close()
-
-	if err := chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db = openDB(t, path)
-	createBook(t, db, "Private again", 1)
-	checkModes(t, path)
 }

@@ -1,4 +1,4 @@
-package sqlite_test
+package storetest
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-func TestFindBooks(t *testing.T) {
+func testFindBooks(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	// Every book of this test has the author "Qx ..." so the seed catalog,
 	// whatever it holds, never matches the filters below.
 	for _, b := range []library.Book{
@@ -69,9 +69,9 @@ func TestFindBooks(t *testing.T) {
 	}
 }
 
-func TestFindBooks_Limit(t *testing.T) {
+func testFindBooks_Limit(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	for i := range 105 {
 		if _, err := db.CreateBook(ctx, library.Book{Title: fmt.Sprintf("Page %03d", i), Author: "Pager", Copies: 1}); err != nil {
 			t.Fatal(err)
@@ -97,9 +97,9 @@ func TestFindBooks_Limit(t *testing.T) {
 	}
 }
 
-func TestFindBookByID(t *testing.T) {
+func testFindBookByID(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	want := createBook(t, db, "Findable", 3)
 
 	tests := []struct {
@@ -122,9 +122,9 @@ func TestFindBookByID(t *testing.T) {
 	}
 }
 
-func TestCreateBook(t *testing.T) {
+func testCreateBook(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	if _, err := db.CreateBook(ctx, library.Book{Title: "Taken", Author: "A", ISBN: "9991111111111", Copies: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +166,9 @@ func TestCreateBook(t *testing.T) {
 	checkConsistent(t, db)
 }
 
-func TestUpdateBook(t *testing.T) {
+func testUpdateBook(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice := memberID(t, db, "alice@example.com")
 	other, err := db.CreateBook(ctx, library.Book{Title: "Other", Author: "A", ISBN: "9992222222222", Copies: 1})
 	if err != nil {
@@ -231,9 +231,9 @@ func TestUpdateBook(t *testing.T) {
 	checkConsistent(t, db)
 }
 
-func TestDeleteBook(t *testing.T) {
+func testDeleteBook(t *testing.T, be Backend) {
 	ctx := context.Background()
-	db := newDB(t)
+	db := be.fresh(t)
 	alice := memberID(t, db, "alice@example.com")
 	book := createBook(t, db, "Doomed", 1)
 	recs, err := db.Borrow(ctx, library.BorrowRequest{MemberID: alice, BookIDs: []int64{book.ID}})

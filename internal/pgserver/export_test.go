@@ -1,0 +1,4 @@
+package pgserver
+
+// LookIn is lookIn, for the test of its error.
+var LookIn = lookIn

@@ -1,0 +1,94 @@
+// Package store opens the shared resource store a server or a tool names:
+// a SQLite file for a path, a PostgreSQL database for a postgres:// URL.
+// It is the one place that knows both; everything above it sees a Store.
+package store
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/internal/postgres"
+	"github.com/statelab/statelab/internal/sqlite"
+)
+
+// Store is the resource store as the servers and the comparison runner
+// use it: the library.Store contract, the two reads the runner makes
+// after a run, the read cache's counters and Close.
+type Store interface {
+	library.Store
+	// CheckConsistency checks the invariants on one snapshot.
+	CheckConsistency(ctx context.Context) (library.Consistency, error)
+	// BorrowExists reports whether a borrow record exists, returned or not.
+	BorrowExists(ctx context.Context, id int64) (bool, error)
+	// CacheStats counts the reads the read cache answered and missed.
+	CacheStats() library.CacheStats
+	// Close releases the store's connections.
+	Close() error
+}
+
+var (
+	_ Store = (*sqlite.DB)(nil)
+	_ Store = (*postgres.DB)(nil)
+)
+
+// The kinds of store, as a report names them.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Options are what a server's flags may change about a store.
+type Options struct {
+	// NoReadCache turns the read cache off, to measure what it saves.
+	NoReadCache bool
+}
+
+// Kind returns Postgres for a postgres:// or postgresql:// URL and SQLite
+// for anything else, which Open takes as a file path.
+func Kind(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return Postgres
+	}
+	return SQLite
+}
+
+// Open opens the store dsn names: the SQLite file at a path, or the
+// PostgreSQL database at a URL (whose password, when the URL has none, is
+// read from PGPASSWORD, so that it need not be on a command line). Either
+// is migrated and, when new, seeded.
+func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
+	if dsn == "" {
+		return nil, errors.New("store: no database: give a file path (SQLite) or a postgres:// URL")
+	}
+	switch Kind(dsn) {
+	case Postgres:
+		var o []postgres.Option
+		if opts.NoReadCache {
+			o = append(o, postgres.WithoutCache())
+		}
+		return postgres.Open(ctx, dsn, o...)
+	default:
+		var o []sqlite.Option
+		if opts.NoReadCache {
+			o = append(o, sqlite.WithoutCache())
+		}
+		return sqlite.Open(ctx, dsn, o...)
+	}
+}
+
+// Describe names the store dsn names for a log or a report without its
+// secret: "sqlite <path>", or "postgres host:port/database" with no user
+// and no password.
+func Describe(dsn string) string {
+	if Kind(dsn) == SQLite {
+		return SQLite + " " + dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return Postgres + " (a URL that does not parse)"
+	}
+	return Postgres + " " + u.Host + u.Path
+}
