@@ -22,7 +22,7 @@ import (
 
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/api"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 	"github.com/statelab/statelab/stateless"
 )
@@ -66,7 +66,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 		defAddr = "127.0.0.1:5002"
 	}
 	fs.String(&c.addr, "addr", defAddr, "`host:port` to listen on (port 0 picks a free one)")
-	fs.String(&c.db, "db", "./data/library.db", "SQLite `file` of the shared resource state (created and seeded when missing)")
+	fs.String(&c.db, "db", "./data/library.db", "the shared resource state: a SQLite `file` (created and seeded when missing) or a postgres://user@host:port/database URL (migrated and seeded when new; the password through PGPASSWORD, or the whole URL through $"+strategy.EnvName("db")+", never on the command line)")
 	fs.Bool(&c.readCache, "read-cache", true, "answer repeated reads (a book, a page of books, an API key) from this process's memory while the shared database is unchanged; every commit, by any process, empties it at once (-read-cache=false asks SQLite every time, to measure what it saves)")
 	fs.String(&c.replica, "replica-id", strconv.Itoa(os.Getpid()), "this process's replica `id`, in logs, metrics and the "+api.ReplicaHeader+" header")
 	fs.Func("log-level", "log `level`: debug, info, warn or error (default info)", c.logLevel.UnmarshalText)
@@ -104,6 +104,10 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("-log-format %q: use text or json", c.logFormat)
+	}
+	if store.HasPassword(c.db) && getenv(strategy.EnvName("db")) != c.db {
+		// argv is readable by every local user (ps).
+		return c, fmt.Errorf("-db: the URL holds a password, and the command line shows it to every user of this machine; give the password through PGPASSWORD, or the whole URL through $%s", strategy.EnvName("db"))
 	}
 	if c.sessionTTL < 0 || c.jwtTTL < 0 || c.shutdownTimeout < 0 {
 		return c, errors.New("durations must not be negative")
@@ -149,22 +153,18 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 
 	// Every replica sweeps the idempotency keys past their day, until the
 	// database closes.
-	opts := []sqlite.Option{sqlite.WithKeySweep(keySweepEvery, logger)}
-	if !c.readCache {
-		opts = append(opts, sqlite.WithoutCache())
-	}
-	store, err := sqlite.Open(ctx, c.db, opts...)
+	db, err := store.Open(ctx, c.db, store.Options{NoReadCache: !c.readCache, KeySweep: keySweepEvery, Logger: logger})
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", c.db, err)
+		return fmt.Errorf("open database %s: %w", store.Describe(c.db), err)
 	}
-	defer store.Close()
+	defer db.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	prometheus.WrapRegistererWith(prometheus.Labels{"server": name, "replica": c.replica}, reg).MustRegister(store.CacheCollectors()...)
+	prometheus.WrapRegistererWith(prometheus.Labels{"server": name, "replica": c.replica}, reg).MustRegister(store.CacheCollectors(db)...)
 	readiness := &api.Readiness{}
 	cfg := api.Config{
-		Replica: c.replica, Store: store, Logger: logger, Registry: reg, Readiness: readiness,
+		Replica: c.replica, Store: db, Logger: logger, Registry: reg, Readiness: readiness,
 		SignIn: api.NewSignInLimiter(c.signIn, time.Now),
 	}
 	var handler http.Handler
@@ -195,7 +195,7 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", "http://"+ln.Addr().String(), "db", c.db, "pid", os.Getpid())
+	logger.Info("listening", "addr", "http://"+ln.Addr().String(), "db", store.Describe(c.db), "pid", os.Getpid())
 
 	select {
 	case err := <-serveErr:

@@ -2,17 +2,13 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -267,27 +263,4 @@ func fingerprint(r *http.Request, body []byte) string {
 	io.WriteString(h, r.Method+" "+r.URL.RequestURI()+"\n")
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// SweepIdempotencyKeys forgets the keys older than library.IdempotencyKeyTTL
-// now and then every interval, until ctx is done. Every replica runs one:
-// the deletes are cheap and idempotent themselves, and no replica has to be
-// the one that remembers.
-func SweepIdempotencyKeys(ctx context.Context, store library.Store, every time.Duration, logger *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		n, err := store.SweepIdempotencyKeys(ctx, time.Now().Add(-library.IdempotencyKeyTTL))
-		switch {
-		case err != nil && !errors.Is(err, context.Canceled):
-			logger.Warn("sweep idempotency keys", "err", err)
-		case n > 0:
-			logger.Info("swept idempotency keys", "forgotten", n, "older_than", library.IdempotencyKeyTTL)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

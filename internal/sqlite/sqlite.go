@@ -1,12 +1,10 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -34,18 +32,13 @@ type DB struct {
 	// cache remembers the hottest reads while the database is unchanged;
 	// nil when it is off (see cache.go).
 	cache *cache
-	// stopSweep ends the idempotency key sweep and waits for it; nil
-	// without WithKeySweep.
-	stopSweep func()
 }
 
 // Option changes how Open opens a database.
 type Option func(*options)
 
 type options struct {
-	noCache    bool
-	sweepEvery time.Duration // WithKeySweep; 0 for no sweep
-	sweepLog   *slog.Logger
+	noCache bool
 }
 
 // WithoutCache turns the read cache off, so every read asks SQLite: what
@@ -151,9 +144,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 			return nil, err
 		}
 	}
-	if o.sweepEvery > 0 {
-		db.startSweep(o.sweepEvery, cmp.Or(o.sweepLog, slog.New(slog.DiscardHandler)))
-	}
 	return db, nil
 }
 
@@ -200,12 +190,8 @@ func fileURI(abs string, params url.Values) string {
 	return u.String()
 }
 
-// Close stops the key sweep (WithKeySweep), then closes the prepared
-// statements and both connection pools.
+// Close closes the prepared statements and both connection pools.
 func (db *DB) Close() error {
-	if db.stopSweep != nil {
-		db.stopSweep()
-	}
 	errs := []error{db.cache.close(), closeAll(db.readStmts), closeAll(db.writeStmts)}
 	if db.stmts != nil {
 		errs = append(errs, db.stmts.close())

@@ -4,10 +4,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/postgres"
@@ -44,6 +47,12 @@ const (
 type Options struct {
 	// NoReadCache turns the read cache off, to measure what it saves.
 	NoReadCache bool
+	// KeySweep, when above 0, makes the store forget the idempotency keys
+	// older than library.IdempotencyKeyTTL: once at Open, then every
+	// KeySweep, until Close. Logger hears of each sweep that forgot keys,
+	// and of one that failed.
+	KeySweep time.Duration
+	Logger   *slog.Logger
 }
 
 // Kind returns Postgres for a postgres:// or postgresql:// URL and SQLite
@@ -63,20 +72,53 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	if dsn == "" {
 		return nil, errors.New("store: no database: give a file path (SQLite) or a postgres:// URL")
 	}
+	s, err := open(ctx, dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.KeySweep <= 0 {
+		return s, nil
+	}
+	return sweep(s, opts.KeySweep, cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))), nil
+}
+
+func open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	switch Kind(dsn) {
 	case Postgres:
 		var o []postgres.Option
 		if opts.NoReadCache {
 			o = append(o, postgres.WithoutCache())
 		}
-		return postgres.Open(ctx, dsn, o...)
+		db, err := postgres.Open(ctx, dsn, o...)
+		if err != nil {
+			return nil, err // not a nil *postgres.DB in a Store
+		}
+		return db, nil
 	default:
 		var o []sqlite.Option
 		if opts.NoReadCache {
 			o = append(o, sqlite.WithoutCache())
 		}
-		return sqlite.Open(ctx, dsn, o...)
+		db, err := sqlite.Open(ctx, dsn, o...)
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
 	}
+}
+
+// HasPassword reports whether dsn is a PostgreSQL URL that holds a
+// password: a secret a command line must not carry.
+func HasPassword(dsn string) bool {
+	if Kind(dsn) != Postgres {
+		return false
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return true // cannot tell: treat it as secret
+	}
+	_, ok := u.User.Password()
+	return ok
 }
 
 // Describe names the store dsn names for a log or a report without its

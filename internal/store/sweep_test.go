@@ -1,4 +1,4 @@
-package sqlite_test
+package store_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/library"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/internal/storetest"
 )
 
@@ -37,14 +37,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestKeySweep checks that a database opened WithKeySweep forgets a key
+// TestKeySweep checks that a store opened with a KeySweep forgets a key
 // past its day on its own, keeps one in its day, and stops sweeping at
 // Close.
 func TestKeySweep(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "statelab.db")
 	var log syncBuffer
-	db, err := sqlite.Open(ctx, path, sqlite.WithKeySweep(10*time.Millisecond, slog.New(slog.NewTextHandler(&log, nil))))
+	db, err := store.Open(ctx, path, store.Options{KeySweep: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +54,17 @@ func TestKeySweep(t *testing.T) {
 			db.Close()
 		}
 	})
-	alice := memberID(t, db, "alice@example.com")
-	book := createBook(t, db, "Swept key", 5)
+	alice, err := db.FindMemberByEmail(ctx, "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	book, err := db.CreateBook(ctx, library.Book{Title: "Swept key", Author: "A. Sweeper", ISBN: "9780306406157", Year: 2001, Copies: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var runs atomic.Int64
 	for _, k := range []string{"old", "new"} {
-		if _, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice, Key: k, Fingerprint: "fp"}, storetest.BorrowChange(alice, book.ID, &runs)); err != nil {
+		if _, _, err := db.Idempotent(ctx, library.IdempotentRequest{MemberID: alice.ID, Key: k, Fingerprint: "fp"}, storetest.BorrowChange(alice.ID, book.ID, &runs)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package sqlite_test
+package store_test
 
 import (
 	"context"
@@ -10,24 +10,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/store"
 )
 
 // TestCacheCollectors checks that the read cache's counters follow
 // CacheStats and pass the registry's lint.
 func TestCacheCollectors(t *testing.T) {
 	for _, cached := range []bool{true, false} {
-		var opts []sqlite.Option
-		if !cached {
-			opts = append(opts, sqlite.WithoutCache())
-		}
-		db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "statelab.db"), opts...)
+		db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "statelab.db"), store.Options{NoReadCache: !cached})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
 		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(db.CacheCollectors()...)
+		reg.MustRegister(store.CacheCollectors(db)...)
 		for range 3 {
 			if _, err := db.FindBookByID(context.Background(), 1); err != nil {
 				t.Fatal(err)
@@ -44,7 +40,7 @@ func TestCacheCollectors(t *testing.T) {
 		if err := testutil.GatherAndCompare(reg, want, "statelab_read_cache_hits_total"); err != nil {
 			t.Errorf("cached=%v: %v", cached, err)
 		}
-		if got := testutil.ToFloat64(db.CacheCollectors()[1]); got != float64(st.Misses) {
+		if got := testutil.ToFloat64(store.CacheCollectors(db)[1]); got != float64(st.Misses) {
 			t.Errorf("cached=%v: misses %v, want %d", cached, got, st.Misses)
 		}
 		if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
