@@ -22,6 +22,7 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 		OpenLoop:    r.openLoopInfo(),
 		ReplicaCPU:  r.enforcement(),
 		NoReadCache: r.cfg.NoReadCache,
+		Store:       r.db.Kind,
 		Interrupted: ctx.Err() != nil,
 		Manual:      r.cfg.Manual,
 		Sides:       map[string]report.SideReport{},

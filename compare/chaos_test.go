@@ -32,14 +32,7 @@ func rtRunToEnd(t *testing.T, bin, scenario string, args ...string) report.Repor
 	if r.err != nil {
 		t.Fatalf("the runner failed: %v", r.err)
 	}
-	var rep report.Report
-	b, err := os.ReadFile(filepath.Join(r.report, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := rtReadReport(t, r.report)
 	for _, e := range rep.Events {
 		if e.Error != "" {
 			t.Errorf("event %+v failed", e)
@@ -47,6 +40,20 @@ func rtRunToEnd(t *testing.T, bin, scenario string, args ...string) report.Repor
 	}
 	if !rep.Consistency.OK {
 		t.Errorf("consistency: %+v", rep.Consistency)
+	}
+	return rep
+}
+
+// rtReadReport reads the report.json a runner wrote into dir.
+func rtReadReport(t *testing.T, dir string) report.Report {
+	t.Helper()
+	var rep report.Report
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
 	}
 	return rep
 }

@@ -177,6 +177,8 @@ type feedBody struct {
 	// then the one waiting, if any.
 	Manual bool          `json:"manual"`
 	Next   *PendingEvent `json:"next,omitempty"`
+	// Store is the shared resource store: sqlite or postgres.
+	Store string `json:"store"`
 	// Kinds words every kind of event for the page's markers and
 	// controls: the same table the report words them from.
 	Kinds []scenario.Kind `json:"kinds"`
@@ -194,6 +196,7 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Now:        r.feed.Latest(),
 		Manual:     r.cfg.Manual,
 		Next:       r.Pending(),
+		Store:      r.db.Kind,
 		Kinds:      scenario.Kinds,
 	}
 	// Name only the events the newest sample shows the effect of, so the

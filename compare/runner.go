@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 )
 
@@ -77,8 +79,14 @@ type Config struct {
 	// kernel where the machine allows it (package cpulimit); 0 sets none.
 	ReplicaCPU float64
 	// NoReadCache starts every replica with --read-cache=false, so every
-	// read asks SQLite (the capacity scenario's read_cache: false).
+	// read asks the database (the capacity scenario's read_cache: false).
 	NoReadCache bool
+	// Store is the shared resource store: "sqlite" (the default, a file in
+	// WorkDir) or "postgres" (a private PostgreSQL the runner starts, or
+	// the database StoreURL names, whose password, if any, reaches the
+	// replicas through their environment).
+	Store    string
+	StoreURL string
 	// OnEvent, when set, is called by the timeline just before it plays
 	// each scenario event, with the time since the users started and every
 	// side's counters at that instant, keyed by strategy name: what a
@@ -187,7 +195,7 @@ type Runner struct {
 	cfg    Config
 	sides  []*side // in the order of Config.Sides
 	gate   *load.Gate
-	db     *sqlite.DB
+	db     *store.Shared
 	reg    *prometheus.Registry
 	events *prometheus.CounterVec
 	feed   *Feed
@@ -240,10 +248,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
 	}
-	dbPath := filepath.Join(cfg.WorkDir, "library.db")
-	db, err := sqlite.Open(ctx, dbPath)
+	db, err := store.OpenShared(ctx, cfg.Store, cfg.StoreURL, cfg.WorkDir)
 	if err != nil {
-		return nil, fmt.Errorf("open the shared database: %w", err)
+		return nil, err
 	}
 	r := &Runner{cfg: cfg, gate: &load.Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
 		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
@@ -280,7 +287,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		return fail(err)
 	}
 	for i, st := range cfg.Sides {
-		s, err := r.newSide(ctx, i, st, dbPath, logFile)
+		s, err := r.newSide(ctx, i, st, logFile)
 		if s != nil {
 			r.sides = append(r.sides, s)
 		}
@@ -309,7 +316,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 // its sessions live in one, and makes its supervisor, which starts no
 // replica yet. A side returned with an error is to be closed with the
 // others.
-func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, dbPath string, logFile *os.File) (*side, error) {
+func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFile *os.File) (*side, error) {
 	addr := r.cfg.BalancerAddrs[i]
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -345,8 +352,8 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, dbPat
 		Side:    st.Name,
 		Command: st.Server,
 		Binary:  r.cfg.Binary,
-		Args:    st.ReplicaArgs(strategy.ReplicaConfig{DB: dbPath, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}),
-		Env:     append(st.ReplicaEnv(), r.goMaxProcs()...),
+		Args:    st.ReplicaArgs(strategy.ReplicaConfig{DB: r.db.DSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}),
+		Env:     slices.Concat(st.ReplicaEnv(), r.db.Env, r.goMaxProcs()),
 		Log:     logFile,
 		Logger:  r.cfg.Logger,
 		Confine: confine,

@@ -18,6 +18,7 @@ import (
 	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/redisserver"
+	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 )
 
@@ -72,10 +73,13 @@ type Config struct {
 	// NoPin leaves the processes where the scheduler puts them.
 	NoPin bool
 	// NoReadCache starts the replicas with --read-cache=false, so every
-	// read asks SQLite: what the read cache saves is the difference.
+	// read asks the database: what the read cache saves is the difference.
 	NoReadCache bool
-	Progress    io.Writer // a line per run; nil for none
-	Logger      *slog.Logger
+	// Store and StoreURL choose the shared resource store, as statelab
+	// compare's do (store.OpenShared): SQLite by default, or PostgreSQL.
+	Store, StoreURL string
+	Progress        io.Writer // a line per run; nil for none
+	Logger          *slog.Logger
 }
 
 // Report is what Run measured.
@@ -93,12 +97,15 @@ type Report struct {
 	Pinned    bool   `json:"pinned"`
 	GoVersion string `json:"go_version"`
 	// ReadCache says whether the replicas answered repeated reads from
-	// their read cache (the default) or asked SQLite every time.
-	ReadCache bool     `json:"read_cache"`
-	CPUs      int      `json:"cpus"`
-	Rows      []Row    `json:"rows"`
-	LoadAvg   string   `json:"load_average,omitempty"` // /proc/loadavg at the start: how busy the machine was
-	Skipped   []string `json:"skipped,omitempty"`
+	// their read cache (the default) or asked the database every time.
+	ReadCache bool `json:"read_cache"`
+	// Store is the shared resource store the replicas ran on: sqlite or
+	// postgres.
+	Store   string   `json:"store"`
+	CPUs    int      `json:"cpus"`
+	Rows    []Row    `json:"rows"`
+	LoadAvg string   `json:"load_average,omitempty"` // /proc/loadavg at the start: how busy the machine was
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // Row is one strategy and one request.
@@ -188,7 +195,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("perf: %w", err)
 	}
 	defer logFile.Close()
-	dbPath := filepath.Join(cfg.WorkDir, "library.db")
+	db, err := store.OpenShared(ctx, cfg.Store, cfg.StoreURL, cfg.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("perf: %w", err)
+	}
+	defer db.Close()
+	rep.Store = db.Kind
 
 	var servers []*server
 	defer func() {
@@ -250,8 +262,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, fmt.Errorf("perf: pin redis-server: %w", err)
 			}
 		}
-		args := st.ReplicaArgs(strategy.ReplicaConfig{DB: dbPath, NoReadCache: cfg.NoReadCache, Services: services})
-		if err := start(s, st.Server, args, st.ReplicaEnv()); err != nil {
+		args := st.ReplicaArgs(strategy.ReplicaConfig{DB: db.DSN, NoReadCache: cfg.NoReadCache, Services: services})
+		if err := start(s, st.Server, args, slices.Concat(st.ReplicaEnv(), db.Env)); err != nil {
 			if s.redis != nil {
 				s.redis.Stop()
 			}

@@ -1,6 +1,7 @@
 package perf
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +12,7 @@ import (
 func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "statelab perf: %d connections, %d round(s) of %s per row (after %s of warm-up), %s\n",
 		r.Conns, r.Rounds, r.Duration, r.Warmup, r.Load)
-	fmt.Fprintf(w, "%s; %d CPUs; %s; read cache %s", r.Pinning, r.CPUs, r.GoVersion, map[bool]string{true: "on", false: "off (-no-read-cache)"}[r.ReadCache])
+	fmt.Fprintf(w, "%s; %d CPUs; %s; store %s; read cache %s", r.Pinning, r.CPUs, r.GoVersion, cmp.Or(r.Store, "sqlite"), map[bool]string{true: "on", false: "off (-no-read-cache)"}[r.ReadCache])
 	if r.LoadAvg != "" {
 		fmt.Fprintf(w, "; load average at the start %s", r.LoadAvg)
 	}

@@ -49,6 +49,8 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.String(&rightAddr, "right-addr", "127.0.0.1:8002", "`host:port` of the second side's load balancer")
 	fs.String(&reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
 	fs.String(&dir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
+	var st storeFlags
+	st.add(fs)
 	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
 	var fileSD, matrixFile string
 	fs.String(&matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
@@ -70,6 +72,9 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Bool(&readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
 	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+load.DefaultDeadline.String()+")")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := st.check(getenv); err != nil {
 		return err
 	}
 	sc, err := scenario.Load(scenarioName)
@@ -122,6 +127,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		Dashboard: dashboard(matrixFile),
 		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
 		NoReadCache: !load.readCache,
+		Store:       st.kind, StoreURL: st.url,
 	})
 	if err != nil {
 		ln.Close()

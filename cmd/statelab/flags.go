@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/store"
 )
 
 // flagSet is a flag.FlagSet whose every flag falls back to an environment
@@ -89,4 +90,25 @@ func (f *flagSet) set() map[string]bool {
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	return set
+}
+
+// storeFlags are the flags of a subcommand that runs replicas on a shared
+// resource store: compare, matrix and perf.
+type storeFlags struct{ kind, url string }
+
+func (s *storeFlags) add(fs *flagSet) {
+	fs.String(&s.kind, "store", store.SQLite, "the shared resource `store` the replicas run on: sqlite (a file in the work directory) or postgres (a private PostgreSQL started for the run and removed after it, on 127.0.0.1 with a random password; needs Debian's postgresql)")
+	fs.Secret(&s.url, "store-url", "run on the PostgreSQL database at this postgres:// `URL` instead of a private server (implies -store postgres); a password goes in PGPASSWORD or in the environment variable, never on the command line")
+}
+
+// check refuses a password on the command line: argv is readable by every
+// user of the machine (ps).
+func (s *storeFlags) check(getenv func(string) string) error {
+	if store.HasPassword(s.url) && getenv(strategy.EnvName("store-url")) != s.url {
+		return fmt.Errorf("-store-url holds a password, and the command line shows it to every user of this machine; give it through PGPASSWORD or $%s", strategy.EnvName("store-url"))
+	}
+	if s.kind != store.SQLite && s.kind != store.Postgres {
+		return fmt.Errorf("-store %q: use %s or %s", s.kind, store.SQLite, store.Postgres)
+	}
+	return nil
 }

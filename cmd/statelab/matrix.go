@@ -57,9 +57,14 @@ Flags:
 	fs.String(&reportDir, "report", "", "`dir`ectory for matrix.json, matrix.md, matrix.html and each run's report under runs/ (default ./reports/matrix-<start time>)")
 	fs.String(&latest, "latest", matrix.LatestFile, "a `file` that gets a copy of matrix.html, which the dashboard serves at /matrix (statelab compare -matrix); -latest= writes none")
 	fs.String(&dir, "work-dir", "", "`dir`ectory for the runs' databases and logs (default: a temporary one, removed afterwards)")
+	var st storeFlags
+	st.add(fs)
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := st.check(getenv); err != nil {
 		return err
 	}
 	if quick {
@@ -100,7 +105,7 @@ Flags:
 	cfg := matrix.Config{
 		Binary: bin, Strategies: sts, Faults: fts, Users: users, Replicas: replicas,
 		Warmup: warmup, Window: window, Think: think, Seed: seed, Quick: quick,
-		Addr: addr, ReportDir: reportDir, WorkDir: dir, Latest: latest,
+		Addr: addr, ReportDir: reportDir, WorkDir: dir, Latest: latest, Store: st.kind, StoreURL: st.url,
 		RequireTools: getenv("CI") != "",
 		Stdout:       stdout, Interactive: isTerminal(stdout),
 		Logger:    newLogger(stderr, logFormat, logLevel).With("component", "matrix"),

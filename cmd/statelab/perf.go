@@ -31,12 +31,17 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 	fs.Int(&rounds, "rounds", 3, "measured runs per row; rows take turns, and a row reports its median")
 	fs.Duration(&duration, "duration", 2*time.Second, "how long each measured run lasts")
 	fs.Duration(&warmup, "warmup", 300*time.Millisecond, "unmeasured load before each run")
-	fs.Bool(&noReadCache, "no-read-cache", false, "start the replicas with -read-cache=false, so every read asks SQLite: run once with and once without to see what the cache saves")
+	fs.Bool(&noReadCache, "no-read-cache", false, "start the replicas with -read-cache=false, so every read asks the database: run once with and once without to see what the cache saves")
+	var st storeFlags
+	st.add(fs)
 	fs.Bool(&noPin, "no-pin", false, "leave the servers and the load generator where the scheduler puts them, instead of one CPU each")
 	fs.String(&jsonOut, "json", "", "also write the report as JSON to `file`")
 	fs.String(&dir, "work-dir", "", "`dir`ectory for the database, redis-server and the servers' log (default: a temporary one, removed afterwards)")
 	fs.Bool(&quiet, "quiet", false, "print only the table, no line per run")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := st.check(getenv); err != nil {
 		return err
 	}
 	sts, err := strategy.ParseList(strategies)
@@ -66,7 +71,7 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 	defer cleanup()
 	cfg := perf.Config{
 		Binary: bin, Strategies: sts, Paths: ps, Conns: conns, Duration: duration, Warmup: warmup,
-		Rounds: rounds, WorkDir: dir, NoPin: noPin, NoReadCache: noReadCache, Progress: stderr,
+		Rounds: rounds, WorkDir: dir, NoPin: noPin, NoReadCache: noReadCache, Store: st.kind, StoreURL: st.url, Progress: stderr,
 		Logger: newLogger(stderr, "text", slog.LevelWarn),
 	}
 	if quiet {

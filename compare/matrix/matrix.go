@@ -21,6 +21,7 @@ import (
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/store"
 )
 
 // Defaults of a full matrix and of a quick one (--quick): the full one fits
@@ -69,6 +70,9 @@ type Config struct {
 	// own report under runs/.
 	ReportDir string
 	WorkDir   string // the runs' databases and logs
+	// Store and StoreURL choose the shared resource store of every run, as
+	// statelab compare's do: SQLite by default, or PostgreSQL.
+	Store, StoreURL string
 	// Latest, when set, gets a copy of matrix.html: the file the
 	// dashboard serves at /matrix.
 	Latest string
@@ -101,6 +105,9 @@ type Matrix struct {
 	WarmupS  float64 `json:"warmup_s"`
 	WindowS  float64 `json:"window_s"`
 	ThinkMS  float64 `json:"think_ms"`
+	// Store is the shared resource store the replicas ran on: sqlite or
+	// postgres.
+	Store string `json:"store"`
 	// DurationS is the wall time of the whole matrix.
 	DurationS   float64     `json:"duration_s"`
 	Interrupted bool        `json:"interrupted"`
@@ -337,7 +344,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 
 	m := &Matrix{
 		Cells: map[string]map[string]*Cell{}, Costs: map[string]*Costs{}, Seed: cfg.Seed, StartedAt: began.UTC(),
-		Quick: cfg.Quick, Users: cfg.Users, Replicas: cfg.Replicas,
+		Quick: cfg.Quick, Users: cfg.Users, Replicas: cfg.Replicas, Store: store.Chosen(cfg.Store, cfg.StoreURL),
 		WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), ThinkMS: float64(cfg.Think.Microseconds()) / 1000,
 		Runs: []RunRecord{}, Skipped: map[string]string{}, About: map[string]strategy.Strategy{}, FaultsDo: map[string]string{},
 	}
@@ -416,6 +423,7 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 		Binary: cfg.Binary, Scenario: sc, Sides: pair, Users: cfg.Users, Seed: cfg.Seed, Think: cfg.Think,
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(cfg.ReportDir, "runs", dirName), WorkDir: filepath.Join(cfg.WorkDir, dirName),
+		Store: cfg.Store, StoreURL: cfg.StoreURL,
 		Stdout: io.Discard, Logger: cfg.Logger, Dashboard: cfg.Dashboard,
 		// On a busy machine the first sign-ins (bcrypt) and a slow event
 		// (a rolling restart waiting for its requests) would eat into the

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,6 +44,9 @@ type Report struct {
 	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
 	// NoReadCache is true when the replicas ran with --read-cache=false.
 	NoReadCache bool `json:"no_read_cache,omitempty"`
+	// Store is the shared resource store the replicas ran on: sqlite or
+	// postgres.
+	Store string `json:"store"`
 	// Sides holds each side's strategy and totals, keyed by the strategy's
 	// name; SideOrder gives the columns' order.
 	Sides     map[string]SideReport `json:"sides"`
@@ -611,8 +615,11 @@ func (rep *Report) describeLoad(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "Replica CPU: no limit; every replica may use any core of the machine.")
 	}
+	if rep.Store == "postgres" {
+		fmt.Fprintln(w, "Shared store: PostgreSQL; every replica reaches it over a TCP connection.")
+	}
 	if rep.NoReadCache {
-		fmt.Fprintln(w, "Read cache: off (--read-cache=false): every read the replicas answered asked SQLite.")
+		fmt.Fprintf(w, "Read cache: off (--read-cache=false): every read the replicas answered asked %s.\n", cmp.Or(map[string]string{"postgres": "PostgreSQL"}[rep.Store], "SQLite"))
 	}
 }
 

@@ -88,6 +88,7 @@ func rtReport(consistent, crash bool) *report.Report {
 		DurationS:   20.0007,
 		Users:       8,
 		Seed:        1,
+		Store:       "sqlite",
 		SideOrder:   []string{rtLeft, rtRight},
 		Sides: map[string]report.SideReport{
 			rtLeft: {Strategy: rtStrategy(rtLeft), Balance: []report.BalanceWindow{{
@@ -225,7 +226,7 @@ func TestReportWrite(t *testing.T) {
 		"sides", "side_order", "events", "consistency", "timeline",
 		"events[].at_s", "events[].kind", "events[].side", "events[].replica", "events[].took_ms", "events[].source",
 		"events[].sessions_held", "events[].sessions_in_use", "events[].note", "events[].error",
-		"manual", "losses", "series",
+		"manual", "losses", "series", "store",
 		"losses[].at_s", "losses[].to_s", "losses[].kind", "losses[].source", "losses[].note", "losses[].sides",
 		"consistency.ok", "unexpected",
 		"timeline.max_late_ms", "timeline.feed_max_gap_ms", "timeline.replica_ready_ms_p50", "timeline.replica_ready_ms_max", "timeline.replica_starts",
@@ -430,6 +431,40 @@ func TestReportNoBackend(t *testing.T) {
 		}
 		if got := strings.Contains(string(md), why); got != tt.want {
 			t.Errorf("unexpected answer %q: report.md explains no_backend = %v, want %v", tt.msg, got, tt.want)
+		}
+	}
+}
+
+// TestReportStore checks that report.md names PostgreSQL when the run's
+// replicas shared one, and which database an uncached read asked.
+func TestReportStore(t *testing.T) {
+	for _, tt := range []struct {
+		store string
+		want  []string
+		not   []string
+	}{
+		{"sqlite", []string{"every read the replicas answered asked SQLite"}, []string{"Shared store: PostgreSQL"}},
+		{"postgres", []string{"Shared store: PostgreSQL", "every read the replicas answered asked PostgreSQL"}, []string{"asked SQLite"}},
+	} {
+		rep := rtReport(true, false)
+		rep.Store, rep.NoReadCache = tt.store, true
+		dir := t.TempDir()
+		if err := rep.Write(dir); err != nil {
+			t.Fatal(err)
+		}
+		md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(md), w) {
+				t.Errorf("store %s: report.md lacks %q", tt.store, w)
+			}
+		}
+		for _, w := range tt.not {
+			if strings.Contains(string(md), w) {
+				t.Errorf("store %s: report.md says %q", tt.store, w)
+			}
 		}
 	}
 }
