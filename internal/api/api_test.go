@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -25,7 +26,7 @@ import (
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/library"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 	"github.com/statelab/statelab/stateless"
 )
@@ -67,12 +68,25 @@ type server struct {
 	anonymousCode string
 }
 
-// newDB opens a fresh, seeded database that lives as long as the test.
-func newDB(t *testing.T) *sqlite.DB {
+// newDB opens a fresh, seeded SQLite database that lives as long as the
+// test.
+func newDB(t *testing.T) store.Store {
 	t.Helper()
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "lib.db"))
+	return openDB(t, store.SQLite)
+}
+
+// openDB opens a fresh, seeded database of the kind that lives as long as
+// the test: a SQLite file, or a database of its own on the test binary's
+// private PostgreSQL.
+func openDB(t *testing.T, kind string) store.Store {
+	t.Helper()
+	dsn := filepath.Join(t.TempDir(), "lib.db")
+	if kind == store.Postgres {
+		dsn = labtest.PostgresDatabase(t)
+	}
+	db, err := store.Open(t.Context(), dsn, store.Options{})
 	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
+		t.Fatalf("open %s: %v", kind, err)
 	}
 	t.Cleanup(func() {
 		if err := db.Close(); err != nil {
@@ -83,7 +97,7 @@ func newDB(t *testing.T) *sqlite.DB {
 }
 
 // newConfig returns the shared configuration of one replica on db.
-func newConfig(t *testing.T, db *sqlite.DB, replica string) api.Config {
+func newConfig(t *testing.T, db store.Store, replica string) api.Config {
 	return api.Config{
 		Replica:   replica,
 		Store:     db,
@@ -108,14 +122,14 @@ func serve(t *testing.T, h http.Handler, cfg api.Config, service, anonymousCode 
 }
 
 // newStateful starts a stateful replica on db whose cookies are signed with key.
-func newStateful(t *testing.T, db *sqlite.DB, key []byte, replica string) *server {
+func newStateful(t *testing.T, db store.Store, key []byte, replica string) *server {
 	t.Helper()
 	return newStatefulWith(t, db, stateful.NewMemoryStore(key, sessionOptions, time.Now), replica)
 }
 
 // newStatefulWith starts a stateful replica on db that keeps its sessions
 // in store.
-func newStatefulWith(t *testing.T, db *sqlite.DB, store stateful.SessionStore, replica string) *server {
+func newStatefulWith(t *testing.T, db store.Store, store stateful.SessionStore, replica string) *server {
 	t.Helper()
 	cfg := newConfig(t, db, replica)
 	return serve(t, stateful.NewServer(cfg, store), cfg, "stateful", library.ELOGINREQUIRED)
@@ -123,7 +137,7 @@ func newStatefulWith(t *testing.T, db *sqlite.DB, store stateful.SessionStore, r
 
 // newStateless starts a stateless replica on db whose JWTs are signed with
 // secret.
-func newStateless(t *testing.T, db *sqlite.DB, secret []byte, replica string) *server {
+func newStateless(t *testing.T, db store.Store, secret []byte, replica string) *server {
 	t.Helper()
 	cfg := newConfig(t, db, replica)
 	tokens := stateless.NewTokens(secret, tokenTTL, time.Now)
@@ -152,7 +166,7 @@ type lab struct {
 	vars  map[string]string
 }
 
-func newLab(t *testing.T, db *sqlite.DB, servers map[string]*server) *lab {
+func newLab(t *testing.T, db store.Store, servers map[string]*server) *lab {
 	t.Helper()
 	_, total, err := db.FindBooks(t.Context(), library.BookFilter{Limit: 1})
 	if err != nil {
@@ -503,17 +517,16 @@ func sessionCookie(t *testing.T, r *result) *http.Cookie {
 
 // The ways of running the shared table.
 var variants = []struct {
-	name  string
-	start func(t *testing.T) *lab
+	name string
+	// start starts the variant's servers on db.
+	start func(t *testing.T, db store.Store) *lab
 }{
-	{"stateful-session", func(t *testing.T) *lab {
-		db := newDB(t)
+	{"stateful-session", func(t *testing.T, db store.Store) *lab {
 		l := newLab(t, db, map[string]*server{"": newStateful(t, db, testKey, "stateful-1")})
 		l.signIn(t, login)
 		return l
 	}},
-	{"stateful-cookie", func(t *testing.T) *lab {
-		db := newDB(t)
+	{"stateful-cookie", func(t *testing.T, db store.Store) *lab {
 		store := stateful.NewCookieStore(testKey, sessionOptions, 0, time.Now)
 		l := newLab(t, db, map[string]*server{"": newStatefulWith(t, db, store, "stateful-1")})
 		l.signIn(t, login)
@@ -521,22 +534,19 @@ var variants = []struct {
 	}},
 	// The redis variant runs where redis-server is installed, and in CI,
 	// where a missing one fails it (see labtest.Redis).
-	{"stateful-redis", func(t *testing.T) *lab {
-		db := newDB(t)
+	{"stateful-redis", func(t *testing.T, db store.Store) *lab {
 		store := stateful.NewRedisStore(labtest.Redis(t).Addr(), testKey, sessionOptions)
 		t.Cleanup(func() { store.Close() })
 		l := newLab(t, db, map[string]*server{"": newStatefulWith(t, db, store, "stateful-1")})
 		l.signIn(t, login)
 		return l
 	}},
-	{"stateless-apikey", func(t *testing.T) *lab {
-		db := newDB(t)
+	{"stateless-apikey", func(t *testing.T, db store.Store) *lab {
 		l := newLab(t, db, map[string]*server{"": newStateless(t, db, testKey, "stateless-1")})
 		l.signIn(t, generateKey)
 		return l
 	}},
-	{"stateless-jwt", func(t *testing.T) *lab {
-		db := newDB(t)
+	{"stateless-jwt", func(t *testing.T, db store.Store) *lab {
 		l := newLab(t, db, map[string]*server{"": newStateless(t, db, testKey, "stateless-1")})
 		l.signIn(t, issueToken)
 		return l
@@ -545,15 +555,19 @@ var variants = []struct {
 
 // TestAPI runs the shared table against both servers: the stateful one
 // with each of its session stores, the stateless one with each credential.
+// TestAPI runs the table against every variant on both stores, so the
+// servers answer alike whatever database is behind them.
 func TestAPI(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants {
-		t.Run(v.name, func(t *testing.T) {
-			t.Parallel()
-			l := v.start(t)
-			runTable(t, l, apiCases)
-			lintMetrics(t, l)
-		})
+	for _, kind := range []string{store.SQLite, store.Postgres} {
+		for _, v := range variants {
+			t.Run(kind+"/"+v.name, func(t *testing.T) {
+				t.Parallel()
+				l := v.start(t, openDB(t, kind))
+				runTable(t, l, apiCases)
+				lintMetrics(t, l)
+			})
+		}
 	}
 }
 
@@ -1428,3 +1442,6 @@ func TestNormalizeEmail(t *testing.T) {
 		}
 	}
 }
+
+// TestMain stops the test binary's PostgreSQL, if a test started one.
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/library"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateless"
 )
 
@@ -119,7 +119,7 @@ func TestIdempotencyKey(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			l := v.start(t)
+			l := v.start(t, newDB(t))
 			// The independent cases need the book the first serial case
 			// makes: run the table's serial part first.
 			for _, c := range idempotencyCases {
@@ -142,7 +142,7 @@ func TestIdempotencyKey(t *testing.T) {
 // cart is empty after both.
 func TestCheckoutIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	l := variants[0].start(t)
+	l := variants[0].start(t, newDB(t))
 	runTable(t, l, []apiCase{
 		{name: "add a book", who: "alice", method: "POST", path: "/api/cart/items", body: `{"book_id":7}`, serial: true, wantStatus: 201},
 		{name: "check out under a key", who: "alice", method: "POST", path: "/api/cart/checkout", header: key("checkout-1"), serial: true,
@@ -162,7 +162,7 @@ func TestCheckoutIdempotencyKey(t *testing.T) {
 // slowStore is a real store whose Idempotent waits for a signal before it
 // begins, so a test can hold a request in flight.
 type slowStore struct {
-	*sqlite.DB
+	store.Store
 	entered chan struct{} // receives once per call that began
 	proceed chan struct{} // closed to let the held calls go on
 }
@@ -170,7 +170,7 @@ type slowStore struct {
 func (s *slowStore) Idempotent(ctx context.Context, req library.IdempotentRequest, change func(library.Writes) (library.StoredResponse, error)) (library.StoredResponse, bool, error) {
 	s.entered <- struct{}{}
 	<-s.proceed
-	return s.DB.Idempotent(ctx, req, change)
+	return s.Store.Idempotent(ctx, req, change)
 }
 
 // TestIdempotencyKeyInFlight holds a request in flight and sends its key
@@ -179,9 +179,9 @@ func (s *slowStore) Idempotent(ctx context.Context, req library.IdempotentReques
 func TestIdempotencyKeyInFlight(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
-	store := &slowStore{DB: db, entered: make(chan struct{}, 4), proceed: make(chan struct{})}
+	slow := &slowStore{Store: db, entered: make(chan struct{}, 4), proceed: make(chan struct{})}
 	cfg := newConfig(t, db, "stateless-1")
-	cfg.Store = store
+	cfg.Store = slow
 	srv := serve(t, stateless.NewServer(cfg, stateless.NewTokens(testKey, tokenTTL, time.Now), time.Now), cfg, "stateless", library.EINVALIDTOKEN)
 	l := newLab(t, db, map[string]*server{"": srv})
 	l.setCred("alice", generateKey(t, l, "", demo["alice"].email, demo["alice"].password))
@@ -189,12 +189,12 @@ func TestIdempotencyKeyInFlight(t *testing.T) {
 
 	first := make(chan *result, 1)
 	go func() { first <- l.do(t, borrow) }()
-	<-store.entered
+	<-slow.entered
 	second := l.do(t, borrow)
 	if second.status != 409 || second.env.Code != library.EKEYINUSE {
 		t.Errorf("while the first is in flight: got %d %s, want 409 %s", second.status, second.env.Code, library.EKEYINUSE)
 	}
-	close(store.proceed)
+	close(slow.proceed)
 	r := <-first
 	if r.status != 201 {
 		t.Fatalf("first: got %d %s", r.status, r.body)
@@ -260,7 +260,7 @@ func TestIdempotencyKeyConcurrent(t *testing.T) {
 	t.Logf("%d clients: 1 made, %d replayed, %d in use", clients, clients-1-inUse, inUse)
 }
 
-func memberOf(t *testing.T, db *sqlite.DB, email string) int64 {
+func memberOf(t *testing.T, db store.Store, email string) int64 {
 	t.Helper()
 	m, err := db.FindMemberByEmail(t.Context(), email)
 	if err != nil {

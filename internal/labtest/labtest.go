@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,8 @@ var shared struct {
 	dir  string
 	srv  *pgserver.Server
 	err  error
+	// databases numbers the databases PostgresDatabase makes.
+	databases atomic.Int64
 }
 
 var built struct {
@@ -143,6 +146,19 @@ func SharedPostgres(t testing.TB) *pgserver.Server {
 		t.Fatalf("start PostgreSQL: %v", shared.err)
 	}
 	return shared.srv
+}
+
+// PostgresDatabase makes a new, empty database on the test binary's
+// PostgreSQL (SharedPostgres) and returns its URL, password included: for
+// this process only, never a command line.
+func PostgresDatabase(t testing.TB) string {
+	t.Helper()
+	srv := SharedPostgres(t)
+	name := fmt.Sprintf("test_%d", shared.databases.Add(1))
+	if err := srv.CreateDatabase(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	return srv.URLWithPassword(name)
 }
 
 // postgresDir makes a directory for a cluster that the user "postgres" can
