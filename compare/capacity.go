@@ -1,7 +1,6 @@
 package compare
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -12,7 +11,7 @@ import (
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/seed"
 )
 
 // startOpenLoop prepares each side's open-loop load and signs its pool in,
@@ -22,36 +21,28 @@ func (r *Runner) startOpenLoop(ctx context.Context) error {
 	if r.cfg.Rate <= 0 {
 		return nil
 	}
-	deadline := r.cfg.Deadline
-	if deadline <= 0 {
-		deadline = load.DefaultDeadline
-	}
-	limit := r.cfg.MaxOutstanding
-	if limit <= 0 {
-		limit = load.DefaultMaxOutstanding(r.cfg.Rate, deadline)
-	}
 	for si, s := range r.sides {
 		var emails []string
 		for j := range r.cfg.RateUsers {
 			// Counted down from the last load-test member; the simulated
 			// users count up from the first.
-			emails = append(emails, sqlite.LoadTestEmail(sqlite.LoadTestUsers-si*r.cfg.RateUsers-j))
+			emails = append(emails, seed.LoadTestEmail(seed.LoadTestUsers-si*r.cfg.RateUsers-j))
 		}
 		s.open = load.NewOpenLoop(load.OpenLoopConfig{
 			Credential:     s.st.Credential,
 			BaseURL:        s.url,
 			Emails:         emails,
-			Password:       sqlite.LoadTestPassword,
+			Password:       seed.LoadTestPassword,
 			Rate:           r.cfg.Rate,
-			Deadline:       deadline,
-			MaxOutstanding: limit,
+			Deadline:       r.cfg.Deadline,
+			MaxOutstanding: r.cfg.MaxOutstanding,
 			Seed:           r.cfg.Seed*7_919 + int64(si),
 			Stats:          s.stats,
 			Gate:           r.gate,
 		})
 	}
 	fmt.Fprintf(r.cfg.Stdout, "open-loop load: %g requests/s per side from %d signed-in users each, deadline %s, at most %d outstanding; signing them in ...\n",
-		r.cfg.Rate, r.cfg.RateUsers, deadline, limit)
+		r.cfg.Rate, r.cfg.RateUsers, r.cfg.Deadline, r.cfg.MaxOutstanding)
 	signCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	signed := make([]int, len(r.sides))
@@ -107,9 +98,8 @@ func (r *Runner) markOver(ctx context.Context, s *side, after string) {
 	}
 	r.markPhase(s, after, stageSettling)
 	n := s.phases.count()
-	deadline := cmp.Or(r.cfg.Deadline, load.DefaultDeadline)
 	go func() {
-		t := time.NewTimer(deadline)
+		t := time.NewTimer(r.cfg.Deadline)
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -161,15 +151,7 @@ func (r *Runner) openLoopInfo() *report.OpenLoopInfo {
 	if r.cfg.Rate <= 0 {
 		return nil
 	}
-	deadline := r.cfg.Deadline
-	if deadline <= 0 {
-		deadline = load.DefaultDeadline
-	}
-	limit := r.cfg.MaxOutstanding
-	if limit <= 0 {
-		limit = load.DefaultMaxOutstanding(r.cfg.Rate, deadline)
-	}
-	return &report.OpenLoopInfo{Rate: r.cfg.Rate, RateUsers: r.cfg.RateUsers, DeadlineMS: float64(deadline.Milliseconds()), MaxOutstanding: limit}
+	return &report.OpenLoopInfo{Rate: r.cfg.Rate, RateUsers: r.cfg.RateUsers, DeadlineMS: float64(r.cfg.Deadline.Milliseconds()), MaxOutstanding: r.cfg.MaxOutstanding}
 }
 
 // enforcement returns the replicas' CPU limit and how it is enforced, nil

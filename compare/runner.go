@@ -29,7 +29,7 @@ import (
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/redisserver"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 )
@@ -234,6 +234,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := cfg.validateLoad(); err != nil {
 		return nil, err
 	}
+	cfg.resolveLoad()
 	if err := cfg.Scenario.Validate(); err != nil {
 		return nil, err
 	}
@@ -385,6 +386,16 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 	return s, nil
 }
 
+// resolveLoad fills in the open-loop load's defaults, once, so that every
+// reader of the config sees the numbers the run uses.
+func (cfg *Config) resolveLoad() {
+	if cfg.Rate <= 0 {
+		return
+	}
+	cfg.Deadline = cmp.Or(cfg.Deadline, load.DefaultDeadline)
+	cfg.MaxOutstanding = cmp.Or(cfg.MaxOutstanding, load.DefaultMaxOutstanding(cfg.Rate, cfg.Deadline))
+}
+
 // validateLoad checks the users, the open-loop load and the CPU limit.
 func (cfg *Config) validateLoad() error {
 	minUsers := 1
@@ -517,8 +528,8 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 			u := load.NewUser(load.UserConfig{
 				Credential: s.st.Credential,
 				BaseURL:    s.url,
-				Email:      sqlite.LoadTestEmail(si*r.cfg.Users + i + 1),
-				Password:   sqlite.LoadTestPassword,
+				Email:      seed.LoadTestEmail(si*r.cfg.Users + i + 1),
+				Password:   seed.LoadTestPassword,
 				Seed:       r.cfg.Seed*1_000_003 + int64(i),
 				Client:     client,
 				Sent:       sent,

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/labtest"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/seed"
 )
 
 // The end-to-end test runs the real binary as separate processes, because
@@ -410,7 +410,7 @@ func TestEndToEnd(t *testing.T) {
 		for _, r := range lab.all() {
 			for range 2 {
 				n++
-				m := login{sqlite.LoadTestEmail(n), sqlite.LoadTestPassword}
+				m := login{seed.LoadTestEmail(n), seed.LoadTestPassword}
 				switch {
 				case r.kind == "stateful":
 					creds[r] = append(creds[r], cred{cookie: r.must(t, "POST", "/api/auth/login", m, cred{}, http.StatusOK).Cookie})

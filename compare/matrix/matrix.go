@@ -20,7 +20,7 @@ import (
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/store"
 )
 
@@ -555,5 +555,5 @@ func CellOf(a, b load.Totals) *Cell {
 // i: one the simulated users never use (they count from the first
 // load-test member; MaxUsers keeps them below these).
 func probeMember(i int) string {
-	return sqlite.LoadTestEmail(sqlite.LoadTestUsers - i)
+	return seed.LoadTestEmail(seed.LoadTestUsers - i)
 }

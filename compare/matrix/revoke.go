@@ -9,7 +9,7 @@ import (
 
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/client"
-	"github.com/statelab/statelab/internal/sqlite"
+	"github.com/statelab/statelab/internal/seed"
 )
 
 // The answers to "after logout or key revocation, is the old credential
@@ -112,7 +112,7 @@ func (p *prober) signIn(ctx context.Context, st strategy.Strategy, email string)
 		c.Jar = jar
 		hc = &c
 	}
-	return client.New(p.base, hc).SignIn(ctx, st.Credential, client.Credentials{Email: email, Password: sqlite.LoadTestPassword})
+	return client.New(p.base, hc).SignIn(ctx, st.Credential, client.Credentials{Email: email, Password: seed.LoadTestPassword})
 }
 
 // accepted sends GET /api/me with the credential tries times (or, with

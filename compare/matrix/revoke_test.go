@@ -20,6 +20,7 @@ import (
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/sqlite"
 	"github.com/statelab/statelab/stateful"
 	"github.com/statelab/statelab/stateless"
@@ -110,7 +111,7 @@ func TestProbeRevocation(t *testing.T) {
 			url := rvLab(t, st, tt.replicas)
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
-			rev := matrix.ProbeRevocation(ctx, st, url, sqlite.LoadTestEmail(sqlite.LoadTestUsers), tt.replicas)
+			rev := matrix.ProbeRevocation(ctx, st, url, seed.LoadTestEmail(seed.LoadTestUsers), tt.replicas)
 			t.Logf("%s: %+v", tt.strategy, rev)
 			if rev.Verdict != tt.want {
 				t.Errorf("verdict %q (%s), want %q", rev.Verdict, rev.Saw, tt.want)
@@ -128,7 +129,7 @@ func TestProbeRevocation(t *testing.T) {
 		st, _ := strategy.Parse("apikey")
 		srv := httptest.NewServer(http.NotFoundHandler())
 		defer srv.Close()
-		rev := matrix.ProbeRevocation(t.Context(), st, srv.URL, sqlite.LoadTestEmail(1), 2)
+		rev := matrix.ProbeRevocation(t.Context(), st, srv.URL, seed.LoadTestEmail(1), 2)
 		if rev.Verdict != matrix.RevokedUnknown || !strings.Contains(rev.Saw, "404") {
 			t.Errorf("against a server with no API: %+v, want unknown and the 404 it saw", rev)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -37,7 +38,7 @@ func TestOpen_Twice(t *testing.T) {
 	if got := rawCount(t, path, "members"); got != members {
 		t.Errorf("members after second Open: got %d, want %d", got, members)
 	}
-	if got, want := members, 3+sqlite.LoadTestUsers; got != want {
+	if got, want := members, 3+seed.LoadTestUsers; got != want {
 		t.Errorf("members: got %d, want %d", got, want)
 	}
 	if _, total, err := db2.FindBooks(ctx, library.BookFilter{Query: "Written Before Reopen"}); err != nil || total != 1 {
@@ -68,7 +69,7 @@ func TestOpen_Concurrent(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if got, want := rawCount(t, path, "members"), 3+sqlite.LoadTestUsers; got != want {
+	if got, want := rawCount(t, path, "members"), 3+seed.LoadTestUsers; got != want {
 		t.Errorf("members: got %d, want %d", got, want)
 	}
 	if got, want := rawCount(t, path, "books"), len(tsvRows(t)); got != want {
@@ -104,7 +105,7 @@ func TestLoadTestEmail(t *testing.T) {
 		{1000, "user1000@example.com"},
 	}
 	for _, tt := range tests {
-		if got := sqlite.LoadTestEmail(tt.i); got != tt.want {
+		if got := seed.LoadTestEmail(tt.i); got != tt.want {
 			t.Errorf("LoadTestEmail(%d): got %q, want %q", tt.i, got, tt.want)
 		}
 	}

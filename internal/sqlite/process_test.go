@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/sqlite"
 )
 
@@ -81,7 +82,7 @@ func TestHelperProcess(t *testing.T) {
 	defer db.Close()
 	members := make([]int64, helperBorrowers)
 	for i := range members {
-		m, err := db.FindMemberByEmail(ctx, sqlite.LoadTestEmail(first+i))
+		m, err := db.FindMemberByEmail(ctx, seed.LoadTestEmail(first+i))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
@@ -326,7 +327,7 @@ func TestOpen_FreshFile_Processes(t *testing.T) {
 		}
 	}
 	db := openDB(t, path)
-	if _, err := db.FindMemberByEmail(context.Background(), sqlite.LoadTestEmail(sqlite.LoadTestUsers)); err != nil {
+	if _, err := db.FindMemberByEmail(context.Background(), seed.LoadTestEmail(seed.LoadTestUsers)); err != nil {
 		t.Errorf("seed: %v", err)
 	}
 	if c := checkConsistent(t, db); c.Books == 0 {

@@ -9,18 +9,6 @@ import (
 	"github.com/statelab/statelab/internal/seed"
 )
 
-// LoadTestPassword is seed.LoadTestPassword, the password of every
-// load-test member; it stays here for the callers that name it so.
-const LoadTestPassword = seed.LoadTestPassword
-
-// LoadTestUsers is seed.LoadTestUsers, how many load-test members the seed
-// creates.
-const LoadTestUsers = seed.LoadTestUsers
-
-// LoadTestEmail is seed.LoadTestEmail: the email of the i-th load-test
-// member, counting from 1.
-func LoadTestEmail(i int) string { return seed.LoadTestEmail(i) }
-
 // seedDB fills an empty database with the catalog and the members of package
 // seed. It runs inside the migration transaction, so it is all or nothing.
 func seedDB(ctx context.Context, tx querier, now time.Time) error {
