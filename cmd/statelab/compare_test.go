@@ -79,6 +79,9 @@ func TestRunCompareRejectsBadLoad(t *testing.T) {
 		{"no users and no rate", []string{"--users", "0"}, nil, "users is 0; use 1 to 500"},
 		{"a pool of no users", []string{"--rate", "50"}, map[string]string{"STATELAB_RATE_USERS": "0"}, "rate users is 0"},
 		{"a deadline too short", []string{"--rate", "50", "--deadline", "1ms"}, nil, "deadline is 1ms"},
+		{"an unknown store", []string{"--store", "mysql"}, nil, `-store "mysql": use sqlite or postgres`},
+		{"a store password on the command line", []string{"--store-url", "postgres://statelab:hunter2@127.0.0.1:1/statelab"}, nil, "-store-url holds a password"},
+		{"a store URL of another kind", nil, map[string]string{"STATELAB_STORE_URL": "mysql://127.0.0.1/statelab"}, "want a postgres:// URL"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()

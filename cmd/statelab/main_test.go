@@ -253,6 +253,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 			[]string{"jwt-secret", "5 bytes"}},
 		{"bad log format", "stateful", []string{"--log-format", "xml"}, nil,
 			[]string{"log-format", "xml"}},
+		{"a database password on the command line", "stateless", []string{"--db", "postgres://statelab:hunter2@127.0.0.1:1/statelab"}, nil,
+			[]string{"-db", "holds a password", "PGPASSWORD", "STATELAB_DB"}},
 		{"negative duration", "stateful", []string{"--session-ttl", "-1s"}, nil,
 			[]string{"negative"}},
 		{"sub-second session ttl", "stateful", []string{"--session-ttl", "500ms"}, nil,
