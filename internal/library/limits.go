@@ -189,3 +189,35 @@ func (r BorrowRequest) ValidateText() error {
 func RetryAfterError(d time.Duration, format string, args ...any) *Error {
 	return &Error{Code: ETOOMANYREQUESTS, Message: fmt.Sprintf(format, args...), RetryAfter: d}
 }
+
+// Apply makes the changes u names to b, as a store does inside the
+// transaction that read b: text fields trimmed, and a change of Copies
+// moving the copies on the shelf by the same amount. It is a conflict for
+// the copies to drop below those lent out, and the result must Validate.
+func (b *Book) Apply(u BookUpdate) error {
+	if u.Title != nil {
+		b.Title = strings.TrimSpace(*u.Title)
+	}
+	if u.Author != nil {
+		b.Author = strings.TrimSpace(*u.Author)
+	}
+	if u.ISBN != nil {
+		b.ISBN = strings.TrimSpace(*u.ISBN)
+	}
+	if u.Year != nil {
+		b.Year = *u.Year
+	}
+	if u.Copies != nil {
+		lent := b.Copies - b.AvailableCopies
+		if *u.Copies >= 0 && *u.Copies < lent {
+			return Errorf(ECONFLICT, "Book %d cannot have %d copies while %d are lent out", b.ID, *u.Copies, lent)
+		}
+		b.AvailableCopies += *u.Copies - b.Copies
+		b.Copies = *u.Copies
+	}
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	b.Available = b.AvailableCopies > 0
+	return nil
+}

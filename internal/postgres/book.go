@@ -222,31 +222,9 @@ func (db *DB) UpdateBook(ctx context.Context, id int64, u library.BookUpdate) (l
 		if b, err = findBook(ctx, tx, id, "FOR UPDATE"); err != nil {
 			return err
 		}
-		if u.Title != nil {
-			b.Title = strings.TrimSpace(*u.Title)
-		}
-		if u.Author != nil {
-			b.Author = strings.TrimSpace(*u.Author)
-		}
-		if u.ISBN != nil {
-			b.ISBN = strings.TrimSpace(*u.ISBN)
-		}
-		if u.Year != nil {
-			b.Year = *u.Year
-		}
-		if u.Copies != nil {
-			lent := b.Copies - b.AvailableCopies
-			if *u.Copies >= 0 && *u.Copies < lent {
-				return library.Errorf(library.ECONFLICT,
-					"Book %d cannot have %d copies while %d are lent out", id, *u.Copies, lent)
-			}
-			b.AvailableCopies += *u.Copies - b.Copies
-			b.Copies = *u.Copies
-		}
-		if err := b.Validate(); err != nil {
+		if err := b.Apply(u); err != nil {
 			return err
 		}
-		b.Available = b.AvailableCopies > 0
 		if u.ISBN != nil {
 			if err := checkISBNFree(ctx, tx, b.ISBN, id); err != nil {
 				return err
