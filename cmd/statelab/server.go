@@ -44,6 +44,7 @@ type serverConfig struct {
 	sessionTTL    time.Duration
 	sessions      string
 	redisAddr     string
+	redisPassword string
 
 	jwtSecret     string // stateless
 	jwtTTL        time.Duration
@@ -87,6 +88,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long a session is kept after its last change (at least 1s)")
 		fs.String(&c.sessions, "sessions", "memory", "the `store` that keeps sessions between requests:"+storeList())
 		fs.String(&c.redisAddr, stateful.RedisServer.AddrFlag, "127.0.0.1:6379", "`host:port` of the redis server that keeps sessions with -sessions redis")
+		fs.Secret(&c.redisPassword, stateful.RedisServer.SecretFlag, "`password` of that redis server (its requirepass), if it wants one; set it in the environment, not here (ps shows the command line to every user)")
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
 		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
@@ -228,7 +230,7 @@ func statefulHandler(c serverConfig, cfg api.Config, logger *slog.Logger) (http.
 	cookie := sessions.Options{
 		Path: "/", MaxAge: int(c.sessionTTL.Seconds()), HttpOnly: true, Secure: c.secureCookies, SameSite: http.SameSiteLaxMode,
 	}
-	store, err := stateful.OpenStore(c.sessions, stateful.StoreConfig{Key: key, Cookie: cookie, RedisAddr: c.redisAddr, Now: time.Now})
+	store, err := stateful.OpenStore(c.sessions, stateful.StoreConfig{Key: key, Cookie: cookie, RedisAddr: c.redisAddr, RedisPassword: c.redisPassword, Now: time.Now})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -523,7 +523,8 @@ var variants = []struct {
 	// where a missing one fails it (see labtest.Redis).
 	{"stateful-redis", func(t *testing.T) *lab {
 		db := newDB(t)
-		store := stateful.NewRedisStore(labtest.Redis(t).Addr(), testKey, sessionOptions)
+		rs := labtest.Redis(t)
+		store := stateful.NewRedisStore(rs.Addr(), rs.Password(), testKey, sessionOptions)
 		t.Cleanup(func() { store.Close() })
 		l := newLab(t, db, map[string]*server{"": newStatefulWith(t, db, store, "stateful-1")})
 		l.signIn(t, login)
