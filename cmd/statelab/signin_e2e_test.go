@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/library"
@@ -93,36 +94,45 @@ func TestSignInFailuresLimitedAcrossReplicas(t *testing.T) {
 				}
 			}
 
-			for _, account := range []string{tt.account, "nobody-" + tt.name + "@example.com"} {
+			// guess sends wrong passwords, one replica then the other,
+			// until one is refused, and returns how many were evaluated
+			// and the refusal.
+			guesses := 0
+			guess := func(account string) (int, signInTry) {
 				evaluated := 0
-				var refused signInTry
-				for i := range 40 {
-					got := trySignIn(t, replicas[i%2], tt.path, credentials(account, fmt.Sprintf("guess-%d", i)), nil)
-					if got.status == http.StatusUnauthorized {
-						evaluated++
-						continue
+				for range 40 {
+					guesses++
+					got := trySignIn(t, replicas[guesses%2], tt.path, credentials(account, fmt.Sprintf("guess-%d", guesses)), nil)
+					if got.status != http.StatusUnauthorized {
+						return evaluated, got
 					}
-					refused = got
-					break
+					evaluated++
 				}
-				if evaluated != library.SignInFreeFailures || refused.status != http.StatusTooManyRequests || refused.code != library.ETOOMANYREQUESTS {
+				return evaluated, signInTry{}
+			}
+			checkRefused := func(account string, evaluated, want int, refused signInTry) {
+				t.Helper()
+				if evaluated != want || refused.status != http.StatusTooManyRequests || refused.code != library.ETOOMANYREQUESTS {
 					t.Fatalf("%s: %d guesses evaluated over two replicas, then %d %s; want %d, then 429 %s",
-						account, evaluated, refused.status, refused.code, library.SignInFreeFailures, library.ETOOMANYREQUESTS)
+						account, evaluated, refused.status, refused.code, want, library.ETOOMANYREQUESTS)
 				}
 				if s, err := strconv.Atoi(refused.retryAfter); err != nil || s < 1 {
 					t.Errorf("%s: Retry-After %q, want whole seconds", account, refused.retryAfter)
 				}
 			}
-
-			// The owner's device is trusted on both replicas.
-			for _, r := range replicas {
-				got := trySignIn(t, r, tt.path, credentials(tt.account, tt.secret), first.device)
-				if got.status != tt.ok {
-					t.Errorf("the owner, from the device it signed in from, on %s: %d %s, want %d", r.id, got.status, got.code, tt.ok)
-				}
+			n, refused := guess(tt.account)
+			checkRefused(tt.account, n, library.SignInFreeFailures, refused)
+			// Waiting out the backoff buys one guess, and a longer wait:
+			// 1 s, then 2 s, then 4 s, in which the rest runs.
+			for range 2 {
+				s, _ := strconv.Atoi(refused.retryAfter)
+				time.Sleep(time.Duration(s) * time.Second)
+				n, refused = guess(tt.account)
+				checkRefused(tt.account, n, 1, refused)
 			}
-			// Anyone else waits, right password or not: nothing tells a
-			// guesser's right guess from a wrong one now.
+
+			// Anyone but the owner waits, right password or not: nothing
+			// tells a guesser's right guess from a wrong one now.
 			if got := trySignIn(t, tt.b, tt.path, credentials(tt.account, tt.secret), nil); got.status != http.StatusTooManyRequests {
 				t.Errorf("the right password from a client that never signed in: %d %s, want 429", got.status, got.code)
 			}
@@ -134,6 +144,18 @@ func TestSignInFailuresLimitedAcrossReplicas(t *testing.T) {
 			if got := trySignIn(t, tt.a, tt.path, credentials(tt.account, tt.secret), forged); got.status != http.StatusTooManyRequests {
 				t.Errorf("a forged device cookie: %d %s, want 429", got.status, got.code)
 			}
+			// The owner's device is trusted on both replicas.
+			for _, r := range replicas {
+				got := trySignIn(t, r, tt.path, credentials(tt.account, tt.secret), first.device)
+				if got.status != tt.ok {
+					t.Errorf("the owner, from the device it signed in from, on %s: %d %s, want %d", r.id, got.status, got.code, tt.ok)
+				}
+			}
+
+			// An email no member has is answered the same way.
+			nobody := "nobody-" + tt.name + "@example.com"
+			n, refused = guess(nobody)
+			checkRefused(nobody, n, library.SignInFreeFailures, refused)
 		})
 	}
 }
