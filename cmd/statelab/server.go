@@ -197,7 +197,7 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		return fmt.Errorf("listen on %s: %w (is another statelab running? pick another port with -addr)", c.addr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           api.GuardHost(c.addr, logger, handler),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
