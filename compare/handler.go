@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/hostcheck"
 	"github.com/statelab/statelab/internal/library"
 )
 
@@ -97,34 +96,10 @@ func (r *Runner) guardControl(next http.Handler) http.Handler {
 }
 
 // hostAllowed reports whether a request's Host names this runner: its own
-// address, or a loopback name with its port. When the runner listens on
-// every interface (0.0.0.0, ::), any IP literal with its port is its own
-// address too; DNS rebinding needs a name, never a literal.
+// address, or a loopback name with its port (hostcheck, which the
+// balancers and the replicas share).
 func (r *Runner) hostAllowed(host string) bool {
-	own, port, err := net.SplitHostPort(r.cfg.Addr)
-	if err != nil {
-		return false
-	}
-	h, p, err := net.SplitHostPort(host)
-	if err != nil {
-		h, p = host, "80" // no port: the default one, which is the runner's only if it listens there
-	}
-	if p != port {
-		return false
-	}
-	h = strings.TrimSuffix(strings.ToLower(strings.Trim(h, "[]")), ".")
-	if h == strings.ToLower(strings.Trim(own, "[]")) || h == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	if err != nil {
-		return false
-	}
-	if ip.IsLoopback() {
-		return true
-	}
-	ownIP, err := netip.ParseAddr(strings.Trim(own, "[]"))
-	return err == nil && ownIP.IsUnspecified()
+	return hostcheck.Names{Addr: r.cfg.Addr}.Allowed(host)
 }
 
 // Timeouts bound how long the runner's and the balancers' servers wait on

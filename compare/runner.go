@@ -328,7 +328,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 		cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
 	// The shared services the strategy's replicas need (a session store's
 	// redis-server), each a private one for this side.
-	services := map[stateful.Service]string{}
+	services := map[stateful.Service]strategy.Endpoint{}
 	for _, svc := range st.Services() {
 		if svc != stateful.RedisServer {
 			return s, fmt.Errorf("%s: the runner cannot start %s", st.Name, svc.Program)
@@ -337,7 +337,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 		if s.redis, err = redisserver.Start(ctx, dir); err != nil {
 			return s, fmt.Errorf("%s: start redis-server: %w", st.Name, err)
 		}
-		services[svc] = s.redis.Addr()
+		services[svc] = strategy.Endpoint{Addr: s.redis.Addr(), Secret: s.redis.Password()}
 	}
 	policy, err := balancer.ParseAffinity(st.Affinity)
 	if err != nil {
@@ -349,12 +349,13 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 	if r.limiter != nil {
 		confine = r.limiter.Confine
 	}
+	rc := strategy.ReplicaConfig{DB: r.db.DSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}
 	s.sup = supervisor.New(supervisor.Config{
 		Side:    st.Name,
 		Command: st.Server,
 		Binary:  r.cfg.Binary,
-		Args:    st.ReplicaArgs(strategy.ReplicaConfig{DB: r.db.DSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}),
-		Env:     slices.Concat(st.ReplicaEnv(), r.db.Env, r.goMaxProcs()),
+		Args:    st.ReplicaArgs(rc),
+		Env:     slices.Concat(st.ReplicaEnv(rc), r.db.Env, r.goMaxProcs()),
 		Log:     logFile,
 		Logger:  r.cfg.Logger,
 		Confine: confine,

@@ -262,8 +262,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, fmt.Errorf("perf: pin redis-server: %w", err)
 			}
 		}
-		args := st.ReplicaArgs(strategy.ReplicaConfig{DB: db.DSN, NoReadCache: cfg.NoReadCache, Services: services})
-		if err := start(s, st.Server, args, slices.Concat(st.ReplicaEnv(), db.Env)); err != nil {
+		rc := strategy.ReplicaConfig{DB: db.DSN, NoReadCache: cfg.NoReadCache, Services: services}
+		if err := start(s, st.Server, st.ReplicaArgs(rc), slices.Concat(st.ReplicaEnv(rc), db.Env)); err != nil {
 			if s.redis != nil {
 				s.redis.Stop()
 			}
@@ -371,9 +371,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // startServices starts what the strategy's replica needs beside it
-// (Strategy.Services) and returns their addresses.
-func (s *server) startServices(ctx context.Context, workDir string) (map[stateful.Service]string, error) {
-	addrs := map[stateful.Service]string{}
+// (Strategy.Services) and returns their addresses and passwords.
+func (s *server) startServices(ctx context.Context, workDir string) (map[stateful.Service]strategy.Endpoint, error) {
+	addrs := map[stateful.Service]strategy.Endpoint{}
 	for _, svc := range s.st.Services() {
 		if svc != stateful.RedisServer {
 			return nil, fmt.Errorf("perf cannot start %s", svc.Program)
@@ -382,7 +382,7 @@ func (s *server) startServices(ctx context.Context, workDir string) (map[statefu
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", svc.Program, err)
 		}
-		s.redis, addrs[svc] = r, r.Addr()
+		s.redis, addrs[svc] = r, strategy.Endpoint{Addr: r.Addr(), Secret: r.Password()}
 	}
 	return addrs, nil
 }

@@ -25,7 +25,8 @@ func BenchmarkSessionLoad(b *testing.B) {
 			return stateful.NewMemoryStore(msKey, msOptions, time.Now)
 		}},
 		{"redis", func(b *testing.B) stateful.SessionStore {
-			s := stateful.NewRedisStore(labtest.Redis(b).Addr(), msKey, msOptions)
+			rs := labtest.Redis(b)
+			s := stateful.NewRedisStore(rs.Addr(), rs.Password(), msKey, msOptions)
 			b.Cleanup(func() { s.Close() })
 			return s
 		}},

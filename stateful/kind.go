@@ -41,17 +41,22 @@ type Description interface {
 // Service is a program a session store needs running beside the replicas,
 // one that every replica of a deployment shares. Whoever starts the
 // replicas starts it first and hands each replica its address with the
-// AddrFlag flag.
+// AddrFlag flag, and its password through the environment variable of the
+// SecretFlag flag (argv is readable by every local user).
 type Service struct {
 	// Program is the executable, e.g. "redis-server".
 	Program string
 	// AddrFlag is the stateful server's flag that takes the service's
 	// host:port, without its leading dash.
 	AddrFlag string
+	// SecretFlag is the stateful server's flag that takes the password the
+	// service wants, without its leading dash; it is to be set through its
+	// environment variable, never on the command line.
+	SecretFlag string
 }
 
 // RedisServer is the redis-server the redis store keeps sessions in.
-var RedisServer = Service{Program: redisserver.Program, AddrFlag: "redis-addr"}
+var RedisServer = Service{Program: redisserver.Program, AddrFlag: "redis-addr", SecretFlag: "redis-password"}
 
 // StoreConfig is what OpenStore opens a store with. A store uses what it
 // needs of it and ignores the rest.
@@ -63,8 +68,9 @@ type StoreConfig struct {
 	// session is kept after its last Save.
 	Cookie sessions.Options
 	// RedisAddr is the host:port of the RedisServer, for a store that
-	// Needs it.
-	RedisAddr string
+	// Needs it, and RedisPassword the password it wants (none if empty).
+	RedisAddr     string
+	RedisPassword string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -85,7 +91,7 @@ var storeKinds = []StoreKind{
 	{(*MemoryStore)(nil), "this process's memory; the cookie holds a signed id (lost on restart and on other replicas)",
 		func(c StoreConfig) SessionStore { return NewMemoryStore(c.Key, c.Cookie, c.Now) }},
 	{(*RedisStore)(nil), "a redis server every replica shares (-" + RedisServer.AddrFlag + "); the cookie holds a signed id",
-		func(c StoreConfig) SessionStore { return NewRedisStore(c.RedisAddr, c.Key, c.Cookie) }},
+		func(c StoreConfig) SessionStore { return NewRedisStore(c.RedisAddr, c.RedisPassword, c.Key, c.Cookie) }},
 	{(*CookieStore)(nil), "the whole session encrypted into the cookie; nothing kept on the server, logout cannot revoke a copy",
 		func(c StoreConfig) SessionStore { return NewCookieStore(c.Key, c.Cookie, MaxCookieBytes, c.Now) }},
 }

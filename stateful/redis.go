@@ -42,14 +42,16 @@ type RedisStore struct {
 	ttl    time.Duration // 0: kept until logout or until redis loses it
 }
 
-// NewRedisStore returns a store on the redis server at addr (host:port)
-// whose cookies are signed with key. options sets the cookie's attributes;
+// NewRedisStore returns a store on the redis server at addr (host:port),
+// which it authenticates to with password (none when empty), and whose
+// cookies are signed with key. options sets the cookie's attributes;
 // MaxAge is also the key's expiry, renewed by every Save. It does not
 // connect: a replica may start while redis is down, and reports itself not
 // ready until it is back. Close releases the connections.
-func NewRedisStore(addr string, key []byte, options sessions.Options) *RedisStore {
+func NewRedisStore(addr, password string, key []byte, options sessions.Options) *RedisStore {
 	client := redis.NewClient(&redis.Options{
 		Addr:         addr,
+		Password:     password,
 		DialTimeout:  RedisTimeout,
 		ReadTimeout:  RedisTimeout,
 		WriteTimeout: RedisTimeout,

@@ -351,7 +351,7 @@ func TestServerRedisReplicasShareLogout(t *testing.T) {
 	srv := labtest.Redis(t)
 	db := svDB(t)
 	open := func() stateful.SessionStore {
-		s := stateful.NewRedisStore(srv.Addr(), msKey, msOptions)
+		s := stateful.NewRedisStore(srv.Addr(), srv.Password(), msKey, msOptions)
 		t.Cleanup(func() { s.Close() })
 		return s
 	}

@@ -49,14 +49,14 @@ func stKinds() []stKind {
 // stRedisOpener returns an open function whose stores, within one test,
 // share one redis server.
 func stRedisOpener() func(t *testing.T, key []byte) stateful.SessionStore {
-	addrs := map[*testing.T]string{}
+	servers := map[*testing.T]*redisserver.Server{}
 	return func(t *testing.T, key []byte) stateful.SessionStore {
-		addr, ok := addrs[t]
+		srv, ok := servers[t]
 		if !ok {
-			addr = labtest.Redis(t).Addr()
-			addrs[t] = addr
+			srv = labtest.Redis(t)
+			servers[t] = srv
 		}
-		s := stateful.NewRedisStore(addr, key, msOptions)
+		s := stateful.NewRedisStore(srv.Addr(), srv.Password(), key, msOptions)
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
@@ -183,9 +183,9 @@ func TestSessionStores(t *testing.T) {
 func stRedis(t *testing.T) (*stateful.RedisStore, *redis.Client, *redisserver.Server) {
 	t.Helper()
 	srv := labtest.Redis(t)
-	store := stateful.NewRedisStore(srv.Addr(), msKey, msOptions)
+	store := stateful.NewRedisStore(srv.Addr(), srv.Password(), msKey, msOptions)
 	t.Cleanup(func() { store.Close() })
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: srv.Password(), DisableIdentity: true})
 	t.Cleanup(func() { client.Close() })
 	return store, client, srv
 }
@@ -220,6 +220,43 @@ func TestRedisStoreKeys(t *testing.T) {
 	}
 	if n, err := client.Exists(ctx, key).Result(); err != nil || n != 0 {
 		t.Errorf("EXISTS %s after logout: got %d, %v; want 0: logout deletes the key", key, n, err)
+	}
+}
+
+// TestRedisStoreNeedsPassword: the lab's redis-server refuses a store that
+// does not know its password, and serves one that does.
+func TestRedisStoreNeedsPassword(t *testing.T) {
+	srv := labtest.Redis(t)
+	for _, tt := range []struct {
+		name, password string
+		ok             bool
+	}{
+		{"none", "", false},
+		{"wrong", "not-" + srv.Password(), false},
+		{"right", srv.Password(), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := stateful.NewRedisStore(srv.Addr(), tt.password, msKey, msOptions)
+			defer store.Close()
+			err := store.Ping(t.Context())
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Ping with the password: %v", err)
+				}
+				_, cookie := msSave(t, store, 1)
+				if _, err := store.Load(msRequest(cookie)); err != nil {
+					t.Errorf("Load with the password: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, stateful.ErrStoreUnavailable) || !strings.Contains(err.Error(), "AUTH") && !strings.Contains(err.Error(), "WRONGPASS") {
+				t.Errorf("Ping: got %v, want %v for NOAUTH or WRONGPASS", err, stateful.ErrStoreUnavailable)
+			}
+			err = store.Save(httptest.NewRecorder(), msRequest(), &stateful.Session{Member: msAlice})
+			if !errors.Is(err, stateful.ErrStoreUnavailable) {
+				t.Errorf("Save: got %v, want %v", err, stateful.ErrStoreUnavailable)
+			}
+		})
 	}
 }
 

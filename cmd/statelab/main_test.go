@@ -114,16 +114,17 @@ func TestRunServerHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 			"session-ttl":    "STATELAB_SESSION_TTL",
 			"sessions":       "STATELAB_SESSIONS",
 			"redis-addr":     "STATELAB_REDIS_ADDR",
+			"redis-password": "STATELAB_REDIS_PASSWORD",
 		}, []string{"jwt-secret", "jwt-ttl", "insecure-email-only-keys"}},
 		{"stateless", map[string]string{
 			"jwt-secret":               "STATELAB_JWT_SECRET",
 			"jwt-ttl":                  "STATELAB_JWT_TTL",
 			"insecure-email-only-keys": "STATELAB_INSECURE_EMAIL_ONLY_KEYS",
-		}, []string{"session-key", "secure-cookies", "session-ttl", "sessions", "redis-addr"}},
+		}, []string{"session-key", "secure-cookies", "session-ttl", "sessions", "redis-addr", "redis-password"}},
 	} {
 		t.Run(tt.cmd, func(t *testing.T) {
 			const secret = "never-print-this-secret-0123456789abcdef"
-			getenv := env(map[string]string{"STATELAB_SESSION_KEY": secret, "STATELAB_JWT_SECRET": secret})
+			getenv := env(map[string]string{"STATELAB_SESSION_KEY": secret, "STATELAB_JWT_SECRET": secret, "STATELAB_REDIS_PASSWORD": secret})
 			var stdout, stderr bytes.Buffer
 			err := run(t.Context(), []string{"statelab", tt.cmd, "-h"}, getenv, nil, &stdout, &stderr)
 			if !errors.Is(err, flag.ErrHelp) {
@@ -409,8 +410,9 @@ func TestRunStatefulWithRedisSessions(t *testing.T) {
 	args := []string{"statelab", "stateful", "--addr", addr, "--db", filepath.Join(t.TempDir(), "library.db"),
 		"--sessions", "redis", "--replica-id", "r1"}
 	getenv := env(map[string]string{
-		"STATELAB_REDIS_ADDR":  rs.Addr(),
-		"STATELAB_SESSION_KEY": "redis-run-test-session-key-0123456789",
+		"STATELAB_REDIS_ADDR":     rs.Addr(),
+		"STATELAB_REDIS_PASSWORD": rs.Password(),
+		"STATELAB_SESSION_KEY":    "redis-run-test-session-key-0123456789",
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

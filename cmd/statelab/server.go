@@ -44,6 +44,7 @@ type serverConfig struct {
 	sessionTTL    time.Duration
 	sessions      string
 	redisAddr     string
+	redisPassword string
 
 	jwtSecret     string // stateless
 	jwtTTL        time.Duration
@@ -75,7 +76,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	fs.Bool(&c.exitWithStdin, "exit-with-stdin", false, "exit (gracefully) when standard input closes: the comparison runner holds a pipe to every replica, so no replica outlives it, even when the runner is killed")
 	def := api.DefaultSignInLimits()
 	var accountRate, addrRate float64
-	fs.Float64(&accountRate, "sign-in-rate", float64(def.AccountRate), "sign-ins per second allowed per account on this replica (429 too_many_requests with Retry-After beyond it)")
+	fs.Float64(&accountRate, "sign-in-rate", float64(def.AccountRate), "sign-ins per second allowed per account on this replica, from clients the account does not trust yet (429 too_many_requests with Retry-After beyond it); failed sign-ins are limited per account across replicas besides, in the database")
 	fs.Int(&c.signIn.AccountBurst, "sign-in-burst", def.AccountBurst, "sign-ins per account allowed at once before -sign-in-rate applies")
 	fs.Float64(&addrRate, "sign-in-addr-rate", float64(def.AddrRate), "sign-ins per second allowed per client address (IPv4 or IPv6 /64) on this replica")
 	fs.Int(&c.signIn.AddrBurst, "sign-in-addr-burst", def.AddrBurst, "sign-ins per client address allowed at once before -sign-in-addr-rate applies")
@@ -87,6 +88,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 		fs.Duration(&c.sessionTTL, "session-ttl", 24*time.Hour, "how long a session is kept after its last change (at least 1s)")
 		fs.String(&c.sessions, "sessions", "memory", "the `store` that keeps sessions between requests:"+storeList())
 		fs.String(&c.redisAddr, stateful.RedisServer.AddrFlag, "127.0.0.1:6379", "`host:port` of the redis server that keeps sessions with -sessions redis")
+		fs.Secret(&c.redisPassword, stateful.RedisServer.SecretFlag, "`password` of that redis server (its requirepass), if it wants one; set it in the environment, not here (ps shows the command line to every user)")
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
 		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
@@ -162,23 +164,32 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	prometheus.WrapRegistererWith(prometheus.Labels{"server": name, "replica": c.replica}, reg).MustRegister(store.CacheCollectors(db)...)
+	// The secret that signs what the server hands out (session cookies or
+	// JWTs) also signs, through a key derived from it, the device tokens
+	// of the sign-in limits: replicas that share the one share the other.
+	secretFlag, secretValue := "session-key", c.sessionKey
+	if name == "stateless" {
+		secretFlag, secretValue = "jwt-secret", c.jwtSecret
+	}
+	secret, err := secretOrRandom(secretValue, secretFlag, logger)
+	if err != nil {
+		return err
+	}
 	readiness := &api.Readiness{}
 	cfg := api.Config{
 		Replica: c.replica, Store: db, Logger: logger, Registry: reg, Readiness: readiness,
-		SignIn: api.NewSignInLimiter(c.signIn, time.Now),
+		SignIn: api.NewSignInLimiter(c.signIn, time.Now).CountFailures(db, api.DeviceKey(secret)),
 	}
 	var handler http.Handler
 	if name == "stateful" {
-		h, closeStore, err := statefulHandler(c, cfg, logger)
+		h, closeStore, err := statefulHandler(c, cfg, secret, logger)
 		if err != nil {
 			return err
 		}
 		defer closeStore()
 		handler = h
 	} else {
-		if handler, err = statelessHandler(c, cfg, logger); err != nil {
-			return err
-		}
+		handler = statelessHandler(c, cfg, secret, logger)
 	}
 
 	ln, err := net.Listen("tcp", c.addr)
@@ -186,7 +197,7 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 		return fmt.Errorf("listen on %s: %w (is another statelab running? pick another port with -addr)", c.addr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           api.GuardHost(c.addr, logger, handler),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -219,16 +230,13 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 }
 
 // statefulHandler opens the session store -sessions names and returns the
-// stateful server on it, and the function that closes the store.
-func statefulHandler(c serverConfig, cfg api.Config, logger *slog.Logger) (http.Handler, func(), error) {
-	key, err := secretOrRandom(c.sessionKey, "session-key", logger)
-	if err != nil {
-		return nil, nil, err
-	}
+// stateful server on it, its cookies signed with key, and the function that
+// closes the store.
+func statefulHandler(c serverConfig, cfg api.Config, key []byte, logger *slog.Logger) (http.Handler, func(), error) {
 	cookie := sessions.Options{
 		Path: "/", MaxAge: int(c.sessionTTL.Seconds()), HttpOnly: true, Secure: c.secureCookies, SameSite: http.SameSiteLaxMode,
 	}
-	store, err := stateful.OpenStore(c.sessions, stateful.StoreConfig{Key: key, Cookie: cookie, RedisAddr: c.redisAddr, Now: time.Now})
+	store, err := stateful.OpenStore(c.sessions, stateful.StoreConfig{Key: key, Cookie: cookie, RedisAddr: c.redisAddr, RedisPassword: c.redisPassword, Now: time.Now})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -245,19 +253,15 @@ func statefulHandler(c serverConfig, cfg api.Config, logger *slog.Logger) (http.
 }
 
 // statelessHandler returns the stateless server, its JWTs signed with
-// -jwt-secret.
-func statelessHandler(c serverConfig, cfg api.Config, logger *slog.Logger) (http.Handler, error) {
-	secret, err := secretOrRandom(c.jwtSecret, "jwt-secret", logger)
-	if err != nil {
-		return nil, err
-	}
+// secret (-jwt-secret).
+func statelessHandler(c serverConfig, cfg api.Config, secret []byte, logger *slog.Logger) http.Handler {
 	var opts []stateless.Option
 	if c.emailOnlyKeys {
 		logger.Warn("-insecure-email-only-keys is on: an email alone gets an API key and registers an account without a password; anyone who knows an email can act as that member. Use it only to show the seed's original flow, never on a shared machine",
 			"env", strategy.EnvName("insecure-email-only-keys"))
 		opts = append(opts, stateless.InsecureEmailOnlyKeys())
 	}
-	return stateless.NewServer(cfg, stateless.NewTokens(secret, c.jwtTTL, time.Now), time.Now, opts...), nil
+	return stateless.NewServer(cfg, stateless.NewTokens(secret, c.jwtTTL, time.Now), time.Now, opts...)
 }
 
 // watchStdin returns a context that ends when stdin closes, if exit is

@@ -24,6 +24,8 @@ import (
 
 	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/client"
+	"github.com/statelab/statelab/internal/hostcheck"
+	"github.com/statelab/statelab/internal/library"
 )
 
 // Backend is one replica the balancer may send requests to.
@@ -62,6 +64,13 @@ type Config struct {
 	// than held: 300 clients each trickling a 1 MiB body would otherwise
 	// hold 300 MiB of the runner's memory.
 	MaxBuffered int64
+	// Addr is the address the balancer listens on (host:port), the one
+	// name besides localhost it answers for (hostcheck): a request with
+	// another name in Host is answered 421 misdirected_request, so a page
+	// that reached the balancer by DNS rebinding cannot use the replicas
+	// behind it. Empty means the local address each connection came in
+	// on, which serves a balancer reached by IP address or localhost.
+	Addr string
 }
 
 // The codes of the balancer's own answers, in the envelope's code field.
@@ -115,6 +124,7 @@ const (
 // project's JSON envelope and carry X-Statelab-Balancer: <side>.
 type Balancer struct {
 	side      string
+	addr      string // Config.Addr
 	logger    *slog.Logger
 	every     time.Duration
 	retryWait time.Duration // Config.RetryWithin
@@ -264,6 +274,7 @@ func New(cfg Config) *Balancer {
 	}
 	b := &Balancer{
 		side:      cfg.Side,
+		addr:      cfg.Addr,
 		logger:    logger,
 		every:     every,
 		retryWait: retryWait,
@@ -601,6 +612,12 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ReverseProxy ends with panic(http.ErrAbortHandler)) is counted too.
 	defer ex.count()
 
+	if !b.hostAllowed(r) {
+		ex.status = http.StatusMisdirectedRequest
+		b.writeError(w, ex.status, library.EMISDIRECTED, fmt.Sprintf("The %s balancer answers only for its own address or localhost on its port, not for Host %q: a page that reached it under another name (DNS rebinding) may not use it.", b.side, r.Host))
+		return
+	}
+
 	err := ex.readBody(r)
 	defer ex.releaseBody()
 	if errors.Is(err, errBodiesFull) {
@@ -936,6 +953,19 @@ func (ex *exchange) count() {
 
 // writeError answers for the balancer itself, in the project's envelope,
 // with a header that tells it apart from a replica's answer.
+// hostAllowed reports whether r's Host names the balancer (Config.Addr).
+func (b *Balancer) hostAllowed(r *http.Request) bool {
+	addr := b.addr
+	if addr == "" {
+		local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if !ok {
+			return false
+		}
+		addr = local.String()
+	}
+	return hostcheck.Names{Addr: addr}.Allowed(r.Host)
+}
+
 func (b *Balancer) writeError(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set(Header, b.side)
 	api.Encode(w, status, api.Envelope{Success: false, Code: code, Message: message})

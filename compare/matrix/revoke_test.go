@@ -40,9 +40,10 @@ func rvLab(t *testing.T, st strategy.Strategy, n int) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	var redisAddr string
+	var redisAddr, redisPassword string
 	if slices.Contains(st.Services(), stateful.RedisServer) {
-		redisAddr = labtest.Redis(t).Addr()
+		rs := labtest.Redis(t)
+		redisAddr, redisPassword = rs.Addr(), rs.Password()
 	}
 	opts := sessions.Options{Path: "/", MaxAge: 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode}
 	var backends []balancer.Backend
@@ -51,7 +52,7 @@ func rvLab(t *testing.T, st strategy.Strategy, n int) string {
 		cfg := api.Config{Replica: id, Store: db, Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()}
 		var h http.Handler
 		if st.Server == strategy.Stateful {
-			store, err := stateful.OpenStore(st.Sessions, stateful.StoreConfig{Key: rvSessionKey, Cookie: opts, RedisAddr: redisAddr})
+			store, err := stateful.OpenStore(st.Sessions, stateful.StoreConfig{Key: rvSessionKey, Cookie: opts, RedisAddr: redisAddr, RedisPassword: redisPassword})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -30,10 +30,20 @@ type ReplicaConfig struct {
 	// ShutdownTimeout is how long a replica may drain after SIGTERM;
 	// 0 leaves the server's default.
 	ShutdownTimeout time.Duration
-	// Services holds the host:port of each service the strategy needs
-	// (Services), as started for its side. A service with no address here
-	// is left to the server's default address.
-	Services map[stateful.Service]string
+	// Services holds where each service the strategy needs (Services), as
+	// started for its side, listens and the password it wants. A service
+	// with no Endpoint here is left to the server's default address.
+	Services map[stateful.Service]Endpoint
+}
+
+// Endpoint is how a replica reaches a service started for its side.
+type Endpoint struct {
+	// Addr is the service's host:port, handed over in argv
+	// (Service.AddrFlag).
+	Addr string
+	// Secret is the password the service wants, handed over in the
+	// environment (Service.SecretFlag); none when empty.
+	Secret string
 }
 
 // ReplicaArgs returns the flags every replica of the strategy runs with,
@@ -52,26 +62,35 @@ func (s Strategy) ReplicaArgs(c ReplicaConfig) []string {
 		args = append(args, "--sessions", s.Sessions)
 	}
 	for _, svc := range s.Services() {
-		if addr, ok := c.Services[svc]; ok {
-			args = append(args, "--"+svc.AddrFlag, addr)
+		if e, ok := c.Services[svc]; ok {
+			args = append(args, "--"+svc.AddrFlag, e.Addr)
 		}
 	}
 	return args
 }
 
 // ReplicaEnv returns the environment that gives the strategy's replicas
-// their secret (Secret): a fresh random one, which every replica of a side
-// must share, so call it once per side. A request that fails on another
-// replica then fails because the state is missing, never because a
+// their secret (Secret) and the password of each service in c.Services
+// they need. The secret is a fresh random one, which every replica of a
+// side must share, so call it once per side. A request that fails on
+// another replica then fails because the state is missing, never because a
 // signature did not match — unless the strategy is one of the
 // +own-secrets mistakes, whose replicas each make a random one: the empty
 // value then overrides a secret the caller's own environment may hold.
-func (s Strategy) ReplicaEnv() []string {
+func (s Strategy) ReplicaEnv(c ReplicaConfig) []string {
 	name := EnvName(s.Secret())
+	var env []string
 	if s.OwnSecrets {
-		return []string{name + "="}
+		env = []string{name + "="}
+	} else {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+		env = []string{name + "=" + hex.EncodeToString(b)}
 	}
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
-	return []string{name + "=" + hex.EncodeToString(b)}
+	for _, svc := range s.Services() {
+		if e, ok := c.Services[svc]; ok && e.Secret != "" {
+			env = append(env, EnvName(svc.SecretFlag)+"="+e.Secret)
+		}
+	}
+	return env
 }

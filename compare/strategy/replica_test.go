@@ -1,6 +1,7 @@
 package strategy_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ func TestEnvName(t *testing.T) {
 		{"session-key", "STATELAB_SESSION_KEY"},
 		{"insecure-email-only-keys", "STATELAB_INSECURE_EMAIL_ONLY_KEYS"},
 		{"redis-addr", "STATELAB_REDIS_ADDR"},
+		{stateful.RedisServer.SecretFlag, "STATELAB_REDIS_PASSWORD"},
 	} {
 		if got := strategy.EnvName(tt.flag); got != tt.want {
 			t.Errorf("EnvName(%q) = %q, want %q", tt.flag, got, tt.want)
@@ -23,7 +25,7 @@ func TestEnvName(t *testing.T) {
 }
 
 func TestReplicaArgs(t *testing.T) {
-	redisAt := map[stateful.Service]string{stateful.RedisServer: "127.0.0.1:7001"}
+	redisAt := map[stateful.Service]strategy.Endpoint{stateful.RedisServer: {Addr: "127.0.0.1:7001", Secret: "redis-password-0123456789"}}
 	tests := []struct {
 		strategy string
 		cfg      strategy.ReplicaConfig
@@ -49,7 +51,7 @@ func TestReplicaArgs(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s.ReplicaArgs(%+v):\n got %s\nwant %s", tt.strategy, tt.cfg, got, tt.want)
 		}
-		if strings.Contains(got, "secret") || strings.Contains(got, "key") {
+		if strings.Contains(got, "secret") || strings.Contains(got, "key") || strings.Contains(got, "password") {
 			t.Errorf("%s: a secret in argv, which ps shows to everyone: %s", tt.strategy, got)
 		}
 	}
@@ -71,7 +73,7 @@ func TestReplicaEnv(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		env := st.ReplicaEnv()
+		env := st.ReplicaEnv(strategy.ReplicaConfig{})
 		if len(env) != 1 {
 			t.Fatalf("%s: ReplicaEnv() = %q, want one variable", tt.strategy, env)
 		}
@@ -86,9 +88,44 @@ func TestReplicaEnv(t *testing.T) {
 			if len(value) < 32 {
 				t.Errorf("%s: a secret of %d bytes; the servers want at least 32", tt.strategy, len(value))
 			}
-			if again := st.ReplicaEnv(); again[0] == env[0] {
+			if again := st.ReplicaEnv(strategy.ReplicaConfig{}); again[0] == env[0] {
 				t.Errorf("%s: two sides got the same secret", tt.strategy)
 			}
 		}
+	}
+}
+
+// TestReplicaEnvHandsOverServicePasswords: a service's password reaches
+// the replicas that need the service in their environment, and no others.
+func TestReplicaEnvHandsOverServicePasswords(t *testing.T) {
+	c := strategy.ReplicaConfig{DB: "db", Services: map[stateful.Service]strategy.Endpoint{
+		stateful.RedisServer: {Addr: "127.0.0.1:7001", Secret: "redis-password-0123456789"},
+	}}
+	for _, tt := range []struct {
+		strategy string
+		want     bool
+	}{
+		{"redis", true},
+		{"redis+own-secrets", true},
+		{"memory", false},
+		{"cookie", false},
+		{"jwt", false},
+	} {
+		st, err := strategy.Parse(tt.strategy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := st.ReplicaEnv(c)
+		got := slices.Contains(env, "STATELAB_REDIS_PASSWORD=redis-password-0123456789")
+		if got != tt.want {
+			t.Errorf("%s: ReplicaEnv = %q: holds the redis password %v, want %v", tt.strategy, env, got, tt.want)
+		}
+		if args := strings.Join(st.ReplicaArgs(c), " "); strings.Contains(args, "redis-password-0123456789") {
+			t.Errorf("%s: the redis password is in argv: %s", tt.strategy, args)
+		}
+	}
+	st, _ := strategy.Parse("redis")
+	if env := st.ReplicaEnv(strategy.ReplicaConfig{DB: "db"}); len(env) != 1 {
+		t.Errorf("redis without a started service: ReplicaEnv = %q, want only the session key", env)
 	}
 }

@@ -535,7 +535,8 @@ var variants = []struct {
 	// The redis variant runs where redis-server is installed, and in CI,
 	// where a missing one fails it (see labtest.Redis).
 	{"stateful-redis", func(t *testing.T, db store.Store) *lab {
-		store := stateful.NewRedisStore(labtest.Redis(t).Addr(), testKey, sessionOptions)
+		rs := labtest.Redis(t)
+		store := stateful.NewRedisStore(rs.Addr(), rs.Password(), testKey, sessionOptions)
 		t.Cleanup(func() { store.Close() })
 		l := newLab(t, db, map[string]*server{"": newStatefulWith(t, db, store, "stateful-1")})
 		l.signIn(t, login)
@@ -553,10 +554,10 @@ var variants = []struct {
 	}},
 }
 
-// TestAPI runs the shared table against both servers: the stateful one
-// with each of its session stores, the stateless one with each credential.
-// TestAPI runs the table against every variant on both stores, so the
-// servers answer alike whatever database is behind them.
+// TestAPI runs the shared table against both servers — the stateful one
+// with each of its session stores, the stateless one with each
+// credential — on both stores, so the servers answer alike whatever
+// database is behind them.
 func TestAPI(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []string{store.SQLite, store.Postgres} {

@@ -77,17 +77,24 @@ func PasswordCheck(store library.Store) CheckCredentials {
 
 // SignIn is the start every sign-in route shares, whatever it hands out
 // afterwards (a session, an API key, a JWT): decode the Credentials, count
-// the attempt against limiter (a nil limiter allows all), then check them.
-// The limiter comes before the check, so a refused attempt costs no bcrypt
-// comparison; a body that does not decode counts against no limit. The
-// error is what the route answers with api.Error.
+// the attempt against limiter (a nil limiter allows all), then check them,
+// and tell the limiter whether they were wrong. The limiter comes before
+// the check, so a refused attempt costs no bcrypt comparison; a body that
+// does not decode counts against no limit, and one without an email or a
+// password against no account's. The error is what the route answers with
+// api.Error.
 func SignIn(w http.ResponseWriter, r *http.Request, limiter *SignInLimiter, check CheckCredentials) (library.Member, error) {
 	c, err := Decode[Credentials](w, r)
 	if err != nil {
 		return library.Member{}, err
 	}
-	if err := limiter.Allow(r, c.Email); err != nil {
+	a, err := limiter.begin(r, c)
+	if err != nil {
 		return library.Member{}, err
 	}
-	return check(r, c)
+	m, err := check(r, c)
+	if endErr := limiter.end(w, r, a, err); endErr != nil {
+		return library.Member{}, endErr
+	}
+	return m, err
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,7 +17,8 @@ import (
 
 // SignInLimits say how fast sign-ins may come, per account and per client
 // address. Each replica counts on its own, in memory: the limits slow a
-// password guesser down, they are not a quota.
+// flood down, they are not a quota. The quota on guesses, failed sign-ins
+// per account across every replica, is the shared store's (CountFailures).
 //
 // The defaults are sized for the lab's own traffic. A simulated user signs
 // in with its own account, at most a few times a second even when every
@@ -45,12 +47,17 @@ func DefaultSignInLimits() SignInLimits {
 // million different emails fills it, and the sweep then forgets the idle.
 const maxTracked = 10000
 
-// SignInLimiter enforces SignInLimits.
+// SignInLimiter enforces SignInLimits and, with CountFailures, the limits
+// on failed sign-ins per account (library.MaxUntrustedSignInFailures and
+// the rest).
 type SignInLimiter struct {
 	limits   SignInLimits
 	now      func() time.Time
 	accounts limiterTable
 	addrs    limiterTable
+
+	failures library.Store // nil: failures are not counted
+	devices  deviceTokens
 }
 
 // NewSignInLimiter returns a limiter that reads time from now.
@@ -63,6 +70,17 @@ func NewSignInLimiter(l SignInLimits, now func() time.Time) *SignInLimiter {
 	}
 }
 
+// CountFailures makes the limiter count failed sign-ins per account in
+// store, which every replica shares (library.Store's AdmitSignIn), and
+// trust the devices whose tokens deviceKey signed: a client that signed in
+// as the account before keeps signing in while guessers wait. Every
+// replica must be given the same deviceKey, or a device is trusted only by
+// the replica it signed in on. It returns s.
+func (s *SignInLimiter) CountFailures(store library.Store, deviceKey []byte) *SignInLimiter {
+	s.failures, s.devices = store, deviceTokens{key: deviceKey}
+	return s
+}
+
 // Allow counts one sign-in attempt by r's client for email and returns an
 // ETOOMANYREQUESTS error, with the wait in RetryAfter, when either limit is
 // exceeded. A nil limiter allows everything.
@@ -70,18 +88,94 @@ func (s *SignInLimiter) Allow(r *http.Request, email string) error {
 	if s == nil {
 		return nil
 	}
-	now := s.now()
-	if addr, loopback := clientKey(r.RemoteAddr); addr != "" && (!loopback || s.limits.LimitLoopback) {
-		if wait := s.addrs.take(addr, now); wait > 0 {
-			return library.RetryAfterError(wait, "Too many sign-ins from your address; try again in %s.", roundUp(wait))
-		}
+	if err := s.allowAddr(r); err != nil {
+		return err
 	}
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" || len(email) > 254 {
 		return nil // not an account; the handler answers 400
 	}
-	if wait := s.accounts.take(email, now); wait > 0 {
+	return s.allowAccount(email)
+}
+
+// allowAddr spends one of the client address's sign-ins.
+func (s *SignInLimiter) allowAddr(r *http.Request) error {
+	if addr, loopback := clientKey(r.RemoteAddr); addr != "" && (!loopback || s.limits.LimitLoopback) {
+		if wait := s.addrs.take(addr, s.now()); wait > 0 {
+			return library.RetryAfterError(wait, "Too many sign-ins from your address; try again in %s.", roundUp(wait))
+		}
+	}
+	return nil
+}
+
+// allowAccount spends one of the account's sign-ins on this replica.
+func (s *SignInLimiter) allowAccount(email string) error {
+	if wait := s.accounts.take(email, s.now()); wait > 0 {
 		return library.RetryAfterError(wait, "Too many sign-ins for this account; try again in %s.", roundUp(wait))
+	}
+	return nil
+}
+
+// attempt is one sign-in under way: what begin admitted, for end.
+type attempt struct {
+	email  string // normalized; "" when the request is malformed
+	device string // the id of the device the account trusts; "" for none
+	ticket library.SignInTicket
+	// counted is whether the store admitted the attempt and must hear how
+	// it ended.
+	counted bool
+}
+
+// begin counts a sign-in with credentials c against every limit that
+// applies, before its password is checked: the client address's, and for
+// a well-formed request (an email and a password) the account's, on this
+// replica unless the client is a device the account trusts, and across
+// replicas in the store. A malformed request spends no account's budget:
+// the check answers it with 400.
+func (s *SignInLimiter) begin(r *http.Request, c Credentials) (attempt, error) {
+	if s == nil {
+		return attempt{}, nil
+	}
+	if err := s.allowAddr(r); err != nil {
+		return attempt{}, err
+	}
+	email, err := NormalizeEmail(c.Email)
+	if err != nil || c.Password == "" {
+		return attempt{}, nil
+	}
+	a := attempt{email: email}
+	if s.failures != nil {
+		a.device = s.devices.trusted(r, email, s.now())
+	}
+	if a.device == "" {
+		if err := s.allowAccount(email); err != nil {
+			return a, err
+		}
+	}
+	if s.failures == nil {
+		return a, nil
+	}
+	a.ticket, err = s.failures.AdmitSignIn(r.Context(), library.SignInAttempt{Email: email, Device: a.device, At: s.now()})
+	if err != nil {
+		return a, err
+	}
+	a.counted = true
+	return a, nil
+}
+
+// end tells the store how an admitted sign-in ended: err is what the
+// password check returned. A sign-in that succeeded makes (or renews) the
+// client's device token for the account.
+func (s *SignInLimiter) end(w http.ResponseWriter, r *http.Request, a attempt, err error) error {
+	if s == nil || !a.counted {
+		return nil
+	}
+	failed := library.ErrorCode(err) == library.EUNAUTHORIZED
+	if serr := s.failures.SettleSignIn(context.WithoutCancel(r.Context()), a.ticket, failed); serr != nil {
+		return serr
+	}
+	if err == nil {
+		s.devices.issue(w, r, a.email, a.device, s.now())
 	}
 	return nil
 }

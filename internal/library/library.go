@@ -163,4 +163,20 @@ type Store interface {
 	// SweepIdempotencyKeys forgets the keys stored before t and returns
 	// how many it forgot.
 	SweepIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
+
+	// AdmitSignIn decides whether a sign-in may be tried now, from the
+	// account's failed sign-ins in the last SignInFailureWindow, counted
+	// by every process on the store. A trusted device (a.Device) is
+	// admitted while TrustedSignInWait says so; any other attempt while
+	// SignInBackoff says so, and is counted as failed at once (the ticket's
+	// Reserved), in one transaction with the count, so that attempts
+	// admitted at once on every replica can never pass the limit. A
+	// refused attempt gets SignInRefused (ETOOMANYREQUESTS with the wait)
+	// and counts nothing. Failures older than the window are forgotten.
+	AdmitSignIn(ctx context.Context, a SignInAttempt) (SignInTicket, error)
+	// SettleSignIn records how an admitted attempt ended: a failure
+	// (a wrong password) is counted, if it was not already; anything else
+	// (signed in, or refused before the password was checked) is not, and
+	// a failure counted in advance is taken back.
+	SettleSignIn(ctx context.Context, t SignInTicket, failed bool) error
 }

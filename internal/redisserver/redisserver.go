@@ -3,6 +3,8 @@ package redisserver
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -35,11 +37,26 @@ func LookPath() (string, error) {
 	return p, nil
 }
 
-// Server is one redis-server process and the port it keeps across restarts.
+// Disabled are the commands the private redis-server refuses, renamed to
+// nothing: the lab's session store needs none of them, and each would let
+// whoever holds the password (a replica gone wrong) wipe every session
+// (FLUSHALL, FLUSHDB), stop the store (SHUTDOWN, DEBUG), read or change
+// the password and the files (CONFIG, ACL, MODULE), watch every session go
+// by (MONITOR), copy the data away (REPLICAOF, SLAVEOF, SYNC, PSYNC,
+// MIGRATE) or write it to disk (SAVE, BGSAVE, BGREWRITEAOF). Stop ends the
+// process with a signal, not SHUTDOWN.
+var Disabled = []string{
+	"FLUSHALL", "FLUSHDB", "SHUTDOWN", "DEBUG", "CONFIG", "ACL", "MODULE", "MONITOR",
+	"REPLICAOF", "SLAVEOF", "SYNC", "PSYNC", "MIGRATE", "SAVE", "BGSAVE", "BGREWRITEAOF",
+}
+
+// Server is one redis-server process and the port and password it keeps
+// across restarts.
 type Server struct {
-	bin  string
-	dir  string
-	port int
+	bin      string
+	dir      string
+	port     int
+	password string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -53,14 +70,25 @@ type Server struct {
 // working directory and log, no RDB snapshots and no append-only file, and
 // returns once it answers PING. ctx bounds the start, not the process's
 // life: Stop ends it.
+//
+// Every local user can reach a port on 127.0.0.1, and the port is in ps,
+// so the server wants a password (Password: a fresh random one), which it
+// reads with the rest of its configuration from its standard input, never
+// from argv, and the Disabled commands are gone. dir is made (or
+// tightened to) 0700, and its log 0600.
 func Start(ctx context.Context, dir string) (*Server, error) {
 	bin, err := LookPath()
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := privateDir(dir); err != nil {
 		return nil, err
 	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	password := hex.EncodeToString(secret)
 	// Another process may take the free port between our probe and
 	// redis's bind; a few tries make that race harmless.
 	for try := 0; ; try++ {
@@ -68,7 +96,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{bin: bin, dir: dir, port: port}
+		s := &Server{bin: bin, dir: dir, port: port, password: password}
 		err = s.start(ctx)
 		if err == nil {
 			return s, nil
@@ -83,6 +111,11 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
+
+// Password returns the password a client must AUTH with (as the default
+// user): the same after a Restart. Hand it to a replica through its
+// environment, never its argv.
+func (s *Server) Password() string { return s.password }
 
 // PID returns the process id of the running redis-server, or 0 when it is
 // stopped.
@@ -166,19 +199,14 @@ func (s *Server) Stop() error {
 // start runs the process on s.port and waits for its PING.
 func (s *Server) start(ctx context.Context) error {
 	logPath := filepath.Join(s.dir, "redis.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := privateFile(logPath)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin,
-		"--bind", "127.0.0.1",
-		"--port", strconv.Itoa(s.port),
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--daemonize", "no",
-		"--protected-mode", "yes",
-	)
+	// "-" reads the configuration from standard input: the password
+	// stays off argv and off the disk.
+	cmd := exec.Command(s.bin, "-")
+	cmd.Stdin = strings.NewReader(s.config())
 	cmd.Dir = s.dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
@@ -201,7 +229,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.mu.Unlock()
 
 	for {
-		if ping(s.Addr()) == nil {
+		if ping(s.Addr(), s.password) == nil {
 			return nil
 		}
 		select {
@@ -215,25 +243,74 @@ func (s *Server) start(ctx context.Context) error {
 	}
 }
 
-// ping sends one PING in the RESP inline form and wants +PONG back.
-func ping(addr string) error {
+// config is the server's configuration file, as redis-server reads it from
+// its standard input.
+func (s *Server) config() string {
+	var b strings.Builder
+	for _, line := range []string{
+		"bind 127.0.0.1",
+		"port " + strconv.Itoa(s.port),
+		`save ""`,
+		"appendonly no",
+		"dir " + strconv.Quote(s.dir),
+		"daemonize no",
+		"protected-mode yes",
+		"requirepass " + s.password,
+	} {
+		b.WriteString(line + "\n")
+	}
+	for _, c := range Disabled {
+		fmt.Fprintf(&b, "rename-command %s \"\"\n", c)
+	}
+	return b.String()
+}
+
+// ping sends AUTH and PING in the RESP inline form and wants +OK and +PONG
+// back.
+func ping(addr, password string) error {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	if _, err := fmt.Fprintf(c, "AUTH %s\r\nPING\r\n", password); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	r := bufio.NewReader(c)
+	for _, want := range []string{"+OK", "+PONG"} {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(line) != want {
+			return fmt.Errorf("AUTH, PING answered %q", strings.TrimSpace(line))
+		}
 	}
 	return nil
+}
+
+// privateDir makes dir, readable by its owner only, and tightens it if it
+// is there already: the log is in it, and nothing else of anyone's.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// privateFile opens path to append, creating it 0600 or tightening it to
+// 0600 whatever the umask or an older run left.
+func privateFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // freePort asks the kernel for a port no one listens on now.

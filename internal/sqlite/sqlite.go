@@ -344,6 +344,19 @@ CREATE TABLE idempotency_keys (
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
 `,
+		// 3: failed sign-ins, per account (an email, whether or not a
+		// member has it) and device ('' for a client the account does not
+		// trust), kept for library.SignInFailureWindow.
+		`
+CREATE TABLE sign_in_failures (
+	id     INTEGER PRIMARY KEY AUTOINCREMENT,
+	email  TEXT    NOT NULL,
+	device TEXT    NOT NULL DEFAULT '',
+	at     TEXT    NOT NULL
+);
+CREATE INDEX sign_in_failures_email ON sign_in_failures (email, at);
+CREATE INDEX sign_in_failures_at ON sign_in_failures (at);
+`,
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite of library.Store: every
 // method, its error codes, the concurrency cases (the last copy under
 // concurrent borrows, one idempotency key from several handles),
-// idempotency and revocation, the seed and the consistency check. Each
+// idempotency and revocation, the limits on failed sign-ins, the seed and
+// the consistency check. Each
 // store's tests run it, so SQLite and PostgreSQL cannot drift apart.
 //
 // The suite opens one database more than once where replicas would, and
@@ -79,6 +80,10 @@ func Run(t *testing.T, be Backend) {
 		{"IdempotentConcurrent", testIdempotentConcurrent},
 		{"IdempotentWrites", testIdempotentWrites},
 		{"IdempotencyKeysExpireAndSweep", testIdempotencyKeysExpireAndSweep},
+		{"SignIn_Backoff", testSignIn_Backoff},
+		{"SignIn_HourlyBudget", testSignIn_HourlyBudget},
+		{"SignIn_TrustedDevice", testSignIn_TrustedDevice},
+		{"SignIn_AcrossHandles", testSignIn_AcrossHandles},
 		{"CheckConsistency", testCheckConsistency},
 		{"CheckConsistencyAppliedTwice", testCheckConsistencyAppliedTwice},
 		{"Ping", testPing},

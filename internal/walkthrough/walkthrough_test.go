@@ -48,6 +48,7 @@ var masks = []struct {
 	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:PORT"},
 	{regexp.MustCompile(`pid \d+`), "pid PID"},
 	{regexp.MustCompile(`session_id=[A-Za-z0-9_=-]+…`), "session_id=COOKIE…"},
+	{regexp.MustCompile(`statelab_device=[A-Za-z0-9_-]+…`), "statelab_device=DEVICE…"},
 	{regexp.MustCompile(`slk_[0-9a-f]+…`), "slk_KEY…"},
 	{regexp.MustCompile(`\b[0-9a-f]{16}\b`), "KEYID"},
 	{regexp.MustCompile(`[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\dZ`), "DATE"},
