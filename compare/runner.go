@@ -511,6 +511,16 @@ func (s *side) balancerAddr(addr string) string {
 	return addr
 }
 
+// linkOf is the address of the link to the replica at addr; "" without
+// one.
+func (s *side) linkOf(addr string) string {
+	if s.links == nil {
+		return ""
+	}
+	l, _ := s.links.Lookup(addr)
+	return l
+}
+
 // unlinkGone removes the link of each replica no longer in the set, once
 // the balancer has finished the requests it sent across it (a graceful
 // stop has waited for them already; a crashed replica has none left that

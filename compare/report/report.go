@@ -47,6 +47,8 @@ type Report struct {
 	// Store is the shared resource store the replicas ran on: sqlite or
 	// postgres.
 	Store string `json:"store"`
+	// Network is what lies between the lab's processes.
+	Network Network `json:"network"`
 	// Sides holds each side's strategy and totals, keyed by the strategy's
 	// name; SideOrder gives the columns' order.
 	Sides     map[string]SideReport `json:"sides"`
@@ -82,6 +84,47 @@ type SideReport struct {
 	// LBRetryBy is the balancer's retries by the reason the try before
 	// them failed.
 	LBRetryBy map[string]balancer.RetryCount `json:"lb_retries_by_reason"`
+	// Replicas are the side's replicas at the end of the run.
+	Replicas []Replica `json:"replicas"`
+}
+
+// HostsLocal is Network.Hosts when every process runs on this machine's
+// one network stack, and reaches the others over loopback.
+const HostsLocal = "local"
+
+// Network is what lies between the lab's processes: where they run, and
+// the links (package link) on every hop the lab controls — each balancer
+// to its replicas, the replicas to each shared service.
+type Network struct {
+	// Hosts is where the processes run: HostsLocal.
+	Hosts string `json:"hosts"`
+	// LatencyMS is the one-way delay of every link, so a round trip
+	// across one costs twice it; 0 when there are no links. JitterMS is
+	// how far each delay may vary either way.
+	LatencyMS float64 `json:"latency_ms"`
+	JitterMS  float64 `json:"jitter_ms"`
+}
+
+// Replica is one replica process: its name, the address it listens on,
+// and, with links, the address of the link its balancer reaches it through.
+type Replica struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+	Link string `json:"link,omitempty"`
+}
+
+// String says it in a sentence, for report.md.
+func (n Network) String() string {
+	where := "every process on this machine, over loopback"
+	if n.LatencyMS <= 0 {
+		return "Network: " + where + ", with no delay added between them."
+	}
+	jitter := ""
+	if n.JitterMS > 0 {
+		jitter = fmt.Sprintf(" (± %g ms)", n.JitterMS)
+	}
+	return fmt.Sprintf("Network: %s; every balancer-to-replica and replica-to-shared-service hop is a link that holds the bytes %g ms%s each way, so a round trip across one costs %g ms.",
+		where, n.LatencyMS, jitter, 2*n.LatencyMS)
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -617,6 +660,9 @@ func (rep *Report) describeLoad(w io.Writer) {
 	}
 	if rep.Store == "postgres" {
 		fmt.Fprintln(w, "Shared store: PostgreSQL; every replica reaches it over a TCP connection.")
+	}
+	if rep.Network.Hosts != "" {
+		fmt.Fprintln(w, rep.Network)
 	}
 	if rep.NoReadCache {
 		fmt.Fprintf(w, "Read cache: off (--read-cache=false): every read the replicas answered asked %s.\n", cmp.Or(map[string]string{"postgres": "PostgreSQL"}[rep.Store], "SQLite"))
