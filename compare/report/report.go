@@ -348,12 +348,13 @@ var costRows = []tableRow{
 	{"identifying the caller, µs per request (median)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUSP50) }},
 	{"identifying the caller, µs per request (mean)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUS) }},
 	{"server CPU per request, µs", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.CPUPerRequestUS) }},
+	{"shared-service round trips per request", func(c SideReport) string { return fmt.Sprintf("%.2f", c.Costs.SharedRoundTripsPerRequest) }},
 	{"authenticated reads p50 ms", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.ReadLatencyMS.P50) }},
 	{"authenticated reads p99 ms", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.ReadLatencyMS.P99) }},
 }
 
 // costsNote says where each cost comes from, under the costs table.
-const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), and the credential is the part of them its headers took (Cookie, Authorization), so the rest is what the same requests cost with none. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
+const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), and the credential is the part of them its headers took (Cookie, Authorization), so the rest is what the same requests cost with none. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Shared-service round trips are the calls the replicas counted themselves making to identify callers and keep their sign-ins (redis commands of a session store, a pipeline as one; API keys looked up in the shared store, which its read cache may answer without a query), divided by the requests they identified; the calls of sign-ins and cart changes are in the count too. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
 
 // columns returns the two sides in column order.
 func (rep *Report) columns() []SideReport {

@@ -109,7 +109,8 @@ func rtReport(consistent, crash bool) *report.Report {
 			}, Costs: report.Costs{
 				UserCosts: load.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
 					ReadLatencyMS: load.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
-				ServerCosts: report.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
+				ServerCosts: report.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1,
+					SharedRoundTrips: 572, SharedRoundTripsPerRequest: 1.3},
 			}, Replicas: []report.Replica{{Name: "memory-sticky-1", Addr: "127.0.0.1:40001", Link: "127.0.0.1:40101"}, {Name: "memory-sticky-2", Addr: "127.0.0.1:40002", Link: "127.0.0.1:40102"}}},
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: load.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168,
@@ -289,7 +290,7 @@ func TestReportWrite(t *testing.T) {
 				"request_bytes_p50", "request_bytes_mean", "requests_sized", "credential_bytes_mean", "journey_bytes_p50", "journeys",
 				"read_latency_ms", "read_latency_ms.p50", "read_latency_ms.p95", "read_latency_ms.p99", "reads",
 				"identify_us_p50", "identify_us_mean", "identifications", "server_cpu_s", "balanced_requests", "server_cpu_per_request_us",
-				"store_cpu_s", "store_cpu_per_request_us",
+				"store_cpu_s", "store_cpu_per_request_us", "shared_round_trips", "shared_round_trips_per_request",
 			} {
 				want = append(want, "sides."+side+".costs."+k)
 			}
@@ -375,6 +376,7 @@ func TestReportWrite(t *testing.T) {
 		"| of which the credential, mean | 165 | 0 |",
 		"| identifying the caller, µs per request (mean) | 4.2 | 0.0 |",
 		"| server CPU per request, µs | 486 | 0 |",
+		"| shared-service round trips per request | 1.30 | 0.00 |",
 		"| authenticated reads p99 ms | 8.2 | 0.0 |",
 		"Network: every process on this machine, over loopback; every balancer-to-replica and replica-to-shared-service hop is a link that holds the bytes 2 ms (± 1 ms) each way, so a round trip across one costs 4 ms.",
 	} {
