@@ -53,7 +53,8 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	var st storeFlags
 	st.add(fs)
 	var lk linkFlags
-	lk.add(fs)
+	networkDefaults, _ := scenario.Load("network")
+	lk.add(fs, "; when unset, the scenario's (network: "+networkDefaults.Latency.Std().String()+")")
 	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
 	var fileSD, matrixFile string
 	fs.String(&matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
@@ -80,11 +81,14 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if err := st.check(getenv); err != nil {
 		return err
 	}
-	if err := lk.check(); err != nil {
-		return err
-	}
 	sc, err := scenario.Load(scenarioName)
 	if err != nil {
+		return err
+	}
+	if !fs.set()["latency"] {
+		lk.latency = sc.Latency.Std()
+	}
+	if err := lk.check(); err != nil {
 		return err
 	}
 	if sides == "" {
@@ -154,8 +158,9 @@ type linkFlags struct {
 	latency, jitter time.Duration
 }
 
-func (l *linkFlags) add(fs *flagSet) {
-	fs.Duration(&l.latency, "latency", 0, "one-way `delay` of every link the lab controls (balancer to replica, replica to redis-server and to PostgreSQL), each a TCP proxy on 127.0.0.1 (Toxiproxy's latency toxic) that holds the bytes this long in each direction, so a round trip costs twice it; whole milliseconds; 0 puts no link in between")
+// add defines the flags; more is said after --latency's help.
+func (l *linkFlags) add(fs *flagSet, more string) {
+	fs.Duration(&l.latency, "latency", 0, "one-way `delay` of every link the lab controls (balancer to replica, replica to redis-server and to PostgreSQL), each a TCP proxy on 127.0.0.1 (Toxiproxy's latency toxic) that holds the bytes this long in each direction, so a round trip costs twice it; whole milliseconds; 0 puts no link in between"+more)
 	fs.Duration(&l.jitter, "jitter", 0, "each link's delay varies by up to this `much` either way (whole milliseconds, at most --latency)")
 }
 

@@ -60,7 +60,7 @@ Flags:
 	var st storeFlags
 	st.add(fs)
 	var lk linkFlags
-	lk.add(fs)
+	lk.add(fs, "")
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	if err := fs.Parse(args); err != nil {
