@@ -23,6 +23,7 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 		ReplicaCPU:  r.enforcement(),
 		NoReadCache: r.cfg.NoReadCache,
 		Store:       r.db.Kind,
+		Network:     r.network(),
 		Interrupted: ctx.Err() != nil,
 		Manual:      r.cfg.Manual,
 		Sides:       map[string]report.SideReport{},
@@ -40,7 +41,8 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 	for _, s := range r.sides {
 		rep.Sides[s.name] = report.SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
 			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
-			Costs: report.Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries()}
+			Costs: report.Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries(),
+			Replicas: s.replicas()}
 		rep.SideOrder = append(rep.SideOrder, s.name)
 		rep.Unexpected[s.name] = s.stats.UnexpectedSamples()
 		borrowIDs = append(borrowIDs, s.stats.BorrowIDs()...)
@@ -56,6 +58,22 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 	rep.Series = seriesOf(r.feed.History(-1), rep.SideOrder)
 	rep.Losses = report.LossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
 	return rep
+}
+
+// network is what lies between the run's processes.
+func (r *Runner) network() report.Network {
+	return report.Network{Hosts: report.HostsLocal,
+		LatencyMS: float64(r.cfg.Latency.Microseconds()) / 1000, JitterMS: float64(r.cfg.Jitter.Microseconds()) / 1000}
+}
+
+// replicas are the side's replicas in service now, each with its link.
+func (s *side) replicas() []report.Replica {
+	reps := s.sup.Replicas()
+	out := make([]report.Replica, len(reps))
+	for i, rep := range reps {
+		out[i] = report.Replica{Name: rep.ID, Addr: rep.Addr, Link: s.linkOf(rep.Addr)}
+	}
+	return out
 }
 
 // checkConsistency checks the shared database after the run: every borrow a

@@ -21,30 +21,39 @@ import (
 // read once a second by the feed, again after it is drained for a graceful
 // stop, and when the report is made; what a crashed process did after its
 // last reading is lost with it (under a second).
+//
+// It keeps the processes' calls to shared services (SharedCallsMetric)
+// the same way: a counter is cumulative too.
 type identLog struct {
-	mu   sync.Mutex
-	last map[int]report.Histogram
+	mu    sync.Mutex
+	last  map[int]report.Histogram
+	calls map[int]float64
 }
 
-func (l *identLog) set(pid int, r report.Histogram) {
+func (l *identLog) set(pid int, r report.Histogram, calls float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.last == nil {
-		l.last = map[int]report.Histogram{}
+		l.last, l.calls = map[int]report.Histogram{}, map[int]float64{}
 	}
 	if r.Count >= l.last[pid].Count {
 		l.last[pid] = r
 	}
+	l.calls[pid] = max(l.calls[pid], calls)
 }
 
-func (l *identLog) total() report.Histogram {
+func (l *identLog) total() (report.Histogram, float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var t report.Histogram
 	for _, r := range l.last {
 		t = t.Add(r)
 	}
-	return t
+	var calls float64
+	for _, c := range l.calls {
+		calls += c
+	}
+	return t, calls
 }
 
 // replicaReading is what one scrape of a replica's /metrics found.
@@ -54,6 +63,9 @@ type replicaReading struct {
 	// stateless server, a session sealed in the cookie).
 	sessions sessionCount
 	ident    report.Histogram
+	// sharedCalls is the replica's calls to shared services, every
+	// service together (api.SharedCallsMetric).
+	sharedCalls float64
 }
 
 // scrapeReplica reads a replica's own /metrics. The numbers are the
@@ -87,6 +99,9 @@ func (r *Runner) scrapeReplica(addr string) (replicaReading, bool) {
 	}
 	rd.sessions = sessionCount{held: gauge(api.SessionsActiveMetric), inUse: gauge(api.SessionsInUseMetric)}
 	rd.ident = identOf(families[api.IdentifyMetric])
+	for _, m := range families[api.SharedCallsMetric].GetMetric() {
+		rd.sharedCalls += m.GetCounter().GetValue()
+	}
 	return rd, true
 }
 
@@ -110,7 +125,7 @@ func (r *Runner) readReplica(s *side, rep supervisor.Replica) sessionCount {
 	if !ok {
 		return sessionCount{}
 	}
-	s.ident.set(rep.PID, rd.ident)
+	s.ident.set(rep.PID, rd.ident, rd.sharedCalls)
 	return rd.sessions
 }
 
@@ -129,11 +144,13 @@ func (r *Runner) serverCosts(s *side) report.ServerCosts {
 // the feed's once a second, or serverCosts' fresh ones.
 func (r *Runner) spent(s *side) report.ServerCosts {
 	var c report.ServerCosts
-	id := s.ident.total()
+	id, calls := s.ident.total()
 	c.Identifications = int64(id.Count)
+	c.SharedRoundTrips = int64(calls)
 	if id.Count > 0 {
 		c.IdentifyUS = id.Sum / float64(id.Count) * 1e6
 		c.IdentifyUSP50 = id.Quantile(.5) * 1e6
+		c.SharedRoundTripsPerRequest = calls / float64(id.Count)
 	}
 	cpu, _ := s.sup.CPUTime()
 	c.CPUSeconds = cpu.Seconds()

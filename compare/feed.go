@@ -49,6 +49,9 @@ type ReplicaInfo struct {
 	Addr     string `json:"addr"`
 	PID      int    `json:"pid"`
 	Restarts int    `json:"restarts"`
+	// Link is the address of the link the balancer reaches the replica
+	// through (--latency); absent without links.
+	Link string `json:"link,omitempty"`
 	// Sessions is how many sessions the replica says it holds (its
 	// statelab_sessions_active gauge); nil where the replica keeps no
 	// sessions it can count (a stateless server, a session sealed in the
@@ -188,7 +191,7 @@ func (r *Runner) sample() Sample {
 		info := make([]ReplicaInfo, len(reps))
 		var wg sync.WaitGroup
 		for i, rep := range reps {
-			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts}
+			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts, Link: sd.linkOf(rep.Addr)}
 			wg.Go(func() {
 				c := r.readReplica(sd, rep)
 				info[i].Sessions, info[i].SessionsInUse = c.held, c.inUse

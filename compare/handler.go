@@ -154,6 +154,9 @@ type feedBody struct {
 	Next   *PendingEvent `json:"next,omitempty"`
 	// Store is the shared resource store: sqlite or postgres.
 	Store string `json:"store"`
+	// Network is what lies between the lab's processes; each replica in
+	// Now says its own address and its link's.
+	Network report.Network `json:"network"`
 	// Kinds words every kind of event for the page's markers and
 	// controls: the same table the report words them from.
 	Kinds []scenario.Kind `json:"kinds"`
@@ -172,6 +175,7 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Manual:     r.cfg.Manual,
 		Next:       r.Pending(),
 		Store:      r.db.Kind,
+		Network:    r.network(),
 		Kinds:      scenario.Kinds,
 	}
 	// Name only the events the newest sample shows the effect of, so the

@@ -23,6 +23,7 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
@@ -87,6 +88,13 @@ type Config struct {
 	// replicas through their environment).
 	Store    string
 	StoreURL string
+	// Latency, when above 0, puts a link (package link) on every hop the
+	// lab controls — each balancer to each of its replicas, the replicas
+	// to each shared service (redis-server, PostgreSQL) — holding the
+	// bytes for Latency (± Jitter) each way, so a round trip across one
+	// costs 2·Latency. Whole milliseconds.
+	Latency time.Duration
+	Jitter  time.Duration
 	// OnEvent, when set, is called by the timeline just before it plays
 	// each scenario event, with the time since the users started and every
 	// side's counters at that instant, keyed by strategy name: what a
@@ -149,6 +157,13 @@ type side struct {
 	// cpuMax is each replica's highest share of its limit in one feed
 	// sample; under Runner.mu.
 	cpuMax map[string]float64
+	// links are the side's links from its balancer to its replicas, by
+	// replica address; nil without Config.Latency.
+	links *link.Set
+	// linkMu guards linked.
+	linkMu sync.Mutex
+	// linked is the replica id behind each replica address with a link.
+	linked map[string]string
 	// ident keeps what every replica process spent identifying callers.
 	ident identLog
 	// lastWords keeps what each replica said of its sessions just before a
@@ -206,6 +221,13 @@ type Runner struct {
 	limiter *cpulimit.Limiter
 	// usersCtx is done once the users stop: no phase begins after it.
 	usersCtx context.Context
+	// links are the run's links to its shared services (redis-servers,
+	// PostgreSQL); nil without Config.Latency. Each side keeps its own to
+	// its replicas.
+	links *link.Set
+	// replicaDSN is the replicas' --db: the shared store's DSN, through
+	// its link when there is one.
+	replicaDSN string
 
 	mu      sync.Mutex
 	log     []report.EventRecord
@@ -238,6 +260,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := cfg.Scenario.Validate(); err != nil {
 		return nil, err
 	}
+	if err := link.Validate(cfg.Latency, cfg.Jitter); err != nil {
+		return nil, err
+	}
 	if cfg.Sides[0].Name == "" || cfg.Sides[0].Name == cfg.Sides[1].Name {
 		return nil, errors.New("name two different strategies for the sides (statelab strategies lists them)")
 	}
@@ -254,7 +279,21 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	r := &Runner{cfg: cfg, gate: &load.Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
-		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}, replicaDSN: db.DSN}
+	if cfg.Latency > 0 {
+		r.links = link.NewSet(cfg.Latency, cfg.Jitter)
+		if host := db.Host(); host != "" {
+			addr, err := r.links.To(host)
+			if err == nil {
+				r.replicaDSN, err = db.DSNVia(addr)
+			}
+			if err != nil {
+				r.links.Close()
+				db.Close()
+				return nil, fmt.Errorf("a link to the shared store: %w", err)
+			}
+		}
+	}
 	if cfg.ReplicaCPU > 0 {
 		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
 			db.Close()
@@ -337,7 +376,16 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 		if s.redis, err = redisserver.Start(ctx, dir); err != nil {
 			return s, fmt.Errorf("%s: start redis-server: %w", st.Name, err)
 		}
-		services[svc] = strategy.Endpoint{Addr: s.redis.Addr(), Secret: s.redis.Password()}
+		ep := strategy.Endpoint{Addr: s.redis.Addr(), Secret: s.redis.Password()}
+		if r.links != nil {
+			if ep.Addr, err = r.links.To(s.redis.Addr()); err != nil {
+				return s, fmt.Errorf("%s: a link to redis-server: %w", st.Name, err)
+			}
+		}
+		services[svc] = ep
+	}
+	if r.links != nil {
+		s.links, s.linked = link.NewSet(r.cfg.Latency, r.cfg.Jitter), map[string]string{}
 	}
 	policy, err := balancer.ParseAffinity(st.Affinity)
 	if err != nil {
@@ -349,7 +397,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 	if r.limiter != nil {
 		confine = r.limiter.Confine
 	}
-	rc := strategy.ReplicaConfig{DB: r.db.DSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}
+	rc := strategy.ReplicaConfig{DB: r.replicaDSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}
 	s.sup = supervisor.New(supervisor.Config{
 		Side:    st.Name,
 		Command: st.Server,
@@ -365,7 +413,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 			// replica, so a graceful stop interrupts nothing. A replica
 			// a surge restart replaced is out of rotation already, on
 			// its old address: only the wait is left.
-			be := balancer.Backend{ID: rep.ID, Addr: rep.Addr}
+			be := balancer.Backend{ID: rep.ID, Addr: s.balancerAddr(rep.Addr)}
 			s.lb.Drain(be)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -380,7 +428,8 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 			// The supervisor's set holds only replicas it has seen
 			// ready, so they join the rotation at once: a replacement
 			// takes over from the process it replaces in one step.
-			s.lb.SetReadyBackends(backendsOf(reps))
+			s.lb.SetReadyBackends(s.backendsOf(reps, r.cfg.Logger))
+			s.unlinkGone(reps, r.cfg.Logger)
 			r.targetsChanged()
 		},
 	})
@@ -428,12 +477,81 @@ func (cfg *Config) validateLoad() error {
 	return nil
 }
 
-func backendsOf(reps []supervisor.Replica) []balancer.Backend {
+// backendsOf is the balancer's view of the replicas: each at the address
+// of its link, opened now for a replica new to the side, or at its own
+// address without links.
+func (s *side) backendsOf(reps []supervisor.Replica, logger *slog.Logger) []balancer.Backend {
 	b := make([]balancer.Backend, len(reps))
 	for i, rep := range reps {
 		b[i] = balancer.Backend{ID: rep.ID, Addr: rep.Addr}
+		if s.links == nil {
+			continue
+		}
+		addr, err := s.links.To(rep.Addr)
+		if err != nil {
+			// Listening on 127.0.0.1:0 failed: the replica still serves,
+			// without the latency, and the log says so.
+			logger.Error("no link to a replica: it is reached without the latency", "replica", rep.ID, "addr", rep.Addr, "err", err)
+			continue
+		}
+		s.linkMu.Lock()
+		s.linked[rep.Addr] = rep.ID
+		s.linkMu.Unlock()
+		b[i].Addr = addr
 	}
 	return b
+}
+
+// balancerAddr is where the balancer reaches the replica at addr: its
+// link, if it has one.
+func (s *side) balancerAddr(addr string) string {
+	if s.links != nil {
+		if l, ok := s.links.Lookup(addr); ok {
+			return l
+		}
+	}
+	return addr
+}
+
+// linkOf is the address of the link to the replica at addr; "" without
+// one.
+func (s *side) linkOf(addr string) string {
+	if s.links == nil {
+		return ""
+	}
+	l, _ := s.links.Lookup(addr)
+	return l
+}
+
+// unlinkGone removes the link of each replica no longer in the set, once
+// the balancer has finished the requests it sent across it (a graceful
+// stop has waited for them already; a crashed replica has none left that
+// can finish).
+func (s *side) unlinkGone(reps []supervisor.Replica, logger *slog.Logger) {
+	if s.links == nil {
+		return
+	}
+	in := map[string]bool{}
+	for _, rep := range reps {
+		in[rep.Addr] = true
+	}
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
+	for addr, id := range s.linked {
+		if in[addr] {
+			continue
+		}
+		delete(s.linked, addr)
+		be := balancer.Backend{ID: id, Addr: s.balancerAddr(addr)}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.lb.WaitIdle(ctx, be); err != nil {
+				logger.Warn("closing a replica's link with requests in flight", "err", err)
+			}
+			s.links.Remove(addr)
+		}()
+	}
 }
 
 // closeSides undoes what New set up for the sides when it fails half-way.
@@ -443,6 +561,19 @@ func (r *Runner) closeSides() {
 		if s.redis != nil {
 			_ = s.redis.Stop()
 		}
+	}
+	r.closeLinks()
+}
+
+// closeLinks closes every link of the run; nothing without links.
+func (r *Runner) closeLinks() {
+	for _, s := range r.sides {
+		if s.links != nil {
+			s.links.Close()
+		}
+	}
+	if r.links != nil {
+		r.links.Close()
 	}
 }
 
@@ -621,6 +752,7 @@ func (r *Runner) stopAll() {
 		}
 		return err
 	})
+	r.closeLinks()
 }
 
 // bothSides runs fn on both sides at the same moment and waits for both.

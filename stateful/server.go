@@ -39,6 +39,12 @@ func NewServer(cfg api.Config, store SessionStore) http.Handler {
 	a := api.New(cfg)
 	s.api = a
 	s.identify = a.Identify(api.IdentifySession)
+	a.SharedCalls(api.SharedDatabase) // identifying by session asks no database
+	if c, ok := store.(CallCounter); ok {
+		c.CountCalls(a.SharedCalls(api.SharedRedis))
+	} else {
+		a.SharedCalls(api.SharedRedis)
+	}
 	s.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "statelab_session_lookups_total",
 		Help: "Session lookups by result: found (this process holds it), lost (a valid cookie this process holds no session for), none (no cookie), invalid (bad signature).",

@@ -35,7 +35,9 @@ func NewServer(cfg api.Config, tokens *Tokens, now func() time.Time, opts ...Opt
 	cfg.Service = "stateless"
 	a := api.New(cfg)
 	s := &server{cfg: cfg, tokens: tokens, now: now, logger: cfg.Logger,
-		identifyKey: a.Identify(api.IdentifyAPIKey), identifyJWT: a.Identify(api.IdentifyJWT)}
+		identifyKey: a.Identify(api.IdentifyAPIKey), identifyJWT: a.Identify(api.IdentifyJWT),
+		keyLookups: a.SharedCalls(api.SharedDatabase)}
+	a.SharedCalls(api.SharedRedis) // no bearer token is kept in redis
 	for _, o := range opts {
 		o(s)
 	}
@@ -65,6 +67,9 @@ type server struct {
 	// identifyKey and identifyJWT time authenticate, found or not, by the
 	// kind of token; a header that is neither is not timed.
 	identifyKey, identifyJWT prometheus.Observer
+	// keyLookups counts the API keys looked up in the shared store: the
+	// calls a request with an API key makes to a shared service.
+	keyLookups prometheus.Counter
 	// keyOK and jwtOK are auths' series for a good API key and JWT.
 	keyOK, jwtOK prometheus.Counter
 	// emailOnlyKeys is InsecureEmailOnlyKeys.
@@ -93,6 +98,7 @@ func (s *server) authenticate(r *http.Request) (library.Member, error) {
 
 	if keyID, ok := ParseAPIKey(token); ok {
 		defer func() { s.identifyKey.Observe(time.Since(start).Seconds()) }()
+		s.keyLookups.Inc()
 		key, m, err := s.cfg.Store.FindAPIKey(r.Context(), keyID)
 		switch {
 		case library.ErrorCode(err) == library.ENOTFOUND:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/matrix"
 	"github.com/statelab/statelab/compare/scenario"
@@ -51,6 +52,9 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.String(&dir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
 	var st storeFlags
 	st.add(fs)
+	var lk linkFlags
+	networkDefaults, _ := scenario.Load("network")
+	lk.add(fs, "; when unset, the scenario's (network: "+networkDefaults.Latency.Std().String()+")")
 	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
 	var fileSD, matrixFile string
 	fs.String(&matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
@@ -79,6 +83,12 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	sc, err := scenario.Load(scenarioName)
 	if err != nil {
+		return err
+	}
+	if !fs.set()["latency"] {
+		lk.latency = sc.Latency.Std()
+	}
+	if err := lk.check(); err != nil {
 		return err
 	}
 	if sides == "" {
@@ -128,6 +138,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
 		NoReadCache: !load.readCache,
 		Store:       st.kind, StoreURL: st.url,
+		Latency: lk.latency, Jitter: lk.jitter,
 	})
 	if err != nil {
 		ln.Close()
@@ -139,6 +150,25 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	_, err = r.Run(ctx, ln)
 	return err
+}
+
+// linkFlags are --latency and --jitter: the links between the lab's
+// processes (package link), for compare and matrix alike.
+type linkFlags struct {
+	latency, jitter time.Duration
+}
+
+// add defines the flags; more is said after --latency's help.
+func (l *linkFlags) add(fs *flagSet, more string) {
+	fs.Duration(&l.latency, "latency", 0, "one-way `delay` of every link the lab controls (balancer to replica, replica to redis-server and to PostgreSQL), each a TCP proxy on 127.0.0.1 (Toxiproxy's latency toxic) that holds the bytes this long in each direction, so a round trip costs twice it; whole milliseconds; 0 puts no link in between"+more)
+	fs.Duration(&l.jitter, "jitter", 0, "each link's delay varies by up to this `much` either way (whole milliseconds, at most --latency)")
+}
+
+func (l *linkFlags) check() error {
+	if err := link.Validate(l.latency, l.jitter); err != nil {
+		return fmt.Errorf("-latency/-jitter: %w", err)
+	}
+	return nil
 }
 
 // defaultSides is the pair statelab compare puts side by side when neither

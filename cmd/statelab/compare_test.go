@@ -57,6 +57,7 @@ func TestRunCompareHelpListsTheLoadFlags(t *testing.T) {
 		"-rate-users users", "[$STATELAB_RATE_USERS]",
 		"-deadline duration", "[$STATELAB_DEADLINE]", "timeout",
 		"-max-outstanding requests", "[$STATELAB_MAX_OUTSTANDING]", "dropped",
+		"-latency delay", "[$STATELAB_LATENCY]", "-jitter much", "[$STATELAB_JITTER]",
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("compare -h does not say %q", want)
@@ -82,6 +83,8 @@ func TestRunCompareRejectsBadLoad(t *testing.T) {
 		{"an unknown store", []string{"--store", "mysql"}, nil, `-store "mysql": use sqlite or postgres`},
 		{"a store password on the command line", []string{"--store-url", "postgres://statelab:hunter2@127.0.0.1:1/statelab"}, nil, "-store-url holds a password"},
 		{"a store URL of another kind", nil, map[string]string{"STATELAB_STORE_URL": "mysql://127.0.0.1/statelab"}, "want a postgres:// URL"},
+		{"a latency below a millisecond", []string{"--latency", "500us"}, nil, "latency is 500µs; use whole milliseconds"},
+		{"a jitter beyond the latency", nil, map[string]string{"STATELAB_LATENCY": "1ms", "STATELAB_JITTER": "2ms"}, "jitter is 2ms"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()

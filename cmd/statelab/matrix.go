@@ -59,12 +59,17 @@ Flags:
 	fs.String(&dir, "work-dir", "", "`dir`ectory for the runs' databases and logs (default: a temporary one, removed afterwards)")
 	var st storeFlags
 	st.add(fs)
+	var lk linkFlags
+	lk.add(fs, "")
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := st.check(getenv); err != nil {
+		return err
+	}
+	if err := lk.check(); err != nil {
 		return err
 	}
 	if quick {
@@ -106,6 +111,7 @@ Flags:
 		Binary: bin, Strategies: sts, Faults: fts, Users: users, Replicas: replicas,
 		Warmup: warmup, Window: window, Think: think, Seed: seed, Quick: quick,
 		Addr: addr, ReportDir: reportDir, WorkDir: dir, Latest: latest, Store: st.kind, StoreURL: st.url,
+		Latency: lk.latency, Jitter: lk.jitter,
 		RequireTools: getenv("CI") != "",
 		Stdout:       stdout, Interactive: isTerminal(stdout),
 		Logger:    newLogger(stderr, logFormat, logLevel).With("component", "matrix"),

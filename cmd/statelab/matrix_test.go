@@ -34,7 +34,7 @@ func TestMatrixHelp(t *testing.T) {
 		}
 		chunks[help[s[2]:s[3]]] = help[s[0]:end]
 	}
-	for _, name := range []string{"strategies", "faults", "quick", "users", "replicas", "window", "warmup", "think", "seed", "addr", "report", "latest", "work-dir", "store", "store-url", "log-level", "log-format"} {
+	for _, name := range []string{"strategies", "faults", "quick", "users", "replicas", "window", "warmup", "think", "seed", "addr", "report", "latest", "work-dir", "store", "store-url", "latency", "jitter", "log-level", "log-format"} {
 		chunk, ok := chunks[name]
 		if !ok {
 			t.Errorf("help does not list -%s", name)
@@ -44,8 +44,8 @@ func TestMatrixHelp(t *testing.T) {
 			t.Errorf("help of -%s does not name %s:\n%s", name, want, chunk)
 		}
 	}
-	if len(chunks) != 17 {
-		t.Errorf("help lists %d flags; the test knows 17: add the new one above", len(chunks))
+	if len(chunks) != 19 {
+		t.Errorf("help lists %d flags; the test knows 19: add the new one above", len(chunks))
 	}
 }
 
@@ -70,6 +70,7 @@ func TestMatrixBadInput(t *testing.T) {
 		{"no think time", []string{"--think", "0s"}, nil, "-think must be positive"},
 		{"bad environment", nil, map[string]string{"STATELAB_USERS": "many"}, "$STATELAB_USERS"},
 		{"a stray argument", []string{"memory"}, nil, `unexpected argument "memory"`},
+		{"a negative latency", []string{"--latency", "-1ms"}, nil, "latency is -1ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -73,6 +73,9 @@ type Config struct {
 	// Store and StoreURL choose the shared resource store of every run, as
 	// statelab compare's do: SQLite by default, or PostgreSQL.
 	Store, StoreURL string
+	// Latency and Jitter put a link on every hop of every run, as
+	// statelab compare's --latency and --jitter do.
+	Latency, Jitter time.Duration
 	// Latest, when set, gets a copy of matrix.html: the file the
 	// dashboard serves at /matrix.
 	Latest string
@@ -108,6 +111,10 @@ type Matrix struct {
 	// Store is the shared resource store the replicas ran on: sqlite or
 	// postgres.
 	Store string `json:"store"`
+	// LatencyMS and JitterMS are the links' one-way delay and its
+	// variation (0: no links).
+	LatencyMS float64 `json:"latency_ms"`
+	JitterMS  float64 `json:"jitter_ms"`
 	// DurationS is the wall time of the whole matrix.
 	DurationS   float64     `json:"duration_s"`
 	Interrupted bool        `json:"interrupted"`
@@ -345,6 +352,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 	m := &Matrix{
 		Cells: map[string]map[string]*Cell{}, Costs: map[string]*Costs{}, Seed: cfg.Seed, StartedAt: began.UTC(),
 		Quick: cfg.Quick, Users: cfg.Users, Replicas: cfg.Replicas, Store: store.Chosen(cfg.Store, cfg.StoreURL),
+		LatencyMS: float64(cfg.Latency.Microseconds()) / 1000, JitterMS: float64(cfg.Jitter.Microseconds()) / 1000,
 		WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), ThinkMS: float64(cfg.Think.Microseconds()) / 1000,
 		Runs: []RunRecord{}, Skipped: map[string]string{}, About: map[string]strategy.Strategy{}, FaultsDo: map[string]string{},
 	}
@@ -423,7 +431,7 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 		Binary: cfg.Binary, Scenario: sc, Sides: pair, Users: cfg.Users, Seed: cfg.Seed, Think: cfg.Think,
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(cfg.ReportDir, "runs", dirName), WorkDir: filepath.Join(cfg.WorkDir, dirName),
-		Store: cfg.Store, StoreURL: cfg.StoreURL,
+		Store: cfg.Store, StoreURL: cfg.StoreURL, Latency: cfg.Latency, Jitter: cfg.Jitter,
 		Stdout: io.Discard, Logger: cfg.Logger, Dashboard: cfg.Dashboard,
 		// On a busy machine the first sign-ins (bcrypt) and a slow event
 		// (a rolling restart waiting for its requests) would eat into the

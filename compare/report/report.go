@@ -47,6 +47,8 @@ type Report struct {
 	// Store is the shared resource store the replicas ran on: sqlite or
 	// postgres.
 	Store string `json:"store"`
+	// Network is what lies between the lab's processes.
+	Network Network `json:"network"`
 	// Sides holds each side's strategy and totals, keyed by the strategy's
 	// name; SideOrder gives the columns' order.
 	Sides     map[string]SideReport `json:"sides"`
@@ -82,6 +84,47 @@ type SideReport struct {
 	// LBRetryBy is the balancer's retries by the reason the try before
 	// them failed.
 	LBRetryBy map[string]balancer.RetryCount `json:"lb_retries_by_reason"`
+	// Replicas are the side's replicas at the end of the run.
+	Replicas []Replica `json:"replicas"`
+}
+
+// HostsLocal is Network.Hosts when every process runs on this machine's
+// one network stack, and reaches the others over loopback.
+const HostsLocal = "local"
+
+// Network is what lies between the lab's processes: where they run, and
+// the links (package link) on every hop the lab controls — each balancer
+// to its replicas, the replicas to each shared service.
+type Network struct {
+	// Hosts is where the processes run: HostsLocal.
+	Hosts string `json:"hosts"`
+	// LatencyMS is the one-way delay of every link, so a round trip
+	// across one costs twice it; 0 when there are no links. JitterMS is
+	// how far each delay may vary either way.
+	LatencyMS float64 `json:"latency_ms"`
+	JitterMS  float64 `json:"jitter_ms"`
+}
+
+// Replica is one replica process: its name, the address it listens on,
+// and, with links, the address of the link its balancer reaches it through.
+type Replica struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+	Link string `json:"link,omitempty"`
+}
+
+// String says it in a sentence, for report.md.
+func (n Network) String() string {
+	where := "every process on this machine, over loopback"
+	if n.LatencyMS <= 0 {
+		return "Network: " + where + ", with no delay added between them."
+	}
+	jitter := ""
+	if n.JitterMS > 0 {
+		jitter = fmt.Sprintf(" (± %g ms)", n.JitterMS)
+	}
+	return fmt.Sprintf("Network: %s; every balancer-to-replica and replica-to-shared-service hop is a link that holds the bytes %g ms%s each way, so a round trip across one costs %g ms.",
+		where, n.LatencyMS, jitter, 2*n.LatencyMS)
 }
 
 // TimelineStats says how well the runner kept to its schedule and how fast
@@ -305,12 +348,13 @@ var costRows = []tableRow{
 	{"identifying the caller, µs per request (median)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUSP50) }},
 	{"identifying the caller, µs per request (mean)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUS) }},
 	{"server CPU per request, µs", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.CPUPerRequestUS) }},
+	{"shared-service round trips per request", func(c SideReport) string { return fmt.Sprintf("%.2f", c.Costs.SharedRoundTripsPerRequest) }},
 	{"authenticated reads p50 ms", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.ReadLatencyMS.P50) }},
 	{"authenticated reads p99 ms", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.ReadLatencyMS.P99) }},
 }
 
 // costsNote says where each cost comes from, under the costs table.
-const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), and the credential is the part of them its headers took (Cookie, Authorization), so the rest is what the same requests cost with none. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
+const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), and the credential is the part of them its headers took (Cookie, Authorization), so the rest is what the same requests cost with none. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Shared-service round trips are the calls the replicas counted themselves making to identify callers and keep their sign-ins (redis commands of a session store, a pipeline as one; API keys looked up in the shared store, which its read cache may answer without a query), divided by the requests they identified; the calls of sign-ins and cart changes are in the count too. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
 
 // columns returns the two sides in column order.
 func (rep *Report) columns() []SideReport {
@@ -617,6 +661,9 @@ func (rep *Report) describeLoad(w io.Writer) {
 	}
 	if rep.Store == "postgres" {
 		fmt.Fprintln(w, "Shared store: PostgreSQL; every replica reaches it over a TCP connection.")
+	}
+	if rep.Network.Hosts != "" {
+		fmt.Fprintln(w, rep.Network)
 	}
 	if rep.NoReadCache {
 		fmt.Fprintf(w, "Read cache: off (--read-cache=false): every read the replicas answered asked %s.\n", cmp.Or(map[string]string{"postgres": "PostgreSQL"}[rep.Store], "SQLite"))

@@ -89,6 +89,7 @@ func rtReport(consistent, crash bool) *report.Report {
 		Users:       8,
 		Seed:        1,
 		Store:       "sqlite",
+		Network:     report.Network{Hosts: report.HostsLocal, LatencyMS: 2, JitterMS: 1},
 		SideOrder:   []string{rtLeft, rtRight},
 		Sides: map[string]report.SideReport{
 			rtLeft: {Strategy: rtStrategy(rtLeft), Balance: []report.BalanceWindow{{
@@ -108,13 +109,15 @@ func rtReport(consistent, crash bool) *report.Report {
 			}, Costs: report.Costs{
 				UserCosts: load.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
 					ReadLatencyMS: load.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
-				ServerCosts: report.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1},
-			}},
+				ServerCosts: report.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1,
+					SharedRoundTrips: 572, SharedRoundTripsPerRequest: 1.3},
+			}, Replicas: []report.Replica{{Name: "memory-sticky-1", Addr: "127.0.0.1:40001", Link: "127.0.0.1:40101"}, {Name: "memory-sticky-2", Addr: "127.0.0.1:40002", Link: "127.0.0.1:40102"}}},
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: load.Totals{
 				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168,
 				LatencyMS: load.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
 				LBRetries: 3, LBRetriesSaved: 3, UserRetries: 1, UserRetriesSaved: 1,
-			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []report.Phase{}},
+			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []report.Phase{},
+				Replicas: []report.Replica{{Name: "apikey-1", Addr: "127.0.0.1:40003"}}},
 		},
 		Events: []report.EventRecord{
 			{AtS: 6.0346, Kind: "restart", Side: rtLeft, Replica: "memory-sticky-1", TookMS: 1559.359, Source: "scenario", SessionsHeld: &held, SessionsInUse: &inUse, Note: "a deploy restarts one replica gracefully"},
@@ -227,6 +230,8 @@ func TestReportWrite(t *testing.T) {
 		"events[].at_s", "events[].kind", "events[].side", "events[].replica", "events[].took_ms", "events[].source",
 		"events[].sessions_held", "events[].sessions_in_use", "events[].note", "events[].error",
 		"manual", "losses", "series", "store",
+		"network", "network.hosts", "network.latency_ms", "network.jitter_ms",
+		"sides." + rtLeft + ".replicas[].link",
 		"losses[].at_s", "losses[].to_s", "losses[].kind", "losses[].source", "losses[].note", "losses[].sides",
 		"consistency.ok", "unexpected",
 		"timeline.max_late_ms", "timeline.feed_max_gap_ms", "timeline.replica_ready_ms_p50", "timeline.replica_ready_ms_max", "timeline.replica_starts",
@@ -267,7 +272,7 @@ func TestReportWrite(t *testing.T) {
 			"offered", "timeouts", "dropped", "phases",
 			// what the issue asks each side to say of its strategy
 			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
-			"balance", "costs",
+			"balance", "costs", "replicas", "replicas[].name", "replicas[].addr",
 			// retries: the balancer's, by reason, and the users' own
 			"lb_retries", "lb_retries_saved", "lb_retries_by_reason", "user_retries", "user_retries_saved",
 		} {
@@ -285,7 +290,7 @@ func TestReportWrite(t *testing.T) {
 				"request_bytes_p50", "request_bytes_mean", "requests_sized", "credential_bytes_mean", "journey_bytes_p50", "journeys",
 				"read_latency_ms", "read_latency_ms.p50", "read_latency_ms.p95", "read_latency_ms.p99", "reads",
 				"identify_us_p50", "identify_us_mean", "identifications", "server_cpu_s", "balanced_requests", "server_cpu_per_request_us",
-				"store_cpu_s", "store_cpu_per_request_us",
+				"store_cpu_s", "store_cpu_per_request_us", "shared_round_trips", "shared_round_trips_per_request",
 			} {
 				want = append(want, "sides."+side+".costs."+k)
 			}
@@ -371,7 +376,9 @@ func TestReportWrite(t *testing.T) {
 		"| of which the credential, mean | 165 | 0 |",
 		"| identifying the caller, µs per request (mean) | 4.2 | 0.0 |",
 		"| server CPU per request, µs | 486 | 0 |",
+		"| shared-service round trips per request | 1.30 | 0.00 |",
 		"| authenticated reads p99 ms | 8.2 | 0.0 |",
+		"Network: every process on this machine, over loopback; every balancer-to-replica and replica-to-shared-service hop is a link that holds the bytes 2 ms (± 1 ms) each way, so a round trip across one costs 4 ms.",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)

@@ -162,6 +162,14 @@ type ServerCosts struct {
 	// the cost the replicas' own account does not show.
 	StoreCPUSeconds      float64 `json:"store_cpu_s"`
 	StoreCPUPerRequestUS float64 `json:"store_cpu_per_request_us"`
+	// SharedRoundTrips counts the calls every replica process made to a
+	// shared service to identify its callers and keep their sign-ins (each
+	// process's statelab_shared_calls_total: session store commands to
+	// redis, API keys looked up in the shared store), and
+	// SharedRoundTripsPerRequest divides them by Identifications: what a
+	// request pays in round trips for its strategy, counted, not assumed.
+	SharedRoundTrips           int64   `json:"shared_round_trips"`
+	SharedRoundTripsPerRequest float64 `json:"shared_round_trips_per_request"`
 }
 
 // Histogram is a Prometheus histogram read from a replica's /metrics, or

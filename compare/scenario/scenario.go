@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/strategy"
 )
 
@@ -122,6 +123,11 @@ type Scenario struct {
 	// (--max-outstanding); 0 is twice what the rate has in flight when every
 	// request waits its whole deadline.
 	MaxOutstanding int `yaml:"max_outstanding,omitempty" json:"max_outstanding,omitempty"`
+
+	// Latency is the one-way delay of every link between the lab's
+	// processes (--latency, which overrides it): balancer to replica,
+	// replica to each shared service. Whole milliseconds; absent, no links.
+	Latency Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
 }
 
 // Event is one step of a scenario.
@@ -263,6 +269,9 @@ func (s *Scenario) Validate() error {
 	}
 	if d := s.Deadline.Std(); d < 0 || d > time.Minute || d > 0 && d < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("deadline is %s; use 10ms to 1m", d))
+	}
+	if err := link.Validate(s.Latency.Std(), 0); err != nil {
+		errs = append(errs, err)
 	}
 	n := s.Replicas
 	for i, e := range s.Events {

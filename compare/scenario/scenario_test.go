@@ -112,6 +112,8 @@ func TestParseScenarioErrors(t *testing.T) {
 			"unknown action", head + "events:\n  - {at: 5s, action: explode}\n",
 			[]string{`event 1: unknown action "explode"; use one of restart, crash, scale, rolling-restart, pause, resume`},
 		},
+		{"latency below a millisecond", head + "latency: 500us\n", []string{"latency is 500µs; use whole milliseconds"}},
+		{"negative latency", head + "latency: -1ms\n", []string{"latency is -1ms"}},
 		{"missing action", head + "events:\n  - {at: 5s}\n", []string{`event 1: unknown action ""; use one of restart, crash`}},
 		{
 			"events out of order", head + "events:\n  - {at: 10s, action: restart}\n  - {at: 5s, action: crash}\n",
@@ -282,6 +284,7 @@ func TestBuiltinScenarios(t *testing.T) {
 		{"reliability", 1, []string{scenario.ActionRestart, scenario.ActionCrash}},
 		{"scaling", 2, []string{scenario.ActionScale, scenario.ActionScale}},
 		{"client", 1, []string{scenario.ActionClientRestart}},
+		{"network", 2, nil},
 	} {
 		sc, err := scenario.Load(tt.name)
 		if err != nil {
@@ -294,6 +297,9 @@ func TestBuiltinScenarios(t *testing.T) {
 		if sc.Replicas != tt.replicas || !slices.Equal(actions, tt.actions) {
 			t.Errorf("%s: %d replicas, events %v; want %d replicas and %v", tt.name, sc.Replicas, actions, tt.replicas, tt.actions)
 		}
+	}
+	if network, _ := scenario.Load("network"); network.Sides != "redis,jwt" || network.Latency.Std() != time.Millisecond || network.Duration.Std() > 30*time.Second {
+		t.Errorf("network: sides %q, latency %s, duration %s; want redis,jwt at 1ms, 30s at most", network.Sides, network.Latency.Std(), network.Duration.Std())
 	}
 	if routing, _ := scenario.Load("routing"); routing.Sides != "memory,apikey" {
 		t.Errorf("routing's sides are %q: with a sticky balancer it shows nothing; want memory,apikey", routing.Sides)

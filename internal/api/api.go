@@ -56,6 +56,21 @@ const (
 	IdentifyJWT     = "jwt"     // the stateless server: a JWT, checked by its signature
 )
 
+// SharedCallsMetric names the counter both servers keep of the calls a
+// replica made to a shared service to find its callers and keep their
+// sign-ins: every redis command of a session store (a pipeline is one
+// round trip; the readiness PING is not counted), every API key looked up
+// in the shared store. Divided by the requests the replica identified
+// (IdentifyMetric's count) it is the round trips a request pays for its
+// strategy, counted, not assumed: a JWT pays none.
+const SharedCallsMetric = "statelab_shared_calls_total"
+
+// The values of SharedCallsMetric's service label.
+const (
+	SharedRedis    = "redis"    // the redis-server a session store keeps its sessions in
+	SharedDatabase = "database" // the shared library store (SQLite, PostgreSQL)
+)
+
 // Readiness is a process's answer to "may I send you traffic?". It turns
 // false for good once Drain is called, so a balancer stops sending new
 // requests while the in-flight ones finish.
@@ -98,6 +113,7 @@ type API struct {
 	durations  *prometheus.HistogramVec
 	idem       *idempotency
 	identify   *prometheus.HistogramVec
+	shared     *prometheus.CounterVec
 }
 
 // New returns an API with the public routes (health, readiness, metrics)
@@ -130,7 +146,11 @@ func New(cfg Config) *API {
 		// that is down), close enough together for a median.
 		Buckets: IdentifyBuckets,
 	}, []string{"method"})
-	reg.MustRegister(a.requests, a.durations, a.identify)
+	a.shared = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: SharedCallsMetric,
+		Help: "Calls this replica made to a shared service to identify callers and keep their sign-ins, by service (redis: session store commands, a pipeline counting once; database: API keys looked up in the shared store, which its read cache may answer without a query).",
+	}, []string{"service"})
+	reg.MustRegister(a.requests, a.durations, a.identify, a.shared)
 	a.idem = newIdempotency(reg)
 
 	a.router.NotFoundHandler = a.instrument("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -154,6 +174,13 @@ func (a *API) Registerer() prometheus.Registerer { return a.registerer }
 // there from the start, at zero.
 func (a *API) Identify(method string) prometheus.Observer {
 	return a.identify.WithLabelValues(method)
+}
+
+// SharedCalls returns the counter of calls to a shared service
+// (SharedRedis or SharedDatabase). Both servers ask for every service when
+// they are built, so a strategy that calls none shows 0, not nothing.
+func (a *API) SharedCalls(service string) prometheus.Counter {
+	return a.shared.WithLabelValues(service)
 }
 
 // Handle registers h for one method and path template, counted and timed

@@ -115,3 +115,45 @@ func flipLast(s string) string {
 	}
 	return string(b)
 }
+
+// TestSharedCallsMetric checks what the stateless server counts of its
+// calls to a shared service: one database lookup per request with an API
+// key, found or not, and none for a JWT or a sign-in.
+func TestSharedCallsMetric(t *testing.T) {
+	db := newDB(t)
+	sl := newStateless(t, db, []byte("shared-calls-test-jwt-secret-012345"), "b")
+	l := newLab(t, db, map[string]*server{"sl": sl})
+	for _, tt := range []struct {
+		name   string
+		signIn func(t *testing.T, l *lab, on, email, password string) credential
+		want   float64 // database calls over the four requests
+	}{
+		{"API key", generateKey, 4},
+		{"JWT", issueToken, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := func(service string) float64 {
+				return counter(t, sl, api.SharedCallsMetric, map[string]string{"service": service})
+			}
+			before := calls(api.SharedDatabase)
+			cred := tt.signIn(t, l, "sl", "alice@example.com", "wonderland")
+			if n := calls(api.SharedDatabase); n != before {
+				t.Errorf("a sign-in counted %v database call(s); want none", n-before)
+			}
+			l.setCred("sc", cred)
+			for range 3 {
+				if r := l.do(t, apiCase{on: "sl", who: "sc", method: "GET", path: "/api/me"}); r.status != http.StatusOK {
+					t.Fatalf("GET /api/me: %d %s", r.status, r.body)
+				}
+			}
+			l.setCred("sc-bad", func(r *http.Request) { cred(r); mangle(r) })
+			l.do(t, apiCase{on: "sl", who: "sc-bad", method: "GET", path: "/api/me"})
+			if n := calls(api.SharedDatabase); n-before != tt.want {
+				t.Errorf("%s{service=database} rose by %v over 4 requests, want %v", api.SharedCallsMetric, n-before, tt.want)
+			}
+			if n := calls(api.SharedRedis); n != 0 {
+				t.Errorf("%s{service=redis} = %v on the stateless server, want 0", api.SharedCallsMetric, n)
+			}
+		})
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	neturl "net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/statelab/statelab/internal/pgserver"
 )
@@ -118,4 +120,33 @@ func (s *Shared) Close() error {
 		err = errors.Join(err, s.pg.Stop(), os.RemoveAll(s.pgDir))
 	}
 	return err
+}
+
+// Host is the host:port of a PostgreSQL store's server, which a link can
+// stand in front of; "" for SQLite, and for a URL that names no TCP host
+// (a Unix socket).
+func (s *Shared) Host() string {
+	if s.Kind != Postgres {
+		return ""
+	}
+	u, err := neturl.Parse(s.DSN)
+	if err != nil || u.Hostname() == "" || strings.HasPrefix(u.Hostname(), "/") {
+		return ""
+	}
+	return net.JoinHostPort(u.Hostname(), cmp.Or(u.Port(), "5432"))
+}
+
+// DSNVia is the replicas' DSN with its host:port replaced by addr: the
+// same PostgreSQL, reached through a link. It fails for a store without a
+// Host.
+func (s *Shared) DSNVia(addr string) (string, error) {
+	if s.Host() == "" {
+		return "", fmt.Errorf("store %s has no host to reach through a link", Describe(s.DSN))
+	}
+	u, err := neturl.Parse(s.DSN)
+	if err != nil {
+		return "", err
+	}
+	u.Host = addr
+	return u.String(), nil
 }
