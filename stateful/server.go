@@ -2,6 +2,8 @@ package stateful
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -350,7 +352,20 @@ func (s *server) handleCheckout() http.Handler {
 		}
 		// The key is scoped to the member the session names.
 		r = r.WithContext(library.NewContextWithMember(r.Context(), sess.Member))
-		ans, err := s.api.Idempotent(w, r, func(store library.Writes) (api.Result, error) {
+		// The checkout acts on the cart, so the cart is part of what a key
+		// names: the same key with another cart is another request (422).
+		// A retry of a checkout that emptied the cart finds it empty; the
+		// session's memo of that checkout gives it the cart it was for.
+		key, keyed, err := api.IdempotencyKey(r)
+		if err != nil {
+			api.Error(w, r, s.logger, err)
+			return
+		}
+		cart := cartDigest(sess.Cart)
+		if keyed && len(sess.Cart) == 0 && sess.Checkout != nil && sess.Checkout.Key == keyDigest(key) {
+			cart = sess.Checkout.Cart
+		}
+		ans, err := s.api.IdempotentOn(w, r, []byte(cart), func(store library.Writes) (api.Result, error) {
 			// Checked here, not before: a retry of a checkout that emptied
 			// the cart must get its answer, not "your cart is empty".
 			if len(sess.Cart) == 0 {
@@ -370,6 +385,9 @@ func (s *server) handleCheckout() http.Handler {
 			before := len(sess.Cart)
 			sess.Cart = slices.DeleteFunc(sess.Cart, func(id int64) bool { return slices.Contains(lent, id) })
 			if len(sess.Cart) != before {
+				if keyed {
+					sess.Checkout = &CheckoutMemo{Key: keyDigest(key), Cart: cart}
+				}
 				if err := s.save(w, r, sess); err != nil {
 					// The borrows are committed; the client must hear of them
 					// even if the cart could not be emptied.
@@ -379,6 +397,22 @@ func (s *server) handleCheckout() http.Handler {
 		}
 		api.WriteAnswer(w, ans)
 	})
+}
+
+// cartDigest names a cart's content, whatever the order of its books.
+func cartDigest(cart []int64) string {
+	ids := slices.Sorted(slices.Values(cart))
+	h := sha256.New()
+	for _, id := range ids {
+		fmt.Fprintf(h, "%d,", id)
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:12])
+}
+
+// keyDigest names an Idempotency-Key in a session's CheckoutMemo.
+func keyDigest(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return base64.RawURLEncoding.EncodeToString(h[:12])
 }
 
 // lentBooks returns the book ids of the borrow records in a checkout's

@@ -25,6 +25,18 @@ type Session struct {
 	ID     string         `json:"id"`
 	Member library.Member `json:"member"`
 	Cart   []int64        `json:"cart"`
+	// Checkout remembers the last checkout made under an Idempotency-Key,
+	// so that its retry, which finds the cart emptied, is told from a new
+	// checkout of a changed cart under the same key.
+	Checkout *CheckoutMemo `json:"checkout,omitempty"`
+}
+
+// CheckoutMemo is what a session remembers of its last checkout made under
+// an Idempotency-Key: digests of the key and of the cart it checked out,
+// short, since a sealed cookie carries them with every request.
+type CheckoutMemo struct {
+	Key  string `json:"k"`
+	Cart string `json:"c"`
 }
 
 // SessionStore keeps sessions between requests. The server owns this seam:

@@ -217,12 +217,16 @@ func (s *MemoryStore) sweepLocked(now time.Time) {
 	s.lastSweep = now
 }
 
-// clone copies a session, cart included, so that a handler changing its
-// copy cannot change the kept one.
+// clone copies a session, cart and checkout memo included, so that a
+// handler changing its copy cannot change the kept one.
 func clone(s Session) *Session {
 	s.Cart = slices.Clone(s.Cart)
 	if s.Cart == nil {
 		s.Cart = []int64{}
+	}
+	if s.Checkout != nil {
+		memo := *s.Checkout
+		s.Checkout = &memo
 	}
 	return &s
 }

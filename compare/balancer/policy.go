@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"slices"
@@ -196,23 +197,30 @@ const vnodes = 160
 // address: the first entry of X-Forwarded-For if present, else the host of
 // RemoteAddr. A retry goes to the next distinct backend on the ring.
 //
+// Keys and points are placed by a hash keyed with a random seed that each
+// policy makes (hash/maphash): replica IDs and the ring's algorithm are
+// public, and with an unkeyed hash a client could pick, offline, keys that
+// all land on one replica and crowd it. With the seed secret, where a key
+// lands can only be learnt by asking, one request at a time.
+//
 // A client that sends no such cookie is sent round robin, and given one
 // with its answer: a random key that the ring maps, now, to the backend that
 // answered, so the client stays where its first request (a login, say) left
 // state. With cookieName "" every request is hashed, by address when need be. The
 // balancer remembers nothing per client: "which replica is mine" is
 // recomputed from the key on every request, which is why a change of the
-// ring moves clients. Because a backend's points
-// depend on its ID alone, adding a backend moves to it only the keys that
-// now fall just before its points (about 1/n of them), and removing one
-// moves only the keys that were on it. The ring is built once per
-// rotation, not per request.
+// ring moves clients. Because a backend's points depend on its ID (and the
+// seed) alone, adding a backend moves to it only the keys that now fall
+// just before its points (about 1/n of them), and removing one moves only
+// the keys that were on it. The ring is built once per rotation, not per
+// request.
 func HashAffinity(cookieName string) Policy {
-	return &hashAffinity{cookie: cookieName}
+	return &hashAffinity{cookie: cookieName, seed: maphash.MakeSeed()}
 }
 
 type hashAffinity struct {
 	cookie string
+	seed   maphash.Seed         // keys the hash: this policy's secret
 	ring   atomic.Pointer[ring] // the ring of the rotation seen last
 	next   atomic.Uint64        // round robin for clients that have no key yet
 }
@@ -230,7 +238,7 @@ func (p *hashAffinity) Order(dst []int, r *http.Request, rotation []Backend) []i
 		// The rotation changed: a health check, a drain, a scale event.
 		// Concurrent requests may each build the same ring once; the
 		// last one stored wins, and they are all equal.
-		rg = newRing(rotation)
+		rg = newRing(rotation, p.hash)
 		p.ring.Store(rg)
 	}
 	if p.cookie != "" && !hasCookie(r, p.cookie) {
@@ -239,7 +247,7 @@ func (p *hashAffinity) Order(dst []int, r *http.Request, rotation []Backend) []i
 		// evenly rather than by an address that many clients may share.
 		return appendTurn(dst, len(rotation), p.next.Add(1)-1, -1)
 	}
-	return rg.appendOrder(dst, hashString(p.key(r)))
+	return rg.appendOrder(dst, p.hash(p.key(r)))
 }
 
 // Answered gives a client without a key one that the current ring maps to
@@ -261,7 +269,7 @@ func (p *hashAffinity) Answered(r *http.Request, resp *http.Response, chosen Bac
 	// means no cookie this time.
 	for range 64 * len(rg.ids) {
 		key := rand.Text()
-		if order := rg.appendOrder(buf[:0], hashString(key)); len(order) > 0 && rg.ids[order[0]] == chosen.ID {
+		if order := rg.appendOrder(buf[:0], p.hash(key)); len(order) > 0 && rg.ids[order[0]] == chosen.ID {
 			resp.Header.Add("Set-Cookie", (&http.Cookie{Name: p.cookie, Value: key, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}).String())
 			return
 		}
@@ -294,7 +302,11 @@ func (p *hashAffinity) key(r *http.Request) string {
 	return host
 }
 
-func newRing(rotation []Backend) *ring {
+// hash places a key or a backend's point on the ring, keyed with p's seed.
+func (p *hashAffinity) hash(s string) uint64 { return maphash.String(p.seed, s) }
+
+// newRing builds the ring of rotation, its points placed by hash.
+func newRing(rotation []Backend, hash func(string) uint64) *ring {
 	type point struct {
 		hash  uint64
 		owner int
@@ -306,11 +318,11 @@ func newRing(rotation []Backend) *ring {
 		ids[i] = be.ID
 		for v := range vnodes {
 			buf = strconv.AppendInt(append(append(buf[:0], be.ID...), '#'), int64(v), 10)
-			pts = append(pts, point{hashString(string(buf)), i})
+			pts = append(pts, point{hash(string(buf)), i})
 		}
 	}
 	// Ties between backends are broken by ID, not by rotation order, so
-	// that a ring depends on the set of backends only.
+	// that a ring depends on the set of backends (and the seed) only.
 	slices.SortFunc(pts, func(a, b point) int {
 		return cmp.Or(cmp.Compare(a.hash, b.hash), strings.Compare(ids[a.owner], ids[b.owner]))
 	})
@@ -349,23 +361,4 @@ func (rg *ring) appendOrder(dst []int, h uint64) []int {
 		}
 	}
 	return dst
-}
-
-// hashString is 64-bit FNV-1a followed by murmur3's fmix64 finalizer. FNV
-// alone leaves keys that differ in their last byte ("a#1", "a#2") close
-// together, which would bunch a backend's points on the ring; the finalizer
-// spreads them. It is written out rather than taken from hash/fnv so that
-// hashing a key allocates nothing.
-func hashString(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9b34fe1a85a
-	h ^= h >> 33
-	return h
 }

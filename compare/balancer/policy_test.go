@@ -1,6 +1,7 @@
 package balancer_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -628,5 +629,71 @@ func TestHashAffinityKeysNewClients(t *testing.T) {
 	}
 	if moved == 0 || moved == clients {
 		t.Errorf("%d of %d clients moved at the scale-out, want a share (about a quarter)", moved, clients)
+	}
+}
+
+// publicRingOwner is where the ring of HashAffinity's algorithm, computed
+// with the unkeyed hash anyone can write down (FNV-1a and murmur3's
+// finalizer, vnodes points per public replica ID), places key: what a
+// client could compute offline before the hash was keyed.
+func publicRingOwner(ids []string, key string) string {
+	hash := func(s string) uint64 {
+		h := uint64(14695981039346656037)
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= 1099511628211
+		}
+		h ^= h >> 33
+		h *= 0xff51afd7ed558ccd
+		h ^= h >> 33
+		h *= 0xc4ceb9b34fe1a85a
+		h ^= h >> 33
+		return h
+	}
+	type point struct {
+		hash uint64
+		id   string
+	}
+	var pts []point
+	for _, id := range ids {
+		for v := range 160 {
+			pts = append(pts, point{hash(fmt.Sprintf("%s#%d", id, v)), id})
+		}
+	}
+	slices.SortFunc(pts, func(a, b point) int { return cmp.Or(cmp.Compare(a.hash, b.hash), strings.Compare(a.id, b.id)) })
+	h := hash(key)
+	i, _ := slices.BinarySearchFunc(pts, h, func(p point, h uint64) int { return cmp.Compare(p.hash, h) })
+	return pts[i%len(pts)].id
+}
+
+// TestHashAffinityKeysCannotBeCraftedOffline is issue 22 (9): replica IDs
+// are public and the ring's hash was not keyed, so 300 keys crafted
+// offline to land on one replica all landed there. Keyed with the
+// balancer's own secret seed, they spread like any keys: about a third
+// each.
+func TestHashAffinityKeysCannotBeCraftedOffline(t *testing.T) {
+	reps := []*lbReplica{lbStartReplica(t, "a"), lbStartReplica(t, "b"), lbStartReplica(t, "c")}
+	_, base := lbStartPolicy(t, balancer.HashAffinity(balancer.HashKeyCookie), nil, lbBackends(reps...)...)
+	ids := []string{"a", "b", "c"}
+	var crafted []string
+	for i := 0; len(crafted) < 300; i++ {
+		if key := fmt.Sprintf("crafted-%d", i); publicRingOwner(ids, key) == "a" {
+			crafted = append(crafted, key)
+		}
+	}
+	landed := map[string]int{}
+	for _, key := range crafted {
+		got, _ := lbVisit(t, lbWithSession(t, base, key), base, nil)
+		landed[got]++
+	}
+	t.Logf("300 keys crafted offline for replica a landed: %v", landed)
+	// Binomial(300, 1/3): 100 ± 8; 150 is six deviations out.
+	if landed["a"] > 150 {
+		t.Errorf("300 keys crafted offline for replica a: %v, want them spread (about 100 each)", landed)
+	}
+	for _, id := range ids {
+		if landed[id] < 50 {
+			t.Errorf("300 keys crafted offline for replica a: %v, want about 100 on %s", landed, id)
+		}
 	}
 }

@@ -167,6 +167,7 @@ var statusOf = map[string]int{
 	library.ENOTFOUND:         http.StatusNotFound,
 	library.EMETHODNOTALLOWED: http.StatusMethodNotAllowed,
 	library.EUNAVAILABLE:      http.StatusConflict,
+	library.ELOANLIMIT:        http.StatusConflict,
 	library.ECONFLICT:         http.StatusConflict,
 	library.ETOOLARGE:         http.StatusRequestEntityTooLarge,
 	library.EMEDIATYPE:        http.StatusUnsupportedMediaType,

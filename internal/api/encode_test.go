@@ -278,6 +278,7 @@ func TestStatusOf(t *testing.T) {
 		library.ENOTFOUND:         http.StatusNotFound,
 		library.EMETHODNOTALLOWED: http.StatusMethodNotAllowed,
 		library.EUNAVAILABLE:      http.StatusConflict,
+		library.ELOANLIMIT:        http.StatusConflict,
 		library.ECONFLICT:         http.StatusConflict,
 		library.ETOOLARGE:         http.StatusRequestEntityTooLarge,
 		library.EMEDIATYPE:        http.StatusUnsupportedMediaType,

@@ -119,7 +119,17 @@ func (id *idempotency) release(k inFlightKey) {
 // serialises the two transactions, so the second request waits for the
 // first and is answered with its stored answer.
 func (a *API) Idempotent(w http.ResponseWriter, r *http.Request, change Change) (Answer, error) {
-	key, ok, err := idempotencyKey(r)
+	return a.IdempotentOn(w, r, nil, change)
+}
+
+// IdempotentOn is Idempotent for a request that acts on more than its
+// method, path and body say: subject, which goes into the fingerprint with
+// them. The stateful checkout has no body and acts on the cart in the
+// session; with the cart as its subject, the same key sent after the cart
+// changed is another request (422 idempotency_key_reused), not a retry
+// whose old answer would be replayed while nothing is borrowed.
+func (a *API) IdempotentOn(w http.ResponseWriter, r *http.Request, subject []byte, change Change) (Answer, error) {
+	key, ok, err := IdempotencyKey(r)
 	if err != nil {
 		return Answer{}, err
 	}
@@ -148,7 +158,7 @@ func (a *API) Idempotent(w http.ResponseWriter, r *http.Request, change Change) 
 
 	var first Answer
 	stored, replayed, err := a.cfg.Store.Idempotent(r.Context(),
-		library.IdempotentRequest{MemberID: m.ID, Key: key, Fingerprint: fingerprint(r, body)},
+		library.IdempotentRequest{MemberID: m.ID, Key: key, Fingerprint: fingerprint(r, body, subject)},
 		func(s library.Writes) (library.StoredResponse, error) {
 			res, err := change(s)
 			if err != nil {
@@ -207,9 +217,10 @@ func (res Result) render() Answer {
 	return Answer{Status: res.Status, Body: b.Bytes()}
 }
 
-// idempotencyKey reads the request's Idempotency-Key: the draft's sf-string
+// IdempotencyKey reads the request's Idempotency-Key: the draft's sf-string
 // ("…" with \" and \\ escapes), or, as many clients send it, the bare key.
-func idempotencyKey(r *http.Request) (string, bool, error) {
+// ok is false when the request has none.
+func IdempotencyKey(r *http.Request) (key string, ok bool, err error) {
 	vals := r.Header.Values(IdempotencyKeyHeader)
 	switch {
 	case len(vals) == 0:
@@ -217,7 +228,7 @@ func idempotencyKey(r *http.Request) (string, bool, error) {
 	case len(vals) > 1:
 		return "", false, library.Errorf(library.EINVALID, "Send one Idempotency-Key header, not %d.", len(vals))
 	}
-	key := vals[0]
+	key = vals[0]
 	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
 		var b strings.Builder
 		for i := 1; i < len(key)-1; i++ {
@@ -257,10 +268,15 @@ func bufferBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // fingerprint is what tells a retry from a different request sent under the
 // same key: the method, the path and query (which hold the ids), and the
-// body, byte for byte.
-func fingerprint(r *http.Request, body []byte) string {
+// body, byte for byte, and what else the request acts on (subject), when
+// there is something.
+func fingerprint(r *http.Request, body, subject []byte) string {
 	h := sha256.New()
 	io.WriteString(h, r.Method+" "+r.URL.RequestURI()+"\n")
 	h.Write(body)
+	if subject != nil {
+		io.WriteString(h, "\nsubject ")
+		h.Write(subject)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }

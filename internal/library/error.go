@@ -19,6 +19,7 @@ const (
 	ENOTFOUND         = "not_found"              // no such resource
 	EMETHODNOTALLOWED = "method_not_allowed"     // the path exists, the method does not
 	EUNAVAILABLE      = "unavailable"            // no copy left to borrow
+	ELOANLIMIT        = "loan_limit"             // the member holds as many loans as one may (MaxActiveLoans)
 	ECONFLICT         = "conflict"               // the request conflicts with the current state (already returned, duplicate)
 	ETOOLARGE         = "payload_too_large"      // the body is over the limit
 	EMEDIATYPE        = "unsupported_media_type" // the body is not JSON

@@ -118,13 +118,15 @@ type Store interface {
 
 	// Borrow lends one copy of every requested book in one transaction, or
 	// none: EUNAVAILABLE (with the ids in Detail) when any has no copy left,
-	// ENOTFOUND when any does not exist.
+	// ENOTFOUND when any does not exist, ELOANLIMIT when the member would
+	// have more than MaxActiveLoans out.
 	Borrow(ctx context.Context, req BorrowRequest) ([]BorrowRecord, error)
 	// FindBorrows returns a page of a member's borrow records, newest
 	// first, and how many the member has in all.
 	FindBorrows(ctx context.Context, f BorrowFilter) ([]BorrowRecord, int, error)
 	// ReturnBorrow marks a borrow returned: EFORBIDDEN when it is not the
-	// member's, ECONFLICT when already returned.
+	// member's, ECONFLICT when already returned. It forgets the member's
+	// oldest returned records beyond MaxReturnedBorrows.
 	ReturnBorrow(ctx context.Context, memberID, borrowID int64) (BorrowRecord, error)
 
 	// FindMemberByEmail returns ENOTFOUND when no member has the email.
@@ -159,6 +161,8 @@ type Store interface {
 	// that failed changed nothing, so its key stays free for a retry.
 	// Requests with one key are serialised: the second one waits for the
 	// first one's transaction, then finds its answer.
+	// Storing a key forgets the member's oldest beyond MaxStoredReplies
+	// or MaxStoredReplyBytes.
 	Idempotent(ctx context.Context, req IdempotentRequest, change func(Writes) (StoredResponse, error)) (resp StoredResponse, replayed bool, err error)
 	// SweepIdempotencyKeys forgets the keys stored before t and returns
 	// how many it forgot.

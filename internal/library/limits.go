@@ -41,6 +41,35 @@ const MaxSessionsPerMember = 20
 // cannot grow past this.
 const MaxAPIKeysPerMember = 20
 
+// What one member may make the shared store hold, so that no member can
+// take every copy or grow the database by gigabytes an hour.
+const (
+	// MaxActiveLoans is how many copies one member may have out at once;
+	// a borrow that would pass it is refused with ELOANLIMIT (409).
+	MaxActiveLoans = 50
+	// MaxReturnedBorrows is how many returned borrow records of one member
+	// are kept; a return beyond it forgets the oldest returned ones. A
+	// simulated user returns a dozen books a minute, so an hour-long run
+	// keeps every record it checks at the end.
+	MaxReturnedBorrows = 1000
+	// MaxStoredReplies and MaxStoredReplyBytes bound the answers one
+	// member's idempotency keys keep (their bodies, at most MaxBorrowBooks
+	// borrow records each): storing one more forgets the member's oldest
+	// beyond either, even before their IdempotencyKeyTTL. A client
+	// retries within seconds, a hundred keyed requests ago at most.
+	MaxStoredReplies    = 100
+	MaxStoredReplyBytes = 1 << 20
+)
+
+// CheckLoans returns ELOANLIMIT when a member who has active loans out
+// asks for asked more copies than MaxActiveLoans allows.
+func CheckLoans(active, asked int) error {
+	if active+asked > MaxActiveLoans {
+		return Errorf(ELOANLIMIT, "You have %d books out and asked for %d more; a member may have at most %d at once. Return some first.", active, asked, MaxActiveLoans)
+	}
+	return nil
+}
+
 // Limits on a book's fields and on one borrow request.
 const (
 	MaxCopies      = 1000 // copies of one book

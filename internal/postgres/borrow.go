@@ -68,10 +68,19 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 // so that the end-of-run check can tell a key applied twice from two
 // requests.
 func borrowIn(ctx context.Context, tx querier, req library.BorrowRequest, key *string) ([]library.BorrowRecord, error) {
-	m, err := findMember(ctx, tx, `id = $1`, req.MemberID)
+	// The member's row is locked first, so that two borrows of one member
+	// on two replicas count its loans one after the other.
+	m, err := findMember(ctx, tx, `id = $1 FOR UPDATE`, req.MemberID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, library.Errorf(library.ENOTFOUND, "Member %d not found", req.MemberID)
 	} else if err != nil {
+		return nil, err
+	}
+	var active int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM borrows WHERE member_id = $1 AND returned_at IS NULL`, m.ID).Scan(&active); err != nil {
+		return nil, fmt.Errorf("postgres: borrow: count loans: %w", err)
+	}
+	if err := library.CheckLoans(active, len(req.BookIDs)); err != nil {
 		return nil, err
 	}
 
@@ -204,10 +213,14 @@ func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (libra
 	return r, nil
 }
 
-// returnIn marks a borrow returned inside tx. The borrow's row is locked
-// first, so of two returns of one borrow the second waits for the first
-// and then finds it returned.
+// returnIn marks a borrow returned inside tx. The member's row is locked
+// first, as a borrow locks it, then the borrow's, so of two returns of one
+// borrow the second waits for the first and then finds it returned, and
+// two returns of one member forget its oldest records one after the other.
 func returnIn(ctx context.Context, tx querier, memberID, borrowID int64) (library.BorrowRecord, error) {
+	if err := lockMember(ctx, tx, memberID); err != nil {
+		return library.BorrowRecord{}, err
+	}
 	r, err := scanBorrow(tx.QueryRow(ctx, `SELECT `+borrowColumns+borrowFrom+` WHERE b.id = $1 FOR UPDATE OF b`, borrowID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return library.BorrowRecord{}, library.Errorf(library.ENOTFOUND, "Borrow %d not found", borrowID)
@@ -227,6 +240,11 @@ func returnIn(ctx context.Context, tx querier, memberID, borrowID int64) (librar
 	if _, err := tx.Exec(ctx, `UPDATE books SET available_copies = available_copies + 1 WHERE id = $1`, r.BookID); err != nil {
 		return library.BorrowRecord{}, fmt.Errorf("postgres: return borrow %d: %w", borrowID, err)
 	}
+	if _, err := tx.Exec(ctx, `DELETE FROM borrows WHERE member_id = $1 AND returned_at IS NOT NULL AND id < (
+		SELECT id FROM borrows WHERE member_id = $1 AND returned_at IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET $2)`,
+		memberID, library.MaxReturnedBorrows-1); err != nil {
+		return library.BorrowRecord{}, fmt.Errorf("postgres: forget old returned borrows: %w", err)
+	}
 	r.Returned, r.ReturnDate = true, &now
 	return r, nil
 }
@@ -239,4 +257,13 @@ func (db *DB) BorrowExists(ctx context.Context, id int64) (bool, error) {
 		return false, fmt.Errorf("postgres: borrow exists: %w", err)
 	}
 	return exists, nil
+}
+
+// lockMember locks a member's row until the transaction ends: what one
+// member's writes take first, in this order, so they never deadlock.
+func lockMember(ctx context.Context, tx querier, memberID int64) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM members WHERE id = $1 FOR UPDATE`, memberID); err != nil {
+		return fmt.Errorf("postgres: lock member %d: %w", memberID, err)
+	}
+	return nil
 }

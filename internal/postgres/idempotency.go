@@ -79,6 +79,18 @@ func (db *DB) Idempotent(ctx context.Context, req library.IdempotentRequest, cha
 			req.MemberID, req.Key, req.Fingerprint, resp.Status, body, storedTime(time.Now())); err != nil {
 			return fmt.Errorf("postgres: store idempotency key: %w", err)
 		}
+		if err := lockMember(ctx, tx, req.MemberID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE member_id = $1 AND key IN (
+			SELECT key FROM (
+				SELECT key, row_number() OVER newest AS n, sum(octet_length(body)) OVER newest AS bytes
+				FROM idempotency_keys WHERE member_id = $1
+				WINDOW newest AS (ORDER BY created_at DESC, key DESC)
+			) k WHERE n > 1 AND (n > $2 OR bytes > $3))`,
+			req.MemberID, library.MaxStoredReplies, library.MaxStoredReplyBytes); err != nil {
+			return fmt.Errorf("postgres: forget the oldest idempotency keys: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

@@ -106,6 +106,14 @@ func borrowIn(ctx context.Context, tx querier, req library.BorrowRequest, days i
 			return err
 		}
 
+		var active int
+		if err := tx.QueryRowContext(ctx, activeLoansSQL, m.ID).Scan(&active); err != nil {
+			return fmt.Errorf("sqlite: borrow: count loans: %w", err)
+		}
+		if err := library.CheckLoans(active, len(req.BookIDs)); err != nil {
+			return err
+		}
+
 		titles := make(map[int64]string, len(req.BookIDs))
 		for _, id := range req.BookIDs {
 			var title string
@@ -227,6 +235,9 @@ func returnIn(ctx context.Context, tx querier, memberID, borrowID int64) (librar
 		}
 		if _, err := tx.ExecContext(ctx, putCopyBackSQL, r.BookID); err != nil {
 			return fmt.Errorf("sqlite: return borrow %d: %w", borrowID, err)
+		}
+		if _, err := tx.ExecContext(ctx, pruneReturnedSQL, memberID, memberID, library.MaxReturnedBorrows-1); err != nil {
+			return fmt.Errorf("sqlite: forget old returned borrows: %w", err)
 		}
 		r.Returned, r.ReturnDate = true, &now
 		return nil

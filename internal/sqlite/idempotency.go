@@ -56,6 +56,10 @@ func (db *DB) Idempotent(ctx context.Context, req library.IdempotentRequest, cha
 			req.MemberID, req.Key, req.Fingerprint, resp.Status, resp.Body, formatTime(time.Now())); err != nil {
 			return fmt.Errorf("sqlite: store idempotency key: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, evictRepliesSQL,
+			req.MemberID, req.MemberID, library.MaxStoredReplies, library.MaxStoredReplyBytes); err != nil {
+			return fmt.Errorf("sqlite: forget the oldest idempotency keys: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

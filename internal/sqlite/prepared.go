@@ -30,13 +30,28 @@ const (
 	apiKeyOwnerSQL       = `SELECT member_id FROM api_keys WHERE id = ?`
 	deleteAPIKeySQL      = `DELETE FROM api_keys WHERE id = ?`
 	memberByEmailInTxSQL = `SELECT ` + memberColumns + ` FROM members WHERE email = ?`
+	activeLoansSQL       = `SELECT count(*) FROM borrows WHERE member_id = ? AND returned_at IS NULL`
+	// pruneReturnedSQL forgets a member's returned records older than the
+	// newest library.MaxReturnedBorrows of them (the OFFSET is one less).
+	pruneReturnedSQL = `DELETE FROM borrows WHERE member_id = ? AND returned_at IS NOT NULL AND id < (
+	SELECT id FROM borrows WHERE member_id = ? AND returned_at IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?)`
+	// evictRepliesSQL forgets a member's stored answers beyond the newest
+	// n, or beyond a running total of bytes, keeping the newest always.
+	evictRepliesSQL = `DELETE FROM idempotency_keys WHERE member_id = ? AND key IN (
+	SELECT key FROM (
+		SELECT key,
+		       row_number() OVER newest AS n,
+		       sum(length(body)) OVER newest AS bytes
+		FROM idempotency_keys WHERE member_id = ?
+		WINDOW newest AS (ORDER BY created_at DESC, key DESC)
+	) WHERE n > 1 AND (n > ? OR bytes > ?))`
 )
 
 // writeSQL are prepared on the write pool, readSQL on the read pool.
 var (
 	writeSQL = []string{memberByIDInTxSQL, memberByEmailInTxSQL, bookTitleSQL, takeCopySQL, putCopyBackSQL, insertBorrowSQL,
 		borrowByIDSQL, markReturnedSQL, findKeySQL, forgetKeySQL, storeKeySQL, insertAPIKeySQL, revokeOldestKeysSQL,
-		apiKeyOwnerSQL, deleteAPIKeySQL}
+		apiKeyOwnerSQL, deleteAPIKeySQL, activeLoansSQL, pruneReturnedSQL, evictRepliesSQL}
 	readSQL = []string{findKeySQL, borrowExistsSQL}
 )
 
