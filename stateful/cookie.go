@@ -39,9 +39,11 @@ const CookieLifetime = 24 * time.Hour
 // sealed is what the cookie carries.
 type sealed struct {
 	Session
-	// Expires is when the session ends, in Unix seconds; 0 for never. It is
-	// inside the sealed value, so a client cannot extend it, and is judged
-	// by the store's clock, so an expired session is "lost", not "invalid".
+	// Expires is when the session ends, in Unix seconds: the TTL after
+	// this seal, or the end of its CookieLifetime, whichever comes first.
+	// It is inside the sealed value, so a client cannot extend it, and is
+	// judged by the store's clock, so an expired session is "lost", not
+	// "invalid".
 	Expires int64 `json:"exp,omitempty"`
 }
 
