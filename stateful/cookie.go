@@ -19,7 +19,8 @@ import (
 // What that costs is the lesson: the cookie grows with the cart and travels
 // with every request, and the server cannot take a session back. Logout
 // asks the browser to drop its cookie, but a copy of it (stolen, or simply
-// kept) is accepted until it expires.
+// kept) is accepted until it expires: at most CookieLifetime after the
+// sign-in, however often the session is sealed again.
 type CookieStore struct {
 	codec    *securecookie.SecureCookie
 	options  sessions.Options
@@ -28,12 +29,21 @@ type CookieStore struct {
 	now      func() time.Time
 }
 
+// CookieLifetime is how long a sealed session lasts after sign-in,
+// however often it is sealed again. Each Save re-seals a fresh sliding
+// expiry (the session TTL), so without it a copy of the cookie whose holder
+// keeps changing the cart would live for ever; a server that keeps no
+// sessions cannot revoke it, but it can refuse it after this long.
+const CookieLifetime = 24 * time.Hour
+
 // sealed is what the cookie carries.
 type sealed struct {
 	Session
-	// Expires is when the session ends, in Unix seconds; 0 for never. It is
-	// inside the sealed value, so a client cannot extend it, and is judged
-	// by the store's clock, so an expired session is "lost", not "invalid".
+	// Expires is when the session ends, in Unix seconds: the TTL after
+	// this seal, or the end of its CookieLifetime, whichever comes first.
+	// It is inside the sealed value, so a client cannot extend it, and is
+	// judged by the store's clock, so an expired session is "lost", not
+	// "invalid".
 	Expires int64 `json:"exp,omitempty"`
 }
 
@@ -105,27 +115,42 @@ func (s *CookieStore) Load(r *http.Request) (*Session, error) {
 	if err := s.codec.Decode(CookieName, ck.Value, &v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidCookie, err)
 	}
-	if v.Expires != 0 && s.now().Unix() >= v.Expires {
+	now := s.now().Unix()
+	if v.Expires != 0 && now >= v.Expires {
+		return nil, ErrSessionLost
+	}
+	// A session sealed before it carried Since has no sign-in time to
+	// count from: it is over too.
+	if v.Since == 0 || now >= v.Since+int64(CookieLifetime/time.Second) {
 		return nil, ErrSessionLost
 	}
 	return clone(v.Session), nil
 }
 
-// Save seals the session into the cookie, with a fresh expiry. A session
-// without an ID gets a random one, so two logins are two sessions. Nothing
-// is kept on the server, so there is nothing to check a loaded session
-// against: a cookie saved after a logout is as good as any.
+// Save seals the session into the cookie, with a fresh expiry, never past
+// CookieLifetime from the sign-in. A session without an ID gets a random
+// one, so two logins are two sessions, and its sign-in time (Since).
+// Nothing is kept on the server, so there is nothing to check a loaded
+// session against: a cookie saved after a logout is as good as any, until
+// the end of its lifetime.
 func (s *CookieStore) Save(w http.ResponseWriter, r *http.Request, sess *Session) error {
+	now := s.now()
 	if sess.ID == "" {
 		id, err := newSessionID()
 		if err != nil {
 			return err
 		}
 		sess.ID = id
+		sess.Since = now.Unix()
+	}
+	if sess.Since == 0 {
+		sess.Since = now.Unix()
 	}
 	v := sealed{Session: *sess}
+	end := sess.Since + int64(CookieLifetime/time.Second)
+	v.Expires = end
 	if s.ttl > 0 {
-		v.Expires = s.now().Add(s.ttl).Unix()
+		v.Expires = min(now.Add(s.ttl).Unix(), end)
 	}
 	encoded, err := s.codec.Encode(CookieName, v)
 	if err != nil {

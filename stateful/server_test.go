@@ -364,3 +364,46 @@ func TestServerRedisReplicasShareLogout(t *testing.T) {
 	svMust(t, b, "POST", "/api/auth/logout", "", cookie, http.StatusOK, "")
 	svMust(t, a, "GET", "/api/me", "", cookie, http.StatusUnauthorized, library.ESESSIONLOST)
 }
+
+// TestCookieSessionLifetime is issue 22 (8): a sealed cookie whose holder
+// keeps writing its cart was re-sealed with a fresh expiry every time, so
+// a copy of it lived for ever. Now every seal ends CookieLifetime after
+// the sign-in: the holder, writing every half hour within the one-hour
+// TTL, is signed out then (401 session_lost), and so is any copy.
+func TestCookieSessionLifetime(t *testing.T) {
+	clock := msNewClock()
+	h := svServer(t, svDB(t), stateful.NewCookieStore(msKey, msOptions, 0, clock.Now), "a")
+	signedIn := clock.Now()
+	cookie := svLogin(t, h)
+	var refusedAt time.Duration
+	var copies []*http.Cookie
+	for step := 0; clock.Now().Sub(signedIn) < 2*stateful.CookieLifetime; step++ {
+		clock.Advance(30 * time.Minute)
+		path, method, body := "/api/cart/items", "POST", `{"book_id":3}`
+		if step%2 == 1 {
+			path, method, body = "/api/cart/items/3", "DELETE", ""
+		}
+		rep := svDo(t, h, method, path, body, cookie)
+		if rep.status != http.StatusOK && rep.status != http.StatusCreated {
+			if rep.status != http.StatusUnauthorized || rep.code != library.ESESSIONLOST {
+				t.Fatalf("cart write at %v: %d %s, want a write or 401 %s", clock.Now().Sub(signedIn), rep.status, rep.code, library.ESESSIONLOST)
+			}
+			refusedAt = clock.Now().Sub(signedIn)
+			break
+		}
+		if rep.cookie == nil {
+			t.Fatalf("cart write at %v set no cookie", clock.Now().Sub(signedIn))
+		}
+		cookie = rep.cookie
+		copies = append(copies, rep.cookie)
+	}
+	if refusedAt != stateful.CookieLifetime {
+		t.Errorf("a session re-sealed every 30 minutes was refused %v after sign-in, want at %v (0: never, in %v)", refusedAt, stateful.CookieLifetime, 2*stateful.CookieLifetime)
+	}
+	for i, c := range copies {
+		if rep := svDo(t, h, "GET", "/api/cart", "", c); rep.status != http.StatusUnauthorized || rep.code != library.ESESSIONLOST {
+			t.Errorf("the copy sealed %v after sign-in, used %v after: %d %s, want 401 %s",
+				time.Duration(i+1)*30*time.Minute, clock.Now().Sub(signedIn), rep.status, rep.code, library.ESESSIONLOST)
+		}
+	}
+}

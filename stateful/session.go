@@ -25,6 +25,11 @@ type Session struct {
 	ID     string         `json:"id"`
 	Member library.Member `json:"member"`
 	Cart   []int64        `json:"cart"`
+	// Since is when the session was first saved, at sign-in, in Unix
+	// seconds. The cookie store ends a session CookieLifetime after it,
+	// however often it is saved again; the stores that keep sessions
+	// leave it 0.
+	Since int64 `json:"since,omitempty"`
 	// Checkout remembers the last checkout made under an Idempotency-Key,
 	// so that its retry, which finds the cart emptied, is told from a new
 	// checkout of a changed cart under the same key.
