@@ -125,7 +125,9 @@ func TestCheckoutKeyNamesTheCart(t *testing.T) {
 			password := []string{"wonderland", "builder"}[i]
 			s.must("POST", "/api/auth/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password), "", http.StatusOK)
 			x, y, z := int64(11+10*i), int64(12+10*i), int64(13+10*i)
-			add := func(id int64) { s.must("POST", "/api/cart/items", fmt.Sprintf(`{"book_id":%d}`, id), "", http.StatusCreated) }
+			add := func(id int64) {
+				s.must("POST", "/api/cart/items", fmt.Sprintf(`{"book_id":%d}`, id), "", http.StatusCreated)
+			}
 			add(x)
 			add(y)
 			first := s.must("POST", "/api/cart/checkout", "", "k1", http.StatusCreated)
