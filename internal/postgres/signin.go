@@ -15,15 +15,29 @@ import (
 // the admissions of one account; the second is a hash of its email.
 const signInLockSpace int32 = 0x73676e // "sgn"
 
-// AdmitSignIn decides, in one transaction that holds the account's
-// advisory lock, whether a sign-in may be tried now: two replicas cannot
-// both admit the attempt that passes the limit, as SQLite's one writer
-// makes it there. The account's failures past the window are forgotten
-// first, and a few of every account's, skipping rows another admission
-// holds, so a spray of emails does not stay.
+// AdmitSignIn decides whether a sign-in may be tried now. A trusted
+// device's attempt is judged by one read, with no lock: it counts nothing
+// in advance. Any other attempt is judged and counted in one transaction
+// that holds the account's advisory lock: two replicas cannot both admit
+// the attempt that passes the limit, as SQLite's one writer makes it
+// there. The account's failures past the window are forgotten first, and
+// a few of every account's, skipping rows another admission holds, so a
+// spray of emails does not stay.
 func (db *DB) AdmitSignIn(ctx context.Context, a library.SignInAttempt) (library.SignInTicket, error) {
 	t := library.SignInTicket{SignInAttempt: a}
 	since := a.At.Add(-library.SignInFailureWindow)
+	if a.Device != "" {
+		f, err := countFailures(ctx, db.pool, a, since)
+		if err != nil {
+			return t, err
+		}
+		if wait, trusted := library.TrustedSignInWait(f.device, f.n, f.oldest, a.At); trusted {
+			if wait > 0 {
+				return library.SignInTicket{}, library.SignInRefused(wait)
+			}
+			return t, nil // recorded by SettleSignIn if it fails
+		}
+	}
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		h := fnv.New32a()
 		h.Write([]byte(a.Email))
@@ -34,32 +48,13 @@ func (db *DB) AdmitSignIn(ctx context.Context, a library.SignInAttempt) (library
 			SELECT id FROM sign_in_failures WHERE at <= $1 ORDER BY at LIMIT 100 FOR UPDATE SKIP LOCKED)`, since); err != nil {
 			return fmt.Errorf("postgres: forget old sign-in failures: %w", err)
 		}
-		var (
-			n, device    int
-			oldest, last *time.Time
-		)
-		if err := tx.QueryRow(ctx,
-			`SELECT count(*), count(*) FILTER (WHERE device = $1 AND device != ''), min(at), max(at) FROM sign_in_failures WHERE email = $2 AND at > $3`,
-			a.Device, a.Email, since,
-		).Scan(&n, &device, &oldest, &last); err != nil {
-			return fmt.Errorf("postgres: count sign-in failures: %w", err)
+		f, err := countFailures(ctx, tx, a, since)
+		if err != nil {
+			return err
 		}
-		var first, latest time.Time
-		if oldest != nil && last != nil {
-			first, latest = *oldest, *last
-		}
-		if a.Device != "" {
-			if wait, trusted := library.TrustedSignInWait(device, n, first, a.At); trusted {
-				if wait > 0 {
-					return library.SignInRefused(wait)
-				}
-				return nil // recorded by SettleSignIn if it fails
-			}
-		}
-		if wait := library.SignInBackoff(n, first, latest, a.At); wait > 0 {
+		if wait := library.SignInBackoff(f.n, f.oldest, f.last, a.At); wait > 0 {
 			return library.SignInRefused(wait)
 		}
-		var err error
 		t.Reserved, err = insertFailure(ctx, tx, a)
 		return err
 	})
@@ -82,6 +77,31 @@ func (db *DB) SettleSignIn(ctx context.Context, t library.SignInTicket, failed b
 		}
 	}
 	return nil
+}
+
+// failures is what AdmitSignIn judges an attempt by: the account's failed
+// sign-ins in the window, the oldest and the latest, and those of the
+// attempt's device.
+type failures struct {
+	n, device    int
+	oldest, last time.Time
+}
+
+func countFailures(ctx context.Context, q querier, a library.SignInAttempt, since time.Time) (failures, error) {
+	var (
+		f            failures
+		oldest, last *time.Time
+	)
+	if err := q.QueryRow(ctx,
+		`SELECT count(*), count(*) FILTER (WHERE device = $1 AND device != ''), min(at), max(at) FROM sign_in_failures WHERE email = $2 AND at > $3`,
+		a.Device, a.Email, since,
+	).Scan(&f.n, &f.device, &oldest, &last); err != nil {
+		return f, fmt.Errorf("postgres: count sign-in failures: %w", err)
+	}
+	if oldest != nil && last != nil {
+		f.oldest, f.last = *oldest, *last
+	}
+	return f, nil
 }
 
 func insertFailure(ctx context.Context, q querier, a library.SignInAttempt) (int64, error) {

@@ -9,40 +9,38 @@ import (
 	"github.com/statelab/statelab/internal/library"
 )
 
-// AdmitSignIn decides, in one IMMEDIATE transaction, whether a sign-in may
-// be tried now: SQLite's one writer serialises every process's admissions,
-// so two replicas cannot both admit the attempt that passes the limit.
-// Failures past the window, of every account, are forgotten first.
+// AdmitSignIn decides whether a sign-in may be tried now. A trusted
+// device's attempt is judged on the read pool, without the write lock: it
+// counts nothing in advance, and the simulated users, whose devices are
+// trusted after their first sign-in, sign in again often. Any other
+// attempt is judged and counted in one IMMEDIATE transaction: SQLite's one
+// writer serialises every process's admissions, so two replicas cannot
+// both admit the attempt that passes the limit. Failures past the window,
+// of every account, are forgotten there first.
 func (db *DB) AdmitSignIn(ctx context.Context, a library.SignInAttempt) (library.SignInTicket, error) {
 	t := library.SignInTicket{SignInAttempt: a}
+	since := formatTime(a.At.Add(-library.SignInFailureWindow))
+	if a.Device != "" {
+		f, err := countFailures(ctx, db.readQ(), a, since)
+		if err != nil {
+			return t, err
+		}
+		if wait, trusted := library.TrustedSignInWait(f.device, f.n, f.oldest, a.At); trusted {
+			if wait > 0 {
+				return library.SignInTicket{}, library.SignInRefused(wait)
+			}
+			return t, nil // recorded by SettleSignIn if it fails
+		}
+	}
 	err := db.inTx(ctx, func(tx querier) error {
-		since := formatTime(a.At.Add(-library.SignInFailureWindow))
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sign_in_failures WHERE at <= ?`, since); err != nil {
 			return fmt.Errorf("sqlite: forget old sign-in failures: %w", err)
 		}
-		var (
-			n, device    int
-			oldest, last sql.NullString
-		)
-		if err := tx.QueryRowContext(ctx,
-			`SELECT count(*), count(CASE WHEN device = ? AND device != '' THEN 1 END), min(at), max(at) FROM sign_in_failures WHERE email = ? AND at > ?`,
-			a.Device, a.Email, since,
-		).Scan(&n, &device, &oldest, &last); err != nil {
-			return fmt.Errorf("sqlite: count sign-in failures: %w", err)
-		}
-		first, latest, err := failureTimes(oldest, last)
+		f, err := countFailures(ctx, tx, a, since)
 		if err != nil {
 			return err
 		}
-		if a.Device != "" {
-			if wait, trusted := library.TrustedSignInWait(device, n, first, a.At); trusted {
-				if wait > 0 {
-					return library.SignInRefused(wait)
-				}
-				return nil // recorded by SettleSignIn if it fails
-			}
-		}
-		if wait := library.SignInBackoff(n, first, latest, a.At); wait > 0 {
+		if wait := library.SignInBackoff(f.n, f.oldest, f.last, a.At); wait > 0 {
 			return library.SignInRefused(wait)
 		}
 		t.Reserved, err = insertFailure(ctx, tx, a)
@@ -71,6 +69,36 @@ func (db *DB) SettleSignIn(ctx context.Context, t library.SignInTicket, failed b
 	return nil
 }
 
+// failures is what AdmitSignIn judges an attempt by: the account's failed
+// sign-ins in the window, the oldest and the latest, and those of the
+// attempt's device.
+type failures struct {
+	n, device    int
+	oldest, last time.Time
+}
+
+func countFailures(ctx context.Context, q querier, a library.SignInAttempt, since string) (failures, error) {
+	var (
+		f            failures
+		oldest, last sql.NullString
+	)
+	if err := q.QueryRowContext(ctx,
+		`SELECT count(*), count(CASE WHEN device = ? AND device != '' THEN 1 END), min(at), max(at) FROM sign_in_failures WHERE email = ? AND at > ?`,
+		a.Device, a.Email, since,
+	).Scan(&f.n, &f.device, &oldest, &last); err != nil {
+		return f, fmt.Errorf("sqlite: count sign-in failures: %w", err)
+	}
+	if !oldest.Valid || !last.Valid {
+		return f, nil
+	}
+	var err error
+	if f.oldest, err = parseTime(oldest.String); err != nil {
+		return f, err
+	}
+	f.last, err = parseTime(last.String)
+	return f, err
+}
+
 func insertFailure(ctx context.Context, tx querier, a library.SignInAttempt) (int64, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO sign_in_failures (email, device, at) VALUES (?, ?, ?)`,
 		a.Email, a.Device, formatTime(a.At))
@@ -78,18 +106,4 @@ func insertFailure(ctx context.Context, tx querier, a library.SignInAttempt) (in
 		return 0, fmt.Errorf("sqlite: count a sign-in failure: %w", err)
 	}
 	return res.LastInsertId()
-}
-
-// failureTimes parses the oldest and latest failure; zero times when there
-// are none.
-func failureTimes(oldest, last sql.NullString) (time.Time, time.Time, error) {
-	if !oldest.Valid || !last.Valid {
-		return time.Time{}, time.Time{}, nil
-	}
-	first, err := parseTime(oldest.String)
-	if err != nil {
-		return first, first, err
-	}
-	latest, err := parseTime(last.String)
-	return first, latest, err
 }
