@@ -58,8 +58,8 @@ type Config struct {
 	// a retry after a failure that may have reached a replica to start;
 	// 0 means 10s.
 	RetryWithin time.Duration
-	// MaxBuffered bounds the request-body bytes buffered for a retry at
-	// once, over all requests; 0 means 32 MiB. A request whose body would
+	// MaxBuffered bounds the bytes buffered for a retry at once, over all
+	// requests (request bodies, and answers read whole); 0 means 32 MiB. A request whose body would
 	// take it over the bound is answered 503 CodeBodiesFull at once rather
 	// than held: 300 clients each trickling a 1 MiB body would otherwise
 	// hold 300 MiB of the runner's memory.
@@ -118,8 +118,13 @@ const (
 // stays out of that judgement. The bytes buffered at once are bounded
 // (Config.MaxBuffered); past that, 503 bodies_full.
 //
-// Answers from replicas pass through untouched, Set-Cookie included; a
-// policy may only add to them (CookieAffinity adds its cookie). The
+// An answer to a request that may be sent again is read whole before any
+// of it goes on (up to 256 KiB, within the same bound of buffered bytes), so
+// a replica that dies in the middle of its answer is one more failure that
+// may have reached it: retried as above, where a proxy that streams would
+// hand the client an answer cut off. Answers pass through otherwise
+// untouched, Set-Cookie included; a policy may only add to them
+// (CookieAffinity adds its cookie). The
 // balancer's own answers (503 no_backend or bodies_full, 502 bad_gateway) use the
 // project's JSON envelope and carry X-Statelab-Balancer: <side>.
 type Balancer struct {
@@ -196,7 +201,7 @@ const (
 	ReasonRefused = "refused" // nothing listened on the replica's port: the process is gone (never sent)
 	ReasonDial    = "dial"    // the connection could not be made for another reason, e.g. a timeout (never sent)
 	ReasonReset   = "reset"   // the connection was reset or broken after the request went out
-	ReasonEOF     = "eof"     // the replica closed the connection before any response header
+	ReasonEOF     = "eof"     // the replica closed the connection before any response header, or in an answer being read whole
 	ReasonOther   = "other"   // any other failure before a response header
 )
 
@@ -219,6 +224,9 @@ const (
 	defaultRetryWithin = 10 * time.Second
 
 	maxBody = 1 << 20 // the largest body buffered for a retry; the replicas accept no more either
+	// maxAnswer is the largest answer read whole before it is passed on
+	// (readAnswer); the API's answers are a few KiB at most.
+	maxAnswer = 256 << 10
 	// defaultMaxBuffered is 32 bodies of the largest size; the lab's own
 	// users send bodies of a few dozen bytes.
 	defaultMaxBuffered = 32 << 20
@@ -776,6 +784,9 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.backend = be
 		var wrote atomic.Bool // set from the Transport's writer goroutine
 		resp, err := b.transport.RoundTrip(ex.try(req, be, &wrote))
+		if err == nil && retrySafe(ex.in) {
+			err = ex.readAnswer(resp)
+		}
 		if err == nil {
 			if failed != nil {
 				ex.countRetry(reason, OutcomeAnswered)
@@ -827,6 +838,46 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, lastErr
 	}
 	return nil, errNoBackend
+}
+
+// readAnswer reads a replica's answer to a request that may be sent again
+// whole, before any of it goes to the client, when it is at most maxAnswer
+// bytes and Balancer.bodies has room for it: a replica that dies in the
+// middle of its answer then costs a retry, as one that dies before its
+// headers does, rather than an answer cut off that the client cannot use.
+// A larger answer, or one with no room to hold it, streams through as
+// before. The bytes stay reserved until the request ends.
+func (ex *exchange) readAnswer(resp *http.Response) error {
+	n := resp.ContentLength
+	if n > maxAnswer {
+		return nil
+	}
+	reserve := n
+	if n < 0 {
+		reserve = maxAnswer + 1
+	}
+	if !ex.hold(reserve) {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		resp.Body.Close()
+		ex.give(reserve)
+		return err
+	}
+	if len(body) > maxAnswer {
+		// Longer than its length said it would be, or of unknown length
+		// and long: what was read goes first, the rest streams.
+		resp.Body = prefixed{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		return nil
+	}
+	ex.give(reserve - int64(len(body)))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.TransferEncoding = nil
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
 }
 
 // countRetry counts one retry, by the reason the try before it failed and
@@ -1022,7 +1073,7 @@ func newMetrics(reg prometheus.Registerer, side string, logger *slog.Logger) *me
 	}, []string{"strategy"}))
 	buffered := register(reg, logger, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "statelab_balancer_buffered_bytes",
-		Help: "Request-body bytes the balancer holds now so that it can send them again, by strategy; at most its MaxBuffered, beyond which it answers 503 bodies_full.",
+		Help: "Bytes the balancer holds now, by strategy: request bodies it may send again and answers it reads whole before passing them on; at most its MaxBuffered, beyond which a request body is answered 503 bodies_full (an answer streams instead).",
 	}, []string{"strategy"}))
 	labels := prometheus.Labels{"strategy": side}
 	m := &metrics{
