@@ -141,8 +141,8 @@ var all = []Strategy{
 	},
 	{
 		Name: "memory-hash", Keeps: "process memory", Server: Stateful, Sessions: SessionsMemory, Credential: CredentialCookie, Affinity: balancer.AffinityHash,
-		Where:  "in the memory of one replica; a consistent-hash ring maps each session cookie to it",
-		Pays:   "a signed session id in a cookie; a map read in the process",
+		Where:  "in the memory of one replica; a consistent-hash ring maps the balancer's " + balancer.HashKeyCookie + " cookie to it",
+		Pays:   "a session cookie and the balancer's hash-key cookie; a map read in the process",
 		Breaks: "a restart, crash or scale-in of its replica, and a scale-out, which remaps a share of clients to the new replica",
 	},
 	{

@@ -179,3 +179,18 @@ func TestServices(t *testing.T) {
 		}
 	}
 }
+
+// TestHashStrategySaysWhatTheRingHashes: the report, the matrix and
+// statelab strategies print Where; a hash strategy's must name the key the
+// balancer's ring really hashes (balancer.HashKeyCookie), not the session
+// cookie, which cannot work (see HashKeyCookie).
+func TestHashStrategySaysWhatTheRingHashes(t *testing.T) {
+	for _, s := range strategy.All() {
+		if s.Affinity != balancer.AffinityHash {
+			continue
+		}
+		if !strings.Contains(s.Where, balancer.HashKeyCookie) || strings.Contains(s.Where, "session cookie") {
+			t.Errorf("%s: Where = %q, want it to name the %s cookie the ring hashes, not the session cookie", s.Name, s.Where, balancer.HashKeyCookie)
+		}
+	}
+}
