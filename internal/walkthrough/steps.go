@@ -245,9 +245,10 @@ func countChoices(n int) map[string]string {
 const ten = 10
 
 func stepReplicas(ctx context.Context, w *walk) error {
-	w.t.para("One process is rarely enough. The lab starts a second replica of each server and puts a " +
-		"round-robin load balancer in front of each pair, with no stickiness: consecutive requests of " +
-		"one client go to different replicas, as they do behind most balancers unless someone pins them.")
+	w.t.para("One process is rarely enough. The lab starts a second replica of each server, from the " +
+		"same binary, with the same signing secret and the same shared database, and puts a load " +
+		"balancer in front of each pair. The balancer is round robin: it hands each request to the " +
+		"next replica in turn.")
 	for _, side := range []string{stateful, stateless} {
 		if err := w.sides[side].Scale(ctx, 2); err != nil {
 			return err
@@ -263,17 +264,30 @@ func stepReplicas(ctx context.Context, w *walk) error {
 		w.t.blank()
 	}
 
-	w.t.para("Alice logs in through the stateful balancer. Note which replica answers.")
+	// Both predictions come before anything is sent: what alice's
+	// requests get would otherwise answer bob's, and the login's answer
+	// (which replica keeps the session) most of alice's.
+	stateless2 := w.replica(stateless, 2).ID
+	w.t.para("Two predictions first, before anything is sent through the balancers.")
+	p, err := w.t.predict(ctx, fmt.Sprintf("Alice will log in through the stateful balancer, then send "+
+		"GET /api/me %d times through it with the cookie she got. Either replica can check the cookie's "+
+		"signature: they have the same key. How many of the %d will succeed?", ten, ten), "[0-10]", countChoices(ten))
+	if err != nil {
+		return err
+	}
+	pj, err := w.t.predict(ctx, fmt.Sprintf("Bob's JWT was issued in step 2, before %s existed: that "+
+		"replica has never seen it. Bob sends GET /api/me %d times through the stateless balancer with "+
+		"it. How many of the %d will succeed?", stateless2, ten, ten), "[0-10]", countChoices(ten))
+	if err != nil {
+		return err
+	}
+
+	w.t.para(fmt.Sprintf("Alice logs in through the stateful balancer, then sends her %d requests.", ten))
 	login, err := w.must(ctx, request{method: "POST", base: w.lbs[stateful].url, path: client.LoginPath, body: alice}, http.StatusOK)
 	if err != nil {
 		return err
 	}
 	w.aliceCookie = login.cookie()
-	p, err := w.t.predict(ctx, fmt.Sprintf("Alice now sends GET /api/me %d times through the balancer with "+
-		"that cookie. How many of the %d will succeed?", ten, ten), "[0-10]", countChoices(ten))
-	if err != nil {
-		return err
-	}
 	ok, err := w.repeat(ctx, request{method: "GET", base: w.lbs[stateful].url, path: client.MePath, cookie: w.aliceCookie})
 	if err != nil {
 		return err
@@ -287,16 +301,13 @@ func stepReplicas(ctx context.Context, w *walk) error {
 		return err
 	}
 
-	p, err = w.t.predict(ctx, fmt.Sprintf("Bob sends GET /api/me %d times through the stateless balancer "+
-		"with his JWT. How many of the %d will succeed?", ten, ten), "[0-10]", countChoices(ten))
-	if err != nil {
-		return err
-	}
+	w.t.text(fmt.Sprintf("Bob's %d requests through the stateless balancer, with his JWT:", ten))
+	w.t.blank()
 	ok, err = w.repeat(ctx, request{method: "GET", base: w.lbs[stateless].url, path: client.MePath, bearer: w.bobJWT})
 	if err != nil {
 		return err
 	}
-	w.t.reveal(p, strconv.Itoa(ok), strconv.Itoa(ten),
+	w.t.reveal(pj, strconv.Itoa(ok), strconv.Itoa(ten),
 		"Any replica can check the JWT (they share the secret) or the API key (they share the "+
 			"database). That is the scalability the constraint promises: add replicas, balance any way "+
 			"you like, and no session needs to follow the client around.")

@@ -28,9 +28,10 @@ type term struct {
 	lines <-chan string // the student's input, a line at a time; closed at EOF
 	eof   bool          // input ended: carry on as in auto mode
 
-	posed        int // predictions asked and answered here, by the student or not
-	deferred     int // predictions a later run answers (later), not scored here
-	asked, right int // predictions the student answered, and got right
+	posed        int // predictions asked, every one, whoever answers them
+	deferred     int // of those, how many a later run answers (later): not scored here
+	asked, right int // predictions answered here that the student answered, and got right
+	guessedLater int // predictions answered later that the student answered
 }
 
 // newTerm starts reading in, if any, a line at a time until stop is closed.
@@ -208,7 +209,7 @@ func (t *term) score() string {
 	case t.asked == 0:
 		return fmt.Sprintf("Predictions: %d asked, none answered.", t.posed)
 	}
-	sc := fmt.Sprintf("Your score: %d of %d predictions right (%d asked, %d answered).", t.right, t.asked, t.posed, t.asked)
+	sc := fmt.Sprintf("Your score: %d of %d predictions right (%d asked, %d answered).", t.right, t.asked, t.posed, t.asked+t.guessedLater)
 	switch {
 	case t.deferred == 1:
 		sc += " One more waits for a run of its own to answer it."
@@ -267,15 +268,16 @@ func (t *term) predict(ctx context.Context, question, prompt string, choices map
 
 // later closes a prediction that this walkthrough cannot answer from an
 // exchange of its own: it says what the student predicted and where the
-// answer will be measured. It counts neither as right nor as wrong.
+// answer will be measured. It was asked all the same, so it counts among
+// the predictions asked, but neither as right nor as wrong.
 func (t *term) later(p *prediction, where string) {
 	if t.quiet {
 		return
 	}
-	t.posed--
 	t.deferred++
 	verdict := "Not answered here: "
 	if p.guess != "" {
+		t.guessedLater++
 		verdict = "You predicted " + p.choices[p.guess] + "; "
 	}
 	t.line("  " + t.paint(styleBold, "= "+verdict+"check it when you run it."))

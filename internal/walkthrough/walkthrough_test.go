@@ -174,15 +174,16 @@ func assertProcessesGone(t *testing.T, transcript string) {
 	}
 }
 
-// TestInteractivePredictions answers like a student at a terminal: an
-// answer that is not one of the choices, a right prediction, Enter, a
-// wrong one, Enter, a right one, Enter, then q at the next question. It
+// TestInteractivePredictions answers like a student at a terminal: step
+// 4 asks its two predictions before anything is sent, and gets an answer
+// that is not one of the choices, a right prediction and a wrong one;
+// then Enter, Enter, a right one, Enter, and q at the next question. It
 // starts at step 4, so steps 1 to 3 run silently first, and ends with the
 // score so far.
 func TestInteractivePredictions(t *testing.T) {
 	bin := statelabBinary(t)
 	var out bytes.Buffer
-	in := strings.NewReader("maybe\n5\n\n9\n\n0\n\nq\n")
+	in := strings.NewReader("maybe\n5\n9\n\n\n0\n\nq\n")
 	err := walkthrough.Run(t.Context(), walkthrough.Config{Binary: bin, Out: &out, In: in, Step: 4})
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
