@@ -888,15 +888,17 @@ func (w *walk) capacity(ctx context.Context) error {
 	w.t.line("    make capacity    (the same as: statelab compare --scenario capacity --hold, as root)")
 	w.t.blank()
 	p, err := w.t.predict(ctx, fmt.Sprintf("Before you run it: with memory-sticky on the left and apikey on "+
-		"the right (the demo's pair), what happens to the slowest requests (p99) after the scale-out "+
-		"to %d replicas? a: they come back down on both sides; b: only on apikey; c: on neither.", after),
+		"the right (the demo's pair), what happens after the scale-out to %d replicas to the requests "+
+		"answered in time each second, and to the timeouts? a: more answered and fewer timeouts on both "+
+		"sides; b: only on apikey; c: on neither.", after),
 		"[a/b/c]", map[string]string{"a": "both sides", "b": "apikey only", "c": "neither side"})
 	if err != nil {
 		return err
 	}
-	w.t.later(p, "the run answers it. Read its phase table (the terminal prints it, report.md has it), or "+
-		"the dashboard's latency row and the purple CPU line of each replica: new sticky replicas get "+
-		"only new sign-ins, and this pool of users signed in before the scale-out.")
+	w.t.later(p, "the run answers it. Read its phase table (the terminal prints it, report.md has it): "+
+		"throughput/s and timeouts before and after the scale-out, on each side; or the dashboard's "+
+		"successful requests and the purple CPU line of each replica: new sticky replicas get only new "+
+		"sign-ins, and this pool of users signed in before the scale-out.")
 	return nil
 }
 
