@@ -18,8 +18,8 @@ import (
 // The balancer owns everything else: the retries, drains, in-flight
 // accounting, health checks. A Policy is where the state
 // of "which replica is mine" lives, which is the lab's question: in a cookie
-// the balancer sets, in a hash of the client's own session cookie, or
-// nowhere.
+// the balancer sets, in a hash of a cookie the client keeps (the lab's
+// memory-hash hashes statelab_hash_key), or nowhere.
 //
 // A Policy is called from many requests at once and must be safe for
 // concurrent use. Give each Balancer its own: sharing one is correct, but
@@ -282,7 +282,8 @@ func hasCookie(r *http.Request, name string) bool {
 	return err == nil && c.Value != ""
 }
 
-// key is what p hashes for r: the session cookie, or the client's address.
+// key is what p hashes for r: its cookie (statelab_hash_key in the lab), or
+// the client's address.
 func (p *hashAffinity) key(r *http.Request) string {
 	if p.cookie != "" {
 		if c, err := r.Cookie(p.cookie); err == nil && c.Value != "" {
