@@ -73,6 +73,10 @@ var claimWords = []struct{ id, words string }{
 type Evidence struct {
 	Side      string
 	Stateless bool
+	// Mistake is true for a strategy deployed wrong on purpose (every
+	// replica with its own secret): what it measured is shown, but a claim
+	// about a working deployment is not judged by it.
+	Mistake bool
 
 	// ScaleOut is what the first scale-out did on this side; nil without
 	// one.
@@ -153,24 +157,18 @@ func (s *ScaleEvidence) Saturated() bool { return s.Capacity && s.Before < 0.9*s
 func Claims(rep *Report) []Claim {
 	var ev []Evidence
 	for _, name := range rep.SideOrder {
-		ev = append(ev, rep.evidence(name))
+		ev = append(ev, rep.Evidence(name))
 	}
-	var writes float64
-	if rep.DurationS > 0 {
-		for _, s := range rep.Sides {
-			writes += float64(s.Borrows+s.Returns) / rep.DurationS
-		}
-	}
-	return Judge(ev, Conditions{NoReadCache: rep.NoReadCache, WritesPerS: writes})
+	return Judge(ev, rep.Conditions())
 }
 
 // stopKinds are the event kinds that stop a replica or a session store.
 var stopKinds = []string{scenario.ActionRestart, scenario.ActionCrash, scenario.KindScaleIn, scenario.ActionRestartStore}
 
-// evidence reads one side's evidence from the report.
-func (rep *Report) evidence(name string) Evidence {
+// Evidence reads one side's evidence from the report.
+func (rep *Report) Evidence(name string) Evidence {
 	s := rep.Sides[name]
-	e := Evidence{Side: name, Stateless: s.Server == strategy.Stateless, Parts: s.Strategy.Parts(),
+	e := Evidence{Side: name, Stateless: s.Server == strategy.Stateless, Mistake: s.OwnSecrets, Parts: s.Strategy.Parts(),
 		Observed: s.Costs.Observed, Sized: s.Costs.Requests, CredentialBytes: s.Costs.CredentialBytesMean, RoutingBytes: s.Costs.RoutingCookieBytesMean,
 		Identifications: s.Costs.Identifications, IdentifyUS: s.Costs.IdentifyUSP50, RoundTrips: s.Costs.SharedRoundTripsPerRequest,
 		Journeys: s.JourneysCompleted, BytesPerJourney: s.Costs.JourneyBytesP50, Revocation: rep.Revocations[name]}
@@ -262,13 +260,16 @@ func scaleEvidence(rep *Report, name string) *ScaleEvidence {
 // are all here: a claim of a benefit holds when every stateless side shows
 // it; a claim of a cost holds when every stateless side pays more than
 // every stateful one. A claim the run has no evidence for is not measured,
-// and says what evidence it would need.
+// and says what evidence it would need. A side deployed wrong on purpose
+// (Mistake) is measured but judges nothing.
 func Judge(sides []Evidence, cond Conditions) []Claim {
 	var less, full []Evidence
 	for _, e := range sides {
-		if e.Stateless {
+		switch {
+		case e.Mistake:
+		case e.Stateless:
 			less = append(less, e)
-		} else {
+		default:
 			full = append(full, e)
 		}
 	}
@@ -281,7 +282,7 @@ func Judge(sides []Evidence, cond Conditions) []Claim {
 		}
 		switch {
 		case len(less) == 0:
-			c.Verdict, c.Why = NotMeasured, "no side of this run is stateless"
+			c.Verdict, c.Why = NotMeasured, "no side of this run is a stateless server deployed as it should be"
 		default:
 			c.Verdict, c.Why = judge.verdict(less, full, cond)
 		}
@@ -565,8 +566,8 @@ func revocationVerdict(less, full []Evidence, _ Conditions) (string, string) {
 	return Held, why
 }
 
-// conditions are what the run's identification times were measured under.
-func (rep *Report) conditions() Conditions {
+// Conditions are what the run's identification times were measured under.
+func (rep *Report) Conditions() Conditions {
 	c := Conditions{NoReadCache: rep.NoReadCache}
 	if rep.DurationS > 0 {
 		for _, s := range rep.Sides {

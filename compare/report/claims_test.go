@@ -113,9 +113,15 @@ func TestJudge(t *testing.T) {
 					t.Errorf("no evidence: %s (%s), want %s", c.Verdict, c.Why, report.NotMeasured)
 				}
 			}
-			// With no stateless side there is nothing to judge.
+			// With no stateless side there is nothing to judge, nor with
+			// one deployed wrong on purpose.
 			if c := find(ceSides()[:1], tt.claim); c.Verdict != report.NotMeasured {
 				t.Errorf("no stateless side: %s, want %s", c.Verdict, report.NotMeasured)
+			}
+			mistake := ceSides()
+			mistake[1].Mistake = true
+			if c := find(mistake, tt.claim); c.Verdict != report.NotMeasured || c.Measured["jwt"] == "" {
+				t.Errorf("a stateless side with its own secrets: %s, measured %q; want %s, and its numbers shown", c.Verdict, c.Measured["jwt"], report.NotMeasured)
 			}
 		})
 	}

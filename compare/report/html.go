@@ -80,7 +80,7 @@ func (rep *Report) writeHTML(w io.Writer) error {
 		}
 		p.Costs = append(p.Costs, r)
 	}
-	p.Note = costsNote + " Identification times were " + rep.conditions().describe() + "."
+	p.Note = costsNote + " Identification times were " + rep.Conditions().describe() + "."
 	for _, row := range partsRows() {
 		r := []string{row.label}
 		for _, c := range p.Cols {

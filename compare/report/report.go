@@ -573,7 +573,7 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n## What each side paid")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, costsNote+" Identification times were "+rep.conditions().describe()+".")
+	fmt.Fprintln(w, costsNote+" Identification times were "+rep.Conditions().describe()+".")
 	fmt.Fprintln(w)
 	mdTable(w, "", cols, costRows)
 	fmt.Fprintln(w, "\n## Moving parts")
