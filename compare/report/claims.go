@@ -106,7 +106,8 @@ type Evidence struct {
 	RoutingBytes    float64
 
 	// Identifications counts the requests whose caller a replica looked
-	// for, IdentifyUS the median time it took, and RoundTrips the calls to
+	// for, IdentifyUS the typical time it took (a run's median, the
+	// walkthrough's mean), and RoundTrips the calls to
 	// a shared service per request it cost.
 	Identifications int64
 	IdentifyUS      float64
@@ -384,7 +385,7 @@ func reliabilityMeasured(e Evidence) string {
 	if e.Stops == 0 {
 		return "no replica stopped"
 	}
-	return fmt.Sprintf("%d sign-ins lost after %s", e.LostAtStops, count(e.Stops, "stop", "stops"))
+	return fmt.Sprintf("%s lost after %s", count64(e.LostAtStops, "sign-in", "sign-ins"), count(e.Stops, "stop", "stops"))
 }
 
 func reliabilityVerdict(less, full []Evidence, _ Conditions) (string, string) {
@@ -408,7 +409,7 @@ func simplicityMeasured(e Evidence) string {
 	case e.SessionsHeld == nil:
 		s += ", no session counted on a replica"
 	default:
-		s += fmt.Sprintf(", up to %.0f sessions held by its replicas", *e.SessionsHeld)
+		s += fmt.Sprintf(", up to %s held by its replicas", count(int(*e.SessionsHeld), "session", "sessions"))
 	}
 	return s
 }
@@ -506,7 +507,7 @@ func authMeasured(e Evidence) string {
 	if e.Identifications == 0 {
 		return "no identification timed"
 	}
-	return fmt.Sprintf("%.1f µs to identify (median), %.2f shared round trips per request", e.IdentifyUS, e.RoundTrips)
+	return fmt.Sprintf("%.1f µs to identify, %.2f shared round trips per request", e.IdentifyUS, e.RoundTrips)
 }
 
 func authVerdict(less, full []Evidence, cond Conditions) (string, string) {
