@@ -123,6 +123,7 @@ func (l *phaseLog) phases(stats *load.SideStats, limit float64) []report.Phase {
 			Dropped:       c.Dropped,
 			Failed:        n - c.Outcomes[load.OutcomeOK] - c.Outcomes[load.OutcomeConflict],
 			SessionsLost:  b.totals.SessionsLost - a.totals.SessionsLost,
+			BorrowsPerS:   float64(b.totals.Borrows-a.totals.Borrows) / dur,
 			P50MS:         load.Quantile(c.Buckets, .50) * 1000,
 			P99MS:         load.Quantile(c.Buckets, .99) * 1000,
 		}

@@ -43,6 +43,7 @@ func TestPhases(t *testing.T) {
 		s.ObserveFrom(s.Offer(), load.OutcomeOK, time.Millisecond)
 	}
 	s.SessionLost(0)
+	s.Borrowed(1, 2, 3, 4, 5)
 	log.end(phaseMark{at: 15, totals: s.Totals(), cpu: cpu(1.5, 0.6)})
 
 	got := log.phases(s, 0.1)
@@ -55,6 +56,9 @@ func TestPhases(t *testing.T) {
 	}
 	if b.After != "scale-out" || b.During || b.Replicas != 4 || b.FromS != 5 || b.OfferedRPS != 2 || b.ThroughputRPS != 2 || b.Timeouts != 0 || b.SessionsLost != 1 {
 		t.Errorf("second phase %+v: want the scale-out's, from 5 s with 4 replicas, 20 arrivals all ok in 10 s", b)
+	}
+	if a.BorrowsPerS != 0 || b.BorrowsPerS != 0.5 {
+		t.Errorf("borrows per second %v, then %v: want none in the first phase, then 5 in 10 s", a.BorrowsPerS, b.BorrowsPerS)
 	}
 	if a.P99MS < 2000 || b.P99MS > 2 {
 		t.Errorf("p99: first phase %.1f ms (its timeouts waited 2 s), second %.1f ms", a.P99MS, b.P99MS)

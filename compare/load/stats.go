@@ -86,8 +86,11 @@ type SideStats struct {
 	clientCartItems atomic.Int64
 	relogins        atomic.Int64
 	borrows         atomic.Int64
-	returns         atomic.Int64
-	signIns         atomic.Int64
+	// journeysDone counts the journeys a user finished, from its first
+	// step to its last: what the users got done.
+	journeysDone atomic.Int64
+	returns      atomic.Int64
+	signIns      atomic.Int64
 	// offered counts the requests the users started, the open-loop
 	// arrivals included, whether or not they were sent: the load offered.
 	offered atomic.Int64
@@ -108,8 +111,14 @@ type SideStats struct {
 	sizes     map[int64]int64
 	sentBytes int64
 	sentN     int64
-	credBytes int64   // of sentBytes, what Cookie and Authorization headers took
-	journeys  []int64 // bytes of each whole journey, at most maxJourneys
+	credBytes int64 // of sentBytes, what the credential took (Cookie and Authorization headers)
+	// routeBytes is, of sentBytes, what the balancer's routing cookies
+	// took: kept apart from the credential, which they are not.
+	routeBytes int64
+	// observed is the first authenticated read answered 2xx, as an
+	// observer of the request sees it.
+	observed *ObservedRequest
+	journeys []int64 // bytes of each whole journey, at most maxJourneys
 	// unexpected counts the 5xx answers and transport errors by what they
 	// said, so a report can explain them instead of only counting them.
 	unexpected map[string]int64
@@ -254,15 +263,29 @@ func (s *SideStats) Sent(bytes int64) {
 }
 
 // Credential records how many bytes of an answered request's headers its
-// sign-in took: the Cookie header (a session, a balancer's routing cookie)
-// and the Authorization header (a token), name, value and line end. What is
-// left is what the same request costs with no credential: the baseline a
-// cost is measured against.
-func (s *SideStats) Credential(bytes int64) {
+// sign-in took (the session cookie, the Authorization header with its
+// token) and how many the balancer's routing cookies took (see
+// HeaderBytes). What is left is what the same request costs with neither:
+// the baseline a cost is measured against.
+func (s *SideStats) Credential(credential, routing int64) {
 	s.mu.Lock()
-	s.credBytes += bytes
+	s.credBytes += credential
+	s.routeBytes += routing
 	s.mu.Unlock()
 }
+
+// ObserveRequest keeps o as the side's observed request, unless one is kept
+// already: one request is enough to show what an observer learns.
+func (s *SideStats) ObserveRequest(o ObservedRequest) {
+	s.mu.Lock()
+	if s.observed == nil {
+		s.observed = &o
+	}
+	s.mu.Unlock()
+}
+
+// JourneyDone records a journey a user finished.
+func (s *SideStats) JourneyDone() { s.journeysDone.Add(1) }
 
 // Journey records the bytes a user sent over one whole journey, from its
 // first request to its last, sign-ins it was forced into included.
@@ -283,9 +306,14 @@ type UserCosts struct {
 	RequestBytesMean float64 `json:"request_bytes_mean"`
 	Requests         int64   `json:"requests_sized"`
 	// CredentialBytesMean is how many bytes of a request, on average, its
-	// Cookie and Authorization headers took: what the sign-in costs every
-	// request, over the same requests as RequestBytesMean.
-	CredentialBytesMean float64 `json:"credential_bytes_mean"`
+	// credential took (the session cookie, or the Authorization header):
+	// what the sign-in costs every request, over the same requests as
+	// RequestBytesMean. RoutingCookieBytesMean is what the balancer's
+	// routing cookies took beside it (balancer.RouteCookie,
+	// balancer.HashKeyCookie): what sticky routing costs every request.
+	// Each counts its header line's share, name, value and separators.
+	CredentialBytesMean    float64 `json:"credential_bytes_mean"`
+	RoutingCookieBytesMean float64 `json:"routing_cookie_bytes_mean"`
 	// JourneyBytesP50 is the median of what one whole journey sent (sign
 	// in if needed, browse, search, fill a cart, check out, return).
 	JourneyBytesP50 float64 `json:"journey_bytes_p50"`
@@ -294,6 +322,9 @@ type UserCosts struct {
 	// 2xx: sign-ins (bcrypt) and failures left out.
 	ReadLatencyMS Percentile `json:"read_latency_ms"`
 	Reads         int64      `json:"reads"`
+	// Observed is one authenticated read of the run as an observer of the
+	// request (an access log, a proxy) sees it; nil before there was one.
+	Observed *ObservedRequest `json:"observed_request,omitempty"`
 }
 
 // UserCosts returns what the side's users have paid so far.
@@ -304,6 +335,7 @@ func (s *SideStats) UserCosts() UserCosts {
 	if s.sentN > 0 {
 		c.RequestBytesMean = float64(s.sentBytes) / float64(s.sentN)
 		c.CredentialBytesMean = float64(s.credBytes) / float64(s.sentN)
+		c.RoutingCookieBytesMean = float64(s.routeBytes) / float64(s.sentN)
 		c.RequestBytesP50 = medianOfCounts(s.sizes, s.sentN)
 	}
 	if len(s.journeys) > 0 {
@@ -315,6 +347,10 @@ func (s *SideStats) UserCosts() UserCosts {
 		c.Reads += int64(n)
 	}
 	c.ReadLatencyMS = Percentile{P50: Quantile(s.reads, .50) * 1000, P95: Quantile(s.reads, .95) * 1000, P99: Quantile(s.reads, .99) * 1000}
+	if s.observed != nil {
+		o := *s.observed
+		c.Observed = &o
+	}
 	return c
 }
 
@@ -452,13 +488,18 @@ type Totals struct {
 	// clients forgot at a client-restart: a cookie or a token, and the
 	// cart the user had filled (in the session or in the client). They are
 	// not in SessionsLost and CartItemsLost, which the servers lost.
-	ClientSignInsLost   int64      `json:"client_sign_ins_lost"`
-	ClientCartItemsLost int64      `json:"client_cart_items_lost"`
-	Borrows             int64      `json:"borrows"`
-	Returns             int64      `json:"returns"`
-	SignIns             int64      `json:"sign_ins"`     // successful sign-ins, part of ok
-	Availability        float64    `json:"availability"` // ok / (requests − conflicts)
-	LatencyMS           Percentile `json:"latency_ms"`
+	ClientSignInsLost   int64 `json:"client_sign_ins_lost"`
+	ClientCartItemsLost int64 `json:"client_cart_items_lost"`
+	Borrows             int64 `json:"borrows"`
+	Returns             int64 `json:"returns"`
+	// JourneysCompleted counts the journeys users finished (browse,
+	// search, fill a cart, check out, look at the loans, return them),
+	// sign-ins they were forced into on the way included: what the users
+	// got done, whatever it took in requests.
+	JourneysCompleted int64      `json:"journeys_completed"`
+	SignIns           int64      `json:"sign_ins"`     // successful sign-ins, part of ok
+	Availability      float64    `json:"availability"` // ok / (requests − conflicts)
+	LatencyMS         Percentile `json:"latency_ms"`
 
 	// UserRetries counts the requests users sent again, with the same
 	// Idempotency-Key for a write, because no replica answered them (part
@@ -501,6 +542,7 @@ func (s *SideStats) Totals() Totals {
 		ClientSignInsLost:   s.clientSignIns.Load(),
 		ClientCartItemsLost: s.clientCartItems.Load(),
 		Borrows:             s.borrows.Load(),
+		JourneysCompleted:   s.journeysDone.Load(),
 		Returns:             s.returns.Load(),
 		SignIns:             s.signIns.Load(),
 		UserRetries:         s.userRetries.Load(),

@@ -352,13 +352,14 @@ func (u *User) send(ctx context.Context, method, path string, payload []byte, ke
 		u.journeyBytes += sent
 		if err == nil {
 			u.cfg.Stats.Sent(sent)
-			u.cfg.Stats.Credential(credentialBytes(req.Header))
+			u.cfg.Stats.Credential(HeaderBytes(req.Header))
 		}
 	}
 	if method == http.MethodGet && o == OutcomeOK {
 		// Every GET a user sends is made with its credential: sign-ins
 		// are POSTs.
 		u.cfg.Stats.ObserveRead(took)
+		u.cfg.Stats.ObserveRequest(Observe(method, routeOf(path), a.Status, req.Header))
 	}
 	switch o {
 	case OutcomeConnError:
@@ -458,24 +459,15 @@ func (u *User) journey(ctx context.Context) {
 		u.think(ctx, 1)
 		i++
 	}
-	if ctx.Err() == nil && u.cfg.Sent != nil {
-		// A whole journey, sign-ins it was forced into included; one cut
-		// short by the end of the run or an error is not counted.
+	if ctx.Err() != nil {
+		// One cut short by the end of the run is not counted.
+		return
+	}
+	u.cfg.Stats.JourneyDone()
+	if u.cfg.Sent != nil {
+		// A whole journey, sign-ins it was forced into included.
 		u.cfg.Stats.Journey(u.journeyBytes)
 	}
-}
-
-// credentialBytes is what a request's sign-in takes of its header on the
-// wire: its Cookie lines (the client adds the jar's cookies to the request
-// it is given) and its Authorization line, each "Name: value\r\n".
-func credentialBytes(h http.Header) int64 {
-	var n int64
-	for _, name := range []string{"Cookie", "Authorization"} {
-		for _, v := range h.Values(name) {
-			n += int64(len(name) + len(": ") + len(v) + len("\r\n"))
-		}
-	}
-	return n
 }
 
 // routeOf names a request path by its route, without ids or queries, so

@@ -2,6 +2,7 @@ package load_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -98,10 +99,17 @@ func (f *rtFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "POST /api/auth/login", "POST /api/auth/generate-key", "POST /api/auth/token":
 		f.logins++
 		key := "cred-" + strconv.Itoa(f.logins)
+		if route == "POST /api/auth/token" {
+			// Shaped as a JWT, so an observer can read its claims.
+			key = "e30." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"`+strconv.Itoa(f.logins)+`"}`)) + ".sig"
+		}
 		f.sessions[key] = &rtSession{}
 		switch route {
 		case "POST /api/auth/login":
 			http.SetCookie(w, &http.Cookie{Name: "statelab_session", Value: key, Path: "/"})
+			// What a sticky balancer adds: a routing cookie, which is no
+			// part of the credential.
+			http.SetCookie(w, &http.Cookie{Name: balancer.RouteCookie, Value: "r-1", Path: "/"})
 			rtAnswer(w, http.StatusOK, "", map[string]string{"email": "u@example.org"})
 		case "POST /api/auth/generate-key":
 			rtAnswer(w, http.StatusCreated, "", map[string]string{"api_key": key})
@@ -529,6 +537,25 @@ func TestUserCountsBytes(t *testing.T) {
 			}
 			if c.Reads == 0 || c.Reads >= tot.Requests || c.ReadLatencyMS.P50 <= 0 {
 				t.Errorf("%d authenticated reads of %d requests, p50 %.3f ms: the reads are the GETs, not the sign-ins", c.Reads, tot.Requests, c.ReadLatencyMS.P50)
+			}
+			if tot.JourneysCompleted != c.Journeys || tot.JourneysCompleted < 3 {
+				t.Errorf("%d journeys completed, %d sized: each finished journey counts once in both", tot.JourneysCompleted, c.Journeys)
+			}
+			// The routing cookie is counted apart from the credential:
+			// "statelab_route=r-1; " on every request after the sign-in.
+			wantRouting := side == strategy.CredentialCookie
+			if got := c.RoutingCookieBytesMean > 0; got != wantRouting || c.RoutingCookieBytesMean > 20 {
+				t.Errorf("routing cookie %.1f bytes per request; want between 0 and 20, and 0 only without one", c.RoutingCookieBytesMean)
+			}
+			if c.CredentialBytesMean <= 0 {
+				t.Errorf("credential %.1f bytes per request, want more than 0", c.CredentialBytesMean)
+			}
+			o := c.Observed
+			if o == nil {
+				t.Fatal("no request observed")
+			}
+			if o.Readable != (side == strategy.CredentialJWT) || strings.Contains(o.Line, "cred-") {
+				t.Errorf("observed %+v: only the JWT is readable, and no opaque credential is written out", o)
 			}
 		})
 	}

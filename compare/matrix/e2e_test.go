@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/matrix"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/redisserver"
 )
@@ -284,6 +285,23 @@ func TestMatrixQuick(t *testing.T) {
 	}
 	if cost("redis").StoreCPUSeconds <= 0 {
 		t.Error("redis: no CPU time for its redis-server")
+	}
+
+	// The claims, judged by what the runs measured: the matrix has a
+	// revocation probe, so that claim is judged (the JWT outlives its
+	// revocation), and every strategy's numbers are shown.
+	claims := map[string]report.Claim{}
+	for _, c := range m.Claims {
+		claims[c.ID] = c
+	}
+	if len(claims) != 8 {
+		t.Errorf("%d claims judged, want the lesson's 8", len(claims))
+	}
+	if c := claims[report.ClaimRevocation]; c.Verdict != report.Held || !strings.Contains(c.Why, "jwt refused after expiry") {
+		t.Errorf("revocation: %s (%s); the JWT outlives its revocation", c.Verdict, c.Why)
+	}
+	if c := claims[report.ClaimReliability]; c.Verdict != report.Held || len(c.Measured) != len(m.Strategies) {
+		t.Errorf("reliability: %s (%s), measured %v", c.Verdict, c.Why, c.Measured)
 	}
 
 	// The outputs.

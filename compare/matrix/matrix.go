@@ -125,6 +125,15 @@ type Matrix struct {
 	// it; FaultsDo, per fault, what happens.
 	About    map[string]strategy.Strategy `json:"about"`
 	FaultsDo map[string]string            `json:"faults_do"`
+	// Claims are the lesson's claims, each judged by what the matrix's
+	// runs measured of every strategy (report.Judge: the same rules as a
+	// run's report).
+	Claims []report.Claim `json:"claims"`
+	// evidence is what each strategy's run measured that bears on the
+	// claims, and conditions what its identification times were measured
+	// under.
+	evidence   map[string]report.Evidence
+	conditions report.Conditions
 }
 
 // RunRecord is one run of the runner: two strategies side by side through
@@ -355,6 +364,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		LatencyMS: float64(cfg.Latency.Microseconds()) / 1000, JitterMS: float64(cfg.Jitter.Microseconds()) / 1000,
 		WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), ThinkMS: float64(cfg.Think.Microseconds()) / 1000,
 		Runs: []RunRecord{}, Skipped: map[string]string{}, About: map[string]strategy.Strategy{}, FaultsDo: map[string]string{},
+		Claims: []report.Claim{}, evidence: map[string]report.Evidence{},
 	}
 	for _, f := range cfg.Faults {
 		m.Faults = append(m.Faults, f.Name)
@@ -394,6 +404,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		}
 	}
 	prog.stop()
+	m.judge()
 	m.DurationS = time.Since(began).Seconds()
 	m.Interrupted = ctx.Err() != nil
 	if m.Interrupted {
@@ -532,12 +543,32 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 		}
 		if !rep.Interrupted {
 			m.Costs[st.Name] = &Costs{Costs: sr.Costs, Revocation: revocations[st.Name]}
+			ev := rep.Evidence(st.Name)
+			ev.Revocation = revocations[st.Name].Verdict
+			m.evidence[st.Name] = ev
+			c := rep.Conditions()
+			m.conditions.NoReadCache = c.NoReadCache
+			m.conditions.WritesPerS = max(m.conditions.WritesPerS, c.WritesPerS)
 		}
 	}
 	if !rep.Consistency.OK && err == nil {
 		err = errors.New("the shared database's consistency check failed; see " + run.Report)
 	}
 	return run, err
+}
+
+// judge gives each claim its verdict from the evidence of every strategy
+// that was measured, in the order of the rows.
+func (m *Matrix) judge() {
+	var ev []report.Evidence
+	for _, st := range m.Strategies {
+		if e, ok := m.evidence[st]; ok {
+			ev = append(ev, e)
+		}
+	}
+	if len(ev) > 0 {
+		m.Claims = report.Judge(ev, m.conditions)
+	}
 }
 
 // CellOf turns the users' counters at a window's start and end into the

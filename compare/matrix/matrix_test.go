@@ -224,6 +224,12 @@ func fixed() *matrix.Matrix {
 		Skipped:  map[string]string{"redis": "redis-server not found on PATH"},
 		About:    about,
 		FaultsDo: map[string]string{"none": "no event", "crash": "SIGKILL", "scale-out": "one more", "restart-store": "redis restarted"},
+		Claims: report.Judge([]report.Evidence{
+			{Side: "memory-sticky", Parts: about["memory-sticky"].Parts(), Stops: 1, LostAtStops: 9, Sized: 400, CredentialBytes: 150, RoutingBytes: 30,
+				Identifications: 400, IdentifyUS: 4.2, Revocation: matrix.RevokedAtOnce},
+			{Side: "apikey", Stateless: true, Parts: about["apikey"].Parts(), Stops: 1, Sized: 520, CredentialBytes: 62,
+				Identifications: 520, IdentifyUS: 96, RoundTrips: 1},
+		}, report.Conditions{WritesPerS: 2}),
 	}
 }
 
@@ -295,6 +301,8 @@ func TestOutputs(t *testing.T) {
 		"Revoked <em>at once</em>",
 		"<th>memory-sticky</th><td class=\"num\">327</td>",
 		"Interrupted",
+		"<h2>The lesson's claims, judged by this matrix</h2>",
+		"<tr><th>Reliability: a replica that stops loses no one&#39;s sign-in</th><td><strong>held</strong></td>",
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("matrix.html lacks %q", want)

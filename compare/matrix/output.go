@@ -34,6 +34,9 @@ func cellText(c *Cell) string {
 	return s
 }
 
+// claimsNote says how the matrix's claims are judged.
+const claimsNote = "Each claim of the lesson, judged by what the runs measured (compare/report/claims.go holds the rules, the same as a run's report): a benefit holds when every stateless strategy shows it, a cost when every stateless strategy pays more than every stateful one; a strategy with +own-secrets, deployed wrong on purpose, is measured but judges nothing."
+
 // perMille writes a rate per 1000 with as many digits as it deserves.
 func perMille(v float64) string {
 	switch {
@@ -133,6 +136,12 @@ func (m *Matrix) PrintTable(w io.Writer) {
 	}
 	if n := m.missing(); n > 0 {
 		fmt.Fprintf(w, "\n%d cell(s) not measured (?): the run was interrupted or failed; the cells shown are complete\n", n)
+	}
+	if len(m.Claims) > 0 {
+		fmt.Fprintln(w, "\nThe lesson's claims, judged by this matrix's numbers (the stateless rows against the stateful ones; +own-secrets rows are shown, not judged):")
+		for _, c := range m.Claims {
+			fmt.Fprintf(w, "  %-13s %s\n  %13s %s\n", c.Verdict, c.Claim, "", c.Why)
+		}
 	}
 }
 
@@ -304,6 +313,33 @@ func (m *Matrix) Markdown(w io.Writer) {
 	if line := m.balanceLine(); line != "" {
 		fmt.Fprintf(w, "\n%s.\n", strings.ToUpper(line[:1])+line[1:])
 	}
+	if len(m.Claims) > 0 {
+		fmt.Fprintln(w, "\n## The lesson's claims, judged by this matrix")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, claimsNote)
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| claim | verdict | why |\n|---|---|---|")
+		for _, c := range m.Claims {
+			fmt.Fprintf(w, "| %s | **%s** | %s |\n", c.Claim, c.Verdict, c.Why)
+		}
+		fmt.Fprintln(w)
+		fmt.Fprint(w, "| claim |")
+		for _, st := range m.Strategies {
+			fmt.Fprintf(w, " %s |", st)
+		}
+		fmt.Fprint(w, "\n|---|")
+		for range m.Strategies {
+			fmt.Fprint(w, "---|")
+		}
+		fmt.Fprintln(w)
+		for _, c := range m.Claims {
+			fmt.Fprintf(w, "| %s |", c.Claim)
+			for _, st := range m.Strategies {
+				fmt.Fprintf(w, " %s |", cmp.Or(c.Measured[st], "–"))
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	fmt.Fprintln(w, "\n## Where each strategy keeps the sign-in, and what the revocation probe saw")
 	fmt.Fprintln(w)
 	for _, st := range m.Strategies {
@@ -352,11 +388,12 @@ func (m *Matrix) Markdown(w io.Writer) {
 var pageTemplate string
 
 var page = template.Must(template.New("matrix").Funcs(template.FuncMap{
-	"cell":     func(c *Cell) string { return cellText(c) },
-	"heat":     heat,
-	"permille": perMille,
-	"seconds":  seconds,
-	"glyphs":   func() []string { return []string{GlyphClean, GlyphFailures, GlyphLost, GlyphNA} },
+	"cell":       func(c *Cell) string { return cellText(c) },
+	"heat":       heat,
+	"permille":   perMille,
+	"seconds":    seconds,
+	"glyphs":     func() []string { return []string{GlyphClean, GlyphFailures, GlyphLost, GlyphNA} },
+	"claimsNote": func() string { return claimsNote },
 }).Parse(pageTemplate))
 
 // heat is a cell's class in the heat map: a step of a sequential palette

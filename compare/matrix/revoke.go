@@ -7,6 +7,7 @@ import (
 	"net/http/cookiejar"
 	"strings"
 
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/seed"
@@ -15,10 +16,10 @@ import (
 // The answers to "after logout or key revocation, is the old credential
 // refused?".
 const (
-	RevokedAtOnce      = "at once"      // the old credential was refused right after
-	RevokedAfterExpiry = "after expiry" // nothing can revoke it: it works until it expires
-	RevokedNever       = "never"        // the revocation answered OK, yet the old credential still works
-	RevokedUnknown     = "unknown"      // the probe could not tell (it says why)
+	RevokedAtOnce      = report.RevokedAtOnce      // the old credential was refused right after
+	RevokedAfterExpiry = report.RevokedAfterExpiry // nothing can revoke it: it works until it expires
+	RevokedNever       = report.RevokedNever       // the revocation answered OK, yet the old credential still works
+	RevokedUnknown     = report.RevokedUnknown     // the probe could not tell (it says why)
 )
 
 // Revocation is what the revocation probe saw for one strategy, through

@@ -47,6 +47,14 @@ type htmlPage struct {
 	Losses  [][]string
 	Checks  [][]string // name, verdict, detail
 	Started string
+	// ClaimsNote says how to read the claims table, whose rows are
+	// rep.Claims.
+	ClaimsNote string
+	Parts      [][]string // the moving parts table, label first
+	PartsNote  string
+	// Observed is each side's observed request: its name and the line.
+	Observed     [][]string
+	ObserverNote string
 }
 
 type htmlChart struct {
@@ -72,7 +80,22 @@ func (rep *Report) writeHTML(w io.Writer) error {
 		}
 		p.Costs = append(p.Costs, r)
 	}
-	p.Note = costsNote
+	p.Note = costsNote + " Identification times were " + rep.Conditions().describe() + "."
+	for _, row := range partsRows() {
+		r := []string{row.label}
+		for _, c := range p.Cols {
+			r = append(r, row.cell(c))
+		}
+		p.Parts = append(p.Parts, r)
+	}
+	p.ClaimsNote, p.PartsNote, p.ObserverNote = claimsNote, partsNote, observerNote
+	for _, c := range p.Cols {
+		line := "no authenticated read was answered 2xx"
+		if c.Costs.Observed != nil {
+			line = c.Costs.Observed.Line
+		}
+		p.Observed = append(p.Observed, []string{c.Name, line})
+	}
 	for _, c := range p.Cols {
 		p.Summary = append(p.Summary, fmt.Sprintf("%s: %s lost (%s with them), %s. What breaks it: %s.",
 			c.Name, count64(c.SessionsLost, "session", "sessions"), count64(c.CartItemsLost, "cart item", "cart items"),
@@ -378,6 +401,17 @@ svg .unit { fill: #555; }
 {{range .Summary}}<p>{{.}}</p>
 {{end}}</section>
 
+<section class="keep" id="claims">
+<h2>The lesson's claims, judged by this run</h2>
+<p class="note">{{.ClaimsNote}}</p>
+<table>
+<thead><tr><th>claim</th>{{range $i, $c := .Cols}}<th class="text side-{{$i}}">{{$c.Name}}</th>{{end}}<th class="text">verdict</th><th class="text">why</th></tr></thead>
+<tbody>{{range $cl := .Claims}}
+<tr><th scope="row">{{$cl.Claim}}</th>{{range $.Cols}}<td class="text">{{index $cl.Measured .Name}}</td>{{end}}<td class="text verdict">{{$cl.Verdict}}</td><td class="text">{{$cl.Why}}</td></tr>{{end}}
+</tbody>
+</table>
+</section>
+
 <section class="keep">
 <h2>What each side paid</h2>
 <p class="note">{{.Note}}</p>
@@ -387,6 +421,25 @@ svg .unit { fill: #555; }
 <tr>{{range $j, $v := .}}{{if eq $j 0}}<th scope="row">{{$v}}</th>{{else}}<td>{{$v}}</td>{{end}}{{end}}</tr>{{end}}
 </tbody>
 </table>
+</section>
+
+<section class="keep">
+<h2>Moving parts</h2>
+<p class="note">{{.PartsNote}}</p>
+<table>
+<thead><tr><th></th>{{range $i, $c := .Cols}}<th class="text side-{{$i}}">{{$c.Name}}</th>{{end}}</tr></thead>
+<tbody>{{range .Parts}}
+<tr>{{range $j, $v := .}}{{if eq $j 0}}<th scope="row">{{$v}}</th>{{else}}<td class="text">{{$v}}</td>{{end}}{{end}}</tr>{{end}}
+</tbody>
+</table>
+</section>
+
+<section class="keep">
+<h2>What one request tells an observer</h2>
+<p class="note">{{.ObserverNote}}</p>
+<ul>{{range .Observed}}
+<li><b>{{index . 0}}</b>: <code>{{index . 1}}</code></li>{{end}}
+</ul>
 </section>
 
 <section>

@@ -65,6 +65,28 @@ type Report struct {
 	// Series is what the feed sampled once a second, per side (the last
 	// HistoryLimit samples): the charts of report.html.
 	Series map[string][]SeriesPoint `json:"series"`
+	// Revocations is, per side, what a revocation probe saw
+	// (RevokedAtOnce, ...); absent when nothing was revoked, as in a run of
+	// statelab compare. The matrix probes it.
+	Revocations map[string]string `json:"revocations,omitempty"`
+	// Claims are the lesson's claims, each judged by this run's numbers
+	// (see Claims); Write and PrintSummary work them out.
+	Claims []Claim `json:"claims"`
+}
+
+// derive works out what follows from the counts: each side's borrows per
+// second and moving parts, and the verdict on each claim. Write and
+// PrintSummary call it, so that a report made by hand says the same.
+func (rep *Report) derive() {
+	for name, s := range rep.Sides {
+		if rep.DurationS > 0 {
+			s.BorrowsPerS = float64(s.Borrows) / rep.DurationS
+			s.RequestsPerS = float64(s.Requests) / rep.DurationS
+		}
+		s.Parts = s.Strategy.Parts()
+		rep.Sides[name] = s
+	}
+	rep.Claims = Claims(rep)
 }
 
 // SideReport is one side of a run: the strategy, what its users counted,
@@ -73,6 +95,13 @@ type Report struct {
 type SideReport struct {
 	strategy.Strategy
 	load.Totals
+	// BorrowsPerS is what the users got done per second of the run: the
+	// borrows answered 201. RequestsPerS is every request's rate, which a
+	// chattier journey raises without getting more done.
+	BorrowsPerS  float64 `json:"borrows_per_s"`
+	RequestsPerS float64 `json:"requests_per_s"`
+	// Parts are the strategy's moving parts.
+	Parts   strategy.Parts  `json:"moving_parts"`
 	Balance []BalanceWindow `json:"balance"`
 	// Phases are the stretches between events: load offered, throughput,
 	// latency, timeouts and each replica's CPU.
@@ -284,6 +313,7 @@ func idList(ids []int64) string {
 
 // Write puts report.json, report.md and report.html in dir.
 func (rep *Report) Write(dir string) error {
+	rep.derive()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report dir: %w", err)
 	}
@@ -312,8 +342,13 @@ type tableRow struct {
 	cell  func(SideReport) string
 }
 
-// rows are the lines of the side-by-side table.
+// rows are the lines of the side-by-side table: what the users got done
+// first, then how many requests it took and what became of them.
 var rows = []tableRow{
+	{"journeys completed", func(t SideReport) string { return fmt.Sprint(t.JourneysCompleted) }},
+	{"borrows per second", func(t SideReport) string { return fmt.Sprintf("%.2f", t.BorrowsPerS) }},
+	{"users who had to sign in again (forced re-logins)", func(t SideReport) string { return fmt.Sprint(t.Relogins) }},
+	{"requests per second (secondary: a chattier journey sends more)", func(t SideReport) string { return fmt.Sprintf("%.1f", t.RequestsPerS) }},
 	{"requests", func(t SideReport) string { return fmt.Sprint(t.Requests) }},
 	{"ok (2xx)", func(t SideReport) string { return fmt.Sprint(t.OK) }},
 	{"availability", func(t SideReport) string { return fmt.Sprintf("%.4f", t.Availability) }},
@@ -327,7 +362,6 @@ var rows = []tableRow{
 	{"timeouts (past the deadline)", func(t SideReport) string { return fmt.Sprint(t.Timeouts) }},
 	{"sessions lost", func(t SideReport) string { return fmt.Sprint(t.SessionsLost) }},
 	{"cart items lost", func(t SideReport) string { return fmt.Sprint(t.CartItemsLost) }},
-	{"forced re-logins", func(t SideReport) string { return fmt.Sprint(t.Relogins) }},
 	{"sign-ins the client forgot", func(t SideReport) string { return fmt.Sprint(t.ClientSignInsLost) }},
 	{"cart items the client forgot", func(t SideReport) string { return fmt.Sprint(t.ClientCartItemsLost) }},
 	{"borrows (201)", func(t SideReport) string { return fmt.Sprint(t.Borrows) }},
@@ -344,6 +378,7 @@ var rows = []tableRow{
 var costRows = []tableRow{
 	{"request bytes, median", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.RequestBytesP50) }},
 	{"of which the credential, mean", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.CredentialBytesMean) }},
+	{"of which the balancer's routing cookie, mean", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.RoutingCookieBytesMean) }},
 	{"bytes per whole journey, median", func(c SideReport) string { return fmt.Sprintf("%.0f", c.Costs.JourneyBytesP50) }},
 	{"identifying the caller, µs per request (median)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUSP50) }},
 	{"identifying the caller, µs per request (mean)", func(c SideReport) string { return fmt.Sprintf("%.1f", c.Costs.IdentifyUS) }},
@@ -354,7 +389,7 @@ var costRows = []tableRow{
 }
 
 // costsNote says where each cost comes from, under the costs table.
-const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), and the credential is the part of them its headers took (Cookie, Authorization), so the rest is what the same requests cost with none. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Shared-service round trips are the calls the replicas counted themselves making to identify callers and keep their sign-ins (redis commands of a session store, a pipeline as one; API keys looked up in the shared store, which its read cache may answer without a query), divided by the requests they identified; the calls of sign-ins and cart changes are in the count too. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
+const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), the credential is the part of them its sign-in took (the session cookie, or the Authorization header), and the routing cookie what a sticky balancer's own cookie took beside it, so the rest is what the same requests cost with neither. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Shared-service round trips are the calls the replicas counted themselves making to identify callers and keep their sign-ins (redis commands of a session store, a pipeline as one; API keys looked up in the shared store, which its read cache may answer without a query), divided by the requests they identified; the calls of sign-ins and cart changes are in the count too. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
 
 // columns returns the two sides in column order.
 func (rep *Report) columns() []SideReport {
@@ -365,8 +400,10 @@ func (rep *Report) columns() []SideReport {
 	return cols
 }
 
-// PrintSummary writes the side-by-side table and the consistency verdict.
+// PrintSummary writes the side-by-side table, the claims and the
+// consistency verdict.
 func (rep *Report) PrintSummary(w io.Writer) {
+	rep.derive()
 	fmt.Fprintf(w, "\nscenario %s: %s (%.0f s, %d users per side)\n", rep.Scenario, rep.Description, rep.DurationS, rep.Users)
 	if rep.Interrupted {
 		fmt.Fprintln(w, "(interrupted before the end of the scenario: the numbers cover only the part that ran)")
@@ -413,6 +450,11 @@ func (rep *Report) PrintSummary(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The lesson's claims, judged by this run's numbers:")
+	for _, c := range rep.Claims {
+		fmt.Fprintf(w, "  %-13s %s\n  %13s %s\n", c.Verdict, c.Claim, "", c.Why)
+	}
+	fmt.Fprintln(w)
 	if rep.Consistency.OK {
 		fmt.Fprintln(w, "consistency: ok — every borrow answered 201 is in the database exactly once, no idempotency key was applied twice, and every book's copies add up")
 	} else {
@@ -455,10 +497,11 @@ func (rep *Report) markdown(w io.Writer) {
 	fmt.Fprintln(w, "Every number below was counted from what the simulated users' HTTP clients received through each side's load balancer. Availability is ok / (requests − 409 conflicts): a 409 is the library correctly refusing a borrow another user won, not an outage.")
 	fmt.Fprintln(w)
 	mdTable(w, "", cols, rows)
+	rep.markdownClaims(w)
 	fmt.Fprintln(w, "\n## Phases: load, throughput, latency and CPU between events")
 	fmt.Fprintln(w)
 	rep.describeLoad(w)
-	fmt.Fprintln(w, "A phase runs from one event to the next; an event that took a while (starting replicas, draining them) is a phase of its own, marked under way, and with an open-loop load so is the first deadline after it, marked settling: the requests that queued before the event end in it. A phase's requests are those that arrived in it, whenever they were answered, so a backlog built before a scale-out counts against the phase that built it. Offered counts them per second (open-loop arrivals included, sent or not), throughput those answered 2xx; p50 and p99 are their latency from arrival to answer, timeouts those with no answer by their deadline (dropped ones included). Sessions lost and CPU are counted as they happened; the busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
+	fmt.Fprintln(w, "A phase runs from one event to the next; an event that took a while (starting replicas, draining them) is a phase of its own, marked under way, and with an open-loop load so is the first deadline after it, marked settling: the requests that queued before the event end in it. A phase's requests are those that arrived in it, whenever they were answered, so a backlog built before a scale-out counts against the phase that built it. Offered counts them per second (open-loop arrivals included, sent or not), throughput those answered 2xx, borrows/s the borrows answered 201 as they happened; p50 and p99 are their latency from arrival to answer, timeouts those with no answer by their deadline (dropped ones included). Sessions lost and CPU are counted as they happened; the busiest replica's CPU is its mean use over the phase, as a share of its limit when the kernel enforced one.")
 	for _, c := range cols {
 		fmt.Fprintf(w, "\n**%s**\n\n", c.Name)
 		for i, row := range phaseRows(c, rep.ReplicaCPU) {
@@ -530,9 +573,21 @@ func (rep *Report) markdown(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n## What each side paid")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, costsNote)
+	fmt.Fprintln(w, costsNote+" Identification times were "+rep.Conditions().describe()+".")
 	fmt.Fprintln(w)
 	mdTable(w, "", cols, costRows)
+	fmt.Fprintln(w, "\n## Moving parts")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, partsNote)
+	fmt.Fprintln(w)
+	mdTable(w, "", cols, partsRows())
+	fmt.Fprintln(w, "\n## What one request tells an observer")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, observerNote)
+	fmt.Fprintln(w)
+	for _, c := range cols {
+		fmt.Fprintf(w, "- **%s**: %s\n", c.Name, observedLine(c))
+	}
 	rep.markdownLosses(w)
 	fmt.Fprintln(w, "\n## Consistency of the shared database")
 	fmt.Fprintln(w)
@@ -676,7 +731,7 @@ func phaseRows(c SideReport, enf *cpulimit.Enforcement) [][]string {
 	if enf != nil && enf.Enforced {
 		cpuHead = "busiest replica CPU (of its limit)"
 	}
-	rows := [][]string{{"from s", "to s", "after", "replicas", "offered/s", "throughput/s", "p50 ms", "p99 ms", "timeouts", "sessions lost", cpuHead}}
+	rows := [][]string{{"from s", "to s", "after", "replicas", "offered/s", "throughput/s", "borrows/s", "p50 ms", "p99 ms", "timeouts", "sessions lost", cpuHead}}
 	for _, p := range c.Phases {
 		busiest := "-"
 		if id, v := busiestReplica(p.ReplicaCPUCores); id != "" {
@@ -694,7 +749,7 @@ func phaseRows(c SideReport, enf *cpulimit.Enforcement) [][]string {
 		}
 		rows = append(rows, []string{
 			fmt.Sprintf("%.1f", p.FromS), fmt.Sprintf("%.1f", p.ToS), after, fmt.Sprint(p.Replicas),
-			fmt.Sprintf("%.1f", p.OfferedRPS), fmt.Sprintf("%.1f", p.ThroughputRPS),
+			fmt.Sprintf("%.1f", p.OfferedRPS), fmt.Sprintf("%.1f", p.ThroughputRPS), fmt.Sprintf("%.2f", p.BorrowsPerS),
 			fmt.Sprintf("%.1f", p.P50MS), fmt.Sprintf("%.1f", p.P99MS),
 			fmt.Sprint(p.Timeouts), fmt.Sprint(p.SessionsLost), busiest,
 		})

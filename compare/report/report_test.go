@@ -99,7 +99,7 @@ func rtReport(consistent, crash bool) *report.Report {
 				Imbalance: 3 * 180.0 / 362,
 			}}, Totals: load.Totals{
 				Requests: 706, OK: 450, SessionLost: 256, SessionsLost: 256, Relogins: 251, CartItemsLost: 4,
-				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0, Offered: 707,
+				Borrows: 2, Returns: 1, SignIns: 258, Availability: 450.0 / 706.0, Offered: 707, JourneysCompleted: 9,
 				LatencyMS: load.Percentile{P50: 1.5456, P95: 69.954, P99: 102.42},
 			}, Phases: []report.Phase{
 				{FromS: 0, ToS: 6.03, After: "start", Replicas: 2, OfferedRPS: 40.1, ThroughputRPS: 25.2, P50MS: 1.5, P99MS: 90.1, Failed: 90, SessionsLost: 90,
@@ -107,15 +107,23 @@ func rtReport(consistent, crash bool) *report.Report {
 				{FromS: 6.03, ToS: 7.6, After: "restart", During: true, Replicas: 2, OfferedRPS: 35, ThroughputRPS: 20, P50MS: 1.6, P99MS: 100.2, Failed: 20, SessionsLost: 20,
 					ReplicaCPUCores: map[string]float64{"memory-sticky-1": 0.005, "memory-sticky-2": 0.03}},
 			}, Costs: report.Costs{
-				UserCosts: load.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 165, JourneyBytesP50: 4310, Journeys: 12,
-					ReadLatencyMS: load.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300},
+				UserCosts: load.UserCosts{RequestBytesP50: 213, RequestBytesMean: 220.5, Requests: 700, CredentialBytesMean: 150, RoutingCookieBytesMean: 15, JourneyBytesP50: 4310, Journeys: 12,
+					ReadLatencyMS: load.Percentile{P50: 1.2, P95: 3.5, P99: 8.25}, Reads: 300,
+					Observed: &load.ObservedRequest{Line: "GET /api/books 200 Cookie: statelab_session=<opaque, 88 characters>; statelab_route=memory-sticky-1",
+						Opaque: []string{"statelab_session cookie, 88 characters"}}},
 				ServerCosts: report.ServerCosts{IdentifyUSP50: 3.5, IdentifyUS: 4.25, Identifications: 440, CPUSeconds: 0.35, BalancedRequests: 720, CPUPerRequestUS: 486.1,
 					SharedRoundTrips: 572, SharedRoundTripsPerRequest: 1.3},
 			}, Replicas: []report.Replica{{Name: "memory-sticky-1", Addr: "127.0.0.1:40001", Link: "127.0.0.1:40101"}, {Name: "memory-sticky-2", Addr: "127.0.0.1:40002", Link: "127.0.0.1:40102"}}},
 			rtRight: {Strategy: rtStrategy(rtRight), Totals: load.Totals{
-				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168,
+				Requests: 1168, OK: 1165, Conflicts: 3, Borrows: 250, Returns: 248, SignIns: 8, Availability: 1, Offered: 1168, JourneysCompleted: 41,
 				LatencyMS: load.Percentile{P50: 1.0557, P95: 4.8509, P99: 10.398},
 				LBRetries: 3, LBRetriesSaved: 3, UserRetries: 1, UserRetriesSaved: 1,
+			}, Costs: report.Costs{
+				UserCosts: load.UserCosts{RequestBytesP50: 190, RequestBytesMean: 201.5, Requests: 1168, CredentialBytesMean: 62, JourneyBytesP50: 3900, Journeys: 41,
+					ReadLatencyMS: load.Percentile{P50: 1.1, P95: 3.1, P99: 7.5}, Reads: 800,
+					Observed: &load.ObservedRequest{Line: "GET /api/books 200 Authorization: Bearer <opaque, 43 characters>", Opaque: []string{"bearer token, 43 characters"}}},
+				ServerCosts: report.ServerCosts{IdentifyUSP50: 96, IdentifyUS: 110.5, Identifications: 1160, CPUSeconds: 0.3, BalancedRequests: 1170, CPUPerRequestUS: 256.4,
+					SharedRoundTrips: 1160, SharedRoundTripsPerRequest: 1},
 			}, LBRetryBy: map[string]balancer.RetryCount{balancer.ReasonRefused: {Answered: 2}, balancer.ReasonEOF: {Answered: 1}}, Phases: []report.Phase{},
 				Replicas: []report.Replica{{Name: "apikey-1", Addr: "127.0.0.1:40003"}}},
 		},
@@ -239,13 +247,16 @@ func TestReportWrite(t *testing.T) {
 		"replica_cpu", "replica_cpu.cpus", "replica_cpu.enforced", "replica_cpu.mechanism", "replica_cpu.quota_us", "replica_cpu.period_us",
 		"replica_cpu.parent", "replica_cpu.leftovers_removed",
 		"sides." + rtRight + ".replica_cpu", "sides." + rtRight + ".phases[].replica_cpu_share",
+		// each claim of the lesson, judged by the run
+		"claims", "claims[].id", "claims[].claim", "claims[].measured", "claims[].verdict", "claims[].why",
+		"claims[].measured." + rtLeft, "claims[].measured." + rtRight,
 	}
 	for _, k := range []string{"replica", "cpu_s", "max_share_1s", "periods", "throttled_periods", "throttled_s", "quota_share"} {
 		want = append(want, "sides."+rtRight+".replica_cpu[]."+k)
 	}
 	for _, side := range []string{rtLeft, rtRight} {
 		// what the issue asks of each phase, and what else the report says of it
-		for _, k := range []string{"from_s", "to_s", "offered_rps", "throughput_rps", "p50_ms", "p99_ms", "timeouts",
+		for _, k := range []string{"from_s", "to_s", "offered_rps", "throughput_rps", "borrows_per_s", "p50_ms", "p99_ms", "timeouts",
 			"after", "replicas", "dropped", "failed", "sessions_lost", "replica_cpu_cores"} {
 			want = append(want, "sides."+side+".phases[]."+k)
 		}
@@ -270,6 +281,10 @@ func TestReportWrite(t *testing.T) {
 			"client_sign_ins_lost", "client_cart_items_lost",
 			"latency_ms", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99", "invalid_credential",
 			"offered", "timeouts", "dropped", "phases",
+			// what the users got done, first
+			"journeys_completed", "borrows_per_s", "requests_per_s",
+			"moving_parts", "moving_parts.services", "moving_parts.secrets", "moving_parts.state", "moving_parts.replica_restart_loses",
+			"costs.routing_cookie_bytes_mean", "costs.observed_request", "costs.observed_request.line", "costs.observed_request.readable", "costs.observed_request.opaque",
 			// what the issue asks each side to say of its strategy
 			"name", "strategy", "server", "sessions", "affinity", "own_secrets", "credential", "keeps", "where", "pays", "breaks",
 			"balance", "costs", "replicas", "replicas[].name", "replicas[].addr",
@@ -355,7 +370,9 @@ func TestReportWrite(t *testing.T) {
 		"| requests | 706 | 1168 |",
 		"| availability | 0.6374 | 1.0000 |",
 		"| 401 session_lost | 256 | 0 |",
-		"| forced re-logins | 251 | 0 |",
+		"| users who had to sign in again (forced re-logins) | 251 | 0 |",
+		"| journeys completed | 9 | 41 |",
+		"| borrows per second | 0.10 | 12.50 |",
 		"Of 448 requests made with a session (sign-ins left out), 256 (57%) were session_lost.",
 		"- **memory-sticky** (stateful server, balancer affinity cookie): the sign-in lives in the memory of one replica",
 		"- **Balance, memory-sticky, after the scale-out at 12 s.** Requests until 20 s: memory-sticky-1 50%, memory-sticky-2 47%, memory-sticky-3 3% (imbalance 1.49",
@@ -366,18 +383,25 @@ func TestReportWrite(t *testing.T) {
 		"| timeouts (past the deadline) | 0 | 2300 |",
 		"Open-loop load: 480 requests/s per side from 10 signed-in users, each request with a deadline of 2000 ms, at most 1920 outstanding",
 		"Replica CPU: 0.10 CPU per replica, enforced by the kernel: cgroup v1 cpu.cfs_quota_us, 10000 µs per 100000 µs period under /sys/fs/cgroup/cpu/statelab-4242-99.",
-		"| from s | to s | after | replicas | offered/s | throughput/s | p50 ms | p99 ms | timeouts | sessions lost | busiest replica CPU (of its limit) |",
-		"| 0.0 | 15.0 | start | 2 | 481.2 | 270.4 | 1343.4 | 2162.5 | 2300 | 0 | 100% apikey-1 |",
-		"| 15.0 | 16.0 | scale-out (settling) | 4 | 490.0 | 380.0 | 640.0 | 1009.0 | 110 | 0 | 100% apikey-1 |",
-		"| 16.0 | 33.0 | scale-out | 4 | 477.3 | 465.1 | 17.4 | 460.2 | 0 | 0 | 94% apikey-3 |",
-		"| 6.0 | 7.6 | restart (under way) | 2 | 35.0 | 20.0 | 1.6 | 100.2 | 0 | 20 | 0.03 memory-sticky-2 |",
-		"| request bytes, median | 213 | 0 |",
-		"| identifying the caller, µs per request (median) | 3.5 | 0.0 |",
-		"| of which the credential, mean | 165 | 0 |",
-		"| identifying the caller, µs per request (mean) | 4.2 | 0.0 |",
-		"| server CPU per request, µs | 486 | 0 |",
-		"| shared-service round trips per request | 1.30 | 0.00 |",
-		"| authenticated reads p99 ms | 8.2 | 0.0 |",
+		"| from s | to s | after | replicas | offered/s | throughput/s | borrows/s | p50 ms | p99 ms | timeouts | sessions lost | busiest replica CPU (of its limit) |",
+		"| 0.0 | 15.0 | start | 2 | 481.2 | 270.4 | 0.00 | 1343.4 | 2162.5 | 2300 | 0 | 100% apikey-1 |",
+		"| 15.0 | 16.0 | scale-out (settling) | 4 | 490.0 | 380.0 | 0.00 | 640.0 | 1009.0 | 110 | 0 | 100% apikey-1 |",
+		"| 16.0 | 33.0 | scale-out | 4 | 477.3 | 465.1 | 0.00 | 17.4 | 460.2 | 0 | 0 | 94% apikey-3 |",
+		"| 6.0 | 7.6 | restart (under way) | 2 | 35.0 | 20.0 | 0.00 | 1.6 | 100.2 | 0 | 20 | 0.03 memory-sticky-2 |",
+		"| request bytes, median | 213 | 190 |",
+		"| identifying the caller, µs per request (median) | 3.5 | 96.0 |",
+		"| of which the credential, mean | 150 | 62 |",
+		"| of which the balancer's routing cookie, mean | 15 | 0 |",
+		"| identifying the caller, µs per request (mean) | 4.2 | 110.5 |",
+		"| server CPU per request, µs | 486 | 256 |",
+		"| shared-service round trips per request | 1.30 | 1.00 |",
+		"| authenticated reads p99 ms | 8.2 | 7.5 |",
+		"Identification times were measured under concurrent writes (25.0 borrows and returns a second",
+		"| Cost: more bytes in every request | 150 B credential + 15 B routing cookie per request | 62 B credential per request | **did not hold** | apikey paid no more than memory-sticky:",
+		"| Reliability: a replica that stops loses no one's sign-in | 18 sign-ins lost after 1 stop | 0 sign-ins lost after 1 stop | **held** |",
+		"| moving parts | 2 | 1 |",
+		"| secrets to share | session-key | none |",
+		"- **apikey**: `GET /api/books 200 Authorization: Bearer <opaque, 43 characters>`",
 		"Network: every process on this machine, over loopback; every balancer-to-replica and replica-to-shared-service hop is a link that holds the bytes 2 ms (± 1 ms) each way, so a round trip across one costs 4 ms.",
 	} {
 		if !strings.Contains(string(md), want) {
@@ -676,7 +700,14 @@ func TestReportHTML(t *testing.T) {
 		"<td class=\"text\">6–12</td><td class=\"text\">restart</td><td class=\"text\">memory-sticky</td><td>5 / 2</td>",
 		"all 252 borrows answered 201 are in the database",
 		"<h2>What each side paid</h2>",
-		"<th scope=\"row\">of which the credential, mean</th><td>165</td><td>0</td>",
+		"<th scope=\"row\">of which the credential, mean</th><td>150</td><td>62</td>",
+		"<th scope=\"row\">of which the balancer&#39;s routing cookie, mean</th><td>15</td><td>0</td>",
+		"<h2>The lesson's claims, judged by this run</h2>",
+		"<td class=\"text verdict\">did not hold</td>",
+		"<h2>Moving parts</h2>",
+		"<th scope=\"row\">secrets to share</th><td class=\"text\">session-key</td><td class=\"text\">none</td>",
+		"<h2>What one request tells an observer</h2>",
+		"<li><b>apikey</b>: <code>GET /api/books 200 Authorization: Bearer &lt;opaque, 43 characters&gt;</code></li>",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report.html lacks %q", want)

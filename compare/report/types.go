@@ -56,8 +56,11 @@ type Phase struct {
 	// ThroughputRPS counts the requests of the phase answered 2xx, per
 	// second of the phase: at most OfferedRPS.
 	ThroughputRPS float64 `json:"throughput_rps"`
-	P50MS         float64 `json:"p50_ms"`
-	P99MS         float64 `json:"p99_ms"`
+	// BorrowsPerS counts the borrows answered 201 in the phase, as they
+	// happened, per second: what the users got done in it.
+	BorrowsPerS float64 `json:"borrows_per_s"`
+	P50MS       float64 `json:"p50_ms"`
+	P99MS       float64 `json:"p99_ms"`
 	// P50MS and P99MS are the latency of the phase's requests, from
 	// arrival to answer; a timeout counts with the time it waited.
 	// Timeouts counts requests with no answer within their deadline,

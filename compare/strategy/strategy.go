@@ -184,8 +184,8 @@ func All() []Strategy {
 // Balancer says in words how the strategy's balancer routes.
 func (s Strategy) Balancer() string { return balancer.DescribeAffinity(s.Affinity) }
 
-// WriteTable prints every strategy: the table, then what each keeps where,
-// pays and breaks on.
+// WriteTable prints every strategy: the table, its moving parts, then what
+// each keeps where, pays and breaks on.
 func WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STRATEGY\tSERVER\tTHE SIGN-IN IS KEPT IN\tBALANCER")
@@ -193,6 +193,8 @@ func WriteTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Server, s.Keeps, s.Balancer())
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "\nWhat each needs beyond its replicas, its balancer and the shared database (the lesson's \"simplicity\", counted):")
+	WriteParts(w, All())
 	for _, s := range All() {
 		fmt.Fprintf(w, "\n%s\n  where:  %s\n  pays:   %s\n  breaks: %s\n", s.Name, s.Where, s.Pays, s.Breaks)
 	}

@@ -180,6 +180,7 @@ func TestServices(t *testing.T) {
 	}
 }
 
+<<<<<<< HEAD
 // TestHashStrategySaysWhatTheRingHashes: the report, the matrix and
 // statelab strategies print Where; a hash strategy's must name the key the
 // balancer's ring really hashes (balancer.HashKeyCookie), not the session
@@ -193,4 +194,51 @@ func TestHashStrategySaysWhatTheRingHashes(t *testing.T) {
 			t.Errorf("%s: Where = %q, want it to name the %s cookie the ring hashes, not the session cookie", s.Name, s.Where, balancer.HashKeyCookie)
 		}
 	}
+=======
+// TestParts checks the moving parts each strategy's own description adds
+// up to: what a deployment runs, shares and keeps beyond its replicas.
+func TestParts(t *testing.T) {
+	for _, tt := range []struct {
+		name                       string
+		count                      int
+		services, secrets          string
+		keepsState, restartLoses   bool
+		serviceRestartLosesSession bool
+	}{
+		{"memory-sticky", 2, "", "session-key", true, true, false},
+		{"redis", 4, "redis-server", "session-key,redis-password", true, false, true},
+		{"cookie", 1, "", "session-key", false, false, false},
+		{"apikey", 1, "", "", true, false, false},
+		{"jwt", 1, "", "jwt-secret", false, false, false},
+	} {
+		st, err := strategy.Parse(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := st.Parts()
+		if got := strings.Join(p.Services, ","); got != tt.services {
+			t.Errorf("%s: services %q, want %q", tt.name, got, tt.services)
+		}
+		if got := strings.Join(p.Secrets, ","); got != tt.secrets {
+			t.Errorf("%s: secrets %q, want %q", tt.name, got, tt.secrets)
+		}
+		if got := len(p.State) > 0; got != tt.keepsState {
+			t.Errorf("%s: state %q, want some: %v", tt.name, p.State, tt.keepsState)
+		}
+		if got := p.ReplicaRestartLoses != "nothing"; got != tt.restartLoses {
+			t.Errorf("%s: a replica restart loses %q", tt.name, p.ReplicaRestartLoses)
+		}
+		if got := p.ServiceRestartLoses != ""; got != tt.serviceRestartLosesSession {
+			t.Errorf("%s: a service restart loses %q", tt.name, p.ServiceRestartLoses)
+		}
+		if p.Count() != tt.count {
+			t.Errorf("%s: %d moving parts, want %d", tt.name, p.Count(), tt.count)
+		}
+	}
+	var b strings.Builder
+	strategy.WriteTable(&b)
+	if !strings.Contains(b.String(), "SECRETS TO SHARE") {
+		t.Error("statelab strategies does not print the moving parts")
+	}
+>>>>>>> claims
 }

@@ -10,8 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/api"
 	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/library"
 )
@@ -136,6 +139,7 @@ func stepRestart(ctx context.Context, w *walk) error {
 	if _, err := w.show(ctx, request{method: "GET", base: sf, path: client.CartPath, cookie: w.aliceCookie}); err != nil {
 		return err
 	}
+	w.seen.restartLost[stateful] = answerOf(me) != "a"
 	w.t.reveal(p, answerOf(me), "b",
 		"The cookie is still genuine: the new process checks its signature with the same key. But "+
 			"the session it names lived in the old process's memory, and that memory is gone. The server "+
@@ -175,6 +179,7 @@ func stepRestart(ctx context.Context, w *walk) error {
 			accepted++
 		}
 	}
+	w.seen.restartLost[stateless] = accepted < 2
 	w.t.reveal(p, strconv.Itoa(accepted), "2",
 		"Nothing the server needed was in the old process. The API key's hash is in the shared "+
 			"database; the JWT carries its own claims, and the new process has the same secret to check them.")
@@ -292,6 +297,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
+	w.seen.share(stateful, w.okBy)
 	w.t.reveal(p, strconv.Itoa(ok), strconv.Itoa(ten/2),
 		fmt.Sprintf("Only %s, the replica that answered the login, holds alice's session. Every other "+
 			"request lands on a replica that has never heard of her: session_lost, every second time. Sticky "+
@@ -307,6 +313,7 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
+	w.seen.share(stateless, w.okBy)
 	w.t.reveal(pj, strconv.Itoa(ok), strconv.Itoa(ten),
 		"Any replica can check the JWT (they share the secret) or the API key (they share the "+
 			"database). That is the scalability the constraint promises: add replicas, balance any way "+
@@ -397,10 +404,12 @@ func (w *walk) repeat(ctx context.Context, r request) (int, error) {
 	w.t.line(fmt.Sprintf("  All %d, in order:", ten))
 	w.t.line("     #  answered by  status  outcome")
 	ok := 0
+	w.okBy = map[string]int{}
 	for i, x := range rows {
 		style := styleGreen
 		if x.status == http.StatusOK {
 			ok++
+			w.okBy[x.replica]++
 		} else {
 			style = styleRed
 		}
@@ -479,9 +488,15 @@ func stepCosts(ctx context.Context, w *walk) error {
 		"%s does the same work whatever the credential (it reads the member's row), so the "+
 		"difference is finding out who is asking:", n, client.MePath, client.MePath))
 	for i, c := range creds {
-		w.t.line(fmt.Sprintf("    %-8s round trip %s, in the server %s", c.name, ms(results[i].client), ms(results[i].server)))
+		w.t.line(fmt.Sprintf("    %-8s round trip %s, in the server %s, of which finding who is asking %s", c.name, ms(results[i].client), ms(results[i].server), us(results[i].identify)))
 	}
+	w.t.line("  (the replicas run with their read cache off, as on a server whose data changes all the time:")
+	w.t.line("  every API key is looked up in the database; the last column is each replica's statelab_identify_seconds)")
 	w.t.blank()
+	for i, c := range creds {
+		w.seen.cost[c.key] = credCost{bytes: int64(len(c.header) + 2), identify: results[i].identify, roundTrips: results[i].roundTrips,
+			observed: load.Observe(c.r.method, c.r.path, http.StatusOK, headerOf(c.header))}
+	}
 	w.t.reveal(p, creds[biggest].key, "j",
 		"The JWT carries its claims (who, which role, until when) and a signature in every request; "+
 			"the cookie and the API key are only references to something the server keeps. As for time: the "+
@@ -522,6 +537,7 @@ func stepCosts(ctx context.Context, w *walk) error {
 	if _, err := w.must(ctx, request{method: "GET", base: "http://" + sf.Addr, path: client.MePath, cookie: w.aliceCookie}, http.StatusUnauthorized); err != nil {
 		return err
 	}
+	w.seen.revoked["c"] = report.RevokedAtOnce // must stopped the walkthrough otherwise
 	p, err = w.t.predict(ctx, "Bob fears his JWT was copied. The stateless server offers him two things: "+
 		"he can revoke his API key (DELETE /api/auth/keys/{id}), and the lab can restart the stateless "+
 		"replica. Which of them makes the copied JWT stop working before it expires? (k) revoking the "+
@@ -539,6 +555,7 @@ func stepCosts(ctx context.Context, w *walk) error {
 	if _, err := w.must(ctx, request{method: "GET", base: w.lbs[stateless].url, path: client.MePath, bearer: w.bobKey}, http.StatusUnauthorized); err != nil {
 		return err
 	}
+	w.seen.revoked["k"] = report.RevokedAtOnce
 	w.t.text("And the JWT, after the key's revocation:")
 	afterRevoke, err := w.show(ctx, request{method: "GET", base: w.lbs[stateless].url, path: client.MePath, bearer: w.bobJWT})
 	if err != nil {
@@ -555,6 +572,10 @@ func stepCosts(ctx context.Context, w *walk) error {
 			return err
 		}
 		afterRestart = afterRestart && resp.Status == http.StatusOK
+	}
+	w.seen.revoked["j"] = report.RevokedAtOnce
+	if afterRevoke.Status == http.StatusOK && afterRestart {
+		w.seen.revoked["j"] = report.RevokedAfterExpiry
 	}
 	got := "n"
 	switch {
@@ -668,6 +689,11 @@ func (w *walk) sent(ctx context.Context, r request) (int64, response, error) {
 type measurement struct {
 	bytes          int64         // sent per request
 	client, server time.Duration // mean time per request
+	// identify is the server's mean time finding the caller, from its
+	// statelab_identify_seconds histogram; roundTrips the calls to a
+	// shared service per request (statelab_shared_calls_total).
+	identify   time.Duration
+	roundTrips float64
 }
 
 // measure sends r n times, one after the other, on one kept-alive
@@ -686,8 +712,22 @@ func (w *walk) measure(ctx context.Context, addr string, r request, n int) (res 
 	if err != nil {
 		return res, err
 	}
+	ident := func() (sum, count, calls float64, err error) {
+		if sum, err = scrape(ctx, w.client, addr, api.IdentifyMetric+"_sum"); err != nil {
+			return
+		}
+		if count, err = scrape(ctx, w.client, addr, api.IdentifyMetric+"_count"); err != nil {
+			return
+		}
+		calls, err = scrape(ctx, w.client, addr, api.SharedCallsMetric)
+		return
+	}
 	// The first request may open the connection; it is not counted.
 	if _, err := send(ctx, w.client, r); err != nil {
+		return res, err
+	}
+	isum0, icnt0, calls0, err := ident()
+	if err != nil {
 		return res, err
 	}
 	before := w.written.Load()
@@ -703,6 +743,14 @@ func (w *walk) measure(ctx context.Context, addr string, r request, n int) (res 
 	}
 	res.client = time.Since(began) / time.Duration(n)
 	res.bytes = (w.written.Load() - before) / int64(n)
+	isum1, icnt1, calls1, err := ident()
+	if err != nil {
+		return res, err
+	}
+	if icnt1-icnt0 > 0 {
+		res.identify = time.Duration((isum1 - isum0) / (icnt1 - icnt0) * float64(time.Second))
+		res.roundTrips = (calls1 - calls0) / (icnt1 - icnt0)
+	}
 	sum1, err := metric("_sum")
 	if err != nil {
 		return res, err
@@ -796,6 +844,7 @@ func stepWhereState(ctx context.Context, w *walk) error {
 		if err != nil {
 			return err
 		}
+		w.seen.sessionsHeld += n
 		w.t.line(fmt.Sprintf("    %-11s %s in memory, %d of them used in the last 10 s", r.ID, plural(int(n), "session", "sessions"), int(used)))
 	}
 	w.t.blank()
@@ -854,6 +903,7 @@ func stepHandOff(ctx context.Context, w *walk) error {
 	w.t.line("    statelab matrix           (about 5 minutes; --quick: about 90 seconds)")
 	w.t.line("    then open                 http://127.0.0.1:8080/matrix during make demo, or its matrix.html")
 	w.t.blank()
+	w.claims()
 	w.t.para("The lesson plan, its prediction questions, five exercises and a closing part built on the " +
 		"matrix are in docs/LESSON.md, a worksheet to print in docs/WORKSHEET.md; the same story with " +
 		"curl is scripts/walkthrough.sh.")

@@ -75,7 +75,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	stop := make(chan struct{})
 	defer close(stop)
-	w := &walk{cfg: cfg, t: newTerm(cfg.Out, cfg.In, cfg.Color, cfg.Auto, stop)}
+	w := &walk{cfg: cfg, t: newTerm(cfg.Out, cfg.In, cfg.Color, cfg.Auto, stop), seen: seen{
+		restartLost: map[string]bool{}, addedShare: map[string]float64{}, cost: map[string]credCost{}, revoked: map[string]string{},
+	}}
 	w.client = newClient(&w.written)
 	defer w.client.CloseIdleConnections()
 
@@ -166,6 +168,12 @@ type walk struct {
 	bobKeyID    string
 	bobJWT      string
 	bobCart     []int64 // the stateless client's own cart: it never leaves this program until it borrows
+
+	// seen is what the steps measured that bears on the lesson's claims,
+	// for the table the walkthrough ends with; okBy counts the 2xx of the
+	// last ten requests step 4 sent, by the replica that answered.
+	seen seen
+	okBy map[string]int
 }
 
 // The two sides, in the order they are shown.
@@ -214,7 +222,10 @@ func (w *walk) start(ctx context.Context) error {
 			Binary: w.cfg.Binary,
 			// The secret goes in the environment, not on the command
 			// line, where ps would show it.
-			Args:         []string{"--db", w.db, "--shutdown-timeout", "5s"},
+			// The read cache off: step 5 times finding the caller, and a
+			// cached API key would cost no lookup at all, which is not
+			// what a key costs on a busy server whose data changes.
+			Args:         []string{"--db", w.db, "--shutdown-timeout", "5s", "--read-cache=false"},
 			Env:          []string{env + secret},
 			Log:          logOut,
 			Logger:       logger,

@@ -60,6 +60,14 @@ var masks = []struct {
 	// A visit's sizes hold the port's digits; the difference between two
 	// clients of one server does not.
 	{regexp.MustCompile(`sign-in \d+ bytes \+ (\d+) reads \d+ bytes = \d+ bytes`), "sign-in N bytes + $1 reads N bytes = N bytes"},
+	// The claims at the end quote what step 5 measured.
+	{regexp.MustCompile(`\d+\.\d µs`), "N µs"},
+	{regexp.MustCompile(`\b\d+ B\b`), "N B"},
+	{regexp.MustCompile(`\d+ characters`), "N characters"},
+	// Which of two microsecond timings is the larger (the cookie's or the
+	// JWT's identification) is the machine's to say, run by run.
+	{regexp.MustCompile(`(?m)^  (held|did not hold) +(Cost: authentication on every request)$`), "  VERDICT       $2"},
+	{regexp.MustCompile(`(?m)^( +)\w+ paid no more than \w+: (API key [0-9N])`), "$1$2"},
 }
 
 func mask(s string) string {
