@@ -180,7 +180,6 @@ func TestServices(t *testing.T) {
 	}
 }
 
-<<<<<<< HEAD
 // TestHashStrategySaysWhatTheRingHashes: the report, the matrix and
 // statelab strategies print Where; a hash strategy's must name the key the
 // balancer's ring really hashes (balancer.HashKeyCookie), not the session
@@ -194,7 +193,8 @@ func TestHashStrategySaysWhatTheRingHashes(t *testing.T) {
 			t.Errorf("%s: Where = %q, want it to name the %s cookie the ring hashes, not the session cookie", s.Name, s.Where, balancer.HashKeyCookie)
 		}
 	}
-=======
+}
+
 // TestParts checks the moving parts each strategy's own description adds
 // up to: what a deployment runs, shares and keeps beyond its replicas.
 func TestParts(t *testing.T) {
@@ -240,5 +240,4 @@ func TestParts(t *testing.T) {
 	if !strings.Contains(b.String(), "SECRETS TO SHARE") {
 		t.Error("statelab strategies does not print the moving parts")
 	}
->>>>>>> claims
 }
