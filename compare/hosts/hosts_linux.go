@@ -320,8 +320,12 @@ func (h *Host) remove() error {
 }
 
 // Close removes every host and the bridge. Stop the processes inside the
-// hosts first: the runner's own sockets in them close with it.
+// hosts first: the runner's own sockets in them close with it. A nil Lab
+// has nothing to close.
 func (l *Lab) Close() error {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	hosts := l.order
 	l.order, l.hosts, l.closed = nil, map[string]*Host{}, true
