@@ -67,7 +67,7 @@ func TestServicesOnHosts(t *testing.T) {
 			var got []string
 			for range strings.Count(tc.send, "\r\n") {
 				line, _ := r.ReadString('\n')
-				got = append(got, strings.Fields(line+" ")[0])
+				got = append(got, strings.Fields(line + " ")[0])
 			}
 			c.Close()
 			if strings.Join(got, " ") != tc.want {
