@@ -8,7 +8,9 @@
 // The runner puts a Link between each balancer and each of its replicas,
 // and between the replicas and each shared service (redis-server,
 // PostgreSQL). A Set keeps the links of one run by the address they lead
-// to.
+// to. With the processes on hosts of their own (--hosts netns, package
+// hosts), the links listen on the runner's address on the lab's bridge
+// instead (NewSetOn), which every host reaches.
 package link
 
 import (
@@ -40,8 +42,9 @@ func Validate(latency, jitter time.Duration) error {
 	return nil
 }
 
-// Link is one TCP proxy (on 127.0.0.1, or the IP of NewSetOn) to an upstream address, holding what
-// crosses it for the latency (± jitter) in each direction.
+// Link is one TCP proxy (on 127.0.0.1, or the IP given to NewSetOn) to
+// an upstream address, holding what crosses it for the latency (± jitter)
+// in each direction.
 type Link struct {
 	proxy    *toxiproxy.Proxy
 	upstream string
