@@ -282,6 +282,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	cfg.Hosts = mode
+	if mode == hosts.Netns && cfg.StoreURL != "" {
+		return nil, errors.New("--hosts netns puts the replicas on hosts with no route beyond the lab's bridge, so they cannot reach the database of --store-url; use --store postgres (a private PostgreSQL on a host of its own), or --hosts local")
+	}
 	if cfg.Sides[0].Name == "" || cfg.Sides[0].Name == cfg.Sides[1].Name {
 		return nil, errors.New("name two different strategies for the sides (statelab strategies lists them)")
 	}

@@ -187,7 +187,7 @@ type hostsFlags struct {
 }
 
 func (h *hostsFlags) add(fs *flagSet) {
-	fs.String(&h.mode, "hosts", hosts.Local, "where the lab's processes run, a `mode`: local (all on this machine's network stack, over loopback) or netns (every replica, balancer and shared service on a network namespace of its own with its own address, joined by one bridge; the users reach the balancers over it, and --latency's links carry the latency; Linux, as root; nothing is routed beyond the bridge, and everything is removed at exit)")
+	fs.String(&h.mode, "hosts", hosts.Local, "where the lab's processes run, a `mode`: local (all on this machine's network stack, over loopback) or netns (every replica, balancer and shared service on a network namespace of its own with its own address, joined by one bridge; the users reach the balancers over it, and --latency's links carry the latency; the balancers keep the ports of -left-addr and -right-addr, on their own addresses; Linux, as root; nothing is routed beyond the bridge, and everything is removed at exit)")
 	fs.String(&h.subnetText, "hosts-subnet", "", "with --hosts netns, the IPv4 `CIDR` the run's addresses come from: the runner takes the first on the bridge, each host the next (default: a /24 inside "+hosts.DefaultRange.String()+", the block reserved for network benchmarks, that nothing on this machine uses)")
 }
 

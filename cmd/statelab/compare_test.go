@@ -90,6 +90,7 @@ func TestRunCompareRejectsBadLoad(t *testing.T) {
 		{"a hosts subnet without netns", []string{"--hosts-subnet", "198.18.7.0/24"}, nil, "-hosts-subnet is for -hosts netns"},
 		{"a hosts subnet with host bits", nil, map[string]string{"STATELAB_HOSTS": "netns", "STATELAB_HOSTS_SUBNET": "198.18.7.1/24"}, "give the network's own address, 198.18.7.0/24"},
 		{"an IPv6 hosts subnet", []string{"--hosts", "netns", "--hosts-subnet", "fd00::/64"}, nil, "use an IPv4 subnet"},
+		{"hosts with a database of one's own", []string{"--hosts", "netns", "--store-url", "postgres://statelab@127.0.0.1:1/statelab"}, nil, "cannot reach the database of --store-url"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
