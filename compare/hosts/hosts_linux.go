@@ -122,7 +122,8 @@ func (l *Lab) makeBridge(ctx context.Context) error {
 	// A /24 of the default range that no interface and no route uses,
 	// starting from one the pid chooses, so that runners started at the
 	// same moment rarely reach for the same one. Should two claim one
-	// anyway, each sees the other's address, and the later tries another.
+	// anyway, each sees the other's address, lets go of its own and goes
+	// on from a /24 chosen at random.
 	n := 1 << (24 - DefaultRange.Bits())
 	start := l.pid % n
 	base := DefaultRange.Addr().As4()
@@ -143,6 +144,7 @@ func (l *Lab) makeBridge(ctx context.Context) error {
 		}
 		_ = l.sys.nl.AddrDel(link, &netlink.Addr{IPNet: ipNet(l.addr, p.Bits())})
 		l.addr, l.subnet = netip.Addr{}, netip.Prefix{}
+		start = rand.IntN(n) - i - 1
 		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
 	}
 	return fmt.Errorf("hosts: every /24 in %s is in use on this machine; give a free subnet with --hosts-subnet", DefaultRange)

@@ -224,3 +224,33 @@ func leftovers(t *testing.T, pid int) []string {
 	}
 	return left
 }
+
+// TestSubnets checks that two labs get subnets apart, even when their
+// pids would start the search at the same /24, and that a subnet asked for
+// that overlaps one in use is refused with what to do.
+func TestSubnets(t *testing.T) {
+	labtest.NeedRoot(t, "a lab of network namespaces")
+	ctx := context.Background()
+	a, err := hosts.Open(ctx, hosts.Config{Prefix: testPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// 512 /24s in the default range: this pid starts where a's did.
+	b, err := hosts.OpenAs(ctx, hosts.Config{Prefix: testPrefix}, os.Getpid()+512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if a.Subnet().Overlaps(b.Subnet()) {
+		t.Errorf("labs a and b share %s and %s", a.Subnet(), b.Subnet())
+	}
+	mine := netip.MustParsePrefix(netip.PrefixFrom(a.Addr(), 28).Masked().String())
+	if c, err := hosts.OpenAs(ctx, hosts.Config{Prefix: testPrefix, Subnet: mine}, os.Getpid()+1024); err == nil || !strings.Contains(err.Error(), "--hosts-subnet") {
+		c.Close()
+		t.Errorf("Open with %s, inside a's %s: %v; want an error that says to give another with --hosts-subnet", mine, a.Subnet(), err)
+	}
+	if left := leftovers(t, os.Getpid()+1024); len(left) > 0 {
+		t.Errorf("a failed Open left %v", left)
+	}
+}
