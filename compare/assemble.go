@@ -62,8 +62,12 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 
 // network is what lies between the run's processes.
 func (r *Runner) network() report.Network {
-	return report.Network{Hosts: report.HostsLocal,
+	n := report.Network{Hosts: report.HostsLocal,
 		LatencyMS: float64(r.cfg.Latency.Microseconds()) / 1000, JitterMS: float64(r.cfg.Jitter.Microseconds()) / 1000}
+	if r.lab != nil {
+		n.Hosts, n.Subnet = report.HostsNetns, r.lab.Subnet().String()
+	}
+	return n
 }
 
 // replicas are the side's replicas in service now, each with its link.

@@ -1,9 +1,15 @@
 package compare_test
 
 import (
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/compare/hosts"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/redisserver"
@@ -70,4 +76,114 @@ func TestNetworkScenario(t *testing.T) {
 		t.Errorf("redis: %.2f shared-service round trips per request over %d identified; want 1 or more",
 			redis.Costs.SharedRoundTripsPerRequest, redis.Costs.Identifications)
 	}
+}
+
+// TestNetworkScenarioOnHosts runs the network scenario, shorter still,
+// with --hosts netns: every replica, balancer and redis-server on a
+// network namespace of its own. From report.json: the run says netns and
+// its subnet; every replica listens on an address of its own in it (an
+// address no other namespace has, so the process was in its own), reached
+// through a link on the runner's address; the users' requests succeed over
+// the bridge, the redis side still pays its round trips and the jwt side
+// none; and once the runner has exited, no namespace, veth or bridge of
+// its is left.
+func TestNetworkScenarioOnHosts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds statelab and runs an 8-second comparison on network namespaces")
+	}
+	labtest.NeedRoot(t, "--hosts netns")
+	bin := labtest.Binary(t)
+	labtest.NeedProgram(t, "redis-server", redisserver.LookPath)
+
+	r := rtStartRunner(t, bin, "--scenario", "network", "--duration", "8s", "--users", "6", "--hosts", "netns", "--latency", "1ms")
+	select {
+	case <-r.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the runner did not finish within 60s")
+	}
+	if r.err != nil {
+		t.Fatalf("the runner failed: %v\n%s", r.err, r.out)
+	}
+	if left := hostsLeftBehind(t, r.cmd.Process.Pid); len(left) > 0 {
+		t.Errorf("after the run: %v left behind", left)
+	}
+	rep := rtReadReport(t, r.report)
+	subnet, err := netip.ParsePrefix(rep.Network.Subnet)
+	if err != nil || rep.Network.Hosts != report.HostsNetns || rep.Network.LatencyMS != 1 || !hosts.DefaultRange.Overlaps(subnet) {
+		t.Fatalf("report.json network = %+v; want hosts netns, 1 ms, a subnet inside %s", rep.Network, hosts.DefaultRange)
+	}
+	runner := subnet.Addr().Next() // the first address is the runner's, on the bridge
+	seen := map[netip.Addr]string{}
+	for _, name := range rep.SideOrder {
+		s := rep.Sides[name]
+		if s.Requests == 0 || s.Errors5xx != 0 || s.ConnErrors != 0 {
+			t.Errorf("%s: %d requests, %d 5xx, %d connection errors over the bridge; want requests and no failures", name, s.Requests, s.Errors5xx, s.ConnErrors)
+		}
+		if len(s.Replicas) != 2 {
+			t.Errorf("%s: replicas %+v, want the scenario's 2", name, s.Replicas)
+		}
+		for _, rp := range s.Replicas {
+			addr, err1 := netip.ParseAddrPort(rp.Addr)
+			link, err2 := netip.ParseAddrPort(rp.Link)
+			if err1 != nil || err2 != nil || !subnet.Contains(addr.Addr()) || addr.Addr() == runner || link.Addr() != runner {
+				t.Errorf("%s: replica %+v: want an address of its own in %s, and a link on the runner's %s", name, rp, subnet, runner)
+				continue
+			}
+			if other, ok := seen[addr.Addr()]; ok {
+				t.Errorf("replicas %s and %s share the address %s", other, rp.Name, addr.Addr())
+			}
+			seen[addr.Addr()] = rp.Name
+		}
+	}
+	balancers := 0
+	for line := range strings.Lines(r.out.String()) {
+		_, url, ok := strings.Cut(line, " balancer http://")
+		if !ok {
+			continue
+		}
+		host, _, _ := strings.Cut(url, " ")
+		if ap, err := netip.ParseAddrPort(host); err != nil || !subnet.Contains(ap.Addr()) || seen[ap.Addr()] != "" || ap.Addr() == runner {
+			t.Errorf("balancer at %s: want an address of its own in %s", host, subnet)
+		}
+		balancers++
+	}
+	if balancers != 2 {
+		t.Errorf("the runner's output names %d balancers, want 2:\n%s", balancers, r.out)
+	}
+	redis, jwt := rep.Sides["redis"].Costs, rep.Sides["jwt"].Costs
+	if jwt.SharedRoundTrips != 0 || redis.SharedRoundTripsPerRequest < 1 {
+		t.Errorf("shared-service round trips per request: redis %.2f, jwt %.2f (%d); want redis 1 or more, jwt none",
+			redis.SharedRoundTripsPerRequest, jwt.SharedRoundTripsPerRequest, jwt.SharedRoundTrips)
+	}
+	t.Logf("authenticated read p50 on hosts: redis %.2f ms, jwt %.2f ms", redis.ReadLatencyMS.P50, jwt.ReadLatencyMS.P50)
+	if redis.ReadLatencyMS.P50-jwt.ReadLatencyMS.P50 < 2 {
+		t.Errorf("authenticated read p50: redis %.2f ms, jwt %.2f ms; want redis at least one round trip (2 ms) above", redis.ReadLatencyMS.P50, jwt.ReadLatencyMS.P50)
+	}
+}
+
+// hostsLeftBehind lists the network namespaces and links named after the
+// runner with pid.
+func hostsLeftBehind(t *testing.T, pid int) []string {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return nil
+	}
+	name := hosts.DefaultPrefix + strconv.Itoa(pid)
+	var left []string
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), name+"-") {
+			left = append(left, "netns "+e.Name())
+		}
+	}
+	links, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if l.Name() == name || strings.HasPrefix(l.Name(), name+"-") {
+			left = append(left, "link "+l.Name())
+		}
+	}
+	return left
 }

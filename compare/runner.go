@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/hosts"
 	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
@@ -95,6 +97,16 @@ type Config struct {
 	// costs 2·Latency. Whole milliseconds.
 	Latency time.Duration
 	Jitter  time.Duration
+	// Hosts is where the processes run: hosts.Local (or ""), all on this
+	// machine's one network stack, or hosts.Netns, every replica, each
+	// balancer and each shared service on a host of its own (package
+	// hosts: a network namespace on the run's bridge; Linux, root), with
+	// addresses from HostsSubnet (the zero Prefix: a free /24 inside
+	// 198.18.0.0/15). The runner, its users and its dashboard stay in the
+	// runner's own namespace: the users reach the balancers over the bridge,
+	// and the dashboard stays on Addr.
+	Hosts       string
+	HostsSubnet netip.Prefix
 	// OnEvent, when set, is called by the timeline just before it plays
 	// each scenario event, with the time since the users started and every
 	// side's counters at that instant, keyed by strategy name: what a
@@ -228,6 +240,8 @@ type Runner struct {
 	// replicaDSN is the replicas' --db: the shared store's DSN, through
 	// its link when there is one.
 	replicaDSN string
+	// lab holds the hosts of a run with Config.Hosts netns; nil otherwise.
+	lab *hosts.Lab
 
 	mu      sync.Mutex
 	log     []report.EventRecord
@@ -263,6 +277,14 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := link.Validate(cfg.Latency, cfg.Jitter); err != nil {
 		return nil, err
 	}
+	mode, err := hosts.ParseMode(cfg.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Hosts = mode
+	if mode == hosts.Netns && cfg.StoreURL != "" {
+		return nil, errors.New("--hosts netns puts the replicas on hosts with no route beyond the lab's bridge, so they cannot reach the database of --store-url; use --store postgres (a private PostgreSQL on a host of its own), or --hosts local")
+	}
 	if cfg.Sides[0].Name == "" || cfg.Sides[0].Name == cfg.Sides[1].Name {
 		return nil, errors.New("name two different strategies for the sides (statelab strategies lists them)")
 	}
@@ -274,14 +296,21 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
 	}
-	db, err := store.OpenShared(ctx, cfg.Store, cfg.StoreURL, cfg.WorkDir)
+	// The hosts come first: a machine that cannot have them stops the
+	// run before anything has started.
+	lab, err := openLab(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	db, err := openStore(ctx, cfg, lab)
+	if err != nil {
+		lab.Close()
+		return nil, err
+	}
 	r := &Runner{cfg: cfg, gate: &load.Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
-		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}, replicaDSN: db.DSN}
+		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}, replicaDSN: db.DSN, lab: lab}
 	if cfg.Latency > 0 {
-		r.links = link.NewSet(cfg.Latency, cfg.Jitter)
+		r.links = r.newLinks()
 		if host := db.Host(); host != "" {
 			addr, err := r.links.To(host)
 			if err == nil {
@@ -290,13 +319,16 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			if err != nil {
 				r.links.Close()
 				db.Close()
+				lab.Close()
 				return nil, fmt.Errorf("a link to the shared store: %w", err)
 			}
 		}
 	}
 	if cfg.ReplicaCPU > 0 {
 		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
+			r.closeLinks()
 			db.Close()
+			lab.Close()
 			return nil, err
 		}
 	}
@@ -310,6 +342,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	fail := func(err error) (*Runner, error) {
 		r.closeSides()
 		db.Close()
+		if cerr := lab.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
 		if cerr := r.limiter.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -358,7 +393,23 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 // others.
 func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFile *os.File) (*side, error) {
 	addr := r.cfg.BalancerAddrs[i]
-	ln, err := net.Listen("tcp", addr)
+	var lbHost *hosts.Host
+	listen := net.Listen
+	if r.lab != nil {
+		// The balancer's own host, on the port asked for: the users
+		// reach it over the bridge.
+		var err error
+		if lbHost, err = r.lab.Host("lb-" + st.Name); err != nil {
+			return nil, fmt.Errorf("%s balancer: %w", st.Name, err)
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s balancer: address %q: %w", st.Name, addr, err)
+		}
+		addr = net.JoinHostPort(lbHost.IP(), port)
+		listen = lbHost.Listen
+	}
+	ln, err := listen("tcp", addr)
 	if err != nil {
 		flagName := [2]string{"left-addr", "right-addr"}[i]
 		return nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName)
@@ -373,7 +424,15 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 			return s, fmt.Errorf("%s: the runner cannot start %s", st.Name, svc.Program)
 		}
 		dir := filepath.Join(r.cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
-		if s.redis, err = redisserver.Start(ctx, dir); err != nil {
+		var on redisserver.Host // nil: this machine's network stack
+		if r.lab != nil {
+			h, err := r.lab.Host("redis-" + st.Name)
+			if err != nil {
+				return s, fmt.Errorf("%s: redis-server: %w", st.Name, err)
+			}
+			on = h
+		}
+		if s.redis, err = redisserver.StartOn(ctx, dir, on); err != nil {
 			return s, fmt.Errorf("%s: start redis-server: %w", st.Name, err)
 		}
 		ep := strategy.Endpoint{Addr: s.redis.Addr(), Secret: s.redis.Password()}
@@ -385,29 +444,36 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 		services[svc] = ep
 	}
 	if r.links != nil {
-		s.links, s.linked = link.NewSet(r.cfg.Latency, r.cfg.Jitter), map[string]string{}
+		s.links, s.linked = r.newLinks(), map[string]string{}
 	}
 	policy, err := balancer.ParseAffinity(st.Affinity)
 	if err != nil {
 		return s, err
 	}
-	s.lb = balancer.New(balancer.Config{Side: st.Name, Logger: r.cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()})
+	bc := balancer.Config{Side: st.Name, Logger: r.cfg.Logger, Registerer: r.reg, Policy: policy, SlowChecks: r.slowChecks()}
+	if lbHost != nil {
+		bc.Dial = lbHost.DialContext // from the balancer's host, over the bridge
+	}
+	s.lb = balancer.New(bc)
 	s.stats.CountRetries(s.lb.Retries)
 	var confine func(string, *exec.Cmd) (func(int) error, error)
 	if r.limiter != nil {
 		confine = r.limiter.Confine
 	}
 	rc := strategy.ReplicaConfig{DB: r.replicaDSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}
+	freeAddr, start := r.placeReplicas()
 	s.sup = supervisor.New(supervisor.Config{
-		Side:    st.Name,
-		Command: st.Server,
-		Binary:  r.cfg.Binary,
-		Args:    st.ReplicaArgs(rc),
-		Env:     slices.Concat(st.ReplicaEnv(rc), r.db.Env, r.goMaxProcs()),
-		Log:     logFile,
-		Logger:  r.cfg.Logger,
-		Confine: confine,
-		OnReady: func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
+		Side:     st.Name,
+		Command:  st.Server,
+		Binary:   r.cfg.Binary,
+		Args:     slices.Concat(st.ReplicaArgs(rc), r.hostsArgs()),
+		Env:      slices.Concat(st.ReplicaEnv(rc), r.db.Env, r.goMaxProcs()),
+		Log:      logFile,
+		Logger:   r.cfg.Logger,
+		Confine:  confine,
+		FreeAddr: freeAddr,
+		Start:    start,
+		OnReady:  func(rep supervisor.Replica) { s.lb.MarkReady(rep.ID) },
 		BeforeStop: func(rep supervisor.Replica) {
 			// Drain, then wait for the requests already handed to the
 			// replica, so a graceful stop interrupts nothing. A replica
@@ -585,6 +651,9 @@ func (r *Runner) Registry() *prometheus.Registry { return r.reg }
 // It returns the report even when a consistency check failed; the error then
 // says so.
 func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.Report, error) {
+	// The hosts go last, once every process in them has stopped and the
+	// shared store (a private PostgreSQL on a host) is closed.
+	defer r.closeLab()
 	defer r.db.Close()
 	out := r.cfg.Stdout
 	sc := r.cfg.Scenario
@@ -638,6 +707,10 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", sc.Replicas)
 	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, sc.Replicas) }); err != nil {
 		return nil, fmt.Errorf("start replicas: %w", err)
+	}
+	if r.lab != nil {
+		fmt.Fprintf(out, "hosts: every replica, balancer and shared service on a network namespace of its own, on bridge %s, subnet %s; the runner is %s (`ip netns` lists them)\n",
+			r.lab.Bridge(), r.lab.Subnet(), r.lab.Addr())
 	}
 	for _, s := range r.sides {
 		fmt.Fprintf(out, "%-14s balancer %s (%s)\n", s.name, s.url, s.st.Where)

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/hosts"
 	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/matrix"
@@ -55,6 +57,8 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	var lk linkFlags
 	networkDefaults, _ := scenario.Load("network")
 	lk.add(fs, "; when unset, the scenario's (network: "+networkDefaults.Latency.Std().String()+")")
+	var hf hostsFlags
+	hf.add(fs)
 	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
 	var fileSD, matrixFile string
 	fs.String(&matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
@@ -89,6 +93,9 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		lk.latency = sc.Latency.Std()
 	}
 	if err := lk.check(); err != nil {
+		return err
+	}
+	if err := hf.check(); err != nil {
 		return err
 	}
 	if sides == "" {
@@ -139,6 +146,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		NoReadCache: !load.readCache,
 		Store:       st.kind, StoreURL: st.url,
 		Latency: lk.latency, Jitter: lk.jitter,
+		Hosts: hf.mode, HostsSubnet: hf.subnet,
 	})
 	if err != nil {
 		ln.Close()
@@ -167,6 +175,35 @@ func (l *linkFlags) add(fs *flagSet, more string) {
 func (l *linkFlags) check() error {
 	if err := link.Validate(l.latency, l.jitter); err != nil {
 		return fmt.Errorf("-latency/-jitter: %w", err)
+	}
+	return nil
+}
+
+// hostsFlags are --hosts and --hosts-subnet: where the lab's processes run
+// (package hosts), for compare and matrix alike.
+type hostsFlags struct {
+	mode, subnetText string
+	subnet           netip.Prefix
+}
+
+func (h *hostsFlags) add(fs *flagSet) {
+	fs.String(&h.mode, "hosts", hosts.Local, "where the lab's processes run, a `mode`: local (all on this machine's network stack, over loopback) or netns (every replica, balancer and shared service on a network namespace of its own with its own address, joined by one bridge; the users reach the balancers over it, and --latency's links carry the latency; the balancers keep the ports of -left-addr and -right-addr, on their own addresses; Linux, as root; nothing is routed beyond the bridge, and everything is removed at exit)")
+	fs.String(&h.subnetText, "hosts-subnet", "", "with --hosts netns, the IPv4 `CIDR` the run's addresses come from: the runner takes the first on the bridge, each host the next (default: a /24 inside "+hosts.DefaultRange.String()+", the block reserved for network benchmarks, that nothing on this machine uses)")
+}
+
+func (h *hostsFlags) check() error {
+	var err error
+	if h.mode, err = hosts.ParseMode(h.mode); err != nil {
+		return fmt.Errorf("-hosts: %w", err)
+	}
+	if h.subnetText == "" {
+		return nil
+	}
+	if h.mode != hosts.Netns {
+		return errors.New("-hosts-subnet is for -hosts netns; add -hosts netns, or drop -hosts-subnet")
+	}
+	if h.subnet, err = hosts.ParseSubnet(h.subnetText); err != nil {
+		return fmt.Errorf("-hosts-subnet: %w", err)
 	}
 	return nil
 }

@@ -58,6 +58,7 @@ func TestRunCompareHelpListsTheLoadFlags(t *testing.T) {
 		"-deadline duration", "[$STATELAB_DEADLINE]", "timeout",
 		"-max-outstanding requests", "[$STATELAB_MAX_OUTSTANDING]", "dropped",
 		"-latency delay", "[$STATELAB_LATENCY]", "-jitter much", "[$STATELAB_JITTER]",
+		"-hosts mode", "[$STATELAB_HOSTS]", "-hosts-subnet CIDR", "[$STATELAB_HOSTS_SUBNET]",
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("compare -h does not say %q", want)
@@ -85,6 +86,11 @@ func TestRunCompareRejectsBadLoad(t *testing.T) {
 		{"a store URL of another kind", nil, map[string]string{"STATELAB_STORE_URL": "mysql://127.0.0.1/statelab"}, "want a postgres:// URL"},
 		{"a latency below a millisecond", []string{"--latency", "500us"}, nil, "latency is 500µs; use whole milliseconds"},
 		{"a jitter beyond the latency", nil, map[string]string{"STATELAB_LATENCY": "1ms", "STATELAB_JITTER": "2ms"}, "jitter is 2ms"},
+		{"unknown hosts", []string{"--hosts", "docker"}, nil, `-hosts: hosts "docker": use local`},
+		{"a hosts subnet without netns", []string{"--hosts-subnet", "198.18.7.0/24"}, nil, "-hosts-subnet is for -hosts netns"},
+		{"a hosts subnet with host bits", nil, map[string]string{"STATELAB_HOSTS": "netns", "STATELAB_HOSTS_SUBNET": "198.18.7.1/24"}, "give the network's own address, 198.18.7.0/24"},
+		{"an IPv6 hosts subnet", []string{"--hosts", "netns", "--hosts-subnet", "fd00::/64"}, nil, "use an IPv4 subnet"},
+		{"hosts with a database of one's own", []string{"--hosts", "netns", "--store-url", "postgres://statelab@127.0.0.1:1/statelab"}, nil, "cannot reach the database of --store-url"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -61,6 +61,8 @@ Flags:
 	st.add(fs)
 	var lk linkFlags
 	lk.add(fs, "")
+	var hf hostsFlags
+	hf.add(fs)
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +72,9 @@ Flags:
 		return err
 	}
 	if err := lk.check(); err != nil {
+		return err
+	}
+	if err := hf.check(); err != nil {
 		return err
 	}
 	if quick {
@@ -111,7 +116,7 @@ Flags:
 		Binary: bin, Strategies: sts, Faults: fts, Users: users, Replicas: replicas,
 		Warmup: warmup, Window: window, Think: think, Seed: seed, Quick: quick,
 		Addr: addr, ReportDir: reportDir, WorkDir: dir, Latest: latest, Store: st.kind, StoreURL: st.url,
-		Latency: lk.latency, Jitter: lk.jitter,
+		Latency: lk.latency, Jitter: lk.jitter, Hosts: hf.mode, HostsSubnet: hf.subnet,
 		RequireTools: getenv("CI") != "",
 		Stdout:       stdout, Interactive: isTerminal(stdout),
 		Logger:    newLogger(stderr, logFormat, logLevel).With("component", "matrix"),

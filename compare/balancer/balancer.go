@@ -46,6 +46,10 @@ type Config struct {
 	// replica, a one-second dial timeout, no proxy from the environment and
 	// no transparent gzip, so responses pass through exactly as sent.
 	Transport http.RoundTripper
+	// Dial, when set, makes the default Transport's connections, within
+	// the same one-second timeout: a balancer on a host of its own (package
+	// hosts) dials from inside it. Unused with a Transport.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Policy chooses the replica for each request; nil means RoundRobin.
 	Policy Policy
 	// SlowChecks is how many health checks in a row must time out before a
@@ -263,8 +267,16 @@ func New(cfg Config) *Balancer {
 	}
 	transport := cfg.Transport
 	if transport == nil {
+		dial := (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext
+		if cfg.Dial != nil {
+			dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				ctx, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				return cfg.Dial(ctx, network, addr)
+			}
+		}
 		transport = &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:           dial,
 			MaxIdleConns:          256,
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       30 * time.Second,

@@ -8,13 +8,16 @@
 // The runner puts a Link between each balancer and each of its replicas,
 // and between the replicas and each shared service (redis-server,
 // PostgreSQL). A Set keeps the links of one run by the address they lead
-// to.
+// to. With the processes on hosts of their own (--hosts netns, package
+// hosts), the links listen on the runner's address on the lab's bridge
+// instead (NewSetOn), which every host reaches.
 package link
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -39,8 +42,9 @@ func Validate(latency, jitter time.Duration) error {
 	return nil
 }
 
-// Link is one TCP proxy on 127.0.0.1 to an upstream address, holding what
-// crosses it for the latency (± jitter) in each direction.
+// Link is one TCP proxy (on 127.0.0.1, or the IP given to NewSetOn) to
+// an upstream address, holding what crosses it for the latency (± jitter)
+// in each direction.
 type Link struct {
 	proxy    *toxiproxy.Proxy
 	upstream string
@@ -59,6 +63,7 @@ func (l *Link) Close() { l.proxy.Stop() }
 // with one latency and jitter.
 type Set struct {
 	latency, jitter time.Duration
+	listen          string // the IP every link listens on
 	server          *toxiproxy.ApiServer
 
 	mu     sync.Mutex
@@ -69,8 +74,16 @@ type Set struct {
 // NewSet returns an empty set whose links will hold bytes for latency ±
 // jitter each way. Validate them first.
 func NewSet(latency, jitter time.Duration) *Set {
+	return NewSetOn("127.0.0.1", latency, jitter)
+}
+
+// NewSetOn is NewSet with the links listening on ip instead of 127.0.0.1:
+// with the lab's processes on hosts of their own (package hosts), the
+// runner's address on the lab's bridge, which every host reaches. A link
+// still dials its upstream from the runner's own network stack.
+func NewSetOn(ip string, latency, jitter time.Duration) *Set {
 	return &Set{
-		latency: latency, jitter: jitter,
+		latency: latency, jitter: jitter, listen: ip,
 		// Toxiproxy's proxies report to an API server; this one is
 		// never served, and its metrics go to a registry nobody reads.
 		server: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop()),
@@ -149,7 +162,7 @@ func (s *Set) Close() {
 
 func (s *Set) open(upstream string) (*Link, error) {
 	name := "link-" + strings.NewReplacer(":", "-", "[", "", "]", "").Replace(upstream)
-	p := toxiproxy.NewProxy(s.server, name, "127.0.0.1:0", upstream)
+	p := toxiproxy.NewProxy(s.server, name, net.JoinHostPort(s.listen, "0"), upstream)
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("link to %s: %w", upstream, err)
 	}

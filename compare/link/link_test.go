@@ -3,6 +3,7 @@ package link_test
 import (
 	"bufio"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -122,5 +123,32 @@ func TestValidate(t *testing.T) {
 		if err := link.Validate(tc.latency, tc.jitter); (err == nil) != tc.ok {
 			t.Errorf("Validate(%s, %s) = %v, want ok %v", tc.latency, tc.jitter, err, tc.ok)
 		}
+	}
+}
+
+// TestNewSetOn checks that a set's links listen on the IP given, where the
+// hosts of --hosts netns reach the runner, and still lead to their
+// upstream. 127.0.0.2 is a loopback address of its own on Linux.
+func TestNewSetOn(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("127.0.0.2 answers on Linux only")
+	}
+	up := echo(t)
+	s := link.NewSetOn("127.0.0.2", time.Millisecond, 0)
+	defer s.Close()
+	addr, err := s.To(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.2" {
+		t.Errorf("link at %s, want one on 127.0.0.2", addr)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := roundTrip(t, c, bufio.NewReader(c)); got < 2*time.Millisecond {
+		t.Errorf("round trip took %s, want at least 2ms", got)
 	}
 }

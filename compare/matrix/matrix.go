@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -76,6 +77,10 @@ type Config struct {
 	// Latency and Jitter put a link on every hop of every run, as
 	// statelab compare's --latency and --jitter do.
 	Latency, Jitter time.Duration
+	// Hosts and HostsSubnet put every process of every run on a host of
+	// its own, as statelab compare's --hosts and --hosts-subnet do.
+	Hosts       string
+	HostsSubnet netip.Prefix
 	// Latest, when set, gets a copy of matrix.html: the file the
 	// dashboard serves at /matrix.
 	Latest string
@@ -443,6 +448,7 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(cfg.ReportDir, "runs", dirName), WorkDir: filepath.Join(cfg.WorkDir, dirName),
 		Store: cfg.Store, StoreURL: cfg.StoreURL, Latency: cfg.Latency, Jitter: cfg.Jitter,
+		Hosts: cfg.Hosts, HostsSubnet: cfg.HostsSubnet,
 		Stdout: io.Discard, Logger: cfg.Logger, Dashboard: cfg.Dashboard,
 		// On a busy machine the first sign-ins (bcrypt) and a slow event
 		// (a rolling restart waiting for its requests) would eat into the

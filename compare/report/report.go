@@ -121,12 +121,20 @@ type SideReport struct {
 // one network stack, and reaches the others over loopback.
 const HostsLocal = "local"
 
+// HostsNetns is Network.Hosts when every replica, balancer and shared
+// service runs on a network namespace of its own, with its own address in
+// Network.Subnet, and reaches the others over the run's bridge.
+const HostsNetns = "netns"
+
 // Network is what lies between the lab's processes: where they run, and
 // the links (package link) on every hop the lab controls — each balancer
 // to its replicas, the replicas to each shared service.
 type Network struct {
-	// Hosts is where the processes run: HostsLocal.
+	// Hosts is where the processes run: HostsLocal or HostsNetns.
 	Hosts string `json:"hosts"`
+	// Subnet is, with HostsNetns, the run's subnet (CIDR): the runner's
+	// address on the bridge and every host's are in it.
+	Subnet string `json:"subnet,omitempty"`
 	// LatencyMS is the one-way delay of every link, so a round trip
 	// across one costs twice it; 0 when there are no links. JitterMS is
 	// how far each delay may vary either way.
@@ -145,6 +153,9 @@ type Replica struct {
 // String says it in a sentence, for report.md.
 func (n Network) String() string {
 	where := "every process on this machine, over loopback"
+	if n.Hosts == HostsNetns {
+		where = "every replica, balancer and shared service on a network namespace of its own, each with its own address in " + n.Subnet + ", over one bridge"
+	}
 	if n.LatencyMS <= 0 {
 		return "Network: " + where + ", with no delay added between them."
 	}

@@ -57,6 +57,15 @@ type Config struct {
 	// never runs outside its limit by mistake. (cpulimit.Limiter.Confine.)
 	Confine func(id string, cmd *exec.Cmd) (started func(pid int) error, err error)
 
+	// FreeAddr and Start, when set, put each replica on a host of its own
+	// (package hosts: a network namespace). FreeAddr picks the host:port a
+	// new process of replica id listens on, instead of a free port on
+	// 127.0.0.1; Start starts the process, instead of cmd.Start. The
+	// readiness probe still dials from the supervisor's own process, so the
+	// address must be reachable from it.
+	FreeAddr func(id string) (string, error)
+	Start    func(id string, cmd *exec.Cmd) error
+
 	ReadyTimeout time.Duration // how long a new process may take to answer /api/ready (default 10s)
 	StopTimeout  time.Duration // graceful stop: SIGTERM, then SIGKILL after this long (default 10s)
 
@@ -499,7 +508,7 @@ func (s *Supervisor) launch(ctx context.Context, id, addr string, restarts int, 
 		a := addr
 		if a == "" {
 			var err error
-			if a, err = freeAddr(); err != nil {
+			if a, err = s.freeAddr(id); err != nil {
 				return nil, fmt.Errorf("start %s: find a free port: %w", id, err)
 			}
 		}
@@ -547,7 +556,11 @@ func (s *Supervisor) spawn(id, addr string, restarts int, lastExit *os.ProcessSt
 	}
 	p := &proc{id: id, addr: addr, cmd: cmd, stdin: w, out: out, restarts: restarts, lastExit: lastExit, done: make(chan struct{})}
 	p.spawned = time.Now()
-	err = cmd.Start()
+	if s.cfg.Start != nil {
+		err = s.cfg.Start(id, cmd)
+	} else {
+		err = cmd.Start()
+	}
 	r.Close() // the replica has its own copy; keeping ours would hide the runner's death from it
 	if err != nil {
 		w.Close()
@@ -754,6 +767,14 @@ func exitStatus(st *os.ProcessState) string {
 		return "still running"
 	}
 	return st.String()
+}
+
+// freeAddr is Config.FreeAddr, or else a free port on 127.0.0.1.
+func (s *Supervisor) freeAddr(id string) (string, error) {
+	if s.cfg.FreeAddr != nil {
+		return s.cfg.FreeAddr(id)
+	}
+	return freeAddr()
 }
 
 func freeAddr() (string, error) {

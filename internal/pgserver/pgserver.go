@@ -120,11 +120,23 @@ func runAs() (*account, error) {
 	return &account{name: unprivilegedUser, uid: uid, gid: gid}, nil
 }
 
+// Host is a machine of the lab's own that a server can run on (package
+// compare/hosts: a network namespace with an address of its own).
+type Host interface {
+	IP() string                // the host's address, which the server listens on
+	Start(cmd *exec.Cmd) error // starts a process on the host
+}
+
+// Port is the port the server listens on when it has a host to itself.
+const Port = 5432
+
 // Server is one private PostgreSQL cluster and its server process.
 type Server struct {
 	bin      string   // the directory of initdb and postgres
 	root     string   // the cluster's own directory, removed by Stop
 	acct     *account // who runs the server; nil for the caller
+	ip       string
+	host     Host // nil: this machine's own network stack
 	port     int
 	password string
 
@@ -142,6 +154,14 @@ type Server struct {
 // that user must be able to reach dir (a directory made by os.MkdirTemp
 // is 0700, and its children are out of reach).
 func Start(ctx context.Context, dir string) (*Server, error) {
+	return StartOn(ctx, dir, nil)
+}
+
+// StartOn is Start on host: the server runs inside it and listens on its
+// address and Port, and takes password connections from the host's own
+// subnet (pg_hba's samenet), which the caller reaches it across. A nil
+// host is Start.
+func StartOn(ctx context.Context, dir string, host Host) (*Server, error) {
 	bin, err := LookPath()
 	if err != nil {
 		return nil, err
@@ -157,17 +177,23 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, root: root, acct: acct}
+	s := &Server{bin: bin, root: root, acct: acct, ip: "127.0.0.1", host: host, port: Port}
+	if host != nil {
+		s.ip = host.IP()
+	}
 	if err := s.initdb(ctx); err != nil {
 		os.RemoveAll(root)
 		return nil, err
 	}
 	// Another process may take the free port between our probe and the
-	// server's bind; a few tries make that race harmless.
+	// server's bind; a few tries make that race harmless. A host of its
+	// own has the well-known port free.
 	for try := 0; ; try++ {
-		if s.port, err = freePort(); err != nil {
-			os.RemoveAll(root)
-			return nil, err
+		if host == nil {
+			if s.port, err = freePort(); err != nil {
+				os.RemoveAll(root)
+				return nil, err
+			}
 		}
 		if err = s.start(ctx); err == nil {
 			break
@@ -228,7 +254,17 @@ func (s *Server) initdb(ctx context.Context) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	return nil
+	if s.host == nil {
+		return nil
+	}
+	// initdb lets in loopback only; on a host of its own the clients
+	// come from the host's subnet, with the password all the same.
+	hba, err := os.OpenFile(filepath.Join(s.root, "data", "pg_hba.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = hba.WriteString("host all all samenet scram-sha-256\n")
+	return errors.Join(err, hba.Close())
 }
 
 // reachable returns an error when acct cannot search every directory
@@ -267,7 +303,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"),
 		"-D", filepath.Join(s.root, "data"),
-		"-c", "listen_addresses=127.0.0.1",
+		"-c", "listen_addresses="+s.ip,
 		"-c", "port="+strconv.Itoa(s.port),
 		// No unix socket: the one way in is TCP with a password.
 		"-c", "unix_socket_directories=",
@@ -282,7 +318,11 @@ func (s *Server) start(ctx context.Context) error {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr(s.acct)
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if s.host != nil {
+		start = func() error { return s.host.Start(cmd) }
+	}
+	if err := start(); err != nil {
 		logFile.Close()
 		return fmt.Errorf("start postgres: %w", err)
 	}
@@ -368,7 +408,7 @@ func (s *Server) Env() []string { return []string{EnvPassword + "=" + s.password
 
 // Addr returns the host:port the server listens on.
 func (s *Server) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	return net.JoinHostPort(s.ip, strconv.Itoa(s.port))
 }
 
 // Dir returns the cluster's directory, which Stop removes.

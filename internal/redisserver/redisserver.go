@@ -50,13 +50,25 @@ var Disabled = []string{
 	"REPLICAOF", "SLAVEOF", "SYNC", "PSYNC", "MIGRATE", "SAVE", "BGSAVE", "BGREWRITEAOF",
 }
 
-// Server is one redis-server process and the port and password it keeps
-// across restarts.
+// Host is a machine of the lab's own that a server can run on (package
+// compare/hosts: a network namespace with an address of its own).
+type Host interface {
+	IP() string                // the host's address, which the server listens on
+	Start(cmd *exec.Cmd) error // starts a process on the host
+}
+
+// Port is the port redis-server listens on when it has a host to itself.
+const Port = 6379
+
+// Server is one redis-server process and the address and password it
+// keeps across restarts.
 type Server struct {
 	bin      string
 	dir      string
+	ip       string
 	port     int
 	password string
+	host     Host // nil: this machine's own network stack
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -77,6 +89,14 @@ type Server struct {
 // from argv, and the Disabled commands are gone. dir is made (or
 // tightened to) 0700, and its log 0600.
 func Start(ctx context.Context, dir string) (*Server, error) {
+	return StartOn(ctx, dir, nil)
+}
+
+// StartOn is Start on host: redis-server runs inside it and listens on its
+// address and Port (with a password and the Disabled commands gone, as on
+// 127.0.0.1), and the caller reaches it across the host's network. A nil
+// host is Start.
+func StartOn(ctx context.Context, dir string, host Host) (*Server, error) {
 	bin, err := LookPath()
 	if err != nil {
 		return nil, err
@@ -92,11 +112,13 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	// Another process may take the free port between our probe and
 	// redis's bind; a few tries make that race harmless.
 	for try := 0; ; try++ {
-		port, err := freePort()
-		if err != nil {
+		s := &Server{bin: bin, dir: dir, ip: "127.0.0.1", port: Port, password: password, host: host}
+		if host != nil {
+			// A host of its own: the well-known port is free.
+			s.ip = host.IP()
+		} else if s.port, err = freePort(); err != nil {
 			return nil, err
 		}
-		s := &Server{bin: bin, dir: dir, port: port, password: password}
 		err = s.start(ctx)
 		if err == nil {
 			return s, nil
@@ -109,7 +131,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 
 // Addr returns the host:port redis listens on, the same after a Restart.
 func (s *Server) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	return net.JoinHostPort(s.ip, strconv.Itoa(s.port))
 }
 
 // Password returns the password a client must AUTH with (as the default
@@ -211,7 +233,11 @@ func (s *Server) start(ctx context.Context) error {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if s.host != nil {
+		start = func() error { return s.host.Start(cmd) }
+	}
+	if err := start(); err != nil {
 		logFile.Close()
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -248,7 +274,7 @@ func (s *Server) start(ctx context.Context) error {
 func (s *Server) config() string {
 	var b strings.Builder
 	for _, line := range []string{
-		"bind 127.0.0.1",
+		"bind " + s.ip,
 		"port " + strconv.Itoa(s.port),
 		`save ""`,
 		"appendonly no",

@@ -39,6 +39,12 @@ type Shared struct {
 // PostgreSQL is the database url names or, without one, a private server
 // started here and stopped by Close.
 func OpenShared(ctx context.Context, kind, url, workDir string) (*Shared, error) {
+	return OpenSharedOn(ctx, kind, url, workDir, nil)
+}
+
+// OpenSharedOn is OpenShared with the private PostgreSQL, if it starts
+// one, on host (pgserver.StartOn): a network namespace of its own.
+func OpenSharedOn(ctx context.Context, kind, url, workDir string, host pgserver.Host) (*Shared, error) {
 	switch kind = Chosen(kind, url); kind {
 	case SQLite:
 		dsn := filepath.Join(workDir, "library.db")
@@ -75,7 +81,7 @@ func OpenShared(ctx context.Context, kind, url, workDir string) (*Shared, error)
 	if err != nil {
 		return nil, fmt.Errorf("a directory for PostgreSQL: %w", err)
 	}
-	pg, err := pgserver.Start(ctx, dir)
+	pg, err := pgserver.StartOn(ctx, dir, host)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start a private PostgreSQL: %w", err)
