@@ -49,12 +49,12 @@
         el('div', {}, el('span', { text: 'code ' }), el('b', { className: 'class-code', text: c.code }))));
     }
     join.append(el('div', { className: 'class-count', 'data-students': String(c.students) },
-      el('b', { text: String(c.students) }), el('span', { text: c.students === 1 ? ' student joined' : ' students joined' })));
+      el('b', { text: String(c.students) }), el('span', { text: ' joined' })));
 
-    const evText = ev ? 'at the last event (' + (words[ev.kind] || ev.kind) + ', ' + Math.round(ev.at_s) + ' s)' : 'at the last event';
-    const head = el('tr', {}, el('th', { scope: 'col' }), el('th', { scope: 'col', text: 'signed in now' }),
+    const evText = ev ? 'at the ' + (words[ev.kind] || ev.kind) + ' (' + Math.round(ev.at_s) + ' s)' : 'at the last event';
+    const head = el('tr', {}, el('th', { scope: 'col', text: 'students' }), el('th', { scope: 'col', text: 'signed in' }),
       el('th', { scope: 'col', text: 'lost their sign-in ' + evText }), el('th', { scope: 'col', text: 'carts lost' }),
-      el('th', { scope: 'col', text: 'simulated users, since' }));
+      el('th', { scope: 'col', text: 'simulated users since' }));
     const rows = order.map((name) => {
       const sd = c.sides[name];
       const lost = sd.lost_at_last_event || [];
@@ -73,7 +73,7 @@
         el('td', { 'data-k': 'signed-in', text: String(sd.signed_in) }),
         names,
         el('td', { 'data-k': 'carts', text: ev ? String(sd.carts_lost_at_last_event) : '–' }),
-        el('td', { 'data-k': 'simulated', text: sim ? plural(sim.sessions_lost, 'session', 'sessions') + ', ' + plural(sim.cart_items_lost, 'cart item', 'cart items') : '–' }));
+        el('td', { 'data-k': 'simulated', text: sim ? plural(sim.sessions_lost, 'session', 'sessions') + ', ' + plural(sim.cart_items_lost, 'item', 'items') : '–' }));
     });
     const table = el('table', { className: 'class-sides' }, el('thead', {}, head), el('tbody', {}, ...rows));
     panel.replaceChildren(el('h2', { className: 'visually-hidden', text: 'The class' }), join, table);
