@@ -30,7 +30,7 @@ import (
 const classScenario = `name: class
 description: one restart, fired by the teacher
 replicas: 2
-duration: 4s
+duration: 30s
 events:
   - at: 1s
     action: restart
