@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/statelab/statelab/compare/class"
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
@@ -30,6 +31,7 @@ func (r *Runner) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/feed", r.handleFeed)
 	mux.Handle("POST /api/control/{action}", r.guardControl(http.HandlerFunc(r.handleControl)))
+	r.classRoutes(mux)
 	if r.cfg.Dashboard != nil {
 		mux.Handle("/", r.cfg.Dashboard)
 	} else {
@@ -37,7 +39,46 @@ func (r *Runner) Handler() http.Handler {
 			fmt.Fprint(w, "statelab comparison runner\n\n  GET  /api/feed                 the numbers, once a second (JSON; ?history=SECONDS for the samples since then)\n  GET  /metrics                  the same numbers for Prometheus\n  POST /api/control/ACTION       restart, crash, scale-up, scale-down, restart-store, client-restart, pause, resume (both sides at once);\n                                 next: fire the event a --manual run waits on\n")
 		})
 	}
-	return noFraming(r.guardHost(mux))
+	var h http.Handler = mux
+	if r.class != nil {
+		h = r.class.TeacherGate(mux)
+	}
+	return noFraming(r.guardHost(h))
+}
+
+// classRoutes mounts a class's routes: the join page and API, the
+// student's own standing, the QR code of the join URL (the teacher's),
+// and each side's API under /s/{side}/ (forward). Without --class they
+// answer 404 and say how to start a class.
+func (r *Runner) classRoutes(mux *http.ServeMux) {
+	if r.class == nil {
+		noClass := func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": library.ENOTFOUND,
+				"message": "This run has no class: start it with statelab compare --class to let students join with their own browsers."})
+		}
+		mux.HandleFunc("/api/class/", noClass)
+		mux.HandleFunc("/join", noClass)
+		mux.HandleFunc("/s/", noClass)
+		return
+	}
+	mux.Handle("POST /api/class/join", r.class.HandleJoin())
+	mux.Handle("GET /api/class/me", r.class.HandleMe())
+	mux.Handle("GET /api/class/qr.png", r.class.HandleQR())
+	mux.HandleFunc("GET /join", func(w http.ResponseWriter, req *http.Request) {
+		if r.cfg.Dashboard == nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "code": library.ENOTFOUND,
+				"message": "This runner serves no pages (no dashboard): students join through POST /api/class/join."})
+			return
+		}
+		// The page is web's join.html, at /join so that it is short to
+		// type; its script and style sheet sit next to it at /.
+		page := req.Clone(req.Context())
+		page.URL.Path, page.URL.RawPath = "/join.html", ""
+		r.cfg.Dashboard.ServeHTTP(w, page)
+	})
+	for _, s := range r.sides {
+		mux.Handle(SidePrefix(s.name)+"/", r.forward(s))
+	}
 }
 
 // guardHost answers 421 to a request whose Host does not name this runner
@@ -76,12 +117,22 @@ func noFraming(next http.Handler) http.Handler {
 // attacks matter: a page on another origin posting to the runner
 // (cross-origin protection refuses it), and DNS rebinding (guardHost,
 // in front of every route, refuses it).
+//
+// In a class the students' browsers are on the runner's own origin too,
+// so there only the teacher presses the buttons: a request must carry the
+// teacher's token (the cookie the teacher's URL set, or Authorization:
+// Bearer for a program); a student's browser gets 403.
 func (r *Runner) guardControl(next http.Handler) http.Handler {
 	csrf := http.NewCrossOriginProtection()
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if err := csrf.Check(req); err != nil {
 			writeJSON(w, http.StatusForbidden, map[string]any{"success": false, "code": library.EFORBIDDEN,
 				"message": "Cross-origin request refused: only the runner's own dashboard may press its controls, not a page from another origin."})
+			return
+		}
+		if r.class != nil && !r.class.IsTeacher(req) {
+			writeJSON(w, http.StatusForbidden, map[string]any{"success": false, "code": library.EFORBIDDEN,
+				"message": "In a class only the teacher fires events, pauses or scales: open the teacher's URL statelab compare --class printed (it carries ?teacher=), or send its token as Authorization: Bearer."})
 			return
 		}
 		if ct := req.Header.Get("Content-Type"); req.ContentLength != 0 && !strings.HasPrefix(ct, "application/json") {
@@ -160,6 +211,10 @@ type feedBody struct {
 	// Kinds words every kind of event for the page's markers and
 	// controls: the same table the report words them from.
 	Kinds []scenario.Kind `json:"kinds"`
+	// Class is the students of a --class run and what the last event did
+	// to them; absent without a class. Only the teacher's page gets its
+	// code and join URLs.
+	Class *class.Feed `json:"class,omitempty"`
 }
 
 func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
@@ -177,6 +232,7 @@ func (r *Runner) handleFeed(w http.ResponseWriter, req *http.Request) {
 		Store:      r.db.Kind,
 		Network:    r.network(),
 		Kinds:      scenario.Kinds,
+		Class:      r.classFeed(req),
 	}
 	// Name only the events the newest sample shows the effect of, so the
 	// page never says "two replicas were added" beside a count of replicas

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/class"
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/hosts"
 	"github.com/statelab/statelab/compare/link"
@@ -56,7 +57,12 @@ type Config struct {
 	// Manual holds each scenario event until someone fires it (POST
 	// /api/control/next, the dashboard's Next event button) instead of
 	// playing it at its time: a teacher goes on when the class is ready.
-	Manual      bool
+	Manual bool
+	// Class lets students join with their own browsers (package class):
+	// the runner forwards /s/{side}/ to each side's balancer, counts each
+	// student's requests, and only the teacher's token presses the
+	// controls. Users may then be 0.
+	Class       bool
 	Stdout      io.Writer // progress, summary
 	Interactive bool      // Stdout is a terminal: redraw the progress line in place
 	Logger      *slog.Logger
@@ -253,6 +259,8 @@ type Runner struct {
 	// next hands the timeline, waiting in manual mode, the channel on
 	// which to say how the event it then plays went.
 	next chan chan error
+	// class is the students of a --class run; nil otherwise.
+	class *class.Class
 }
 
 // PendingEvent is, in manual mode, the scenario's next event, waiting for
@@ -384,6 +392,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		}, func() float64 { return float64(len(sup.Replicas())) }))
 	}
 	r.feed = newFeed(r.sample)
+	if err := r.newClass(); err != nil {
+		return fail(err)
+	}
 	return r, nil
 }
 
@@ -515,8 +526,8 @@ func (cfg *Config) resolveLoad() {
 // validateLoad checks the users, the open-loop load and the CPU limit.
 func (cfg *Config) validateLoad() error {
 	minUsers := 1
-	if cfg.Rate > 0 {
-		minUsers = 0 // the open-loop load alone is a load
+	if cfg.Rate > 0 || cfg.Class {
+		minUsers = 0 // the open-loop load alone is a load, and so is a class
 	}
 	if cfg.Users < minUsers || cfg.Users > scenario.MaxUsers {
 		return fmt.Errorf("users is %d; use %d to %d per side (the seed has 1000 load-test members)", cfg.Users, minUsers, scenario.MaxUsers)
@@ -1018,6 +1029,7 @@ func (r *Runner) Apply(ctx context.Context, e scenario.Event, source string) err
 	if !ok {
 		return fmt.Errorf("unknown action %q", e.Action)
 	}
+	defer r.classEvent(e)()
 	return r.bothSides(ctx, func(ctx context.Context, s *side) error {
 		return r.applyToSide(ctx, s, e, source, play)
 	})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/class"
 	"github.com/statelab/statelab/compare/hosts"
 	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/load"
@@ -35,13 +36,14 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		users, replicas                                                    int
 		seed                                                               int64
 		duration, think                                                    time.Duration
-		hold, manual                                                       bool
+		hold, manual, classOn                                              bool
 		logLevel                                                           slog.Level
 	)
 	logLevel = slog.LevelWarn
 	fs.String(&sides, "sides", "", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them); default: the scenario's own sides, else "+defaultSides)
 	fs.String(&scenarioName, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenario/builtin/default.yaml) or a built-in one:"+scenarioList())
 	fs.Bool(&manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST /api/control/next), then run as long after the last one as the scenario does")
+	fs.Bool(&classOn, "class", false, "let a class join with their own browsers: prints a join URL, a class code and a QR code for the projector, and the teacher's URL; each student gets an account of their own and both sides through /s/{side}/ on this address, and only the teacher's URL fires events, pauses or scales (--users 0: no simulated users). Students on other machines need --addr on an address they reach (docs/SECURITY.md, docs/CLASS.md)")
 	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
 	fs.Int(&users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
 	fs.Int(&replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
@@ -139,7 +141,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	r, err := compare.New(ctx, compare.Config{
 		Binary: bin, Scenario: sc, Sides: pair, Users: load.users, Seed: seed, Think: think,
 		Addr: ln.Addr().String(), BalancerAddrs: [2]string{leftAddr, rightAddr},
-		ReportDir: reportDir, WorkDir: dir, Hold: hold, Manual: manual, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
+		ReportDir: reportDir, WorkDir: dir, Hold: hold, Manual: manual, Class: classOn, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
 		FileSD:    fileSD,
 		Dashboard: dashboard(matrixFile),
 		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
@@ -156,8 +158,32 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if manual && len(sc.Events) > 0 {
 		fmt.Fprintf(stdout, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST http://%s/api/control/next\n", len(sc.Events), ln.Addr())
 	}
+	if c := r.Class(); c != nil {
+		printClass(stdout, c, ln.Addr())
+	}
 	_, err = r.Run(ctx, ln)
 	return err
+}
+
+// printClass tells the teacher how the class joins: the join URLs and the
+// code (for the projector), a QR code of the first URL, and the teacher's
+// own URL, which fires the events.
+func printClass(w io.Writer, c *class.Class, addr net.Addr) {
+	fmt.Fprintf(w, "class: students open this on their phone or laptop and type the code (up to %d students)\n", c.MaxStudents())
+	for _, u := range c.JoinURLs() {
+		fmt.Fprintf(w, "  %s\n", u)
+	}
+	fmt.Fprintf(w, "  class code: %s\n", c.Code())
+	if qr, err := c.TerminalQR(0); err == nil {
+		fmt.Fprintf(w, "  or scan (%s):\n%s", c.QRURL(0), qr)
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		fmt.Fprintf(w, "  (only this machine reaches %s: for students' own devices, bind an address they reach, e.g. --addr 192.0.2.10:8080; read docs/SECURITY.md first)\n", addr)
+	}
+	fmt.Fprintf(w, "teacher: open this yourself, on the projector; it alone fires events, pauses and scales (keep it out of the students' sight):\n")
+	for _, u := range c.TeacherURLs() {
+		fmt.Fprintf(w, "  %s\n", u)
+	}
 }
 
 // linkFlags are --latency and --jitter: the links between the lab's

@@ -279,6 +279,7 @@
       const res = await fetch(url, { cache: 'no-store', signal: AbortSignal.timeout(FEED_TIMEOUT_MS) });
       if (!res.ok) throw new Error('HTTP ' + res.status);
       const body = await res.json();
+      document.dispatchEvent(new CustomEvent('statelab:feed', { detail: body })); // class.js's panel
       again = !ingest(body);
       st.answeredAt = new Date();
       st.failingSince = null;
