@@ -143,6 +143,14 @@ func TestDashboard(t *testing.T) {
 		})()`)
 	t.Logf("costs: %s", costs)
 
+	// The headline is what the users got done: both sides borrowed books,
+	// counted by the runner, and the rate is drawn from its totals.
+	for col, name := range []string{left, right} {
+		got := waitFor(t, ctx, name+"'s borrows a second", 10*time.Second, fmt.Sprintf(`
+			(() => { const s = document.querySelector('#totals tr[data-col="%d"] td[data-k="borrows_per_s"]').textContent; return /^[0-9]/.test(s) ? s : ''; })()`, col))
+		t.Logf("%s: %s borrows / s", name, got)
+	}
+
 	// The right side stays clean, as counted by the runner.
 	for _, k := range []string{"sessions_lost", "cart_items_lost", "relogins"} {
 		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('#totals tr[data-col="1"] td[data-k="%s"]').textContent`, k))
