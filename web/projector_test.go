@@ -285,6 +285,38 @@ func TestProjectorView(t *testing.T) {
 	if nexts.Load() != 1 {
 		t.Errorf("the runner got %d POST /api/control/next, want 1", nexts.Load())
 	}
+
+	// A line too long for two lines (a crash beside a side whose replicas
+	// each sign with their own secret) drops its title and takes the
+	// smaller type; the charts give up what they must, and the page still
+	// does not scroll.
+	long := pair(t, "memory-sticky,jwt+own-secrets")
+	feed.Set(long, on(14, "crash", long, map[string]float64{"memory-sticky": 12}))
+	waitFor(t, ctx, "the long line", 15*time.Second, `document.querySelector('#what').textContent.startsWith('at 14 s') &&
+		+document.querySelector('.cell[data-col="1"][data-chart="ok"] .plot > svg').dataset.n >= 3`)
+	time.Sleep(1500 * time.Millisecond) // one more poll, at the final layout
+	got = evalString(t, ctx, `JSON.stringify({
+		tight: document.querySelector('.what-box').classList.contains('tight'),
+		scrollH: document.documentElement.scrollHeight,
+		what: document.querySelector('#what').textContent,
+		heights: [...document.querySelectorAll('.cell:not([hidden]) .plot > svg')].filter((s) => s.closest('.cell').dataset.chart !== 'events').map((s) => s.getBoundingClientRect().height),
+	})`)
+	var tight struct {
+		Tight   bool
+		ScrollH float64
+		What    string
+		Heights []float64
+	}
+	if err := json.Unmarshal([]byte(got), &tight); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a long line: %+v", tight)
+	if !tight.Tight {
+		t.Errorf("the line %q kept its title and its size", tight.What)
+	}
+	if tight.ScrollH > projectorH {
+		t.Errorf("with a long line the page is %v px tall: it scrolls", tight.ScrollH)
+	}
 	if ex := exceptions(); len(ex) > 0 {
 		t.Errorf("the page threw: %v", ex)
 	}

@@ -111,9 +111,10 @@
   let k = 1;
   let LANE_H = 56;
   const M = { l: 58, r: 54, t: 6, b: 6 }; // same margins everywhere: the x axes line up
-  // PROJ_MIN_H is the least height of a chart in the projector view, in CSS
-  // pixels: at 1280×720 a shorter one carries nothing to the back row.
-  const PROJ_MIN_H = 120;
+  // PROJ_FLOOR_H is the least height, in CSS pixels, a chart of the
+  // projector view gives up to a long "what just happened"; at 1280×720
+  // it has 120 px or more otherwise (TestProjectorView measures it).
+  const PROJ_FLOOR_H = 90;
   function scaleToType() {
     k = parseFloat(getComputedStyle(document.documentElement).fontSize) / 16.3 || 1;
     M.l = Math.round(58 * k);
@@ -149,6 +150,7 @@
     h: { ok: 100, loss: 80, errors: 80, latency: 90, up: 48 }, // plot heights, from layout()
     cpuMax: 0.1, // cores at the top of a CPU strip without an enforced limit
     stripH: 26,
+    whatTight: false, // the projector's what-just-happened line needs the smaller type
   };
 
   // ---- layout --------------------------------------------------------------
@@ -831,7 +833,7 @@
     const tot = nowOf(sd);
     setCap(cell, !last ? 'waiting for the first second…' : open
       ? `<span class="legend-item"><span class="swatch blue">━</span> ok <b>${fmtRate(last.ok)}</b>/s</span><span class="legend-item"><span>╍</span> offered <b>${fmtRate(last.offered)}</b>/s</span>`
-      : `now <b>${fmtRate(last.ok)}</b>/s · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>`);
+      : `now <b>${fmtRate(last.ok)}</b>/s` + (projector ? '' : ` · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>`));
   }
 
   function drawLoss(sd, cell, w, groups, yMax) {
@@ -1329,7 +1331,15 @@
       html = null;
     }
     if (html != null && $('#what').innerHTML !== html) $('#what').innerHTML = html;
-    box.className = 'what-box' + (cls ? ' ' + cls : '');
+    // The projector gives the line two lines of the screen: a longer one
+    // drops its title and steps down to the 18 px floor before it takes a
+    // third line from the charts. Measured once per text, at full size.
+    if (projector && box.dataset.fitted !== $('#what').innerHTML) {
+      box.className = 'what-box';
+      box.dataset.fitted = $('#what').innerHTML;
+      st.whatTight = box.clientHeight > 2.5 * parseFloat(getComputedStyle(box).lineHeight);
+    }
+    box.className = 'what-box' + (cls ? ' ' + cls : '') + (projector && st.whatTight ? ' tight' : '');
     const detail = st.runnerMsg && !st.busy ? 'runner: ' + st.runnerMsg : '';
     if ($('#what-detail').textContent !== detail) $('#what-detail').textContent = detail;
   }
@@ -1350,14 +1360,15 @@
     const bottom = last.getBoundingClientRect().bottom + window.scrollY + (projector ? 6 : 16);
     if (projector) {
       // The projector view shares what the screen has left between its
-      // three charts alike, each at least PROJ_MIN_H tall (the back row
-      // reads no shorter chart), the sessions chart's strips at least as
-      // tall as their 18 px labels; the screen is filled, nothing scrolls
-      // unless the minimums cannot fit.
+      // three charts alike, the sessions chart's strips at least as tall
+      // as their 18 px labels: the screen is filled, and nothing scrolls.
+      // At 1280x720 that is at least 120 px a chart, unless what just
+      // happened takes a third line (then they give it up to PROJ_FLOOR_H
+      // rather than push the last chart off the screen).
       const budget = plots - LANE_H + window.innerHeight - bottom;
-      const each = Math.max(PROJ_MIN_H, Math.floor(budget / 3));
+      const each = Math.max(PROJ_FLOOR_H, Math.floor(budget / 3));
       st.stripH = Math.max(Math.round(18 * k), Math.floor((each - 4) / n));
-      st.h.ok = st.h.loss = Math.max(PROJ_MIN_H, Math.floor((budget - n * st.stripH - 4) / 2));
+      st.h.ok = st.h.loss = Math.max(PROJ_FLOOR_H, Math.floor((budget - n * st.stripH - 4) / 2));
       return;
     }
     // Less the events' lane and the strips' padding, which do not grow.
