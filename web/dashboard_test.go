@@ -151,6 +151,14 @@ func TestDashboard(t *testing.T) {
 		t.Logf("%s: %s borrows / s", name, got)
 	}
 
+	// Where each replica listens, as the runner's feed says.
+	for col, name := range []string{left, right} {
+		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('.cell[data-col="%d"][data-chart="up"] .addrs').textContent`, col))
+		if !regexp.MustCompile(`^on 127\.0\.0\.1: #1 :\d+ · #2 :\d+`).MatchString(got) {
+			t.Errorf("%s lists its replicas as %q; want each one's address", name, got)
+		}
+	}
+
 	// The right side stays clean, as counted by the runner.
 	for _, k := range []string{"sessions_lost", "cart_items_lost", "relogins"} {
 		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('#totals tr[data-col="1"] td[data-k="%s"]').textContent`, k))

@@ -218,8 +218,8 @@
       }
     }
     const cols = totalsShown();
-    const cls = (c) => (c.secondary ? ' class="secondary"' : '');
     const first = cols.findIndex((c) => c.secondary);
+    const cls = (c) => (c.secondary ? ` class="secondary${c === cols[first] ? ' sec-start' : ''}"` : '');
     // The full view groups the columns under what they are; the projector
     // has one secondary column, which says so itself.
     const groups = projector || first < 0 ? '' : `<tr class="groups"><th></th><th scope="colgroup" colspan="${first}">what the users got done, and what they lost</th>` +
@@ -1211,7 +1211,7 @@
         const c = cols.find((c) => c.k === td.dataset.k);
         if (!c) continue;
         const { v, text } = totalOf(sd, t, c);
-        const cls = [c.secondary ? 'secondary' : '', c.bad && v != null ? (v > 0 ? 'bad' : 'good') : ''].filter(Boolean).join(' ');
+        const cls = [c.secondary ? 'secondary' : '', c === cols.find((c) => c.secondary) ? 'sec-start' : '', c.bad && v != null ? (v > 0 ? 'bad' : 'good') : ''].filter(Boolean).join(' ');
         if (td.textContent !== text) td.textContent = text;
         if (td.className !== cls) td.className = cls;
       }
