@@ -412,6 +412,14 @@ func TestFullView(t *testing.T) {
 		t.Errorf("the full view shows the projector's cost strip; it has the cost panel")
 	}
 
+	// No legend loses its end in the full view either.
+	if got := evalString(t, ctx, `JSON.stringify([...document.querySelectorAll('.cell:not([hidden])')].flatMap((cell) => {
+		const cr = cell.getBoundingClientRect();
+		return [...cell.querySelectorAll('.cap .v, .legend-item')].filter((e) => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > cr.right + 1).map((e) => e.textContent);
+	}))`); got != "[]" {
+		t.Errorf("legends cut short: %s", got)
+	}
+
 	// The network, and where each replica listens.
 	if got := evalString(t, ctx, `document.querySelector('#net').textContent`); got != "a host each on 198.18.0.0/24 · links +2.0 ms each way ± 0.5 ms" {
 		t.Errorf("the header says %q of the network", got)

@@ -108,6 +108,9 @@ func (f *fakeFeed) sample(at float64) compare.Sample {
 			if f.network != nil {
 				rep.Addr, rep.Link = fmt.Sprintf("127.0.0.1:%d", 41000+10*j+i), fmt.Sprintf("127.0.0.1:%d", 42000+10*j+i)
 			}
+			// Every replica's CPU, as its cgroup (or process) counts it.
+			cores := 0.05 * float64(i+1)
+			rep.CPUCores = &cores
 			// Only a replica that keeps sessions in its memory counts them.
 			if sd.HoldsSessionsInProcess() {
 				v, u := float64(10+i), float64(8+i)

@@ -1042,12 +1042,13 @@
       }
     }
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-counted="${counted ? 1 : 0}"`);
-    // The projector's legend is shorter: its title says "sessions" already.
+    // Short, so the legend stands whole beside the title, which says
+    // "sessions" already; the scales run from 0 to the strip's top.
     const cpuCap = !cpuSeen ? '' : limited()
-      ? `<span class="legend-item"><span class="swatch purple">━</span> CPU${projector ? ', top = limit' : ', strip top = its limit'}</span>`
-      : `<span class="legend-item"><span class="swatch purple">━</span> CPU${projector ? ' 0–' : ', strip top = '}${fmtCores(st.cpuMax)} cores</span>`;
+      ? `<span class="legend-item"><span class="swatch purple">━</span> CPU, top = its limit</span>`
+      : `<span class="legend-item"><span class="swatch purple">━</span> CPU 0–${fmtCores(st.cpuMax)} cores</span>`;
     setCap(cell, (counted
-      ? `<span class="legend-item"><span class="swatch green">▮</span> ${projector ? 'in use / held 0–' : 'sessions in use / held · scale 0–'}${fmtInt(yMax)}</span>`
+      ? `<span class="legend-item"><span class="swatch green">▮</span> in use / held 0–${fmtInt(yMax)}</span>`
       : cpuSeen ? '' : 'nothing to count') + cpuCap);
   }
 
