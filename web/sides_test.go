@@ -83,7 +83,8 @@ type fakeFeed struct {
 	// link of its own.
 	network map[string]any
 	// journeys, when set, makes every sample count the journeys its users
-	// completed (journeys_completed): 2 a second.
+	// completed (journeys_completed): 2 a second; unset, the feed has no
+	// such count, as a runner from before load.Totals had it.
 	journeys bool
 }
 
@@ -143,17 +144,14 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if !f.journeys {
-		_ = json.NewEncoder(w).Encode(body)
-		return
-	}
-	_ = json.NewEncoder(w).Encode(withJourneys(body))
+	_ = json.NewEncoder(w).Encode(withJourneys(body, f.journeys))
 }
 
 // withJourneys returns the feed with journeys_completed in every side of
-// every sample, 2 a second, as load.Totals counts them once it has the
-// field: added to the JSON, so the test runs before and after.
-func withJourneys(body feedBody) map[string]any {
+// every sample, 2 a second, as load.Totals counts them, or, unless counted,
+// without it, as a runner from before the count: set or taken out in the
+// JSON, so the test means the same whether load.Totals has the field or not.
+func withJourneys(body feedBody, counted bool) map[string]any {
 	b, _ := json.Marshal(body)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
@@ -164,7 +162,11 @@ func withJourneys(body feedBody) map[string]any {
 	for _, s := range samples {
 		s := s.(map[string]any)
 		for _, ss := range s["sides"].(map[string]any) {
-			ss.(map[string]any)["journeys_completed"] = 2 * int(s["elapsed_s"].(float64))
+			if counted {
+				ss.(map[string]any)["journeys_completed"] = 2 * int(s["elapsed_s"].(float64))
+			} else {
+				delete(ss.(map[string]any), "journeys_completed")
+			}
 		}
 	}
 	return m
