@@ -93,14 +93,14 @@ func TestDashboardCapacity(t *testing.T) {
 			enf:      cpulimit.Enforcement{CPUs: 0.1, Enforced: true, Mechanism: cpulimit.MechanismCgroupV1, QuotaUS: 10000, PeriodUS: 100000},
 			header:   "each replica limited to 0.1 CPU by the kernel (cgroup v1 cpu.cfs_quota_us)",
 			labels:   "cpu 100%,cpu 100%,cpu 0%,cpu 0%",
-			capLabel: "CPU, strip top = its limit",
+			capLabel: "CPU, top = its limit",
 		},
 		{
 			name:     "not enforced",
 			enf:      cpulimit.Enforcement{CPUs: 0.1, Reason: "no cgroup hierarchy with the cpu controller is mounted"},
 			header:   "CPU limit 0.1 NOT enforced: replicas unlimited",
 			labels:   "cpu 0.10,cpu 0.10,cpu 0.00,cpu 0.00",
-			capLabel: "CPU, strip top = 0.10 cores",
+			capLabel: "CPU 0–0.10 cores",
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -143,6 +143,22 @@ func TestDashboard(t *testing.T) {
 		})()`)
 	t.Logf("costs: %s", costs)
 
+	// The headline is what the users got done: both sides borrowed books,
+	// counted by the runner, and the rate is drawn from its totals.
+	for col, name := range []string{left, right} {
+		got := waitFor(t, ctx, name+"'s borrows a second", 10*time.Second, fmt.Sprintf(`
+			(() => { const s = document.querySelector('#totals tr[data-col="%d"] td[data-k="borrows_per_s"]').textContent; return /^[0-9]/.test(s) ? s : ''; })()`, col))
+		t.Logf("%s: %s borrows / s", name, got)
+	}
+
+	// Where each replica listens, as the runner's feed says.
+	for col, name := range []string{left, right} {
+		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('.cell[data-col="%d"][data-chart="up"] .addrs').textContent`, col))
+		if !regexp.MustCompile(`^on 127\.0\.0\.1: #1 :\d+ · #2 :\d+`).MatchString(got) {
+			t.Errorf("%s lists its replicas as %q; want each one's address", name, got)
+		}
+	}
+
 	// The right side stays clean, as counted by the runner.
 	for _, k := range []string{"sessions_lost", "cart_items_lost", "relogins"} {
 		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector('#totals tr[data-col="1"] td[data-k="%s"]').textContent`, k))
@@ -301,41 +317,36 @@ func TestScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	lab := startLab(t, bin, sc, 20)
+	// Both tabs open before the moment comes, and both are taken at it: a
+	// projector tab opened afterwards catches a later event in its line.
 	ctx := newTab(t, chromium, 1600, 1000)
+	proj := newTab(t, chromium, 1280, 720)
 	if err := chromedp.Do(ctx, chromedp.Navigate(lab.url)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the default scenario's rolling restart on both sides", 2*time.Minute, `
-		+document.body.dataset.elapsed >= 66 && /every .+ replica restarted in turn.*every .+ replica restarted in turn/.test(document.querySelector('#what').textContent)`)
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("wrote %s (%d bytes)", out, len(png))
-
-	proj := newTab(t, chromium, 1280, 720)
 	if err := chromedp.Do(proj, chromedp.Navigate(lab.url+"?view=projector")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, proj, "the projector view to draw the run so far", 30*time.Second, `
-		document.body.classList.contains('projector') && +document.body.dataset.samples >= 60 &&
-		/every .+ replica restarted in turn/.test(document.querySelector('#what').textContent)`)
-	time.Sleep(1500 * time.Millisecond) // one more poll, at the final layout
-	png, err = chromedp.Run(proj, chromedp.CaptureScreenshot())
-	if err != nil {
+	const moment = `+document.body.dataset.elapsed >= 66 && /every .+ replica restarted in turn.*every .+ replica restarted in turn/.test(document.querySelector('#what').textContent)`
+	waitFor(t, ctx, "the default scenario's rolling restart on both sides", 2*time.Minute, moment)
+	waitFor(t, proj, "the projector view to draw the same moment", 10*time.Second, `document.body.classList.contains('projector') && `+moment)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	projOut := strings.TrimSuffix(out, filepath.Ext(out)) + "-projector.png"
-	if err := os.WriteFile(projOut, png, 0o644); err != nil {
-		t.Fatal(err)
+	for _, shot := range []struct {
+		ctx  context.Context
+		path string
+	}{{ctx, out}, {proj, projOut}} {
+		png, err := chromedp.Run(shot.ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(shot.path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d bytes)", shot.path, len(png))
 	}
-	t.Logf("wrote %s (%d bytes)", projOut, len(png))
 }
 
 type lab struct {

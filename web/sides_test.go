@@ -37,6 +37,10 @@ type feedBody struct {
 	Next      *compare.PendingEvent `json:"next,omitempty"`
 	// Kinds words the events, as the runner's feed does.
 	Kinds []scenario.Kind `json:"kinds"`
+	// Network is what lies between the processes: a map, so a test can
+	// give the fields branches add (hosts, subnet) before report.Network
+	// has them.
+	Network map[string]any `json:"network,omitempty"`
 }
 
 // pair returns the two strategies of "A,B", as statelab compare --sides
@@ -72,6 +76,16 @@ type fakeFeed struct {
 	// (0 is 120 s).
 	phase    string
 	duration float64
+	// costs, when set, gives each side's costs in the newest sample, as
+	// the runner's feed does (its history carries none).
+	costs map[string]report.Costs
+	// network, when set, is the feed's network, and every replica has a
+	// link of its own.
+	network map[string]any
+	// journeys, when set, makes every sample count the journeys its users
+	// completed (journeys_completed): 2 a second; unset, the feed has no
+	// such count, as a runner from before load.Totals had it.
+	journeys bool
 }
 
 func (f *fakeFeed) Set(sides []strategy.Strategy, events []report.EventRecord) {
@@ -85,12 +99,19 @@ const fakeElapsed = 30
 func (f *fakeFeed) sample(at float64) compare.Sample {
 	s := compare.Sample{ElapsedS: at, Phase: cmp.Or(f.phase, "running"), Sides: map[string]compare.SideSample{}}
 	n := int64(at)
-	for _, sd := range f.sides {
+	for j, sd := range f.sides {
 		var ss compare.SideSample
 		ss.Requests, ss.OK, ss.Availability = 20*n, 20*n, 1
+		ss.Borrows = 3 * n
 		ss.LatencyWindowMS = &load.Percentile{P50: 2, P95: 5, P99: 9}
 		for i := range cmp.Or(f.replicas, 3) {
 			rep := compare.ReplicaInfo{ID: fmt.Sprintf("%s-%d", sd.Name, i+1), Addr: "127.0.0.1:1", PID: 1000 + i}
+			if f.network != nil {
+				rep.Addr, rep.Link = fmt.Sprintf("127.0.0.1:%d", 41000+10*j+i), fmt.Sprintf("127.0.0.1:%d", 42000+10*j+i)
+			}
+			// Every replica's CPU, as its cgroup (or process) counts it.
+			cores := 0.05 * float64(i+1)
+			rep.CPUCores = &cores
 			// Only a replica that keeps sessions in its memory counts them.
 			if sd.HoldsSessionsInProcess() {
 				v, u := float64(10+i), float64(8+i)
@@ -108,7 +129,12 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	since, _ := strconv.ParseFloat(r.URL.Query().Get("history"), 64)
 	body := feedBody{Scenario: "fake", DurationS: cmp.Or(f.duration, 120), Users: 10, Now: f.sample(fakeElapsed), Events: f.events, History: []compare.Sample{},
-		Manual: f.next != nil, Next: f.next, Kinds: scenario.Kinds}
+		Manual: f.next != nil, Next: f.next, Kinds: scenario.Kinds, Network: f.network}
+	for name, c := range f.costs {
+		ss := body.Now.Sides[name]
+		ss.Costs = &c
+		body.Now.Sides[name] = ss
+	}
 	if f.sides[0].Name != legacy[0].Name {
 		body.Sides = f.sides
 	}
@@ -118,7 +144,32 @@ func (f *fakeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(body)
+	_ = json.NewEncoder(w).Encode(withJourneys(body, f.journeys))
+}
+
+// withJourneys returns the feed with journeys_completed in every side of
+// every sample, 2 a second, as load.Totals counts them, or, unless counted,
+// without it, as a runner from before the count: set or taken out in the
+// JSON, so the test means the same whether load.Totals has the field or not.
+func withJourneys(body feedBody, counted bool) map[string]any {
+	b, _ := json.Marshal(body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	samples := []any{m["now"]}
+	if h, ok := m["history"].([]any); ok {
+		samples = append(samples, h...)
+	}
+	for _, s := range samples {
+		s := s.(map[string]any)
+		for _, ss := range s["sides"].(map[string]any) {
+			if counted {
+				ss.(map[string]any)["journeys_completed"] = 2 * int(s["elapsed_s"].(float64))
+			} else {
+				delete(ss.(map[string]any), "journeys_completed")
+			}
+		}
+	}
+	return m
 }
 
 // on returns one event at second at, as the runner records it: a record

@@ -56,14 +56,16 @@
   // caption under the pair: what the chart shows and why it moves.
   // Heights share out the screen's height by weight, between min and max,
   // so the page fills a projector and still fits a laptop. The projector
-  // view (?view=projector) keeps only the rows marked proj, larger.
+  // view (?view=projector) keeps only the rows marked proj, larger, under a
+  // shorter title (ptitle) where the full one would crowd out the legend,
+  // and without the sentences: the teacher says them.
   const ROWS = [
     { id: 'events', proj: true },
-    { id: 'ok', title: 'Successful requests / s', w: 1.25, min: 70, max: 190, proj: true,
+    { id: 'ok', title: 'Successful requests / s', ptitle: 'Successful requests / s (secondary)', w: 1.25, min: 70, max: 190, proj: true,
       cap: 'Requests answered 2xx each second; it dips when users must sign in again or their requests fail.' },
     { id: 'loss', title: 'Sessions lost / s', w: 1, min: 56, max: 160, proj: true,
       cap: '401s to users who believed they were signed in; each spike is a replica’s memory going away.' },
-    { id: 'sessions', title: 'Per replica: sessions held in memory, and CPU', proj: true,
+    { id: 'sessions', title: 'Per replica: sessions held in memory, and CPU', ptitle: 'Sessions per replica', proj: true,
       cap: 'Each replica’s own count: in use (dark, used in the last 10 s) and held (light); it drops to zero when the replica goes. Purple: its CPU.' },
     { id: 'errors', title: 'Errors by kind / s', w: 0.9, min: 56, max: 150,
       cap: 'Requests that failed each second, by kind; 5xx and “no answer” come from killed or missing replicas.' },
@@ -73,6 +75,35 @@
       cap: 'Replica processes running and ready; it steps at a scale event and dips while one is replaced.' },
   ];
   const projector = new URLSearchParams(location.search).get('view') === 'projector';
+
+  // TOTALS are the columns of the totals, outcomes first: what the users
+  // got done, and who had to sign in again; then, secondary and labelled
+  // so, the traffic it took (a chattier journey makes more requests, not
+  // more work done). Every value is one the runner counted; a rate is the
+  // difference of two counted totals over the last RATE_S seconds. proj:
+  // kept in the projector view, whose first chart, successful requests a
+  // second, says it is secondary instead (the header beside the totals
+  // needs the room); bad: marked when above zero.
+  const RATE_S = 10;
+  const TOTALS = [
+    { k: 'journeys_completed', label: 'journeys done', proj: true,
+      title: 'journeys a user finished, from its first step to its last: what the users got done' },
+    { k: 'borrows_per_s', label: 'borrows / s', rate: 'borrows', proj: true,
+      title: `books borrowed each second, over the last ${RATE_S} s` },
+    { k: 'relogins', label: 'signed in again', bad: true, proj: true,
+      title: 'times a user who believed they were signed in had to sign in again' },
+    { k: 'sessions_lost', label: 'sessions lost', bad: true, proj: true,
+      title: 'sessions the users were still using that the server no longer had' },
+    { k: 'cart_items_lost', label: 'cart items lost', bad: true, title: 'books put in a cart that were gone at checkout' },
+    { k: 'requests_per_s', label: 'requests / s', rate: 'requests', secondary: true,
+      title: `requests sent each second, over the last ${RATE_S} s: traffic, not work done` },
+    { k: 'requests', label: 'requests', secondary: true },
+    { k: 'availability', label: 'availability', secondary: true, title: 'requests answered 2xx, of all but the 409s' },
+    { k: 'timeouts', label: 'timeouts', bad: true, secondary: true },
+    { k: 'retries_saved', label: 'saved by a retry', secondary: true,
+      title: 'requests a replica died with, or could not take, that the balancer (or the user, with the same Idempotency-Key) sent again and another replica answered' },
+  ];
+  const totalsShown = () => TOTALS.filter((c) => !projector || c.proj);
   const shownRows = () => ROWS.filter((r) => !projector || r.proj);
   // The plots' text follows the page's type size (style.css sizes it by
   // the screen's width), so a projector gets larger labels; k scales the
@@ -80,11 +111,16 @@
   let k = 1;
   let LANE_H = 56;
   const M = { l: 58, r: 54, t: 6, b: 6 }; // same margins everywhere: the x axes line up
+  // PROJ_FLOOR_H is the least height, in CSS pixels, a chart of the
+  // projector view gives up to a long "what just happened"; at 1280×720
+  // it has 120 px or more otherwise (TestProjectorView measures it).
+  const PROJ_FLOOR_H = 90;
   function scaleToType() {
     k = parseFloat(getComputedStyle(document.documentElement).fontSize) / 16.3 || 1;
     M.l = Math.round(58 * k);
     M.r = Math.round(54 * k);
-    LANE_H = Math.round(56 * k);
+    // Two rows of pills over the time axis' labels.
+    LANE_H = Math.round(2 * (Math.round(17 * k) + 2) + 20 * k);
   }
 
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -114,6 +150,7 @@
     h: { ok: 100, loss: 80, errors: 80, latency: 90, up: 48 }, // plot heights, from layout()
     cpuMax: 0.1, // cores at the top of a CPU strip without an enforced limit
     stripH: 26,
+    whatTight: false, // the projector's what-just-happened line needs the smaller type
   };
 
   // ---- layout --------------------------------------------------------------
@@ -165,7 +202,9 @@
         cell.dataset.col = String(sd.i);
         cell.dataset.chart = row.id;
         cell.hidden = projector && !row.proj;
-        cell.innerHTML = (row.title ? `<div class="cap"><span class="t">${esc(row.title)}</span><span class="v"></span></div>` : '') + '<div class="plot"></div>';
+        const title = projector && row.ptitle ? row.ptitle : row.title;
+        cell.innerHTML = (title ? `<div class="cap"><span class="t" title="${esc(row.cap || '')}">${esc(title)}</span><span class="v"></span></div>` : '') + '<div class="plot"></div>' +
+          (row.id === 'up' ? '<p class="addrs"></p>' : '');
         grid.append(cell);
         cells[sd.i][row.id] = cell;
       }
@@ -173,14 +212,26 @@
         const cap = document.createElement('p');
         cap.className = 'chart-caption';
         cap.dataset.chart = row.id;
-        cap.hidden = projector && !row.proj;
+        cap.hidden = projector;
         cap.textContent = row.cap;
         grid.append(cap);
       }
     }
+    const cols = totalsShown();
+    const first = cols.findIndex((c) => c.secondary);
+    const cls = (c) => (c.secondary ? ` class="secondary${c === cols[first] ? ' sec-start' : ''}"` : '');
+    // The full view groups the columns under what they are; the projector
+    // has one secondary column, which says so itself.
+    const groups = projector || first < 0 ? '' : `<tr class="groups"><th></th><th scope="colgroup" colspan="${first}">what the users got done, and what they lost</th>` +
+      `<th scope="colgroup" colspan="${cols.length - first}" class="secondary">traffic (secondary)</th></tr>`;
+    $('#totals thead').innerHTML = groups + '<tr><th scope="col"></th>' +
+      cols.map((c) => `<th scope="col" data-k="${c.k}"${cls(c)}${c.title ? ` title="${esc(c.title)}"` : ''}>${esc(projector && c.plabel ? c.plabel : c.label)}</th>`).join('') + '</tr>';
     $('#totals tbody').innerHTML = st.sides.map((sd) =>
       `<tr data-side="${esc(sd.name)}" data-col="${sd.i}"><th scope="row"><span class="side-tag col-${sd.i}" title="${esc(properties(sd))}">${esc(sd.name)}</span></th>` +
-      ['requests', 'availability', 'timeouts', 'sessions_lost', 'cart_items_lost', 'relogins', 'retries_saved'].map((k) => `<td data-k="${k}">–</td>`).join('') + '</tr>').join('');
+      cols.map((c) => `<td data-k="${c.k}"${cls(c)}>–</td>`).join('') + '</tr>').join('');
+    $('#cost-strip').innerHTML = '<table><tbody>' + st.sides.map((sd) =>
+      `<tr data-side="${esc(sd.name)}" data-col="${sd.i}"><th scope="row"><span class="side-tag col-${sd.i}">${esc(sd.name)}</span></th>` +
+      COST_STRIP.map((c) => `<td data-cost="${c.k}" title="${esc(c.title)}"></td>`).join('') + '</tr>').join('') + '</tbody></table>';
     const pair = st.sides.map((sd) => sd.name).join(' vs ');
     $('#subtitle').textContent = pair + ', live';
     document.title = 'statelab — ' + pair + ', live';
@@ -245,7 +296,7 @@
       if (had && last) return false;
     }
     learnKinds(body.kinds);
-    st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users, manual: !!body.manual, next: body.next || null, openLoop: body.open_loop || null, cpuLimit: body.replica_cpu || null };
+    st.meta = { scenario: body.scenario, duration: body.duration_s || 0, users: body.users, manual: !!body.manual, next: body.next || null, openLoop: body.open_loop || null, cpuLimit: body.replica_cpu || null, network: body.network || null };
     for (const s of body.history || []) {
       const prev = st.samples[st.samples.length - 1];
       if (prev && s.elapsed_s <= prev.elapsed_s) continue;
@@ -453,7 +504,9 @@
             ? `<b class="loss">${fmtInt(held)} ${plural(held, 'session', 'sessions')} went with them</b>`
             : `<b class="loss">${fmtInt(inUse)} ${plural(inUse, 'session', 'sessions')} in use went with them</b>` + (held > inUse ? ` (and ${fmtInt(held - inUse)} idle)` : '');
         }
-        out = `every ${name} replica restarted in turn (${ids}): ` + (kept || went);
+        // The projector leaves out which replicas, as it does the
+        // scenario's note: its line must fit in two lines.
+        out = `every ${name} replica restarted in turn${projector ? '' : ` (${ids})`}: ` + (kept || went);
       } else {
         const r = recs[0];
         out = `replica ${ids} ${verb}: ` + (kept || heldClause(num(r.sessions_held), num(r.sessions_in_use)));
@@ -489,7 +542,7 @@
   function describeGroup(g) {
     const when = `at ${g.at.toFixed(0)} s`;
     const who = g.source === 'control' ? 'your button' : 'the scenario';
-    const head = `${when} (${who}${g.note && g.source !== 'control' ? ': ' + esc(g.note) : ''}) — `;
+    const head = `${when} (${who}${g.note && g.source !== 'control' && !projector ? ': ' + esc(g.note) : ''}) — `;
     if (g.kind === 'pause') return head + 'the simulated users are paused on both sides.';
     if (g.kind === 'client-restart') {
       const r = g.recs[0];
@@ -781,7 +834,7 @@
     const tot = nowOf(sd);
     setCap(cell, !last ? 'waiting for the first second…' : open
       ? `<span class="legend-item"><span class="swatch blue">━</span> ok <b>${fmtRate(last.ok)}</b>/s</span><span class="legend-item"><span>╍</span> offered <b>${fmtRate(last.offered)}</b>/s</span>`
-      : `now <b>${fmtRate(last.ok)}</b>/s · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>`);
+      : `now <b>${fmtRate(last.ok)}</b>/s` + (projector ? '' : ` · total ok <b>${fmtInt(tot ? tot.ok : 0)}</b>`));
   }
 
   function drawLoss(sd, cell, w, groups, yMax) {
@@ -801,8 +854,8 @@
     const tot = nowOf(sd);
     const sl = tot ? tot.sessions_lost : 0, ci = tot ? tot.cart_items_lost : 0;
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-sessions-lost="${sl}" data-cart-items-lost="${ci}"`);
-    setCap(cell, `<span class="legend-item"><span class="swatch vermillion">▮</span> sessions <b>${fmtInt(sl)}</b> total</span>` +
-      `<span class="legend-item"><span class="swatch orange outlined">◆</span> cart items lost <b>${fmtInt(ci)}</b> total</span>`);
+    setCap(cell, `<span class="legend-item"><span class="swatch vermillion">▮</span> sessions <b>${fmtInt(sl)}</b>${projector ? '' : ' total'}</span>` +
+      `<span class="legend-item"><span class="swatch orange outlined">◆</span> cart items${projector ? '' : ' lost'} <b>${fmtInt(ci)}</b>${projector ? '' : ' total'}</span>`);
   }
 
   function drawErrors(sd, cell, w, groups, yMax) {
@@ -879,6 +932,34 @@
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}"`);
     const now = nowOf(sd);
     setCap(cell, now ? `<b>${(now.replicas || []).length}</b> now` : '');
+    const addrs = cell.querySelector('.addrs');
+    const html = addrLine(sd);
+    if (addrs && addrs.innerHTML !== html) addrs.innerHTML = html;
+  }
+
+  // hostPort splits an address into its host and its :port.
+  function hostPort(a) {
+    const i = String(a).lastIndexOf(':');
+    return i < 0 ? [String(a), ''] : [a.slice(0, i), a.slice(i)];
+  }
+
+  // addrLine lists the side's replicas in service with the address each
+  // listens on and, with links, the address of the link its balancer
+  // reaches it through; the host said once when they all share it.
+  function addrLine(sd) {
+    const reps = nowReplicas(sd).filter((r) => r.addr);
+    if (!reps.length) return '';
+    const hosts = new Set(reps.flatMap((r) => [hostPort(r.addr)[0], ...(r.link ? [hostPort(r.link)[0]] : [])]));
+    const one = hosts.size === 1 ? [...hosts][0] : null;
+    const short = (a) => esc(one ? hostPort(a)[1] : a);
+    return (one ? `on <b>${esc(one)}</b>: ` : '') + reps.map((r) =>
+      `<span class="addr" data-replica="${esc(r.id)}">#${esc(replicaNo(r.id))} ${short(r.addr)}${r.link ? ` <small>(link ${short(r.link)})</small>` : ''}</span>`).join(' · ');
+  }
+
+  // addrOf says where a replica listens, for its strip's tooltip.
+  function addrOf(sd, id) {
+    const r = nowReplicas(sd).find((r) => r.id === id);
+    return r && r.addr ? `${id} listens on ${r.addr}` + (r.link ? `; its balancer reaches it through the link ${r.link}` : '') : id;
   }
 
   // replicaOrder lists every replica seen in the window, by number.
@@ -926,7 +1007,7 @@
       const lastU = [...pts].reverse().map(getU).find((v) => v != null);
       s += ` data-last="${lastVal == null ? '' : lastVal}" data-in-use="${lastU == null ? '' : lastU}">`;
       s += `<line class="zero-line" x1="${M.l}" x2="${M.l + f.pw}" y1="${sf.bottom}" y2="${sf.bottom}"/>`;
-      s += `<text class="strip-label${gone ? ' gone' : ''}" x="${M.l - 7}" y="${sf.bottom - 4}" text-anchor="end">#${esc(replicaNo(id))}</text>`;
+      s += `<g><title>${esc(addrOf(sd, id))}</title><text class="strip-label${gone ? ' gone' : ''}" x="${M.l - 7}" y="${sf.bottom - 4}" text-anchor="end">#${esc(replicaNo(id))}</text></g>`;
       if (counted) {
         // Held, idle ones included: a light area. In use: a dark line.
         s += `<path d="${areaPath(sf, pts, get)}" fill="${C.green}" opacity=".25"/>`;
@@ -962,11 +1043,13 @@
       }
     }
     cell.querySelector('.plot').innerHTML = svg(w, h, s, `data-n="${pts.length}" data-counted="${counted ? 1 : 0}"`);
+    // Short, so the legend stands whole beside the title, which says
+    // "sessions" already; the scales run from 0 to the strip's top.
     const cpuCap = !cpuSeen ? '' : limited()
-      ? `<span class="legend-item"><span class="swatch purple">━</span> CPU, strip top = its limit</span>`
-      : `<span class="legend-item"><span class="swatch purple">━</span> CPU, strip top = ${fmtCores(st.cpuMax)} cores</span>`;
+      ? `<span class="legend-item"><span class="swatch purple">━</span> CPU, top = its limit</span>`
+      : `<span class="legend-item"><span class="swatch purple">━</span> CPU 0–${fmtCores(st.cpuMax)} cores</span>`;
     setCap(cell, (counted
-      ? `<span class="legend-item"><span class="swatch green">▮</span> sessions in use / held · scale 0–${fmtInt(yMax)}</span>`
+      ? `<span class="legend-item"><span class="swatch green">▮</span> in use / held 0–${fmtInt(yMax)}</span>`
       : cpuSeen ? '' : 'nothing to count') + cpuCap);
   }
 
@@ -999,17 +1082,39 @@
 
   // ---- what each side pays --------------------------------------------------
 
+  const fmtUS = (v) => (v >= 1000 ? (v / 1000).toFixed(v >= 10000 ? 0 : 1) + ' ms' : v >= 10 ? v.toFixed(0) + ' µs' : v.toFixed(1) + ' µs');
+  const fmtTrips = (v) => (v === 0 ? '0' : v >= 10 ? v.toFixed(0) : v.toFixed(1));
+  // measured says whether the replicas have identified anyone yet: before
+  // that, identification and round trips per request are not measured
+  // (not zero).
+  const measured = (c) => c.identifications > 0;
+  // bytesParts says what of the mean request the sign-in took: the
+  // credential's bytes and, where the runner counts them apart, the
+  // balancer's routing cookie's.
+  function bytesParts(c) {
+    const parts = [];
+    if (c.credential_bytes_mean != null) parts.push(`credential ${fmtInt(c.credential_bytes_mean)} B`);
+    if (c.routing_cookie_bytes_mean > 0) parts.push(`routing ${fmtInt(c.routing_cookie_bytes_mean)} B`);
+    return parts.join(' + ');
+  }
+
   // COST_ROWS are the cost panel's lines, read from each side's costs in the
   // feed (the runner measures them; nothing here is computed from what a
-  // credential should cost). A row is left out when no side has its value.
+  // credential should cost). A row is left out when no side has its value;
+  // zero: a measured 0 is a value (no round trip), not a blank.
   const COST_ROWS = [
-    { label: 'request bytes, median', get: (c) => c.request_bytes_p50, fmt: (v, c) => fmtInt(v) + (c.credential_bytes_mean != null ? ` <small>${fmtInt(v - c.credential_bytes_mean)} without the credential</small>` : '') },
+    { label: 'request bytes, median', get: (c) => c.request_bytes_p50,
+      fmt: (v, c) => fmtInt(v) + (c.credential_bytes_mean != null ? ` <small>${fmtInt(v - c.credential_bytes_mean - (c.routing_cookie_bytes_mean || 0))} without the ${c.routing_cookie_bytes_mean > 0 ? 'credential and routing cookie' : 'credential'}</small>` : '') },
     { label: 'bytes over a whole journey, median', get: (c) => c.journey_bytes_p50, fmt: (v) => fmtInt(v) },
     // The median: the mean also holds the moments a busy machine made a
     // replica wait, which no credential is to blame for.
     { label: 'identifying the caller, median per request', get: (c) => c.identify_us_p50 || c.identify_us_mean, fmt: (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1)) + ' µs' },
+    { label: 'replica CPU per request', get: (c) => (c.balanced_requests > 0 ? c.server_cpu_per_request_us : null),
+      fmt: (v, c) => fmtUS(v) + (c.store_cpu_per_request_us > 0 ? ` <small>+ ${fmtUS(c.store_cpu_per_request_us)} in its session store</small>` : '') },
+    { label: 'shared-service round trips per request', zero: true, get: (c) => (measured(c) && c.shared_round_trips_per_request != null ? c.shared_round_trips_per_request : null), fmt: fmtTrips },
     { label: 'authenticated reads, p50 / p99', get: (c) => c.read_latency_ms && c.reads ? c.read_latency_ms.p50 : null, fmt: (v, c) => fmtMS(v) + ' / ' + fmtMS(c.read_latency_ms.p99) },
   ];
+  const hasCost = (r, c) => { const v = c ? r.get(c) : null; return v != null && (r.zero ? v >= 0 : v > 0); };
 
   function renderCosts() {
     const box = $('#costs');
@@ -1018,39 +1123,119 @@
     if (box.hidden) return;
     const head = '<th scope="col"></th>' + st.sides.map((sd) => `<th scope="col"><span class="side-tag col-${sd.i}">${esc(sd.name)}</span></th>`).join('');
     if (box.querySelector('thead tr').innerHTML !== head) box.querySelector('thead tr').innerHTML = head;
-    const rows = COST_ROWS.filter((r) => costs.some((c) => c && r.get(c) != null && r.get(c) > 0)).map((r) =>
-      `<tr><th scope="row">${esc(r.label)}</th>` + costs.map((c) => {
-        const v = c ? r.get(c) : null;
-        return `<td>${v == null || !(v > 0) ? '–' : r.fmt(v, c)}</td>`;
-      }).join('') + '</tr>').join('');
+    const rows = COST_ROWS.filter((r) => costs.some((c) => hasCost(r, c))).map((r) =>
+      `<tr><th scope="row">${esc(r.label)}</th>` + costs.map((c) => `<td>${hasCost(r, c) ? r.fmt(r.get(c), c) : '–'}</td>`).join('') + '</tr>').join('');
     const body = box.querySelector('tbody');
     if (body.innerHTML !== rows) body.innerHTML = rows;
   }
 
+  // COST_STRIP is the projector's one line a side of what it pays per
+  // request, from the same costs as the panel: the bytes a request takes
+  // and the credential's part (the mean request, so the parts add up), the
+  // replicas' time to identify the caller, their CPU, and their calls to a
+  // shared service. '–' where the run has not measured it yet.
+  const COST_STRIP = [
+    { k: 'bytes', title: 'the mean request on the wire, and what its credential (and the balancer’s routing cookie) took of it',
+      get: (c) => (c.request_bytes_mean > 0 ? `<b>${fmtInt(c.request_bytes_mean)} B</b>` + (bytesParts(c) ? ` <small>(${bytesParts(c)})</small>` : '') : null) },
+    { k: 'identify', title: 'the replicas’ median time to find out who was asking (statelab_identify_seconds)',
+      get: (c) => (measured(c) ? `identify <b>${fmtUS(c.identify_us_p50 || c.identify_us_mean)}</b>` : null) },
+    { k: 'cpu', title: 'the replicas’ CPU time (and their session store’s) per request the balancer handed them',
+      get: (c) => (c.balanced_requests > 0 && c.server_cpu_per_request_us > 0
+        ? `CPU <b>${fmtUS(c.server_cpu_per_request_us)}</b>` + (c.store_cpu_per_request_us > 0 ? ` <small>+ ${fmtUS(c.store_cpu_per_request_us)} store</small>` : '') : null) },
+    { k: 'trips', title: 'calls a replica made to a shared service (redis, the database) per request it identified, counted by the replica',
+      get: (c) => (measured(c) && c.shared_round_trips_per_request != null ? `<b>${fmtTrips(c.shared_round_trips_per_request)}</b> shared round trips` : null) },
+  ];
+
+  function renderCostStrip() {
+    const box = $('#cost-strip');
+    const costs = st.sides.map((sd) => (nowOf(sd) || {}).costs || null);
+    box.hidden = !projector || !costs.some((c) => c);
+    if (box.hidden) return;
+    for (const sd of st.sides) {
+      const c = costs[sd.i];
+      for (const td of box.querySelectorAll(`tr[data-col="${sd.i}"] td`)) {
+        const e = COST_STRIP.find((e) => e.k === td.dataset.cost);
+        const html = (c && e.get(c, sd)) || `<span class="na">${esc(e.k)} –</span>`;
+        if (td.innerHTML !== html) td.innerHTML = html;
+      }
+    }
+  }
+
   // ---- the whole page --------------------------------------------------------
 
+  // rateOf is a side's rate of one of its counted totals over the last
+  // RATE_S seconds of samples (fewer at the start of a run): the difference
+  // of the two totals over the time between them. null before two samples,
+  // and when the runner does not count that total.
+  function rateOf(sd, key) {
+    const n = st.samples.length;
+    if (n < 2) return null;
+    const b = st.samples[n - 1];
+    let a = st.samples[n - 2];
+    for (let i = n - 2; i >= 0 && b.elapsed_s - st.samples[i].elapsed_s <= RATE_S + 0.5; i--) a = st.samples[i];
+    const A = a.sides && a.sides[sd.name], B = b.sides && b.sides[sd.name];
+    const dt = b.elapsed_s - a.elapsed_s;
+    if (!A || !B || !(dt > 0) || A[key] == null || B[key] == null) return null;
+    return Math.max(0, (B[key] - A[key]) / dt);
+  }
+
+  // totalOf is one column's value for a side and its text: '–' before the
+  // side's first sample, '—' for what this runner does not count.
+  function totalOf(sd, t, c) {
+    if (!t) return { v: null, text: '–' };
+    if (c.rate) {
+      const v = rateOf(sd, c.rate);
+      return { v, text: v == null ? (t[c.rate] == null ? '—' : '–') : fmtRate(v) };
+    }
+    switch (c.k) {
+      case 'availability':
+        return { v: t.availability, text: (t.requests - t.conflicts > 0) ? (100 * t.availability).toFixed(1) + ' %' : '–' };
+      case 'retries_saved': {
+        // Both counted: the balancer's retries a replica answered, and the
+        // users' own resends (same Idempotency-Key) that one answered.
+        const v = (t.lb_retries_saved || 0) + (t.user_retries_saved || 0);
+        return { v, text: fmtInt(v) };
+      }
+      default: {
+        const v = t[c.k];
+        return { v, text: v == null ? '—' : fmtInt(v) };
+      }
+    }
+  }
+
   function renderTotals() {
+    const cols = totalsShown();
     for (const sd of st.sides) {
       const row = $(`#totals tr[data-col="${sd.i}"]`);
       if (!row) continue;
       const t = nowOf(sd);
       for (const td of row.querySelectorAll('td')) {
-        const k = td.dataset.k;
-        let text = '–', cls = '';
-        if (t) {
-          if (k === 'availability') text = (t.requests - t.conflicts > 0) ? (100 * t.availability).toFixed(1) + ' %' : '–';
-          // Both counted: the balancer's retries a replica answered, and the
-          // users' own resends (same Idempotency-Key) that one answered.
-          else if (k === 'retries_saved') text = fmtInt((t.lb_retries_saved || 0) + (t.user_retries_saved || 0));
-          else text = fmtInt(t[k]);
-          if (k === 'sessions_lost' || k === 'cart_items_lost' || k === 'relogins' || k === 'timeouts') cls = t[k] > 0 ? 'bad' : 'good';
-          if (k === 'timeouts' && t[k] == null) text = '–';
-        }
+        const c = cols.find((c) => c.k === td.dataset.k);
+        if (!c) continue;
+        const { v, text } = totalOf(sd, t, c);
+        const cls = [c.secondary ? 'secondary' : '', c === cols.find((c) => c.secondary) ? 'sec-start' : '', c.bad && v != null ? (v > 0 ? 'bad' : 'good') : ''].filter(Boolean).join(' ');
         if (td.textContent !== text) td.textContent = text;
-        td.className = cls;
+        if (td.className !== cls) td.className = cls;
       }
     }
   }
+
+  // netWords says what lies between the lab's processes, from the feed's
+  // network: where they run and the delay every link holds the bytes for,
+  // each way (a round trip across one costs twice it). The projector says
+  // only the delay, and nothing when there is none.
+  function netWords(n) {
+    if (!n) return '';
+    const lat = +n.latency_ms || 0, jit = +n.jitter_ms || 0;
+    const delay = lat > 0 ? `links <b>+${fmtMS(lat)}</b>${projector ? '' : ' each way'}` + (jit > 0 ? ` ± ${fmtMS(jit)}` : '') : 'no delay added';
+    if (projector) return lat > 0 ? delay : '';
+    const hosts = n.hosts === 'netns' ? 'a host each' + (n.subnet ? ` on <b>${esc(n.subnet)}</b>` : '') : 'one host, loopback';
+    return `${hosts} · ${delay}`;
+  }
+  const netTitle = (n) => (n.hosts === 'netns'
+    ? 'every replica, balancer and shared service runs in its own network namespace, joined by one bridge'
+    : 'every process runs on this machine and reaches the others over loopback') +
+    (n.latency_ms > 0 ? `; every link the lab controls holds the bytes ${n.latency_ms} ms each way, so a round trip across one costs ${2 * n.latency_ms} ms` : '');
 
   function renderHeader() {
     const m = st.meta;
@@ -1061,6 +1246,11 @@
       if (lim && lim.enforced) load += ` · each replica limited to <b title="${esc(lim.mechanism)}, ${esc(lim.quota_us)} µs per ${esc(lim.period_us)} µs">${esc(lim.cpus)} CPU</b> by the kernel (${esc(lim.mechanism)})`;
       else if (lim) load += ` · <b class="warn" title="${esc(lim.reason)}">CPU limit ${esc(lim.cpus)} NOT enforced: replicas unlimited</b>`;
       $('#scenario').innerHTML = `scenario <b>${esc(m.scenario)}</b> · ${load}`;
+      const net = $('#net');
+      const words = netWords(m.network);
+      net.hidden = !words;
+      if (net.innerHTML !== words) net.innerHTML = words;
+      net.title = m.network ? netTitle(m.network) : '';
       const t = st.now ? st.now.elapsed_s : 0;
       document.body.dataset.elapsed = t.toFixed(1);
       const ph = st.now ? st.now.phase : '';
@@ -1115,7 +1305,9 @@
     if (m && m.manual) {
       const pend = m.next;
       next.disabled = !pend || !!st.busy || !!st.failingSince;
-      const text = pend ? `▶ Next event: ${pendingWord(pend)} (${pend.index} of ${pend.of})` : '▶ Next event: none left';
+      // The projector's is shorter: it stands beside the totals.
+      const word = projector ? '▶ Next' : '▶ Next event';
+      const text = pend ? `${word}: ${pendingWord(pend)} (${pend.index} of ${pend.of})` : `${word}: none left`;
       if (next.textContent !== text) next.textContent = text;
     }
     const pick = $('#replica-pick');
@@ -1141,7 +1333,15 @@
       html = null;
     }
     if (html != null && $('#what').innerHTML !== html) $('#what').innerHTML = html;
-    box.className = 'what-box' + (cls ? ' ' + cls : '');
+    // The projector gives the line two lines of the screen: a longer one
+    // drops its title and steps down to the 18 px floor before it takes a
+    // third line from the charts. Measured once per text, at full size.
+    if (projector && box.dataset.fitted !== $('#what').innerHTML) {
+      box.className = 'what-box';
+      box.dataset.fitted = $('#what').innerHTML;
+      st.whatTight = box.clientHeight > 2.5 * parseFloat(getComputedStyle(box).lineHeight);
+    }
+    box.className = 'what-box' + (cls ? ' ' + cls : '') + (projector && st.whatTight ? ' tight' : '');
     const detail = st.runnerMsg && !st.busy ? 'runner: ' + st.runnerMsg : '';
     if ($('#what-detail').textContent !== detail) $('#what-detail').textContent = detail;
   }
@@ -1159,18 +1359,28 @@
     }
     const foot = $('.foot');
     const last = foot.offsetParent ? foot : grid; // the projector view has no footer
-    const bottom = last.getBoundingClientRect().bottom + window.scrollY + (projector ? 14 : 16);
+    const bottom = last.getBoundingClientRect().bottom + window.scrollY + (projector ? 6 : 16);
+    if (projector) {
+      // The projector view shares what the screen has left between its
+      // three charts alike, the sessions chart's strips at least as tall
+      // as their 18 px labels: the screen is filled, and nothing scrolls.
+      // At 1280x720 that is at least 120 px a chart, unless what just
+      // happened takes a third line (then they give it up to PROJ_FLOOR_H
+      // rather than push the last chart off the screen).
+      const budget = plots - LANE_H + window.innerHeight - bottom;
+      const each = Math.max(PROJ_FLOOR_H, Math.floor(budget / 3));
+      st.stripH = Math.max(Math.round(18 * k), Math.floor((each - 4) / n));
+      st.h.ok = st.h.loss = Math.max(PROJ_FLOOR_H, Math.floor((budget - n * st.stripH - 4) / 2));
+      return;
+    }
     // Less the events' lane and the strips' padding, which do not grow.
     const budget = plots + window.innerHeight - bottom - LANE_H - 4;
-    // A small screen scrolls a little rather than squash the charts flat;
-    // the projector view never scrolls.
-    const shrink = projector ? 0.5 : Math.min(1, Math.max(0.7, window.innerHeight / 1000));
+    // A small screen scrolls a little rather than squash the charts flat.
+    const shrink = Math.min(1, Math.max(0.7, window.innerHeight / 1000));
     const rows = shownRows().filter((r) => r.w);
     const weights = rows.reduce((a, r) => a + r.w, 0);
     const mins = rows.reduce((a, r) => a + r.min * shrink, 0);
-    // The projector view gives the charts the room, and each strip just
-    // enough for its 18 px label.
-    st.stripH = projector ? Math.round(24 * k) : Math.round(Math.min(40 * k, Math.max(18 * k, (budget - mins * 1.1) / n)));
+    st.stripH = Math.round(Math.min(40 * k, Math.max(18 * k, (budget - mins * 1.1) / n)));
     const unit = (budget - n * st.stripH) / weights;
     for (const r of rows) st.h[r.id] = Math.round(Math.min(r.max * k, Math.max(r.min * shrink, unit * r.w)));
   }
@@ -1182,6 +1392,7 @@
     renderTotals();
     renderControls();
     renderCosts();
+    renderCostStrip();
     const groups = groupEvents(st.events);
     renderWhat(groups);
 
