@@ -182,7 +182,14 @@ func TestStrategiesEndToEnd(t *testing.T) {
 		}
 		for _, fault := range []string{"restart", "crash"} {
 			if s, _ := r.lost("memory-sticky", win(fault)); s == 0 {
-				t.Errorf("memory-sticky: no session lost at the %s: the replica's memory went with it", fault)
+				// As for memory-hash below: on a busy machine the users
+				// may notice after the 2 s window; the replica's own
+				// count of the sessions in use that went with it says so.
+				if held := r.inUseAt("memory-sticky", fault); held > 0 {
+					t.Logf("memory-sticky: no user noticed the %s within its window; %g sessions in use went with the replica", fault, held)
+				} else {
+					t.Errorf("memory-sticky: no session lost at the %s, and the replica held none in use: the replica's memory went with it", fault)
+				}
 			}
 		}
 		bal := r.rep.Sides["memory-sticky"].Balance
