@@ -156,7 +156,12 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), load.users, sc.Replicas, ln.Addr())
 	if manual && len(sc.Events) > 0 {
-		fmt.Fprintf(stdout, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST http://%s/api/control/next\n", len(sc.Events), ln.Addr())
+		auth := ""
+		if c := r.Class(); c != nil {
+			// With a class, only the teacher's token fires events.
+			auth = "-H 'Authorization: Bearer " + c.TeacherToken() + "' "
+		}
+		fmt.Fprintf(stdout, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST %shttp://%s/api/control/next\n", len(sc.Events), auth, ln.Addr())
 	}
 	if c := r.Class(); c != nil {
 		printClass(stdout, c, ln.Addr())
