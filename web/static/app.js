@@ -115,6 +115,9 @@
   // projector view gives up to a long "what just happened"; at 1280×720
   // it has 120 px or more otherwise (TestProjectorView measures it).
   const PROJ_FLOOR_H = 90;
+  // With a class (--class), the class panel takes a band of the screen
+  // too: the charts give up to PROJ_CLASS_FLOOR_H rather than scroll.
+  const PROJ_CLASS_FLOOR_H = 56;
   function scaleToType() {
     k = parseFloat(getComputedStyle(document.documentElement).fontSize) / 16.3 || 1;
     M.l = Math.round(58 * k);
@@ -1368,9 +1371,11 @@
       // happened takes a third line (then they give it up to PROJ_FLOOR_H
       // rather than push the last chart off the screen).
       const budget = plots - LANE_H + window.innerHeight - bottom;
-      const each = Math.max(PROJ_FLOOR_H, Math.floor(budget / 3));
+      const panel = document.getElementById('class-panel');
+      const floor = panel && !panel.hidden ? PROJ_CLASS_FLOOR_H : PROJ_FLOOR_H;
+      const each = Math.max(floor, Math.floor(budget / 3));
       st.stripH = Math.max(Math.round(18 * k), Math.floor((each - 4) / n));
-      st.h.ok = st.h.loss = Math.max(PROJ_FLOOR_H, Math.floor((budget - n * st.stripH - 4) / 2));
+      st.h.ok = st.h.loss = Math.max(floor, Math.floor((budget - n * st.stripH - 4) / 2));
       return;
     }
     // Less the events' lane and the strips' padding, which do not grow.
