@@ -2,6 +2,7 @@ package compare_test
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,7 +26,7 @@ type stWindow struct {
 // starts at 2 s: the users arrive over the first two seconds and sign in.
 var stWindows = []stWindow{
 	{"none", 2, 5}, {"scale-out", 5, 8}, {"restart", 8, 10}, {"crash", 10, 12},
-	{"rolling-restart", 12, 16}, {"scale-in", 16, 18}, {"restart-store", 18, 21},
+	{"rolling-restart", 12, 16}, {"scale-in", 16, 18}, {"restart-store", 18, 23},
 }
 
 // stRun is one finished run of two strategies through the scenario.
@@ -132,7 +133,7 @@ func stCompare(t *testing.T, bin, sides string, users int) stRun {
 // same scenario of faults.
 func TestStrategiesEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds statelab and runs four 21-second comparisons with real replica processes")
+		t.Skip("builds statelab and runs four 23-second comparisons with real replica processes")
 	}
 	bin := labtest.Binary(t)
 	labtest.NeedProgram(t, "redis-server", redisserver.LookPath)
@@ -228,8 +229,17 @@ func TestStrategiesEndToEnd(t *testing.T) {
 				t.Errorf("redis: %d sessions lost, %d invalid credentials in the %s window, want 0: the sessions live outside the replicas", s, i, w.name)
 			}
 		}
-		if s, _ := r.lost("redis", win("restart-store")); s < 16/2 {
-			t.Errorf("redis: %d sessions lost when redis-server restarted, want about all 16 users' sessions", s)
+		// On a busy machine the events before it may run late, and the
+		// store's restart with them: its window opens when it was played.
+		store := win("restart-store")
+		for _, e := range r.rep.Events {
+			if e.Side == "redis" && e.Kind == "restart-store" {
+				store.from = max(store.from, e.AtS)
+			}
+		}
+		store.to = math.MaxFloat64 // to the end of the run
+		if s, _ := r.lost("redis", store); s < 16/2 {
+			t.Errorf("redis: %d sessions lost when redis-server restarted (at %.1f s), want about all 16 users' sessions", s, store.from)
 		}
 	}
 	if r, ok := get("cookie,jwt+own-secrets"); ok {
@@ -249,7 +259,7 @@ func TestStrategiesEndToEnd(t *testing.T) {
 				t.Errorf("memory-sticky+own-secrets: %d invalid_session before the first restart (%s), want 0: each client stays on the replica that signed its cookie", i, w)
 			}
 		}
-		if _, i := r.lost("memory-sticky+own-secrets", stWindow{"after the first restart", 8, 21}); i == 0 {
+		if _, i := r.lost("memory-sticky+own-secrets", stWindow{"after the first restart", 8, 23}); i == 0 {
 			t.Error("memory-sticky+own-secrets: no invalid_session after the first restart; the new process signs with a new secret")
 		}
 	}
