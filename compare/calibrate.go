@@ -121,8 +121,7 @@ func (r *Runner) calibrate(ctx context.Context) error {
 		fmt.Fprintf(out, "calibration: %s; offering the scenario's %g requests/s per side\n", c.Skipped, r.cfg.Rate)
 		return nil
 	}
-	c.WantedRPS = math.Round(c.Factor * float64(c.Replicas) * slices.Max(perReplica))
-	c.Rate = max(1, min(c.WantedRPS, c.GeneratorRPS, scenario.MaxRate))
+	c.WantedRPS, c.Rate = calibratedRate(c.Factor, c.Replicas, perReplica, c.GeneratorRPS)
 	r.setCalibration(c, c.Rate)
 	fmt.Fprintln(out, strings.Replace(c.String(), "Calibration: ", "calibration: ", 1))
 	return nil
@@ -142,12 +141,27 @@ func (r *Runner) setCalibration(c *report.Calibration, rate float64) {
 			r.cfg.MaxOutstanding = load.DefaultMaxOutstanding(rate, r.cfg.Deadline)
 			return
 		}
-		// Every request outstanding has a connection of the pool: one
-		// waiting in the client for a connection would spend its deadline
-		// where no replica can help it.
-		r.cfg.MaxOutstanding = int(math.Ceil(calibratedQueue * rate * r.cfg.Deadline.Seconds()))
-		r.cfg.RateUsers = min(scenario.MaxRateUsers, max(r.cfg.RateUsers, (r.cfg.MaxOutstanding+load.ConnsPerUser-1)/load.ConnsPerUser))
+		r.cfg.MaxOutstanding, r.cfg.RateUsers = calibratedQueueOf(rate, r.cfg.Deadline, r.cfg.RateUsers)
 	}
+}
+
+// calibratedRate is the rate calibration offers: factor × the starting
+// replicas × the larger of the sides' capacities per replica, bounded by
+// what the runner can send per side and by scenario.MaxRate; and the rate
+// wanted before those bounds.
+func calibratedRate(factor float64, replicas int, perReplica []float64, generator float64) (wanted, rate float64) {
+	wanted = math.Round(factor * float64(replicas) * slices.Max(perReplica))
+	return wanted, max(1, min(wanted, generator, scenario.MaxRate))
+}
+
+// calibratedQueueOf is how many requests may be outstanding per side at a
+// calibrated rate (calibratedQueue), and how many users the pool needs so
+// that each has a connection: one waiting in the client for a connection
+// would spend its deadline where no replica can help it.
+func calibratedQueueOf(rate float64, deadline time.Duration, users int) (maxOutstanding, poolUsers int) {
+	maxOutstanding = max(1, int(math.Ceil(calibratedQueue*rate*deadline.Seconds())))
+	need := (maxOutstanding + load.ConnsPerUser - 1) / load.ConnsPerUser
+	return maxOutstanding, min(scenario.MaxRateUsers, max(users, need))
 }
 
 // replicaCapacity is what the side's first replica answers per second

@@ -211,9 +211,11 @@ func resolveLoad(sc scenario.Scenario, set map[string]bool, flags compareLoad) c
 	if !set["rate"] {
 		l.rate = sc.Rate
 	}
-	if !set["calibrate"] && !set["rate"] {
-		// A rate given on the command line is the rate wanted.
+	if !set["calibrate"] {
 		l.calibrate = sc.Calibrate
+		if set["rate"] {
+			l.calibrate = 0 // a rate given on the command line is the rate wanted
+		}
 	}
 	if !set["rate-users"] {
 		l.rateUsers = cmp.Or(sc.RateUsers, load.DefaultRateUsers)
