@@ -110,7 +110,10 @@ func (r *Runner) calibrate(ctx context.Context) error {
 	}
 	c.ReplicaRPS = map[string]float64{}
 	for i, s := range r.sides {
-		c.ReplicaRPS[s.name] = math.Round(perReplica[i])
+		// Rounded before the rate is worked out from it, so that the
+		// report's numbers multiply to its rate.
+		perReplica[i] = math.Round(perReplica[i])
+		c.ReplicaRPS[s.name] = perReplica[i]
 	}
 	c.MeasuredS, c.InFlight = calibrateMeasure.Seconds(), calibrateUsers*load.ConnsPerUser
 	if err == nil && slices.Max(perReplica) <= 0 {
