@@ -82,9 +82,9 @@ func (r *Runner) calibrate(ctx context.Context) error {
 	}
 	out := r.cfg.Stdout
 	c := &report.Calibration{Factor: r.cfg.Calibrate, Replicas: r.cfg.Scenario.Replicas, Rate: r.cfg.Rate}
-	r.setCalibration(c, r.cfg.Rate)
 	if r.cpuLimit() == 0 {
 		c.Skipped = "the CPU limit is not enforced here, so one replica's capacity would be the machine's, and a scale-out would add processes, not CPU"
+		r.setCalibration(c, r.cfg.Rate)
 		fmt.Fprintf(out, "calibration: skipped: %s. Offering the scenario's %g requests/s per side; the scale-out's gain will not show. %s holds a run where the limit was enforced (Linux, as root; make capacity-report makes a new one).\n",
 			c.Skipped, r.cfg.Rate, ShippedCapacityReport)
 		return nil
@@ -121,6 +121,7 @@ func (r *Runner) calibrate(ctx context.Context) error {
 	}
 	if err != nil {
 		c.Skipped = "the measurement failed: " + err.Error()
+		r.setCalibration(c, r.cfg.Rate)
 		fmt.Fprintf(out, "calibration: %s; offering the scenario's %g requests/s per side\n", c.Skipped, r.cfg.Rate)
 		return nil
 	}

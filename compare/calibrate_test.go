@@ -85,3 +85,29 @@ func TestCalibrationSays(t *testing.T) {
 		}
 	}
 }
+
+// TestCalibrateWithoutLimit is a machine that cannot enforce the CPU
+// limit (no limiter here): calibration measures nothing, keeps the
+// scenario's rate and its default bound of outstanding requests, records
+// why in the report, and points the user to the shipped report.
+func TestCalibrateWithoutLimit(t *testing.T) {
+	var out strings.Builder
+	r := &Runner{cfg: Config{Calibrate: 1.5, Rate: 560, ReplicaCPU: 0.1, Deadline: time.Second, RateUsers: 10, Stdout: &out,
+		Scenario: scenario.Scenario{Replicas: 2}}}
+	r.cfg.resolveLoad()
+	if err := r.calibrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	info := r.openLoopInfo()
+	if info.Rate != 560 || info.MaxOutstanding != 1120 || info.RateUsers != 10 {
+		t.Errorf("open loop %+v, want the scenario's 560/s, 1120 outstanding, 10 users", info)
+	}
+	if c := info.Calibration; c == nil || !strings.Contains(c.Skipped, "not enforced") || c.Rate != 560 {
+		t.Errorf("calibration %+v, want it skipped because the limit is not enforced", c)
+	}
+	for _, want := range []string{"calibration: skipped", "gain will not show", ShippedCapacityReport, "make capacity-report"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the runner said %q; it lacks %q", out.String(), want)
+		}
+	}
+}
