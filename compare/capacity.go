@@ -21,6 +21,9 @@ func (r *Runner) startOpenLoop(ctx context.Context) error {
 	if r.cfg.Rate <= 0 {
 		return nil
 	}
+	if err := r.calibrate(ctx); err != nil {
+		return err // stopped while calibrating
+	}
 	for si, s := range r.sides {
 		var emails []string
 		for j := range r.cfg.RateUsers {
@@ -148,10 +151,13 @@ func (r *Runner) replicaCPU(s *side) []report.ReplicaCPUUse {
 
 // openLoopInfo returns the open-loop load, nil without one.
 func (r *Runner) openLoopInfo() *report.OpenLoopInfo {
+	r.mu.Lock() // calibrate may be setting the rate
+	defer r.mu.Unlock()
 	if r.cfg.Rate <= 0 {
 		return nil
 	}
-	return &report.OpenLoopInfo{Rate: r.cfg.Rate, RateUsers: r.cfg.RateUsers, DeadlineMS: float64(r.cfg.Deadline.Milliseconds()), MaxOutstanding: r.cfg.MaxOutstanding}
+	return &report.OpenLoopInfo{Rate: r.cfg.Rate, RateUsers: r.cfg.RateUsers, DeadlineMS: float64(r.cfg.Deadline.Milliseconds()), MaxOutstanding: r.cfg.MaxOutstanding,
+		Calibration: r.calibration}
 }
 
 // enforcement returns the replicas' CPU limit and how it is enforced, nil

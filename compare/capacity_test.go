@@ -1,7 +1,10 @@
+//go:build linux
+
 package compare_test
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,12 +49,15 @@ func needCgroups(t *testing.T) {
 }
 
 // TestCapacityEndToEnd runs the capacity lesson, shortened, with real
-// replicas under a CPU limit the kernel enforces: two replicas, then four,
-// both short of an open-loop rate above what either can carry (see
-// testdata/capacity.yaml for why, and why that makes the test independent
-// of the machine's speed). It checks that scaling out the stateless side
-// raised its successful throughput by at least 1.6×, and that the kernel,
-// not the lab, held every replica to its limit.
+// replicas under a CPU limit the kernel enforces: the runner calibrates
+// the rate to 1.5 times what the two starting replicas carry (see
+// testdata/capacity.yaml), then scales out to four. It runs in make test,
+// beside the other packages' tests, so on a loaded machine; the capacity
+// runs quoted in docs/CAPACITY.md ran on an idle one and a loaded one. It
+// checks that calibration measured both sides and set the rate from what
+// it measured, that scaling out the stateless side raised its successful
+// throughput by at least 1.5×, and that the kernel, not the lab, held
+// every replica to its limit.
 func TestCapacityEndToEnd(t *testing.T) {
 	needCgroups(t)
 	bin := labtest.Binary(t)
@@ -62,8 +68,8 @@ func TestCapacityEndToEnd(t *testing.T) {
 	r := rtStartRunner(t, bin, "--sides", "memory-sticky,apikey", "--scenario", scenario)
 	select {
 	case <-r.exited:
-	case <-time.After(90 * time.Second):
-		t.Fatal("the runner did not finish within 90 s")
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the runner did not finish within 2 minutes")
 	}
 	if r.err != nil {
 		t.Fatalf("the runner failed: %v", r.err)
@@ -91,8 +97,27 @@ func TestCapacityEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Calibration measured what one replica of each side carries and what
+	// the runner can send, and the rate offered is 1.5 × 2 replicas × the
+	// larger capacity, within what the runner can send.
+	cal := rep.OpenLoop.Calibration
+	if cal == nil || cal.Skipped != "" {
+		t.Fatalf("open_loop.calibration = %+v, want a measurement", cal)
+	}
+	t.Logf("calibration: %s", cal)
+	largest := 0.0
+	for _, name := range []string{"memory-sticky", "apikey"} {
+		if cal.ReplicaRPS[name] <= 0 {
+			t.Errorf("calibration: %s's replica answered %g/s", name, cal.ReplicaRPS[name])
+		}
+		largest = max(largest, cal.ReplicaRPS[name])
+	}
+	if want := min(math.Round(1.5*2*largest), cal.GeneratorRPS); cal.GeneratorRPS <= 0 || cal.Rate != want || rep.OpenLoop.Rate != want {
+		t.Errorf("calibration: rate %g (open_loop.rate %g), want 1.5 × 2 × %g bounded by the runner's %g/s = %g", cal.Rate, rep.OpenLoop.Rate, largest, cal.GeneratorRPS, want)
+	}
+
 	// The stateless side: before the scale-out, two saturated replicas and
-	// timeouts; after it, at least 1.6 times the successful requests.
+	// timeouts; after it, at least 1.5 times the successful requests.
 	side := rep.Sides["apikey"]
 	before, after := phaseAfter(t, side.Phases, "start"), phaseAfter(t, side.Phases, "scale-out")
 	t.Logf("apikey before the scale-out: %+v", before)
@@ -101,8 +126,13 @@ func TestCapacityEndToEnd(t *testing.T) {
 	if before.Replicas != 2 || after.Replicas != 4 {
 		t.Errorf("replicas %d before, %d after; want 2 and 4", before.Replicas, after.Replicas)
 	}
-	if ratio := after.ThroughputRPS / before.ThroughputRPS; ratio < 1.6 {
-		t.Errorf("throughput %.0f/s before the scale-out, %.0f/s after: %.2f×, want at least 1.6×", before.ThroughputRPS, after.ThroughputRPS, ratio)
+	if ratio := after.ThroughputRPS / before.ThroughputRPS; ratio < 1.5 {
+		t.Errorf("throughput %.0f/s before the scale-out, %.0f/s after: %.2f×, want at least 1.5×", before.ThroughputRPS, after.ThroughputRPS, ratio)
+	}
+	// The load offered was the calibrated rate: counted arrivals, within
+	// what a Poisson process strays in seconds.
+	if off := before.OfferedRPS / cal.Rate; off < 0.9 || off > 1.1 {
+		t.Errorf("offered %.0f/s before the scale-out; calibration set %g/s", before.OfferedRPS, cal.Rate)
 	}
 	if before.Timeouts == 0 {
 		t.Error("two replicas that cannot carry the rate, and no request timed out")

@@ -87,6 +87,10 @@ type Config struct {
 	// ReplicaCPU is every replica's CPU limit in cores, enforced by the
 	// kernel where the machine allows it (package cpulimit); 0 sets none.
 	ReplicaCPU float64
+	// Calibrate, above 0, sets Rate before the clock starts from what one
+	// replica answers per second under ReplicaCPU (see calibrate in
+	// capacity.go); Rate is the load where the limit is not enforced.
+	Calibrate float64
 	// NoReadCache starts every replica with --read-cache=false, so every
 	// read asks the database (the capacity scenario's read_cache: false).
 	NoReadCache bool
@@ -130,6 +134,10 @@ type Config struct {
 	// are not counted in the report. The matrix asks its revocation
 	// questions here.
 	Probe func(ctx context.Context, balancers map[string]string)
+
+	// maxOutstandingFromRate: MaxOutstanding is the default for the rate,
+	// to be worked out again once calibration has set it.
+	maxOutstandingFromRate bool
 }
 
 // Pace makes a timeline wait for its users and its events, so that the
@@ -249,10 +257,12 @@ type Runner struct {
 	// lab holds the hosts of a run with Config.Hosts netns; nil otherwise.
 	lab *hosts.Lab
 
-	mu      sync.Mutex
-	log     []report.EventRecord
-	phase   string
-	maxLate time.Duration
+	mu sync.Mutex
+	// calibration is what calibrate measured; nil without it.
+	calibration *report.Calibration
+	log         []report.EventRecord
+	phase       string
+	maxLate     time.Duration
 	// pending is, in manual mode, the event waiting to be fired; nil
 	// otherwise.
 	pending *PendingEvent
@@ -520,6 +530,9 @@ func (cfg *Config) resolveLoad() {
 		return
 	}
 	cfg.Deadline = cmp.Or(cfg.Deadline, load.DefaultDeadline)
+	if cfg.Calibrate > 0 && cfg.MaxOutstanding == 0 {
+		cfg.maxOutstandingFromRate = true // once the calibrated rate is known
+	}
 	cfg.MaxOutstanding = cmp.Or(cfg.MaxOutstanding, load.DefaultMaxOutstanding(cfg.Rate, cfg.Deadline))
 }
 
@@ -551,7 +564,7 @@ func (cfg *Config) validateLoad() error {
 			return err
 		}
 	}
-	return nil
+	return scenario.ValidateCalibrate(cfg.Calibrate, cfg.ReplicaCPU, cfg.Rate)
 }
 
 // backendsOf is the balancer's view of the replicas: each at the address

@@ -68,15 +68,16 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
 	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
 	var (
-		replicaCPU, rate          float64
-		rateUsers, maxOutstanding int
-		deadline                  time.Duration
-		readCache                 bool
+		replicaCPU, rate, calibrate float64
+		rateUsers, maxOutstanding   int
+		deadline                    time.Duration
+		readCache                   bool
 	)
 	// The help quotes the built-in capacity scenario's load.
 	capacityDefaults, _ := scenario.Load("capacity")
 	fs.Float64(&replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
 	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
+	fs.Float64(&calibrate, "calibrate", 0, "choose the --rate by measuring, before the clock starts, what one replica answers per second under its --replica-cpu limit: offer this many `times` what the starting replicas carry (1.5: half as much again), bounded by what the runner can send; where the limit is not enforced the rate stays --rate; 0 measures nothing; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Calibrate)+"), unless --rate is set")
 	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(load.DefaultRateUsers)+")")
 	fs.Int(&maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
 	fs.Bool(&readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
@@ -116,7 +117,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", scenarioName, err)
 	}
-	load := resolveLoad(sc, fs.set(), compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, rateUsers: rateUsers, deadline: deadline, maxOutstanding: maxOutstanding, readCache: readCache})
+	load := resolveLoad(sc, fs.set(), compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, calibrate: calibrate, rateUsers: rateUsers, deadline: deadline, maxOutstanding: maxOutstanding, readCache: readCache})
 	if think <= 0 {
 		return errors.New("-think must be positive")
 	}
@@ -145,6 +146,7 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		FileSD:    fileSD,
 		Dashboard: dashboard(matrixFile),
 		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
+		Calibrate:   load.calibrate,
 		NoReadCache: !load.readCache,
 		Store:       st.kind, StoreURL: st.url,
 		Latency: lk.latency, Jitter: lk.jitter,
@@ -256,11 +258,11 @@ func scenarioList() string {
 
 // compareLoad is the load statelab compare puts on the sides.
 type compareLoad struct {
-	users                     int
-	replicaCPU, rate          float64
-	rateUsers, maxOutstanding int
-	deadline                  time.Duration
-	readCache                 bool
+	users                       int
+	replicaCPU, rate, calibrate float64
+	rateUsers, maxOutstanding   int
+	deadline                    time.Duration
+	readCache                   bool
 }
 
 // resolveLoad takes each part of the load from its flag when the command
@@ -276,6 +278,12 @@ func resolveLoad(sc scenario.Scenario, set map[string]bool, flags compareLoad) c
 	}
 	if !set["rate"] {
 		l.rate = sc.Rate
+	}
+	if !set["calibrate"] {
+		l.calibrate = sc.Calibrate
+		if set["rate"] {
+			l.calibrate = 0 // a rate given on the command line is the rate wanted
+		}
 	}
 	if !set["rate-users"] {
 		l.rateUsers = cmp.Or(sc.RateUsers, load.DefaultRateUsers)

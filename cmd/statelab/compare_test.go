@@ -17,7 +17,9 @@ import (
 func TestResolveLoad(t *testing.T) {
 	zero, off := 0, false
 	capacity := scenario.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: scenario.Duration(time.Second), MaxOutstanding: 160, ReadCache: &off}
-	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, rateUsers: 5, deadline: 3 * time.Second, maxOutstanding: 50, readCache: true}
+	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, calibrate: 2, rateUsers: 5, deadline: 3 * time.Second, maxOutstanding: 50, readCache: true}
+	calibrated := capacity
+	calibrated.Calibrate = 1.5
 	tests := []struct {
 		name string
 		sc   scenario.Scenario
@@ -26,11 +28,17 @@ func TestResolveLoad(t *testing.T) {
 	}{
 		{"the scenario's load when no flag is set", capacity, nil,
 			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
-		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "rate-users", "deadline", "max-outstanding", "read-cache"}, flags},
+		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "calibrate", "rate-users", "deadline", "max-outstanding", "read-cache"}, flags},
 		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
 			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 		{"a scenario without a load: the flags' defaults", scenario.Scenario{}, nil,
 			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, deadline: load.DefaultDeadline, readCache: true}},
+		{"the scenario calibrates", calibrated, nil,
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, calibrate: 1.5, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
+		{"a --rate given is the rate wanted: no calibration", calibrated, []string{"rate"},
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 100, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
+		{"--calibrate wins, with --rate too", calibrated, []string{"rate", "calibrate"},
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 100, calibrate: 2, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +63,7 @@ func TestRunCompareHelpListsTheLoadFlags(t *testing.T) {
 		"-replica-cpu cores", "[$STATELAB_REPLICA_CPU]", "enforced by the kernel", "runs unlimited",
 		"-rate requests", "[$STATELAB_RATE]", "(capacity: ",
 		"-rate-users users", "[$STATELAB_RATE_USERS]",
+		"-calibrate times", "[$STATELAB_CALIBRATE]", "what one replica answers per second",
 		"-deadline duration", "[$STATELAB_DEADLINE]", "timeout",
 		"-max-outstanding requests", "[$STATELAB_MAX_OUTSTANDING]", "dropped",
 		"-latency delay", "[$STATELAB_LATENCY]", "-jitter much", "[$STATELAB_JITTER]",
@@ -80,6 +89,8 @@ func TestRunCompareRejectsBadLoad(t *testing.T) {
 		{"tiny CPU limit", []string{"--replica-cpu", "0.001"}, nil, "CPU limit is 0.001"},
 		{"no users and no rate", []string{"--users", "0"}, nil, "users is 0; use 1 to 500"},
 		{"a pool of no users", []string{"--rate", "50"}, map[string]string{"STATELAB_RATE_USERS": "0"}, "rate users is 0"},
+		{"a calibration below 1", []string{"--scenario", "capacity", "--calibrate", "0.5"}, nil, "calibrate is 0.5; use 1 to 10"},
+		{"a calibration without a CPU limit", []string{"--scenario", "capacity", "--replica-cpu", "0"}, nil, "needs a replica CPU limit"},
 		{"a deadline too short", []string{"--rate", "50", "--deadline", "1ms"}, nil, "deadline is 1ms"},
 		{"an unknown store", []string{"--store", "mysql"}, nil, `-store "mysql": use sqlite or postgres`},
 		{"a store password on the command line", []string{"--store-url", "postgres://statelab:hunter2@127.0.0.1:1/statelab"}, nil, "-store-url holds a password"},

@@ -73,7 +73,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	fs.Func("log-level", "log `level`: debug, info, warn or error (default info)", c.logLevel.UnmarshalText)
 	fs.String(&c.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.Duration(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish after SIGTERM")
-	fs.Bool(&c.exitWithStdin, "exit-with-stdin", false, "exit (gracefully) when standard input closes: the comparison runner holds a pipe to every replica, so no replica outlives it, even when the runner is killed")
+	fs.Bool(&c.exitWithStdin, "exit-with-stdin", false, "shut down gracefully, as on SIGTERM, when standard input closes: the comparison runner holds a pipe to every replica and closes it to stop the replica (on every OS: Windows has no SIGTERM for a child), and the kernel closes it when the runner dies, so no replica outlives it")
 	def := api.DefaultSignInLimits()
 	var accountRate, addrRate float64
 	fs.Float64(&accountRate, "sign-in-rate", float64(def.AccountRate), "sign-ins per second allowed per account on this replica, from clients the account does not trust yet (429 too_many_requests with Retry-After beyond it); failed sign-ins are limited per account across replicas besides, in the database")
@@ -215,7 +215,7 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 	}
 	select {
 	case <-stdinClosed:
-		logger.Info("standard input closed: the runner is gone")
+		logger.Info("standard input closed: the runner asks this replica to stop, or is gone")
 	default:
 	}
 	logger.Info("shutting down: draining in-flight requests", "timeout", c.shutdownTimeout)
@@ -266,8 +266,9 @@ func statelessHandler(c serverConfig, cfg api.Config, secret []byte, logger *slo
 
 // watchStdin returns a context that ends when stdin closes, if exit is
 // set, and a channel closed at that moment. The runner holds the write end
-// of this pipe: however the runner ends, even by SIGKILL, the kernel closes
-// it, and the replica follows.
+// of this pipe and closes it to ask for a graceful stop, the one request a
+// child can be sent on every OS; however the runner ends, even by SIGKILL,
+// the kernel closes it too, and the replica follows.
 func watchStdin(ctx context.Context, exit bool, stdin io.Reader) (context.Context, <-chan struct{}, context.CancelFunc) {
 	closed := make(chan struct{})
 	if !exit {

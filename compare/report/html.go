@@ -55,6 +55,17 @@ type htmlPage struct {
 	// Observed is each side's observed request: its name and the line.
 	Observed     [][]string
 	ObserverNote string
+	// Load and Phases are the capacity lesson: the load and the CPU limit
+	// in sentences, and each side's phases; empty for a run with neither
+	// an open-loop load nor a CPU limit.
+	Load   []string
+	Phases []htmlPhases
+}
+
+// htmlPhases is one side's phase table, the header first.
+type htmlPhases struct {
+	Name string
+	Rows [][]string
 }
 
 type htmlChart struct {
@@ -95,6 +106,14 @@ func (rep *Report) writeHTML(w io.Writer) error {
 			line = c.Costs.Observed.Line
 		}
 		p.Observed = append(p.Observed, []string{c.Name, line})
+	}
+	if rep.OpenLoop != nil || rep.ReplicaCPU != nil {
+		var b strings.Builder
+		rep.describeLoad(&b)
+		p.Load = strings.Split(strings.TrimSpace(b.String()), "\n")
+		for _, c := range p.Cols {
+			p.Phases = append(p.Phases, htmlPhases{Name: c.Name, Rows: phaseRows(c, rep.ReplicaCPU)})
+		}
 	}
 	for _, c := range p.Cols {
 		p.Summary = append(p.Summary, fmt.Sprintf("%s: %s lost (%s with them), %s. What breaks it: %s.",
@@ -450,6 +469,16 @@ svg .unit { fill: #555; }
 </figure>
 {{end}}</section>
 
+{{if .Phases}}<section>
+<h2>Load, phase by phase</h2>
+{{range .Load}}<p>{{.}}</p>
+{{end}}<p class="note">A phase runs from one event to the next; an event under way and, with an open-loop load, the first deadline after it (settling) are phases of their own. A request counts in the phase it arrived in. Throughput counts the answers 2xx per second; timeouts include the arrivals dropped.</p>
+{{range $i, $t := .Phases}}<table class="keep">
+<caption class="side-{{$i}}"><b>{{$t.Name}}</b></caption>
+{{range $j, $row := $t.Rows}}<tr>{{range $row}}{{if eq $j 0}}<th>{{.}}</th>{{else}}<td>{{.}}</td>{{end}}{{end}}</tr>
+{{end}}</table>
+{{end}}</section>
+{{end}}
 <section class="keep">
 <h2>Losses, event by event</h2>
 <p class="note">Each row runs from an event to the next. "Went with the replicas" is what the replicas the event stopped said they held just before: sessions in use (a request used them in the last 10 s) / idle ones, most left behind by users who had signed in again. The other numbers are what the users counted in that stretch.</p>

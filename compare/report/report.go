@@ -719,6 +719,9 @@ func (rep *Report) describeLoad(w io.Writer) {
 	if o := rep.OpenLoop; o != nil {
 		fmt.Fprintf(w, "Open-loop load: %g requests/s per side from %d signed-in users, each request with a deadline of %.0f ms, at most %d outstanding (arrivals beyond that are dropped and counted as timeouts); %d simulated users per side besides.\n",
 			o.Rate, o.RateUsers, o.DeadlineMS, o.MaxOutstanding, rep.Users)
+		if o.Calibration != nil {
+			fmt.Fprintln(w, o.Calibration)
+		}
 	}
 	if e := rep.ReplicaCPU; e != nil {
 		fmt.Fprintf(w, "Replica CPU: %s.\n", e)

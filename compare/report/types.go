@@ -1,8 +1,10 @@
 package report
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/statelab/statelab/compare/load"
 )
@@ -103,6 +105,53 @@ type OpenLoopInfo struct {
 	RateUsers      int     `json:"rate_users"`      // signed-in users per side the requests come from
 	DeadlineMS     float64 `json:"deadline_ms"`     // past it a request is a timeout
 	MaxOutstanding int     `json:"max_outstanding"` // beyond it an arrival is dropped (and a timeout)
+	// Calibration is how Rate was chosen, when the scenario measured it
+	// before the clock started; absent when Rate was given.
+	Calibration *Calibration `json:"calibration,omitempty"`
+}
+
+// Calibration is what the runner measured before the clock started to
+// choose the open-loop rate: what one replica answers per second under its
+// CPU limit, and what the runner itself can send.
+type Calibration struct {
+	// Factor and Replicas: the rate wanted is Factor × Replicas × the
+	// larger of the sides' ReplicaRPS.
+	Factor   float64 `json:"factor"`
+	Replicas int     `json:"replicas"`
+	// Skipped says why nothing was measured (the CPU limit is not
+	// enforced here, or the measurement failed); Rate is then the
+	// scenario's own.
+	Skipped string `json:"skipped,omitempty"`
+	// ReplicaRPS is, per side, the 2xx answers per second of one replica
+	// under its CPU limit, in the best second of MeasuredS seconds of a
+	// load that kept InFlight requests waiting for it.
+	ReplicaRPS map[string]float64 `json:"replica_rps,omitempty"`
+	MeasuredS  float64            `json:"measured_s,omitempty"`
+	InFlight   int                `json:"in_flight,omitempty"`
+	// GeneratorRPS is what the runner can send per side: answers per
+	// second counted through a balancer of its own to a server in its own
+	// process, shared by the sides.
+	GeneratorRPS float64 `json:"generator_rps,omitempty"`
+	WantedRPS    float64 `json:"wanted_rps,omitempty"`
+	// Rate is the rate offered: WantedRPS, bounded by GeneratorRPS.
+	Rate float64 `json:"rate"`
+}
+
+// String says what calibration found, in a sentence.
+func (c Calibration) String() string {
+	if c.Skipped != "" {
+		return fmt.Sprintf("Calibration: skipped (%s); the scenario's own rate, %g requests/s per side, was offered.", c.Skipped, c.Rate)
+	}
+	var each []string
+	for _, name := range slices.Sorted(maps.Keys(c.ReplicaRPS)) {
+		each = append(each, fmt.Sprintf("%s %.0f/s", name, c.ReplicaRPS[name]))
+	}
+	s := fmt.Sprintf("Calibration: one replica at its CPU limit answered %s (the best second of %.0f, with %d requests in flight); the runner could send %.0f/s per side; %g × %d replicas × the larger capacity = %.0f/s",
+		strings.Join(each, ", "), c.MeasuredS, c.InFlight, c.GeneratorRPS, c.Factor, c.Replicas, c.WantedRPS)
+	if c.Rate < c.WantedRPS {
+		return s + fmt.Sprintf(", more than the runner can send: %g/s per side was offered, so the scale-out may gain less than %g×.", c.Rate, c.Factor)
+	}
+	return s + fmt.Sprintf(": %g requests/s per side was offered.", c.Rate)
 }
 
 // EventRecord is one thing the timeline or a live control did to one

@@ -82,6 +82,27 @@ const MaxReplicas = 16
 // and the replicas share the lab's two cores.
 const MaxRate = 5000
 
+// MaxCalibrate bounds Calibrate: past it, even a scale-out to many times
+// the replicas would not carry the load.
+const MaxCalibrate = 10
+
+// ValidateCalibrate checks a calibration factor against the CPU limit and
+// the rate it needs: a replica's capacity means something only under a
+// limit, and the rate is the load where the limit cannot be enforced.
+func ValidateCalibrate(factor, replicaCPU, rate float64) error {
+	switch {
+	case factor == 0:
+		return nil
+	case factor < 1 || factor > MaxCalibrate:
+		return fmt.Errorf("calibrate is %g; use 1 to %d (1.5 offers half as much again as the starting replicas carry), or 0 for none", factor, MaxCalibrate)
+	case replicaCPU <= 0:
+		return fmt.Errorf("calibrate %g needs a replica CPU limit (replica_cpu, --replica-cpu): without one a replica's capacity is the machine's", factor)
+	case rate <= 0:
+		return fmt.Errorf("calibrate %g needs a rate (--rate), the load offered where the CPU limit cannot be enforced", factor)
+	}
+	return nil
+}
+
 // MaxRateUsers bounds the open-loop pool per side; its users are load-test
 // members counted down from the last (the simulated users count up).
 const MaxRateUsers = 200
@@ -123,6 +144,12 @@ type Scenario struct {
 	// (--max-outstanding); 0 is twice what the rate has in flight when every
 	// request waits its whole deadline.
 	MaxOutstanding int `yaml:"max_outstanding,omitempty" json:"max_outstanding,omitempty"`
+	// Calibrate, when set, replaces Rate by a measurement made before the
+	// clock starts (--calibrate): what one replica answers per second under
+	// its CPU limit, times Replicas, times Calibrate (1.5: half as much
+	// again as the starting replicas carry), bounded by what the runner can
+	// send. Rate stays the load where no limit can be enforced.
+	Calibrate float64 `yaml:"calibrate,omitempty" json:"calibrate,omitempty"`
 
 	// Latency is the one-way delay of every link between the lab's
 	// processes (--latency, which overrides it): balancer to replica,
@@ -269,6 +296,9 @@ func (s *Scenario) Validate() error {
 	}
 	if d := s.Deadline.Std(); d < 0 || d > time.Minute || d > 0 && d < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("deadline is %s; use 10ms to 1m", d))
+	}
+	if err := ValidateCalibrate(s.Calibrate, s.ReplicaCPU, s.Rate); err != nil {
+		errs = append(errs, err)
 	}
 	if err := link.Validate(s.Latency.Std(), 0); err != nil {
 		errs = append(errs, err)

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/statelab/statelab/internal/client"
@@ -67,13 +66,13 @@ type Config struct {
 	Start    func(id string, cmd *exec.Cmd) error
 
 	ReadyTimeout time.Duration // how long a new process may take to answer /api/ready (default 10s)
-	StopTimeout  time.Duration // graceful stop: SIGTERM, then SIGKILL after this long (default 10s)
+	StopTimeout  time.Duration // graceful stop: asked to stop (askToStop), then killed after this long (default 10s)
 
 	// Hooks, all optional. They are called synchronously, one at a time and
 	// in the order of the changes they report, so a hook must not call the
 	// Supervisor's operations (Replicas is fine).
 	OnReady    func(Replica)   // a new process answered 200 on /api/ready and joined the set
-	BeforeStop func(Replica)   // a planned, graceful stop is about to send SIGTERM: drain the replica here
+	BeforeStop func(Replica)   // a planned, graceful stop is about to ask the replica to stop: drain it here
 	OnChange   func([]Replica) // the set changed (start, stop, crash, restart, unexpected exit): the set now
 }
 
@@ -97,10 +96,13 @@ type Config struct {
 // Operations (Scale, Restart, Crash, RollingRestart, Stop) run one at a
 // time; Replicas and ReadyDurations never wait for them.
 //
-// No replica outlives the runner: each one runs with -exit-with-stdin and a
-// pipe as its standard input whose write end only the supervisor holds, so
-// when the runner dies, however it dies, the kernel closes the pipe and the
-// replica shuts down; on Linux the kernel also SIGKILLs it (Pdeathsig).
+// Each replica runs with -exit-with-stdin and a pipe as its standard input
+// whose write end only the supervisor holds. Closing it is how the
+// supervisor asks a replica to stop gracefully, on every OS (on Windows,
+// where a child cannot be sent SIGTERM, it is the only way; on Unix a
+// SIGTERM follows). It is also why no replica outlives the runner: when the
+// runner dies, however it dies, the kernel closes the pipe and the replica
+// shuts down; on Linux the kernel also SIGKILLs it (Pdeathsig).
 type Supervisor struct {
 	cfg    Config
 	logger *slog.Logger
@@ -253,7 +255,7 @@ func (s *Supervisor) CPUTime() (total time.Duration, ok bool) {
 // the lowest free ID numbers and start at the same time; Scale returns once
 // all are ready, or with the errors of those that failed (the others stay).
 // Scaling in stops the highest-numbered replicas gracefully: BeforeStop,
-// SIGTERM, and SIGKILL after StopTimeout.
+// a request to stop, and a kill after StopTimeout.
 func (s *Supervisor) Scale(ctx context.Context, n int) error {
 	if n < 0 {
 		return fmt.Errorf("scale %s to %d: the number of replicas cannot be negative", s.cfg.Side, n)
@@ -291,7 +293,7 @@ func (s *Supervisor) Scale(ctx context.Context, n int) error {
 // Restart replaces a replica gracefully, with a surge of one: a new
 // process with the same ID on a new address; once it is ready it takes the
 // old one's place in the set (OnChange, OnReady); then the old one gets
-// BeforeStop, SIGTERM, and SIGKILL after StopTimeout. When the new process
+// BeforeStop, a request to stop, and a kill after StopTimeout. When the new process
 // does not become ready, the old one keeps serving and Restart says why.
 func (s *Supervisor) Restart(ctx context.Context, id string) error {
 	ctx, end, err := s.begin(ctx)
@@ -303,7 +305,7 @@ func (s *Supervisor) Restart(ctx context.Context, id string) error {
 }
 
 // RestartInPlace replaces a replica the way a person restarts a server by
-// hand: BeforeStop, SIGTERM, wait for the exit (SIGKILL after
+// hand: BeforeStop, a request to stop, wait for the exit (a kill after
 // StopTimeout), then a new process with the same ID on the same address,
 // and wait until it is ready. The replica is out of the set meanwhile, so
 // a side with one replica has none for that moment; Restart has no such
@@ -348,8 +350,8 @@ func (s *Supervisor) RollingRestart(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops every replica, gracefully first (BeforeStop, SIGTERM), then
-// with SIGKILL after StopTimeout or once ctx is done. An operation in
+// Stop stops every replica, gracefully first (BeforeStop, a request to
+// stop), then with a kill after StopTimeout or once ctx is done. An operation in
 // progress is abandoned. When Stop returns, no process it started is left;
 // the Supervisor refuses any later operation.
 func (s *Supervisor) Stop(ctx context.Context) error {
@@ -664,9 +666,8 @@ func (s *Supervisor) probe(ctx context.Context, url, id string) bool {
 
 // halt ends the given processes and returns once all have exited.
 // Gracefully: BeforeStop for each one in service (or just replaced by a
-// surge restart), SIGTERM, and SIGKILL for
-// those still running after StopTimeout or once ctx is done. Otherwise:
-// SIGKILL at once. Those in service leave the set, and OnChange hears of it
+// surge restart), askToStop, and a kill for those still running after
+// StopTimeout or once ctx is done. Otherwise: a kill at once. Those in service leave the set, and OnChange hears of it
 // once.
 func (s *Supervisor) halt(ctx context.Context, ps []*proc, graceful bool) error {
 	if len(ps) == 0 {
@@ -688,7 +689,7 @@ func (s *Supervisor) halt(ctx context.Context, ps []*proc, graceful bool) error 
 			}
 		}
 		for _, p := range ps {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM) // os.ErrProcessDone: it is gone already
+			askToStop(p)
 		}
 		timer := time.NewTimer(s.cfg.StopTimeout)
 		defer timer.Stop()

@@ -68,7 +68,8 @@ func supFakeServer(args []string) int {
 	withStdin := fs.Bool("exit-with-stdin", false, "exit when standard input closes")
 	fail := fs.String("fail", "", "say this `message` and exit 1 at once")
 	failOnce := fs.String("fail-once", "", "the first process that finds this `file` missing creates it and fails as if its port had been taken")
-	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
+	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM: only the standard input closing stops it, as on Windows")
+	ignoreStop := fs.Bool("ignore-stop", false, "ignore SIGTERM and the standard input closing: only a kill stops it")
 	neverReady := fs.Bool("never-ready", false, "answer 503 on /api/ready for ever")
 	neverReadyIf := fs.String("never-ready-if", "", "answer 503 on /api/ready for ever when this `file` exists at start")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -91,7 +92,7 @@ func supFakeServer(args []string) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if *ignoreTerm {
+	if *ignoreTerm || *ignoreStop {
 		signal.Ignore(syscall.SIGTERM)
 	} else {
 		var stop context.CancelFunc
@@ -100,7 +101,7 @@ func supFakeServer(args []string) int {
 	}
 	why := "SIGTERM"
 	var stdinClosed atomic.Bool
-	if *withStdin {
+	if *withStdin && !*ignoreStop {
 		go func() {
 			_, _ = io.Copy(io.Discard, os.Stdin)
 			stdinClosed.Store(true)
@@ -622,13 +623,17 @@ func TestSupervisorStop(t *testing.T) {
 		args        []string
 		stopTimeout time.Duration
 		wantErr     string // "" for none
+		wantWhy     string // what each replica said stopped it, if it matters
 	}{
 		{name: "graceful", stopTimeout: 5 * time.Second},
-		{name: "replica ignores SIGTERM", args: []string{"--ignore-term"}, stopTimeout: 300 * time.Millisecond, wantErr: "did not stop within"},
+		// What a replica on Windows hears: no SIGTERM, only its standard
+		// input closing. The stop is as graceful as with SIGTERM.
+		{name: "replica hears only its standard input", args: []string{"--ignore-term"}, stopTimeout: 30 * time.Second, wantWhy: "standard input closed"},
+		{name: "replica ignores every request to stop", args: []string{"--ignore-stop"}, stopTimeout: 300 * time.Millisecond, wantErr: "did not stop within"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sup, h, _ := supStart(t, func(c *supervisor.Config) {
+			sup, h, logs := supStart(t, func(c *supervisor.Config) {
 				c.Args = tt.args
 				c.StopTimeout = tt.stopTimeout
 			})
@@ -659,6 +664,13 @@ func TestSupervisorStop(t *testing.T) {
 			}
 			if got := len(h.stoppedIDs()); got != 3 {
 				t.Errorf("BeforeStop called %d times, want 3", got)
+			}
+			if tt.wantWhy != "" {
+				for _, r := range reps {
+					if want := "fake replica " + r.ID + " stopped: " + tt.wantWhy; !strings.Contains(logs.String(), want) {
+						t.Errorf("the replicas' output lacks %q", want)
+					}
+				}
 			}
 			if err := sup.Scale(t.Context(), 1); err == nil {
 				t.Error("Scale after Stop = nil, want an error")
