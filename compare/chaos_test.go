@@ -61,7 +61,7 @@ func rtReadReport(t *testing.T, dir string) report.Report {
 }
 
 // TestChaosEndToEnd plays a short chaos — a replica of four, drawn at
-// random, killed every 1.5 s — over three seeds, and checks the issue's
+// random, killed every 1.5 s — over two seeds, and checks the issue's
 // claim, counted from what the users received: where a request carries
 // everything the server needs (apikey, jwt) or the session lives outside the
 // process (redis), and writes carry an Idempotency-Key, a crash costs the
@@ -69,15 +69,17 @@ func rtReadReport(t *testing.T, dir string) report.Report {
 // memory-sticky still loses the sessions of every killed replica.
 func TestChaosEndToEnd(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds statelab and runs three 15-second comparisons with real replica processes")
+		t.Skip("builds statelab and runs two 15-second comparisons with real replica processes")
 	}
 	bin := labtest.Binary(t)
 	labtest.NeedProgram(t, "redis-server", redisserver.LookPath)
-	// Every strategy of the claim runs, apikey and jwt under two seeds.
+	// Every strategy of the claim runs once (a third run of apikey and jwt
+	// under another seed added 15 s to the suite and nothing it could catch
+	// that these two cannot).
 	runs := []struct {
 		sides string
 		seed  int
-	}{{"memory-sticky,apikey", 1}, {"jwt,redis", 2}, {"apikey,jwt", 3}}
+	}{{"memory-sticky,apikey", 1}, {"jwt,redis", 2}}
 	var saved int64
 	for _, run := range runs {
 		t.Run(run.sides+" seed "+strconv.Itoa(run.seed), func(t *testing.T) {
