@@ -12,28 +12,30 @@ import (
 
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/pgserver"
-	"github.com/statelab/statelab/internal/redisserver"
 )
 
 // TestPostgresStoreEndToEnd runs a short comparison with PostgreSQL as the
 // shared store, as `statelab compare --store postgres` does: the runner
 // starts a private server, both sides' replicas borrow through it, the
 // end-of-run check reads it, and when the runner has exited no PostgreSQL
-// process and no cluster directory is left.
+// process and no cluster directory is left. The replicas reach it over
+// links of 2 ms each way with the read cache off, so an API key's lookup
+// pays a round trip to the database on every request and a JWT's check
+// none: counted, and seen in the authenticated reads' median.
 func TestPostgresStoreEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds statelab and runs a 10-second comparison on a private PostgreSQL")
 	}
 	bin := labtest.Binary(t)
 	labtest.NeedProgram(t, "PostgreSQL", pgserver.LookPath)
-	labtest.NeedProgram(t, "redis-server", redisserver.LookPath)
 	clusters := func() []string {
 		m, _ := filepath.Glob(filepath.Join(os.TempDir(), "statelab-pg-[0-9]*"))
 		return m
 	}
 	before := clusters()
 
-	r := rtStartRunner(t, bin, "--scenario", "quick", "--duration", "10s", "--users", "6", "--store", "postgres", "--sides", "redis,apikey")
+	r := rtStartRunner(t, bin, "--scenario", "quick", "--duration", "10s", "--users", "6", "--store", "postgres", "--sides", "apikey,jwt",
+		"--latency", "2ms", "--read-cache=false")
 	select {
 	case <-r.exited:
 	case <-time.After(90 * time.Second):
@@ -53,6 +55,18 @@ func TestPostgresStoreEndToEnd(t *testing.T) {
 		if s := rep.Sides[name]; s.Borrows == 0 || s.Errors5xx != 0 {
 			t.Errorf("%s: %d borrows, %d 5xx: want borrows through PostgreSQL and no 5xx", name, s.Borrows, s.Errors5xx)
 		}
+	}
+	const d = 2.0 // ms each way: a round trip costs 2·d
+	key, jwt := rep.Sides["apikey"].Costs, rep.Sides["jwt"].Costs
+	t.Logf("authenticated read p50: apikey %.2f ms, jwt %.2f ms; shared-service round trips per request: apikey %.2f, jwt %.2f",
+		key.ReadLatencyMS.P50, jwt.ReadLatencyMS.P50, key.SharedRoundTripsPerRequest, jwt.SharedRoundTripsPerRequest)
+	if key.SharedRoundTripsPerRequest < 1 || jwt.SharedRoundTrips != 0 {
+		t.Errorf("shared-service round trips per request: apikey %.2f, jwt %.2f (%d); want at least 1 for the key's lookup and none for the JWT",
+			key.SharedRoundTripsPerRequest, jwt.SharedRoundTripsPerRequest, jwt.SharedRoundTrips)
+	}
+	if key.ReadLatencyMS.P50-jwt.ReadLatencyMS.P50 < 2*d {
+		t.Errorf("authenticated read p50: apikey %.2f ms, jwt %.2f ms; want apikey at least one round trip (%.0f ms) above: its lookup crosses the link",
+			key.ReadLatencyMS.P50, jwt.ReadLatencyMS.P50, 2*d)
 	}
 	for _, dir := range clusters() {
 		if !slices.Contains(before, dir) {
