@@ -202,9 +202,7 @@ func TestFilesPrivate(t *testing.T) {
 }
 
 func TestStartHonoursContext(t *testing.T) {
-	if _, err := redisserver.LookPath(); err != nil {
-		t.Skip(err)
-	}
+	labtest.NeedProgram(t, "redis-server", redisserver.LookPath)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if srv, err := redisserver.Start(ctx, t.TempDir()); err == nil {
@@ -226,9 +224,7 @@ func TestProcessDiesWithCaller(t *testing.T) {
 		fmt.Println(srv.PID())
 		select {} // until killed
 	}
-	if _, err := redisserver.LookPath(); err != nil {
-		t.Skip(err)
-	}
+	labtest.NeedProgram(t, "redis-server", redisserver.LookPath)
 	if runtime.GOOS != "linux" {
 		t.Skip("Pdeathsig is Linux only")
 	}
