@@ -28,16 +28,25 @@ import (
 // what the kernel sends when a process holding the socket is killed).
 func lbDying(t *testing.T, id string, reset bool, hits *atomic.Int64) balancer.Backend {
 	t.Helper()
+	return lbDyingAfter(t, id, "", reset, hits)
+}
+
+// lbDyingAfter is lbDying that first writes said on the connection: the
+// start of an answer it never finishes.
+func lbDyingAfter(t *testing.T, id, said string, reset bool, hits *atomic.Int64) balancer.Backend {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/ready" {
 			return
 		}
 		hits.Add(1)
 		_, _ = r.Body.Read(make([]byte, 1<<16))
-		conn, _, err := http.NewResponseController(w).Hijack()
+		conn, buf, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return
 		}
+		_, _ = buf.WriteString(said)
+		_ = buf.Flush()
 		if tc, ok := conn.(*net.TCPConn); ok && reset {
 			_ = tc.SetLinger(0)
 		}
@@ -367,32 +376,13 @@ func TestBalancerTransportRetryCountsAsSent(t *testing.T) {
 // the answer cut off.
 func lbDiesMidAnswer(t *testing.T, id string, length int, reset bool, hits *atomic.Int64) balancer.Backend {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/ready" {
-			return
-		}
-		hits.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Statelab-Replica: " + id + "\r\n"
-		if length > 0 {
-			head += fmt.Sprintf("Content-Length: %d\r\n\r\n", length)
-			head += strings.Repeat("x", length/2)
-		} else {
-			head += "Transfer-Encoding: chunked\r\n\r\n" + "400\r\n" + strings.Repeat("x", 0x400) + "\r\n"
-		}
-		_, _ = buf.WriteString(head)
-		_ = buf.Flush()
-		if tc, ok := conn.(*net.TCPConn); ok && reset {
-			_ = tc.SetLinger(0)
-		}
-		conn.Close()
-	}))
-	t.Cleanup(srv.Close)
-	return balancer.Backend{ID: id, Addr: srv.Listener.Addr().String()}
+	head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Statelab-Replica: " + id + "\r\n"
+	if length > 0 {
+		head += fmt.Sprintf("Content-Length: %d\r\n\r\n", length) + strings.Repeat("x", length/2)
+	} else {
+		head += "Transfer-Encoding: chunked\r\n\r\n" + "400\r\n" + strings.Repeat("x", 0x400) + "\r\n"
+	}
+	return lbDyingAfter(t, id, head, reset, hits)
 }
 
 // TestBalancerRetriesAnAnswerCutOff has a replica die in the middle of its
