@@ -201,8 +201,8 @@ type linkFlags struct {
 
 // add defines the flags; more is said after --latency's help.
 func (l *linkFlags) add(fs *flagSet, more string) {
-	fs.Duration(&l.latency, "latency", 0, "one-way `delay` of every link the lab controls (balancer to replica, replica to redis-server and to PostgreSQL), each a TCP proxy on 127.0.0.1 (Toxiproxy's latency toxic) that holds the bytes this long in each direction, so a round trip costs twice it; whole milliseconds; 0 puts no link in between"+more)
-	fs.Duration(&l.jitter, "jitter", 0, "each link's delay varies by up to this `much` either way (whole milliseconds, at most --latency)")
+	fs.Duration(&l.latency, "latency", 0, "one-way `delay` of every link the lab controls (balancer to replica, replica to redis-server and to PostgreSQL), each a TCP proxy on 127.0.0.1 (Toxiproxy, embedded) that holds the bytes this long in each direction, so a round trip costs twice it; e.g. 500us (one data centre) or 2ms; 0 puts no link in between"+more)
+	fs.Duration(&l.jitter, "jitter", 0, "each link's delay varies by up to this `much` either way (at most --latency)")
 }
 
 func (l *linkFlags) check() error {

@@ -1,6 +1,7 @@
 // Package link puts a network between the lab's processes: each Link is a
-// TCP proxy on 127.0.0.1 (Shopify's Toxiproxy, embedded) that holds the
-// bytes for a latency in each direction, so any round trip across it costs
+// TCP proxy on 127.0.0.1 (Shopify's Toxiproxy, embedded, with a latency
+// toxic of its own that counts in microseconds) that holds the bytes for a
+// latency in each direction, so any round trip across it costs
 // twice the latency. On loopback every hop is otherwise free, and the
 // strategies that pay a round trip per request look as cheap as those
 // that pay none.
@@ -29,15 +30,15 @@ import (
 // MaxLatency is the longest one-way latency a link accepts.
 const MaxLatency = 10 * time.Second
 
-// Validate checks a one-way latency and its jitter: whole milliseconds
-// (the unit of Toxiproxy's latency toxic), at most MaxLatency, and a
-// jitter no larger than the latency, so no byte is held for less than 0.
+// Validate checks a one-way latency and its jitter: whole microseconds
+// (0.5ms, a hop inside one data centre, is fine), at most MaxLatency, and
+// a jitter no larger than the latency, so no byte is held for less than 0.
 func Validate(latency, jitter time.Duration) error {
-	if latency < 0 || latency > MaxLatency || latency%time.Millisecond != 0 {
-		return fmt.Errorf("latency is %s; use whole milliseconds from 0 to %s", latency, MaxLatency)
+	if latency < 0 || latency > MaxLatency || latency%time.Microsecond != 0 {
+		return fmt.Errorf("latency is %s; use whole microseconds from 0 to %s (e.g. 500us, 2ms)", latency, MaxLatency)
 	}
-	if jitter < 0 || jitter > latency || jitter%time.Millisecond != 0 {
-		return fmt.Errorf("jitter is %s; use whole milliseconds from 0 to the latency (%s)", jitter, latency)
+	if jitter < 0 || jitter > latency || jitter%time.Microsecond != 0 {
+		return fmt.Errorf("jitter is %s; use whole microseconds from 0 to the latency (%s)", jitter, latency)
 	}
 	return nil
 }
@@ -169,8 +170,8 @@ func (s *Set) open(upstream string) (*Link, error) {
 	l := &Link{proxy: p, upstream: upstream}
 	for _, dir := range []string{"upstream", "downstream"} {
 		body, err := json.Marshal(map[string]any{
-			"name": "latency_" + dir, "type": "latency", "stream": dir, "toxicity": 1.0,
-			"attributes": map[string]int64{"latency": s.latency.Milliseconds(), "jitter": s.jitter.Milliseconds()},
+			"name": "latency_" + dir, "type": toxicType, "stream": dir, "toxicity": 1.0,
+			"attributes": map[string]int64{"latency_us": s.latency.Microseconds(), "jitter_us": s.jitter.Microseconds()},
 		})
 		if err != nil {
 			l.Close()

@@ -56,7 +56,15 @@ func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader) time.Duration {
 }
 
 func TestRoundTripCostsTwiceTheLatency(t *testing.T) {
-	const d = 20 * time.Millisecond
+	for _, d := range []time.Duration{20 * time.Millisecond, 700 * time.Microsecond} {
+		t.Run(d.String(), func(t *testing.T) { testRoundTrip(t, d) })
+	}
+}
+
+// testRoundTrip checks that a round trip across a link of latency d takes
+// at least 2·d; under a millisecond too, where a link that rounded to whole
+// milliseconds would hold nothing.
+func testRoundTrip(t *testing.T, d time.Duration) {
 	up := echo(t)
 	s := link.NewSet(d, 0)
 	defer s.Close()
@@ -115,7 +123,9 @@ func TestValidate(t *testing.T) {
 		{0, 0, true},
 		{time.Millisecond, 0, true},
 		{20 * time.Millisecond, 5 * time.Millisecond, true},
-		{500 * time.Microsecond, 0, false},
+		{500 * time.Microsecond, 0, true},
+		{500 * time.Microsecond, 100 * time.Microsecond, true},
+		{1500 * time.Nanosecond, 0, false},
 		{-time.Millisecond, 0, false},
 		{time.Millisecond, 2 * time.Millisecond, false},
 		{link.MaxLatency + time.Millisecond, 0, false},
