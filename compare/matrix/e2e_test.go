@@ -155,6 +155,9 @@ func TestMatrixQuick(t *testing.T) {
 	if !m.Quick || m.Interrupted || len(m.Skipped) != 0 {
 		t.Errorf("quick %v, interrupted %v, skipped %v", m.Quick, m.Interrupted, m.Skipped)
 	}
+	if m.Store != "sqlite" || m.Hosts != "local" || m.LatencyMS != 0 {
+		t.Errorf("matrix.json: store %q, hosts %q, latency %v ms; want sqlite, local and 0 for a run without those flags", m.Store, m.Hosts, m.LatencyMS)
+	}
 	for _, r := range m.Runs {
 		if !r.Consistent || r.Error != "" {
 			t.Errorf("run %v: consistent %v, error %q", r.Sides, r.Consistent, r.Error)

@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -120,6 +121,11 @@ type Matrix struct {
 	// variation (0: no links).
 	LatencyMS float64 `json:"latency_ms"`
 	JitterMS  float64 `json:"jitter_ms"`
+	// Hosts is where the runs' processes ran: local (this machine's
+	// network stack, over loopback) or netns (each on a network namespace
+	// of its own); HostsSubnet the subnet asked for with netns, if one was.
+	Hosts       string `json:"hosts"`
+	HostsSubnet string `json:"hosts_subnet,omitempty"`
 	// DurationS is the wall time of the whole matrix.
 	DurationS   float64     `json:"duration_s"`
 	Interrupted bool        `json:"interrupted"`
@@ -367,9 +373,13 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		Cells: map[string]map[string]*Cell{}, Costs: map[string]*Costs{}, Seed: cfg.Seed, StartedAt: began.UTC(),
 		Quick: cfg.Quick, Users: cfg.Users, Replicas: cfg.Replicas, Store: store.Chosen(cfg.Store, cfg.StoreURL),
 		LatencyMS: float64(cfg.Latency.Microseconds()) / 1000, JitterMS: float64(cfg.Jitter.Microseconds()) / 1000,
+		Hosts: cmp.Or(cfg.Hosts, report.HostsLocal),
 		WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), ThinkMS: float64(cfg.Think.Microseconds()) / 1000,
 		Runs: []RunRecord{}, Skipped: map[string]string{}, About: map[string]strategy.Strategy{}, FaultsDo: map[string]string{},
 		Claims: []report.Claim{}, evidence: map[string]report.Evidence{},
+	}
+	if cfg.HostsSubnet.IsValid() {
+		m.HostsSubnet = cfg.HostsSubnet.String()
 	}
 	for _, f := range cfg.Faults {
 		m.Faults = append(m.Faults, f.Name)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/statelab/statelab/compare/report"
 )
 
 // cellText is a cell as the terminal and matrix.md show it: the glyph, the
@@ -73,11 +75,17 @@ var costColumns = []struct {
 	{"revoked", "after logout or key revocation, is the old credential refused?", func(c *Costs) string { return c.Revocation.Verdict }},
 }
 
+// Network is how the runs' processes were connected, as a run's report
+// has it (without the subnet each run drew for itself).
+func (m *Matrix) Network() report.Network {
+	return report.Network{Hosts: cmp.Or(m.Hosts, report.HostsLocal), Subnet: m.HostsSubnet, LatencyMS: m.LatencyMS, JitterMS: m.JitterMS}
+}
+
 // PrintTable writes the matrix for a terminal: one glyph and one number per
 // cell, readable without colour, then the costs, then how to read them.
 func (m *Matrix) PrintTable(w io.Writer) {
-	fmt.Fprintf(w, "\nstatelab matrix: %d users and %d replicas per strategy, %s windows, seed %d; %s in all\n\n",
-		m.Users, m.Replicas, seconds(m.WindowS), m.Seed, seconds(m.DurationS))
+	fmt.Fprintf(w, "\nstatelab matrix: %d users and %d replicas per strategy, %s windows, seed %d; %s in all\n%s\n\n",
+		m.Users, m.Replicas, seconds(m.WindowS), m.Seed, seconds(m.DurationS), m.Network())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "strategy")
 	for _, f := range m.Faults {
@@ -249,6 +257,7 @@ func (m *Matrix) Markdown(w io.Writer) {
 		fmt.Fprint(w, " (--quick)")
 	}
 	fmt.Fprintln(w, ".")
+	fmt.Fprintln(w, "\nStore: "+cmp.Or(m.Store, "sqlite")+". "+m.Network().String())
 	if m.Interrupted {
 		fmt.Fprintln(w, "\n**Interrupted**: the cells marked ? were not measured.")
 	}

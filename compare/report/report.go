@@ -154,7 +154,11 @@ type Replica struct {
 func (n Network) String() string {
 	where := "every process on this machine, over loopback"
 	if n.Hosts == HostsNetns {
-		where = "every replica, balancer and shared service on a network namespace of its own, each with its own address in " + n.Subnet + ", over one bridge"
+		where = "every replica, balancer and shared service on a network namespace of its own, each with its own address"
+		if n.Subnet != "" {
+			where += " in " + n.Subnet
+		}
+		where += ", over one bridge"
 	}
 	if n.LatencyMS <= 0 {
 		return "Network: " + where + ", with no delay added between them."
