@@ -373,7 +373,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 		Cells: map[string]map[string]*Cell{}, Costs: map[string]*Costs{}, Seed: cfg.Seed, StartedAt: began.UTC(),
 		Quick: cfg.Quick, Users: cfg.Users, Replicas: cfg.Replicas, Store: store.Chosen(cfg.Store, cfg.StoreURL),
 		LatencyMS: float64(cfg.Latency.Microseconds()) / 1000, JitterMS: float64(cfg.Jitter.Microseconds()) / 1000,
-		Hosts: cmp.Or(cfg.Hosts, report.HostsLocal),
+		Hosts:   cmp.Or(cfg.Hosts, report.HostsLocal),
 		WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), ThinkMS: float64(cfg.Think.Microseconds()) / 1000,
 		Runs: []RunRecord{}, Skipped: map[string]string{}, About: map[string]strategy.Strategy{}, FaultsDo: map[string]string{},
 		Claims: []report.Claim{}, evidence: map[string]report.Evidence{},
