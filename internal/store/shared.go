@@ -74,7 +74,16 @@ func OpenSharedOn(ctx context.Context, kind, url, workDir string, host pgserver.
 	// The private server's cluster lives in a directory of its own: run as
 	// root, PostgreSQL runs as the user postgres, which cannot reach into
 	// a work directory made 0700. The cluster itself is 0700, its owner's.
-	dir, err := os.MkdirTemp("", "statelab-pg-")
+	// A runner killed before it could remove its own leaves one behind:
+	// the first private server after it sweeps it up.
+	removed, err := SweepPGDirs()
+	if len(removed) > 0 {
+		fmt.Fprintf(os.Stderr, "statelab: removed %s, left by a runner that died\n", strings.Join(removed, ", "))
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "statelab: %v\n", err)
+	}
+	dir, err := makePGDir()
 	if err == nil {
 		err = os.Chmod(dir, 0o755)
 	}
