@@ -30,7 +30,8 @@ func TestPostgresStoreEndToEnd(t *testing.T) {
 	labtest.NeedProgram(t, "PostgreSQL", pgserver.LookPath)
 	clusters := func() []string {
 		m, _ := filepath.Glob(filepath.Join(os.TempDir(), "statelab-pg-[0-9]*"))
-		return m
+		// Other test binaries' clusters (labtest's, named -test-) come and go.
+		return slices.DeleteFunc(m, func(dir string) bool { return strings.Contains(filepath.Base(dir), "-test-") })
 	}
 	before := clusters()
 
@@ -76,7 +77,7 @@ func TestPostgresStoreEndToEnd(t *testing.T) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)
-		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, "postgres -D") && strings.Contains(cmd, "statelab-pg-") && !strings.Contains(cmd, "statelab-pg-test-") {
+		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, "postgres -D") && strings.Contains(cmd, "statelab-pg-") && !strings.Contains(cmd, "-test-") {
 			t.Errorf("a PostgreSQL outlived the runner: %s", cmd)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,7 +165,7 @@ func PostgresDatabase(t testing.TB) string {
 // postgresDir makes a directory for a cluster that the user "postgres" can
 // reach when the tests run as root.
 func postgresDir() (string, error) {
-	dir, err := os.MkdirTemp("", "statelab-pg-test-")
+	dir, err := os.MkdirTemp("", "statelab-pg-"+strconv.Itoa(os.Getpid())+"-test-")
 	if err != nil {
 		return "", err
 	}

@@ -313,6 +313,10 @@ func (s *Server) start(ctx context.Context) error {
 		// synchronous=NORMAL in WAL mode does: a crash may lose the last
 		// commits, never consistency. Like for like with the SQLite store.
 		"-c", "synchronous_commit=off",
+		// Parallel queries' shared memory in files under the cluster, not
+		// in /dev/shm: a server killed with its runner (SIGKILL) leaves
+		// them where the next run's sweep removes the cluster.
+		"-c", "dynamic_shared_memory_type=mmap",
 	)
 	cmd.Dir = s.root
 	cmd.Stdout = logFile

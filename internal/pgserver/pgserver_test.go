@@ -189,7 +189,7 @@ func TestProcessDiesWithCaller(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Pdeathsig is Linux only")
 	}
-	dir, err := os.MkdirTemp("", "statelab-pg-test-")
+	dir, err := os.MkdirTemp("", "statelab-pg-"+strconv.Itoa(os.Getpid())+"-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
