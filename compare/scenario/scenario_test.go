@@ -112,7 +112,7 @@ func TestParseScenarioErrors(t *testing.T) {
 			"unknown action", head + "events:\n  - {at: 5s, action: explode}\n",
 			[]string{`event 1: unknown action "explode"; use one of restart, crash, scale, rolling-restart, pause, resume`},
 		},
-		{"latency below a millisecond", head + "latency: 500us\n", []string{"latency is 500µs; use whole milliseconds"}},
+		{"latency finer than a microsecond", head + "latency: 1500ns\n", []string{"latency is 1.5µs; use whole microseconds"}},
 		{"negative latency", head + "latency: -1ms\n", []string{"latency is -1ms"}},
 		{"missing action", head + "events:\n  - {at: 5s}\n", []string{`event 1: unknown action ""; use one of restart, crash`}},
 		{
