@@ -95,7 +95,7 @@ func TestRunCompareRejectsBadLoad(t *testing.T) {
 		{"an unknown store", []string{"--store", "mysql"}, nil, `-store "mysql": use sqlite or postgres`},
 		{"a store password on the command line", []string{"--store-url", "postgres://statelab:hunter2@127.0.0.1:1/statelab"}, nil, "-store-url holds a password"},
 		{"a store URL of another kind", nil, map[string]string{"STATELAB_STORE_URL": "mysql://127.0.0.1/statelab"}, "want a postgres:// URL"},
-		{"a latency below a millisecond", []string{"--latency", "500us"}, nil, "latency is 500µs; use whole milliseconds"},
+		{"a latency finer than a microsecond", []string{"--latency", "1500ns"}, nil, "latency is 1.5µs; use whole microseconds"},
 		{"a jitter beyond the latency", nil, map[string]string{"STATELAB_LATENCY": "1ms", "STATELAB_JITTER": "2ms"}, "jitter is 2ms"},
 		{"unknown hosts", []string{"--hosts", "docker"}, nil, `-hosts: hosts "docker": use local`},
 		{"a hosts subnet without netns", []string{"--hosts-subnet", "198.18.7.0/24"}, nil, "-hosts-subnet is for -hosts netns"},
