@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,40 +17,6 @@ import (
 	"github.com/statelab/statelab/internal/pgserver"
 	"github.com/statelab/statelab/internal/store"
 )
-
-// pgDirsOf lists the private PostgreSQL directories the process pid made:
-// /tmp/statelab-pg-PID-RANDOM.
-func pgDirsOf(pid int) []string {
-	m, _ := filepath.Glob(filepath.Join(os.TempDir(), "statelab-pg-"+strconv.Itoa(pid)+"-*"))
-	return m
-}
-
-// postgresesIn returns the pids of the postmasters whose data directory
-// is under one of dirs, and of their children (checkpointer, walwriter,
-// backends...), whose command lines name no directory.
-func postgresesIn(dirs []string) []int {
-	paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var masters []int
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil || !bytes.HasPrefix(b, []byte("postgres\x00")) && !bytes.Contains(b, []byte("/postgres\x00")) {
-			continue
-		}
-		if slices.ContainsFunc(dirs, func(dir string) bool { return bytes.Contains(b, []byte(dir+"/")) }) {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			masters = append(masters, pid)
-		}
-	}
-	pids := slices.Clone(masters)
-	for _, p := range paths {
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if st, ok := rtStat(pid); ok && slices.Contains(masters, st.ppid) {
-			pids = append(pids, pid)
-		}
-	}
-	slices.Sort(pids)
-	return slices.Compact(pids)
-}
 
 // TestPostgresStoreInterrupted stops `statelab compare --store postgres`
 // with SIGINT while its users run, as Ctrl-C does: the runner exits 0 and
@@ -64,17 +29,17 @@ func TestPostgresStoreInterrupted(t *testing.T) {
 	bin := labtest.Binary(t)
 	labtest.NeedProgram(t, "PostgreSQL", pgserver.LookPath)
 
+	started := time.Now()
 	r := rtStartRunner(t, bin, "--scenario", "quick", "--users", "4", "--store", "postgres", "--sides", "apikey,jwt")
 	pid := r.cmd.Process.Pid
 	// Mid-run: the users have been borrowing through the private server
 	// for a second.
-	var dirs []string
-	var procs []int
+	var pg labtest.PrivatePostgres
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		feed, err := r.feed(-1)
-		dirs, procs = pgDirsOf(pid), postgresesIn(pgDirsOf(pid))
-		if err == nil && feed.Now.Phase == "running" && feed.Now.ElapsedS >= 1 && len(procs) > 0 {
+		pg = labtest.PrivatePostgresOf(pid)
+		if err == nil && feed.Now.Phase == "running" && feed.Now.ElapsedS >= 1 && len(pg.PIDs) > 0 {
 			break
 		}
 		select {
@@ -83,10 +48,10 @@ func TestPostgresStoreInterrupted(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no running phase with a private PostgreSQL within 60s (directories %v, postgres pids %v)", dirs, procs)
+			t.Fatalf("no running phase with a private PostgreSQL within 60s (directories %v, postgres pids %v)", pg.Dirs, pg.PIDs)
 		}
 	}
-	t.Logf("mid-run: %s, postgres pids %v", strings.Join(dirs, ", "), procs)
+	t.Logf("mid-run: %s, postgres pids %v", strings.Join(pg.Dirs, ", "), pg.PIDs)
 
 	if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -96,22 +61,18 @@ func TestPostgresStoreInterrupted(t *testing.T) {
 		if r.err != nil {
 			t.Errorf("after SIGINT the runner exited with %v, want exit status 0", r.err)
 		}
+		t.Logf("the runner ran %.1f s", time.Since(started).Seconds())
 	case <-time.After(30 * time.Second):
 		t.Fatal("the runner did not exit within 30s of SIGINT")
 	}
-	if left := pgDirsOf(pid); len(left) > 0 {
+	if left := labtest.PrivatePostgresOf(pid).Dirs; len(left) > 0 {
 		t.Errorf("the interrupted runner left its PostgreSQL directory behind: %v", left)
 	}
-	// The runner waits for its postmaster; the postmaster's children go
-	// before it does, but a zombie may linger a moment for its reaper.
+	// The runner waits for its postmaster, which waits for its children;
+	// a child's exit may take a moment to show.
 	deadline = time.Now().Add(5 * time.Second)
 	for {
-		var alive []int
-		for _, p := range procs {
-			if st, ok := rtStat(p); ok && !rtGone(p, st) {
-				alive = append(alive, p)
-			}
-		}
+		alive := labtest.PostgresRunning(pg.PIDs)
 		if len(alive) == 0 {
 			break
 		}
@@ -144,6 +105,7 @@ func TestStoreURL(t *testing.T) {
 	// The runner inherits the test's environment.
 	t.Setenv(pgserver.EnvPassword, password)
 
+	started := time.Now()
 	r := rtStartRunner(t, bin, "--scenario", "quick", "--duration", "3s", "--users", "4", "--sides", "apikey,jwt", "--store-url", u.String())
 	pid := r.cmd.Process.Pid
 	var private, argv []string
@@ -157,7 +119,7 @@ func TestStoreURL(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the runner did not finish within 90s")
 		}
-		private = append(private, pgDirsOf(pid)...)
+		private = append(private, labtest.PrivatePostgresOf(pid).Dirs...)
 		paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 		for _, p := range paths {
 			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(password)) {
@@ -168,6 +130,7 @@ func TestStoreURL(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("the runner failed: %v", r.err)
 	}
+	t.Logf("the runner ran %.1f s", time.Since(started).Seconds())
 	if len(private) > 0 {
 		t.Errorf("given --store-url, the runner started a private PostgreSQL anyway: %v", slices.Compact(slices.Sorted(slices.Values(private))))
 	}
