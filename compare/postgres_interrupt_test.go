@@ -95,7 +95,9 @@ func TestStoreURL(t *testing.T) {
 		t.Skip("builds statelab and runs a 3-second comparison on a PostgreSQL")
 	}
 	bin := labtest.Binary(t)
+	ready := time.Now()
 	full := labtest.PostgresDatabase(t)
+	t.Logf("the test's PostgreSQL was ready after %.1f s", time.Since(ready).Seconds())
 	u, err := url.Parse(full)
 	if err != nil {
 		t.Fatal(err)
