@@ -4,10 +4,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +21,10 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/internal/pgserver"
 	"github.com/statelab/statelab/internal/seed"
+	"github.com/statelab/statelab/internal/store"
 )
 
 // The end-to-end test runs the real binary as separate processes, because
@@ -44,6 +49,7 @@ func statelabBinary(t *testing.T) string {
 type replica struct {
 	bin, kind, id, addr string
 	args                []string
+	env                 []string // added to the test's environment
 	client              *http.Client
 	log                 labtest.Buffer // stdout and stderr of every run
 	runs                int
@@ -60,7 +66,12 @@ type process struct {
 // newReplica starts a replica; wait for it with waitReady. The test's
 // cleanup kills it if it still runs, and prints its log if the test failed.
 func newReplica(t *testing.T, bin, kind, id, addr string, args ...string) *replica {
-	r := &replica{bin: bin, kind: kind, id: id, addr: addr, args: args, client: newTestClient()}
+	return newReplicaEnv(t, bin, nil, kind, id, addr, args...)
+}
+
+// newReplicaEnv is newReplica with env added to the replica's environment.
+func newReplicaEnv(t *testing.T, bin string, env []string, kind, id, addr string, args ...string) *replica {
+	r := &replica{bin: bin, kind: kind, id: id, addr: addr, args: args, env: env, client: newTestClient()}
 	t.Cleanup(func() {
 		r.kill()
 		if t.Failed() {
@@ -76,7 +87,7 @@ func (r *replica) start(t *testing.T) {
 	r.runs++
 	fmt.Fprintf(&r.log, "--- run %d\n", r.runs)
 	cmd := exec.Command(r.bin, append([]string{r.kind, "--addr", r.addr, "--replica-id", r.id}, r.args...)...)
-	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "STATELAB_") })
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "STATELAB_") }), r.env...)
 	cmd.Stdout, cmd.Stderr = &r.log, &r.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start replica %s: %v", r.id, err)
@@ -264,6 +275,7 @@ type (
 // sharing one session key and the stateless pair one JWT secret, so that
 // what fails on the other replica fails for want of state, not of a key.
 type lab struct {
+	db                                           labDB
 	statefulA, statefulB, statelessA, statelessB *replica
 }
 
@@ -271,19 +283,66 @@ func (l *lab) all() []*replica {
 	return []*replica{l.statefulA, l.statefulB, l.statelessA, l.statelessB}
 }
 
+// labDB is the database a lab's replicas share, as they are told of it
+// and as the test opens it to check what they did.
+type labDB struct {
+	dsn  string   // the replicas' --db: a file, or a URL without its password
+	env  []string // beside dsn in their environment: PGPASSWORD
+	open func(t *testing.T) store.Store
+}
+
+// sqliteDB is a new SQLite file.
+func sqliteDB(t *testing.T) labDB {
+	path := filepath.Join(t.TempDir(), "library.db")
+	return labDB{dsn: path, open: func(t *testing.T) store.Store { return openStore(t, path) }}
+}
+
+// postgresDB is a new database on the test binary's PostgreSQL. The
+// replicas get its URL without the password, which they read from
+// PGPASSWORD, as `statelab compare --store postgres` runs them: a
+// password on argv is refused.
+func postgresDB(t *testing.T) labDB {
+	full := labtest.PostgresDatabase(t)
+	u, err := url.Parse(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := u.User.Password()
+	u.User = url.User(u.User.Username())
+	return labDB{dsn: u.String(), env: []string{pgserver.EnvPassword + "=" + pw}, open: func(t *testing.T) store.Store { return openStore(t, full) }}
+}
+
+// openStore opens a store in the test's process, closed when the test ends.
+func openStore(t *testing.T, dsn string) store.Store {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn, store.Options{NoReadCache: true})
+	if err != nil {
+		t.Fatalf("open %s: %v", store.Describe(dsn), err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// startLab starts a lab on a new SQLite file.
 func startLab(t *testing.T, bin string) *lab {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "library.db")
+	return startLabOn(t, bin, sqliteDB(t))
+}
+
+// startLabOn starts a lab whose replicas share db.
+func startLabOn(t *testing.T, bin string, db labDB) *lab {
+	t.Helper()
 	addrs := freeAddrs(t, 4)
-	common := []string{"--db", db, "--shutdown-timeout", "5s"}
+	common := []string{"--db", db.dsn, "--shutdown-timeout", "5s"}
 	sessionKey := []string{"--session-key", "e2e-session-key-shared-by-both-stateful-replicas"}
 	jwtSecret := []string{"--jwt-secret", "e2e-jwt-secret-shared-by-both-stateless-replicas"}
 	// All four open the fresh database at once, as `make demo` does.
 	l := &lab{
-		statefulA:  newReplica(t, bin, "stateful", "stateful-a", addrs[0], slices.Concat(common, sessionKey)...),
-		statefulB:  newReplica(t, bin, "stateful", "stateful-b", addrs[1], slices.Concat(common, sessionKey)...),
-		statelessA: newReplica(t, bin, "stateless", "stateless-a", addrs[2], slices.Concat(common, jwtSecret)...),
-		statelessB: newReplica(t, bin, "stateless", "stateless-b", addrs[3], slices.Concat(common, jwtSecret)...),
+		db:         db,
+		statefulA:  newReplicaEnv(t, bin, db.env, "stateful", "stateful-a", addrs[0], slices.Concat(common, sessionKey)...),
+		statefulB:  newReplicaEnv(t, bin, db.env, "stateful", "stateful-b", addrs[1], slices.Concat(common, sessionKey)...),
+		statelessA: newReplicaEnv(t, bin, db.env, "stateless", "stateless-a", addrs[2], slices.Concat(common, jwtSecret)...),
+		statelessB: newReplicaEnv(t, bin, db.env, "stateless", "stateless-b", addrs[3], slices.Concat(common, jwtSecret)...),
 	}
 	for _, r := range l.all() {
 		r.waitReady(t)
@@ -393,85 +452,168 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("HundredConcurrentBorrowsOfOneCopyLendItOnce", func(t *testing.T) {
-		librarian := login{"librarian@example.com", "bookworm"}
-		libKey := data[struct {
-			APIKey string `json:"api_key"`
-		}](t, lab.statelessA.must(t, "POST", "/api/auth/generate-key", librarian, cred{}, http.StatusCreated)).APIKey
-		only := data[book](t, lab.statelessA.must(t, "POST", "/api/books",
-			map[string]any{"title": "The Only Copy", "author": "E. Two-E", "copies": 1}, cred{bearer: libKey}, http.StatusCreated))
-		if only.AvailableCopies != 1 {
-			t.Fatalf("new book has %d copies available, want 1", only.AvailableCopies)
-		}
-
-		// Two members per replica, each signed in where it will borrow: a
-		// session on the replica that made it, a key or a JWT anywhere.
-		creds := map[*replica][]cred{}
-		n := 0
-		for _, r := range lab.all() {
-			for range 2 {
-				n++
-				m := login{seed.LoadTestEmail(n), seed.LoadTestPassword}
-				switch {
-				case r.kind == "stateful":
-					creds[r] = append(creds[r], cred{cookie: r.must(t, "POST", "/api/auth/login", m, cred{}, http.StatusOK).Cookie})
-				case n%2 == 1:
-					creds[r] = append(creds[r], cred{bearer: data[struct {
-						APIKey string `json:"api_key"`
-					}](t, r.must(t, "POST", "/api/auth/generate-key", m, cred{}, http.StatusCreated)).APIKey})
-				default:
-					creds[r] = append(creds[r], cred{bearer: data[struct {
-						AccessToken string `json:"access_token"`
-					}](t, r.must(t, "POST", "/api/auth/token", m, cred{}, http.StatusOK)).AccessToken})
-				}
-			}
-		}
-
-		const attempts = 100
-		type outcome struct {
-			replica string
-			status  int
-			code    string
-			err     error
-		}
-		outcomes := make([]outcome, attempts)
-		path := fmt.Sprintf("/api/books/%d/borrow", only.ID)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range attempts {
-			r := lab.all()[i%4]
-			c := creds[r][(i/4)%2]
-			wg.Go(func() {
-				<-start
-				rep, err := r.call("POST", path, nil, c)
-				outcomes[i] = outcome{r.id, rep.Status, rep.Code, err}
-			})
-		}
-		close(start)
-		wg.Wait()
-
-		created, unavailable := 0, 0
-		perReplica := map[string]int{}
-		for i, o := range outcomes {
-			perReplica[o.replica]++
-			switch {
-			case o.err != nil:
-				t.Errorf("borrow %d: %v", i, o.err)
-			case o.status == http.StatusCreated:
-				created++
-			case o.status == http.StatusConflict && o.code == "unavailable":
-				unavailable++
-			default:
-				t.Errorf("borrow %d on %s = %d %s, want 201 or 409 unavailable", i, o.replica, o.status, o.code)
-			}
-		}
-		t.Logf("%d attempts over %v: %d created, %d unavailable", attempts, perReplica, created, unavailable)
-		if created != 1 || unavailable != attempts-1 {
-			t.Errorf("got %d created and %d unavailable, want 1 and %d", created, unavailable, attempts-1)
-		}
-
-		after := data[book](t, lab.statefulB.must(t, "GET", fmt.Sprintf("/api/books/%d", only.ID), nil, creds[lab.statefulB][0], http.StatusOK))
-		if after.AvailableCopies != 0 || after.Available {
-			t.Errorf("after the rush the book has %d copies available (available=%v), want 0", after.AvailableCopies, after.Available)
-		}
+		db := lab.db.open(t)
+		librarian := lab.librarian(t)
+		raceForTheLastCopy(t, lab.all(), signInBorrowers(t, lab.all()), librarian, db)
 	})
+}
+
+// TestBorrowRaceOnPostgres runs the race for the last copy on PostgreSQL,
+// the store replicas on other machines would share: 20 times, each over
+// two replicas of one server (the stateful pair, then the stateless pair),
+// 100 borrowers at once. SQLite serialises every write in its one writer;
+// here two processes' transactions really overlap, and only the store's
+// row locks stand between them and lending the copy twice.
+func TestBorrowRaceOnPostgres(t *testing.T) {
+	bin := statelabBinary(t)
+	lab := startLabOn(t, bin, postgresDB(t))
+	db := lab.db.open(t)
+	librarian := lab.librarian(t)
+	pairs := [][]*replica{{lab.statefulA, lab.statefulB}, {lab.statelessA, lab.statelessB}}
+	creds := signInBorrowers(t, lab.all())
+	for trial := range 20 {
+		if !t.Run(fmt.Sprintf("trial %d", trial+1), func(t *testing.T) {
+			raceForTheLastCopy(t, pairs[trial%2], creds, librarian, db)
+		}) {
+			break
+		}
+	}
+}
+
+// librarian is the member who may add books, with an API key for a
+// stateless replica.
+type librarian struct {
+	at  *replica
+	key cred
+}
+
+// librarian signs the librarian in on statelessA.
+func (l *lab) librarian(t *testing.T) librarian {
+	t.Helper()
+	key := data[struct {
+		APIKey string `json:"api_key"`
+	}](t, l.statelessA.must(t, "POST", "/api/auth/generate-key", login{"librarian@example.com", "bookworm"}, cred{}, http.StatusCreated)).APIKey
+	return librarian{at: l.statelessA, key: cred{bearer: key}}
+}
+
+// addBook adds a book with one copy.
+func (lib librarian) addBook(t *testing.T) book {
+	t.Helper()
+	b := data[book](t, lib.at.must(t, "POST", "/api/books",
+		map[string]any{"title": "The Only Copy", "author": "E. Two-E", "copies": 1}, lib.key, http.StatusCreated))
+	if b.AvailableCopies != 1 {
+		t.Fatalf("new book has %d copies available, want 1", b.AvailableCopies)
+	}
+	return b
+}
+
+// signInBorrowers signs two load-test members in on each replica, where
+// they will borrow: a session on a stateful replica (which only it holds),
+// an API key or a JWT on a stateless one.
+func signInBorrowers(t *testing.T, rs []*replica) map[*replica][]cred {
+	t.Helper()
+	creds := map[*replica][]cred{}
+	n := 0
+	for _, r := range rs {
+		for range 2 {
+			n++
+			m := login{seed.LoadTestEmail(n), seed.LoadTestPassword}
+			switch {
+			case r.kind == "stateful":
+				creds[r] = append(creds[r], cred{cookie: r.must(t, "POST", "/api/auth/login", m, cred{}, http.StatusOK).Cookie})
+			case n%2 == 1:
+				creds[r] = append(creds[r], cred{bearer: data[struct {
+					APIKey string `json:"api_key"`
+				}](t, r.must(t, "POST", "/api/auth/generate-key", m, cred{}, http.StatusCreated)).APIKey})
+			default:
+				creds[r] = append(creds[r], cred{bearer: data[struct {
+					AccessToken string `json:"access_token"`
+				}](t, r.must(t, "POST", "/api/auth/token", m, cred{}, http.StatusOK)).AccessToken})
+			}
+		}
+	}
+	return creds
+}
+
+// raceForTheLastCopy has the librarian add a book with one copy, then
+// sends 100 borrows of it at once, spread over rs, each with a credential
+// of creds for its replica. Exactly one may get 201 and the other 99 409
+// unavailable; afterwards the book has no copy left, and the store, read
+// directly through db, agrees: its consistency check passes, one more
+// borrow is active than before, and it is the one the 201 named.
+func raceForTheLastCopy(t *testing.T, rs []*replica, creds map[*replica][]cred, lib librarian, db store.Store) {
+	t.Helper()
+	before := consistency(t, db)
+	only := lib.addBook(t)
+
+	const attempts = 100
+	type outcome struct {
+		replica string
+		reply
+		err error
+	}
+	outcomes := make([]outcome, attempts)
+	path := fmt.Sprintf("/api/books/%d/borrow", only.ID)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range attempts {
+		r := rs[i%len(rs)]
+		c := creds[r][(i/len(rs))%len(creds[r])]
+		wg.Go(func() {
+			<-start
+			rep, err := r.call("POST", path, nil, c)
+			outcomes[i] = outcome{r.id, rep, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var won []borrowData
+	unavailable := 0
+	perReplica := map[string]int{}
+	for i, o := range outcomes {
+		perReplica[o.replica]++
+		switch {
+		case o.err != nil:
+			t.Errorf("borrow %d: %v", i, o.err)
+		case o.Status == http.StatusCreated:
+			won = append(won, data[borrowData](t, o.reply))
+		case o.Status == http.StatusConflict && o.Code == "unavailable":
+			unavailable++
+		default:
+			t.Errorf("borrow %d on %s = %d %s, want 201 or 409 unavailable", i, o.replica, o.Status, o.Code)
+		}
+	}
+	t.Logf("%d attempts over %v: %d created, %d unavailable", attempts, perReplica, len(won), unavailable)
+	if len(won) != 1 || unavailable != attempts-1 {
+		t.Errorf("got %d created and %d unavailable, want 1 and %d", len(won), unavailable, attempts-1)
+	}
+
+	last := rs[len(rs)-1]
+	after := data[book](t, last.must(t, "GET", fmt.Sprintf("/api/books/%d", only.ID), nil, creds[last][0], http.StatusOK))
+	if after.AvailableCopies != 0 || after.Available {
+		t.Errorf("after the rush the book has %d copies available (available=%v), want 0", after.AvailableCopies, after.Available)
+	}
+	now := consistency(t, db)
+	if !now.OK() {
+		t.Errorf("the store's consistency check fails after the rush: %+v", now)
+	}
+	if got := now.ActiveBorrows - before.ActiveBorrows; got != 1 {
+		t.Errorf("the store holds %d more active borrows after the rush, want 1", got)
+	}
+	for _, w := range won {
+		if ok, err := db.BorrowExists(context.Background(), w.ID); err != nil || !ok || w.BookID != only.ID {
+			t.Errorf("the 201 named borrow %d of book %d; in the store: %v (%v), want it, of book %d", w.ID, w.BookID, ok, err, only.ID)
+		}
+	}
+}
+
+// consistency runs the store's consistency check.
+func consistency(t *testing.T, db store.Store) library.Consistency {
+	t.Helper()
+	c, err := db.CheckConsistency(context.Background())
+	if err != nil {
+		t.Fatalf("consistency check: %v", err)
+	}
+	return c
 }
