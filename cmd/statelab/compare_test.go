@@ -32,7 +32,7 @@ func TestResolveLoad(t *testing.T) {
 		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
 			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 		{"a scenario without a load: the flags' defaults", scenario.Scenario{}, nil,
-			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, deadline: load.DefaultDeadline, readCache: true}},
+			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, readCache: true}}, // the deadline's default is compare.New's
 		{"the scenario calibrates", calibrated, nil,
 			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, calibrate: 1.5, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 		{"a --rate given is the rate wanted: no calibration", calibrated, []string{"rate"},
@@ -95,7 +95,7 @@ func TestRunCompareRejectsBadLoad(t *testing.T) {
 		{"an unknown store", []string{"--store", "mysql"}, nil, `-store "mysql": use sqlite or postgres`},
 		{"a store password on the command line", []string{"--store-url", "postgres://statelab:hunter2@127.0.0.1:1/statelab"}, nil, "-store-url holds a password"},
 		{"a store URL of another kind", nil, map[string]string{"STATELAB_STORE_URL": "mysql://127.0.0.1/statelab"}, "want a postgres:// URL"},
-		{"a latency below a millisecond", []string{"--latency", "500us"}, nil, "latency is 500µs; use whole milliseconds"},
+		{"a latency finer than a microsecond", []string{"--latency", "1500ns"}, nil, "latency is 1.5µs; use whole microseconds"},
 		{"a jitter beyond the latency", nil, map[string]string{"STATELAB_LATENCY": "1ms", "STATELAB_JITTER": "2ms"}, "jitter is 2ms"},
 		{"unknown hosts", []string{"--hosts", "docker"}, nil, `-hosts: hosts "docker": use local`},
 		{"a hosts subnet without netns", []string{"--hosts-subnet", "198.18.7.0/24"}, nil, "-hosts-subnet is for -hosts netns"},
