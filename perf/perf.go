@@ -162,27 +162,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Conns < 1 || cfg.Rounds < 1 || cfg.Duration <= 0 || cfg.Warmup < 0 || len(cfg.Paths) == 0 {
 		return nil, errors.New("perf: connections, rounds, duration and paths must be set")
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	b := &bench{cfg: cfg, logger: cfg.Logger, progress: cfg.Progress}
+	if b.logger == nil {
+		b.logger = slog.New(slog.DiscardHandler)
 	}
-	progress := cfg.Progress
-	if progress == nil {
-		progress = io.Discard
+	if b.progress == nil {
+		b.progress = io.Discard
 	}
-	rep := &Report{
-		Started: time.Now(), Conns: cfg.Conns, Rounds: cfg.Rounds,
-		Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(),
-		Load: "fasthttp client, closed loop", GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-		ReadCache: !cfg.NoReadCache,
-	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		rep.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	rep := newReport(cfg)
 
-	serverCPU, loadCPU, pinned, why := chooseCPUs(cfg.NoPin)
-	rep.Pinned, rep.Pinning = pinned, why
-	if pinned {
+	var loadCPU int
+	b.serverCPU, loadCPU, rep.Pinned, rep.Pinning = chooseCPUs(cfg.NoPin)
+	b.pinned = rep.Pinned
+	if b.pinned {
 		restore, err := pinSelf(loadCPU)
 		if err != nil {
 			return nil, fmt.Errorf("perf: pin the load generator to CPU %d: %w", loadCPU, err)
@@ -195,6 +187,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("perf: %w", err)
 	}
 	defer logFile.Close()
+	b.logFile = logFile
 	db, err := store.OpenShared(ctx, cfg.Store, cfg.StoreURL, cfg.WorkDir)
 	if err != nil {
 		return nil, fmt.Errorf("perf: %w", err)
@@ -202,145 +195,217 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer db.Close()
 	rep.Store = db.Kind
 
-	var servers []*server
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		for _, s := range servers {
-			if err := s.sup.Stop(stopCtx); err != nil {
-				logger.Warn("stop server", "server", s.name, "err", err)
-			}
-			if s.redis != nil {
-				if err := s.redis.Stop(); err != nil {
-					logger.Warn("stop redis-server", "err", err)
-				}
-			}
-		}
-	}()
-	start := func(s *server, command string, args, env []string) error {
-		if pinned {
-			// The server sees one CPU, as it would pinned from birth.
-			env = append(env, "GOMAXPROCS=1")
-		}
-		s.sup = supervisor.New(supervisor.Config{
-			Side: s.name, Command: command, Binary: cfg.Binary, Args: args, Env: env,
-			Log: logFile, Logger: logger,
-		})
-		servers = append(servers, s)
-		if err := s.sup.Scale(ctx, 1); err != nil {
-			return fmt.Errorf("perf: start %s: %w", s.name, err)
-		}
-		r := s.sup.Replicas()[0]
-		s.addr, s.pid = r.Addr, r.PID
-		if pinned {
-			if err := pin(s.pid, serverCPU); err != nil {
-				return fmt.Errorf("perf: pin %s to CPU %d: %w", s.name, serverCPU, err)
-			}
-		}
-		return nil
-	}
-
-	bare := &server{name: Bare}
-	if err := start(bare, BaselineCommand, nil, nil); err != nil {
+	defer b.stopServers(ctx)
+	if err := b.startServers(ctx, db, rep); err != nil {
 		return nil, err
 	}
-	for _, st := range cfg.Strategies {
+	jobs := b.plan()
+	if err := b.runRounds(ctx, jobs); err != nil {
+		return nil, err
+	}
+	summarize(rep, jobs)
+	return rep, nil
+}
+
+// bench is one Run's servers and what starting and measuring them needs.
+type bench struct {
+	cfg       Config
+	logger    *slog.Logger
+	progress  io.Writer
+	logFile   io.Writer // the servers' log
+	pinned    bool      // whether servers go on serverCPU
+	serverCPU int
+	servers   []*server // started, to be stopped
+}
+
+// newReport is the report's header: what Run was asked and where it runs.
+func newReport(cfg Config) *Report {
+	rep := &Report{
+		Started: time.Now(), Conns: cfg.Conns, Rounds: cfg.Rounds,
+		Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(),
+		Load: "fasthttp client, closed loop", GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		ReadCache: !cfg.NoReadCache,
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rep.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return rep
+}
+
+// startServers starts the bare server, then each strategy's replica with
+// what it needs beside it, and signs in to each once. A strategy whose
+// services are not installed is skipped and named in rep.Skipped.
+func (b *bench) startServers(ctx context.Context, db *store.Shared, rep *Report) error {
+	if err := b.start(ctx, &server{name: Bare}, BaselineCommand, nil, nil); err != nil {
+		return err
+	}
+	for _, st := range b.cfg.Strategies {
 		s := &server{name: st.Name, st: st}
 		if err := st.LookServices(); err != nil {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", st.Name, err))
-			fmt.Fprintf(progress, "skipping %s: %v\n", st.Name, err)
+			fmt.Fprintf(b.progress, "skipping %s: %v\n", st.Name, err)
 			continue
 		}
-		services, err := s.startServices(ctx, cfg.WorkDir)
+		services, err := s.startServices(ctx, b.cfg.WorkDir)
 		if err != nil {
-			return nil, fmt.Errorf("perf: %s: %w", st.Name, err)
+			return fmt.Errorf("perf: %s: %w", st.Name, err)
 		}
-		if pinned && s.redis != nil {
+		if b.pinned && s.redis != nil {
 			// The session store belongs to the server's side.
-			if err := pin(s.redis.PID(), serverCPU); err != nil {
+			if err := pin(s.redis.PID(), b.serverCPU); err != nil {
 				s.redis.Stop()
-				return nil, fmt.Errorf("perf: pin redis-server: %w", err)
+				return fmt.Errorf("perf: pin redis-server: %w", err)
 			}
 		}
-		rc := strategy.ReplicaConfig{DB: db.DSN, NoReadCache: cfg.NoReadCache, Services: services}
-		if err := start(s, st.Server, st.ReplicaArgs(rc), slices.Concat(st.ReplicaEnv(rc), db.Env)); err != nil {
+		rc := strategy.ReplicaConfig{DB: db.DSN, NoReadCache: b.cfg.NoReadCache, Services: services}
+		if err := b.start(ctx, s, st.Server, st.ReplicaArgs(rc), slices.Concat(st.ReplicaEnv(rc), db.Env)); err != nil {
 			if s.redis != nil {
 				s.redis.Stop()
 			}
-			return nil, err
+			return err
 		}
 		if err := s.signIn(ctx); err != nil {
-			return nil, fmt.Errorf("perf: %s: %w", st.Name, err)
+			return fmt.Errorf("perf: %s: %w", st.Name, err)
 		}
 	}
+	return nil
+}
 
-	// The rows, in the order they are reported; every round runs each
-	// once, so a slow spell of the machine touches all of them alike.
-	type job struct {
-		s    *server
-		t    *target
-		row  *Row
-		cpu  time.Duration
-		rcpu time.Duration
-		lcpu time.Duration
-		lats []time.Duration
+// start starts s as one replica of command, pinned to the server CPU when
+// Run pins, and adds it to the servers stopServers stops.
+func (b *bench) start(ctx context.Context, s *server, command string, args, env []string) error {
+	if b.pinned {
+		// The server sees one CPU, as it would pinned from birth.
+		env = append(env, "GOMAXPROCS=1")
 	}
+	s.sup = supervisor.New(supervisor.Config{
+		Side: s.name, Command: command, Binary: b.cfg.Binary, Args: args, Env: env,
+		Log: b.logFile, Logger: b.logger,
+	})
+	b.servers = append(b.servers, s)
+	if err := s.sup.Scale(ctx, 1); err != nil {
+		return fmt.Errorf("perf: start %s: %w", s.name, err)
+	}
+	r := s.sup.Replicas()[0]
+	s.addr, s.pid = r.Addr, r.PID
+	if b.pinned {
+		if err := pin(s.pid, b.serverCPU); err != nil {
+			return fmt.Errorf("perf: pin %s to CPU %d: %w", s.name, b.serverCPU, err)
+		}
+	}
+	return nil
+}
+
+// stopServers stops every server started and its session store, even when
+// ctx has ended.
+func (b *bench) stopServers(ctx context.Context) {
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	for _, s := range b.servers {
+		if err := s.sup.Stop(stopCtx); err != nil {
+			b.logger.Warn("stop server", "server", s.name, "err", err)
+		}
+		if s.redis != nil {
+			if err := s.redis.Stop(); err != nil {
+				b.logger.Warn("stop redis-server", "err", err)
+			}
+		}
+	}
+}
+
+// job is one row being measured: a server, one request, and what its
+// rounds have added up so far.
+type job struct {
+	s    *server
+	t    *target
+	row  *Row
+	cpu  time.Duration // the server's
+	rcpu time.Duration // its session store's
+	lcpu time.Duration // the load generator's
+	lats []time.Duration
+}
+
+// plan is the rows, in the order they are reported: each server with each
+// path, the bare server with the first path only (it answers any path
+// alike).
+func (b *bench) plan() []*job {
 	var jobs []*job
-	for _, s := range servers {
-		paths := cfg.Paths
+	for _, s := range b.servers {
+		paths := b.cfg.Paths
 		if s.name == Bare {
-			paths = []Path{{Name: "any", Target: cfg.Paths[0].Target}}
+			paths = []Path{{Name: "any", Target: b.cfg.Paths[0].Target}}
 		}
 		for _, p := range paths {
 			jobs = append(jobs, &job{
-				s: s, t: newTarget(s.addr, p.Target, s.header, s.value, cfg.Conns),
+				s: s, t: newTarget(s.addr, p.Target, s.header, s.value, b.cfg.Conns),
 				row: &Row{Strategy: s.name, Server: serverOf(s), Path: p.Name, Target: p.Target},
 			})
 		}
 	}
-	for round := 1; round <= cfg.Rounds; round++ {
+	return jobs
+}
+
+// runRounds measures the jobs round by round; every round runs each once,
+// so a slow spell of the machine touches all of them alike.
+func (b *bench) runRounds(ctx context.Context, jobs []*job) error {
+	for round := 1; round <= b.cfg.Rounds; round++ {
 		for _, j := range jobs {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
-			if cfg.Warmup > 0 {
-				j.t.run(ctx, cfg.Conns, cfg.Warmup)
+			if err := b.measure(ctx, j, round); err != nil {
+				return err
 			}
-			cpu0, err := cpuTime(j.s.pid)
-			if err != nil {
-				return nil, fmt.Errorf("perf: CPU time of %s: %w", j.s.name, err)
-			}
-			var rcpu0 time.Duration
-			if j.s.redis != nil {
-				rcpu0, _ = cpuTime(j.s.redis.PID())
-			}
-			lcpu0, _ := cpuTime(os.Getpid())
-			res := j.t.run(ctx, cfg.Conns, cfg.Duration)
-			lcpu1, _ := cpuTime(os.Getpid())
-			j.lcpu += lcpu1 - lcpu0
-			cpu1, err := cpuTime(j.s.pid)
-			if err != nil {
-				return nil, fmt.Errorf("perf: CPU time of %s: %w", j.s.name, err)
-			}
-			if j.s.redis != nil {
-				rcpu1, _ := cpuTime(j.s.redis.PID())
-				j.rcpu += rcpu1 - rcpu0
-			}
-			j.cpu += cpu1 - cpu0
-			j.row.OK += res.ok
-			j.row.Failed += res.failed
-			if j.row.FirstFailure == "" {
-				j.row.FirstFailure = res.firstFail
-			}
-			j.lats = append(j.lats, res.latencies...)
-			rps := float64(res.ok) / res.elapsed.Seconds()
-			j.row.PerRound = append(j.row.PerRound, rps)
-			j.row.ServerBusy += (cpu1 - cpu0).Seconds() / res.elapsed.Seconds() / float64(cfg.Rounds)
-			fmt.Fprintf(progress, "round %d/%d  %-14s %-5s %9.0f req/s  server CPU %3.0f%%\n",
-				round, cfg.Rounds, j.s.name, j.row.Path, rps, 100*(cpu1-cpu0).Seconds()/res.elapsed.Seconds())
 		}
 	}
+	return nil
+}
 
+// measure warms j's server up, then runs one measured round of it and adds
+// what it answered and the CPU time each process spent to j.
+func (b *bench) measure(ctx context.Context, j *job, round int) error {
+	cfg := b.cfg
+	if cfg.Warmup > 0 {
+		j.t.run(ctx, cfg.Conns, cfg.Warmup)
+	}
+	cpu0, err := cpuTime(j.s.pid)
+	if err != nil {
+		return fmt.Errorf("perf: CPU time of %s: %w", j.s.name, err)
+	}
+	var rcpu0 time.Duration
+	if j.s.redis != nil {
+		rcpu0, _ = cpuTime(j.s.redis.PID())
+	}
+	lcpu0, _ := cpuTime(os.Getpid())
+	res := j.t.run(ctx, cfg.Conns, cfg.Duration)
+	lcpu1, _ := cpuTime(os.Getpid())
+	j.lcpu += lcpu1 - lcpu0
+	cpu1, err := cpuTime(j.s.pid)
+	if err != nil {
+		return fmt.Errorf("perf: CPU time of %s: %w", j.s.name, err)
+	}
+	if j.s.redis != nil {
+		rcpu1, _ := cpuTime(j.s.redis.PID())
+		j.rcpu += rcpu1 - rcpu0
+	}
+	j.cpu += cpu1 - cpu0
+	j.row.OK += res.ok
+	j.row.Failed += res.failed
+	if j.row.FirstFailure == "" {
+		j.row.FirstFailure = res.firstFail
+	}
+	j.lats = append(j.lats, res.latencies...)
+	rps := float64(res.ok) / res.elapsed.Seconds()
+	j.row.PerRound = append(j.row.PerRound, rps)
+	j.row.ServerBusy += (cpu1 - cpu0).Seconds() / res.elapsed.Seconds() / float64(cfg.Rounds)
+	fmt.Fprintf(b.progress, "round %d/%d  %-14s %-5s %9.0f req/s  server CPU %3.0f%%\n",
+		round, cfg.Rounds, j.s.name, j.row.Path, rps, 100*(cpu1-cpu0).Seconds()/res.elapsed.Seconds())
+	return nil
+}
+
+// summarize turns the jobs' sums into rep's rows: medians, percentiles,
+// CPU time per answer, and each row's ratios to the bare server.
+func summarize(rep *Report, jobs []*job) {
 	var bareRate, bareCPU float64
 	for _, j := range jobs {
 		r := j.row
@@ -367,7 +432,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			r.CPURatio = bareCPU / r.ServerCPUMicros
 		}
 	}
-	return rep, nil
 }
 
 // startServices starts what the strategy's replica needs beside it

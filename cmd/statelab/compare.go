@@ -30,146 +30,160 @@ import (
 // simulated users, a scenario timeline, a report.
 func runCompare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("statelab compare", getenv, stderr)
-	var (
-		scenarioName, addr, leftAddr, rightAddr, reportDir, dir, logFormat string
-		sides                                                              string
-		users, replicas                                                    int
-		seed                                                               int64
-		duration, think                                                    time.Duration
-		hold, manual, classOn                                              bool
-		logLevel                                                           slog.Level
-	)
-	logLevel = slog.LevelWarn
-	fs.String(&sides, "sides", "", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them); default: the scenario's own sides, else "+defaultSides)
-	fs.String(&scenarioName, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenario/builtin/default.yaml) or a built-in one:"+scenarioList())
-	fs.Bool(&manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST /api/control/next), then run as long after the last one as the scenario does")
-	fs.Bool(&classOn, "class", false, "let a class join with their own browsers: prints a join URL, a class code and a QR code for the projector, and the teacher's URL; each student gets an account of their own and both sides through /s/{side}/ on this address, and only the teacher's URL fires events, pauses or scales (--users 0: no simulated users). Students on other machines need --addr on an address they reach (docs/SECURITY.md, docs/CLASS.md)")
-	fs.Duration(&duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
-	fs.Int(&users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
-	fs.Int(&replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
-	fs.Int64(&seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
-	fs.Duration(&think, "think", 150*time.Millisecond, "mean think time between a user's steps")
-	fs.String(&addr, "addr", "127.0.0.1:8080", "the runner's `host:port`: dashboard, /api/feed, /metrics")
-	fs.String(&leftAddr, "left-addr", "127.0.0.1:8001", "`host:port` of the first side's load balancer")
-	fs.String(&rightAddr, "right-addr", "127.0.0.1:8002", "`host:port` of the second side's load balancer")
-	fs.String(&reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
-	fs.String(&dir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
-	var st storeFlags
-	st.add(fs)
-	var lk linkFlags
-	networkDefaults, _ := scenario.Load("network")
-	lk.add(fs, "; when unset, the scenario's (network: "+networkDefaults.Latency.Std().String()+")")
-	var hf hostsFlags
-	hf.add(fs)
-	fs.Bool(&hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
-	var fileSD, matrixFile string
-	fs.String(&matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
-	fs.String(&fileSD, "file-sd", "./data/file_sd/statelab.json", "Prometheus file_sd `file` the runner keeps listing itself and every live replica, for scripts/prometheus.yml (make prometheus); -file-sd= writes none")
-	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", logLevel.UnmarshalText)
-	fs.String(&logFormat, "log-format", "text", "log `format`: text or json")
-	var (
-		replicaCPU, rate, calibrate float64
-		rateUsers, maxOutstanding   int
-		deadline                    time.Duration
-		readCache                   bool
-	)
-	// The help quotes the built-in capacity scenario's load.
-	capacityDefaults, _ := scenario.Load("capacity")
-	fs.Float64(&replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
-	fs.Float64(&rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
-	fs.Float64(&calibrate, "calibrate", 0, "choose the --rate by measuring, before the clock starts, what one replica answers per second under its --replica-cpu limit: offer this many `times` what the starting replicas carry (1.5: half as much again), bounded by what the runner can send; where the limit is not enforced the rate stays --rate; 0 measures nothing; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Calibrate)+"), unless --rate is set")
-	fs.Int(&rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(load.DefaultRateUsers)+")")
-	fs.Int(&maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
-	fs.Bool(&readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
-	fs.Duration(&deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+load.DefaultDeadline.String()+")")
+	var f compareFlags
+	f.add(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := st.check(getenv); err != nil {
+	if err := f.st.check(getenv); err != nil {
 		return err
 	}
-	sc, err := scenario.Load(scenarioName)
+	sc, pair, load, err := f.scenario(fs.set())
 	if err != nil {
 		return err
 	}
-	if !fs.set()["latency"] {
-		lk.latency = sc.Latency.Std()
-	}
-	if err := lk.check(); err != nil {
-		return err
-	}
-	if err := hf.check(); err != nil {
-		return err
-	}
-	if sides == "" {
-		sides = cmp.Or(sc.Sides, defaultSides)
-	}
-	pair, err := strategy.ParsePair(sides)
-	if err != nil {
-		return err
-	}
-	if replicas > 0 {
-		sc.Replicas = replicas
-	}
-	if duration > 0 {
-		sc.Shorten(duration)
-	}
-	if err := sc.Validate(); err != nil {
-		return fmt.Errorf("scenario %s: %w", scenarioName, err)
-	}
-	load := resolveLoad(sc, fs.set(), compareLoad{users: users, replicaCPU: replicaCPU, rate: rate, calibrate: calibrate, rateUsers: rateUsers, deadline: deadline, maxOutstanding: maxOutstanding, readCache: readCache})
-	if think <= 0 {
+	if f.think <= 0 {
 		return errors.New("-think must be positive")
 	}
 	bin, err := executable()
 	if err != nil {
 		return err
 	}
-	if reportDir == "" {
-		reportDir = filepath.Join("reports", time.Now().Format("20060102-150405"))
+	if f.reportDir == "" {
+		f.reportDir = filepath.Join("reports", time.Now().Format("20060102-150405"))
 	}
-	dir, cleanup, err := workDir(dir, "compare")
+	dir, cleanup, err := workDir(f.dir, "compare")
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	logger := newLogger(stderr, logFormat, logLevel).With("component", "compare")
+	logger := newLogger(stderr, f.logFormat, f.logLevel).With("component", "compare")
 
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another lab running? pick another address with -addr)", addr, err)
+		return fmt.Errorf("listen on %s: %w (is another lab running? pick another address with -addr)", f.addr, err)
 	}
 	r, err := compare.New(ctx, compare.Config{
-		Binary: bin, Scenario: sc, Sides: pair, Users: load.users, Seed: seed, Think: think,
-		Addr: ln.Addr().String(), BalancerAddrs: [2]string{leftAddr, rightAddr},
-		ReportDir: reportDir, WorkDir: dir, Hold: hold, Manual: manual, Class: classOn, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
-		FileSD:    fileSD,
-		Dashboard: dashboard(matrixFile),
+		Binary: bin, Scenario: sc, Sides: pair, Users: load.users, Seed: f.seed, Think: f.think,
+		Addr: ln.Addr().String(), BalancerAddrs: [2]string{f.leftAddr, f.rightAddr},
+		ReportDir: f.reportDir, WorkDir: dir, Hold: f.hold, Manual: f.manual, Class: f.class, Stdout: stdout, Interactive: isTerminal(stdout), Logger: logger,
+		FileSD:    f.fileSD,
+		Dashboard: dashboard(f.matrixFile),
 		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
 		Calibrate:   load.calibrate,
 		NoReadCache: !load.readCache,
-		Store:       st.kind, StoreURL: st.url,
-		Latency: lk.latency, Jitter: lk.jitter,
-		Hosts: hf.mode, HostsSubnet: hf.subnet,
+		Store:       f.st.kind, StoreURL: f.st.url,
+		Latency: f.lk.latency, Jitter: f.lk.jitter,
+		Hosts: f.hf.mode, HostsSubnet: f.hf.subnet,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "statelab compare: %s vs %s, scenario %q, %s, %d users and %d replica(s) per side\ndashboard and feed: http://%s/\n", pair[0].Name, pair[1].Name, sc.Name, sc.Duration.Std(), load.users, sc.Replicas, ln.Addr())
-	if manual && len(sc.Events) > 0 {
-		auth := ""
-		if c := r.Class(); c != nil {
-			// With a class, only the teacher's token fires events.
-			auth = "-H 'Authorization: Bearer " + c.TeacherToken() + "' "
-		}
-		fmt.Fprintf(stdout, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST %shttp://%s/api/control/next\n", len(sc.Events), auth, ln.Addr())
+	if f.manual && len(sc.Events) > 0 {
+		printManual(stdout, r.Class(), len(sc.Events), ln.Addr())
 	}
 	if c := r.Class(); c != nil {
 		printClass(stdout, c, ln.Addr())
 	}
 	_, err = r.Run(ctx, ln)
 	return err
+}
+
+// compareFlags are statelab compare's flags.
+type compareFlags struct {
+	scenarioName, addr, leftAddr, rightAddr, reportDir, dir, logFormat string
+	sides, fileSD, matrixFile                                          string
+	replicas                                                           int
+	seed                                                               int64
+	duration, think                                                    time.Duration
+	hold, manual, class                                                bool
+	logLevel                                                           slog.Level
+	load                                                               compareLoad
+	st                                                                 storeFlags
+	lk                                                                 linkFlags
+	hf                                                                 hostsFlags
+}
+
+func (f *compareFlags) add(fs *flagSet) {
+	f.logLevel = slog.LevelWarn
+	fs.String(&f.sides, "sides", "", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them); default: the scenario's own sides, else "+defaultSides)
+	fs.String(&f.scenarioName, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenario/builtin/default.yaml) or a built-in one:"+scenarioList())
+	fs.Bool(&f.manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST /api/control/next), then run as long after the last one as the scenario does")
+	fs.Bool(&f.class, "class", false, "let a class join with their own browsers: prints a join URL, a class code and a QR code for the projector, and the teacher's URL; each student gets an account of their own and both sides through /s/{side}/ on this address, and only the teacher's URL fires events, pauses or scales (--users 0: no simulated users). Students on other machines need --addr on an address they reach (docs/SECURITY.md, docs/CLASS.md)")
+	fs.Duration(&f.duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
+	fs.Int(&f.load.users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
+	fs.Int(&f.replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
+	fs.Int64(&f.seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
+	fs.Duration(&f.think, "think", 150*time.Millisecond, "mean think time between a user's steps")
+	fs.String(&f.addr, "addr", "127.0.0.1:8080", "the runner's `host:port`: dashboard, /api/feed, /metrics")
+	fs.String(&f.leftAddr, "left-addr", "127.0.0.1:8001", "`host:port` of the first side's load balancer")
+	fs.String(&f.rightAddr, "right-addr", "127.0.0.1:8002", "`host:port` of the second side's load balancer")
+	fs.String(&f.reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
+	fs.String(&f.dir, "work-dir", "", "`dir`ectory for the shared database and the replicas' log (default: a temporary one, removed afterwards)")
+	f.st.add(fs)
+	networkDefaults, _ := scenario.Load("network")
+	f.lk.add(fs, "; when unset, the scenario's (network: "+networkDefaults.Latency.Std().String()+")")
+	f.hf.add(fs)
+	fs.Bool(&f.hold, "hold", false, "after the timeline, keep replicas, balancers and the dashboard up until Ctrl-C")
+	fs.String(&f.matrixFile, "matrix", matrix.LatestFile, "the `file` the dashboard serves at /matrix: the page statelab matrix last made (its -latest)")
+	fs.String(&f.fileSD, "file-sd", "./data/file_sd/statelab.json", "Prometheus file_sd `file` the runner keeps listing itself and every live replica, for scripts/prometheus.yml (make prometheus); -file-sd= writes none")
+	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", f.logLevel.UnmarshalText)
+	fs.String(&f.logFormat, "log-format", "text", "log `format`: text or json")
+	// The help quotes the built-in capacity scenario's load.
+	capacityDefaults, _ := scenario.Load("capacity")
+	fs.Float64(&f.load.replicaCPU, "replica-cpu", 0, "run every replica under a CPU limit of this many `cores` (0.25: a quarter of one), enforced by the kernel like a container's resources.limits.cpu: a cgroup per replica with a CFS quota (cgroup v2 cpu.max or v1 cpu.cfs_quota_us; root, or a systemd user scope). Where the machine cannot enforce it the runner says so and runs unlimited. 0 with no limit; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.ReplicaCPU)+")")
+	fs.Float64(&f.load.rate, "rate", 0, "open-loop load: `requests` per second per side that arrive whether or not the side keeps up, from --rate-users signed-in users, each with --deadline; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Rate)+"); 0 sends none")
+	fs.Float64(&f.load.calibrate, "calibrate", 0, "choose the --rate by measuring, before the clock starts, what one replica answers per second under its --replica-cpu limit: offer this many `times` what the starting replicas carry (1.5: half as much again), bounded by what the runner can send; where the limit is not enforced the rate stays --rate; 0 measures nothing; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Calibrate)+"), unless --rate is set")
+	fs.Int(&f.load.rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(load.DefaultRateUsers)+")")
+	fs.Int(&f.load.maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
+	fs.Bool(&f.load.readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
+	fs.Duration(&f.load.deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+load.DefaultDeadline.String()+")")
+}
+
+// scenario loads the scenario and applies the flags to it: its latency,
+// sides, replicas and duration unless the flags say otherwise, and its
+// load where a flag was not set (set names those given).
+func (f *compareFlags) scenario(set map[string]bool) (scenario.Scenario, [2]strategy.Strategy, compareLoad, error) {
+	sc, err := scenario.Load(f.scenarioName)
+	if err != nil {
+		return sc, [2]strategy.Strategy{}, compareLoad{}, err
+	}
+	if !set["latency"] {
+		f.lk.latency = sc.Latency.Std()
+	}
+	if err := f.lk.check(); err != nil {
+		return sc, [2]strategy.Strategy{}, compareLoad{}, err
+	}
+	if err := f.hf.check(); err != nil {
+		return sc, [2]strategy.Strategy{}, compareLoad{}, err
+	}
+	pair, err := strategy.ParsePair(cmp.Or(f.sides, sc.Sides, defaultSides))
+	if err != nil {
+		return sc, pair, compareLoad{}, err
+	}
+	if f.replicas > 0 {
+		sc.Replicas = f.replicas
+	}
+	if f.duration > 0 {
+		sc.Shorten(f.duration)
+	}
+	if err := sc.Validate(); err != nil {
+		return sc, pair, compareLoad{}, fmt.Errorf("scenario %s: %w", f.scenarioName, err)
+	}
+	return sc, pair, resolveLoad(sc, set, f.load), nil
+}
+
+// printManual tells how to fire the held events: the dashboard's button,
+// or a POST to the runner's control route, with the teacher's token when
+// a class is on (only the teacher fires events then).
+func printManual(w io.Writer, c *class.Class, events int, addr net.Addr) {
+	auth := ""
+	if c != nil {
+		auth = "-H 'Authorization: Bearer " + c.TeacherToken() + "' "
+	}
+	fmt.Fprintf(w, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST %shttp://%s/api/control/next\n", events, auth, addr)
 }
 
 // printClass tells the teacher how the class joins: the join URLs and the
@@ -289,7 +303,7 @@ func resolveLoad(sc scenario.Scenario, set map[string]bool, flags compareLoad) c
 		l.rateUsers = cmp.Or(sc.RateUsers, load.DefaultRateUsers)
 	}
 	if !set["deadline"] {
-		l.deadline = cmp.Or(sc.Deadline.Std(), load.DefaultDeadline)
+		l.deadline = sc.Deadline.Std() // zero: compare.New applies load.DefaultDeadline
 	}
 	if !set["max-outstanding"] {
 		l.maxOutstanding = sc.MaxOutstanding

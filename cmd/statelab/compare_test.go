@@ -32,7 +32,7 @@ func TestResolveLoad(t *testing.T) {
 		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
 			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 		{"a scenario without a load: the flags' defaults", scenario.Scenario{}, nil,
-			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, deadline: load.DefaultDeadline, readCache: true}},
+			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, readCache: true}}, // the deadline's default is compare.New's
 		{"the scenario calibrates", calibrated, nil,
 			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, calibrate: 1.5, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
 		{"a --rate given is the rate wanted: no calibration", calibrated, []string{"rate"},

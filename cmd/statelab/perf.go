@@ -26,7 +26,7 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 		noPin, quiet, noReadCache       bool
 	)
 	fs.String(&strategies, "strategies", strings.Join(perf.DefaultStrategies, ","), "the `strategies` to measure besides the bare server: any of "+strings.Join(strategy.Names(), ", ")+" (memory, memory-sticky and memory-hash run the same replica; only their balancers differ)")
-	fs.String(&paths, "requests", "book,page", "the `requests` to measure: book (GET /api/books/1), page (GET /api/books?limit=50), or both")
+	fs.String(&paths, "requests", "book,page", "the `requests` to measure: "+perfRequests()+", or both")
 	fs.Int(&conns, "connections", 64, "keep-alive connections kept busy at once (a closed loop, as wrk does)")
 	fs.Int(&rounds, "rounds", 3, "measured runs per row; rows take turns, and a row reports its median")
 	fs.Duration(&duration, "duration", 2*time.Second, "how long each measured run lasts")
@@ -101,4 +101,14 @@ func runPerf(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}
 	return nil
+}
+
+// perfRequests names each request perf can measure with what it sends,
+// for -h: book (GET /api/books/1), page (…).
+func perfRequests() string {
+	var named []string
+	for _, p := range perf.Paths {
+		named = append(named, p.Name+" (GET "+p.Target+")")
+	}
+	return strings.Join(named, ", ")
 }

@@ -92,7 +92,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	case "stateless":
 		fs.Secret(&c.jwtSecret, "jwt-secret", "`secret` that signs JWTs, at least 32 bytes; give every replica the same one (default: random, so tokens die with the process)")
 		fs.Duration(&c.jwtTTL, "jwt-ttl", 15*time.Minute, "how long an issued JWT is valid")
-		fs.Bool(&c.emailOnlyKeys, "insecure-email-only-keys", false, "UNSAFE, for the seed lesson only: POST /api/auth/generate-key gives a key for an email alone and registers unknown emails without a password, so anyone who knows an email gets that account, and the answers tell which accounts exist. Never on a shared machine")
+		fs.Bool(&c.emailOnlyKeys, "insecure-email-only-keys", false, "UNSAFE, for the seed lesson only: POST "+stateless.GenerateKeyRoute+" gives a key for an email alone and registers unknown emails without a password, so anyone who knows an email gets that account, and the answers tell which accounts exist. Never on a shared machine")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err

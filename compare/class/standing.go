@@ -127,7 +127,7 @@ func (c *Class) Observe(st *Student, o Observation) {
 	path, _, _ := strings.Cut(o.Path, "?")
 	ok := o.Status >= 200 && o.Status < 300
 	switch {
-	case path == client.HealthPath || path == client.ReadyPath || path == client.MetricsPath || !strings.HasPrefix(path, "/api/"):
+	case path == client.HealthPath || path == client.ReadyPath || path == client.MetricsPath || !strings.HasPrefix(path, client.APIPrefix):
 		// Anyone gets these: they say nothing of the student.
 	case client.IsSignIn(path):
 		if ok {

@@ -94,6 +94,25 @@ type Config struct {
 	Dashboard    http.Handler // served at / on Addr during each run
 }
 
+// Given says which of the sizes --quick changes were chosen explicitly.
+type Given struct{ Users, Window, Warmup bool }
+
+// Shrink makes cfg a quick matrix (--quick): QuickUsers, QuickWindow and
+// QuickWarmup, except for the sizes given says were chosen explicitly,
+// which win; matrix.json records that the run was quick.
+func (cfg *Config) Shrink(given Given) {
+	cfg.Quick = true
+	if !given.Users {
+		cfg.Users = QuickUsers
+	}
+	if !given.Window {
+		cfg.Window = QuickWindow
+	}
+	if !given.Warmup {
+		cfg.Warmup = QuickWarmup
+	}
+}
+
 // Matrix is what a matrix run measured, as written to matrix.json.
 type Matrix struct {
 	// Strategies are the rows, Faults the columns, both in order.
@@ -433,69 +452,23 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []window, idx int, pair [2]strategy.Strategy, m *Matrix, prog *progress) (RunRecord, error) {
 	dirName := fmt.Sprintf("%d-%s-%s", idx+1, pair[0].Name, pair[1].Name)
 	run := RunRecord{Sides: []string{pair[0].Name, pair[1].Name}, Report: filepath.ToSlash(filepath.Join("runs", dirName, "report.json"))}
-	kept := map[string]bool{}
+	pr := &pairRun{pair: pair, kept: map[string]bool{}, revocations: map[string]Revocation{}}
 	for _, st := range pair {
 		if _, done := m.Costs[st.Name]; done || !slices.Contains(m.Strategies, st.Name) {
 			run.Filler = st.Name
 			continue
 		}
-		kept[st.Name] = true
+		pr.kept[st.Name] = true
 	}
 
-	var mu sync.Mutex
-	var marks []mark
-	revocations := map[string]Revocation{}
 	began := time.Now()
 	prog.startRun(idx, pair)
-
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		run.Error = fmt.Sprintf("listen on %s: %v", cfg.Addr, err)
 		return run, fmt.Errorf("listen on %s: %w (is another lab running? pick another address with -addr)", cfg.Addr, err)
 	}
-	r, err := compare.New(ctx, compare.Config{
-		Binary: cfg.Binary, Scenario: sc, Sides: pair, Users: cfg.Users, Seed: cfg.Seed, Think: cfg.Think,
-		Addr: ln.Addr().String(), BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
-		ReportDir: filepath.Join(cfg.ReportDir, "runs", dirName), WorkDir: filepath.Join(cfg.WorkDir, dirName),
-		Store: cfg.Store, StoreURL: cfg.StoreURL, Latency: cfg.Latency, Jitter: cfg.Jitter,
-		Hosts: cfg.Hosts, HostsSubnet: cfg.HostsSubnet,
-		Stdout: io.Discard, Logger: cfg.Logger, Dashboard: cfg.Dashboard,
-		// On a busy machine the first sign-ins (bcrypt) and a slow event
-		// (a rolling restart waiting for its requests) would eat into the
-		// windows after them: the timeline waits instead.
-		Pace: &compare.Pace{
-			Ready: func(t map[string]load.Totals) bool {
-				for _, st := range pair {
-					if t[st.Name].SignIns < int64(cfg.Users) {
-						return false
-					}
-				}
-				return true
-			},
-			MinGap: cfg.Window * 3 / 4,
-		},
-		OnEvent: func(at time.Duration, _ scenario.Event, totals map[string]load.Totals) {
-			mu.Lock()
-			marks = append(marks, mark{at: at, totals: totals})
-			k := len(marks)
-			mu.Unlock()
-			prog.window(k - 1)
-		},
-		Probe: func(ctx context.Context, balancers map[string]string) {
-			prog.probing()
-			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-			defer cancel()
-			for i, st := range pair {
-				if !kept[st.Name] {
-					continue
-				}
-				rev := ProbeRevocation(ctx, st, balancers[st.Name], probeMember(i), cfg.Replicas)
-				mu.Lock()
-				revocations[st.Name] = rev
-				mu.Unlock()
-			}
-		},
-	})
+	r, err := compare.New(ctx, pr.config(cfg, sc, dirName, ln.Addr().String(), prog))
 	if err != nil {
 		ln.Close()
 		run.Error = err.Error()
@@ -519,10 +492,88 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 		run.Error = err.Error()
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
-	// The windows' ends: each next window's start, and for the last one
-	// the end of the run, unless the run was cut short.
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	ends := windowEnds(pr.marks, windows, rep)
+	for _, st := range pair {
+		if !pr.kept[st.Name] {
+			continue
+		}
+		m.fillCells(st, idx, windows, pr.marks, ends, rep.Sides[st.Name].Balance)
+		if !rep.Interrupted {
+			m.keepCosts(st.Name, rep, pr.revocations[st.Name])
+		}
+	}
+	if !rep.Consistency.OK && err == nil {
+		err = errors.New("the shared database's consistency check failed; see " + run.Report)
+	}
+	return run, err
+}
+
+// pairRun is what one run's callbacks collect while the runner plays it:
+// the users' counters at the start of each window and the revocation
+// probes' findings, for the strategies whose cells the run fills (kept;
+// the other side is a filler).
+type pairRun struct {
+	pair        [2]strategy.Strategy
+	kept        map[string]bool
+	mu          sync.Mutex
+	marks       []mark
+	revocations map[string]Revocation
+}
+
+// config is the runner's configuration for one run of the pair, with the
+// callbacks that pace the timeline, mark the windows and probe revocation.
+func (pr *pairRun) config(cfg Config, sc scenario.Scenario, dirName, addr string, prog *progress) compare.Config {
+	return compare.Config{
+		Binary: cfg.Binary, Scenario: sc, Sides: pr.pair, Users: cfg.Users, Seed: cfg.Seed, Think: cfg.Think,
+		Addr: addr, BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
+		ReportDir: filepath.Join(cfg.ReportDir, "runs", dirName), WorkDir: filepath.Join(cfg.WorkDir, dirName),
+		Store: cfg.Store, StoreURL: cfg.StoreURL, Latency: cfg.Latency, Jitter: cfg.Jitter,
+		Hosts: cfg.Hosts, HostsSubnet: cfg.HostsSubnet,
+		Stdout: io.Discard, Logger: cfg.Logger, Dashboard: cfg.Dashboard,
+		// On a busy machine the first sign-ins (bcrypt) and a slow event
+		// (a rolling restart waiting for its requests) would eat into the
+		// windows after them: the timeline waits instead.
+		Pace: &compare.Pace{
+			Ready: func(t map[string]load.Totals) bool {
+				for _, st := range pr.pair {
+					if t[st.Name].SignIns < int64(cfg.Users) {
+						return false
+					}
+				}
+				return true
+			},
+			MinGap: cfg.Window * 3 / 4,
+		},
+		OnEvent: func(at time.Duration, _ scenario.Event, totals map[string]load.Totals) {
+			pr.mu.Lock()
+			pr.marks = append(pr.marks, mark{at: at, totals: totals})
+			k := len(pr.marks)
+			pr.mu.Unlock()
+			prog.window(k - 1)
+		},
+		Probe: func(ctx context.Context, balancers map[string]string) {
+			prog.probing()
+			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			for i, st := range pr.pair {
+				if !pr.kept[st.Name] {
+					continue
+				}
+				rev := ProbeRevocation(ctx, st, balancers[st.Name], probeMember(i), cfg.Replicas)
+				pr.mu.Lock()
+				pr.revocations[st.Name] = rev
+				pr.mu.Unlock()
+			}
+		},
+	}
+}
+
+// windowEnds is where each window marked at marks ends: at the next
+// window's start, and the last one at the end of the run, unless the run
+// was cut short.
+func windowEnds(marks []mark, windows []window, rep *report.Report) []mark {
 	ends := append([]mark(nil), marks[min(1, len(marks)):]...)
 	if !rep.Interrupted && len(marks) == len(windows) {
 		final := map[string]load.Totals{}
@@ -531,46 +582,48 @@ func measure(ctx context.Context, cfg Config, sc scenario.Scenario, windows []wi
 		}
 		ends = append(ends, mark{at: time.Duration(rep.DurationS * float64(time.Second)), totals: final})
 	}
-	for _, st := range pair {
-		if !kept[st.Name] {
-			continue
+	return ends
+}
+
+// fillCells sets st's cell of each window that ended: what its users met
+// between the window's start and end, and after a scale-out how the
+// balancer spread the load.
+func (m *Matrix) fillCells(st strategy.Strategy, run int, windows []window, starts, ends []mark, balance []report.BalanceWindow) {
+	for k, w := range windows {
+		if k >= len(ends) {
+			break
 		}
-		sr := rep.Sides[st.Name]
-		for k, w := range windows {
-			if k >= len(ends) {
-				break
-			}
-			c := CellOf(marks[k].totals[st.Name], ends[k].totals[st.Name])
-			c.Applies = w.fault.Applies(st)
-			c.Run = idx
-			c.FromS, c.ToS = marks[k].at.Seconds(), ends[k].at.Seconds()
-			if w.fault.Name == "scale-out" {
-				for _, b := range sr.Balance {
-					if b.After == "scale-out" {
-						c.Balance = &b
-						break
-					}
+		c := CellOf(starts[k].totals[st.Name], ends[k].totals[st.Name])
+		c.Applies = w.fault.Applies(st)
+		c.Run = run
+		c.FromS, c.ToS = starts[k].at.Seconds(), ends[k].at.Seconds()
+		if w.fault.Name == "scale-out" {
+			for _, b := range balance {
+				if b.After == "scale-out" {
+					c.Balance = &b
+					break
 				}
 			}
-			if m.Cells[st.Name] == nil {
-				m.Cells[st.Name] = map[string]*Cell{}
-			}
-			m.Cells[st.Name][w.fault.Name] = c
 		}
-		if !rep.Interrupted {
-			m.Costs[st.Name] = &Costs{Costs: sr.Costs, Revocation: revocations[st.Name]}
-			ev := rep.Evidence(st.Name)
-			ev.Revocation = revocations[st.Name].Verdict
-			m.evidence[st.Name] = ev
-			c := rep.Conditions()
-			m.conditions.NoReadCache = c.NoReadCache
-			m.conditions.WritesPerS = max(m.conditions.WritesPerS, c.WritesPerS)
+		if m.Cells[st.Name] == nil {
+			m.Cells[st.Name] = map[string]*Cell{}
 		}
+		m.Cells[st.Name][w.fault.Name] = c
 	}
-	if !rep.Consistency.OK && err == nil {
-		err = errors.New("the shared database's consistency check failed; see " + run.Report)
-	}
-	return run, err
+}
+
+// keepCosts keeps what a whole run measured of one strategy: its costs,
+// its revocation probe, its evidence for the claims and the run's
+// conditions.
+func (m *Matrix) keepCosts(name string, rep *report.Report, rev Revocation) {
+	sr := rep.Sides[name]
+	m.Costs[name] = &Costs{Costs: sr.Costs, Revocation: rev}
+	ev := rep.Evidence(name)
+	ev.Revocation = rev.Verdict
+	m.evidence[name] = ev
+	c := rep.Conditions()
+	m.conditions.NoReadCache = c.NoReadCache
+	m.conditions.WritesPerS = max(m.conditions.WritesPerS, c.WritesPerS)
 }
 
 // judge gives each claim its verdict from the evidence of every strategy

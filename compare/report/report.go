@@ -20,6 +20,7 @@ import (
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/library"
 )
 
@@ -404,7 +405,7 @@ var costRows = []tableRow{
 }
 
 // costsNote says where each cost comes from, under the costs table.
-const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), the credential is the part of them its sign-in took (the session cookie, or the Authorization header), and the routing cookie what a sticky balancer's own cookie took beside it, so the rest is what the same requests cost with neither. Identification time is each replica's own statelab_identify_seconds histogram, found or not; /api/me and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Shared-service round trips are the calls the replicas counted themselves making to identify callers and keep their sign-ins (redis commands of a session store, a pipeline as one; API keys looked up in the shared store, which its read cache may answer without a query), divided by the requests they identified; the calls of sign-ins and cart changes are in the count too. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
+const costsNote = "Like for like: request sizes are what the users' clients wrote on their connections (request line, headers, body), the credential is the part of them its sign-in took (the session cookie, or the Authorization header), and the routing cookie what a sticky balancer's own cookie took beside it, so the rest is what the same requests cost with neither. Identification time is each replica's own statelab_identify_seconds histogram, found or not; " + client.MePath + " and every other route do the same work on both sides apart from it. CPU is the replica processes' own user and system time, divided by the requests their balancer handed them. Shared-service round trips are the calls the replicas counted themselves making to identify callers and keep their sign-ins (redis commands of a session store, a pipeline as one; API keys looked up in the shared store, which its read cache may answer without a query), divided by the requests they identified; the calls of sign-ins and cart changes are in the count too. Read latency counts only authenticated GETs answered 2xx: sign-ins (bcrypt) and failures are left out, so a re-login storm does not pass for the price of a session."
 
 // columns returns the two sides in column order.
 func (rep *Report) columns() []SideReport {

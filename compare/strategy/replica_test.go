@@ -1,6 +1,7 @@
 package strategy_test
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -127,5 +128,40 @@ func TestReplicaEnvHandsOverServicePasswords(t *testing.T) {
 	st, _ := strategy.Parse("redis")
 	if env := st.ReplicaEnv(strategy.ReplicaConfig{DB: "db"}); len(env) != 1 {
 		t.Errorf("redis without a started service: ReplicaEnv = %q, want only the session key", env)
+	}
+}
+
+// TestStoreFacts checks what each stateful strategy's store says of itself
+// in the JSON the dashboard words its sides from, and that a stateless
+// strategy sends none.
+func TestStoreFacts(t *testing.T) {
+	tests := []struct {
+		name string
+		want string // the "store" member of the strategy's JSON; "" for none
+	}{
+		{"memory", `{"name":"memory","services":[],"shared":false,"revocable":true}`},
+		{"redis", `{"name":"redis","services":["redis-server"],"shared":true,"revocable":true}`},
+		{"cookie", `{"name":"cookie","services":[],"shared":true,"revocable":false}`},
+		{"apikey", ""},
+	}
+	for _, tt := range tests {
+		st, err := strategy.Parse(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Name  string          `json:"name"`
+			Store json.RawMessage `json:"store"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != tt.name || string(got.Store) != tt.want {
+			t.Errorf("%s: name %q, store %s, want %s", tt.name, got.Name, got.Store, tt.want)
+		}
 	}
 }

@@ -264,22 +264,15 @@ func ParseList(list string) ([]Strategy, error) {
 }
 
 // ParsePair reads "A,B": the two strategies of a comparison, which must
-// differ.
+// differ. It reads them as ParseList does (blanks and empty entries
+// skipped, a strategy named twice refused) and wants exactly two.
 func ParsePair(s string) ([2]Strategy, error) {
-	var pair [2]Strategy
-	names := strings.Split(s, ",")
-	if len(names) != 2 {
-		return pair, fmt.Errorf("sides %q: name two strategies separated by a comma, e.g. memory-sticky,apikey", s)
+	list, err := ParseList(s)
+	if err != nil {
+		return [2]Strategy{}, err
 	}
-	for i, n := range names {
-		st, err := Parse(strings.TrimSpace(n))
-		if err != nil {
-			return pair, err
-		}
-		pair[i] = st
+	if len(list) != 2 {
+		return [2]Strategy{}, fmt.Errorf("sides %q: name two strategies separated by a comma, e.g. memory-sticky,apikey", s)
 	}
-	if pair[0].Name == pair[1].Name {
-		return pair, fmt.Errorf("sides %q: the two sides must differ", s)
-	}
-	return pair, nil
+	return [2]Strategy(list), nil
 }

@@ -18,6 +18,10 @@ const (
 	ReturnRoute     = "/api/borrows/{id}/return"
 )
 
+// Prefix begins every route of the Library API (MetricsRoute is not one:
+// it is Prometheus's).
+const Prefix = "/api/"
+
 // HandleLibrary mounts the library's resource routes, each behind
 // authenticate: the one place where the two servers differ. authenticate
 // must put the request's member in its context with

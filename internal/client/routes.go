@@ -31,6 +31,16 @@ const (
 	// The stateless server's.
 	GenerateKeyPath = stateless.GenerateKeyRoute
 	TokenPath       = stateless.TokenRoute
+
+	// APIPrefix begins every Library API path.
+	APIPrefix = api.Prefix
+)
+
+// Templates of the routes with variables, for text that names a route
+// rather than sends a request to it.
+const (
+	BookRoute = api.BookRoute
+	KeyRoute  = stateless.KeyRoute
 )
 
 // BookPath is GET, PUT and DELETE /api/books/{id}.

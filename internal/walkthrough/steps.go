@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -123,7 +124,7 @@ func stepRestart(ctx context.Context, w *walk) error {
 		"now really does it: it stops the server (SIGTERM, then waits for the process to exit) and starts " +
 		"a new process on the same address, with the same signing secret and the same database.")
 	p, err := w.t.predict(ctx, "The stateful server is about to restart. What will the new process answer "+
-		"to alice's GET /api/me, with the cookie she has? (a) 200 and her name, (b) "+answerChoices["b"]+", "+
+		"to alice's GET "+client.MePath+", with the cookie she has? (a) 200 and her name, (b) "+answerChoices["b"]+", "+
 		"(c) "+answerChoices["c"]+", (d) "+answerChoices["d"]+", (e) something else", "[a/b/c/d/e]", answerChoices)
 	if err != nil {
 		return err
@@ -275,13 +276,13 @@ func stepReplicas(ctx context.Context, w *walk) error {
 	stateless2 := w.replica(stateless, 2).ID
 	w.t.para("Two predictions first, before anything is sent through the balancers.")
 	p, err := w.t.predict(ctx, fmt.Sprintf("Alice will log in through the stateful balancer, then send "+
-		"GET /api/me %d times through it with the cookie she got. Either replica can check the cookie's "+
+		"GET "+client.MePath+" %d times through it with the cookie she got. Either replica can check the cookie's "+
 		"signature: they have the same key. How many of the %d will succeed?", ten, ten), "[0-10]", countChoices(ten))
 	if err != nil {
 		return err
 	}
 	pj, err := w.t.predict(ctx, fmt.Sprintf("Bob's JWT was issued in step 2, before %s existed: that "+
-		"replica has never seen it. Bob sends GET /api/me %d times through the stateless balancer with "+
+		"replica has never seen it. Bob sends GET "+client.MePath+" %d times through the stateless balancer with "+
 		"it. How many of the %d will succeed?", stateless2, ten, ten), "[0-10]", countChoices(ten))
 	if err != nil {
 		return err
@@ -331,7 +332,7 @@ func (w *walk) crash(ctx context.Context, aliceReplica string) error {
 	w.t.para(fmt.Sprintf("A crash, not a restart: the lab kills %s, the replica that answered alice's "+
 		"login, with SIGKILL (no warning, no draining), and the replica of the same number on the "+
 		"stateless side, then starts both again.", aliceReplica))
-	p, err := w.t.predict(ctx, fmt.Sprintf("After the crash, alice sends GET /api/me %d more times through "+
+	p, err := w.t.predict(ctx, fmt.Sprintf("After the crash, alice sends GET "+client.MePath+" %d more times through "+
 		"the stateful balancer. How many of the %d will succeed?", ten, ten), "[0-10]", countChoices(ten))
 	if err != nil {
 		return err
@@ -433,7 +434,7 @@ func stepCosts(ctx context.Context, w *walk) error {
 	}
 	w.aliceCookie = login.cookie()
 
-	p, err := w.t.predict(ctx, "Which GET /api/me request is the biggest on the wire: the one with the "+
+	p, err := w.t.predict(ctx, "Which GET "+client.MePath+" request is the biggest on the wire: the one with the "+
 		"cookie (c), the API key (k) or the JWT (j)?", "[c/k/j]", map[string]string{"c": "the cookie", "k": "the API key", "j": "the JWT"})
 	if err != nil {
 		return err
@@ -444,6 +445,22 @@ func stepCosts(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
+	if err := costPerRequest(ctx, w, p, sf, sl); err != nil {
+		return err
+	}
+	if err := costPerVisit(ctx, w, pj, sl); err != nil {
+		return err
+	}
+	if err := w.t.pause(ctx, "revoke a credential"); err != nil {
+		return err
+	}
+	return revocation(ctx, w, sf, sl)
+}
+
+// costPerRequest measures GET me with each credential on its replica and
+// with none, prints what each sent and how long each took, and reveals
+// prediction p (which request is the biggest).
+func costPerRequest(ctx context.Context, w *walk, p *prediction, sf, sl supervisor.Replica) error {
 	creds := []struct {
 		key, name, header string
 		replica           string
@@ -471,7 +488,7 @@ func stepCosts(ctx context.Context, w *walk) error {
 	if err != nil {
 		return err
 	}
-	w.t.para(fmt.Sprintf("GET /api/me, %d times with each credential, one request at a time on one kept-alive connection.", n))
+	w.t.para(fmt.Sprintf("GET "+client.MePath+", %d times with each credential, one request at a time on one kept-alive connection.", n))
 	w.t.text("What the client sent per request (request line and headers, counted on the connection):")
 	w.t.line(fmt.Sprintf("    %-8s %d bytes on the wire: the same request with no credential (answered 401)", "none", none))
 	biggest := 0
@@ -510,11 +527,17 @@ func stepCosts(ctx context.Context, w *walk) error {
 			"in itself; what makes a request big is carrying its context along, as the JWT does.")
 	}
 
+	return nil
+}
+
+// costPerVisit sends a short visit with each stateless credential and
+// reveals prediction pj (how many more bytes the JWT client sent).
+func costPerVisit(ctx context.Context, w *walk, pj *prediction, sl supervisor.Replica) error {
 	keyVisit, jwtVisit, err := w.visits(ctx, sl.Addr)
 	if err != nil {
 		return err
 	}
-	w.t.text(fmt.Sprintf("The visit, sent now by each stateless client (a sign-in, then GET /api/books/{id} %d times):", journeyReads))
+	w.t.text(fmt.Sprintf("The visit, sent now by each stateless client (a sign-in, then GET "+client.BookRoute+" %d times):", journeyReads))
 	for _, v := range []visit{keyVisit, jwtVisit} {
 		w.t.line(fmt.Sprintf("    %-8s sign-in %d bytes + %d reads %d bytes = %d bytes", v.name, v.signIn, journeyReads, v.reads, v.signIn+v.reads))
 	}
@@ -525,10 +548,12 @@ func stepCosts(ctx context.Context, w *walk) error {
 		"The sign-ins cost about the same; every read then carries the JWT's extra bytes again. A "+
 			"credential's size is paid per request, so a client that makes many requests pays it many "+
 			"times: that is the \"more data per request\" the constraint's critics mean.")
-	if err := w.t.pause(ctx, "revoke a credential"); err != nil {
-		return err
-	}
+	return nil
+}
 
+// revocation logs alice out, revokes bob's API key and restarts the
+// stateless replica, and shows which credential each of them kills.
+func revocation(ctx context.Context, w *walk, sf, sl supervisor.Replica) error {
 	w.t.para("Revocation. On the stateful side, logging out deletes the session on the server: the " +
 		"cookie is dead at the very next request.")
 	if _, err := w.must(ctx, request{method: "POST", base: "http://" + sf.Addr, path: client.LogoutPath, cookie: w.aliceCookie}, http.StatusOK); err != nil {
@@ -538,8 +563,11 @@ func stepCosts(ctx context.Context, w *walk) error {
 		return err
 	}
 	w.seen.revoked["c"] = report.RevokedAtOnce // must stopped the walkthrough otherwise
-	p, err = w.t.predict(ctx, "Bob fears his JWT was copied. The stateless server offers him two things: "+
-		"he can revoke his API key (DELETE /api/auth/keys/{id}), and the lab can restart the stateless "+
+	// The key's route, its variable called {id} as the transcript has
+	// always named it.
+	keyRoute := path.Dir(client.KeyRoute) + "/{id}"
+	p, err := w.t.predict(ctx, "Bob fears his JWT was copied. The stateless server offers him two things: "+
+		"he can revoke his API key (DELETE "+keyRoute+"), and the lab can restart the stateless "+
 		"replica. Which of them makes the copied JWT stop working before it expires? (k) revoking the "+
 		"API key, (r) the restart, (b) both are needed, (n) neither", "[k/r/b/n]",
 		map[string]string{"k": "revoking the API key", "r": "the restart", "b": "both", "n": "neither"})

@@ -2,8 +2,6 @@ package walkthrough
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/balancer"
+	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
 )
 
@@ -182,6 +181,17 @@ const (
 	stateless = "stateless"
 )
 
+// strategyOf is the strategy a side's replicas start as, for their
+// arguments and environment: the stateful server with its sessions in
+// memory (its default), the stateless one with a JWT secret (it takes API
+// keys as well).
+func strategyOf(side string) (strategy.Strategy, error) {
+	if side == stateful {
+		return strategy.Parse("memory")
+	}
+	return strategy.Parse("jwt")
+}
+
 // sideBalancer is one side's round-robin balancer, served on loopback.
 type sideBalancer struct {
 	lb  *balancer.Balancer
@@ -208,25 +218,23 @@ func (w *walk) start(ctx context.Context) error {
 	logger := slog.New(slog.NewTextHandler(logOut, nil)).With("component", "walkthrough")
 	w.sides = map[string]*supervisor.Supervisor{}
 	w.lbs = map[string]*sideBalancer{}
+	// The read cache off: step 5 times finding the caller, and a cached
+	// API key would cost no lookup at all, which is not what a key costs
+	// on a busy server whose data changes.
+	rc := strategy.ReplicaConfig{DB: w.db, NoReadCache: true, ShutdownTimeout: 5 * time.Second}
 	for _, side := range []string{stateful, stateless} {
-		secret, err := randomHex(32)
+		st, err := strategyOf(side)
 		if err != nil {
 			return err
-		}
-		env := "STATELAB_SESSION_KEY="
-		if side == stateless {
-			env = "STATELAB_JWT_SECRET="
 		}
 		w.sides[side] = supervisor.New(supervisor.Config{
 			Side:   side,
 			Binary: w.cfg.Binary,
-			// The secret goes in the environment, not on the command
-			// line, where ps would show it.
-			// The read cache off: step 5 times finding the caller, and a
-			// cached API key would cost no lookup at all, which is not
-			// what a key costs on a busy server whose data changes.
-			Args:         []string{"--db", w.db, "--shutdown-timeout", "5s", "--read-cache=false"},
-			Env:          []string{env + secret},
+			Args:   st.ReplicaArgs(rc),
+			// The side's secret, made once here so that every replica of
+			// the side shares it, goes in the environment, not on the
+			// command line, where ps would show it.
+			Env:          st.ReplicaEnv(rc),
 			Log:          logOut,
 			Logger:       logger,
 			ReadyTimeout: 30 * time.Second,
@@ -358,14 +366,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-func randomHex(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("make a random secret: %w", err)
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // ms formats a duration in milliseconds with three decimals, the one way

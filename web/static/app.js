@@ -21,7 +21,7 @@
   const FEED_TIMEOUT_MS = 4000;
   // A feed from before strategies has no `sides`: it always ran these two.
   const LEGACY_SIDES = [
-    { name: 'stateful', strategy: 'stateful', server: 'stateful', sessions: 'memory', affinity: 'none', credential: 'cookie', own_secrets: false, where: 'sessions live in each replica’s memory' },
+    { name: 'stateful', strategy: 'stateful', server: 'stateful', sessions: 'memory', store: { name: 'memory', services: [], shared: false, revocable: true }, affinity: 'none', credential: 'cookie', own_secrets: false, where: 'sessions live in each replica’s memory' },
     { name: 'stateless', strategy: 'stateless', server: 'stateless', sessions: '', affinity: 'none', credential: '', own_secrets: false, where: 'the token carries the user; replicas keep nothing' },
   ];
 
@@ -165,7 +165,7 @@
   function sidesOf(body) {
     const given = Array.isArray(body.sides) && body.sides.length ? body.sides : LEGACY_SIDES;
     return given.map((d, i) => ({
-      name: String(d.name), strategy: d.strategy || d.name, server: d.server || '', sessions: d.sessions || '',
+      name: String(d.name), strategy: d.strategy || d.name, server: d.server || '', sessions: d.sessions || '', store: d.store || null,
       affinity: d.affinity || '', credential: d.credential || '', own_secrets: !!d.own_secrets, where: d.where || '', i,
     }));
   }
@@ -432,7 +432,7 @@
   // inProcess: the side keeps its sessions in its replicas' memory, so a
   // replica that goes takes them along. Decided by the side's properties,
   // never by its name.
-  const inProcess = (sd) => sd.server === 'stateful' && (sd.sessions === 'memory' || !sd.sessions);
+  const inProcess = (sd) => sd.server === 'stateful' && !(sd.store && sd.store.shared);
 
   // carried says what each request brings instead of a server-side session.
   function carried(sd) {
@@ -444,20 +444,28 @@
     }
   }
 
+  // storeService is the program a side's session store needs beside its
+  // replicas (redis-server), '' for one that needs none; inCookie says
+  // whether its store keeps each session in the client's cookie (shared by
+  // every replica, with nothing running beside them). Both come from what
+  // the store says of itself (strategy.Store), not from its name.
+  const storeService = (sd) => (sd.store && sd.store.services.length ? sd.store.services[0] : '');
+  const inCookie = (sd) => !!(sd.store && sd.store.shared && !sd.store.services.length);
+
   // nothingWent says why a replica's going cost no session on this side,
   // or returns '' when it held them (sessions in process memory).
   function nothingWent(sd, many) {
     const it = many ? 'them' : 'it';
     if (sd.server === 'stateless') return `<b class="kept">${many ? 'they hold' : 'it holds'} no sessions, so nothing was lost</b>`;
-    if (sd.sessions === 'redis') return `<b class="kept">sessions live outside the process, in the shared redis-server, so nothing went with ${it}</b>`;
-    if (sd.sessions === 'cookie') return `<b class="kept">sessions live outside the process, sealed in each client’s cookie, so nothing went with ${it}</b>`;
+    if (storeService(sd)) return `<b class="kept">sessions live outside the process, in the shared ${esc(storeService(sd))}, so nothing went with ${it}</b>`;
+    if (inCookie(sd)) return `<b class="kept">sessions live outside the process, sealed in each client’s cookie, so nothing went with ${it}</b>`;
     return '';
   }
 
   // storeless says where a side without a shared session store keeps them.
   function storeless(sd) {
     if (sd.server === 'stateless') return 'its replicas hold no sessions; ' + carried(sd);
-    if (sd.sessions === 'cookie') return 'each session is sealed in its client’s cookie';
+    if (inCookie(sd)) return 'each session is sealed in its client’s cookie';
     return 'each replica holds its sessions in its own memory';
   }
 
@@ -484,9 +492,9 @@
     const name = esc(sd.name);
     const failed = all.filter((r) => r.error).map((r) => ' (failed: ' + esc(r.error) + ')').join('');
     if (g.kind === 'restart-store') {
-      if (sd.sessions !== 'redis') return `${name}: no session store to restart: ${storeless(sd)}${failed}`;
+      if (!storeService(sd)) return `${name}: no session store to restart: ${storeless(sd)}${failed}`;
       const n = all.map((r) => r.sessions_held).find((v) => v != null);
-      return `${name}: the shared redis-server restarted: <b class="loss">every session in redis${n != null ? ' (' + fmtInt(n) + ')' : ''} was lost</b>${failed}`;
+      return `${name}: the shared ${esc(storeService(sd))} restarted: <b class="loss">every session in ${esc(sd.store.name)}${n != null ? ' (' + fmtInt(n) + ')' : ''} was lost</b>${failed}`;
     }
     const recs = all.filter((r) => r.replica);
     if (!recs.length) return failed ? `${name}: nothing done${failed}` : '';
@@ -979,8 +987,8 @@
   // noSessionsNote says, in a replica's strip, why there is nothing to count.
   function noSessionsNote(sd) {
     if (sd.server === 'stateless') return 'keeps no sessions: ' + carried(sd);
-    if (sd.sessions === 'redis') return 'keeps no sessions in memory: they live in the shared redis-server';
-    if (sd.sessions === 'cookie') return 'keeps no sessions in memory: each client’s cookie carries its sealed session';
+    if (storeService(sd)) return 'keeps no sessions in memory: they live in the shared ' + storeService(sd);
+    if (inCookie(sd)) return 'keeps no sessions in memory: each client’s cookie carries its sealed session';
     return 'reports no session count';
   }
 
@@ -1296,8 +1304,11 @@
     off('#btn-crash', n < 1);
     off('#btn-scale-up', n >= 16);
     off('#btn-scale-down', n <= 1);
-    // Only a side whose sessions live in redis has a store to restart.
-    off('#btn-restart-store', !st.sides.some((sd) => sd.sessions === 'redis'));
+    // Only a side whose sessions live in a service beside the replicas has
+    // a store to restart; the button names it.
+    const restartable = st.sides.map(storeService).filter(Boolean);
+    off('#btn-restart-store', !restartable.length);
+    if (restartable.length) $('#btn-restart-store').textContent = '⟲ Restart ' + restartable[0];
     off('#btn-pause', t && t.paused);
     off('#btn-resume', !(t && t.paused));
     off('#btn-client-restart', false);

@@ -228,8 +228,9 @@
       return verdict(s, 'kept', what + 'nothing happened to your ' + (s.credential === 'jwt' ? 'token' : 'key') + ': ' +
         (s.credential === 'jwt' ? 'any replica checks its signature' : 'any replica checks it against the shared database') + '; ' + r.replica + ' just did.');
     }
-    const home = s.sessions === 'memory' ? 'your session is on ' + r.replica + ', which kept it'
-      : s.sessions === 'redis' ? 'your session lives in redis, which every replica reads' : 'your session lives in your own cookie';
+    // Where the session lives, from what its store says of itself.
+    const home = !s.store || !s.store.shared ? 'your session is on ' + r.replica + ', which kept it'
+      : s.store.services.length ? 'your session lives in ' + s.store.name + ', which every replica reads' : 'your session lives in your own cookie';
     return verdict(s, 'kept', what + 'nothing happened to your session: ' + home + '; your cart still holds ' + plural(s.cart.length, 'book', 'books') + '.');
   }
 
@@ -363,7 +364,7 @@
     for (const k of feed.kinds || []) st.kinds[k.action] = k.word;
     const keep = saved.sides || {};
     st.sides = (feed.sides || []).map((d) => ({
-      name: d.name, credential: d.credential, sessions: d.sessions, where: d.where, bearer: d.credential !== 'cookie',
+      name: d.name, credential: d.credential, sessions: d.sessions, store: d.store, where: d.where, bearer: d.credential !== 'cookie',
       signedIn: false, token: (keep[d.name] || {}).token || '', replica: '', sessionReplica: '', cart: (keep[d.name] || {}).cart || [], col: null,
     }));
     if (!feed.class) {
