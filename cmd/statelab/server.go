@@ -60,7 +60,7 @@ const readCacheUsage = "how this process answers repeated reads (a book, a page 
 	"SQLite reads that in shared memory for free, PostgreSQL asks the server, one round trip per hit, so there it caches pages only and reads a book or an API key every time), " +
 	"false (ask the database every time, to measure what the cache saves), " +
 	"or notify (PostgreSQL only: books, API keys and pages answered from memory with no round trip until PostgreSQL notifies a change (LISTEN/NOTIFY); " +
-	"after another replica's write, stale until its notification arrives, so a key revoked there is accepted here meanwhile; every read misses while the listener is not connected)"
+	"after another replica's write, stale until its notification arrives, so a key revoked there is accepted here meanwhile; every read misses while the listener is not connected); default true"
 
 // keySweepEvery is how often a server forgets the idempotency keys older
 // than library.IdempotencyKeyTTL.

@@ -91,7 +91,7 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 // CheckReadCache refuses a read cache mode the store dsn names cannot run.
 func CheckReadCache(dsn string, mode library.ReadCache) error {
 	if mode.Mode() == library.ReadCacheNotify && Kind(dsn) != Postgres {
-		return errors.New("read cache notify is PostgreSQL's (LISTEN/NOTIFY): SQLite's exact cache already costs no round trip (it reads the commit counter in shared memory); use true or false with a SQLite file")
+		return errors.New("notify is PostgreSQL's (LISTEN/NOTIFY): SQLite's exact cache already costs no round trip (it reads the commit counter in shared memory); use true or false with a SQLite file")
 	}
 	switch mode.Mode() {
 	case library.ReadCacheExact, library.ReadCacheOff, library.ReadCacheNotify:
