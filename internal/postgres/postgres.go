@@ -145,11 +145,15 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// CountKeyLookups makes FindAPIKey add to c every lookup that asks the
-// server from now on: every one, but for the notify cache's hits, which
-// ask nothing. It reports true: the servers then leave the counting to the
-// store (stateless.KeyLookupCounter).
+// CountKeyLookups, with the notify cache, makes FindAPIKey add to c every
+// lookup that asks the server from now on (its hits ask nothing) and
+// reports true: the servers then leave the counting to the store
+// (stateless.KeyLookupCounter). Without it every lookup asks, so it
+// reports false and the server counts each, as before.
 func (db *DB) CountKeyLookups(c prometheus.Counter) bool {
+	if db.notify == nil {
+		return false
+	}
 	db.keyLookups.Store(&c)
 	return true
 }
