@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/statelab/statelab/compare/report"
+	"github.com/statelab/statelab/internal/library"
 )
 
 func (r *Runner) report(ctx context.Context) *report.Report {
@@ -22,6 +23,7 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 		OpenLoop:    r.openLoopInfo(),
 		ReplicaCPU:  r.enforcement(),
 		NoReadCache: r.cfg.NoReadCache,
+		ReadCache:   r.readCache(),
 		Store:       r.db.Kind,
 		Network:     r.network(),
 		Interrupted: ctx.Err() != nil,
@@ -58,6 +60,14 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 	rep.Series = seriesOf(r.feed.History(-1), rep.SideOrder)
 	rep.Losses = report.LossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
 	return rep
+}
+
+// readCache names the replicas' read cache mode, for the report.
+func (r *Runner) readCache() string {
+	if r.cfg.NoReadCache {
+		return string(library.ReadCacheOff)
+	}
+	return string(r.cfg.ReadCache.Mode())
 }
 
 // network is what lies between the run's processes.

@@ -32,6 +32,7 @@ import (
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/store"
@@ -94,6 +95,10 @@ type Config struct {
 	// NoReadCache starts every replica with --read-cache=false, so every
 	// read asks the database (the capacity scenario's read_cache: false).
 	NoReadCache bool
+	// ReadCache, unless NoReadCache is set, is the replicas' read cache
+	// mode (--read-cache): ReadCacheNotify answers from memory until
+	// PostgreSQL notifies a change.
+	ReadCache library.ReadCache
 	// Store is the shared resource store: "sqlite" (the default, a file in
 	// WorkDir) or "postgres" (a private PostgreSQL the runner starts, or
 	// the database StoreURL names, whose password, if any, reaches the
@@ -481,7 +486,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 	if r.limiter != nil {
 		confine = r.limiter.Confine
 	}
-	rc := strategy.ReplicaConfig{DB: r.replicaDSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}
+	rc := strategy.ReplicaConfig{DB: r.replicaDSN, NoReadCache: r.cfg.NoReadCache, ReadCache: r.cfg.ReadCache, ShutdownTimeout: 5 * time.Second, Services: services}
 	freeAddr, start := r.placeReplicas()
 	s.sup = supervisor.New(supervisor.Config{
 		Side:     st.Name,

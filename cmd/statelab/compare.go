@@ -23,6 +23,8 @@ import (
 	"github.com/statelab/statelab/compare/matrix"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/web"
 )
 
@@ -37,6 +39,9 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	if err := f.st.check(getenv); err != nil {
 		return err
+	}
+	if f.load.readCache.Mode() == library.ReadCacheNotify && store.Chosen(f.st.kind, f.st.url) != store.Postgres {
+		return errors.New("-read-cache notify needs -store postgres: it is PostgreSQL's (LISTEN/NOTIFY), and SQLite's exact cache already costs no round trip")
 	}
 	sc, pair, load, err := f.scenario(fs.set())
 	if err != nil {
@@ -71,7 +76,8 @@ func runCompare(ctx context.Context, args []string, getenv func(string) string, 
 		Dashboard: dashboard(f.matrixFile),
 		Rate:      load.rate, RateUsers: load.rateUsers, Deadline: load.deadline, ReplicaCPU: load.replicaCPU, MaxOutstanding: load.maxOutstanding,
 		Calibrate:   load.calibrate,
-		NoReadCache: !load.readCache,
+		NoReadCache: load.readCache.Mode() == library.ReadCacheOff,
+		ReadCache:   load.readCache,
 		Store:       f.st.kind, StoreURL: f.st.url,
 		Latency: f.lk.latency, Jitter: f.lk.jitter,
 		Hosts: f.hf.mode, HostsSubnet: f.hf.subnet,
@@ -138,7 +144,7 @@ func (f *compareFlags) add(fs *flagSet) {
 	fs.Float64(&f.load.calibrate, "calibrate", 0, "choose the --rate by measuring, before the clock starts, what one replica answers per second under its --replica-cpu limit: offer this many `times` what the starting replicas carry (1.5: half as much again), bounded by what the runner can send; where the limit is not enforced the rate stays --rate; 0 measures nothing; when unset, the scenario's (capacity: "+fmt.Sprint(capacityDefaults.Calibrate)+"), unless --rate is set")
 	fs.Int(&f.load.rateUsers, "rate-users", 0, "signed-in `users` per side the --rate requests come from (default: the scenario's, else "+strconv.Itoa(load.DefaultRateUsers)+")")
 	fs.Int(&f.load.maxOutstanding, "max-outstanding", 0, "at most this many --rate `requests` outstanding per side; an arrival beyond them is dropped and counts as a timeout (default: the scenario's, else twice what the rate has in flight when every request waits its whole deadline)")
-	fs.Bool(&f.load.readCache, "read-cache", true, "let the replicas answer repeated reads from their read cache while the shared database is unchanged (statelab stateful -h); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
+	fs.Var(&f.load.readCache, "read-cache", "the replicas' read cache `mode` (statelab stateful -h): true (exact: never stale; on PostgreSQL a hit costs a round trip, so only pages are cached), false (every read asks the database), or notify (--store postgres only: books, API keys and pages from memory with no round trip, stale after another replica's write until PostgreSQL's notification arrives); when unset, the scenario's (capacity: off, so each request costs what an uncached one does)")
 	fs.Duration(&f.load.deadline, "deadline", 0, "how long a --rate request waits for its answer; past it, it counts as a timeout, a failure the user sees (default: the scenario's, else "+load.DefaultDeadline.String()+")")
 }
 
@@ -276,7 +282,7 @@ type compareLoad struct {
 	replicaCPU, rate, calibrate float64
 	rateUsers, maxOutstanding   int
 	deadline                    time.Duration
-	readCache                   bool
+	readCache                   library.ReadCache
 }
 
 // resolveLoad takes each part of the load from its flag when the command
@@ -309,7 +315,7 @@ func resolveLoad(sc scenario.Scenario, set map[string]bool, flags compareLoad) c
 		l.maxOutstanding = sc.MaxOutstanding
 	}
 	if !set["read-cache"] && sc.ReadCache != nil {
-		l.readCache = *sc.ReadCache
+		l.readCache = map[bool]library.ReadCache{true: library.ReadCacheExact, false: library.ReadCacheOff}[*sc.ReadCache]
 	}
 	return l
 }

@@ -12,12 +12,13 @@ import (
 
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
+	"github.com/statelab/statelab/internal/library"
 )
 
 func TestResolveLoad(t *testing.T) {
 	zero, off := 0, false
 	capacity := scenario.Scenario{Users: &zero, ReplicaCPU: 0.1, Rate: 480, RateUsers: 12, Deadline: scenario.Duration(time.Second), MaxOutstanding: 160, ReadCache: &off}
-	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, calibrate: 2, rateUsers: 5, deadline: 3 * time.Second, maxOutstanding: 50, readCache: true}
+	flags := compareLoad{users: 20, replicaCPU: 0.25, rate: 100, calibrate: 2, rateUsers: 5, deadline: 3 * time.Second, maxOutstanding: 50, readCache: library.ReadCacheExact}
 	calibrated := capacity
 	calibrated.Calibrate = 1.5
 	tests := []struct {
@@ -27,18 +28,18 @@ func TestResolveLoad(t *testing.T) {
 		want compareLoad
 	}{
 		{"the scenario's load when no flag is set", capacity, nil,
-			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160, readCache: library.ReadCacheOff}},
 		{"a flag that is set wins", capacity, []string{"users", "replica-cpu", "rate", "calibrate", "rate-users", "deadline", "max-outstanding", "read-cache"}, flags},
 		{"--replica-cpu 0 takes the scenario's limit away", capacity, []string{"replica-cpu"},
-			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
+			compareLoad{users: 0, replicaCPU: 0.25, rate: 480, rateUsers: 12, deadline: time.Second, maxOutstanding: 160, readCache: library.ReadCacheOff}},
 		{"a scenario without a load: the flags' defaults", scenario.Scenario{}, nil,
-			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, readCache: true}}, // the deadline's default is compare.New's
+			compareLoad{users: 20, rateUsers: load.DefaultRateUsers, readCache: library.ReadCacheExact}}, // the deadline's default is compare.New's
 		{"the scenario calibrates", calibrated, nil,
-			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, calibrate: 1.5, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 480, calibrate: 1.5, rateUsers: 12, deadline: time.Second, maxOutstanding: 160, readCache: library.ReadCacheOff}},
 		{"a --rate given is the rate wanted: no calibration", calibrated, []string{"rate"},
-			compareLoad{users: 0, replicaCPU: 0.1, rate: 100, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 100, rateUsers: 12, deadline: time.Second, maxOutstanding: 160, readCache: library.ReadCacheOff}},
 		{"--calibrate wins, with --rate too", calibrated, []string{"rate", "calibrate"},
-			compareLoad{users: 0, replicaCPU: 0.1, rate: 100, calibrate: 2, rateUsers: 12, deadline: time.Second, maxOutstanding: 160}},
+			compareLoad{users: 0, replicaCPU: 0.1, rate: 100, calibrate: 2, rateUsers: 12, deadline: time.Second, maxOutstanding: 160, readCache: library.ReadCacheOff}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,7 +26,7 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) *flag
 	return &flagSet{FlagSet: fs, getenv: getenv}
 }
 
-// String, Secret, Bool, Int, Float64, Int64, Duration and Func define a
+// String, Secret, Bool, Int, Float64, Int64, Duration, Var and Func define a
 // flag whose help names its environment variable (strategy.EnvName).
 func (f *flagSet) String(p *string, name, def, usage string) {
 	f.StringVar(p, name, def, usage+" [$"+strategy.EnvName(name)+"]")
@@ -54,6 +54,10 @@ func (f *flagSet) Int64(p *int64, name string, def int64, usage string) {
 
 func (f *flagSet) Duration(p *time.Duration, name string, def time.Duration, usage string) {
 	f.DurationVar(p, name, def, usage+" [$"+strategy.EnvName(name)+"]")
+}
+
+func (f *flagSet) Var(v flag.Value, name, usage string) {
+	f.FlagSet.Var(v, name, usage+" [$"+strategy.EnvName(name)+"]")
 }
 
 func (f *flagSet) Func(name, usage string, fn func([]byte) error) {

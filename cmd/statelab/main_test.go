@@ -17,6 +17,7 @@ import (
 
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/internal/library"
 )
 
 // env returns a getenv that sees only vars, never the real environment.
@@ -214,6 +215,16 @@ func TestParseServerFlagsEnvironmentAndCommandLine(t *testing.T) {
 			func(c serverConfig) any { return c.redisAddr }, "127.0.0.1:6379"},
 		{"redis addr from env", "stateful", nil, map[string]string{"STATELAB_REDIS_ADDR": "10.0.0.7:6380"},
 			func(c serverConfig) any { return c.redisAddr }, "10.0.0.7:6380"},
+		{"read cache exact by default", "stateless", nil, nil,
+			func(c serverConfig) any { return c.readCache.Mode() }, library.ReadCacheExact},
+		{"read cache alone", "stateless", []string{"--read-cache"}, nil,
+			func(c serverConfig) any { return c.readCache.Mode() }, library.ReadCacheExact},
+		{"read cache false", "stateless", []string{"--read-cache=false"}, nil,
+			func(c serverConfig) any { return c.readCache.Mode() }, library.ReadCacheOff},
+		{"read cache notify on postgres", "stateless", []string{"--db", "postgres://statelab@127.0.0.1:1/statelab", "--read-cache=notify"}, nil,
+			func(c serverConfig) any { return c.readCache.Mode() }, library.ReadCacheNotify},
+		{"read cache from env", "stateful", nil, map[string]string{"STATELAB_READ_CACHE": "false"},
+			func(c serverConfig) any { return c.readCache.Mode() }, library.ReadCacheOff},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -258,6 +269,10 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 			[]string{"-db", "holds a password", "PGPASSWORD", "STATELAB_DB"}},
 		{"negative duration", "stateful", []string{"--session-ttl", "-1s"}, nil,
 			[]string{"negative"}},
+		{"notify read cache on SQLite", "stateless", []string{"--read-cache=notify"}, nil,
+			[]string{"-read-cache notify", "PostgreSQL", "SQLite"}},
+		{"bad read cache", "stateless", []string{"--read-cache=sometimes"}, nil,
+			[]string{"sometimes", "notify"}},
 		{"sub-second session ttl", "stateful", []string{"--session-ttl", "500ms"}, nil,
 			[]string{"session-ttl", "at least 1s"}},
 		{"zero jwt ttl", "stateless", []string{"--jwt-ttl", "0"}, nil,

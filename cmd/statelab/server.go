@@ -22,6 +22,7 @@ import (
 
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 	"github.com/statelab/statelab/stateless"
@@ -37,7 +38,7 @@ type serverConfig struct {
 	shutdownTimeout time.Duration
 	exitWithStdin   bool
 
-	readCache bool
+	readCache library.ReadCache
 
 	sessionKey    string // stateful
 	secureCookies bool
@@ -52,6 +53,14 @@ type serverConfig struct {
 
 	signIn api.SignInLimits
 }
+
+// readCacheUsage is -read-cache's help: what each mode trades.
+const readCacheUsage = "how this process answers repeated reads (a book, a page of books, an API key) from its memory: " +
+	"`mode` true (exact: an answer is served only while nothing has committed since it was read, by any process, so never stale; " +
+	"SQLite reads that in shared memory for free, PostgreSQL asks the server, one round trip per hit, so there it caches pages only and reads a book or an API key every time), " +
+	"false (ask the database every time, to measure what the cache saves), " +
+	"or notify (PostgreSQL only: books, API keys and pages answered from memory with no round trip until PostgreSQL notifies a change (LISTEN/NOTIFY); " +
+	"after another replica's write, stale until its notification arrives, so a key revoked there is accepted here meanwhile; every read misses while the listener is not connected); default true"
 
 // keySweepEvery is how often a server forgets the idempotency keys older
 // than library.IdempotencyKeyTTL.
@@ -68,7 +77,7 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	}
 	fs.String(&c.addr, "addr", defAddr, "`host:port` to listen on (port 0 picks a free one)")
 	fs.String(&c.db, "db", "./data/library.db", "the shared resource state: a SQLite `file` (created and seeded when missing) or a postgres://user@host:port/database URL (migrated and seeded when new; the password through PGPASSWORD, or the whole URL through $"+strategy.EnvName("db")+", never on the command line)")
-	fs.Bool(&c.readCache, "read-cache", true, "answer repeated reads (a book, a page of books, an API key) from this process's memory while the shared database is unchanged; every commit, by any process, empties it at once (-read-cache=false asks SQLite every time, to measure what it saves)")
+	fs.Var(&c.readCache, "read-cache", readCacheUsage)
 	fs.String(&c.replica, "replica-id", strconv.Itoa(os.Getpid()), "this process's replica `id`, in logs, metrics and the "+api.ReplicaHeader+" header")
 	fs.Func("log-level", "log `level`: debug, info, warn or error (default info)", c.logLevel.UnmarshalText)
 	fs.String(&c.logFormat, "log-format", "text", "log `format`: text or json")
@@ -106,6 +115,9 @@ func parseServerFlags(name string, args []string, getenv func(string) string, st
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("-log-format %q: use text or json", c.logFormat)
+	}
+	if err := store.CheckReadCache(c.db, c.readCache); err != nil {
+		return c, fmt.Errorf("-read-cache %s: %w", c.readCache, err)
 	}
 	if store.HasPassword(c.db) && getenv(strategy.EnvName("db")) != c.db {
 		// argv is readable by every local user (ps).
@@ -155,7 +167,7 @@ func runServer(ctx context.Context, name string, args []string, getenv func(stri
 
 	// Every replica sweeps the idempotency keys past their day, until the
 	// database closes.
-	db, err := store.Open(ctx, c.db, store.Options{NoReadCache: !c.readCache, KeySweep: keySweepEvery, Logger: logger})
+	db, err := store.Open(ctx, c.db, store.Options{ReadCache: c.readCache, KeySweep: keySweepEvery, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", store.Describe(c.db), err)
 	}

@@ -45,6 +45,9 @@ type Report struct {
 	ReplicaCPU *cpulimit.Enforcement `json:"replica_cpu,omitempty"`
 	// NoReadCache is true when the replicas ran with --read-cache=false.
 	NoReadCache bool `json:"no_read_cache,omitempty"`
+	// ReadCache is the replicas' read cache mode (library.ReadCache):
+	// exact, off or notify.
+	ReadCache string `json:"read_cache,omitempty"`
 	// Store is the shared resource store the replicas ran on: sqlite or
 	// postgres.
 	Store string `json:"store"`
@@ -741,6 +744,9 @@ func (rep *Report) describeLoad(w io.Writer) {
 	}
 	if rep.NoReadCache {
 		fmt.Fprintf(w, "Read cache: off (--read-cache=false): every read the replicas answered asked %s.\n", cmp.Or(map[string]string{"postgres": "PostgreSQL"}[rep.Store], "SQLite"))
+	}
+	if library.ReadCache(rep.ReadCache) == library.ReadCacheNotify {
+		fmt.Fprintln(w, "Read cache: notify (--read-cache=notify) — answers from memory while no notification of a change has arrived; after a write on another replica, stale until its notification arrives.")
 	}
 }
 

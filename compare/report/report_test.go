@@ -470,15 +470,18 @@ func TestReportNoBackend(t *testing.T) {
 // replicas shared one, and which database an uncached read asked.
 func TestReportStore(t *testing.T) {
 	for _, tt := range []struct {
-		store string
-		want  []string
-		not   []string
+		store     string
+		readCache string
+		want      []string
+		not       []string
 	}{
-		{"sqlite", []string{"every read the replicas answered asked SQLite"}, []string{"Shared store: PostgreSQL"}},
-		{"postgres", []string{"Shared store: PostgreSQL", "every read the replicas answered asked PostgreSQL"}, []string{"asked SQLite"}},
+		{"sqlite", "off", []string{"every read the replicas answered asked SQLite"}, []string{"Shared store: PostgreSQL"}},
+		{"postgres", "off", []string{"Shared store: PostgreSQL", "every read the replicas answered asked PostgreSQL"}, []string{"asked SQLite"}},
+		{"postgres", "notify", []string{"Read cache: notify", "stale until its notification arrives"}, []string{"Read cache: off"}},
+		{"postgres", "exact", nil, []string{"Read cache:"}},
 	} {
 		rep := rtReport(true, false)
-		rep.Store, rep.NoReadCache = tt.store, true
+		rep.Store, rep.NoReadCache, rep.ReadCache = tt.store, tt.readCache == "off", tt.readCache
 		dir := t.TempDir()
 		if err := rep.Write(dir); err != nil {
 			t.Fatal(err)
@@ -489,12 +492,12 @@ func TestReportStore(t *testing.T) {
 		}
 		for _, w := range tt.want {
 			if !strings.Contains(string(md), w) {
-				t.Errorf("store %s: report.md lacks %q", tt.store, w)
+				t.Errorf("store %s, read cache %s: report.md lacks %q", tt.store, tt.readCache, w)
 			}
 		}
 		for _, w := range tt.not {
 			if strings.Contains(string(md), w) {
-				t.Errorf("store %s: report.md says %q", tt.store, w)
+				t.Errorf("store %s, read cache %s: report.md says %q", tt.store, tt.readCache, w)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/stateful"
 )
 
@@ -27,6 +28,9 @@ type ReplicaConfig struct {
 	DB string
 	// NoReadCache starts the replicas with --read-cache=false.
 	NoReadCache bool
+	// ReadCache, unless NoReadCache is set, chooses the read cache's mode
+	// (--read-cache); the zero value leaves the server's default, exact.
+	ReadCache library.ReadCache
 	// ShutdownTimeout is how long a replica may drain after SIGTERM;
 	// 0 leaves the server's default.
 	ShutdownTimeout time.Duration
@@ -55,8 +59,11 @@ func (s Strategy) ReplicaArgs(c ReplicaConfig) []string {
 	if c.ShutdownTimeout > 0 {
 		args = append(args, "--shutdown-timeout", c.ShutdownTimeout.String())
 	}
-	if c.NoReadCache {
+	switch {
+	case c.NoReadCache:
 		args = append(args, "--read-cache=false")
+	case c.ReadCache.Mode() != library.ReadCacheExact:
+		args = append(args, "--read-cache="+c.ReadCache.String())
 	}
 	if s.Server == Stateful {
 		args = append(args, "--sessions", s.Sessions)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/stateful"
 )
 
@@ -42,6 +43,10 @@ func TestReplicaArgs(t *testing.T) {
 			"--db db --log-format json --sessions cookie"},
 		{"jwt", strategy.ReplicaConfig{DB: "db", NoReadCache: true, Services: redisAt},
 			"--db db --log-format json --read-cache=false"},
+		{"apikey", strategy.ReplicaConfig{DB: "postgres://db", ReadCache: library.ReadCacheNotify},
+			"--db postgres://db --log-format json --read-cache=notify"},
+		{"apikey", strategy.ReplicaConfig{DB: "db", ReadCache: library.ReadCacheExact},
+			"--db db --log-format json"},
 	}
 	for _, tt := range tests {
 		st, err := strategy.Parse(tt.strategy)

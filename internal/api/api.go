@@ -60,7 +60,9 @@ const (
 // replica made to a shared service to find its callers and keep their
 // sign-ins: every redis command of a session store (a pipeline is one
 // round trip; the readiness PING is not counted), every API key looked up
-// in the shared store. Divided by the requests the replica identified
+// in the shared store (but for one PostgreSQL's notify cache answered from
+// memory, which asked nothing: the store counts those it sent, see
+// stateless.KeyLookupCounter). Divided by the requests the replica identified
 // (IdentifyMetric's count) it is the round trips a request pays for its
 // strategy, counted, not assumed: a JWT pays none.
 const SharedCallsMetric = "statelab_shared_calls_total"
@@ -148,7 +150,7 @@ func New(cfg Config) *API {
 	}, []string{"method"})
 	a.shared = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: SharedCallsMetric,
-		Help: "Calls this replica made to a shared service to identify callers and keep their sign-ins, by service (redis: session store commands, a pipeline counting once; database: API keys looked up in the shared store, which its read cache may answer without a query).",
+		Help: "Calls this replica made to a shared service to identify callers and keep their sign-ins, by service (redis: session store commands, a pipeline counting once; database: API keys looked up in the shared store; a PostgreSQL notify cache's hit asks nothing and counts nothing).",
 	}, []string{"service"})
 	reg.MustRegister(a.requests, a.durations, a.identify, a.shared)
 	a.idem = newIdempotency(reg)

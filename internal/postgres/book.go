@@ -30,7 +30,8 @@ func scanBook(row pgx.Row, lead ...any) (library.Book, error) {
 // FindBooks returns a page of books matching f, ordered by id, and the total
 // number of matches, from one statement, so from one snapshot (see
 // readPage). Matching is case-insensitive (ILIKE), as SQLite's LIKE is.
-// Pages come from the read cache while the server's snapshot is unchanged.
+// Pages come from the read cache while the server's snapshot is unchanged
+// (or, with the notify cache, until a change is notified).
 func (db *DB) FindBooks(ctx context.Context, f library.BookFilter) ([]library.Book, int, error) {
 	// The same caps as the handlers check, so a caller that skips them
 	// still cannot hand the database an unbounded pattern.
@@ -134,10 +135,15 @@ func likePattern(s string) string {
 }
 
 // FindBookByID returns ENOTFOUND when no book has the id. It asks the
-// server every time: a cached answer would cost a round trip too (see
-// cache.go).
+// server every time, but with the notify cache: an exactly cached answer
+// would cost a round trip too (see cache.go).
 func (db *DB) FindBookByID(ctx context.Context, id int64) (library.Book, error) {
-	return findBook(ctx, db.pool, id, "")
+	if db.notify == nil {
+		return findBook(ctx, db.pool, id, "")
+	}
+	return notified(db.notify, func(c *notifyCache) map[int64]library.Book { return c.books }, id, func() (library.Book, error) {
+		return findBook(ctx, db.pool, id, "")
+	})
 }
 
 // findBook looks a book up on q; lock is "" or a locking clause (FOR

@@ -136,12 +136,36 @@ DELETE FROM api_keys WHERE member_id = $1 AND id NOT IN (
 // when there is no such key, which includes a revoked one: revoking
 // deletes it. It asks the server every time, so a key another replica has
 // just revoked is refused at once: this round trip on every request with a
-// key is the price of a shared store on the network, and a cache would
-// not save it (cache.go).
+// key is the price of a shared store on the network, and the exact cache
+// would not save it (cache.go). The notify cache does (notify.go), and
+// accepts a key another replica has revoked until the notification of the
+// revocation arrives. Every lookup that asks the server is counted
+// (CountKeyLookups).
 func (db *DB) FindAPIKey(ctx context.Context, id string) (library.APIKey, library.Member, error) {
+	read := func() (keyAnswer, error) {
+		if c := db.keyLookups.Load(); c != nil {
+			(*c).Inc()
+		}
+		k, m, err := findAPIKey(ctx, db.pool, id)
+		return keyAnswer{k, m}, err
+	}
+	var (
+		a   keyAnswer
+		err error
+	)
+	if db.notify == nil {
+		a, err = read()
+	} else {
+		a, err = notified(db.notify, func(c *notifyCache) map[string]keyAnswer { return c.keys }, id, read)
+	}
+	return a.key, a.member, err
+}
+
+// findAPIKey is FindAPIKey's query, on q.
+func findAPIKey(ctx context.Context, q querier, id string) (library.APIKey, library.Member, error) {
 	k := library.APIKey{ID: id}
 	var m library.Member
-	err := db.pool.QueryRow(ctx, `
+	err := q.QueryRow(ctx, `
 SELECT k.hash, m.id, m.email, m.name, m.role
 FROM api_keys k JOIN members m ON m.id = k.member_id
 WHERE k.id = $1`, id).Scan(&k.Hash, &m.ID, &m.Email, &m.Name, &m.Role)

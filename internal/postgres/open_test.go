@@ -63,8 +63,8 @@ func TestOpen_Concurrent(t *testing.T) {
 	}
 	// goose's table: the row of version 0 it writes first, and one row per
 	// migration, each applied once.
-	if got, want := count(t, url, "goose_db_version"), 4; got != want {
-		t.Errorf("goose_db_version rows: got %d, want %d (version 0 and three migrations, each once)", got, want)
+	if got, want := count(t, url, "goose_db_version"), 5; got != want {
+		t.Errorf("goose_db_version rows: got %d, want %d (version 0 and four migrations, each once)", got, want)
 	}
 	for i, db := range dbs {
 		if err := db.Ping(context.Background()); err != nil {

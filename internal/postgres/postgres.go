@@ -1,12 +1,14 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/seed"
@@ -24,8 +27,14 @@ import (
 type DB struct {
 	pool *pgxpool.Pool
 	// cache remembers pages of the catalog while the server's snapshot is
-	// unchanged; nil when it is off (see cache.go).
+	// unchanged; nil when it is off or notify is on (see cache.go).
 	cache *cache
+	// notify remembers books, API keys and pages until a notification of
+	// a change arrives; nil unless WithNotifyCache (see notify.go).
+	notify *notifyCache
+	// keyLookups, when set, counts the API key lookups that asked the
+	// server (CountKeyLookups).
+	keyLookups atomic.Pointer[prometheus.Counter]
 }
 
 var _ library.Store = (*DB)(nil)
@@ -34,14 +43,26 @@ var _ library.Store = (*DB)(nil)
 type Option func(*options)
 
 type options struct {
-	maxConns int32
-	noCache  bool
+	maxConns    int32
+	noCache     bool
+	notify      bool
+	listenRetry time.Duration
+	tracer      pgx.QueryTracer
 }
 
 // WithoutCache turns the read cache off, so every read runs its query:
 // what the servers' --read-cache=false does, to measure what the cache
 // saves.
-func WithoutCache() Option { return func(o *options) { o.noCache = true } }
+func WithoutCache() Option { return func(o *options) { o.noCache, o.notify = true, false } }
+
+// WithNotifyCache replaces the exact read cache, whose every hit costs a
+// round trip, with one that answers a book, an API key with its member and
+// a page of the catalog from memory, with none, and forgets them when
+// PostgreSQL notifies it of a change (notify.go): what the servers'
+// --read-cache=notify does. It is stale for as long as a notification
+// takes to arrive: another replica's revocation of a key is not seen here
+// until then.
+func WithNotifyCache() Option { return func(o *options) { o.notify, o.noCache = true, false } }
 
 // WithMaxConns sets how many connections the pool may open; pgxpool's
 // default is the larger of 4 and the number of CPUs.
@@ -79,12 +100,21 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	if o.maxConns > 0 {
 		cfg.MaxConns = o.maxConns
 	}
+	// The listener's connection is configured before the pool's tracer
+	// is set: its statements are no request's cost.
+	listenCfg := cfg.ConnConfig.Copy()
+	if o.tracer != nil {
+		cfg.ConnConfig.Tracer = o.tracer
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	db := &DB{pool: pool}
-	if !o.noCache {
+	switch {
+	case o.notify:
+		db.notify = newNotifyCache(cmp.Or(o.listenRetry, listenRetry))
+	case !o.noCache:
 		db.cache = newCache()
 	}
 	if err := db.Ping(ctx); err != nil {
@@ -99,13 +129,33 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	if db.notify != nil {
+		// After the migrations, so that the triggers exist; the cache
+		// misses until the listener is connected.
+		db.notify.start(listenCfg)
+	}
 	return db, nil
 }
 
-// Close closes every connection of the pool.
+// Close stops the notify cache's listener, if any, and closes every
+// connection of the pool.
 func (db *DB) Close() error {
+	db.notify.close()
 	db.pool.Close()
 	return nil
+}
+
+// CountKeyLookups, with the notify cache, makes FindAPIKey add to c every
+// lookup that asks the server from now on (its hits ask nothing) and
+// reports true: the servers then leave the counting to the store
+// (stateless.KeyLookupCounter). Without it every lookup asks, so it
+// reports false and the server counts each, as before.
+func (db *DB) CountKeyLookups(c prometheus.Counter) bool {
+	if db.notify == nil {
+		return false
+	}
+	db.keyLookups.Store(&c)
+	return true
 }
 
 // Ping reports whether the database answers a query.
@@ -217,7 +267,14 @@ func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	err = tx.Commit(ctx)
+	if db.notify != nil {
+		// This process's own commit: forget what it may have changed now,
+		// not when its notification comes back (read your own writes).
+		// A commit that failed may have committed all the same.
+		db.notify.changed()
+	}
+	if err != nil {
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/internal/library"
@@ -24,11 +25,14 @@ const (
 )
 
 // TestHelperProcess is not a test: it is the body of the child process of
-// TestReadCache_SeesEveryCommitOfAnotherProcess. For each line "book key
-// title" on stdin it retitles the book and revokes the key, and answers
-// the same line once both are committed.
+// TestReadCache_SeesEveryCommitOfAnotherProcess (and of
+// TestNotifyCache_SeesEveryChangeOfAnotherProcess). For each line "book
+// key title" on stdin it retitles the book and revokes the key, and
+// answers the same line once both are committed ("stamped": followed by
+// the times each commit returned, in Unix nanoseconds).
 func TestHelperProcess(t *testing.T) {
-	if os.Getenv(envHelper) != "pingpong" {
+	mode := os.Getenv(envHelper)
+	if mode != "pingpong" && mode != "stamped" {
 		t.Skip("only runs as a child process")
 	}
 	ctx := context.Background()
@@ -46,9 +50,17 @@ func TestHelperProcess(t *testing.T) {
 		var key, title string
 		fmt.Sscan(in.Text(), &book, &key, &title)
 		_, errUpdate := db.UpdateBook(ctx, book, library.BookUpdate{Title: &title})
-		if err := cmpErr(errUpdate, db.RevokeAPIKey(ctx, member, key)); err != nil {
+		retitled := time.Now()
+		errRevoke := db.RevokeAPIKey(ctx, member, key)
+		revoked := time.Now()
+		if err := cmpErr(errUpdate, errRevoke); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
+		}
+		if mode == "stamped" {
+			// When each commit returned, for the reader's staleness window.
+			fmt.Println(in.Text(), retitled.UnixNano(), revoked.UnixNano())
+			continue
 		}
 		fmt.Println(in.Text())
 	}

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -45,8 +46,13 @@ const (
 
 // Options are what a server's flags may change about a store.
 type Options struct {
-	// NoReadCache turns the read cache off, to measure what it saves.
+	// NoReadCache turns the read cache off, to measure what it saves
+	// (as ReadCache library.ReadCacheOff does).
 	NoReadCache bool
+	// ReadCache chooses the read cache's mode; the zero value is
+	// library.ReadCacheExact. ReadCacheNotify is PostgreSQL's only: Open
+	// refuses it for SQLite, whose exact cache costs no round trip already.
+	ReadCache library.ReadCache
 	// KeySweep, when above 0, makes the store forget the idempotency keys
 	// older than library.IdempotencyKeyTTL: once at Open, then every
 	// KeySweep, until Close. Logger hears of each sweep that forgot keys,
@@ -82,12 +88,33 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	return sweep(s, opts.KeySweep, cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))), nil
 }
 
+// CheckReadCache refuses a read cache mode the store dsn names cannot run.
+func CheckReadCache(dsn string, mode library.ReadCache) error {
+	if mode.Mode() == library.ReadCacheNotify && Kind(dsn) != Postgres {
+		return errors.New("notify is PostgreSQL's (LISTEN/NOTIFY): SQLite's exact cache already costs no round trip (it reads the commit counter in shared memory); use true or false with a SQLite file")
+	}
+	switch mode.Mode() {
+	case library.ReadCacheExact, library.ReadCacheOff, library.ReadCacheNotify:
+		return nil
+	}
+	return fmt.Errorf("read cache %q: use true (exact), false (off) or notify", string(mode))
+}
+
 func open(ctx context.Context, dsn string, opts Options) (Store, error) {
+	if opts.NoReadCache {
+		opts.ReadCache = library.ReadCacheOff
+	}
+	if err := CheckReadCache(dsn, opts.ReadCache); err != nil {
+		return nil, err
+	}
 	switch Kind(dsn) {
 	case Postgres:
 		var o []postgres.Option
-		if opts.NoReadCache {
+		switch opts.ReadCache.Mode() {
+		case library.ReadCacheOff:
 			o = append(o, postgres.WithoutCache())
+		case library.ReadCacheNotify:
+			o = append(o, postgres.WithNotifyCache())
 		}
 		db, err := postgres.Open(ctx, dsn, o...)
 		if err != nil {
@@ -96,7 +123,7 @@ func open(ctx context.Context, dsn string, opts Options) (Store, error) {
 		return db, nil
 	default:
 		var o []sqlite.Option
-		if opts.NoReadCache {
+		if opts.ReadCache.Mode() == library.ReadCacheOff {
 			o = append(o, sqlite.WithoutCache())
 		}
 		db, err := sqlite.Open(ctx, dsn, o...)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/statelab/statelab/internal/library"
 )
 
@@ -50,4 +52,14 @@ func sweep(s Store, every time.Duration, logger *slog.Logger) *swept {
 func (s *swept) Close() error {
 	s.stop()
 	return s.Store.Close()
+}
+
+// CountKeyLookups passes the counter on to the swept store, when it counts
+// its own key lookups (stateless.KeyLookupCounter); otherwise it reports
+// false.
+func (s *swept) CountKeyLookups(c prometheus.Counter) bool {
+	kc, ok := s.Store.(interface {
+		CountKeyLookups(prometheus.Counter) bool
+	})
+	return ok && kc.CountKeyLookups(c)
 }
