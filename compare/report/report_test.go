@@ -240,6 +240,9 @@ func TestReportWrite(t *testing.T) {
 		"manual", "losses", "series", "store",
 		"network", "network.hosts", "network.latency_ms", "network.jitter_ms",
 		"sides." + rtLeft + ".replicas[].link",
+		// what the stateful side's session store says of itself, for the dashboard's wording
+		"sides." + rtLeft + ".store", "sides." + rtLeft + ".store.name", "sides." + rtLeft + ".store.services",
+		"sides." + rtLeft + ".store.shared", "sides." + rtLeft + ".store.revocable",
 		"losses[].at_s", "losses[].to_s", "losses[].kind", "losses[].source", "losses[].note", "losses[].sides",
 		"consistency.ok", "unexpected",
 		"timeline.max_late_ms", "timeline.feed_max_gap_ms", "timeline.replica_ready_ms_p50", "timeline.replica_ready_ms_max", "timeline.replica_starts",

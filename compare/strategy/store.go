@@ -1,7 +1,5 @@
 package strategy
 
-import "encoding/json"
-
 // Store is what a stateful strategy's session store says of itself
 // (stateful.Description), sent with the strategy in JSON so that a page can
 // word what a fault does to a side from these facts, not from the store's
@@ -32,14 +30,4 @@ func (s Strategy) Store() *Store {
 		st.Services = append(st.Services, svc.Program)
 	}
 	return st
-}
-
-// MarshalJSON writes the strategy's fields and, for a stateful one, its
-// Store.
-func (s Strategy) MarshalJSON() ([]byte, error) {
-	type fields Strategy // without this method
-	return json.Marshal(struct {
-		fields
-		Store *Store `json:"store,omitempty"`
-	}{fields(s), s.Store()})
 }

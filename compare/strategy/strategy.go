@@ -66,6 +66,10 @@ type Strategy struct {
 	Pays string `json:"pays"`
 	// Breaks says what makes it lose sign-ins.
 	Breaks string `json:"breaks"`
+	// SessionStore is what a stateful strategy's session store says of
+	// itself (Store), for a page to word what a fault does to the side;
+	// nil for a stateless one. Parse fills it in.
+	SessionStore *Store `json:"store,omitempty"`
 }
 
 // Services returns the programs the strategy's replicas need running
@@ -222,6 +226,7 @@ func Parse(name string) (Strategy, error) {
 			continue
 		}
 		s.Base = s.Name
+		s.SessionStore = s.Store()
 		if own {
 			s.Name = name
 			s.OwnSecrets = true
