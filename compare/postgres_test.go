@@ -36,7 +36,7 @@ func TestPostgresStoreEndToEnd(t *testing.T) {
 	before := clusters()
 
 	r := rtStartRunner(t, bin, "--scenario", "quick", "--duration", "10s", "--users", "6", "--store", "postgres", "--sides", "apikey,jwt",
-		"--latency", "2ms", "--read-cache=notify")
+		"--latency", "2ms", "--read-cache=false")
 	select {
 	case <-r.exited:
 	case <-time.After(90 * time.Second):
