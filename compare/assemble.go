@@ -39,8 +39,8 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 	}
 	var borrowIDs []int64
 	for _, s := range r.sides {
-		rep.Sides[s.name] = report.SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
-			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
+		rep.Sides[s.name] = report.SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.Windows(),
+			Phases: s.phases.Phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
 			Costs: report.Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries(),
 			Replicas: s.replicas()}
 		rep.SideOrder = append(rep.SideOrder, s.name)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/statelab/statelab/compare/filesd"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/measure"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/supervisor"
 )
@@ -151,18 +152,18 @@ func (f *Feed) MaxGap() time.Duration {
 }
 
 // sessionsOf returns the sessions a replica reported in the newest sample.
-func (f *Feed) sessionsOf(side, id string) sessionCount {
+func (f *Feed) sessionsOf(side, id string) measure.SessionCount {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.history) == 0 {
-		return sessionCount{}
+		return measure.SessionCount{}
 	}
 	for _, rep := range f.history[len(f.history)-1].Sides[side].Replicas {
 		if rep.ID == id {
-			return sessionCount{held: rep.Sessions, inUse: rep.SessionsInUse}
+			return measure.SessionCount{Held: rep.Sessions, InUse: rep.SessionsInUse}
 		}
 	}
-	return sessionCount{}
+	return measure.SessionCount{}
 }
 
 // Latest returns the newest sample, or a fresh one before the first tick.
@@ -194,7 +195,7 @@ func (r *Runner) sample() Sample {
 			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts, Link: sd.linkOf(rep.Addr)}
 			wg.Go(func() {
 				c := r.readReplica(sd, rep)
-				info[i].Sessions, info[i].SessionsInUse = c.held, c.inUse
+				info[i].Sessions, info[i].SessionsInUse = c.Held, c.InUse
 			})
 		}
 		wg.Wait()
@@ -206,13 +207,6 @@ func (r *Runner) sample() Sample {
 	return s
 }
 
-// sessionCount is what a stateful replica said of its sessions: how many
-// it holds, and how many of those a request used lately. Either is nil
-// when the replica does not count it or did not answer.
-type sessionCount struct {
-	held, inUse *float64
-}
-
 // sampleCPU fills in each replica's CPU use since the previous sample.
 func (r *Runner) sampleCPU(sd *side, reps []supervisor.Replica, info []ReplicaInfo) {
 	limit := r.cpuLimit()
@@ -220,7 +214,7 @@ func (r *Runner) sampleCPU(sd *side, reps []supervisor.Replica, info []ReplicaIn
 	used := make([]time.Duration, len(reps))
 	ok := make([]bool, len(reps))
 	for i, rep := range reps {
-		used[i], ok[i] = sd.cpu.usage(rep)
+		used[i], ok[i] = sd.cpu.Usage(rep)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -28,6 +28,7 @@ import (
 	"github.com/statelab/statelab/compare/hosts"
 	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/measure"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
@@ -170,13 +171,13 @@ type side struct {
 	redis *redisserver.Server
 	// balance follows each replica's share of the requests after every
 	// scale event.
-	balance balanceLog
+	balance measure.BalanceLog
 	// open sends the side's open-loop requests; nil without a Rate.
 	open *load.OpenLoop
 	// phases are the stretches between events.
-	phases phaseLog
+	phases measure.PhaseLog
 	// cpu reads the replicas' CPU time.
-	cpu *cpuMeter
+	cpu *measure.CPUMeter
 	// cpuSeen is each replica's CPU time at the feed's previous sample,
 	// for the feed's per-replica CPU use; under Runner.mu.
 	cpuSeen map[string]cpuReading
@@ -191,38 +192,13 @@ type side struct {
 	// linked is the replica id behind each replica address with a link.
 	linked map[string]string
 	// ident keeps what every replica process spent identifying callers.
-	ident identLog
+	ident measure.IdentLog
 	// lastWords keeps what each replica said of its sessions just before a
 	// graceful stop, drained: what went with it.
-	lastWords lastWords
+	lastWords measure.LastWords
 	// users are the side's simulated users, in the same order on both
 	// sides, so a client-restart hits the same users on each.
 	users []*load.User
-}
-
-// lastWords keeps, by replica id, the session counts a replica reported
-// after it was drained and before it was sent SIGTERM.
-type lastWords struct {
-	mu sync.Mutex
-	by map[string]sessionCount
-}
-
-func (l *lastWords) set(id string, c sessionCount) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.by == nil {
-		l.by = map[string]sessionCount{}
-	}
-	l.by[id] = c
-}
-
-// take returns and forgets what the replica last said, if it said anything.
-func (l *lastWords) take(id string) (sessionCount, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c, ok := l.by[id]
-	delete(l.by, id)
-	return c, ok
 }
 
 // cpuReading is a replica's CPU time at one moment.
@@ -436,7 +412,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 		return nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName)
 	}
 	s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
-		cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
+		cpu: measure.NewCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
 	// The shared services the strategy's replicas need (a session store's
 	// redis-server), each a private one for this side.
 	services := map[stateful.Service]strategy.Endpoint{}
@@ -509,7 +485,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 			}
 			// Its last word: what it spent identifying callers, and the
 			// sessions it is about to take with it.
-			s.lastWords.set(rep.ID, r.readReplica(s, rep))
+			s.lastWords.Set(rep.ID, r.readReplica(s, rep))
 		},
 		OnChange: func(reps []supervisor.Replica) {
 			// The supervisor's set holds only replicas it has seen
@@ -807,8 +783,8 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	<-progressDone
 	r.setPhase("finished")
 	for _, s := range r.sides {
-		s.balance.close(r.elapsed().Seconds(), s.lb.Requests())
-		s.phases.end(r.phaseMark(s, "", stageSettled))
+		s.balance.Close(r.elapsed().Seconds(), s.lb.Requests())
+		s.phases.End(r.phaseMark(s, "", measure.Settled))
 	}
 	if timelineErr != nil && ctx.Err() == nil {
 		return nil, timelineErr
@@ -1056,10 +1032,10 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 	// What each replica held a moment ago, from the feed: all there is
 	// to know of a replica that is killed. A replica stopped gracefully
 	// says it again itself once drained (BeforeStop).
-	counts := map[string]sessionCount{}
+	counts := map[string]measure.SessionCount{}
 	for _, rep := range before {
 		counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
-		s.lastWords.take(rep.ID)
+		s.lastWords.Take(rep.ID)
 	}
 	start := time.Now()
 	// Whatever this event does begins a new phase of the load.
@@ -1072,10 +1048,10 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 	case e.Action == scenario.ActionScale && e.Replicas < len(before):
 		phaseKind = scenario.KindScaleIn
 	}
-	r.markPhase(s, phaseKind, stageUnderWay)
+	r.markPhase(s, phaseKind, measure.UnderWay)
 	// Whatever this event does changes who gets the requests: the share
 	// window of an earlier scale event ends here.
-	s.balance.close(r.since(start), s.lb.Requests())
+	s.balance.Close(r.since(start), s.lb.Requests())
 	res := play(ctx, s, e, before)
 	took := time.Since(start)
 	// The phase after the event begins once it is done, so that a
@@ -1086,7 +1062,7 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 		for _, rep := range s.sup.Replicas() {
 			ids = append(ids, rep.ID)
 		}
-		s.balance.open(r.since(time.Now()), res.kind, s.lb.Requests(), ids)
+		s.balance.Open(r.since(time.Now()), res.kind, s.lb.Requests(), ids)
 	}
 	if len(res.touched) == 0 {
 		res.touched = []string{""}
@@ -1098,11 +1074,11 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 	for _, id := range res.touched {
 		rec := report.EventRecord{AtS: r.since(start), Kind: res.kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
 		if res.kind != scenario.KindScaleOut {
-			c, ok := s.lastWords.take(id)
+			c, ok := s.lastWords.Take(id)
 			if !ok {
 				c = counts[id]
 			}
-			rec.SessionsHeld, rec.SessionsInUse = c.held, c.inUse
+			rec.SessionsHeld, rec.SessionsInUse = c.Held, c.InUse
 		}
 		if res.err != nil {
 			rec.Error = res.err.Error()

@@ -1,4 +1,4 @@
-package compare
+package measure
 
 import (
 	"maps"
@@ -13,53 +13,53 @@ import (
 	"github.com/statelab/statelab/internal/proccpu"
 )
 
-// phaseMark is where a phase begins or the last one ends: the moment, the
+// Mark is where a phase begins or the last one ends: the moment, the
 // side's counters and each replica's CPU time then.
-type phaseMark struct {
-	idx      int // the SideStats phase the requests arriving from here count in
-	at       float64
-	after    string
-	stage    stage
-	replicas int
-	totals   load.Totals
-	cpu      map[string]time.Duration
+type Mark struct {
+	idx      int     // the SideStats phase the requests arriving from here count in
+	At       float64 // seconds since the run's start
+	After    string  // the kind of event the phase follows ("start" first)
+	Stage    Stage
+	Replicas int
+	Totals   load.Totals
+	CPU      map[string]time.Duration // each replica's CPU time, by id
 }
 
-// stage says which part of an event's aftermath a phase is.
-type stage int
+// Stage says which part of an event's aftermath a phase is.
+type Stage int
 
 const (
-	stageSettled  stage = iota // the state an event left the side in (or the start)
-	stageUnderWay              // the event itself, until it was over
-	stageSettling              // one deadline after it was over: its backlog ends
+	Settled  Stage = iota // the state an event left the side in (or the start)
+	UnderWay              // the event itself, until it was over
+	Settling              // one deadline after it was over: its backlog ends
 )
 
 // minPhase is the shortest stretch a phase is made of: over less, a rate
 // or a percentile says nothing.
 const minPhase = 0.25
 
-// phaseLog keeps where a side's phases begin. The requests are counted by
+// PhaseLog keeps where a side's phases begin. The requests are counted by
 // the phase they arrived in (SideStats.BeginPhase), so the phases are
 // worked out once the run is over and every request has its answer.
-type phaseLog struct {
+type PhaseLog struct {
 	mu    sync.Mutex
-	marks []phaseMark
-	last  *phaseMark // the end of the last phase, once the run is over
+	marks []Mark
+	last  *Mark // the end of the last phase, once the run is over
 }
 
 // mark begins a phase at m. A phase that would be shorter than minPhase
 // (two events at once, or an event over at once) is not made: the open
 // one is relabelled instead, so the phases still cover the whole run.
-func (l *phaseLog) mark(stats *load.SideStats, m phaseMark) {
+func (l *PhaseLog) Mark(stats *load.SideStats, m Mark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.markLocked(stats, m)
 }
 
-func (l *phaseLog) markLocked(stats *load.SideStats, m phaseMark) {
-	if n := len(l.marks); n > 0 && m.at-l.marks[n-1].at < minPhase {
+func (l *PhaseLog) markLocked(stats *load.SideStats, m Mark) {
+	if n := len(l.marks); n > 0 && m.At-l.marks[n-1].At < minPhase {
 		a := &l.marks[n-1]
-		a.after, a.stage, a.replicas = m.after, m.stage, m.replicas
+		a.After, a.Stage, a.Replicas = m.After, m.Stage, m.Replicas
 		return
 	}
 	m.idx = stats.BeginPhase()
@@ -68,7 +68,7 @@ func (l *phaseLog) markLocked(stats *load.SideStats, m phaseMark) {
 
 // markIfLast begins a phase at m unless another began since the n-th: the
 // end of a settling stretch must not cut the phase of a later event.
-func (l *phaseLog) markIfLast(stats *load.SideStats, n int, m phaseMark) {
+func (l *PhaseLog) MarkIfLast(stats *load.SideStats, n int, m Mark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.marks) == n && l.last == nil {
@@ -77,14 +77,14 @@ func (l *phaseLog) markIfLast(stats *load.SideStats, n int, m phaseMark) {
 }
 
 // count returns how many phases have begun.
-func (l *phaseLog) count() int {
+func (l *PhaseLog) Count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.marks)
 }
 
 // end ends the last phase at m.
-func (l *phaseLog) end(m phaseMark) {
+func (l *PhaseLog) End(m Mark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.last = &m
@@ -92,12 +92,12 @@ func (l *phaseLog) end(m phaseMark) {
 
 // phases returns the side's phases; the requests' counts are read from
 // stats, the CPU shares are of limit (none when 0).
-func (l *phaseLog) phases(stats *load.SideStats, limit float64) []report.Phase {
+func (l *PhaseLog) Phases(stats *load.SideStats, limit float64) []report.Phase {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := []report.Phase{} // [] in JSON when there are none, never null
 	for i, a := range l.marks {
-		var b phaseMark
+		var b Mark
 		switch {
 		case i+1 < len(l.marks):
 			b = l.marks[i+1]
@@ -106,7 +106,7 @@ func (l *phaseLog) phases(stats *load.SideStats, limit float64) []report.Phase {
 		default:
 			continue // still open
 		}
-		dur := b.at - a.at
+		dur := b.At - a.At
 		if dur < minPhase {
 			continue // the run ended right after an event
 		}
@@ -116,18 +116,18 @@ func (l *phaseLog) phases(stats *load.SideStats, limit float64) []report.Phase {
 			n += v
 		}
 		p := report.Phase{
-			FromS: a.at, ToS: b.at, After: a.after, During: a.stage == stageUnderWay, Settling: a.stage == stageSettling, Replicas: a.replicas,
+			FromS: a.At, ToS: b.At, After: a.After, During: a.Stage == UnderWay, Settling: a.Stage == Settling, Replicas: a.Replicas,
 			OfferedRPS:    float64(c.Offered) / dur,
 			ThroughputRPS: float64(c.Outcomes[load.OutcomeOK]) / dur,
 			Timeouts:      c.Outcomes[load.OutcomeTimeout],
 			Dropped:       c.Dropped,
 			Failed:        n - c.Outcomes[load.OutcomeOK] - c.Outcomes[load.OutcomeConflict],
-			SessionsLost:  b.totals.SessionsLost - a.totals.SessionsLost,
-			BorrowsPerS:   float64(b.totals.Borrows-a.totals.Borrows) / dur,
+			SessionsLost:  b.Totals.SessionsLost - a.Totals.SessionsLost,
+			BorrowsPerS:   float64(b.Totals.Borrows-a.Totals.Borrows) / dur,
 			P50MS:         load.Quantile(c.Buckets, .50) * 1000,
 			P99MS:         load.Quantile(c.Buckets, .99) * 1000,
 		}
-		ids := slices.Sorted(maps.Keys(b.cpu))
+		ids := slices.Sorted(maps.Keys(b.CPU))
 		if len(ids) > 0 {
 			p.ReplicaCPUCores = map[string]float64{}
 			if limit > 0 {
@@ -135,7 +135,7 @@ func (l *phaseLog) phases(stats *load.SideStats, limit float64) []report.Phase {
 			}
 		}
 		for _, id := range ids {
-			cores := (b.cpu[id] - a.cpu[id]).Seconds() / dur
+			cores := (b.CPU[id] - a.CPU[id]).Seconds() / dur
 			p.ReplicaCPUCores[id] = cores
 			if limit > 0 {
 				p.ReplicaCPUShare[id] = cores / limit
@@ -146,11 +146,11 @@ func (l *phaseLog) phases(stats *load.SideStats, limit float64) []report.Phase {
 	return out
 }
 
-// cpuMeter reads each replica's CPU time since its slot was first used:
+// CPUMeter reads each replica's CPU time since its slot was first used:
 // from the replica's cgroup when the kernel enforces a limit there (which
 // counts every process that ran in it), otherwise from its process, adding
 // the CPU time of the processes a restart or a crash replaced.
-type cpuMeter struct {
+type CPUMeter struct {
 	limiter *cpulimit.Limiter // nil: no limit asked for
 	mu      sync.Mutex
 	procs   map[string]*procCPU      // by replica id, when read from the process
@@ -164,12 +164,12 @@ type procCPU struct {
 	base time.Duration // the CPU time of the processes before it
 }
 
-func newCPUMeter(l *cpulimit.Limiter) *cpuMeter {
-	return &cpuMeter{limiter: l, procs: map[string]*procCPU{}, last: map[string]time.Duration{}}
+func NewCPUMeter(l *cpulimit.Limiter) *CPUMeter {
+	return &CPUMeter{limiter: l, procs: map[string]*procCPU{}, last: map[string]time.Duration{}}
 }
 
 // usage returns the replica's CPU time, and false when it cannot be read.
-func (m *cpuMeter) usage(rep supervisor.Replica) (time.Duration, bool) {
+func (m *CPUMeter) Usage(rep supervisor.Replica) (time.Duration, bool) {
 	if d, ok := m.limiter.Usage(rep.ID); ok {
 		m.mu.Lock()
 		m.last[rep.ID] = d
@@ -206,10 +206,10 @@ func (m *cpuMeter) usage(rep supervisor.Replica) (time.Duration, bool) {
 // read before that is no longer in service (its group's count, or the last
 // count of its process), so a phase that ends after a scale-in still has
 // what its removed replicas used.
-func (m *cpuMeter) all(reps []supervisor.Replica) map[string]time.Duration {
+func (m *CPUMeter) All(reps []supervisor.Replica) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	for _, rep := range reps {
-		if d, ok := m.usage(rep); ok {
+		if d, ok := m.Usage(rep); ok {
 			out[rep.ID] = d
 		}
 	}
