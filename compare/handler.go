@@ -77,7 +77,7 @@ func (r *Runner) classRoutes(mux *http.ServeMux) {
 		r.cfg.Dashboard.ServeHTTP(w, page)
 	})
 	for _, s := range r.sides {
-		mux.Handle(SidePrefix(s.name)+"/", r.forward(s))
+		mux.Handle(class.SidePrefix(s.name)+"/", r.class.Forward(s.name, s.url))
 	}
 }
 
