@@ -33,6 +33,7 @@ import (
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/httpserve"
 	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/store"
@@ -73,8 +74,8 @@ type Config struct {
 	// listing itself (at Addr) and every replica in service (see filesd.go).
 	FileSD string
 	// Timeouts of the runner's and the balancers' servers; zero fields
-	// are DefaultTimeouts.
-	Timeouts Timeouts
+	// are httpserve.Defaults().
+	Timeouts httpserve.Timeouts
 
 	// Rate is the open-loop load: requests per second per side that arrive
 	// whether or not the side keeps up (see OpenLoopConfig), from a pool
@@ -658,7 +659,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	out := r.cfg.Stdout
 	sc := r.cfg.Scenario
 
-	srv := NewHTTPServer(r.Handler(), r.cfg.Timeouts)
+	srv := httpserve.New(r.Handler(), r.cfg.Timeouts)
 	go func() { _ = srv.Serve(runnerListener) }()
 	defer srv.Close()
 
@@ -667,7 +668,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	var servers []*http.Server
 	for _, s := range r.sides {
 		go s.lb.Run(lbCtx)
-		hs := NewHTTPServer(s.lb, r.cfg.Timeouts)
+		hs := httpserve.New(s.lb, r.cfg.Timeouts)
 		servers = append(servers, hs)
 		go func() { _ = hs.Serve(s.listener) }()
 	}
