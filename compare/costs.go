@@ -47,9 +47,9 @@ func (r *Runner) spent(s *side) report.ServerCosts {
 	for _, n := range s.lb.Requests() {
 		c.BalancedRequests += int64(n)
 	}
-	if s.redis != nil {
-		cpu, _ := s.redis.CPUTime()
-		c.StoreCPUSeconds = cpu.Seconds()
+	for _, svc := range s.services {
+		cpu, _ := svc.CPUTime()
+		c.StoreCPUSeconds += cpu.Seconds()
 	}
 	if c.BalancedRequests > 0 {
 		c.CPUPerRequestUS = c.CPUSeconds / float64(c.BalancedRequests) * 1e6

@@ -34,8 +34,8 @@ import (
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/httpserve"
-	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/seed"
+	"github.com/statelab/statelab/internal/services"
 	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 )
@@ -54,7 +54,7 @@ type Config struct {
 	// BalancerAddrs are the two sides' balancers, in the order of Sides.
 	BalancerAddrs [2]string
 	ReportDir     string // where report.json and report.md go
-	WorkDir       string // the shared database, the replicas' log, redis-server's directory
+	WorkDir       string // the shared database, the replicas' log, the services' directories
 	Hold          bool   // keep everything up after the timeline, until ctx is done
 	// Manual holds each scenario event until someone fires it (POST
 	// /api/control/next, the dashboard's Next event button) instead of
@@ -167,9 +167,9 @@ type side struct {
 	stats    *load.SideStats
 	url      string
 	listener net.Listener
-	// redis is the side's private redis-server when its sessions live
-	// there; nil otherwise.
-	redis *redisserver.Server
+	// services are the side's private services its sessions live in (a
+	// redis-server); none otherwise.
+	services []*services.Service
 	// balance follows each replica's share of the requests after every
 	// scale event.
 	balance measure.BalanceLog
@@ -259,85 +259,25 @@ type PendingEvent struct {
 }
 
 // New prepares a run: the shared database, the listeners, the supervisors,
-// and the private redis-server of a side whose sessions live there (which
-// Run stops). No replica starts until Run.
+// and the private services (a redis-server) of a side whose sessions live
+// in one (which Run stops). No replica starts until Run.
 func New(ctx context.Context, cfg Config) (*Runner, error) {
-	if err := cfg.validateLoad(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
-	}
-	cfg.resolveLoad()
-	if err := cfg.Scenario.Validate(); err != nil {
-		return nil, err
-	}
-	if err := link.Validate(cfg.Latency, cfg.Jitter); err != nil {
-		return nil, err
-	}
-	mode, err := hosts.ParseMode(cfg.Hosts)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Hosts = mode
-	if mode == hosts.Netns && cfg.StoreURL != "" {
-		return nil, errors.New("--hosts netns puts the replicas on hosts with no route beyond the lab's bridge, so they cannot reach the database of --store-url; use --store postgres (a private PostgreSQL on a host of its own), or --hosts local")
-	}
-	if cfg.Sides[0].Name == "" || cfg.Sides[0].Name == cfg.Sides[1].Name {
-		return nil, errors.New("name two different strategies for the sides (statelab strategies lists them)")
-	}
-	for _, st := range cfg.Sides {
-		if err := st.LookServices(); err != nil {
-			return nil, fmt.Errorf("strategy %s: %w", st.Name, err)
-		}
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
 	}
-	// The hosts come first: a machine that cannot have them stops the
-	// run before anything has started.
-	lab, err := openLab(ctx, cfg)
-	if err != nil {
+	r := &Runner{cfg: cfg, gate: &load.Gate{}, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
+		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+	if err := r.openShared(ctx); err != nil {
 		return nil, err
 	}
-	db, err := openStore(ctx, cfg, lab)
-	if err != nil {
-		lab.Close()
-		return nil, err
-	}
-	r := &Runner{cfg: cfg, gate: &load.Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
-		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}, replicaDSN: db.DSN, lab: lab}
-	if cfg.Latency > 0 {
-		r.links = r.newLinks()
-		if host := db.Host(); host != "" {
-			addr, err := r.links.To(host)
-			if err == nil {
-				r.replicaDSN, err = db.DSNVia(addr)
-			}
-			if err != nil {
-				r.links.Close()
-				db.Close()
-				lab.Close()
-				return nil, fmt.Errorf("a link to the shared store: %w", err)
-			}
-		}
-	}
-	if cfg.ReplicaCPU > 0 {
-		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
-			r.closeLinks()
-			db.Close()
-			lab.Close()
-			return nil, err
-		}
-	}
-	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "statelab_scenario_events_total",
-		Help: "Events played on the replicas, by kind (restart, crash, scale-out, scale-in, restart-store), strategy, server and source (scenario or control).",
-	}, []string{"kind", "strategy", "server", "source"})
-	r.reg.MustRegister(r.events)
-
+	r.registerMetrics()
 	fail := func(err error) (*Runner, error) {
 		r.closeSides()
-		db.Close()
-		if cerr := lab.Close(); cerr != nil {
+		r.db.Close()
+		if cerr := r.lab.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 		if cerr := r.limiter.Close(); cerr != nil {
@@ -345,15 +285,8 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		}
 		return nil, err
 	}
-	// The replicas' log is for the one running the lab: it can hold what a
-	// replica logged about a request. 0600 whatever the umask, and an
-	// existing file from an older run is tightened too.
-	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logFile, err := openReplicaLog(cfg.WorkDir)
 	if err != nil {
-		return fail(err)
-	}
-	if err := logFile.Chmod(0o600); err != nil {
-		logFile.Close()
 		return fail(err)
 	}
 	for i, st := range cfg.Sides {
@@ -365,6 +298,99 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			return fail(err)
 		}
 	}
+	r.registerSideMetrics()
+	r.feed = newFeed(r.sample)
+	if err := r.newClass(); err != nil {
+		return fail(err)
+	}
+	return r, nil
+}
+
+// validate checks the config and fills in what it leaves to defaults.
+func (cfg *Config) validate() error {
+	if err := cfg.validateLoad(); err != nil {
+		return err
+	}
+	cfg.resolveLoad()
+	if err := cfg.Scenario.Validate(); err != nil {
+		return err
+	}
+	if err := link.Validate(cfg.Latency, cfg.Jitter); err != nil {
+		return err
+	}
+	mode, err := hosts.ParseMode(cfg.Hosts)
+	if err != nil {
+		return err
+	}
+	cfg.Hosts = mode
+	if mode == hosts.Netns && cfg.StoreURL != "" {
+		return errors.New("--hosts netns puts the replicas on hosts with no route beyond the lab's bridge, so they cannot reach the database of --store-url; use --store postgres (a private PostgreSQL on a host of its own), or --hosts local")
+	}
+	if cfg.Sides[0].Name == "" || cfg.Sides[0].Name == cfg.Sides[1].Name {
+		return errors.New("name two different strategies for the sides (statelab strategies lists them)")
+	}
+	for _, st := range cfg.Sides {
+		if err := st.LookServices(); err != nil {
+			return fmt.Errorf("strategy %s: %w", st.Name, err)
+		}
+	}
+	return nil
+}
+
+// openShared opens what both sides share: the hosts (first: a machine
+// that cannot have them stops the run before anything has started), the
+// shared store, the links to it and the CPU limiter. On an error it closes
+// what it opened.
+func (r *Runner) openShared(ctx context.Context) error {
+	lab, err := openLab(ctx, r.cfg)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, r.cfg, lab)
+	if err != nil {
+		lab.Close()
+		return err
+	}
+	r.lab, r.db, r.replicaDSN = lab, db, db.DSN
+	if r.cfg.Latency > 0 {
+		r.links = r.newLinks()
+		if host := db.Host(); host != "" {
+			addr, err := r.links.To(host)
+			if err == nil {
+				r.replicaDSN, err = db.DSNVia(addr)
+			}
+			if err != nil {
+				r.links.Close()
+				db.Close()
+				lab.Close()
+				return fmt.Errorf("a link to the shared store: %w", err)
+			}
+		}
+	}
+	if r.cfg.ReplicaCPU > 0 {
+		if r.limiter, err = cpulimit.Open(r.cfg.ReplicaCPU, r.cfg.Logger); err != nil {
+			r.closeLinks()
+			db.Close()
+			lab.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+// registerMetrics registers the runner's own metrics: the Go runtime's,
+// the process's and the events played.
+func (r *Runner) registerMetrics() {
+	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "statelab_scenario_events_total",
+		Help: "Events played on the replicas, by kind (restart, crash, scale-out, scale-in, restart-store), strategy, server and source (scenario or control).",
+	}, []string{"kind", "strategy", "server", "source"})
+	r.reg.MustRegister(r.events)
+}
+
+// registerSideMetrics registers the sides' users' counters and replicas up.
+func (r *Runner) registerSideMetrics() {
 	sources := make([]load.Source, len(r.sides))
 	for i, s := range r.sides {
 		sources[i] = load.Source{Stats: s.stats, Strategy: s.name, Server: s.st.Server}
@@ -378,68 +404,37 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			ConstLabels: prometheus.Labels{"strategy": s.name, "server": s.st.Server},
 		}, func() float64 { return float64(len(sup.Replicas())) }))
 	}
-	r.feed = newFeed(r.sample)
-	if err := r.newClass(); err != nil {
-		return fail(err)
-	}
-	return r, nil
 }
 
-// newSide starts one side's balancer listening, and its redis-server when
-// its sessions live in one, and makes its supervisor, which starts no
-// replica yet. A side returned with an error is to be closed with the
-// others.
-func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFile *os.File) (*side, error) {
-	addr := r.cfg.BalancerAddrs[i]
-	var lbHost *hosts.Host
-	listen := net.Listen
-	if r.lab != nil {
-		// The balancer's own host, on the port asked for: the users
-		// reach it over the bridge.
-		var err error
-		if lbHost, err = r.lab.Host("lb-" + st.Name); err != nil {
-			return nil, fmt.Errorf("%s balancer: %w", st.Name, err)
-		}
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("%s balancer: address %q: %w", st.Name, addr, err)
-		}
-		addr = net.JoinHostPort(lbHost.IP(), port)
-		listen = lbHost.Listen
-	}
-	ln, err := listen("tcp", addr)
+// openReplicaLog opens the replicas' log. It is for the one running the
+// lab: it can hold what a replica logged about a request. 0600 whatever
+// the umask, and an existing file from an older run is tightened too.
+func openReplicaLog(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		flagName := [2]string{"left-addr", "right-addr"}[i]
-		return nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName)
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// newSide starts one side's balancer listening, and the services its
+// sessions live in (internal/services), and makes its supervisor, which
+// starts no replica yet. A side returned with an error is to be closed
+// with the others.
+func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFile *os.File) (*side, error) {
+	ln, lbHost, err := r.listenBalancer(i, st)
+	if err != nil {
+		return nil, err
 	}
 	s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
 		cpu: measure.NewCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
-	// The shared services the strategy's replicas need (a session store's
-	// redis-server), each a private one for this side.
-	services := map[stateful.Service]strategy.Endpoint{}
-	for _, svc := range st.Services() {
-		if svc != stateful.RedisServer {
-			return s, fmt.Errorf("%s: the runner cannot start %s", st.Name, svc.Program)
-		}
-		dir := filepath.Join(r.cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
-		var on redisserver.Host // nil: this machine's network stack
-		if r.lab != nil {
-			h, err := r.lab.Host("redis-" + st.Name)
-			if err != nil {
-				return s, fmt.Errorf("%s: redis-server: %w", st.Name, err)
-			}
-			on = h
-		}
-		if s.redis, err = redisserver.StartOn(ctx, dir, on); err != nil {
-			return s, fmt.Errorf("%s: start redis-server: %w", st.Name, err)
-		}
-		ep := strategy.Endpoint{Addr: s.redis.Addr(), Secret: s.redis.Password()}
-		if r.links != nil {
-			if ep.Addr, err = r.links.To(s.redis.Addr()); err != nil {
-				return s, fmt.Errorf("%s: a link to redis-server: %w", st.Name, err)
-			}
-		}
-		services[svc] = ep
+	endpoints, err := r.startServices(ctx, i, s)
+	if err != nil {
+		return s, err
 	}
 	if r.links != nil {
 		s.links, s.linked = r.newLinks(), map[string]string{}
@@ -454,18 +449,83 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 	}
 	s.lb = balancer.New(bc)
 	s.stats.CountRetries(s.lb.Retries)
+	s.sup = r.newSupervisor(s, strategy.ReplicaConfig{DB: r.replicaDSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: endpoints}, logFile)
+	return s, nil
+}
+
+// listenBalancer listens on the side's balancer address: on the
+// balancer's own host with hosts, on the port asked for, where the users
+// reach it over the bridge.
+func (r *Runner) listenBalancer(i int, st strategy.Strategy) (net.Listener, *hosts.Host, error) {
+	addr := r.cfg.BalancerAddrs[i]
+	var lbHost *hosts.Host
+	listen := net.Listen
+	if r.lab != nil {
+		var err error
+		if lbHost, err = r.lab.Host("lb-" + st.Name); err != nil {
+			return nil, nil, fmt.Errorf("%s balancer: %w", st.Name, err)
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s balancer: address %q: %w", st.Name, addr, err)
+		}
+		addr = net.JoinHostPort(lbHost.IP(), port)
+		listen = lbHost.Listen
+	}
+	ln, err := listen("tcp", addr)
+	if err != nil {
+		flagName := [2]string{"left-addr", "right-addr"}[i]
+		return nil, nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName)
+	}
+	return ln, lbHost, nil
+}
+
+// startServices starts the shared services the side's replicas need (its
+// session store's), each a private one for this side, on a host of its
+// own with hosts, and returns how the replicas reach each: across a link
+// with Config.Latency.
+func (r *Runner) startServices(ctx context.Context, i int, s *side) (map[stateful.Service]strategy.Endpoint, error) {
+	endpoints := map[stateful.Service]strategy.Endpoint{}
+	for _, svc := range s.st.Services() {
+		name := services.Name(svc)
+		sc := services.Config{Dir: filepath.Join(r.cfg.WorkDir, name+"-"+strconv.Itoa(i+1))}
+		if r.lab != nil {
+			h, err := r.lab.Host(name + "-" + s.name)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", s.name, svc.Program, err)
+			}
+			sc.Host = h
+		}
+		run, err := services.Start(ctx, svc, sc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		s.services = append(s.services, run)
+		ep := strategy.Endpoint{Addr: run.Addr(), Secret: run.Secret()}
+		if r.links != nil {
+			if ep.Addr, err = r.links.To(run.Addr()); err != nil {
+				return nil, fmt.Errorf("%s: a link to %s: %w", s.name, svc.Program, err)
+			}
+		}
+		endpoints[svc] = ep
+	}
+	return endpoints, nil
+}
+
+// newSupervisor makes the side's supervisor: its replicas start with rc,
+// join the balancer once ready, and are drained before a graceful stop.
+func (r *Runner) newSupervisor(s *side, rc strategy.ReplicaConfig, logFile *os.File) *supervisor.Supervisor {
 	var confine func(string, *exec.Cmd) (func(int) error, error)
 	if r.limiter != nil {
 		confine = r.limiter.Confine
 	}
-	rc := strategy.ReplicaConfig{DB: r.replicaDSN, NoReadCache: r.cfg.NoReadCache, ShutdownTimeout: 5 * time.Second, Services: services}
 	freeAddr, start := r.placeReplicas()
-	s.sup = supervisor.New(supervisor.Config{
-		Side:     st.Name,
-		Command:  st.Server,
+	return supervisor.New(supervisor.Config{
+		Side:     s.name,
+		Command:  s.st.Server,
 		Binary:   r.cfg.Binary,
-		Args:     slices.Concat(st.ReplicaArgs(rc), r.hostsArgs()),
-		Env:      slices.Concat(st.ReplicaEnv(rc), r.db.Env, r.goMaxProcs()),
+		Args:     slices.Concat(s.st.ReplicaArgs(rc), r.hostsArgs()),
+		Env:      slices.Concat(s.st.ReplicaEnv(rc), r.db.Env, r.goMaxProcs()),
 		Log:      logFile,
 		Logger:   r.cfg.Logger,
 		Confine:  confine,
@@ -497,7 +557,6 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 			r.targetsChanged()
 		},
 	})
-	return s, nil
 }
 
 // resolveLoad fills in the open-loop load's defaults, once, so that every
@@ -625,8 +684,8 @@ func (s *side) unlinkGone(reps []supervisor.Replica, logger *slog.Logger) {
 func (r *Runner) closeSides() {
 	for _, s := range r.sides {
 		s.listener.Close()
-		if s.redis != nil {
-			_ = s.redis.Stop()
+		for _, svc := range s.services {
+			_ = svc.Stop()
 		}
 	}
 	r.closeLinks()
@@ -656,28 +715,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	// shared store (a private PostgreSQL on a host) is closed.
 	defer r.closeLab()
 	defer r.db.Close()
-	out := r.cfg.Stdout
-	sc := r.cfg.Scenario
-
-	srv := httpserve.New(r.Handler(), r.cfg.Timeouts)
-	go func() { _ = srv.Serve(runnerListener) }()
-	defer srv.Close()
-
-	lbCtx, stopLB := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLB()
-	var servers []*http.Server
-	for _, s := range r.sides {
-		go s.lb.Run(lbCtx)
-		hs := httpserve.New(s.lb, r.cfg.Timeouts)
-		servers = append(servers, hs)
-		go func() { _ = hs.Serve(s.listener) }()
-	}
-	defer func() {
-		for _, hs := range servers {
-			hs.Close()
-		}
-	}()
-
+	defer r.serve(ctx, runnerListener)()
 	// The replicas' cgroups go once the replicas have: this runs after
 	// stopAll. A runner killed before it gets here leaves them, and the
 	// next runner removes them (cpulimit.Open).
@@ -686,10 +724,80 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 			r.cfg.Logger.Warn("cgroups left behind", "err", err)
 		}
 	}()
-	// Whatever happens from here on, no replica (and no redis-server)
+	// Whatever happens from here on, no replica (and no service)
 	// outlives the runner.
 	defer r.stopAll()
 
+	if err := r.startReplicas(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.startOpenLoop(ctx); err != nil {
+		return nil, err
+	}
+	usersCtx, stopUsers := context.WithCancel(ctx)
+	users := r.startUsers(usersCtx)
+	r.mu.Lock()
+	r.start = time.Now()
+	r.phase = "running"
+	r.mu.Unlock()
+	r.markPhases("start")
+	// The open-loop arrivals begin with the first phase, so each one
+	// counts in a phase.
+	for _, s := range r.sides {
+		if s.open != nil {
+			users.wg.Go(func() { s.open.Run(usersCtx) })
+		}
+	}
+	// The feed samples until Run returns, not until the users stop: its
+	// last sample must carry the final numbers and the "finished" or
+	// "holding" phase, and the replicas live controls change while holding.
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	go r.feed.run(feedCtx)
+	progressDone := make(chan struct{})
+	go func() { defer close(progressDone); r.progress(usersCtx) }()
+
+	timelineErr := r.playTimeline(ctx)
+	stopUsers()
+	users.stop()
+	<-progressDone
+	r.setPhase("finished")
+	for _, s := range r.sides {
+		s.balance.Close(r.elapsed().Seconds(), s.lb.Requests())
+		s.phases.End(r.phaseMark(s, "", measure.Settled))
+	}
+	if timelineErr != nil && ctx.Err() == nil {
+		return nil, timelineErr
+	}
+	return r.conclude(ctx, runnerListener)
+}
+
+// serve serves the runner's address and the sides' balancers, and returns
+// what closes them.
+func (r *Runner) serve(ctx context.Context, runnerListener net.Listener) (closeAll func()) {
+	srv := httpserve.New(r.Handler(), r.cfg.Timeouts)
+	go func() { _ = srv.Serve(runnerListener) }()
+	lbCtx, stopLB := context.WithCancel(context.WithoutCancel(ctx))
+	var servers []*http.Server
+	for _, s := range r.sides {
+		go s.lb.Run(lbCtx)
+		hs := httpserve.New(s.lb, r.cfg.Timeouts)
+		servers = append(servers, hs)
+		go func() { _ = hs.Serve(s.listener) }()
+	}
+	return func() {
+		for _, hs := range servers {
+			hs.Close()
+		}
+		stopLB()
+		srv.Close()
+	}
+}
+
+// startReplicas puts the runner beside the replicas' CPU limit, says how
+// it is enforced, and starts the scenario's replicas on both sides.
+func (r *Runner) startReplicas(ctx context.Context) error {
+	out := r.cfg.Stdout
 	if err := r.limiter.Shelter(); err != nil {
 		// The measurement still holds on a quiet machine: say so and go on.
 		r.cfg.Logger.Warn("the runner stays in its own cgroup, where other programs may slow the load it sends", "err", err)
@@ -705,9 +813,10 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 			fmt.Fprintf(out, "replica CPU: removed what runners killed before they could clean up left behind: %s\n", strings.Join(e.LeftoversRemoved, ", "))
 		}
 	}
-	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", sc.Replicas)
-	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, sc.Replicas) }); err != nil {
-		return nil, fmt.Errorf("start replicas: %w", err)
+	n := r.cfg.Scenario.Replicas
+	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", n)
+	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, n) }); err != nil {
+		return fmt.Errorf("start replicas: %w", err)
 	}
 	if r.lab != nil {
 		fmt.Fprintf(out, "hosts: every replica, balancer and shared service on a network namespace of its own, on bridge %s, subnet %s; the runner is %s (`ip netns` lists them)\n",
@@ -716,21 +825,36 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	for _, s := range r.sides {
 		fmt.Fprintf(out, "%-14s balancer %s (%s)\n", s.name, s.url, s.st.Where)
 	}
+	return nil
+}
 
-	if err := r.startOpenLoop(ctx); err != nil {
-		return nil, err
+// userRun is the simulated users of a run, each going until the context
+// startUsers was given is done.
+type userRun struct {
+	wg      sync.WaitGroup
+	clients []*http.Client
+}
+
+// stop waits for the users (and whatever else joined wg) and closes their
+// idle connections.
+func (u *userRun) stop() {
+	u.wg.Wait()
+	for _, c := range u.clients {
+		c.CloseIdleConnections()
 	}
+}
 
-	usersCtx, stopUsers := context.WithCancel(ctx)
+// startUsers starts Config.Users simulated users per side, until ctx is
+// done; no phase begins after that.
+func (r *Runner) startUsers(ctx context.Context) *userRun {
 	r.mu.Lock()
-	r.usersCtx = usersCtx
+	r.usersCtx = ctx
 	r.mu.Unlock()
-	var wg sync.WaitGroup
-	var clients []*http.Client
+	run := &userRun{}
 	for si, s := range r.sides {
 		for i := range r.cfg.Users {
 			client, sent := load.NewUserClient(15 * time.Second)
-			clients = append(clients, client)
+			run.clients = append(run.clients, client)
 			u := load.NewUser(load.UserConfig{
 				Credential: s.st.Credential,
 				BaseURL:    s.url,
@@ -749,48 +873,16 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 			r.mu.Lock() // a client-restart control may read them already
 			s.users = append(s.users, u)
 			r.mu.Unlock()
-			wg.Add(1)
-			go func() { defer wg.Done(); u.Run(usersCtx) }()
+			run.wg.Go(func() { u.Run(ctx) })
 		}
 	}
+	return run
+}
 
-	r.mu.Lock()
-	r.start = time.Now()
-	r.phase = "running"
-	r.mu.Unlock()
-	r.markPhases("start")
-	// The open-loop arrivals begin with the first phase, so each one
-	// counts in a phase.
-	for _, s := range r.sides {
-		if s.open != nil {
-			wg.Go(func() { s.open.Run(usersCtx) })
-		}
-	}
-	// The feed samples until Run returns, not until the users stop: its
-	// last sample must carry the final numbers and the "finished" or
-	// "holding" phase, and the replicas live controls change while holding.
-	feedCtx, stopFeed := context.WithCancel(ctx)
-	defer stopFeed()
-	go r.feed.run(feedCtx)
-	progressDone := make(chan struct{})
-	go func() { defer close(progressDone); r.progress(usersCtx) }()
-
-	timelineErr := r.playTimeline(ctx)
-	stopUsers()
-	wg.Wait()
-	for _, c := range clients {
-		c.CloseIdleConnections()
-	}
-	<-progressDone
-	r.setPhase("finished")
-	for _, s := range r.sides {
-		s.balance.Close(r.elapsed().Seconds(), s.lb.Requests())
-		s.phases.End(r.phaseMark(s, "", measure.Settled))
-	}
-	if timelineErr != nil && ctx.Err() == nil {
-		return nil, timelineErr
-	}
-
+// conclude makes the report once the users have stopped, lets the Probe
+// ask its questions, writes the report, and holds with Hold.
+func (r *Runner) conclude(ctx context.Context, runnerListener net.Listener) (*report.Report, error) {
+	out := r.cfg.Stdout
 	rep := r.report(ctx)
 	if r.cfg.Probe != nil && ctx.Err() == nil {
 		urls := map[string]string{}
@@ -821,8 +913,8 @@ func (r *Runner) stopAll() {
 	defer cancel()
 	_ = r.bothSides(ctx, func(ctx context.Context, s *side) error {
 		err := s.sup.Stop(ctx)
-		if s.redis != nil {
-			err = errors.Join(err, s.redis.Stop())
+		for _, svc := range s.services {
+			err = errors.Join(err, svc.Stop())
 		}
 		return err
 	})
