@@ -130,12 +130,7 @@ func (r *Runner) replicaCPU(s *side) []report.ReplicaCPUUse {
 		enf = r.limiter.Enforcement()
 	}
 	used := s.cpu.All(s.sup.Replicas())
-	r.mu.Lock()
-	maxShare := make(map[string]float64, len(s.cpuMax))
-	for id, v := range s.cpuMax {
-		maxShare[id] = v
-	}
-	r.mu.Unlock()
+	maxShare := s.cpu.MaxShares()
 	var out []report.ReplicaCPUUse
 	for _, id := range slices.Sorted(maps.Keys(used)) {
 		u := report.ReplicaCPUUse{Replica: id, CPUS: used[id].Seconds(), MaxShare: maxShare[id]}

@@ -25,6 +25,7 @@ import (
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/class"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/feed"
 	"github.com/statelab/statelab/compare/hosts"
 	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/load"
@@ -179,12 +180,6 @@ type side struct {
 	phases measure.PhaseLog
 	// cpu reads the replicas' CPU time.
 	cpu *measure.CPUMeter
-	// cpuSeen is each replica's CPU time at the feed's previous sample,
-	// for the feed's per-replica CPU use; under Runner.mu.
-	cpuSeen map[string]cpuReading
-	// cpuMax is each replica's highest share of its limit in one feed
-	// sample; under Runner.mu.
-	cpuMax map[string]float64
 	// links are the side's links from its balancer to its replicas, by
 	// replica address; nil without Config.Latency.
 	links *link.Set
@@ -202,12 +197,6 @@ type side struct {
 	users []*load.User
 }
 
-// cpuReading is a replica's CPU time at one moment.
-type cpuReading struct {
-	used time.Duration
-	at   time.Time
-}
-
 // Runner plays a scenario on both sides at once.
 type Runner struct {
 	cfg    Config
@@ -216,7 +205,7 @@ type Runner struct {
 	db     *store.Shared
 	reg    *prometheus.Registry
 	events *prometheus.CounterVec
-	feed   *Feed
+	feed   *feed.Feed
 	start  time.Time
 	// scrapeClient reads the replicas' own metrics for the feed.
 	scrapeClient *http.Client
@@ -299,7 +288,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		}
 	}
 	r.registerSideMetrics()
-	r.feed = newFeed(r.sample)
+	r.feed = feed.New(r.sample)
 	if err := r.newClass(); err != nil {
 		return fail(err)
 	}
@@ -431,7 +420,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 		return nil, err
 	}
 	s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
-		cpu: measure.NewCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
+		cpu: measure.NewCPUMeter(r.limiter)}
 	endpoints, err := r.startServices(ctx, i, s)
 	if err != nil {
 		return s, err
@@ -753,7 +742,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	// "holding" phase, and the replicas live controls change while holding.
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
-	go r.feed.run(feedCtx)
+	go r.feed.Run(feedCtx)
 	progressDone := make(chan struct{})
 	go func() { defer close(progressDone); r.progress(usersCtx) }()
 
@@ -1127,7 +1116,7 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 	// says it again itself once drained (BeforeStop).
 	counts := map[string]measure.SessionCount{}
 	for _, rep := range before {
-		counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
+		counts[rep.ID] = r.feed.SessionsOf(s.name, rep.ID)
 		s.lastWords.Take(rep.ID)
 	}
 	start := time.Now()

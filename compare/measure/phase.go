@@ -6,11 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
-	"github.com/statelab/statelab/compare/supervisor"
-	"github.com/statelab/statelab/internal/proccpu"
 )
 
 // Mark is where a phase begins or the last one ends: the moment, the
@@ -142,90 +139,6 @@ func (l *PhaseLog) Phases(stats *load.SideStats, limit float64) []report.Phase {
 			}
 		}
 		out = append(out, p)
-	}
-	return out
-}
-
-// CPUMeter reads each replica's CPU time since its slot was first used:
-// from the replica's cgroup when the kernel enforces a limit there (which
-// counts every process that ran in it), otherwise from its process, adding
-// the CPU time of the processes a restart or a crash replaced.
-type CPUMeter struct {
-	limiter *cpulimit.Limiter // nil: no limit asked for
-	mu      sync.Mutex
-	procs   map[string]*procCPU      // by replica id, when read from the process
-	last    map[string]time.Duration // by replica id: the last count read
-}
-
-// procCPU follows the processes of one replica id.
-type procCPU struct {
-	pid  int
-	last time.Duration // the current process's CPU time when last read
-	base time.Duration // the CPU time of the processes before it
-}
-
-func NewCPUMeter(l *cpulimit.Limiter) *CPUMeter {
-	return &CPUMeter{limiter: l, procs: map[string]*procCPU{}, last: map[string]time.Duration{}}
-}
-
-// usage returns the replica's CPU time, and false when it cannot be read.
-func (m *CPUMeter) Usage(rep supervisor.Replica) (time.Duration, bool) {
-	if d, ok := m.limiter.Usage(rep.ID); ok {
-		m.mu.Lock()
-		m.last[rep.ID] = d
-		m.mu.Unlock()
-		return d, true
-	}
-	u, err := proccpu.Of(rep.PID)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	p := m.procs[rep.ID]
-	if p == nil {
-		p = &procCPU{pid: rep.PID}
-		m.procs[rep.ID] = p
-	}
-	if p.pid != rep.PID {
-		// A new process under this id: the one before it is gone, and
-		// the kernel's final count of it is in its exit status.
-		if rep.LastExit != nil {
-			p.base += rep.LastExit.UserTime() + rep.LastExit.SystemTime()
-		} else {
-			p.base += p.last
-		}
-		p.pid, p.last = rep.PID, 0
-	}
-	if err != nil {
-		return 0, false
-	}
-	p.last = u
-	m.last[rep.ID] = p.base + u
-	return p.base + u, true
-}
-
-// all returns the CPU time of every replica in reps, and of every replica
-// read before that is no longer in service (its group's count, or the last
-// count of its process), so a phase that ends after a scale-in still has
-// what its removed replicas used.
-func (m *CPUMeter) All(reps []supervisor.Replica) map[string]time.Duration {
-	out := map[string]time.Duration{}
-	for _, rep := range reps {
-		if d, ok := m.Usage(rep); ok {
-			out[rep.ID] = d
-		}
-	}
-	m.mu.Lock()
-	gone := map[string]time.Duration{}
-	for id, d := range m.last {
-		if _, ok := out[id]; !ok {
-			gone[id] = d
-		}
-	}
-	m.mu.Unlock()
-	for id, d := range gone {
-		if u, ok := m.limiter.Usage(id); ok {
-			d = u
-		}
-		out[id] = d
 	}
 	return out
 }
