@@ -72,7 +72,7 @@ type Config struct {
 	// Dashboard, when set, is served at / on the runner's address.
 	Dashboard http.Handler
 	// FileSD, when set, is the Prometheus file_sd file the runner keeps
-	// listing itself (at Addr) and every replica in service (see filesd.go).
+	// listing itself (at Addr) and every replica in service (package filesd).
 	FileSD string
 	// Timeouts of the runner's and the balancers' servers; zero fields
 	// are httpserve.Defaults().
@@ -91,8 +91,8 @@ type Config struct {
 	// kernel where the machine allows it (package cpulimit); 0 sets none.
 	ReplicaCPU float64
 	// Calibrate, above 0, sets Rate before the clock starts from what one
-	// replica answers per second under ReplicaCPU (see calibrate in
-	// capacity.go); Rate is the load where the limit is not enforced.
+	// replica answers per second under ReplicaCPU (calibrate.go, measured
+	// by package measure); Rate is the load where the limit is not enforced.
 	Calibrate float64
 	// NoReadCache starts every replica with --read-cache=false, so every
 	// read asks the database (the capacity scenario's read_cache: false).
