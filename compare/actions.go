@@ -2,10 +2,12 @@ package compare
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
@@ -133,10 +135,19 @@ func scale(ctx context.Context, s *side, e scenario.Event, before []supervisor.R
 	return played{kind: scenario.KindScaleOut, touched: diffIDs(after, before), err: err}
 }
 
+// restartStore restarts the services the side's sessions live in, each
+// as internal/services starts it.
 func restartStore(ctx context.Context, s *side, e scenario.Event, before []supervisor.Replica) played {
-	if s.redis == nil {
+	if len(s.services) == 0 {
 		return played{kind: e.Action, note: "no session store to restart: " + s.st.Where}
 	}
-	return played{kind: e.Action, touched: []string{"redis-server"}, err: s.redis.Restart(ctx),
-		note: "redis-server restarted without persistence: every session it held is gone"}
+	p := played{kind: e.Action}
+	var notes []string
+	for _, svc := range s.services {
+		p.touched = append(p.touched, svc.Program)
+		p.err = errors.Join(p.err, svc.Restart(ctx))
+		notes = append(notes, svc.Restarted())
+	}
+	p.note = strings.Join(notes, "; ")
+	return p
 }

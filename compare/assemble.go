@@ -2,9 +2,9 @@ package compare
 
 import (
 	"context"
-	"math"
 	"slices"
 
+	"github.com/statelab/statelab/compare/feed"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/library"
 )
@@ -41,8 +41,8 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 	}
 	var borrowIDs []int64
 	for _, s := range r.sides {
-		rep.Sides[s.name] = report.SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.windows(),
-			Phases: s.phases.phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
+		rep.Sides[s.name] = report.SideReport{Strategy: s.st, Totals: s.stats.Totals(), Balance: s.balance.Windows(),
+			Phases: s.phases.Phases(s.stats, r.cpuLimit()), ReplicaCPU: r.replicaCPU(s),
 			Costs: report.Costs{UserCosts: s.stats.UserCosts(), ServerCosts: r.serverCosts(s)}, LBRetryBy: s.stats.BalancerRetries(),
 			Replicas: s.replicas()}
 		rep.SideOrder = append(rep.SideOrder, s.name)
@@ -57,7 +57,7 @@ func (r *Runner) report(ctx context.Context) *report.Report {
 		}
 	}
 	rep.Consistency = r.checkConsistency(context.WithoutCancel(ctx), borrowIDs)
-	rep.Series = seriesOf(r.feed.History(-1), rep.SideOrder)
+	rep.Series = feed.Series(r.feed.History(-1), rep.SideOrder)
 	rep.Losses = report.LossesPerEvent(rep.Events, rep.Series, rep.SideOrder, rep.DurationS)
 	return rep
 }
@@ -111,30 +111,4 @@ func (r *Runner) checkConsistency(ctx context.Context, borrowIDs []int64) report
 	c.KeysAppliedOnce, c.BorrowsOnce = report.KeysChecks(db, err, borrowIDs)
 	c.OK = c.BorrowsExist.OK && c.BorrowsOnce.OK && c.KeysAppliedOnce.OK && c.NoNegativeAvailability.OK && c.CopiesAddUp.OK
 	return c
-}
-
-// seriesOf turns the feed's samples into each side's series.
-func seriesOf(samples []Sample, sides []string) map[string][]report.SeriesPoint {
-	out := make(map[string][]report.SeriesPoint, len(sides))
-	for _, name := range sides {
-		pts := []report.SeriesPoint{}
-		for _, s := range samples {
-			ss, ok := s.Sides[name]
-			if !ok {
-				continue
-			}
-			p := report.SeriesPoint{
-				T: math.Round(s.ElapsedS*1000) / 1000, Requests: ss.Requests, OK: ss.OK,
-				SessionsLost: ss.SessionsLost, CartItemsLost: ss.CartItemsLost,
-				Failed: ss.Errors5xx + ss.ConnErrors, ClientSignInsLost: ss.ClientSignInsLost,
-				Replicas: make([]report.ReplicaPoint, len(ss.Replicas)),
-			}
-			for i, rep := range ss.Replicas {
-				p.Replicas[i] = report.ReplicaPoint{ID: rep.ID, Sessions: rep.Sessions, InUse: rep.SessionsInUse}
-			}
-			pts = append(pts, p)
-		}
-		out[name] = pts
-	}
-	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/statelab/statelab/compare/cpulimit"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/measure"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/internal/seed"
 )
@@ -67,27 +68,27 @@ func (r *Runner) startOpenLoop(ctx context.Context) error {
 }
 
 // phaseMark is a side's counters now, for the phase log.
-func (r *Runner) phaseMark(s *side, after string, st stage) phaseMark {
+func (r *Runner) phaseMark(s *side, after string, st measure.Stage) measure.Mark {
 	reps := s.sup.Replicas()
-	return phaseMark{
-		at:       r.since(time.Now()),
-		after:    after,
-		stage:    st,
-		replicas: len(reps),
-		totals:   s.stats.Totals(),
-		cpu:      s.cpu.all(reps),
+	return measure.Mark{
+		At:       r.since(time.Now()),
+		After:    after,
+		Stage:    st,
+		Replicas: len(reps),
+		Totals:   s.stats.Totals(),
+		CPU:      s.cpu.All(reps),
 	}
 }
 
 // markPhase begins a new phase on one side.
-func (r *Runner) markPhase(s *side, after string, st stage) {
-	s.phases.mark(s.stats, r.phaseMark(s, after, st))
+func (r *Runner) markPhase(s *side, after string, st measure.Stage) {
+	s.phases.Mark(s.stats, r.phaseMark(s, after, st))
 }
 
 // markPhases begins a new phase on both sides at once.
 func (r *Runner) markPhases(after string) {
 	for _, s := range r.sides {
-		r.markPhase(s, after, stageSettled)
+		r.markPhase(s, after, measure.Settled)
 	}
 }
 
@@ -96,11 +97,11 @@ func (r *Runner) markPhases(after string) {
 // requests that queued before the event end in it, answered or given up.
 func (r *Runner) markOver(ctx context.Context, s *side, after string) {
 	if r.cfg.Rate <= 0 {
-		r.markPhase(s, after, stageSettled)
+		r.markPhase(s, after, measure.Settled)
 		return
 	}
-	r.markPhase(s, after, stageSettling)
-	n := s.phases.count()
+	r.markPhase(s, after, measure.Settling)
+	n := s.phases.Count()
 	go func() {
 		t := time.NewTimer(r.cfg.Deadline)
 		defer t.Stop()
@@ -109,7 +110,7 @@ func (r *Runner) markOver(ctx context.Context, s *side, after string) {
 		case <-ctx.Done():
 			return
 		}
-		s.phases.markIfLast(s.stats, n, r.phaseMark(s, after, stageSettled))
+		s.phases.MarkIfLast(s.stats, n, r.phaseMark(s, after, measure.Settled))
 	}()
 }
 
@@ -128,13 +129,8 @@ func (r *Runner) replicaCPU(s *side) []report.ReplicaCPUUse {
 	if r.limiter != nil {
 		enf = r.limiter.Enforcement()
 	}
-	used := s.cpu.all(s.sup.Replicas())
-	r.mu.Lock()
-	maxShare := make(map[string]float64, len(s.cpuMax))
-	for id, v := range s.cpuMax {
-		maxShare[id] = v
-	}
-	r.mu.Unlock()
+	used := s.cpu.All(s.sup.Replicas())
+	maxShare := s.cpu.MaxShares()
 	var out []report.ReplicaCPUUse
 	for _, id := range slices.Sorted(maps.Keys(used)) {
 		u := report.ReplicaCPUUse{Replica: id, CPUS: used[id].Seconds(), MaxShare: maxShare[id]}

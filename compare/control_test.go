@@ -17,12 +17,13 @@ import (
 	"github.com/statelab/statelab/compare"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/httpserve"
 )
 
 // newControlRunner returns a runner that is prepared but not run (no
 // replica is started; pause and resume need none) and serves its handler
 // on a loopback address, the way Run does, with timeouts t.
-func newControlRunner(t *testing.T, timeouts compare.Timeouts) (*compare.Runner, string) {
+func newControlRunner(t *testing.T, timeouts httpserve.Timeouts) (*compare.Runner, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,7 +46,7 @@ func newControlRunner(t *testing.T, timeouts compare.Timeouts) (*compare.Runner,
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := compare.NewHTTPServer(r.Handler(), timeouts)
+	srv := httpserve.New(r.Handler(), timeouts)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	return r, ln.Addr().String()
@@ -56,7 +57,7 @@ func newControlRunner(t *testing.T, timeouts compare.Timeouts) (*compare.Runner,
 // reached the runner under another name (DNS rebinding: Host is then
 // attacker.example, though the connection goes to 127.0.0.1).
 func TestControlOnlyFromTheRunnersOwnOrigin(t *testing.T) {
-	_, addr := newControlRunner(t, compare.Timeouts{})
+	_, addr := newControlRunner(t, httpserve.Timeouts{})
 	_, port, _ := net.SplitHostPort(addr)
 	tests := []struct {
 		name       string
@@ -119,7 +120,7 @@ func TestControlOnlyFromTheRunnersOwnOrigin(t *testing.T) {
 // short timeouts a test can wait for.
 func TestServerTimeouts(t *testing.T) {
 	const limit = 300 * time.Millisecond
-	_, addr := newControlRunner(t, compare.Timeouts{ReadHeader: limit, Read: limit, Write: time.Second, Idle: limit})
+	_, addr := newControlRunner(t, httpserve.Timeouts{ReadHeader: limit, Read: limit, Write: time.Second, Idle: limit})
 
 	t.Run("trickled body", func(t *testing.T) {
 		conn, err := net.Dial("tcp", addr)
@@ -186,7 +187,7 @@ func TestServerTimeouts(t *testing.T) {
 // own clock (or nothing waits), and a client-restart refuses a share that
 // is not a part of the users.
 func TestControlNextAndClientRestart(t *testing.T) {
-	_, addr := newControlRunner(t, compare.Timeouts{})
+	_, addr := newControlRunner(t, httpserve.Timeouts{})
 	tests := []struct {
 		path       string
 		wantStatus int

@@ -1,184 +1,23 @@
 package compare
 
 import (
-	"context"
-	"slices"
 	"sync"
-	"time"
 
+	"github.com/statelab/statelab/compare/feed"
 	"github.com/statelab/statelab/compare/filesd"
-	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
-	"github.com/statelab/statelab/compare/supervisor"
 )
 
-// HistoryLimit bounds the feed's history: at one sample a second, the last
-// 15 minutes. A longer run keeps its totals; only the oldest samples go.
-const HistoryLimit = 900
+// The feed's types, as the runner's History and the dashboard's tests
+// name them.
+type (
+	Sample      = feed.Sample
+	SideSample  = feed.SideSample
+	ReplicaInfo = feed.ReplicaInfo
+)
 
-// Sample is the state of the run at one moment, as the dashboard draws it.
-type Sample struct {
-	ElapsedS float64               `json:"elapsed_s"`
-	Phase    string                `json:"phase"`
-	Paused   bool                  `json:"paused"`
-	Sides    map[string]SideSample `json:"sides"`
-}
-
-// SideSample is one side at one moment.
-type SideSample struct {
-	load.Totals
-	// LatencyWindowMS holds the percentiles of the requests answered since
-	// the previous sample, nil when there were none. The totals' percentiles
-	// cover the whole run and hardly move after a minute; a restart's slow
-	// second shows only in a window.
-	LatencyWindowMS *load.Percentile `json:"latency_window_ms,omitempty"`
-	Replicas        []ReplicaInfo    `json:"replicas"`
-	// Costs is what the side has paid so far, as the report's costs: the
-	// users' bytes and read latency, the replicas' own identification
-	// time and CPU, read in this sample. The dashboard's cost panel draws
-	// it.
-	Costs *report.Costs `json:"costs,omitempty"`
-	// buckets is the side's latency histogram at this moment, from which
-	// the feed works out LatencyWindowMS.
-	buckets []uint64
-}
-
-// ReplicaInfo is one running replica.
-type ReplicaInfo struct {
-	ID       string `json:"id"`
-	Addr     string `json:"addr"`
-	PID      int    `json:"pid"`
-	Restarts int    `json:"restarts"`
-	// Link is the address of the link the balancer reaches the replica
-	// through (--latency); absent without links.
-	Link string `json:"link,omitempty"`
-	// Sessions is how many sessions the replica says it holds (its
-	// statelab_sessions_active gauge); nil where the replica keeps no
-	// sessions it can count (a stateless server, a session sealed in the
-	// cookie), or when it did not answer in time.
-	Sessions *float64 `json:"sessions,omitempty"`
-	// SessionsInUse is how many of them a request used lately (its
-	// statelab_sessions_in_use gauge): the sessions of users still using
-	// them. The rest are idle, most of them left behind by users who
-	// signed in again.
-	SessionsInUse *float64 `json:"sessions_in_use,omitempty"`
-	// CPUCores is the replica's CPU use since the previous sample, in
-	// cores, counted by its cgroup (or its process); nil before it has
-	// two readings.
-	CPUCores *float64 `json:"cpu_cores,omitempty"`
-	// CPUShare is CPUCores as a share of the replica's CPU limit, when
-	// the kernel enforces one: 1 is a saturated replica.
-	CPUShare *float64 `json:"cpu_share,omitempty"`
-}
-
-// Feed takes a sample once a second and keeps a bounded history of them.
-// The samples come from a snapshot function (the runner's, which reads the
-// same SideStats as /metrics), so the feed knows nothing of what it samples.
-type Feed struct {
-	snapshot func() Sample
-	mu       sync.Mutex
-	history  []Sample
-	last     time.Time           // when the newest sample was taken
-	maxGap   time.Duration       // the longest time between two samples: "once a second", measured
-	buckets  map[string][]uint64 // each side's latency histogram at the newest sample
-}
-
-func newFeed(snapshot func() Sample) *Feed { return &Feed{snapshot: snapshot} }
-
-func (f *Feed) run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		f.take()
-		select {
-		case <-ctx.Done():
-			f.take()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// take appends a sample of now.
-func (f *Feed) take() {
-	s := f.snapshot()
-	now := time.Now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.last.IsZero() {
-		f.maxGap = max(f.maxGap, now.Sub(f.last))
-	}
-	f.last = now
-	f.windowLatency(&s)
-	if len(f.history) == HistoryLimit {
-		copy(f.history, f.history[1:])
-		f.history = f.history[:HistoryLimit-1]
-	}
-	f.history = append(f.history, s)
-}
-
-// History returns the samples taken since elapsed second since.
-func (f *Feed) History(since float64) []Sample {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := []Sample{}
-	for _, s := range f.history {
-		if s.ElapsedS > since {
-			out = append(out, withoutCosts(s))
-		}
-	}
-	return out
-}
-
-// withoutCosts returns s without its sides' costs: the dashboard draws
-// them from the newest sample only, so the history, which it fetches whole
-// when it opens, need not carry them.
-func withoutCosts(s Sample) Sample {
-	sides := make(map[string]SideSample, len(s.Sides))
-	for name, ss := range s.Sides {
-		ss.Costs = nil
-		sides[name] = ss
-	}
-	s.Sides = sides
-	return s
-}
-
-// MaxGap returns the longest time between two consecutive samples.
-func (f *Feed) MaxGap() time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.maxGap
-}
-
-// sessionsOf returns the sessions a replica reported in the newest sample.
-func (f *Feed) sessionsOf(side, id string) sessionCount {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.history) == 0 {
-		return sessionCount{}
-	}
-	for _, rep := range f.history[len(f.history)-1].Sides[side].Replicas {
-		if rep.ID == id {
-			return sessionCount{held: rep.Sessions, inUse: rep.SessionsInUse}
-		}
-	}
-	return sessionCount{}
-}
-
-// Latest returns the newest sample, or a fresh one before the first tick.
-func (f *Feed) Latest() Sample {
-	f.mu.Lock()
-	n := len(f.history)
-	var s Sample
-	if n > 0 {
-		s = f.history[n-1]
-	}
-	f.mu.Unlock()
-	if n == 0 {
-		return f.snapshot()
-	}
-	return s
-}
+// HistoryLimit bounds the feed's history (feed.HistoryLimit).
+const HistoryLimit = feed.HistoryLimit
 
 // sample is the runner's snapshot function for the feed.
 func (r *Runner) sample() Sample {
@@ -194,81 +33,19 @@ func (r *Runner) sample() Sample {
 			info[i] = ReplicaInfo{ID: rep.ID, Addr: rep.Addr, PID: rep.PID, Restarts: rep.Restarts, Link: sd.linkOf(rep.Addr)}
 			wg.Go(func() {
 				c := r.readReplica(sd, rep)
-				info[i].Sessions, info[i].SessionsInUse = c.held, c.inUse
+				info[i].Sessions, info[i].SessionsInUse = c.Held, c.InUse
 			})
 		}
 		wg.Wait()
-		r.sampleCPU(sd, reps, info)
+		cores, shares := sd.cpu.Sample(reps, r.cpuLimit())
+		for i := range info {
+			info[i].CPUCores, info[i].CPUShare = cores[i], shares[i]
+		}
 		buckets := sd.stats.Buckets()
 		costs := report.Costs{UserCosts: sd.stats.UserCosts(), ServerCosts: r.spent(sd)}
-		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, buckets: buckets, Costs: &costs}
+		s.Sides[sd.name] = SideSample{Totals: sd.stats.Totals(), Replicas: info, Buckets: buckets, Costs: &costs}
 	}
 	return s
-}
-
-// sessionCount is what a stateful replica said of its sessions: how many
-// it holds, and how many of those a request used lately. Either is nil
-// when the replica does not count it or did not answer.
-type sessionCount struct {
-	held, inUse *float64
-}
-
-// sampleCPU fills in each replica's CPU use since the previous sample.
-func (r *Runner) sampleCPU(sd *side, reps []supervisor.Replica, info []ReplicaInfo) {
-	limit := r.cpuLimit()
-	now := time.Now()
-	used := make([]time.Duration, len(reps))
-	ok := make([]bool, len(reps))
-	for i, rep := range reps {
-		used[i], ok[i] = sd.cpu.usage(rep)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, rep := range reps {
-		if !ok[i] {
-			continue
-		}
-		prev, seen := sd.cpuSeen[rep.ID]
-		sd.cpuSeen[rep.ID] = cpuReading{used: used[i], at: now}
-		dt := now.Sub(prev.at).Seconds()
-		// Less than half a second says little: the one sample the feed
-		// takes before its first tick, and the one it takes at the end.
-		if !seen || dt < 0.5 || used[i] < prev.used {
-			continue
-		}
-		cores := (used[i] - prev.used).Seconds() / dt
-		info[i].CPUCores = &cores
-		if limit > 0 {
-			share := cores / limit
-			info[i].CPUShare = &share
-			sd.cpuMax[rep.ID] = max(sd.cpuMax[rep.ID], share)
-		}
-	}
-}
-
-// windowLatency sets each side's percentiles of the requests answered since
-// the previous sample. The caller holds f.mu.
-func (f *Feed) windowLatency(s *Sample) {
-	if f.buckets == nil {
-		f.buckets = map[string][]uint64{}
-	}
-	for name, ss := range s.Sides {
-		now := ss.buckets
-		win := slices.Clone(now)
-		for i, prev := range f.buckets[name] {
-			win[i] -= prev
-		}
-		f.buckets[name] = now
-		var n uint64
-		for _, c := range win {
-			n += c
-		}
-		if n == 0 {
-			continue
-		}
-		ss.LatencyWindowMS = &load.Percentile{P50: load.Quantile(win, .50) * 1000, P95: load.Quantile(win, .95) * 1000, P99: load.Quantile(win, .99) * 1000}
-		s.Sides[name] = ss
-	}
 }
 
 // targetsChanged is called whenever a side's set of replicas changes. It

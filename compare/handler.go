@@ -77,7 +77,7 @@ func (r *Runner) classRoutes(mux *http.ServeMux) {
 		r.cfg.Dashboard.ServeHTTP(w, page)
 	})
 	for _, s := range r.sides {
-		mux.Handle(SidePrefix(s.name)+"/", r.forward(s))
+		mux.Handle(class.SidePrefix(s.name)+"/", r.class.Forward(s.name, s.url))
 	}
 }
 
@@ -151,36 +151,6 @@ func (r *Runner) guardControl(next http.Handler) http.Handler {
 // balancers and the replicas share).
 func (r *Runner) hostAllowed(host string) bool {
 	return hostcheck.Names{Addr: r.cfg.Addr}.Allowed(host)
-}
-
-// Timeouts bound how long the runner's and the balancers' servers wait on
-// a client. Without them a body trickled one byte every few seconds, or an
-// idle keep-alive, holds a connection (and a goroutine) for ever.
-type Timeouts struct {
-	ReadHeader time.Duration // the request line and headers
-	Read       time.Duration // the whole request, body included
-	// Write bounds writing the answer. The feed is polled once a second
-	// and answers at once, so a minute leaves a proxied request as long as
-	// the replicas' own 30 s and the balancer's retry.
-	Write time.Duration
-	Idle  time.Duration // a keep-alive connection between requests
-}
-
-// DefaultTimeouts returns the timeouts Run uses when Config.Timeouts is zero.
-func DefaultTimeouts() Timeouts {
-	return Timeouts{ReadHeader: 5 * time.Second, Read: 30 * time.Second, Write: time.Minute, Idle: 2 * time.Minute}
-}
-
-// NewHTTPServer returns the http.Server Run serves h with: t's timeouts,
-// each zero field taken from DefaultTimeouts.
-func NewHTTPServer(h http.Handler, t Timeouts) *http.Server {
-	d := DefaultTimeouts()
-	for _, f := range []struct{ got, def *time.Duration }{{&t.ReadHeader, &d.ReadHeader}, {&t.Read, &d.Read}, {&t.Write, &d.Write}, {&t.Idle, &d.Idle}} {
-		if *f.got <= 0 {
-			*f.got = *f.def
-		}
-	}
-	return &http.Server{Handler: h, ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle}
 }
 
 // feedBody is what GET /api/feed answers.
@@ -311,7 +281,7 @@ func (r *Runner) handleControl(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"success": false, "code": "internal", "message": err.Error(), "data": recs})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": describe(action, recs), "data": recs})
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": report.DescribeControl(action, recs), "data": recs})
 }
 
 // handleNext fires the event a manual run is waiting on.
@@ -337,7 +307,7 @@ func (r *Runner) handleNext(w http.ResponseWriter, req *http.Request) {
 	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"success": false, "code": "internal", "message": err.Error(), "data": recs})
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": describe(p.Action, recs), "data": recs})
+		writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": report.DescribeControl(p.Action, recs), "data": recs})
 	}
 }
 
@@ -350,60 +320,6 @@ func controls() string {
 		}
 	}
 	return strings.Join(append(names, "scale-up", "scale-down", "next"), ", ")
-}
-
-// describe says in words what a control did.
-func describe(action string, recs []report.EventRecord) string {
-	switch action {
-	case scenario.ActionPause:
-		return "The simulated users are paused."
-	case scenario.ActionResume:
-		return "The simulated users go on."
-	}
-	var msg strings.Builder
-	for _, rec := range recs {
-		if rec.Kind == scenario.ActionRestartStore || rec.Kind == scenario.ActionClientRestart {
-			fmt.Fprintf(&msg, "%s: %s. ", rec.Side, strings.TrimSuffix(rec.Note, "; live control"))
-			continue
-		}
-		if rec.Replica == "" {
-			continue
-		}
-		fmt.Fprintf(&msg, "%s: %s %s in %.0f ms", rec.Side, rec.Kind, rec.Replica, rec.TookMS)
-		msg.WriteString(sessionsWent(rec))
-		if rec.Error != "" {
-			fmt.Fprintf(&msg, " (failed: %s)", rec.Error)
-		}
-		msg.WriteString(". ")
-	}
-	return strings.TrimSpace(msg.String())
-}
-
-// sessionsWent says what sessions went with a replica: those of users
-// still using them, apart from the idle ones nobody would have come back
-// for. It is empty when the replica counted none.
-func sessionsWent(rec report.EventRecord) string {
-	if rec.SessionsHeld == nil {
-		return ""
-	}
-	held := *rec.SessionsHeld
-	if rec.SessionsInUse == nil {
-		return fmt.Sprintf("; %s it held in memory went with it", plural(held, "session", "sessions"))
-	}
-	inUse := min(*rec.SessionsInUse, held)
-	s := fmt.Sprintf("; %s in use went with it", plural(inUse, "session", "sessions"))
-	if idle := held - inUse; idle > 0 {
-		s += fmt.Sprintf(" (and %.0f idle, left behind by users who had signed in again)", idle)
-	}
-	return s
-}
-
-// plural says n things, in the singular for one.
-func plural(n float64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%.0f %s", n, many)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/internal/httpserve"
 )
 
 // TestHandlerForbidsFraming: whatever the runner answers, a page may not
 // show it in a frame (clickjacking of the controls); web's pages are
 // checked in a real browser in web/frame_test.go.
 func TestHandlerForbidsFraming(t *testing.T) {
-	_, addr := newControlRunner(t, compare.Timeouts{})
+	_, addr := newControlRunner(t, httpserve.Timeouts{})
 	for _, tt := range []struct{ method, path string }{
 		{http.MethodGet, "/"},
 		{http.MethodGet, "/api/feed"},
@@ -43,7 +43,7 @@ func TestHandlerForbidsFraming(t *testing.T) {
 // nor the dashboard, as it presses no control; the runner's own names
 // still get every route.
 func TestHostCheckedOnEveryRoute(t *testing.T) {
-	_, addr := newControlRunner(t, compare.Timeouts{})
+	_, addr := newControlRunner(t, httpserve.Timeouts{})
 	_, port, _ := net.SplitHostPort(addr)
 	paths := []string{"/", "/api/feed", "/api/feed?history=0", "/metrics", "/no-such-page"}
 	tests := []struct {

@@ -25,16 +25,19 @@ import (
 	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/compare/class"
 	"github.com/statelab/statelab/compare/cpulimit"
+	"github.com/statelab/statelab/compare/feed"
 	"github.com/statelab/statelab/compare/hosts"
 	"github.com/statelab/statelab/compare/link"
 	"github.com/statelab/statelab/compare/load"
+	"github.com/statelab/statelab/compare/measure"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
 	"github.com/statelab/statelab/compare/supervisor"
+	"github.com/statelab/statelab/internal/httpserve"
 	"github.com/statelab/statelab/internal/library"
-	"github.com/statelab/statelab/internal/redisserver"
 	"github.com/statelab/statelab/internal/seed"
+	"github.com/statelab/statelab/internal/services"
 	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 )
@@ -53,7 +56,7 @@ type Config struct {
 	// BalancerAddrs are the two sides' balancers, in the order of Sides.
 	BalancerAddrs [2]string
 	ReportDir     string // where report.json and report.md go
-	WorkDir       string // the shared database, the replicas' log, redis-server's directory
+	WorkDir       string // the shared database, the replicas' log, the services' directories
 	Hold          bool   // keep everything up after the timeline, until ctx is done
 	// Manual holds each scenario event until someone fires it (POST
 	// /api/control/next, the dashboard's Next event button) instead of
@@ -70,11 +73,11 @@ type Config struct {
 	// Dashboard, when set, is served at / on the runner's address.
 	Dashboard http.Handler
 	// FileSD, when set, is the Prometheus file_sd file the runner keeps
-	// listing itself (at Addr) and every replica in service (see filesd.go).
+	// listing itself (at Addr) and every replica in service (package filesd).
 	FileSD string
 	// Timeouts of the runner's and the balancers' servers; zero fields
-	// are DefaultTimeouts.
-	Timeouts Timeouts
+	// are httpserve.Defaults().
+	Timeouts httpserve.Timeouts
 
 	// Rate is the open-loop load: requests per second per side that arrive
 	// whether or not the side keeps up (see OpenLoopConfig), from a pool
@@ -89,8 +92,8 @@ type Config struct {
 	// kernel where the machine allows it (package cpulimit); 0 sets none.
 	ReplicaCPU float64
 	// Calibrate, above 0, sets Rate before the clock starts from what one
-	// replica answers per second under ReplicaCPU (see calibrate in
-	// capacity.go); Rate is the load where the limit is not enforced.
+	// replica answers per second under ReplicaCPU (calibrate.go, measured
+	// by package measure); Rate is the load where the limit is not enforced.
 	Calibrate float64
 	// NoReadCache starts every replica with --read-cache=false, so every
 	// read asks the database (the capacity scenario's read_cache: false).
@@ -170,24 +173,18 @@ type side struct {
 	stats    *load.SideStats
 	url      string
 	listener net.Listener
-	// redis is the side's private redis-server when its sessions live
-	// there; nil otherwise.
-	redis *redisserver.Server
+	// services are the side's private services its sessions live in (a
+	// redis-server); none otherwise.
+	services []*services.Service
 	// balance follows each replica's share of the requests after every
 	// scale event.
-	balance balanceLog
+	balance measure.BalanceLog
 	// open sends the side's open-loop requests; nil without a Rate.
 	open *load.OpenLoop
 	// phases are the stretches between events.
-	phases phaseLog
+	phases measure.PhaseLog
 	// cpu reads the replicas' CPU time.
-	cpu *cpuMeter
-	// cpuSeen is each replica's CPU time at the feed's previous sample,
-	// for the feed's per-replica CPU use; under Runner.mu.
-	cpuSeen map[string]cpuReading
-	// cpuMax is each replica's highest share of its limit in one feed
-	// sample; under Runner.mu.
-	cpuMax map[string]float64
+	cpu *measure.CPUMeter
 	// links are the side's links from its balancer to its replicas, by
 	// replica address; nil without Config.Latency.
 	links *link.Set
@@ -196,44 +193,13 @@ type side struct {
 	// linked is the replica id behind each replica address with a link.
 	linked map[string]string
 	// ident keeps what every replica process spent identifying callers.
-	ident identLog
+	ident measure.IdentLog
 	// lastWords keeps what each replica said of its sessions just before a
 	// graceful stop, drained: what went with it.
-	lastWords lastWords
+	lastWords measure.LastWords
 	// users are the side's simulated users, in the same order on both
 	// sides, so a client-restart hits the same users on each.
 	users []*load.User
-}
-
-// lastWords keeps, by replica id, the session counts a replica reported
-// after it was drained and before it was sent SIGTERM.
-type lastWords struct {
-	mu sync.Mutex
-	by map[string]sessionCount
-}
-
-func (l *lastWords) set(id string, c sessionCount) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.by == nil {
-		l.by = map[string]sessionCount{}
-	}
-	l.by[id] = c
-}
-
-// take returns and forgets what the replica last said, if it said anything.
-func (l *lastWords) take(id string) (sessionCount, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c, ok := l.by[id]
-	delete(l.by, id)
-	return c, ok
-}
-
-// cpuReading is a replica's CPU time at one moment.
-type cpuReading struct {
-	used time.Duration
-	at   time.Time
 }
 
 // Runner plays a scenario on both sides at once.
@@ -244,7 +210,7 @@ type Runner struct {
 	db     *store.Shared
 	reg    *prometheus.Registry
 	events *prometheus.CounterVec
-	feed   *Feed
+	feed   *feed.Feed
 	start  time.Time
 	// scrapeClient reads the replicas' own metrics for the feed.
 	scrapeClient *http.Client
@@ -287,85 +253,25 @@ type PendingEvent struct {
 }
 
 // New prepares a run: the shared database, the listeners, the supervisors,
-// and the private redis-server of a side whose sessions live there (which
-// Run stops). No replica starts until Run.
+// and the private services (a redis-server) of a side whose sessions live
+// in one (which Run stops). No replica starts until Run.
 func New(ctx context.Context, cfg Config) (*Runner, error) {
-	if err := cfg.validateLoad(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
-	}
-	cfg.resolveLoad()
-	if err := cfg.Scenario.Validate(); err != nil {
-		return nil, err
-	}
-	if err := link.Validate(cfg.Latency, cfg.Jitter); err != nil {
-		return nil, err
-	}
-	mode, err := hosts.ParseMode(cfg.Hosts)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Hosts = mode
-	if mode == hosts.Netns && cfg.StoreURL != "" {
-		return nil, errors.New("--hosts netns puts the replicas on hosts with no route beyond the lab's bridge, so they cannot reach the database of --store-url; use --store postgres (a private PostgreSQL on a host of its own), or --hosts local")
-	}
-	if cfg.Sides[0].Name == "" || cfg.Sides[0].Name == cfg.Sides[1].Name {
-		return nil, errors.New("name two different strategies for the sides (statelab strategies lists them)")
-	}
-	for _, st := range cfg.Sides {
-		if err := st.LookServices(); err != nil {
-			return nil, fmt.Errorf("strategy %s: %w", st.Name, err)
-		}
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("work dir: %w", err)
 	}
-	// The hosts come first: a machine that cannot have them stops the
-	// run before anything has started.
-	lab, err := openLab(ctx, cfg)
-	if err != nil {
+	r := &Runner{cfg: cfg, gate: &load.Gate{}, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
+		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+	if err := r.openShared(ctx); err != nil {
 		return nil, err
 	}
-	db, err := openStore(ctx, cfg, lab)
-	if err != nil {
-		lab.Close()
-		return nil, err
-	}
-	r := &Runner{cfg: cfg, gate: &load.Gate{}, db: db, reg: prometheus.NewRegistry(), phase: "starting", next: make(chan chan error),
-		scrapeClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}, replicaDSN: db.DSN, lab: lab}
-	if cfg.Latency > 0 {
-		r.links = r.newLinks()
-		if host := db.Host(); host != "" {
-			addr, err := r.links.To(host)
-			if err == nil {
-				r.replicaDSN, err = db.DSNVia(addr)
-			}
-			if err != nil {
-				r.links.Close()
-				db.Close()
-				lab.Close()
-				return nil, fmt.Errorf("a link to the shared store: %w", err)
-			}
-		}
-	}
-	if cfg.ReplicaCPU > 0 {
-		if r.limiter, err = cpulimit.Open(cfg.ReplicaCPU, cfg.Logger); err != nil {
-			r.closeLinks()
-			db.Close()
-			lab.Close()
-			return nil, err
-		}
-	}
-	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "statelab_scenario_events_total",
-		Help: "Events played on the replicas, by kind (restart, crash, scale-out, scale-in, restart-store), strategy, server and source (scenario or control).",
-	}, []string{"kind", "strategy", "server", "source"})
-	r.reg.MustRegister(r.events)
-
+	r.registerMetrics()
 	fail := func(err error) (*Runner, error) {
 		r.closeSides()
-		db.Close()
-		if cerr := lab.Close(); cerr != nil {
+		r.db.Close()
+		if cerr := r.lab.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 		if cerr := r.limiter.Close(); cerr != nil {
@@ -373,15 +279,8 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		}
 		return nil, err
 	}
-	// The replicas' log is for the one running the lab: it can hold what a
-	// replica logged about a request. 0600 whatever the umask, and an
-	// existing file from an older run is tightened too.
-	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logFile, err := openReplicaLog(cfg.WorkDir)
 	if err != nil {
-		return fail(err)
-	}
-	if err := logFile.Chmod(0o600); err != nil {
-		logFile.Close()
 		return fail(err)
 	}
 	for i, st := range cfg.Sides {
@@ -393,6 +292,99 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			return fail(err)
 		}
 	}
+	r.registerSideMetrics()
+	r.feed = feed.New(r.sample)
+	if err := r.newClass(); err != nil {
+		return fail(err)
+	}
+	return r, nil
+}
+
+// validate checks the config and fills in what it leaves to defaults.
+func (cfg *Config) validate() error {
+	if err := cfg.validateLoad(); err != nil {
+		return err
+	}
+	cfg.resolveLoad()
+	if err := cfg.Scenario.Validate(); err != nil {
+		return err
+	}
+	if err := link.Validate(cfg.Latency, cfg.Jitter); err != nil {
+		return err
+	}
+	mode, err := hosts.ParseMode(cfg.Hosts)
+	if err != nil {
+		return err
+	}
+	cfg.Hosts = mode
+	if mode == hosts.Netns && cfg.StoreURL != "" {
+		return errors.New("--hosts netns puts the replicas on hosts with no route beyond the lab's bridge, so they cannot reach the database of --store-url; use --store postgres (a private PostgreSQL on a host of its own), or --hosts local")
+	}
+	if cfg.Sides[0].Name == "" || cfg.Sides[0].Name == cfg.Sides[1].Name {
+		return errors.New("name two different strategies for the sides (statelab strategies lists them)")
+	}
+	for _, st := range cfg.Sides {
+		if err := st.LookServices(); err != nil {
+			return fmt.Errorf("strategy %s: %w", st.Name, err)
+		}
+	}
+	return nil
+}
+
+// openShared opens what both sides share: the hosts (first: a machine
+// that cannot have them stops the run before anything has started), the
+// shared store, the links to it and the CPU limiter. On an error it closes
+// what it opened.
+func (r *Runner) openShared(ctx context.Context) error {
+	lab, err := openLab(ctx, r.cfg)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, r.cfg, lab)
+	if err != nil {
+		lab.Close()
+		return err
+	}
+	r.lab, r.db, r.replicaDSN = lab, db, db.DSN
+	if r.cfg.Latency > 0 {
+		r.links = r.newLinks()
+		if host := db.Host(); host != "" {
+			addr, err := r.links.To(host)
+			if err == nil {
+				r.replicaDSN, err = db.DSNVia(addr)
+			}
+			if err != nil {
+				r.links.Close()
+				db.Close()
+				lab.Close()
+				return fmt.Errorf("a link to the shared store: %w", err)
+			}
+		}
+	}
+	if r.cfg.ReplicaCPU > 0 {
+		if r.limiter, err = cpulimit.Open(r.cfg.ReplicaCPU, r.cfg.Logger); err != nil {
+			r.closeLinks()
+			db.Close()
+			lab.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+// registerMetrics registers the runner's own metrics: the Go runtime's,
+// the process's and the events played.
+func (r *Runner) registerMetrics() {
+	r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "statelab_scenario_events_total",
+		Help: "Events played on the replicas, by kind (restart, crash, scale-out, scale-in, restart-store), strategy, server and source (scenario or control).",
+	}, []string{"kind", "strategy", "server", "source"})
+	r.reg.MustRegister(r.events)
+}
+
+// registerSideMetrics registers the sides' users' counters and replicas up.
+func (r *Runner) registerSideMetrics() {
 	sources := make([]load.Source, len(r.sides))
 	for i, s := range r.sides {
 		sources[i] = load.Source{Stats: s.stats, Strategy: s.name, Server: s.st.Server}
@@ -406,68 +398,37 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 			ConstLabels: prometheus.Labels{"strategy": s.name, "server": s.st.Server},
 		}, func() float64 { return float64(len(sup.Replicas())) }))
 	}
-	r.feed = newFeed(r.sample)
-	if err := r.newClass(); err != nil {
-		return fail(err)
-	}
-	return r, nil
 }
 
-// newSide starts one side's balancer listening, and its redis-server when
-// its sessions live in one, and makes its supervisor, which starts no
-// replica yet. A side returned with an error is to be closed with the
-// others.
-func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFile *os.File) (*side, error) {
-	addr := r.cfg.BalancerAddrs[i]
-	var lbHost *hosts.Host
-	listen := net.Listen
-	if r.lab != nil {
-		// The balancer's own host, on the port asked for: the users
-		// reach it over the bridge.
-		var err error
-		if lbHost, err = r.lab.Host("lb-" + st.Name); err != nil {
-			return nil, fmt.Errorf("%s balancer: %w", st.Name, err)
-		}
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("%s balancer: address %q: %w", st.Name, addr, err)
-		}
-		addr = net.JoinHostPort(lbHost.IP(), port)
-		listen = lbHost.Listen
-	}
-	ln, err := listen("tcp", addr)
+// openReplicaLog opens the replicas' log. It is for the one running the
+// lab: it can hold what a replica logged about a request. 0600 whatever
+// the umask, and an existing file from an older run is tightened too.
+func openReplicaLog(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		flagName := [2]string{"left-addr", "right-addr"}[i]
-		return nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName)
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// newSide starts one side's balancer listening, and the services its
+// sessions live in (internal/services), and makes its supervisor, which
+// starts no replica yet. A side returned with an error is to be closed
+// with the others.
+func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFile *os.File) (*side, error) {
+	ln, lbHost, err := r.listenBalancer(i, st)
+	if err != nil {
+		return nil, err
 	}
 	s := &side{name: st.Name, st: st, stats: load.NewSideStats(), listener: ln, url: "http://" + ln.Addr().String(),
-		cpu: newCPUMeter(r.limiter), cpuSeen: map[string]cpuReading{}, cpuMax: map[string]float64{}}
-	// The shared services the strategy's replicas need (a session store's
-	// redis-server), each a private one for this side.
-	services := map[stateful.Service]strategy.Endpoint{}
-	for _, svc := range st.Services() {
-		if svc != stateful.RedisServer {
-			return s, fmt.Errorf("%s: the runner cannot start %s", st.Name, svc.Program)
-		}
-		dir := filepath.Join(r.cfg.WorkDir, "redis-"+strconv.Itoa(i+1))
-		var on redisserver.Host // nil: this machine's network stack
-		if r.lab != nil {
-			h, err := r.lab.Host("redis-" + st.Name)
-			if err != nil {
-				return s, fmt.Errorf("%s: redis-server: %w", st.Name, err)
-			}
-			on = h
-		}
-		if s.redis, err = redisserver.StartOn(ctx, dir, on); err != nil {
-			return s, fmt.Errorf("%s: start redis-server: %w", st.Name, err)
-		}
-		ep := strategy.Endpoint{Addr: s.redis.Addr(), Secret: s.redis.Password()}
-		if r.links != nil {
-			if ep.Addr, err = r.links.To(s.redis.Addr()); err != nil {
-				return s, fmt.Errorf("%s: a link to redis-server: %w", st.Name, err)
-			}
-		}
-		services[svc] = ep
+		cpu: measure.NewCPUMeter(r.limiter)}
+	endpoints, err := r.startServices(ctx, i, s)
+	if err != nil {
+		return s, err
 	}
 	if r.links != nil {
 		s.links, s.linked = r.newLinks(), map[string]string{}
@@ -482,18 +443,83 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 	}
 	s.lb = balancer.New(bc)
 	s.stats.CountRetries(s.lb.Retries)
+	s.sup = r.newSupervisor(s, strategy.ReplicaConfig{DB: r.replicaDSN, NoReadCache: r.cfg.NoReadCache, ReadCache: r.cfg.ReadCache, ShutdownTimeout: 5 * time.Second, Services: endpoints}, logFile)
+	return s, nil
+}
+
+// listenBalancer listens on the side's balancer address: on the
+// balancer's own host with hosts, on the port asked for, where the users
+// reach it over the bridge.
+func (r *Runner) listenBalancer(i int, st strategy.Strategy) (net.Listener, *hosts.Host, error) {
+	addr := r.cfg.BalancerAddrs[i]
+	var lbHost *hosts.Host
+	listen := net.Listen
+	if r.lab != nil {
+		var err error
+		if lbHost, err = r.lab.Host("lb-" + st.Name); err != nil {
+			return nil, nil, fmt.Errorf("%s balancer: %w", st.Name, err)
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s balancer: address %q: %w", st.Name, addr, err)
+		}
+		addr = net.JoinHostPort(lbHost.IP(), port)
+		listen = lbHost.Listen
+	}
+	ln, err := listen("tcp", addr)
+	if err != nil {
+		flagName := [2]string{"left-addr", "right-addr"}[i]
+		return nil, nil, fmt.Errorf("%s balancer: listen on %s: %w (is another lab running? pick another address with -%s)", st.Name, addr, err, flagName)
+	}
+	return ln, lbHost, nil
+}
+
+// startServices starts the shared services the side's replicas need (its
+// session store's), each a private one for this side, on a host of its
+// own with hosts, and returns how the replicas reach each: across a link
+// with Config.Latency.
+func (r *Runner) startServices(ctx context.Context, i int, s *side) (map[stateful.Service]strategy.Endpoint, error) {
+	endpoints := map[stateful.Service]strategy.Endpoint{}
+	for _, svc := range s.st.Services() {
+		name := services.Name(svc)
+		sc := services.Config{Dir: filepath.Join(r.cfg.WorkDir, name+"-"+strconv.Itoa(i+1))}
+		if r.lab != nil {
+			h, err := r.lab.Host(name + "-" + s.name)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", s.name, svc.Program, err)
+			}
+			sc.Host = h
+		}
+		run, err := services.Start(ctx, svc, sc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+		s.services = append(s.services, run)
+		ep := strategy.Endpoint{Addr: run.Addr(), Secret: run.Secret()}
+		if r.links != nil {
+			if ep.Addr, err = r.links.To(run.Addr()); err != nil {
+				return nil, fmt.Errorf("%s: a link to %s: %w", s.name, svc.Program, err)
+			}
+		}
+		endpoints[svc] = ep
+	}
+	return endpoints, nil
+}
+
+// newSupervisor makes the side's supervisor: its replicas start with rc,
+// join the balancer once ready, and are drained before a graceful stop.
+func (r *Runner) newSupervisor(s *side, rc strategy.ReplicaConfig, logFile *os.File) *supervisor.Supervisor {
 	var confine func(string, *exec.Cmd) (func(int) error, error)
 	if r.limiter != nil {
 		confine = r.limiter.Confine
 	}
-	rc := strategy.ReplicaConfig{DB: r.replicaDSN, NoReadCache: r.cfg.NoReadCache, ReadCache: r.cfg.ReadCache, ShutdownTimeout: 5 * time.Second, Services: services}
 	freeAddr, start := r.placeReplicas()
-	s.sup = supervisor.New(supervisor.Config{
-		Side:     st.Name,
-		Command:  st.Server,
+	return supervisor.New(supervisor.Config{
+		Side:     s.name,
+		Command:  s.st.Server,
 		Binary:   r.cfg.Binary,
-		Args:     slices.Concat(st.ReplicaArgs(rc), r.hostsArgs()),
-		Env:      slices.Concat(st.ReplicaEnv(rc), r.db.Env, r.goMaxProcs()),
+		Args:     slices.Concat(s.st.ReplicaArgs(rc), r.hostsArgs()),
+		Env:      slices.Concat(s.st.ReplicaEnv(rc), r.db.Env, r.goMaxProcs()),
 		Log:      logFile,
 		Logger:   r.cfg.Logger,
 		Confine:  confine,
@@ -514,7 +540,7 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 			}
 			// Its last word: what it spent identifying callers, and the
 			// sessions it is about to take with it.
-			s.lastWords.set(rep.ID, r.readReplica(s, rep))
+			s.lastWords.Set(rep.ID, r.readReplica(s, rep))
 		},
 		OnChange: func(reps []supervisor.Replica) {
 			// The supervisor's set holds only replicas it has seen
@@ -525,7 +551,6 @@ func (r *Runner) newSide(ctx context.Context, i int, st strategy.Strategy, logFi
 			r.targetsChanged()
 		},
 	})
-	return s, nil
 }
 
 // resolveLoad fills in the open-loop load's defaults, once, so that every
@@ -653,8 +678,8 @@ func (s *side) unlinkGone(reps []supervisor.Replica, logger *slog.Logger) {
 func (r *Runner) closeSides() {
 	for _, s := range r.sides {
 		s.listener.Close()
-		if s.redis != nil {
-			_ = s.redis.Stop()
+		for _, svc := range s.services {
+			_ = svc.Stop()
 		}
 	}
 	r.closeLinks()
@@ -684,28 +709,7 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	// shared store (a private PostgreSQL on a host) is closed.
 	defer r.closeLab()
 	defer r.db.Close()
-	out := r.cfg.Stdout
-	sc := r.cfg.Scenario
-
-	srv := NewHTTPServer(r.Handler(), r.cfg.Timeouts)
-	go func() { _ = srv.Serve(runnerListener) }()
-	defer srv.Close()
-
-	lbCtx, stopLB := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLB()
-	var servers []*http.Server
-	for _, s := range r.sides {
-		go s.lb.Run(lbCtx)
-		hs := NewHTTPServer(s.lb, r.cfg.Timeouts)
-		servers = append(servers, hs)
-		go func() { _ = hs.Serve(s.listener) }()
-	}
-	defer func() {
-		for _, hs := range servers {
-			hs.Close()
-		}
-	}()
-
+	defer r.serve(ctx, runnerListener)()
 	// The replicas' cgroups go once the replicas have: this runs after
 	// stopAll. A runner killed before it gets here leaves them, and the
 	// next runner removes them (cpulimit.Open).
@@ -714,10 +718,80 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 			r.cfg.Logger.Warn("cgroups left behind", "err", err)
 		}
 	}()
-	// Whatever happens from here on, no replica (and no redis-server)
+	// Whatever happens from here on, no replica (and no service)
 	// outlives the runner.
 	defer r.stopAll()
 
+	if err := r.startReplicas(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.startOpenLoop(ctx); err != nil {
+		return nil, err
+	}
+	usersCtx, stopUsers := context.WithCancel(ctx)
+	users := r.startUsers(usersCtx)
+	r.mu.Lock()
+	r.start = time.Now()
+	r.phase = "running"
+	r.mu.Unlock()
+	r.markPhases("start")
+	// The open-loop arrivals begin with the first phase, so each one
+	// counts in a phase.
+	for _, s := range r.sides {
+		if s.open != nil {
+			users.wg.Go(func() { s.open.Run(usersCtx) })
+		}
+	}
+	// The feed samples until Run returns, not until the users stop: its
+	// last sample must carry the final numbers and the "finished" or
+	// "holding" phase, and the replicas live controls change while holding.
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	go r.feed.Run(feedCtx)
+	progressDone := make(chan struct{})
+	go func() { defer close(progressDone); r.progress(usersCtx) }()
+
+	timelineErr := r.playTimeline(ctx)
+	stopUsers()
+	users.stop()
+	<-progressDone
+	r.setPhase("finished")
+	for _, s := range r.sides {
+		s.balance.Close(r.elapsed().Seconds(), s.lb.Requests())
+		s.phases.End(r.phaseMark(s, "", measure.Settled))
+	}
+	if timelineErr != nil && ctx.Err() == nil {
+		return nil, timelineErr
+	}
+	return r.conclude(ctx, runnerListener)
+}
+
+// serve serves the runner's address and the sides' balancers, and returns
+// what closes them.
+func (r *Runner) serve(ctx context.Context, runnerListener net.Listener) (closeAll func()) {
+	srv := httpserve.New(r.Handler(), r.cfg.Timeouts)
+	go func() { _ = srv.Serve(runnerListener) }()
+	lbCtx, stopLB := context.WithCancel(context.WithoutCancel(ctx))
+	var servers []*http.Server
+	for _, s := range r.sides {
+		go s.lb.Run(lbCtx)
+		hs := httpserve.New(s.lb, r.cfg.Timeouts)
+		servers = append(servers, hs)
+		go func() { _ = hs.Serve(s.listener) }()
+	}
+	return func() {
+		for _, hs := range servers {
+			hs.Close()
+		}
+		stopLB()
+		srv.Close()
+	}
+}
+
+// startReplicas puts the runner beside the replicas' CPU limit, says how
+// it is enforced, and starts the scenario's replicas on both sides.
+func (r *Runner) startReplicas(ctx context.Context) error {
+	out := r.cfg.Stdout
 	if err := r.limiter.Shelter(); err != nil {
 		// The measurement still holds on a quiet machine: say so and go on.
 		r.cfg.Logger.Warn("the runner stays in its own cgroup, where other programs may slow the load it sends", "err", err)
@@ -733,9 +807,10 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 			fmt.Fprintf(out, "replica CPU: removed what runners killed before they could clean up left behind: %s\n", strings.Join(e.LeftoversRemoved, ", "))
 		}
 	}
-	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", sc.Replicas)
-	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, sc.Replicas) }); err != nil {
-		return nil, fmt.Errorf("start replicas: %w", err)
+	n := r.cfg.Scenario.Replicas
+	fmt.Fprintf(out, "starting %d replica(s) per side ...\n", n)
+	if err := r.bothSides(ctx, func(ctx context.Context, s *side) error { return s.sup.Scale(ctx, n) }); err != nil {
+		return fmt.Errorf("start replicas: %w", err)
 	}
 	if r.lab != nil {
 		fmt.Fprintf(out, "hosts: every replica, balancer and shared service on a network namespace of its own, on bridge %s, subnet %s; the runner is %s (`ip netns` lists them)\n",
@@ -744,21 +819,36 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 	for _, s := range r.sides {
 		fmt.Fprintf(out, "%-14s balancer %s (%s)\n", s.name, s.url, s.st.Where)
 	}
+	return nil
+}
 
-	if err := r.startOpenLoop(ctx); err != nil {
-		return nil, err
+// userRun is the simulated users of a run, each going until the context
+// startUsers was given is done.
+type userRun struct {
+	wg      sync.WaitGroup
+	clients []*http.Client
+}
+
+// stop waits for the users (and whatever else joined wg) and closes their
+// idle connections.
+func (u *userRun) stop() {
+	u.wg.Wait()
+	for _, c := range u.clients {
+		c.CloseIdleConnections()
 	}
+}
 
-	usersCtx, stopUsers := context.WithCancel(ctx)
+// startUsers starts Config.Users simulated users per side, until ctx is
+// done; no phase begins after that.
+func (r *Runner) startUsers(ctx context.Context) *userRun {
 	r.mu.Lock()
-	r.usersCtx = usersCtx
+	r.usersCtx = ctx
 	r.mu.Unlock()
-	var wg sync.WaitGroup
-	var clients []*http.Client
+	run := &userRun{}
 	for si, s := range r.sides {
 		for i := range r.cfg.Users {
 			client, sent := load.NewUserClient(15 * time.Second)
-			clients = append(clients, client)
+			run.clients = append(run.clients, client)
 			u := load.NewUser(load.UserConfig{
 				Credential: s.st.Credential,
 				BaseURL:    s.url,
@@ -777,48 +867,16 @@ func (r *Runner) Run(ctx context.Context, runnerListener net.Listener) (*report.
 			r.mu.Lock() // a client-restart control may read them already
 			s.users = append(s.users, u)
 			r.mu.Unlock()
-			wg.Add(1)
-			go func() { defer wg.Done(); u.Run(usersCtx) }()
+			run.wg.Go(func() { u.Run(ctx) })
 		}
 	}
+	return run
+}
 
-	r.mu.Lock()
-	r.start = time.Now()
-	r.phase = "running"
-	r.mu.Unlock()
-	r.markPhases("start")
-	// The open-loop arrivals begin with the first phase, so each one
-	// counts in a phase.
-	for _, s := range r.sides {
-		if s.open != nil {
-			wg.Go(func() { s.open.Run(usersCtx) })
-		}
-	}
-	// The feed samples until Run returns, not until the users stop: its
-	// last sample must carry the final numbers and the "finished" or
-	// "holding" phase, and the replicas live controls change while holding.
-	feedCtx, stopFeed := context.WithCancel(ctx)
-	defer stopFeed()
-	go r.feed.run(feedCtx)
-	progressDone := make(chan struct{})
-	go func() { defer close(progressDone); r.progress(usersCtx) }()
-
-	timelineErr := r.playTimeline(ctx)
-	stopUsers()
-	wg.Wait()
-	for _, c := range clients {
-		c.CloseIdleConnections()
-	}
-	<-progressDone
-	r.setPhase("finished")
-	for _, s := range r.sides {
-		s.balance.close(r.elapsed().Seconds(), s.lb.Requests())
-		s.phases.end(r.phaseMark(s, "", stageSettled))
-	}
-	if timelineErr != nil && ctx.Err() == nil {
-		return nil, timelineErr
-	}
-
+// conclude makes the report once the users have stopped, lets the Probe
+// ask its questions, writes the report, and holds with Hold.
+func (r *Runner) conclude(ctx context.Context, runnerListener net.Listener) (*report.Report, error) {
+	out := r.cfg.Stdout
 	rep := r.report(ctx)
 	if r.cfg.Probe != nil && ctx.Err() == nil {
 		urls := map[string]string{}
@@ -849,8 +907,8 @@ func (r *Runner) stopAll() {
 	defer cancel()
 	_ = r.bothSides(ctx, func(ctx context.Context, s *side) error {
 		err := s.sup.Stop(ctx)
-		if s.redis != nil {
-			err = errors.Join(err, s.redis.Stop())
+		for _, svc := range s.services {
+			err = errors.Join(err, svc.Stop())
 		}
 		return err
 	})
@@ -1061,10 +1119,10 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 	// What each replica held a moment ago, from the feed: all there is
 	// to know of a replica that is killed. A replica stopped gracefully
 	// says it again itself once drained (BeforeStop).
-	counts := map[string]sessionCount{}
+	counts := map[string]measure.SessionCount{}
 	for _, rep := range before {
-		counts[rep.ID] = r.feed.sessionsOf(s.name, rep.ID)
-		s.lastWords.take(rep.ID)
+		counts[rep.ID] = r.feed.SessionsOf(s.name, rep.ID)
+		s.lastWords.Take(rep.ID)
 	}
 	start := time.Now()
 	// Whatever this event does begins a new phase of the load.
@@ -1077,10 +1135,10 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 	case e.Action == scenario.ActionScale && e.Replicas < len(before):
 		phaseKind = scenario.KindScaleIn
 	}
-	r.markPhase(s, phaseKind, stageUnderWay)
+	r.markPhase(s, phaseKind, measure.UnderWay)
 	// Whatever this event does changes who gets the requests: the share
 	// window of an earlier scale event ends here.
-	s.balance.close(r.since(start), s.lb.Requests())
+	s.balance.Close(r.since(start), s.lb.Requests())
 	res := play(ctx, s, e, before)
 	took := time.Since(start)
 	// The phase after the event begins once it is done, so that a
@@ -1091,7 +1149,7 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 		for _, rep := range s.sup.Replicas() {
 			ids = append(ids, rep.ID)
 		}
-		s.balance.open(r.since(time.Now()), res.kind, s.lb.Requests(), ids)
+		s.balance.Open(r.since(time.Now()), res.kind, s.lb.Requests(), ids)
 	}
 	if len(res.touched) == 0 {
 		res.touched = []string{""}
@@ -1103,11 +1161,11 @@ func (r *Runner) applyToSide(ctx context.Context, s *side, e scenario.Event, sou
 	for _, id := range res.touched {
 		rec := report.EventRecord{AtS: r.since(start), Kind: res.kind, Side: s.name, Replica: id, TookMS: float64(took.Microseconds()) / 1000, Source: source, Note: note}
 		if res.kind != scenario.KindScaleOut {
-			c, ok := s.lastWords.take(id)
+			c, ok := s.lastWords.Take(id)
 			if !ok {
 				c = counts[id]
 			}
-			rec.SessionsHeld, rec.SessionsInUse = c.held, c.inUse
+			rec.SessionsHeld, rec.SessionsInUse = c.Held, c.InUse
 		}
 		if res.err != nil {
 			rec.Error = res.err.Error()

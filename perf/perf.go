@@ -17,7 +17,7 @@ import (
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/library"
-	"github.com/statelab/statelab/internal/redisserver"
+	"github.com/statelab/statelab/internal/services"
 	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
 )
@@ -149,7 +149,7 @@ type server struct {
 	name   string // a strategy name or Bare
 	st     strategy.Strategy
 	sup    *supervisor.Supervisor
-	redis  *redisserver.Server
+	redis  services.Running // the service its sessions live in; nil without one
 	addr   string
 	pid    int
 	header string
@@ -439,14 +439,11 @@ func summarize(rep *Report, jobs []*job) {
 func (s *server) startServices(ctx context.Context, workDir string) (map[stateful.Service]strategy.Endpoint, error) {
 	addrs := map[stateful.Service]strategy.Endpoint{}
 	for _, svc := range s.st.Services() {
-		if svc != stateful.RedisServer {
-			return nil, fmt.Errorf("perf cannot start %s", svc.Program)
-		}
-		r, err := redisserver.Start(ctx, filepath.Join(workDir, "redis"))
+		run, err := services.Start(ctx, svc, services.Config{Dir: filepath.Join(workDir, services.Name(svc))})
 		if err != nil {
-			return nil, fmt.Errorf("start %s: %w", svc.Program, err)
+			return nil, err
 		}
-		s.redis, addrs[svc] = r, strategy.Endpoint{Addr: r.Addr(), Secret: r.Password()}
+		s.redis, addrs[svc] = run, strategy.Endpoint{Addr: run.Addr(), Secret: run.Secret()}
 	}
 	return addrs, nil
 }

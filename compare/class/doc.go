@@ -18,7 +18,10 @@
 // that it survived. Nobody is counted as lost because they should have been;
 // a student who has sent nothing since is "unheard".
 //
-// The package knows no runner: compare mounts its handlers, feeds it the
-// forwarded answers (Observe) and the events, and puts its Snapshot in the
-// feed.
+// Forward is that forwarder: /s/{side}/… on the runner's address reaches
+// the side's balancer, each side's cookies scoped to its prefix, and every
+// answer to a student counted for them (Observe).
+//
+// The package knows no runner: compare mounts its handlers and forwarders,
+// feeds it the events, and puts its Snapshot in the feed.
 package class

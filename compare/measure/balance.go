@@ -1,4 +1,4 @@
-package compare
+package measure
 
 import (
 	"maps"
@@ -8,8 +8,8 @@ import (
 	"github.com/statelab/statelab/compare/report"
 )
 
-// balanceLog keeps a side's balance windows.
-type balanceLog struct {
+// BalanceLog keeps a side's balance windows.
+type BalanceLog struct {
 	mu      sync.Mutex
 	current *report.BalanceWindow
 	start   map[string]uint64 // the balancer's counts when the current window began
@@ -18,7 +18,7 @@ type balanceLog struct {
 
 // open starts a window after a scale event; counts are the balancer's
 // per-replica request counts now, ids the replicas in service.
-func (l *balanceLog) open(at float64, after string, counts map[string]uint64, ids []string) {
+func (l *BalanceLog) Open(at float64, after string, counts map[string]uint64, ids []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.current = &report.BalanceWindow{FromS: at, After: after, Requests: map[string]uint64{}}
@@ -30,7 +30,7 @@ func (l *balanceLog) open(at float64, after string, counts map[string]uint64, id
 }
 
 // close ends the open window, if any, at the balancer's counts now.
-func (l *balanceLog) close(at float64, counts map[string]uint64) {
+func (l *BalanceLog) Close(at float64, counts map[string]uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w := l.current
@@ -55,7 +55,7 @@ func (l *balanceLog) close(at float64, counts map[string]uint64) {
 }
 
 // windows returns the finished windows.
-func (l *balanceLog) windows() []report.BalanceWindow {
+func (l *BalanceLog) Windows() []report.BalanceWindow {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.done)

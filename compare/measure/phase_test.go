@@ -1,4 +1,4 @@
-package compare
+package measure
 
 import (
 	"fmt"
@@ -15,11 +15,11 @@ import (
 // phase instead of making one too short for a rate; and the CPU shares.
 func TestPhases(t *testing.T) {
 	s := load.NewSideStats()
-	var log phaseLog
+	var log PhaseLog
 	cpu := func(a, b float64) map[string]time.Duration {
 		return map[string]time.Duration{"x-1": time.Duration(a * float64(time.Second)), "x-2": time.Duration(b * float64(time.Second))}
 	}
-	log.mark(s, phaseMark{at: 0, after: "start", replicas: 2, cpu: cpu(0, 0)})
+	log.Mark(s, Mark{At: 0, After: "start", Replicas: 2, CPU: cpu(0, 0)})
 	// 10 arrivals in the first phase: 4 answered at once, 6 still out.
 	var first []int
 	for range 10 {
@@ -30,8 +30,8 @@ func TestPhases(t *testing.T) {
 	}
 	// A scale-out begins at 5 s and is over 0.1 s later: one phase, labelled
 	// as the one after it, begins at 5 s.
-	log.mark(s, phaseMark{at: 5, after: "scale-out", stage: stageUnderWay, replicas: 2, cpu: cpu(0.5, 0.5)})
-	log.mark(s, phaseMark{at: 5.1, after: "scale-out", replicas: 4, cpu: cpu(0.51, 0.51)})
+	log.Mark(s, Mark{At: 5, After: "scale-out", Stage: UnderWay, Replicas: 2, CPU: cpu(0.5, 0.5)})
+	log.Mark(s, Mark{At: 5.1, After: "scale-out", Replicas: 4, CPU: cpu(0.51, 0.51)})
 	// The first phase's other 6 are answered now: 3 ok, 2 timeouts, 1 drop.
 	for _, ph := range first[4:7] {
 		s.ObserveFrom(ph, load.OutcomeOK, time.Second)
@@ -44,9 +44,9 @@ func TestPhases(t *testing.T) {
 	}
 	s.SessionLost(0)
 	s.Borrowed(1, 2, 3, 4, 5)
-	log.end(phaseMark{at: 15, totals: s.Totals(), cpu: cpu(1.5, 0.6)})
+	log.End(Mark{At: 15, Totals: s.Totals(), CPU: cpu(1.5, 0.6)})
 
-	got := log.phases(s, 0.1)
+	got := log.Phases(s, 0.1)
 	if len(got) != 2 {
 		t.Fatalf("%d phases, want 2: %+v", len(got), got)
 	}
@@ -66,7 +66,7 @@ func TestPhases(t *testing.T) {
 	if math.Abs(b.ReplicaCPUCores["x-1"]-0.1) > 1e-9 || math.Abs(b.ReplicaCPUShare["x-1"]-1) > 1e-9 || math.Abs(b.ReplicaCPUShare["x-2"]-0.1) > 1e-9 {
 		t.Errorf("second phase CPU %v, shares %v: want x-1 at its limit, x-2 at a tenth", b.ReplicaCPUCores, b.ReplicaCPUShare)
 	}
-	if got := log.phases(s, 0); got[0].ReplicaCPUShare != nil {
+	if got := log.Phases(s, 0); got[0].ReplicaCPUShare != nil {
 		t.Errorf("shares %v without a limit", got[0].ReplicaCPUShare)
 	}
 }
@@ -76,19 +76,19 @@ func TestPhases(t *testing.T) {
 // run's end.
 func TestPhasesSettling(t *testing.T) {
 	s := load.NewSideStats()
-	var log phaseLog
-	log.mark(s, phaseMark{at: 0, after: "start"})
-	log.mark(s, phaseMark{at: 5, after: "scale-out", stage: stageSettling})
-	n := log.count()
-	log.markIfLast(s, n, phaseMark{at: 6, after: "scale-out"}) // one deadline later: settled
-	stale := log.count()
-	log.mark(s, phaseMark{at: 8, after: "restart", stage: stageSettling})
-	log.markIfLast(s, stale, phaseMark{at: 9, after: "scale-out"}) // a later event began: ignored
-	last := log.count()
-	log.end(phaseMark{at: 12})
-	log.markIfLast(s, last, phaseMark{at: 13, after: "restart"}) // after the end: ignored
+	var log PhaseLog
+	log.Mark(s, Mark{At: 0, After: "start"})
+	log.Mark(s, Mark{At: 5, After: "scale-out", Stage: Settling})
+	n := log.Count()
+	log.MarkIfLast(s, n, Mark{At: 6, After: "scale-out"}) // one deadline later: settled
+	stale := log.Count()
+	log.Mark(s, Mark{At: 8, After: "restart", Stage: Settling})
+	log.MarkIfLast(s, stale, Mark{At: 9, After: "scale-out"}) // a later event began: ignored
+	last := log.Count()
+	log.End(Mark{At: 12})
+	log.MarkIfLast(s, last, Mark{At: 13, After: "restart"}) // after the end: ignored
 	var got []string
-	for _, p := range log.phases(s, 0) {
+	for _, p := range log.Phases(s, 0) {
 		got = append(got, fmt.Sprintf("%s %v %g-%g", p.After, p.Settling, p.FromS, p.ToS))
 	}
 	want := []string{"start false 0-5", "scale-out true 5-6", "scale-out false 6-8", "restart true 8-12"}

@@ -1,4 +1,4 @@
-package compare
+package class
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/statelab/statelab/compare/class"
+	"github.com/statelab/statelab/compare/balancer"
 	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/library"
 )
@@ -20,7 +20,7 @@ import (
 // /s/{side}/api/books reaches the side's balancer as /api/books.
 func SidePrefix(side string) string { return "/s/" + side }
 
-// forward sends /s/{side}/… to the side's balancer, so that a student's
+// Forward sends /s/{side}/… to the side's balancer at balancerURL, so that a student's
 // page, served by the runner, reaches both sides from one origin, and one
 // browser holds both sides' credentials.
 //
@@ -42,18 +42,18 @@ func SidePrefix(side string) string { return "/s/" + side }
 // the runner's own cookies (the class's, the teacher's) are taken off
 // before a request leaves. A request comes from a student (the class
 // cookie) or the teacher; anyone else gets 403. Every answer to a student
-// is counted for them (class.Observe), apart from the simulated users.
-func (r *Runner) forward(s *side) http.Handler {
-	prefix := SidePrefix(s.name)
-	balancerHost := strings.TrimPrefix(s.url, "http://")
-	sessionSide := r.class.SessionSide(s.name)
+// is counted for them (Observe), apart from the simulated users.
+func (c *Class) Forward(side, balancerURL string) http.Handler {
+	prefix := SidePrefix(side)
+	balancerHost := strings.TrimPrefix(balancerURL, "http://")
+	sessionSide := c.SessionSide(side)
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = "http", balancerHost, ""
 			pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, prefix)
 			pr.Out.URL.RawPath = strings.TrimPrefix(pr.In.URL.RawPath, prefix)
 			pr.SetXForwarded()
-			dropCookies(pr.Out, class.StudentCookie, class.TeacherCookie)
+			dropCookies(pr.Out, StudentCookie, TeacherCookie)
 			if o := pr.In.Header.Get("Origin"); o != "" && o == "http://"+pr.In.Host {
 				pr.Out.Header.Set("Origin", "http://"+balancerHost)
 			}
@@ -69,25 +69,25 @@ func (r *Runner) forward(s *side) http.Handler {
 			if fw.student == nil {
 				return nil
 			}
-			o := class.Observation{Side: s.name, Method: resp.Request.Method, Path: resp.Request.URL.Path, Sent: fw.sent,
+			o := Observation{Side: side, Method: resp.Request.Method, Path: resp.Request.URL.Path, Sent: fw.sent,
 				Status: resp.StatusCode, Replica: resp.Header.Get(client.ReplicaHeader), Cart: -1}
 			if sessionSide && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 				o.Cart = cartOf(resp)
 			}
-			r.class.Observe(fw.student, o)
+			c.Observe(fw.student, o)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			if req.Context().Err() == nil {
-				r.cfg.Logger.Warn("forward to a balancer", "side", s.name, "err", err)
+				c.cfg.Logger.Warn("forward to a balancer", "side", side, "err", err)
 			}
-			writeJSON(w, http.StatusBadGateway, map[string]any{"success": false, "code": "bad_gateway",
-				"message": "The runner could not reach the " + s.name + " balancer; try again in a moment."})
+			writeJSON(w, http.StatusBadGateway, map[string]any{"success": false, "code": balancer.CodeBadGateway,
+				"message": "The runner could not reach the " + side + " balancer; try again in a moment."})
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		st := r.class.StudentOf(req)
-		if st == nil && !r.class.IsTeacher(req) {
+		st := c.StudentOf(req)
+		if st == nil && !c.IsTeacher(req) {
 			writeJSON(w, http.StatusForbidden, map[string]any{"success": false, "code": library.EFORBIDDEN,
 				"message": "Join the class first: open /join and type the code the projector shows."})
 			return
@@ -103,7 +103,7 @@ type forwardedKey struct{}
 // forwarded is who sent a forwarded request, and when it reached the
 // runner: the request's identity, for counting its answer.
 type forwarded struct {
-	student *class.Student
+	student *Student
 	sent    time.Time
 }
 
@@ -188,4 +188,10 @@ func cartOf(resp *http.Response) int {
 		return -1
 	}
 	return env.Data.Count
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
