@@ -29,8 +29,8 @@ import (
 func (r *Runner) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /api/feed", r.handleFeed)
-	mux.Handle("POST /api/control/{action}", r.guardControl(http.HandlerFunc(r.handleControl)))
+	mux.HandleFunc("GET "+FeedRoute, r.handleFeed)
+	mux.Handle("POST "+ControlRoute+"{action}", r.guardControl(http.HandlerFunc(r.handleControl)))
 	r.classRoutes(mux)
 	if r.cfg.Dashboard != nil {
 		mux.Handle("/", r.cfg.Dashboard)
@@ -152,6 +152,15 @@ func (r *Runner) guardControl(next http.Handler) http.Handler {
 func (r *Runner) hostAllowed(host string) bool {
 	return hostcheck.Names{Addr: r.cfg.Addr}.Allowed(host)
 }
+
+// The runner's own routes, beside the dashboard's pages: the feed, and a
+// control is ControlRoute followed by its action (NextRoute fires the
+// event a --manual run waits on).
+const (
+	FeedRoute    = "/api/feed"
+	ControlRoute = "/api/control/"
+	NextRoute    = ControlRoute + "next"
+)
 
 // feedBody is what GET /api/feed answers.
 type feedBody struct {

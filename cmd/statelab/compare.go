@@ -116,14 +116,14 @@ func (f *compareFlags) add(fs *flagSet) {
 	f.logLevel = slog.LevelWarn
 	fs.String(&f.sides, "sides", "", "the two `strategies` to put side by side, left column first: any two of "+strings.Join(strategy.Names(), ", ")+", each optionally with the suffix "+strategy.OwnSecretsSuffix+" (statelab strategies explains them); default: the scenario's own sides, else "+defaultSides)
 	fs.String(&f.scenarioName, "scenario", "default", "scenario `name or file`: a YAML/JSON file (see compare/scenario/builtin/default.yaml) or a built-in one:"+scenarioList())
-	fs.Bool(&f.manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST /api/control/next), then run as long after the last one as the scenario does")
+	fs.Bool(&f.manual, "manual", false, "hold each scenario event until it is fired (the dashboard's Next event button, or POST "+compare.NextRoute+"), then run as long after the last one as the scenario does")
 	fs.Bool(&f.class, "class", false, "let a class join with their own browsers: prints a join URL, a class code and a QR code for the projector, and the teacher's URL; each student gets an account of their own and both sides through /s/{side}/ on this address, and only the teacher's URL fires events, pauses or scales (--users 0: no simulated users). Students on other machines need --addr on an address they reach (docs/SECURITY.md, docs/CLASS.md)")
 	fs.Duration(&f.duration, "duration", 0, "run this long instead of the scenario's duration (events after it are dropped)")
 	fs.Int(&f.load.users, "users", 20, "simulated users per side (when not given: the scenario's users, if it names a number, else this default)")
 	fs.Int(&f.replicas, "replicas", 0, "replicas per side at the start, instead of the scenario's")
 	fs.Int64(&f.seed, "seed", 1, "seed of the users' decisions: the same seed gives the same journeys")
 	fs.Duration(&f.think, "think", 150*time.Millisecond, "mean think time between a user's steps")
-	fs.String(&f.addr, "addr", "127.0.0.1:8080", "the runner's `host:port`: dashboard, /api/feed, /metrics")
+	fs.String(&f.addr, "addr", "127.0.0.1:8080", "the runner's `host:port`: dashboard, "+compare.FeedRoute+", /metrics")
 	fs.String(&f.leftAddr, "left-addr", "127.0.0.1:8001", "`host:port` of the first side's load balancer")
 	fs.String(&f.rightAddr, "right-addr", "127.0.0.1:8002", "`host:port` of the second side's load balancer")
 	fs.String(&f.reportDir, "report", "", "`dir`ectory for report.json and report.md (default ./reports/<start time>)")
@@ -189,7 +189,7 @@ func printManual(w io.Writer, c *class.Class, events int, addr net.Addr) {
 	if c != nil {
 		auth = "-H 'Authorization: Bearer " + c.TeacherToken() + "' "
 	}
-	fmt.Fprintf(w, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST %shttp://%s/api/control/next\n", events, auth, addr)
+	fmt.Fprintf(w, "manual: each of the %d event(s) waits until you fire it: the dashboard's Next event button, or\n  curl -X POST %shttp://%s%s\n", events, auth, addr, compare.NextRoute)
 }
 
 // printClass tells the teacher how the class joins: the join URLs and the
