@@ -141,7 +141,7 @@ func (db *DB) FindBookByID(ctx context.Context, id int64) (library.Book, error) 
 	if db.notify == nil {
 		return findBook(ctx, db.pool, id, "")
 	}
-	return notified(db.notify, func(c *notifyCache) map[int64]library.Book { return c.books }, id, func() (library.Book, error) {
+	return notified(db.notify, areaBooks, func(c *notifyCache) map[int64]library.Book { return c.books }, id, func() (library.Book, error) {
 		return findBook(ctx, db.pool, id, "")
 	})
 }

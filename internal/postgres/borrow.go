@@ -52,7 +52,7 @@ func (db *DB) Borrow(ctx context.Context, req library.BorrowRequest) ([]library.
 		return nil, err
 	}
 	var records []library.BorrowRecord
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.inTxTouching(ctx, touchesBooks, func(tx pgx.Tx) error {
 		var err error
 		records, err = borrowIn(ctx, tx, req, nil)
 		return err
@@ -202,7 +202,7 @@ func (db *DB) FindBorrows(ctx context.Context, f library.BorrowFilter) ([]librar
 // in one transaction.
 func (db *DB) ReturnBorrow(ctx context.Context, memberID, borrowID int64) (library.BorrowRecord, error) {
 	var r library.BorrowRecord
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.inTxTouching(ctx, touchesBooks, func(tx pgx.Tx) error {
 		var err error
 		r, err = returnIn(ctx, tx, memberID, borrowID)
 		return err

@@ -85,7 +85,7 @@ func newCache() *cache {
 // one).
 func (db *DB) page(ctx context.Context, k pageKey, read func() (bookPage, string, error)) (bookPage, error) {
 	if db.notify != nil {
-		return notified(db.notify, func(c *notifyCache) map[pageKey]bookPage { return c.pages }, k, func() (bookPage, error) {
+		return notified(db.notify, areaBooks, func(c *notifyCache) map[pageKey]bookPage { return c.pages }, k, func() (bookPage, error) {
 			p, _, err := read()
 			return p, err
 		})

@@ -51,7 +51,7 @@ func (db *DB) Idempotent(ctx context.Context, req library.IdempotentRequest, cha
 		resp     library.StoredResponse
 		replayed bool
 	)
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.inTxTouching(ctx, touchesBooks, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, keyLockSpace, keyLock(req)); err != nil {
 			return fmt.Errorf("postgres: lock idempotency key: %w", err)
 		}

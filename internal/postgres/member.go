@@ -156,7 +156,7 @@ func (db *DB) FindAPIKey(ctx context.Context, id string) (library.APIKey, librar
 	if db.notify == nil {
 		a, err = read()
 	} else {
-		a, err = notified(db.notify, func(c *notifyCache) map[string]keyAnswer { return c.keys }, id, read)
+		a, err = notified(db.notify, areaKeys, func(c *notifyCache) map[string]keyAnswer { return c.keys }, id, read)
 	}
 	return a.key, a.member, err
 }

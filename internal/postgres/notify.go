@@ -23,9 +23,13 @@ import (
 // statelab_changes, which PostgreSQL delivers when the transaction
 // commits. Each DB keeps one connection of its own LISTENing there (not a
 // pooled one: a pooled connection goes back to the pool and its LISTEN
-// with it); every notification bumps a generation counter and empties the
-// cache. A commit of this process's own does the same as soon as it
-// returns (inTx), so a replica reads its own writes at once.
+// with it). A notification names its table, and empties what depends on
+// it: a change to books empties the books and the pages, one to members or
+// api_keys the keys. So the borrows and returns that change books all the
+// time leave the keys cached, and an API key costs no round trip while
+// nobody signs up or revokes one. A commit of this process's own does the
+// same as soon as it returns (inTx), so a replica reads its own writes at
+// once.
 //
 // # What it does not know
 //
@@ -52,8 +56,10 @@ import (
 type notifyCache struct {
 	hits, misses atomic.Uint64
 	// gen counts the changes heard of: notifications, this process's own
-	// commits, and the listener's connecting and losing its connection.
-	gen atomic.Uint64
+	// commits, and the listener's connecting and losing its connection;
+	// gens counts those that touched each area.
+	gen  atomic.Uint64
+	gens [areaCount]atomic.Uint64
 	// live is true while the listener is connected and LISTENing.
 	live atomic.Bool
 	// pid is the listener's server process, for the tests that cut it off.
@@ -96,15 +102,54 @@ func newNotifyCache(retry time.Duration) *notifyCache {
 	}
 }
 
-// changed empties the cache and bumps the generation, so that no answer
-// read before now is stored after it.
-func (c *notifyCache) changed() {
+// area is what a cached answer depends on: the books (a book, a page of
+// them) or the API keys with their members.
+type area int
+
+const (
+	areaBooks area = iota
+	areaKeys
+	areaCount
+)
+
+// areas is a set of areas: what a change touched.
+type areas uint8
+
+const (
+	touchesBooks areas = 1 << areaBooks
+	touchesKeys  areas = 1 << areaKeys
+	touchesAll         = touchesBooks | touchesKeys
+	touchesNone  areas = 0
+)
+
+// tableAreas is what a change to each table empties; a table not named
+// here (one that migration 4 does not watch, or an unknown payload)
+// empties everything.
+var tableAreas = map[string]areas{"books": touchesBooks, "members": touchesKeys, "api_keys": touchesKeys}
+
+// changed empties what depends on the areas touched and bumps their
+// generations, so that no answer read before now is stored after it.
+func (c *notifyCache) changed(touched areas) {
+	if touched == touchesNone {
+		return
+	}
 	c.mu.Lock()
-	c.gen.Add(1)
-	clear(c.books)
-	clear(c.keys)
-	clear(c.pages)
+	c.forget(touched)
 	c.mu.Unlock()
+}
+
+// forget is changed with c.mu held.
+func (c *notifyCache) forget(touched areas) {
+	c.gen.Add(1)
+	if touched&touchesBooks != 0 {
+		c.gens[areaBooks].Add(1)
+		clear(c.books)
+		clear(c.pages)
+	}
+	if touched&touchesKeys != 0 {
+		c.gens[areaKeys].Add(1)
+		clear(c.keys)
+	}
 }
 
 // setLive marks the listener connected or not; either way what the cache
@@ -112,10 +157,7 @@ func (c *notifyCache) changed() {
 func (c *notifyCache) setLive(live bool) {
 	c.mu.Lock()
 	c.live.Store(live)
-	c.gen.Add(1)
-	clear(c.books)
-	clear(c.keys)
-	clear(c.pages)
+	c.forget(touchesAll)
 	c.mu.Unlock()
 }
 
@@ -162,11 +204,15 @@ func (c *notifyCache) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 	defer c.setLive(false)
 	for {
 		wait, cancel := context.WithTimeout(ctx, listenPing)
-		_, err := conn.WaitForNotification(wait)
+		n, err := conn.WaitForNotification(wait)
 		cancel()
 		switch {
 		case err == nil:
-			c.changed()
+			touched, ok := tableAreas[n.Payload]
+			if !ok {
+				touched = touchesAll
+			}
+			c.changed(touched)
 		case ctx.Err() != nil || conn.IsClosed():
 			return
 		default:
@@ -178,13 +224,13 @@ func (c *notifyCache) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 	}
 }
 
-// notified answers k from the map pick chooses while the listener is live
-// and no change has been heard of since the answer was read; otherwise it
-// runs read, and keeps its answer when the generation is the one read
-// before read ran. Errors are never kept: a missing book or key is asked
-// again.
-func notified[K comparable, V any](c *notifyCache, pick func(*notifyCache) map[K]V, k K, read func() (V, error)) (V, error) {
-	gen := c.gen.Load()
+// notified answers k from the map pick chooses, which holds answers that
+// depend on area a, while the listener is live and no change to a has been
+// heard of since the answer was read; otherwise it runs read, and keeps
+// its answer when a's generation is the one read before read ran. Errors
+// are never kept: a missing book or key is asked again.
+func notified[K comparable, V any](c *notifyCache, a area, pick func(*notifyCache) map[K]V, k K, read func() (V, error)) (V, error) {
+	gen := c.gens[a].Load()
 	if c.live.Load() {
 		c.mu.Lock()
 		v, hit := pick(c)[k]
@@ -201,7 +247,7 @@ func notified[K comparable, V any](c *notifyCache, pick func(*notifyCache) map[K
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m := pick(c); c.live.Load() && c.gen.Load() == gen && len(m) < maxCacheEntries {
+	if m := pick(c); c.live.Load() && c.gens[a].Load() == gen && len(m) < maxCacheEntries {
 		m[k] = v
 	}
 	return v, nil

@@ -376,3 +376,104 @@ func BenchmarkNotifyCache_FindAPIKey(b *testing.B) {
 	}
 	b.ReportMetric(float64(queries.Load()-q)/float64(b.N), "queries/op")
 }
+
+// TestNotifyCache_ChangesEmptyWhatDependsOnThem: a borrow, which changes
+// books, whether another handle's or this one's own, leaves the API keys
+// cached (the workload's commits cost the keys nothing), and re-reads the
+// book; a key created or revoked anywhere empties the keys.
+func TestNotifyCache_ChangesEmptyWhatDependsOnThem(t *testing.T) {
+	ctx := context.Background()
+	url := newDatabase(t)
+	var queries atomic.Uint64
+	db := openDB(t, url, postgres.WithNotifyCache(), postgres.WithQueryCount(&queries))
+	other := openDB(t, url, postgres.WithoutCache())
+	alice, err := db.FindMemberByEmail(ctx, "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitListening(t, db)
+	g := postgres.Generation(db)
+	if err := db.CreateAPIKey(ctx, library.APIKey{ID: "kept", MemberID: alice.ID, Hash: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	// The key's creation is heard of twice: at its own commit, and when
+	// its notification comes back. Start once both have.
+	for end := time.Now().Add(liveness); postgres.Generation(db) < g+2; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the notification of the key's creation did not arrive within %s", liveness)
+		}
+	}
+	key := func() {
+		if _, _, err := db.FindAPIKey(ctx, "kept"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	book := func(id int64) library.Book {
+		b, err := db.FindBookByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// asks reports how many queries read sent.
+	asks := func(read func()) uint64 {
+		q := queries.Load()
+		read()
+		return queries.Load() - q
+	}
+	// seen waits until db reads the book's copies as want: the
+	// notification of another handle's commit has arrived.
+	seen := func(id int64, want int) {
+		t.Helper()
+		for end := time.Now().Add(liveness); book(id).AvailableCopies != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("book %d still reads %d copies after %s, want %d", id, book(id).AvailableCopies, liveness, want)
+			}
+		}
+	}
+	untilHit(t, db, key)
+
+	// Another handle lends a copy of book 2: the books change.
+	before := book(2).AvailableCopies
+	if _, err := other.Borrow(ctx, library.BorrowRequest{MemberID: alice.ID, BookIDs: []int64{2}}); err != nil {
+		t.Fatal(err)
+	}
+	seen(2, before-1)
+	if n := asks(key); n != 0 {
+		t.Errorf("after another handle's borrow, the key's lookup sent %d queries, want 0 (a change to books leaves keys cached)", n)
+	}
+	// This handle's own borrow: it reads its own write at once, and the
+	// keys stay cached.
+	three := book(3).AvailableCopies
+	if _, err := db.Borrow(ctx, library.BorrowRequest{MemberID: alice.ID, BookIDs: []int64{3}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := book(3).AvailableCopies; got != three-1 {
+		t.Errorf("right after its own borrow, this handle reads %d copies of book 3, want %d", got, three-1)
+	}
+	if n := asks(key); n != 0 {
+		t.Errorf("after this handle's own borrow, the key's lookup sent %d queries, want 0", n)
+	}
+
+	// Another handle creates a key: the keys change, and are asked again.
+	if err := other.CreateAPIKey(ctx, library.APIKey{ID: "new", MemberID: alice.ID, Hash: []byte{2}}); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(liveness); asks(key) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the key was still answered from memory %s after another handle created a key", liveness)
+		}
+	}
+	// And a revocation of this very key is refused once heard of.
+	if err := other.RevokeAPIKey(ctx, alice.ID, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(liveness); ; time.Sleep(time.Millisecond) {
+		if _, _, err := db.FindAPIKey(ctx, "kept"); library.ErrorCode(err) == library.ENOTFOUND {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the revoked key was still accepted %s after its revocation", liveness)
+		}
+	}
+}

@@ -259,6 +259,13 @@ type querier interface {
 // (SELECT ... FOR UPDATE), so no other transaction changes them between
 // the read and the write.
 func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return db.inTxTouching(ctx, touchesAll, fn)
+}
+
+// inTxTouching is inTx for a transaction that changes only what touched
+// names of what the notify cache holds (touchesNone: nothing it holds), so
+// that its commit empties only that: a borrow's leaves the keys cached.
+func (db *DB) inTxTouching(ctx context.Context, touched areas, fn func(tx pgx.Tx) error) error {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
@@ -272,7 +279,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		// This process's own commit: forget what it may have changed now,
 		// not when its notification comes back (read your own writes).
 		// A commit that failed may have committed all the same.
-		db.notify.changed()
+		db.notify.changed(touched)
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: commit: %w", err)

@@ -38,7 +38,7 @@ func (db *DB) AdmitSignIn(ctx context.Context, a library.SignInAttempt) (library
 			return t, nil // recorded by SettleSignIn if it fails
 		}
 	}
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.inTxTouching(ctx, touchesNone, func(tx pgx.Tx) error {
 		h := fnv.New32a()
 		h.Write([]byte(a.Email))
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, signInLockSpace, int32(h.Sum32())); err != nil {
