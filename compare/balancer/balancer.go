@@ -1014,8 +1014,6 @@ func (ex *exchange) count() {
 	}
 }
 
-// writeError answers for the balancer itself, in the project's envelope,
-// with a header that tells it apart from a replica's answer.
 // hostAllowed reports whether r's Host names the balancer (Config.Addr).
 func (b *Balancer) hostAllowed(r *http.Request) bool {
 	addr := b.addr
@@ -1029,6 +1027,8 @@ func (b *Balancer) hostAllowed(r *http.Request) bool {
 	return hostcheck.Names{Addr: addr}.Allowed(r.Host)
 }
 
+// writeError answers for the balancer itself, in the project's envelope,
+// with a header that tells it apart from a replica's answer.
 func (b *Balancer) writeError(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set(Header, b.side)
 	api.Encode(w, status, api.Envelope{Success: false, Code: code, Message: message})
