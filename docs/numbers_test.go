@@ -7,6 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/statelab/statelab/compare/class"
+	"github.com/statelab/statelab/internal/api"
+	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/stateful"
 )
 
 // The walkthrough's golden transcript (internal/walkthrough/testdata,
@@ -181,6 +187,72 @@ func TestStepFiveNumbersMatchTheWalkthrough(t *testing.T) {
 		for _, m := range ms {
 			if got := atoi(m[1]); !near(got, q.want) {
 				t.Errorf("%s: %q: %s is %d in the walkthrough", q.page, m[0], q.what, q.want)
+			}
+		}
+	}
+}
+
+// TestSecurityNumbersMatchTheCode: every limit docs/SECURITY.md quotes is
+// the constant the code enforces, so that a limit changed in the code (or
+// a number changed in the page) fails until both say the same. Each
+// sentence is matched with its number left open, and the number read
+// there is compared with the constant's.
+func TestSecurityNumbersMatchTheCode(t *testing.T) {
+	page := readPage(t, "docs/SECURITY.md")
+	hours := func(d time.Duration) int { return int(d / time.Hour) }
+	seconds := func(d time.Duration) int { return int(d / time.Second) }
+	tests := []struct {
+		sentence string // spaces match any white space; each (\d[\d,]*) is a number the page gives
+		want     []int  // the code's, in the sentence's order
+		names    string // the constants, for the message
+	}{
+		{`an account gets (\d[\d,]*) failures at once, then each further try waits (\d[\d,]*) s, doubling up to (\d[\d,]*) s`,
+			[]int{library.SignInFreeFailures, seconds(library.SignInBackoffBase), seconds(library.SignInBackoffMax)},
+			"library.SignInFreeFailures, SignInBackoffBase, SignInBackoffMax"},
+		{`at most \*\*(\d[\d,]*) failures an hour from clients it does not trust, (\d[\d,]*) in all\*\*`,
+			[]int{library.MaxUntrustedSignInFailures, library.MaxSignInFailures},
+			"library.MaxUntrustedSignInFailures, MaxSignInFailures"},
+		{`trusted (\d[\d,]*) days`, []int{int(api.DeviceTrustTTL / (24 * time.Hour))}, "api.DeviceTrustTTL"},
+		{`with (\d[\d,]*) failures an hour of its own`, []int{library.MaxDeviceSignInFailures}, "library.MaxDeviceSignInFailures"},
+		{"`title`, `author`, `borrower_name`: (\\d[\\d,]*) bytes, `isbn`: (\\d[\\d,]*)",
+			[]int{library.MaxTitleBytes, library.MaxISBNBytes}, "library.MaxTitleBytes, MaxISBNBytes"},
+		{`at most (\d[\d,]*) API keys \(the (\d[\d,]*)st revokes the oldest`,
+			[]int{library.MaxAPIKeysPerMember, library.MaxAPIKeysPerMember + 1}, "library.MaxAPIKeysPerMember"},
+		{`at most (\d[\d,]*) sessions in a memory or redis store \(the (\d[\d,]*)st sign-in ends the oldest`,
+			[]int{library.MaxSessionsPerMember, library.MaxSessionsPerMember + 1}, "library.MaxSessionsPerMember"},
+		{`at most (\d[\d,]*) in a memory or redis store, and a (\d[\d,]*)st sign-in ends the oldest`,
+			[]int{library.MaxSessionsPerMember, library.MaxSessionsPerMember + 1}, "library.MaxSessionsPerMember"},
+		{`at most \*\*(\d[\d,]*) books out\*\*`, []int{library.MaxActiveLoans}, "library.MaxActiveLoans"},
+		{`the (\d[\d,]*)st copy is refused`, []int{library.MaxActiveLoans + 1}, "library.MaxActiveLoans"},
+		{`last \*\*(\d[\d,]*) returned\*\* borrow records`, []int{library.MaxReturnedBorrows}, "library.MaxReturnedBorrows"},
+		{`leave (\d[\d,]*) records and (\d[\d,]*) answers`, []int{library.MaxReturnedBorrows, library.MaxStoredReplies},
+			"library.MaxReturnedBorrows, MaxStoredReplies"},
+		{`\*\*(\d[\d,]*) idempotency keys, at most (\d[\d,]*) MiB\*\* in all`,
+			[]int{library.MaxStoredReplies, library.MaxStoredReplyBytes >> 20}, "library.MaxStoredReplies, MaxStoredReplyBytes"},
+		{`at most \*\*(\d[\d,]*) hours after the sign-in\*\*`, []int{hours(stateful.CookieLifetime)}, "stateful.CookieLifetime"},
+		{`refused \(401 ` + "`session_lost`" + `\) (\d[\d,]*) hours after the sign-in`, []int{hours(stateful.CookieLifetime)}, "stateful.CookieLifetime"},
+		{`wrong codes are limited to (\d[\d,]*) a second after (\d[\d,]*), the joins to (\d[\d,]*) a second after (\d[\d,]*), the class to (\d[\d,]*) students`,
+			[]int{int(class.GuessRate), class.GuessBurst, int(class.DefaultJoinRate), class.DefaultJoinBurst, class.DefaultMaxStudents},
+			"class.GuessRate, GuessBurst, DefaultJoinRate, DefaultJoinBurst, DefaultMaxStudents"},
+	}
+	// What the page says in words, not digits.
+	if caps := []int{library.MaxTitleBytes, library.MaxAuthorBytes, library.MaxBorrowerNameBytes}; caps[1] != caps[0] || caps[2] != caps[0] {
+		t.Errorf("docs/SECURITY.md gives title, author and borrower_name one cap; the code: %v", caps)
+	}
+	if w := library.SignInFailureWindow; hours(w) != 1 || w%time.Hour != 0 {
+		t.Errorf("docs/SECURITY.md counts failed sign-ins \"an hour\"; library.SignInFailureWindow is %v", w)
+	}
+	for _, tt := range tests {
+		want := tt.want
+		m := words(tt.sentence).FindStringSubmatch(page)
+		if m == nil {
+			t.Errorf("docs/SECURITY.md no longer says %q (the numbers of %s): say it again, or change this test with the page", tt.sentence, tt.names)
+			continue
+		}
+		for i, w := range want {
+			got, err := strconv.Atoi(strings.ReplaceAll(m[i+1], ",", ""))
+			if err != nil || got != w {
+				t.Errorf("docs/SECURITY.md: %q gives %s where the code (%s) says %d", m[0], m[i+1], tt.names, w)
 			}
 		}
 	}

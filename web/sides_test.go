@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/statelab/statelab/compare"
+	"github.com/statelab/statelab/compare/class"
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
@@ -41,6 +42,9 @@ type feedBody struct {
 	// give the fields branches add (hosts, subnet) before report.Network
 	// has them.
 	Network map[string]any `json:"network,omitempty"`
+	// Class is a --class run's students; the student page shows its join
+	// form only when the feed has one.
+	Class *class.Feed `json:"class,omitempty"`
 }
 
 // pair returns the two strategies of "A,B", as statelab compare --sides

@@ -45,6 +45,9 @@ type Config struct {
 	// means a tuned *http.Transport: keep-alives, 64 idle connections per
 	// replica, a one-second dial timeout, no proxy from the environment and
 	// no transparent gzip, so responses pass through exactly as sent.
+	// Another Transport must, as net/http's does, send a request it does
+	// not deem idempotent again by itself only when nothing of it was
+	// written: the balancer judges what may have reached a replica by it.
 	Transport http.RoundTripper
 	// Dial, when set, makes the default Transport's connections, within
 	// the same one-second timeout: a balancer on a host of its own (package
@@ -109,11 +112,12 @@ const (
 // sending it again could borrow a book twice. Those retries are bounded:
 // at most two of them, and none once the request has spent
 // Config.RetryWithin in the balancer. Whether a try may have reached a
-// replica is decided by what was written: once its headers went out, on any
-// of the Transport's own attempts, it counts as sent, whatever error ends
-// it. (Go's Transport sends a request it deems replayable again on a new
-// connection by itself; a refused dial there does not mean the first
-// attempt never left.) X-Idempotency-Key is removed before a request goes
+// replica is decided by what was written, on any of the Transport's own
+// attempts: a request written whole counts as sent, whatever error ends it,
+// and so does one whose headers went out when the Transport may have sent it
+// again by itself after part of it left (Go's Transport does that for a
+// request it deems idempotent; a refused dial there does not mean the first
+// attempt never left). X-Idempotency-Key is removed before a request goes
 // to a replica: the replicas honour only Idempotency-Key, but the Transport
 // reads either as a promise that a POST may be sent twice.
 // Request bodies up to 1 MiB are buffered so
@@ -794,7 +798,7 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			b.metrics.retries.WithLabelValues(failed.ID).Inc()
 		}
 		ex.backend = be
-		var wrote atomic.Bool // set from the Transport's writer goroutine
+		var wrote written
 		resp, err := b.transport.RoundTrip(ex.try(req, be, &wrote))
 		if err == nil && retrySafe(ex.in) {
 			err = ex.readAnswer(resp)
@@ -825,8 +829,8 @@ func (ex *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		// What was written decides, not the last error alone: when the
 		// Transport wrote the request, the connection failed and its own
 		// retry could not connect, the dial error hides an attempt that
-		// may have been processed.
-		reached := wrote.Load() || !neverSent(err)
+		// may have been processed (written.reached).
+		reached := wrote.reached(req, err)
 		if reached && neverSent(err) {
 			reason = ReasonOther
 		}
@@ -929,8 +933,15 @@ func failureReason(err error) string {
 
 // try is req addressed to be, with a fresh copy of the buffered body; wrote
 // is set once the Transport has written its headers on any attempt.
-func (ex *exchange) try(req *http.Request, be *backend, wrote *atomic.Bool) *http.Request {
-	trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}
+func (ex *exchange) try(req *http.Request, be *backend, wrote *written) *http.Request {
+	trace := &httptrace.ClientTrace{
+		WroteHeaders: func() { wrote.headers.Store(true) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.whole.Store(true)
+			}
+		},
+	}
 	// A shallow copy the Transport may own.
 	out := req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	u := *req.URL
@@ -992,6 +1003,48 @@ func neverSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
+// written is what the Transport's attempts at one try wrote, as their
+// trace tells it (set from the Transport's writer goroutines).
+type written struct {
+	headers atomic.Bool // an attempt's headers went into its buffer: not necessarily onto the wire
+	whole   atomic.Bool // an attempt wrote the whole request and flushed it
+}
+
+// reached reports whether a try of req that ended in err may have reached
+// the replica. An attempt that wrote the whole request may have, and so
+// may one that ended in anything but a dial error. A dial error ends the
+// try when the Transport's own retry could not connect; what came before
+// it depends on req. The Transport sends a request it deems idempotent
+// (transportResends) again after an attempt that wrote part or all of it,
+// so there a write that went wrong may have left bytes on the wire, and
+// headers written count as sent: never a duplicate, at the price of a
+// needless 502 when nothing had left. Any other request (a POST without a
+// key) it sends again only after an attempt that wrote nothing (its
+// nothingWrittenError: a kept-alive connection found closed), so a dial
+// error with no whole write before it means no byte reached a replica,
+// and the next replica may take it.
+func (w *written) reached(req *http.Request, err error) bool {
+	if w.whole.Load() || !neverSent(err) {
+		return true
+	}
+	return transportResends(req) && w.headers.Load()
+}
+
+// transportResends reports whether net/http's Transport may send req
+// again by itself after a failure that may have come after some of it was
+// written: a request it deems idempotent (its GET, HEAD, OPTIONS and
+// TRACE, or any with an Idempotency-Key or X-Idempotency-Key header). It
+// errs on the side of yes: the Transport also wants a body it can rewind.
+func transportResends(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
+}
+
 // fail is the ReverseProxy's ErrorHandler: nothing has been written yet.
 func (ex *exchange) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errNoBackend) {
@@ -1014,8 +1067,6 @@ func (ex *exchange) count() {
 	}
 }
 
-// writeError answers for the balancer itself, in the project's envelope,
-// with a header that tells it apart from a replica's answer.
 // hostAllowed reports whether r's Host names the balancer (Config.Addr).
 func (b *Balancer) hostAllowed(r *http.Request) bool {
 	addr := b.addr
@@ -1029,6 +1080,8 @@ func (b *Balancer) hostAllowed(r *http.Request) bool {
 	return hostcheck.Names{Addr: addr}.Allowed(r.Host)
 }
 
+// writeError answers for the balancer itself, in the project's envelope,
+// with a header that tells it apart from a replica's answer.
 func (b *Balancer) writeError(w http.ResponseWriter, status int, code, message string) {
 	w.Header().Set(Header, b.side)
 	api.Encode(w, status, api.Envelope{Success: false, Code: code, Message: message})

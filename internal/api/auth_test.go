@@ -35,11 +35,6 @@ func TestSignIn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			now := time.Unix(1_700_000_000, 0)
 			limiter := api.NewSignInLimiter(api.SignInLimits{AccountRate: 1, AccountBurst: 2, AddrRate: 100, AddrBurst: 100}, func() time.Time { return now })
-			for range tt.spent {
-				if err := limiter.Allow(siRequest("application/json", "{}"), "alice@example.com"); err != nil {
-					t.Fatal(err)
-				}
-			}
 			checked := false
 			check := func(r *http.Request, c api.Credentials) (library.Member, error) {
 				checked = true
@@ -48,6 +43,13 @@ func TestSignIn(t *testing.T) {
 				}
 				return library.Member{}, library.Errorf(library.EUNAUTHORIZED, "Wrong email or password.")
 			}
+			for range tt.spent { // wrong passwords spend the account's sign-ins
+				_, err := api.SignIn(httptest.NewRecorder(), siRequest("application/json", `{"email":"alice@example.com","password":"nope"}`), limiter, check)
+				if got := library.ErrorCode(err); got != library.EUNAUTHORIZED {
+					t.Fatalf("a wrong password to spend the budget: %v, want %s", err, library.EUNAUTHORIZED)
+				}
+			}
+			checked = false
 			m, err := api.SignIn(httptest.NewRecorder(), siRequest(tt.contentType, tt.body), limiter, check)
 			if got := library.ErrorCode(err); got != tt.want || tt.want == "" && err != nil {
 				t.Fatalf("SignIn: error %v (code %q), want code %q", err, got, tt.want)

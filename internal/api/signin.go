@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -79,23 +78,6 @@ func NewSignInLimiter(l SignInLimits, now func() time.Time) *SignInLimiter {
 func (s *SignInLimiter) CountFailures(store library.Store, deviceKey []byte) *SignInLimiter {
 	s.failures, s.devices = store, deviceTokens{key: deviceKey}
 	return s
-}
-
-// Allow counts one sign-in attempt by r's client for email and returns an
-// ETOOMANYREQUESTS error, with the wait in RetryAfter, when either limit is
-// exceeded. A nil limiter allows everything.
-func (s *SignInLimiter) Allow(r *http.Request, email string) error {
-	if s == nil {
-		return nil
-	}
-	if err := s.allowAddr(r); err != nil {
-		return err
-	}
-	email = strings.ToLower(strings.TrimSpace(email))
-	if email == "" || len(email) > 254 {
-		return nil // not an account; the handler answers 400
-	}
-	return s.allowAccount(email)
 }
 
 // allowAddr spends one of the client address's sign-ins.
