@@ -95,9 +95,9 @@ var classRoutes = []struct {
 	{http.MethodGet, "/api/class/me", "", false, http.StatusOK},
 	{http.MethodGet, "/api/class/qr.png", "", true, http.StatusOK},
 	{http.MethodPost, "/api/class/join", `{"code":"ZZZZZZ","name":"mallory"}`, false, http.StatusForbidden},
-	{http.MethodGet, compare.SidePrefix("memory-sticky") + "/api/books", "", false, http.StatusUnauthorized},
-	{http.MethodGet, compare.SidePrefix("apikey") + "/api/books?q=go", "", false, http.StatusUnauthorized},
-	{http.MethodPost, compare.SidePrefix("memory-sticky") + "/api/auth/login", `{"email":"nobody@example.com","password":"wrong"}`, false, http.StatusUnauthorized},
+	{http.MethodGet, class.SidePrefix("memory-sticky") + "/api/books", "", false, http.StatusUnauthorized},
+	{http.MethodGet, class.SidePrefix("apikey") + "/api/books?q=go", "", false, http.StatusUnauthorized},
+	{http.MethodPost, class.SidePrefix("memory-sticky") + "/api/auth/login", `{"email":"nobody@example.com","password":"wrong"}`, false, http.StatusUnauthorized},
 }
 
 // TestClassRoutesGuarded: a class runner's pages, class API and
@@ -136,7 +136,7 @@ func TestClassRoutesGuarded(t *testing.T) {
 	}
 	for _, side := range []string{"memory-sticky", "apikey"} {
 		for deadline := time.Now().Add(60 * time.Second); ; {
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+compare.SidePrefix(side)+"/api/books", nil)
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+class.SidePrefix(side)+"/api/books", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/statelab/statelab/compare/load"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/httpserve"
 	"github.com/statelab/statelab/internal/labtest"
 	"github.com/statelab/statelab/web"
 )
@@ -91,7 +92,7 @@ func startFramedRunner(t *testing.T) *framedRunner {
 		t.Fatal(err)
 	}
 	runner := r.Handler()
-	srv := compare.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	srv := httpserve.New(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch req.URL.Path {
 		case "/app.js":
 			fr.appJS.Add(1)
@@ -106,7 +107,7 @@ func startFramedRunner(t *testing.T) *framedRunner {
 			return
 		}
 		runner.ServeHTTP(w, req)
-	}), compare.Timeouts{})
+	}), httpserve.Timeouts{})
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	return fr
