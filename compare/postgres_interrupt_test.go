@@ -23,6 +23,7 @@ import (
 // takes its private PostgreSQL with it, every process of it and the
 // cluster's directory, named for the runner's pid.
 func TestPostgresStoreInterrupted(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds statelab and starts a comparison on a private PostgreSQL")
 	}

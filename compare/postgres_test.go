@@ -5,7 +5,7 @@ package compare_test
 import (
 	"os"
 	"path/filepath"
-	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,18 +23,12 @@ import (
 // pays a round trip to the database on every request and a JWT's check
 // none: counted, and seen in the authenticated reads' median.
 func TestPostgresStoreEndToEnd(t *testing.T) {
+	t.Parallel() // with the other PostgreSQL tests: compare is make test's longest package
 	if testing.Short() {
 		t.Skip("builds statelab and runs a 10-second comparison on a private PostgreSQL")
 	}
 	bin := labtest.Binary(t)
 	labtest.NeedProgram(t, "PostgreSQL", pgserver.LookPath)
-	clusters := func() []string {
-		m, _ := filepath.Glob(filepath.Join(os.TempDir(), "statelab-pg-[0-9]*"))
-		// Other test binaries' clusters (labtest's, named -test-) come and go.
-		return slices.DeleteFunc(m, func(dir string) bool { return strings.Contains(filepath.Base(dir), "-test-") })
-	}
-	before := clusters()
-
 	r := rtStartRunner(t, bin, "--scenario", "quick", "--duration", "10s", "--users", "6", "--store", "postgres", "--sides", "apikey,jwt",
 		"--latency", "2ms", "--read-cache=false")
 	select {
@@ -69,15 +63,16 @@ func TestPostgresStoreEndToEnd(t *testing.T) {
 		t.Errorf("authenticated read p50: apikey %.2f ms, jwt %.2f ms; want apikey at least one round trip (%.0f ms) above: its lookup crosses the link",
 			key.ReadLatencyMS.P50, jwt.ReadLatencyMS.P50, 2*d)
 	}
-	for _, dir := range clusters() {
-		if !slices.Contains(before, dir) {
-			t.Errorf("the run left its cluster directory %s behind", dir)
-		}
+	// The runner's private cluster is named for its pid (other tests'
+	// runners, run in parallel, have clusters of their own).
+	mine := "statelab-pg-" + strconv.Itoa(r.cmd.Process.Pid) + "-"
+	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), mine+"*")); len(left) > 0 {
+		t.Errorf("the run left its cluster directory behind: %v", left)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)
-		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, "postgres -D") && strings.Contains(cmd, "statelab-pg-") && !strings.Contains(cmd, "-test-") {
+		if cmd := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmd, "postgres -D") && strings.Contains(cmd, mine) {
 			t.Errorf("a PostgreSQL outlived the runner: %s", cmd)
 		}
 	}
@@ -92,6 +87,7 @@ func TestPostgresStoreEndToEnd(t *testing.T) {
 // its authenticated reads are no longer a round trip slower than the jwt
 // side's. With --read-cache=false it fails both ways.
 func TestPostgresNotifyCacheEndToEnd(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds statelab and runs a 10-second comparison on a private PostgreSQL")
 	}
