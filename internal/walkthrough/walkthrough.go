@@ -230,7 +230,9 @@ func (w *walk) start(ctx context.Context) error {
 		w.sides[side] = supervisor.New(supervisor.Config{
 			Side:   side,
 			Binary: w.cfg.Binary,
-			Args:   st.ReplicaArgs(rc),
+			// -v shows the servers' log to a person: text, not the JSON
+			// the runner reads (the last --log-format wins).
+			Args: append(st.ReplicaArgs(rc), "--log-format", "text"),
 			// The side's secret, made once here so that every replica of
 			// the side shares it, goes in the environment, not on the
 			// command line, where ps would show it.
