@@ -12,6 +12,8 @@ import (
 
 	"github.com/statelab/statelab/compare/matrix"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/internal/store"
 )
 
 const matrixUsage = `Usage: statelab matrix [flags]
@@ -81,6 +83,7 @@ type matrixFlags struct {
 	quick                                                       bool
 	logLevel                                                    slog.Level
 	st                                                          storeFlags
+	readCache                                                   library.ReadCache
 	lk                                                          linkFlags
 	hf                                                          hostsFlags
 }
@@ -101,6 +104,7 @@ func (f *matrixFlags) add(fs *flagSet) {
 	fs.String(&f.latest, "latest", matrix.LatestFile, "a `file` that gets a copy of matrix.html, which the dashboard serves at /matrix (statelab compare -matrix); -latest= writes none")
 	fs.String(&f.dir, "work-dir", "", "`dir`ectory for the runs' databases and logs (default: a temporary one, removed afterwards)")
 	f.st.add(fs)
+	fs.Var(&f.readCache, "read-cache", "the replicas' read cache `mode` in every run, given with = (-read-cache=notify; a bare -read-cache is true; statelab stateful -h): true (exact), false (off), or notify (-store postgres only: no round trip on a hit, stale until PostgreSQL's notification arrives)")
 	f.lk.add(fs, "")
 	f.hf.add(fs)
 	fs.Func("log-level", "runner log `level`: debug, info, warn or error (default warn)", f.logLevel.UnmarshalText)
@@ -116,6 +120,9 @@ func (f *matrixFlags) config(set map[string]bool, getenv func(string) string) (m
 	}
 	if err := f.lk.check(); err != nil {
 		return matrix.Config{}, err
+	}
+	if f.readCache.Mode() == library.ReadCacheNotify && store.Chosen(f.st.kind, f.st.url) != store.Postgres {
+		return matrix.Config{}, errors.New("-read-cache notify needs -store postgres: it is PostgreSQL's (LISTEN/NOTIFY), and SQLite's exact cache already costs no round trip")
 	}
 	if err := f.hf.check(); err != nil {
 		return matrix.Config{}, err
@@ -141,7 +148,7 @@ func (f *matrixFlags) config(set map[string]bool, getenv func(string) string) (m
 	cfg := matrix.Config{
 		Binary: bin, Strategies: sts, Faults: fts, Users: f.users, Replicas: f.replicas,
 		Warmup: f.warmup, Window: f.window, Think: f.think, Seed: f.seed,
-		Addr: f.addr, ReportDir: f.reportDir, Latest: f.latest, Store: f.st.kind, StoreURL: f.st.url,
+		Addr: f.addr, ReportDir: f.reportDir, Latest: f.latest, Store: f.st.kind, StoreURL: f.st.url, ReadCache: f.readCache,
 		Latency: f.lk.latency, Jitter: f.lk.jitter, Hosts: f.hf.mode, HostsSubnet: f.hf.subnet,
 		RequireTools: getenv("CI") != "",
 		Dashboard:    dashboard(f.latest),

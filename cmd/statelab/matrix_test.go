@@ -34,7 +34,7 @@ func TestMatrixHelp(t *testing.T) {
 		}
 		chunks[help[s[2]:s[3]]] = help[s[0]:end]
 	}
-	for _, name := range []string{"strategies", "faults", "quick", "users", "replicas", "window", "warmup", "think", "seed", "addr", "report", "latest", "work-dir", "store", "store-url", "latency", "jitter", "hosts", "hosts-subnet", "log-level", "log-format"} {
+	for _, name := range []string{"strategies", "faults", "quick", "users", "replicas", "window", "warmup", "think", "seed", "addr", "report", "latest", "work-dir", "store", "store-url", "read-cache", "latency", "jitter", "hosts", "hosts-subnet", "log-level", "log-format"} {
 		chunk, ok := chunks[name]
 		if !ok {
 			t.Errorf("help does not list -%s", name)
@@ -44,8 +44,8 @@ func TestMatrixHelp(t *testing.T) {
 			t.Errorf("help of -%s does not name %s:\n%s", name, want, chunk)
 		}
 	}
-	if len(chunks) != 21 {
-		t.Errorf("help lists %d flags; the test knows 21: add the new one above", len(chunks))
+	if len(chunks) != 22 {
+		t.Errorf("help lists %d flags; the test knows 22: add the new one above", len(chunks))
 	}
 }
 
@@ -71,6 +71,8 @@ func TestMatrixBadInput(t *testing.T) {
 		{"bad environment", nil, map[string]string{"STATELAB_USERS": "many"}, "$STATELAB_USERS"},
 		{"a stray argument", []string{"memory"}, nil, `unexpected argument "memory"`},
 		{"a negative latency", []string{"--latency", "-1ms"}, nil, "latency is -1ms"},
+		{"a notify cache on SQLite", []string{"--read-cache=notify"}, nil, "-read-cache notify needs -store postgres"},
+		{"an unknown read cache", []string{"--read-cache=sometimes"}, nil, `read cache "sometimes"`},
 		{"unknown hosts", []string{"--hosts", "vm"}, nil, `-hosts: hosts "vm": use local`},
 		{"a hosts subnet too small", []string{"--hosts", "netns", "--hosts-subnet", "198.18.7.0/30"}, nil, "/8 to /29"},
 	}

@@ -55,7 +55,7 @@ type serverConfig struct {
 }
 
 // readCacheUsage is -read-cache's help: what each mode trades.
-const readCacheUsage = "how this process answers repeated reads (a book, a page of books, an API key) from its memory: " +
+const readCacheUsage = "how this process answers repeated reads (a book, a page of books, an API key) from its memory, given with = (-read-cache=notify; a bare -read-cache is true): " +
 	"`mode` true (exact: an answer is served only while nothing has committed since it was read, by any process, so never stale; " +
 	"SQLite reads that in shared memory for free, PostgreSQL asks the server, one round trip per hit, so there it caches pages only and reads a book or an API key every time), " +
 	"false (ask the database every time, to measure what the cache saves), " +

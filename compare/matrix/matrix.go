@@ -22,6 +22,7 @@ import (
 	"github.com/statelab/statelab/compare/report"
 	"github.com/statelab/statelab/compare/scenario"
 	"github.com/statelab/statelab/compare/strategy"
+	"github.com/statelab/statelab/internal/library"
 	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/store"
 )
@@ -75,6 +76,9 @@ type Config struct {
 	// Store and StoreURL choose the shared resource store of every run, as
 	// statelab compare's do: SQLite by default, or PostgreSQL.
 	Store, StoreURL string
+	// ReadCache is the replicas' read cache in every run, as statelab
+	// compare's --read-cache sets it; the zero value is exact.
+	ReadCache library.ReadCache
 	// Latency and Jitter put a link on every hop of every run, as
 	// statelab compare's --latency and --jitter do.
 	Latency, Jitter time.Duration
@@ -136,6 +140,8 @@ type Matrix struct {
 	// Store is the shared resource store the replicas ran on: sqlite or
 	// postgres.
 	Store string `json:"store"`
+	// ReadCache is the replicas' read cache: exact, off or notify.
+	ReadCache library.ReadCache `json:"read_cache"`
 	// LatencyMS and JitterMS are the links' one-way delay and its
 	// variation (0: no links).
 	LatencyMS float64 `json:"latency_ms"`
@@ -390,7 +396,7 @@ func Run(ctx context.Context, cfg Config) (*Matrix, error) {
 
 	m := &Matrix{
 		Cells: map[string]map[string]*Cell{}, Costs: map[string]*Costs{}, Seed: cfg.Seed, StartedAt: began.UTC(),
-		Quick: cfg.Quick, Users: cfg.Users, Replicas: cfg.Replicas, Store: store.Chosen(cfg.Store, cfg.StoreURL),
+		Quick: cfg.Quick, Users: cfg.Users, Replicas: cfg.Replicas, Store: store.Chosen(cfg.Store, cfg.StoreURL), ReadCache: cfg.ReadCache.Mode(),
 		LatencyMS: float64(cfg.Latency.Microseconds()) / 1000, JitterMS: float64(cfg.Jitter.Microseconds()) / 1000,
 		Hosts:   cmp.Or(cfg.Hosts, report.HostsLocal),
 		WarmupS: cfg.Warmup.Seconds(), WindowS: cfg.Window.Seconds(), ThinkMS: float64(cfg.Think.Microseconds()) / 1000,
@@ -530,6 +536,7 @@ func (pr *pairRun) config(cfg Config, sc scenario.Scenario, dirName, addr string
 		Addr: addr, BalancerAddrs: [2]string{"127.0.0.1:0", "127.0.0.1:0"},
 		ReportDir: filepath.Join(cfg.ReportDir, "runs", dirName), WorkDir: filepath.Join(cfg.WorkDir, dirName),
 		Store: cfg.Store, StoreURL: cfg.StoreURL, Latency: cfg.Latency, Jitter: cfg.Jitter,
+		ReadCache: cfg.ReadCache, NoReadCache: cfg.ReadCache.Mode() == library.ReadCacheOff,
 		Hosts: cfg.Hosts, HostsSubnet: cfg.HostsSubnet,
 		Stdout: io.Discard, Logger: cfg.Logger, Dashboard: cfg.Dashboard,
 		// On a busy machine the first sign-ins (bcrypt) and a slow event

@@ -270,7 +270,7 @@ func TestOutputs(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"strategies", "faults", "cells", "costs", "seed", "started_at", "store", "latency_ms", "jitter_ms", "hosts"} {
+	for _, k := range []string{"strategies", "faults", "cells", "costs", "seed", "started_at", "store", "read_cache", "latency_ms", "jitter_ms", "hosts"} {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("matrix.json lacks %q, which the issue names", k)
 		}

@@ -257,7 +257,7 @@ func (m *Matrix) Markdown(w io.Writer) {
 		fmt.Fprint(w, " (--quick)")
 	}
 	fmt.Fprintln(w, ".")
-	fmt.Fprintln(w, "\nStore: "+cmp.Or(m.Store, "sqlite")+". "+m.Network().String())
+	fmt.Fprintln(w, "\nStore: "+cmp.Or(m.Store, "sqlite")+", read cache "+string(m.ReadCache.Mode())+". "+m.Network().String())
 	if m.Interrupted {
 		fmt.Fprintln(w, "\n**Interrupted**: the cells marked ? were not measured.")
 	}
