@@ -265,15 +265,7 @@ func (m *Matrix) Markdown(w io.Writer) {
 		GlyphLost+" sign-ins were lost; "+GlyphNA+" the fault cannot touch the strategy. The number is the failed requests per 1000 in the fault's window "+
 		"(any answer but a 2xx or a 409 lost race, and requests with no answer); in brackets, the sessions lost.")
 	fmt.Fprintln(w)
-	fmt.Fprint(w, "| strategy |")
-	for _, f := range m.Faults {
-		fmt.Fprintf(w, " %s |", f)
-	}
-	fmt.Fprint(w, "\n|---|")
-	for range m.Faults {
-		fmt.Fprint(w, "---|")
-	}
-	fmt.Fprintln(w)
+	tableHead(w, "strategy", m.Faults, "---")
 	for _, st := range m.Strategies {
 		fmt.Fprintf(w, "| %s |", st)
 		_, skipped := m.Skipped[st]
@@ -293,15 +285,11 @@ func (m *Matrix) Markdown(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n## What each strategy pays, on every request")
 	fmt.Fprintln(w)
-	fmt.Fprint(w, "| strategy |")
-	for _, c := range costColumns {
-		fmt.Fprintf(w, " %s |", c.head)
+	heads := make([]string, len(costColumns))
+	for i, c := range costColumns {
+		heads[i] = c.head
 	}
-	fmt.Fprint(w, "\n|---|")
-	for range costColumns {
-		fmt.Fprint(w, "---:|")
-	}
-	fmt.Fprintln(w)
+	tableHead(w, "strategy", heads, "---:")
 	for _, st := range m.Strategies {
 		c := m.Costs[st]
 		if c == nil {
@@ -332,15 +320,7 @@ func (m *Matrix) Markdown(w io.Writer) {
 			fmt.Fprintf(w, "| %s | **%s** | %s |\n", c.Claim, c.Verdict, c.Why)
 		}
 		fmt.Fprintln(w)
-		fmt.Fprint(w, "| claim |")
-		for _, st := range m.Strategies {
-			fmt.Fprintf(w, " %s |", st)
-		}
-		fmt.Fprint(w, "\n|---|")
-		for range m.Strategies {
-			fmt.Fprint(w, "---|")
-		}
-		fmt.Fprintln(w)
+		tableHead(w, "claim", m.Strategies, "---")
 		for _, c := range m.Claims {
 			fmt.Fprintf(w, "| %s |", c.Claim)
 			for _, st := range m.Strategies {
@@ -493,4 +473,18 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// tableHead writes a markdown table's first two lines: the first column,
+// then one column per head, each aligned by rule ("---" or "---:").
+func tableHead(w io.Writer, first string, heads []string, rule string) {
+	fmt.Fprintf(w, "| %s |", first)
+	for _, h := range heads {
+		fmt.Fprintf(w, " %s |", h)
+	}
+	fmt.Fprint(w, "\n|---|")
+	for range heads {
+		fmt.Fprint(w, rule+"|")
+	}
+	fmt.Fprintln(w)
 }
