@@ -36,6 +36,7 @@ import (
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/httpserve"
 	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/internal/privfile"
 	"github.com/statelab/statelab/internal/seed"
 	"github.com/statelab/statelab/internal/services"
 	"github.com/statelab/statelab/internal/store"
@@ -401,18 +402,9 @@ func (r *Runner) registerSideMetrics() {
 }
 
 // openReplicaLog opens the replicas' log. It is for the one running the
-// lab: it can hold what a replica logged about a request. 0600 whatever
-// the umask, and an existing file from an older run is tightened too.
+// lab: it can hold what a replica logged about a request (privfile).
 func openReplicaLog(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "replicas.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return privfile.Open(filepath.Join(dir, "replicas.log"), os.O_APPEND)
 }
 
 // newSide starts one side's balancer listening, and the services its

@@ -17,6 +17,7 @@ import (
 	"github.com/statelab/statelab/compare/supervisor"
 	"github.com/statelab/statelab/internal/client"
 	"github.com/statelab/statelab/internal/library"
+	"github.com/statelab/statelab/internal/privfile"
 	"github.com/statelab/statelab/internal/services"
 	"github.com/statelab/statelab/internal/store"
 	"github.com/statelab/statelab/stateful"
@@ -185,14 +186,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The servers' log is for the one measuring: it can hold what a
 	// server logged about a request. 0600 whatever the umask, and one left
 	// by an older run is tightened too, as compare's replicas.log.
-	logFile, err := os.OpenFile(filepath.Join(cfg.WorkDir, "servers.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	logFile, err := privfile.Open(filepath.Join(cfg.WorkDir, "servers.log"), os.O_TRUNC)
 	if err != nil {
 		return nil, fmt.Errorf("perf: %w", err)
 	}
 	defer logFile.Close()
-	if err := logFile.Chmod(0o600); err != nil {
-		return nil, fmt.Errorf("perf: %w", err)
-	}
 	b.logFile = logFile
 	db, err := store.OpenShared(ctx, cfg.Store, cfg.StoreURL, cfg.WorkDir)
 	if err != nil {

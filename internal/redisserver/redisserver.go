@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/statelab/statelab/internal/privfile"
 	"github.com/statelab/statelab/internal/proccpu"
 )
 
@@ -221,7 +222,7 @@ func (s *Server) Stop() error {
 // start runs the process on s.port and waits for its PING.
 func (s *Server) start(ctx context.Context) error {
 	logPath := filepath.Join(s.dir, "redis.log")
-	logFile, err := privateFile(logPath)
+	logFile, err := privfile.Open(logPath, os.O_APPEND)
 	if err != nil {
 		return err
 	}
@@ -323,20 +324,6 @@ func privateDir(dir string) error {
 		return err
 	}
 	return os.Chmod(dir, 0o700)
-}
-
-// privateFile opens path to append, creating it 0600 or tightening it to
-// 0600 whatever the umask or an older run left.
-func privateFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }
 
 // freePort asks the kernel for a port no one listens on now.
