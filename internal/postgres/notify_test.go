@@ -1,11 +1,8 @@
 package postgres_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -147,27 +144,7 @@ func TestNotifyCache_SeesEveryChangeOfAnotherProcess(t *testing.T) {
 	key := func(i int) string { return fmt.Sprintf("notify-%03d", i) }
 	waitListening(t, db)
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(append(os.Environ(), srv.Env()...),
-		envHelper+"=stamped", envURL+"="+srv.URL(name), envMember+"="+fmt.Sprint(alice.ID))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	replies := bufio.NewScanner(stdout)
+	stdin, replies := startHelper(t, "stamped", srv.Env(), srv.URL(name), alice.ID)
 
 	title := func() string {
 		b, err := db.FindBookByID(ctx, book.ID)

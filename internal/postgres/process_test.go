@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"testing"
@@ -66,6 +67,34 @@ func TestHelperProcess(t *testing.T) {
 	}
 }
 
+// startHelper runs TestHelperProcess in a process of its own, as mode,
+// on the database at url (env carries its password) for the member: it
+// reads its orders from stdin and answers on the scanner returned. It is
+// ended when the test ends.
+func startHelper(t *testing.T, mode string, env []string, url string, member int64) (io.WriteCloser, *bufio.Scanner) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), env...), envHelper+"="+mode, envURL+"="+url, envMember+"="+fmt.Sprint(member))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	return stdin, bufio.NewScanner(stdout)
+}
+
 func cmpErr(errs ...error) error {
 	for _, err := range errs {
 		if err != nil {
@@ -101,27 +130,7 @@ func TestReadCache_SeesEveryCommitOfAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(append(os.Environ(), srv.Env()...),
-		envHelper+"=pingpong", envURL+"="+srv.URL(name), envMember+"="+fmt.Sprint(alice.ID))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	replies := bufio.NewScanner(stdout)
+	stdin, replies := startHelper(t, "pingpong", srv.Env(), srv.URL(name), alice.ID)
 
 	// The title as a page of the catalog shows it: what the cache holds.
 	title := func() string {
